@@ -1,0 +1,169 @@
+"""The demo: the sandbox and an example app on localhost, wired together; and a headless check of the login."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import secrets
+import sys
+import time
+from collections.abc import Callable
+from html.parser import HTMLParser
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import urljoin
+
+__all__ = ["DemoError", "approve_login_headlessly", "find_example", "run_demo"]
+
+EXAMPLES = {"starlette": "starlette_app.py"}
+
+
+class DemoError(RuntimeError):
+    """The demo could not start, or its headless check failed; the message says why."""
+
+
+def find_example(framework: str) -> Path:
+    """Locate the example app for ``framework`` in a checkout of gist_authlib (or ``$GIST_AUTHLIB_EXAMPLES``)."""
+    filename = EXAMPLES.get(framework)
+    if filename is None:
+        raise DemoError(f"No example for {framework!r}; choose one of {', '.join(sorted(EXAMPLES))}.")
+    candidates = [
+        Path(os.environ["GIST_AUTHLIB_EXAMPLES"]) if os.environ.get("GIST_AUTHLIB_EXAMPLES") else None,
+        Path(__file__).resolve().parent.parent / "examples",
+        Path.cwd() / "examples",
+    ]
+    for folder in candidates:
+        if folder is not None and (folder / filename).is_file():
+            return folder / filename
+    raise DemoError(
+        f"Cannot find examples/{filename}. Run the demo from a checkout of gist_authlib "
+        "(pip install -e '.[demo]'), or set GIST_AUTHLIB_EXAMPLES to the examples folder."
+    )
+
+
+def _load_module(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"gist_authlib_example_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise DemoError(f"Cannot load {path}.")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _FormParser(HTMLParser):
+    """Collects the first form's action and hidden inputs, and the text of list items."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.action: str | None = None
+        self.hidden: dict[str, str] = {}
+        self.items: list[str] = []
+        self._in_li = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {k: v or "" for k, v in attrs}
+        if tag == "form" and self.action is None:
+            self.action = values.get("action", "")
+        elif tag == "input" and values.get("type") == "hidden" and values.get("name"):
+            self.hidden[values["name"]] = values.get("value", "")
+        elif tag == "li":
+            self._in_li = True
+            self.items.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "li":
+            self._in_li = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_li:
+            self.items[-1] += data
+
+
+def approve_login_headlessly(app_url: str, login_path: str = "/auth/gist", *, timeout: float = 10.0) -> list[str]:
+    """Log in through ``app_url`` like a browser that clicks Approve; return the final page's list items.
+
+    Follows redirects, fills the sandbox's consent form and posts it. Raises :class:`DemoError` with the
+    reason when any step fails.
+    """
+    import httpx2
+
+    with httpx2.Client(follow_redirects=True, timeout=timeout, trust_env=False) as browser:
+        try:
+            consent = browser.get(urljoin(app_url, login_path))
+        except httpx2.HTTPError as exc:
+            raise DemoError(f"Could not start the login at {app_url}: {type(exc).__name__}.") from None
+        if consent.status_code != 200:
+            raise DemoError(f"The login did not reach a consent page (HTTP {consent.status_code}).")
+        form = _FormParser()
+        form.feed(consent.text)
+        if form.action is None:
+            raise DemoError("The consent page has no form: " + consent.text[:200])
+        decision = dict(form.hidden, decision="approve")
+        try:
+            final = browser.post(urljoin(str(consent.url), form.action), data=decision)
+        except httpx2.HTTPError as exc:
+            raise DemoError(f"The callback failed: {type(exc).__name__}.") from None
+        if final.status_code != 200:
+            raise DemoError(f"The callback answered HTTP {final.status_code}: {final.text[:300]}")
+        page = _FormParser()
+        page.feed(final.text)
+        return [item.strip() for item in page.items]
+
+
+def run_demo(
+    *,
+    framework: str = "starlette",
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    sandbox_port: int = 8765,
+    check: bool = False,
+    out: Callable[[str], Any] = print,
+) -> int:
+    """Start the sandbox and the example app; with ``check``, log in headlessly and stop.
+
+    Returns the process exit code.
+    """
+    from .sandbox import SandboxClient, ServerThread, create_app
+
+    example = _load_module(find_example(framework))
+    sandbox_server = ServerThread(host=host, port=sandbox_port)
+    app_server = ServerThread(host=host, port=port)
+    client_id = "gist-demo-app"
+    client_secret = secrets.token_urlsafe(24)
+    callbacks = (f"{app_server.url}/oauth/gist/callback", f"http://localhost:{app_server.port}/oauth/gist/callback")
+    sandbox = create_app(clients=[SandboxClient(client_id, client_secret, callbacks, name="Gist example app")])
+    env = {
+        "GIST_CLIENT_ID": client_id,
+        "GIST_CLIENT_SECRET": client_secret,
+        "GIST_AUTHORIZE_URL": f"{sandbox_server.url}/oauth/authorize",
+        "GIST_ACCESS_TOKEN_URL": f"{sandbox_server.url}/oauth/token",
+        "GIST_API_BASE_URL": f"{sandbox_server.url}/",
+        "SESSION_SECRET": secrets.token_urlsafe(32),
+    }
+    app = example.create_app(env)
+    sandbox_server.start(sandbox)
+    app_server.start(app)
+    try:
+        if check:
+            items = approve_login_headlessly(app_server.url)
+            expected = [t["name"] for t in sandbox.workspace.teammates]
+            missing = [name for name in expected if not any(name in item for item in items)]
+            if missing:
+                raise DemoError(f"The page after login does not list {', '.join(missing)}.")
+            out(f"Logged in through the {framework} example; it listed {len(items)} teammates:")
+            for item in items:
+                out(f"  - {item}")
+            return 0
+        out(f"Gist sandbox:   {sandbox_server.url}/  (client id {client_id})")
+        out(f"Example app:    {framework}")
+        out("")
+        out(f"Open {app_server.url}/ and click 'Log in with Gist'. Ctrl-C stops.")
+        sys.stdout.flush()
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        app_server.stop()
+        sandbox_server.stop()

@@ -1,0 +1,262 @@
+"""The package's exception types: one hierarchy rooted at :class:`GistAuthError`.
+
+Every message is safe to show to a user and to log: it never contains a token, an authorization code,
+a PKCE verifier or a client secret. Text that came from the other side (an ``error`` code or an
+``error_description``) is shortened, and HTML pages escape it before showing it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AccessDeniedError",
+    "AuthorizationError",
+    "ConfigurationError",
+    "ExpiredStateError",
+    "GistAuthError",
+    "InvalidTokenResponseError",
+    "LoginError",
+    "MissingCodeError",
+    "MissingCredentialsError",
+    "MissingStateError",
+    "ReplayedCallbackError",
+    "SessionNotConfiguredError",
+    "StateError",
+    "TokenEndpointError",
+    "TokenEndpointUnreachableError",
+    "TokenExchangeError",
+    "UnknownScopeError",
+    "UnknownStateError",
+]
+
+_MAX_REMOTE_TEXT = 200
+
+
+def _short(text: object) -> str:
+    """Shorten text that came from outside so that a hostile server cannot flood a page or a log."""
+    value = str(text)
+    return value if len(value) <= _MAX_REMOTE_TEXT else value[: _MAX_REMOTE_TEXT - 1] + "…"
+
+
+class GistAuthError(Exception):
+    """Root of every error raised by gist_authlib.
+
+    Attributes:
+        error_code: a short, stable machine-readable name (``"access_denied"``, ``"state_unknown"``, ...).
+        status_code: the HTTP status a web page reporting this error should carry.
+        title: a one-line summary fit for a page heading.
+    """
+
+    error_code: str = "gist_auth_error"
+    status_code: int = 400
+    title: str = "Gist login failed"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+# --- configuration: the developer has something to fix -------------------------------------------
+
+
+class ConfigurationError(GistAuthError):
+    """gist_authlib is not set up correctly; the message says which setting to fix."""
+
+    error_code = "configuration_error"
+    # Not 500: the page is ours and deliberate, and says the login is unavailable rather than broken.
+    status_code = 503
+    title = "Gist login is not configured"
+
+
+class MissingCredentialsError(ConfigurationError):
+    """The client id or client secret is missing.
+
+    Attributes:
+        setting: the name of the setting to fill in (``GIST_CLIENT_ID`` or a Django settings path).
+    """
+
+    error_code = "missing_credentials"
+
+    def __init__(self, setting: str, what: str) -> None:
+        super().__init__(
+            f"The Gist {what} is not set. Set {setting} (copy it from your app in Gist's Developer Hub, "
+            f"https://app.getgist.com/developer), or pass it to gist_authlib.register()."
+        )
+        self.setting = setting
+
+
+class UnknownScopeError(ConfigurationError, ValueError):
+    """A requested scope is not in the provider's scope catalogue.
+
+    Attributes:
+        scope: the scope that was asked for.
+        suggestion: the nearest known scope, or ``None``.
+    """
+
+    error_code = "unknown_scope"
+
+    def __init__(self, scope: str, suggestion: str | None) -> None:
+        hint = f" Did you mean {suggestion}?" if suggestion else ""
+        super().__init__(
+            f"Unknown Gist scope {_short(scope)!r}.{hint} If Gist has added this scope, extend the provider: "
+            f"GistProvider().with_scopes({{{_short(scope)!r}: 'what it allows'}})."
+        )
+        self.scope = scope
+        self.suggestion = suggestion
+
+
+class SessionNotConfiguredError(ConfigurationError):
+    """The web framework has no session, so the login state cannot be kept."""
+
+    error_code = "session_not_configured"
+
+
+# --- the login itself: the user's side (400) -----------------------------------------------------
+
+
+class LoginError(GistAuthError):
+    """The callback that came back from Gist cannot complete a login (the user's side)."""
+
+    error_code = "login_error"
+    status_code = 400
+
+
+class AuthorizationError(LoginError):
+    """Gist redirected back with an ``error`` parameter.
+
+    Attributes:
+        error: the OAuth error code Gist sent (shortened).
+        description: the ``error_description`` Gist sent, if any (shortened; escape it before showing it).
+    """
+
+    error_code = "authorization_error"
+    title = "Gist did not authorize the login"
+
+    def __init__(self, error: str, description: str | None = None) -> None:
+        self.error = _short(error)
+        self.description = _short(description) if description else None
+        text = f"Gist answered the login with the error {self.error!r}"
+        if self.description:
+            text += f": {self.description}"
+        super().__init__(text + ".")
+
+
+class AccessDeniedError(AuthorizationError):
+    """The user declined to authorize the app on Gist's consent page."""
+
+    error_code = "access_denied"
+    title = "Access was not granted"
+
+    def __init__(self, description: str | None = None) -> None:
+        super().__init__("access_denied", description)
+        self.message = "You declined to give this app access to your Gist workspace. Nothing was stored."
+        self.args = (self.message,)
+
+
+class StateError(LoginError):
+    """The callback's ``state`` does not match a login this browser started (a possible CSRF attempt)."""
+
+    error_code = "state_error"
+    title = "This login link is not valid"
+
+
+class MissingStateError(StateError):
+    """The callback carries no ``state``, or more than one."""
+
+    error_code = "state_missing"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or "The callback carries no state, so it cannot be matched to a login. Start again.")
+
+
+class UnknownStateError(StateError):
+    """The state was never issued to this browser session (forged, or issued to another browser)."""
+
+    error_code = "state_unknown"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This callback's state was not issued to this browser session, so the login was refused. "
+            "Start the login again from this browser."
+        )
+
+
+class ExpiredStateError(StateError):
+    """The login was started too long ago."""
+
+    error_code = "state_expired"
+
+    def __init__(self) -> None:
+        super().__init__("This login was started too long ago and has expired. Start again.")
+
+
+class ReplayedCallbackError(StateError):
+    """The callback was already used once (a reload, the back button, or a replay)."""
+
+    error_code = "callback_replayed"
+
+    def __init__(self) -> None:
+        super().__init__("This login callback was already used. Start the login again.")
+
+
+class MissingCodeError(LoginError):
+    """The callback carries a valid state but no authorization code."""
+
+    error_code = "code_missing"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or "Gist sent no authorization code back. Start the login again.")
+
+
+# --- the token exchange: Gist's side (502) --------------------------------------------------------
+
+
+class TokenExchangeError(GistAuthError):
+    """Exchanging the authorization code for an access token failed on Gist's side."""
+
+    error_code = "token_exchange_failed"
+    status_code = 502
+    title = "Gist did not complete the login"
+
+
+class TokenEndpointError(TokenExchangeError):
+    """The token endpoint refused the request.
+
+    Attributes:
+        http_status: the HTTP status of the answer.
+        error: the OAuth ``error`` code in the answer, if any (shortened).
+    """
+
+    error_code = "token_endpoint_error"
+
+    def __init__(self, http_status: int, error: str | None = None, description: str | None = None) -> None:
+        self.http_status = http_status
+        self.error = _short(error) if error else None
+        text = f"Gist's token endpoint answered HTTP {http_status}"
+        if self.error:
+            text += f" with the error {self.error!r}"
+            if description:
+                text += f" ({_short(description)})"
+        super().__init__(text + ". Start the login again; if it keeps failing, check the client id and secret.")
+
+
+class TokenEndpointUnreachableError(TokenExchangeError):
+    """The token endpoint could not be reached, or did not answer in time."""
+
+    error_code = "token_endpoint_unreachable"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"Gist's token endpoint could not be reached ({_short(reason)}). Try again in a moment.")
+        self.reason = reason
+
+
+class InvalidTokenResponseError(TokenExchangeError):
+    """The token endpoint answered 2xx, but not with a usable access token. Nothing was stored."""
+
+    error_code = "invalid_token_response"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"Gist's token endpoint sent an unusable answer: {_short(reason)}. Nothing was stored.")
+        self.reason = reason

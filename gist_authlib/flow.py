@@ -1,0 +1,366 @@
+"""Framework-free rules of a Gist login: state, PKCE, callback checks, safe ``next`` paths, token checks.
+
+The web adapters (``gist_authlib.starlette``, ...) only move data between a request and these functions;
+every decision is made here, once, so that all frameworks behave alike.
+
+State handling, and why it differs from Authlib's:
+
+* a state is 256 bits from :mod:`secrets`, single use, and expires (10 minutes by default);
+* it is kept in the browser's session, so a state issued to one browser is unknown to another;
+* several logins may be pending at once (two tabs), up to ``max_pending`` per registration;
+* the PKCE verifier is not stored anywhere: it is an HMAC of the state under the client secret, so the
+  session cookie (signed, not encrypted, in Starlette and Flask) never carries it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from .errors import (
+    AccessDeniedError,
+    AuthorizationError,
+    ExpiredStateError,
+    GistAuthError,
+    InvalidTokenResponseError,
+    MissingCodeError,
+    MissingStateError,
+    ReplayedCallbackError,
+    TokenEndpointError,
+    TokenEndpointUnreachableError,
+    UnknownStateError,
+)
+
+__all__ = [
+    "AuthorizationRequest",
+    "CallbackGrant",
+    "LoginFlow",
+    "check_token_response",
+    "safe_next_path",
+    "translate_token_error",
+]
+
+SESSION_KEY_PREFIX = "_gist_authlib:"
+_MAX_PARAM_LENGTH = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationRequest:
+    """Where to send the browser to start a login.
+
+    Attributes:
+        url: the authorization URL, with every query parameter.
+        state: the state issued for this login (already recorded in the session).
+    """
+
+    url: str
+    state: str
+
+    def __repr__(self) -> str:
+        return "AuthorizationRequest(url=<authorize url>, state=<hidden>)"
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackGrant:
+    """A callback that passed every check: what the token request needs, and where to go afterwards.
+
+    Attributes:
+        code: the authorization code (secret: never log it).
+        redirect_uri: the redirect URI used when the login started.
+        code_verifier: the PKCE verifier, or ``None`` when PKCE is off (secret).
+        next_path: the same-origin path to return to after login, or ``None``.
+    """
+
+    code: str
+    redirect_uri: str
+    code_verifier: str | None
+    next_path: str | None
+
+    def token_params(self) -> dict[str, str]:
+        """Keyword arguments for Authlib's ``fetch_access_token``, as a new dict."""
+        params = {"code": self.code, "redirect_uri": self.redirect_uri}
+        if self.code_verifier:
+            params["code_verifier"] = self.code_verifier
+        return params
+
+    def __repr__(self) -> str:
+        return f"CallbackGrant(code=<hidden>, redirect_uri={self.redirect_uri!r}, next_path={self.next_path!r})"
+
+
+class LoginFlow:
+    """The login rules of one registration (one provider name).
+
+    Args:
+        name: the registration's name; pending logins are kept under a session key of their own, so two
+            registrations never see each other's state.
+        state_ttl: seconds a started login stays valid.
+        max_pending: how many logins may be pending at once per browser (tabs); the oldest is dropped.
+        pkce: send an S256 PKCE challenge (on by default; Gist ignores it, RFC 6749 servers must).
+        clock: the time source, for tests.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        state_ttl: float = 600.0,
+        max_pending: int = 8,
+        pkce: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if state_ttl <= 0:
+            raise ValueError("state_ttl must be a positive number of seconds.")
+        if max_pending < 1:
+            raise ValueError("max_pending must be at least 1.")
+        self.name = name
+        self.state_ttl = state_ttl
+        self.max_pending = max_pending
+        self.pkce = pkce
+        self.clock = clock
+        self.session_key = SESSION_KEY_PREFIX + name
+
+    def __repr__(self) -> str:
+        return f"LoginFlow(name={self.name!r}, state_ttl={self.state_ttl}, pkce={self.pkce})"
+
+    # -- starting a login ---------------------------------------------------------------------------
+
+    def start(
+        self,
+        session: MutableMapping[str, Any],
+        *,
+        authorize_url: str,
+        client_id: str,
+        client_secret: str,
+        redirect_uri: str,
+        scopes: Iterable[str],
+        next_path: str | None = None,
+        extra_params: Mapping[str, str] | None = None,
+    ) -> AuthorizationRequest:
+        """Issue a state, record it in ``session`` and build the authorization URL."""
+        state = secrets.token_urlsafe(32)
+        now = self.clock()
+        record = self._load(session, now)
+        pending: dict[str, list[Any]] = record["p"]
+        pending[state] = [now + self.state_ttl, safe_next_path(next_path)]
+        while len(pending) > self.max_pending:
+            oldest = min(pending, key=lambda s: pending[s][0])
+            del pending[oldest]
+        self._save(session, record)
+
+        params: dict[str, str] = {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": redirect_uri,
+            "scope": " ".join(scopes),
+            "state": state,
+        }
+        if self.pkce:
+            params["code_challenge"] = _s256(self._verifier(client_secret, state))
+            params["code_challenge_method"] = "S256"
+        if extra_params:
+            for key, value in extra_params.items():
+                params.setdefault(key, value)
+        separator = "&" if "?" in authorize_url else "?"
+        return AuthorizationRequest(url=f"{authorize_url}{separator}{urlencode(params)}", state=state)
+
+    # -- finishing a login --------------------------------------------------------------------------
+
+    def finish(
+        self,
+        session: MutableMapping[str, Any],
+        query: Iterable[tuple[str, str]],
+        *,
+        client_secret: str,
+        redirect_uri: str,
+    ) -> CallbackGrant:
+        """Check a callback's query against the session and consume its state.
+
+        The state is consumed before anything else can fail, so a callback can never be used twice.
+
+        Raises:
+            MissingStateError, UnknownStateError, ExpiredStateError, ReplayedCallbackError: the state
+                does not belong to a login this browser started (no token request may follow).
+            AccessDeniedError, AuthorizationError: Gist reported an error for a login we started.
+            MissingCodeError: no usable code.
+        """
+        params = _collect(query)
+        states = params.get("state", [])
+        if len(states) != 1 or not states[0] or len(states[0]) > _MAX_PARAM_LENGTH:
+            # An unauthenticated error callback is reported as what it claims only when it is
+            # harmless to believe it; without a state it proves nothing.
+            raise MissingStateError(
+                None if len(states) < 2 else "The callback carries more than one state, so it was refused."
+            )
+        state = states[0]
+        now = self.clock()
+        record = self._load(session, now, drop_expired=False)
+        entry = record["p"].pop(state, None)
+        digest = _digest(state)
+        if entry is None:
+            self._save(session, self._prune(record, now))
+            if digest in record["u"]:
+                raise ReplayedCallbackError()
+            raise UnknownStateError()
+        record["u"][digest] = now + self.state_ttl
+        self._save(session, self._prune(record, now))
+        expires_at, next_path = entry
+        if expires_at < now:
+            raise ExpiredStateError()
+
+        errors = params.get("error", [])
+        if errors:
+            description = (params.get("error_description") or [None])[0]
+            if errors[0] == "access_denied":
+                raise AccessDeniedError(description)
+            raise AuthorizationError(errors[0], description)
+
+        codes = params.get("code", [])
+        if len(codes) != 1 or not codes[0]:
+            raise MissingCodeError(
+                None if len(codes) < 2 else "The callback carries more than one code, so it was refused."
+            )
+        if len(codes[0]) > _MAX_PARAM_LENGTH:
+            raise MissingCodeError("The callback's code is too long to be genuine.")
+        verifier = self._verifier(client_secret, state) if self.pkce else None
+        return CallbackGrant(
+            code=codes[0], redirect_uri=redirect_uri, code_verifier=verifier, next_path=next_path
+        )
+
+    def pending_count(self, session: Mapping[str, Any]) -> int:
+        """How many logins this browser has started and not finished (expired ones included)."""
+        value = session.get(self.session_key)
+        return len(value.get("p", {})) if isinstance(value, dict) else 0
+
+    # -- internals ----------------------------------------------------------------------------------
+
+    def _verifier(self, client_secret: str, state: str) -> str:
+        message = f"gist-authlib pkce\0{self.name}\0{state}".encode()
+        mac = hmac.new(client_secret.encode(), message, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+    def _load(
+        self, session: Mapping[str, Any], now: float, *, drop_expired: bool = True
+    ) -> dict[str, dict[str, Any]]:
+        value = session.get(self.session_key)
+        pending: dict[str, list[Any]] = {}
+        used: dict[str, float] = {}
+        if isinstance(value, dict):
+            # A session is data we wrote, but a cookie session can be old or odd: keep only well-formed rows.
+            for state, entry in (value.get("p") or {}).items():
+                if (
+                    isinstance(entry, list)
+                    and len(entry) == 2
+                    and isinstance(entry[0], (int, float))
+                    and (entry[1] is None or isinstance(entry[1], str))
+                ):
+                    pending[str(state)] = entry
+            for digest, expiry in (value.get("u") or {}).items():
+                if isinstance(expiry, (int, float)):
+                    used[str(digest)] = float(expiry)
+        record = {"p": pending, "u": used}
+        return self._prune(record, now) if drop_expired else record
+
+    def _prune(self, record: dict[str, dict[str, Any]], now: float) -> dict[str, dict[str, Any]]:
+        record["p"] = {s: e for s, e in record["p"].items() if e[0] >= now}
+        used = {d: t for d, t in record["u"].items() if t >= now}
+        while len(used) > self.max_pending:
+            del used[min(used, key=used.__getitem__)]
+        record["u"] = used
+        return record
+
+    def _save(self, session: MutableMapping[str, Any], record: dict[str, dict[str, Any]]) -> None:
+        # Assign a new value every time: Django only saves a session whose keys were assigned.
+        if record["p"] or record["u"]:
+            session[self.session_key] = json.loads(json.dumps(record))
+        else:
+            session.pop(self.session_key, None)
+
+
+def safe_next_path(value: str | None) -> str | None:
+    """Return ``value`` if it is a same-origin relative path (``/dashboard?tab=1``), else ``None``.
+
+    Refused: anything with a scheme or host (``https://evil``, ``//evil``, ``/\\evil``), backslashes,
+    control characters (tabs and newlines that browsers strip), and over-long values.
+    """
+    if not value or len(value) > _MAX_PARAM_LENGTH:
+        return None
+    if not value.startswith("/") or value.startswith("//"):
+        return None
+    if "\\" in value or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        return None
+    lowered = value.lower()
+    # Encoded slashes and backslashes can be decoded once more by a proxy or a framework.
+    if lowered.startswith(("/%2f", "/%5c")) or "%0" in lowered[:4]:
+        return None
+    return value
+
+
+def check_token_response(token: Any) -> dict[str, Any]:
+    """Validate what the token endpoint returned and return it as a plain dict.
+
+    Raises:
+        InvalidTokenResponseError: not a JSON object, an ``error`` inside a success answer, or no
+            usable ``access_token`` string.
+    """
+    if not isinstance(token, Mapping):
+        raise InvalidTokenResponseError("the answer is not a JSON object")
+    if "error" in token:
+        raise InvalidTokenResponseError(f"the answer carries the error {str(token['error'])[:60]!r}")
+    access_token = token.get("access_token")
+    if not isinstance(access_token, str) or not access_token.strip():
+        raise InvalidTokenResponseError("the answer has no access_token string")
+    if len(access_token) > 8192 or any(ch.isspace() for ch in access_token):
+        raise InvalidTokenResponseError("the access_token is not a plausible bearer token")
+    token_type = token.get("token_type")
+    if token_type is not None and str(token_type).lower() != "bearer":
+        raise InvalidTokenResponseError(f"the token type {str(token_type)[:30]!r} is not bearer")
+    return dict(token)
+
+
+def translate_token_error(exc: BaseException) -> GistAuthError:
+    """Turn what Authlib or httpx2 raised during the token request into the package's error type.
+
+    The original exception is never put into the message: its text may quote the request.
+    """
+    import httpx2
+    from authlib.integrations.base_client import OAuthError
+
+    if isinstance(exc, GistAuthError):
+        return exc
+    if isinstance(exc, httpx2.HTTPStatusError):
+        return TokenEndpointError(exc.response.status_code)
+    if isinstance(exc, httpx2.TimeoutException):
+        return TokenEndpointUnreachableError("no answer within the timeout")
+    if isinstance(exc, httpx2.TooManyRedirects):
+        return TokenEndpointUnreachableError("too many redirects")
+    if isinstance(exc, httpx2.TransportError):
+        return TokenEndpointUnreachableError(type(exc).__name__)
+    if isinstance(exc, OAuthError):
+        status = 400
+        return TokenEndpointError(status, exc.error or "oauth_error", exc.description)
+    if isinstance(exc, ValueError):
+        return InvalidTokenResponseError("the answer is not a JSON object")
+    return InvalidTokenResponseError(type(exc).__name__)
+
+
+def _collect(query: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    params: dict[str, list[str]] = {}
+    for key, value in query:
+        params.setdefault(key, []).append(value)
+    return params
+
+
+def _digest(state: str) -> str:
+    return hashlib.sha256(state.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def _s256(verifier: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()

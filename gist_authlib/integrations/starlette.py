@@ -1,0 +1,140 @@
+"""Starlette and FastAPI adapter: a login route and a callback route over :mod:`gist_authlib.flow`."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from .._pages import CALLBACK_HEADERS, error_page
+from ..errors import GistAuthError, SessionNotConfiguredError
+from ..flow import translate_token_error
+
+__all__ = ["OnError", "OnLogin", "default_on_error", "gist_routes"]
+
+log = logging.getLogger("gist_authlib.starlette")
+
+OnLogin = Callable[[Request, dict[str, Any]], Awaitable[Response] | Response]
+OnError = Callable[[Request, GistAuthError], Awaitable[Response] | Response]
+
+
+def default_on_error(request: Request, error: GistAuthError) -> Response:
+    """Answer a failed login with a short HTML page: 400 for the user's side, 502 for Gist's side."""
+    login_name = request.scope.get("gist_authlib.login_route")
+    retry = str(request.url_for(login_name)) if login_name else None
+    return HTMLResponse(error_page(error, retry_url=retry), status_code=error.status_code)
+
+
+def gist_routes(
+    gist: Any,
+    *,
+    on_login: OnLogin,
+    on_error: OnError | None = None,
+    login_path: str = "/auth/gist",
+    callback_path: str = "/oauth/gist/callback",
+    redirect_uri: str | None = None,
+) -> list[Route]:
+    """Return the login and callback routes of a Gist registration, for Starlette or FastAPI.
+
+    ``GET login_path`` sends the browser to Gist with a fresh state (an optional ``?next=/path`` is kept
+    server-side for after the login). ``GET callback_path`` checks the state, exchanges the code and
+    returns whatever ``on_login(request, token)`` returns; ``request.state.gist_next`` holds the checked
+    ``next`` path (``"/"`` when none was given). Every failure goes to ``on_error(request, error)`` as a
+    :class:`~gist_authlib.GistAuthError`; both callbacks may be plain or ``async`` functions. Every
+    callback answer carries ``Cache-Control: no-store`` and ``Referrer-Policy: no-referrer``.
+
+    Args:
+        gist: the app returned by :func:`gist_authlib.register` on a Starlette ``OAuth``.
+        on_login: receives the request and the validated token dict.
+        on_error: receives the request and the error; defaults to :func:`default_on_error`.
+        login_path: where the login starts.
+        callback_path: the redirect URI's path, as registered in Gist's Developer Hub.
+        redirect_uri: a fixed, absolute redirect URI (behind a proxy); by default it is built from the
+            request with ``url_for``.
+
+    Requires Starlette's ``SessionMiddleware``; without it every request fails with a
+    :class:`~gist_authlib.SessionNotConfiguredError` that says how to add it.
+    """
+    flow = gist.gist_flow
+    login_name = f"{gist.name}_login"
+    callback_name = f"{gist.name}_callback"
+    handle_error: OnError = on_error or default_on_error
+
+    def _redirect_uri(request: Request) -> str:
+        return redirect_uri or str(request.url_for(callback_name))
+
+    async def _fail(request: Request, error: GistAuthError) -> Response:
+        log.warning("Gist login %r failed: %s", gist.name, error.error_code)
+        request.scope["gist_authlib.login_route"] = login_name
+        return await _call(handle_error, request, error)
+
+    async def login(request: Request) -> Response:
+        try:
+            session = _session(request)
+            client_id, client_secret = gist.gist_credentials()
+            authorization = flow.start(
+                session,
+                authorize_url=gist.authorize_url,
+                client_id=client_id,
+                client_secret=client_secret,
+                redirect_uri=_redirect_uri(request),
+                scopes=gist.gist_scopes,
+                next_path=request.query_params.get("next"),
+            )
+        except GistAuthError as error:
+            return await _fail(request, error)
+        response = RedirectResponse(authorization.url, status_code=302)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    async def callback(request: Request) -> Response:
+        try:
+            session = _session(request)
+            _, client_secret = gist.gist_credentials()
+            grant = flow.finish(
+                session,
+                request.query_params.multi_items(),
+                client_secret=client_secret,
+                redirect_uri=_redirect_uri(request),
+            )
+            try:
+                token = await gist.fetch_access_token(**grant.token_params())
+            except Exception as exc:  # every failure of the exchange becomes a typed error
+                raise translate_token_error(exc) from None
+            request.state.gist_next = grant.next_path or "/"
+            log.info("Gist login %r completed", gist.name)
+            response = await _call(on_login, request, dict(token))
+        except GistAuthError as error:
+            response = await _fail(request, error)
+        response.headers.update(CALLBACK_HEADERS)
+        return response
+
+    return [
+        Route(login_path, login, methods=["GET"], name=login_name),
+        Route(callback_path, callback, methods=["GET"], name=callback_name),
+    ]
+
+
+def _session(request: Request) -> dict[str, Any]:
+    if "session" not in request.scope:
+        raise SessionNotConfiguredError(
+            "The Gist login keeps its state in the session, but this app has no session. Add "
+            "starlette.middleware.sessions.SessionMiddleware (secret_key=..., https_only=True in production) "
+            "to the app's middleware."
+        )
+    session: dict[str, Any] = request.session
+    return session
+
+
+async def _call(func: Callable[..., Any], *args: Any) -> Response:
+    result = func(*args)
+    if inspect.isawaitable(result):
+        result = await result
+    if not isinstance(result, Response):
+        raise TypeError(f"{getattr(func, '__name__', func)!r} must return a Starlette Response.")
+    return result

@@ -1,0 +1,181 @@
+"""GistProvider: Gist's endpoints, scope catalogue and client authentication method, as plain data."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from .errors import UnknownScopeError
+
+__all__ = [
+    "DEFAULT_SCOPES",
+    "GIST_ACCESS_TOKEN_URL",
+    "GIST_API_BASE_URL",
+    "GIST_AUTHORIZE_URL",
+    "GIST_INSTALL_ACK_URL",
+    "OFFICIAL_SCOPES",
+    "GistProvider",
+]
+
+#: Confirmed by Gist's "working with OAuth" page.
+GIST_AUTHORIZE_URL: Final = "https://app.getgist.com/oauth/authorize"
+#: Likely (community clients); Gist's 2022 starter app used web-api.getgist.com. Overridable.
+GIST_ACCESS_TOKEN_URL: Final = "https://api.getgist.com/oauth/token"
+GIST_API_BASE_URL: Final = "https://api.getgist.com/"
+#: Where a Gist-initiated install is acknowledged (inferred from Gist's starter app).
+GIST_INSTALL_ACK_URL: Final = "https://app.getgist.com/install_success"
+
+#: Gist's official scopes and what each allows. Contact scopes are singular (``read_contact``).
+OFFICIAL_SCOPES: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "read_contact": "List and view a single contact",
+        "write_contact": "Create or update a single contact",
+        "read_bulk_contacts": "List and view all contacts",
+        "write_bulk_contacts": "Create or update a batch of contacts",
+        "read_conversations": "List and view conversations",
+        "write_conversations": "Create or update conversations",
+        "read_events": "List and view events",
+        "read_tags": "List and view tags",
+        "write_tags": "Create or update tags",
+        "read_teams": "List and view teams",
+        "read_teammates": "List and view teammates",
+    }
+)
+
+DEFAULT_SCOPES: Final = ("read_teammates",)
+
+
+class _ClassOrInstanceMethod:
+    """Lets ``GistProvider.at(origin)`` work on the class (Gist's defaults) and on a customised instance."""
+
+    def __init__(self, func: Any) -> None:
+        self.func = func
+        self.__doc__ = func.__doc__
+
+    def __get__(self, instance: Any, owner: type) -> Any:
+        target = instance if instance is not None else owner()
+        return self.func.__get__(target, owner)
+
+
+@dataclass(frozen=True, slots=True)
+class GistProvider:
+    """Everything gist_authlib knows about Gist as an OAuth 2 provider, as immutable data.
+
+    The defaults describe production Gist. Use :meth:`at` to point every endpoint at another origin
+    (the local sandbox, a staging host, a test server) and :meth:`with_scopes` to accept scopes that
+    Gist adds after this release.
+
+    Attributes:
+        authorize_url: the authorization endpoint the browser is sent to.
+        access_token_url: the token endpoint the code is exchanged at.
+        api_base_url: the REST API's base URL (always ends with ``/``).
+        token_endpoint_auth_method: how the client authenticates at the token endpoint; Gist expects
+            the credentials in the form body (``client_secret_post``).
+        scopes: the scope catalogue, scope name to description.
+        default_scopes: the scopes requested when the app names none.
+        install_ack_url: where to send the browser after a Gist-initiated install.
+        name: a display name for pages and messages.
+    """
+
+    authorize_url: str = GIST_AUTHORIZE_URL
+    access_token_url: str = GIST_ACCESS_TOKEN_URL
+    api_base_url: str = GIST_API_BASE_URL
+    token_endpoint_auth_method: str = "client_secret_post"
+    scopes: Mapping[str, str] = field(default_factory=lambda: OFFICIAL_SCOPES)
+    default_scopes: tuple[str, ...] = DEFAULT_SCOPES
+    install_ack_url: str = GIST_INSTALL_ACK_URL
+    name: str = "Gist"
+
+    def __post_init__(self) -> None:
+        # Freeze the catalogue so that a provider can be shared safely between registrations.
+        if not isinstance(self.scopes, MappingProxyType):
+            object.__setattr__(self, "scopes", MappingProxyType(dict(self.scopes)))
+        for attr in ("authorize_url", "access_token_url", "api_base_url", "install_ack_url"):
+            _check_absolute_url(attr, getattr(self, attr))
+        if not self.api_base_url.endswith("/"):
+            # urljoin("https://h/api", "teammates") would drop "api": keep the base a directory.
+            object.__setattr__(self, "api_base_url", self.api_base_url + "/")
+        object.__setattr__(self, "default_scopes", tuple(self.default_scopes))
+        self.validate_scopes(self.default_scopes)
+
+    def with_scopes(self, extra: Mapping[str, str]) -> GistProvider:
+        """Return a new provider that also accepts ``extra`` scopes (name to description).
+
+        Use it for a scope Gist has added after this release::
+
+            provider = GistProvider().with_scopes({"read_campaigns": "List and view campaigns"})
+        """
+        merged = dict(self.scopes)
+        for scope, description in extra.items():
+            if not scope or any(ch.isspace() for ch in scope):
+                raise ValueError(f"A scope name must be a non-empty word without spaces, not {scope!r}.")
+            merged[scope] = str(description)
+        return replace(self, scopes=MappingProxyType(merged))
+
+    @_ClassOrInstanceMethod
+    def at(self, origin: str, *, install_ack_url: str | None = None) -> GistProvider:
+        """Return a provider whose every endpoint lives at ``origin`` (scheme, host and port).
+
+        ``GistProvider.at("http://127.0.0.1:8765")`` gives ``/oauth/authorize``, ``/oauth/token`` and the
+        API at ``/`` of that origin, which is how the sandbox is laid out. Called on an instance, the
+        instance's scopes are kept.
+        """
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"Expected an origin such as 'http://127.0.0.1:8765', not {origin!r}.")
+        base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+        return replace(
+            self,
+            authorize_url=f"{base}/oauth/authorize",
+            access_token_url=f"{base}/oauth/token",
+            api_base_url=f"{base}/",
+            install_ack_url=install_ack_url or f"{base}/install_success",
+        )
+
+    def validate_scopes(self, scopes: str | Iterable[str] | None) -> tuple[str, ...]:
+        """Normalise ``scopes`` (a list or a space-separated string) and check each against the catalogue.
+
+        Returns the scopes in order without duplicates; ``None`` or empty gives :attr:`default_scopes`.
+
+        Raises:
+            UnknownScopeError: a scope is not in the catalogue; the error names the nearest known one.
+        """
+        if scopes is None:
+            return self.default_scopes
+        items = scopes.split() if isinstance(scopes, str) else [str(s) for s in scopes]
+        result: list[str] = []
+        for scope in items:
+            if scope not in self.scopes:
+                raise UnknownScopeError(scope, self.suggest_scope(scope))
+            if scope not in result:
+                result.append(scope)
+        return tuple(result) if result else self.default_scopes
+
+    def suggest_scope(self, scope: str) -> str | None:
+        """The known scope nearest to ``scope`` (``read_contacts`` gives ``read_contact``), or ``None``."""
+        matches = difflib.get_close_matches(scope, list(self.scopes), n=1, cutoff=0.6)
+        return matches[0] if matches else None
+
+    def authlib_kwargs(self) -> dict[str, Any]:
+        """The endpoint settings for Authlib's ``OAuth.register``, as a new dict on every call."""
+        return {
+            "authorize_url": self.authorize_url,
+            "access_token_url": self.access_token_url,
+            "api_base_url": self.api_base_url,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"GistProvider(authorize_url={self.authorize_url!r}, access_token_url={self.access_token_url!r}, "
+            f"api_base_url={self.api_base_url!r}, scopes={len(self.scopes)})"
+        )
+
+
+def _check_absolute_url(attr: str, value: str) -> None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"GistProvider.{attr} must be an absolute http(s) URL, not {value!r}.")

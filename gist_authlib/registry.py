@@ -1,0 +1,191 @@
+"""register(oauth, ...): add Gist to any Authlib ``OAuth`` registry (Starlette, Flask or Django)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from . import __version__
+from .errors import InvalidTokenResponseError, MissingCredentialsError, TokenEndpointError
+from .flow import LoginFlow, check_token_response
+from .provider import GistProvider
+
+__all__ = ["USER_AGENT", "GistAppMixin", "register"]
+
+USER_AGENT = f"gist-authlib/{__version__}"
+DEFAULT_TIMEOUT = 10.0
+
+# The keys Authlib reads from framework configuration, and which of them have a provider default.
+_ENDPOINT_KEYS = ("authorize_url", "access_token_url", "api_base_url")
+
+
+class GistAppMixin:
+    """Mixed into the Authlib app class of each Gist registration.
+
+    It fills what neither the caller nor the framework configuration set from the provider, and
+    carries the registration's provider, scopes and :class:`~gist_authlib.flow.LoginFlow`. A new class
+    is made for every registration, so nothing is shared between two of them.
+    """
+
+    gist_provider: GistProvider
+    gist_scopes: tuple[str, ...]
+    gist_flow: LoginFlow
+    _gist_defaults: dict[str, Any]
+    _gist_setting_names: dict[str, str]
+
+    # Set by Authlib's base classes.
+    name: str
+    client_id: str | None
+    client_secret: str | None
+    authorize_url: str | None
+    access_token_url: str | None
+    api_base_url: str | None
+
+    def __init__(self, framework: Any, name: str | None = None, **kwargs: Any) -> None:
+        for key, default in self._gist_defaults.items():
+            if kwargs.get(key) is None:
+                kwargs[key] = default
+        if kwargs.get("api_base_url") and not str(kwargs["api_base_url"]).endswith("/"):
+            kwargs["api_base_url"] = str(kwargs["api_base_url"]) + "/"
+        super().__init__(framework, name, **kwargs)  # type: ignore[call-arg]
+
+    def gist_credentials(self) -> tuple[str, str]:
+        """The client id and secret, or a :class:`MissingCredentialsError` naming the setting to fill in."""
+        if not self.client_id:
+            raise MissingCredentialsError(self._gist_setting_names["client_id"], "client id")
+        if not self.client_secret:
+            raise MissingCredentialsError(self._gist_setting_names["client_secret"], "client secret")
+        return str(self.client_id), str(self.client_secret)
+
+    def __repr__(self) -> str:
+        return f"<Gist OAuth app {self.name!r} at {self.authorize_url!r}>"
+
+
+def register(
+    oauth: Any,
+    name: str = "gist",
+    *,
+    client_id: str | None = None,
+    client_secret: str | None = None,
+    scopes: str | Iterable[str] | None = None,
+    provider: GistProvider | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    state_ttl: float = 600.0,
+    max_pending_logins: int = 8,
+    pkce: bool = True,
+    **overrides: Any,
+) -> Any:
+    """Register Gist in an Authlib ``OAuth`` registry and return the registered app (``oauth.<name>``).
+
+    Works with ``authlib.integrations.starlette_client.OAuth``, ``flask_client.OAuth`` and
+    ``django_client.OAuth``. Each setting is taken from, in order: the arguments here; the framework's
+    configuration under Authlib's own names (``GIST_CLIENT_ID``, ``GIST_CLIENT_SECRET``,
+    ``GIST_AUTHORIZE_URL``, ``GIST_ACCESS_TOKEN_URL``, ``GIST_API_BASE_URL`` in a Starlette ``Config`` or
+    Flask ``app.config``; ``AUTHLIB_OAUTH_CLIENTS["gist"]`` in Django settings); the provider's defaults.
+
+    Args:
+        oauth: the Authlib registry.
+        name: the registration's name; also the prefix of its settings (``GIST_`` for ``"gist"``).
+        client_id: the app's client id from Gist's Developer Hub.
+        client_secret: the app's client secret.
+        scopes: a list or a space-separated string; defaults to ``["read_teammates"]``.
+        provider: the endpoints and scope catalogue; defaults to production Gist.
+        timeout: seconds allowed for each request to the token endpoint.
+        state_ttl: seconds a started login stays valid.
+        max_pending_logins: logins one browser may have pending at once (tabs).
+        pkce: send an S256 PKCE challenge with every login.
+        **overrides: passed on to ``oauth.register`` (``authorize_params``, ``fetch_token``,
+            ``update_token``, ``client_kwargs``, an explicit ``authorize_url``, ...).
+
+    Returns:
+        The Authlib app, with ``gist_provider``, ``gist_scopes`` and ``gist_flow`` attributes. On Flask
+        before ``init_app``, Authlib's lazy proxy to it.
+
+    Raises:
+        UnknownScopeError: a scope is not in the provider's catalogue (the message names the nearest).
+    """
+    provider = provider or GistProvider()
+    granted = provider.validate_scopes(scopes)
+    base = oauth.oauth2_client_cls
+    attrs: dict[str, Any] = {
+        "gist_provider": provider,
+        "gist_scopes": granted,
+        "gist_flow": LoginFlow(name, state_ttl=state_ttl, max_pending=max_pending_logins, pkce=pkce),
+        "_gist_defaults": provider.authlib_kwargs(),
+        "_gist_setting_names": _setting_names(oauth, name),
+    }
+    sync_client = _sync_httpx_client(base)
+    if sync_client is not None:
+        # Authlib's Flask and Django apps default to requests; one HTTP stack (httpx2) serves all.
+        attrs["client_cls"] = sync_client
+    app_cls = type(f"Gist{base.__name__}", (GistAppMixin, base), attrs)
+
+    client_kwargs: dict[str, Any] = {
+        "token_endpoint_auth_method": provider.token_endpoint_auth_method,
+        "scope": " ".join(granted),
+        "timeout": timeout,
+        "follow_redirects": False,
+        "trust_env": False,
+    }
+    client_kwargs.update(overrides.pop("client_kwargs", None) or {})
+    kwargs: dict[str, Any] = {
+        "client_cls": app_cls,
+        "client_kwargs": client_kwargs,
+        "compliance_fix": _gist_compliance_fix,
+        "user_agent": USER_AGENT,
+    }
+    if client_id is not None:
+        kwargs["client_id"] = client_id
+    if client_secret is not None:
+        kwargs["client_secret"] = client_secret
+    kwargs.update(overrides)
+    return oauth.register(name, **kwargs)
+
+
+def _setting_names(oauth: Any, name: str) -> dict[str, str]:
+    module = type(oauth).__module__
+    if "django" in module:
+        return {
+            "client_id": f'settings.AUTHLIB_OAUTH_CLIENTS["{name}"]["client_id"]',
+            "client_secret": f'settings.AUTHLIB_OAUTH_CLIENTS["{name}"]["client_secret"]',
+        }
+    prefix = name.upper()
+    return {"client_id": f"{prefix}_CLIENT_ID", "client_secret": f"{prefix}_CLIENT_SECRET"}
+
+
+def _sync_httpx_client(base: type) -> type | None:
+    import httpx2
+
+    client_cls = getattr(base, "client_cls", None)
+    if client_cls is None or issubclass(client_cls, (httpx2.Client, httpx2.AsyncClient)):
+        return None
+    from authlib.integrations.httpx_client import OAuth2Client
+
+    return OAuth2Client
+
+
+def _gist_compliance_fix(session: Any) -> None:
+    session.register_compliance_hook("access_token_response", _check_token_http_response)
+    session.register_compliance_hook("refresh_token_response", _check_token_http_response)
+
+
+def _check_token_http_response(response: Any) -> Any:
+    """Validate the token endpoint's answer before Authlib parses it; raise a typed error otherwise."""
+    status = int(response.status_code)
+    try:
+        body = response.json()
+        parsed = True
+    except (ValueError, UnicodeDecodeError):
+        body, parsed = None, False
+    if not 200 <= status < 300:
+        error = body.get("error") if isinstance(body, dict) else None
+        description = body.get("error_description") if isinstance(body, dict) else None
+        raise TokenEndpointError(
+            status,
+            str(error) if error is not None else None,
+            str(description) if description is not None else None,
+        )
+    if not parsed:
+        raise InvalidTokenResponseError("the answer is not JSON")
+    check_token_response(body)
+    return response

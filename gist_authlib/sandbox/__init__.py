@@ -1,0 +1,32 @@
+"""A local Gist: an OAuth 2 server and a slice of the REST API, as an ASGI app (needs the starlette extra).
+
+>>> from gist_authlib.sandbox import create_app, SandboxClient
+>>> sandbox = create_app(clients=[SandboxClient("id", "secret", ("http://127.0.0.1:8000/oauth/gist/callback",))])
+
+Serve it with any ASGI server (``uvicorn``), or with :func:`serve` in a test.
+"""
+
+from __future__ import annotations
+
+from ._app import (
+    DEFAULT_TEAMMATES,
+    GistSandbox,
+    SandboxClient,
+    TokenFault,
+    TokenRequestRecord,
+    Workspace,
+    create_app,
+)
+from ._server import ServerThread, serve
+
+__all__ = [
+    "DEFAULT_TEAMMATES",
+    "GistSandbox",
+    "SandboxClient",
+    "ServerThread",
+    "TokenFault",
+    "TokenRequestRecord",
+    "Workspace",
+    "create_app",
+    "serve",
+]

@@ -1,0 +1,564 @@
+"""The sandbox itself: an ASGI app that behaves like Gist's OAuth server and a slice of its REST API.
+
+It shares the provider's scope catalogue with the client side and nothing else, so a client bug cannot
+hide in a sandbox that agrees with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from html import escape
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from ..provider import OFFICIAL_SCOPES
+
+__all__ = [
+    "DEFAULT_TEAMMATES",
+    "GistSandbox",
+    "SandboxClient",
+    "TokenFault",
+    "TokenRequestRecord",
+    "Workspace",
+    "create_app",
+]
+
+CSRF_COOKIE = "gist_sandbox_csrf"
+
+
+@dataclass(frozen=True)
+class SandboxClient:
+    """An app registered with the sandbox, as in Gist's Developer Hub.
+
+    Attributes:
+        client_id: the app's client id.
+        client_secret: the app's client secret.
+        redirect_uris: the redirect URIs registered for the app; a login must use one of them exactly.
+        name: the app's name, shown on the consent page.
+    """
+
+    client_id: str
+    client_secret: str
+    redirect_uris: tuple[str, ...]
+    name: str = "Sandbox App"
+
+    def __repr__(self) -> str:
+        return f"SandboxClient(client_id={self.client_id!r}, redirect_uris={self.redirect_uris!r}, name={self.name!r})"
+
+
+DEFAULT_TEAMMATES: tuple[dict[str, Any], ...] = (
+    {
+        "id": 1001,
+        "name": "Ada Lovelace",
+        "email": "ada@sandbox.example",
+        "avatar": "https://sandbox.example/avatars/ada.png",
+        "agent_status": "available",
+        "last_active_on": 1764400000,
+        "away_mode_enabled": False,
+        "team_ids": [301],
+        "has_inbox_seat": True,
+    },
+    {
+        "id": 1002,
+        "name": "Grace Hopper",
+        "email": "grace@sandbox.example",
+        "avatar": "https://sandbox.example/avatars/grace.png",
+        "agent_status": "away",
+        "last_active_on": 1764300000,
+        "away_mode_enabled": True,
+        "team_ids": [301, 302],
+        "has_inbox_seat": True,
+    },
+    {
+        "id": 1003,
+        "name": "Alan Turing",
+        "email": "alan@sandbox.example",
+        "avatar": "https://sandbox.example/avatars/alan.png",
+        "agent_status": "available",
+        "last_active_on": 1764200000,
+        "away_mode_enabled": False,
+        "team_ids": [302],
+        "has_inbox_seat": False,
+    },
+)
+
+
+@dataclass
+class Workspace:
+    """The one Gist workspace the sandbox serves.
+
+    Attributes:
+        id: the workspace id (Gist sends it as ``state`` on installs started from Gist).
+        name: the workspace's name.
+        teammates: teammate objects with Gist's field names.
+    """
+
+    id: int = 100001
+    name: str = "Sandbox Workspace"
+    teammates: list[dict[str, Any]] = field(default_factory=lambda: [dict(t) for t in DEFAULT_TEAMMATES])
+
+
+@dataclass(frozen=True)
+class TokenFault:
+    """A canned answer for the next token request, to rehearse Gist misbehaving.
+
+    Attributes:
+        status: the HTTP status to answer with.
+        body: the raw body.
+        content_type: the body's content type.
+        delay: seconds to wait before answering (to rehearse a slow Gist); with ``status=None`` the
+            request is then handled normally.
+    """
+
+    status: int | None = 500
+    body: bytes = b'{"error": "server_error"}'
+    content_type: str = "application/json"
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class TokenRequestRecord:
+    """One request that reached ``POST /oauth/token`` (no secret, code or token is kept).
+
+    Attributes:
+        client_id: the client id the request named, if any.
+        grant_type: the grant type it asked for.
+        status: the HTTP status it was answered with.
+        error: the OAuth error code it was answered with, if any.
+    """
+
+    client_id: str | None
+    grant_type: str | None
+    status: int
+    error: str | None
+
+
+@dataclass
+class _Code:
+    client_id: str
+    redirect_uri: str
+    scopes: tuple[str, ...]
+    expires_at: float
+    challenge: str | None
+    used: bool = False
+    tokens: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Token:
+    client_id: str
+    scopes: tuple[str, ...]
+    revoked: bool = False
+
+
+class GistSandbox:
+    """A local Gist: consent page, token endpoint and a slice of the REST API, as one ASGI app.
+
+    Use :func:`create_app` to make one. The instance is itself the ASGI app and also lets tests look
+    inside: :attr:`token_requests` lists what reached the token endpoint.
+    """
+
+    def __init__(
+        self,
+        *,
+        clients: Iterable[SandboxClient] = (),
+        workspace: Workspace | None = None,
+        scopes: Mapping[str, str] | None = None,
+        auto_approve: bool = False,
+        code_ttl: float = 600.0,
+        clock: Callable[[], float] = time.time,
+        secret_key: str | None = None,
+    ) -> None:
+        self.clients: dict[str, SandboxClient] = {c.client_id: c for c in clients}
+        self.workspace = workspace or Workspace()
+        self.scopes: dict[str, str] = dict(scopes if scopes is not None else OFFICIAL_SCOPES)
+        self.auto_approve = auto_approve
+        self.code_ttl = code_ttl
+        self.clock = clock
+        self.token_requests: list[TokenRequestRecord] = []
+        self.token_faults: deque[TokenFault] = deque()
+        self.installs_acknowledged: list[dict[str, str]] = []
+        self._codes: dict[str, _Code] = {}
+        self._tokens: dict[str, _Token] = {}
+        self._lock = threading.Lock()
+        self._signer = URLSafeTimedSerializer(secret_key or secrets.token_urlsafe(32), salt="gist-sandbox-consent")
+        self.app = Starlette(
+            routes=[
+                Route("/", self._index, methods=["GET"]),
+                Route("/oauth/authorize", self._authorize, methods=["GET"]),
+                Route("/oauth/authorize", self._decide, methods=["POST"]),
+                Route("/oauth/token", self._token, methods=["POST"]),
+                Route("/token", self._token_info, methods=["GET"]),
+                Route("/token/info", self._token_info, methods=["GET"]),
+                Route("/teammates", self._teammates, methods=["GET"]),
+                Route("/teammates/{teammate_id}", self._teammate, methods=["GET"]),
+                Route("/install_success", self._install_success, methods=["GET"]),
+            ]
+        )
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+    def __repr__(self) -> str:
+        return f"<GistSandbox clients={list(self.clients)} workspace={self.workspace.name!r}>"
+
+    # -- helpers for tests and demos ----------------------------------------------------------------
+
+    def add_client(self, client: SandboxClient) -> SandboxClient:
+        """Register (or replace) an app."""
+        self.clients[client.client_id] = client
+        return client
+
+    def issue_token(self, client_id: str, scopes: Iterable[str] = ("read_teammates",)) -> str:
+        """Mint an access token directly, as if a login had completed (for API tests)."""
+        token = "gsb_" + secrets.token_urlsafe(32)
+        with self._lock:
+            self._tokens[token] = _Token(client_id, tuple(scopes))
+        return token
+
+    def revoke(self, token: str) -> None:
+        """Revoke one token, as when a workspace uninstalls the app."""
+        with self._lock:
+            if token in self._tokens:
+                self._tokens[token].revoked = True
+
+    def fail_next_token_request(
+        self,
+        status: int | None = 500,
+        body: bytes | str | dict[str, Any] = b'{"error": "server_error"}',
+        *,
+        content_type: str = "application/json",
+        delay: float = 0.0,
+    ) -> None:
+        """Answer the next token request with ``status`` and ``body`` (after ``delay`` seconds).
+
+        ``status=None`` with a ``delay`` only slows the next request down.
+        """
+        raw = json.dumps(body).encode() if isinstance(body, dict) else body.encode() if isinstance(body, str) else body
+        self.token_faults.append(TokenFault(status=status, body=raw, content_type=content_type, delay=delay))
+
+    @property
+    def tokens_issued(self) -> int:
+        """How many access tokens the token endpoint has issued."""
+        with self._lock:
+            return len(self._tokens)
+
+    # -- pages --------------------------------------------------------------------------------------
+
+    async def _index(self, request: Request) -> Response:
+        rows = "".join(
+            f"<li><code>{escape(c.client_id)}</code> ({escape(c.name)}): "
+            f"{escape(', '.join(c.redirect_uris))}</li>"
+            for c in self.clients.values()
+        )
+        return _page(
+            "Gist sandbox",
+            f"<p>A local stand-in for Gist's OAuth server and REST API. Workspace: "
+            f"{escape(self.workspace.name)} ({self.workspace.id}).</p><h2>Registered apps</h2><ul>{rows}</ul>",
+        )
+
+    async def _install_success(self, request: Request) -> Response:
+        record = {k: request.query_params.get(k, "") for k in ("client_id", "workspace_id")}
+        with self._lock:
+            self.installs_acknowledged.append(record)
+        return _page("App installed", "<p>The installation was acknowledged. You can close this tab.</p>")
+
+    # -- authorization endpoint ---------------------------------------------------------------------
+
+    def _check_authorize(self, params: Mapping[str, str]) -> tuple[SandboxClient, tuple[str, ...]] | Response:
+        client = self.clients.get(params.get("client_id", ""))
+        if client is None:
+            return _error_page("Unknown app", "No app with this client_id is registered.")
+        if params.get("redirect_uri", "") not in client.redirect_uris:
+            return _error_page(
+                "Redirect URI not registered",
+                "The redirect_uri does not exactly match one registered for this app in the Developer Hub.",
+            )
+        if params.get("response_type") != "code":
+            return _error_page("Unsupported response type", "Only response_type=code is supported.")
+        scopes = tuple(dict.fromkeys(params.get("scope", "").split()))
+        unknown = [s for s in scopes if s not in self.scopes]
+        if unknown:
+            return _error_page("Unknown scope", f"These scopes do not exist: {', '.join(unknown)}.")
+        if not scopes:
+            return _error_page("No scope", "The request names no scope.")
+        method = params.get("code_challenge_method")
+        if params.get("code_challenge") and method not in (None, "S256"):
+            return _error_page("Unsupported PKCE method", "Only code_challenge_method=S256 is supported.")
+        return client, scopes
+
+    async def _authorize(self, request: Request) -> Response:
+        params = _single_params(request.query_params.multi_items())
+        if params is None:
+            return _error_page("Malformed request", "A parameter was sent more than once.")
+        checked = self._check_authorize(params)
+        if isinstance(checked, Response):
+            return checked
+        client, scopes = checked
+        if self.auto_approve:
+            return self._approve(params, scopes)
+        csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
+        blob = self._signer.dumps(params)
+        items = "".join(
+            f"<li><strong>{escape(s)}</strong>: {escape(self.scopes.get(s, ''))}</li>" for s in scopes
+        )
+        body = (
+            f"<p><strong>{escape(client.name)}</strong> would like to access the Gist workspace "
+            f"<strong>{escape(self.workspace.name)}</strong>.</p>\n<p>It asks to:</p>\n<ul>{items}</ul>\n"
+            '<form method="post" action="/oauth/authorize">\n'
+            f'<input type="hidden" name="request" value="{escape(blob)}">\n'
+            f'<input type="hidden" name="csrf_token" value="{escape(csrf)}">\n'
+            '<button type="submit" name="decision" value="approve">Approve</button>\n'
+            '<button type="submit" name="decision" value="deny">Deny</button>\n</form>'
+        )
+        response = _page("Authorize " + client.name, body)
+        response.set_cookie(CSRF_COOKIE, csrf, httponly=True, samesite="strict", path="/oauth/authorize")
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Content-Security-Policy"] = "frame-ancestors 'none'; form-action 'self'"
+        return response
+
+    async def _decide(self, request: Request) -> Response:
+        origin = request.headers.get("origin")
+        if origin and origin != f"{request.url.scheme}://{request.url.netloc}":
+            return _error_page("Cross-site request refused", "The consent form was posted from another site.", 403)
+        form = await request.form()
+        csrf_cookie = request.cookies.get(CSRF_COOKIE, "")
+        csrf_form = str(form.get("csrf_token", ""))
+        if not csrf_cookie or not hmac.compare_digest(csrf_cookie, csrf_form):
+            return _error_page("Cross-site request refused", "The consent form's token does not match.", 403)
+        try:
+            params = self._signer.loads(str(form.get("request", "")), max_age=int(self.code_ttl))
+        except BadSignature:
+            return _error_page("Consent expired", "The consent form is no longer valid. Start the login again.")
+        checked = self._check_authorize(params)
+        if isinstance(checked, Response):
+            return checked
+        _, scopes = checked
+        if form.get("decision") == "approve":
+            return self._approve(params, scopes)
+        return _redirect(params["redirect_uri"], {"error": "access_denied", "state": params.get("state")})
+
+    def _approve(self, params: Mapping[str, str], scopes: tuple[str, ...]) -> Response:
+        code = secrets.token_urlsafe(24)
+        with self._lock:
+            self._codes[code] = _Code(
+                client_id=params["client_id"],
+                redirect_uri=params["redirect_uri"],
+                scopes=scopes,
+                expires_at=self.clock() + self.code_ttl,
+                challenge=params.get("code_challenge"),
+            )
+        return _redirect(params["redirect_uri"], {"code": code, "state": params.get("state")})
+
+    # -- token endpoint -----------------------------------------------------------------------------
+
+    async def _token(self, request: Request) -> Response:
+        if self.token_faults:
+            fault = self.token_faults.popleft()
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
+            if fault.status is not None:
+                self._record(None, None, fault.status, "fault")
+                return Response(fault.body, status_code=fault.status, media_type=fault.content_type)
+        params = await _token_params(request)
+        client_id, grant_type = params.get("client_id"), params.get("grant_type")
+        if request.headers.get("authorization", "").lower().startswith("basic "):
+            # Gist takes client credentials in the body only.
+            return self._token_error(client_id, grant_type, 401, "invalid_client", "Use client_secret_post.")
+        client = self.clients.get(client_id or "")
+        secret = params.get("client_secret") or ""
+        if client is None or not hmac.compare_digest(secret.encode(), client.client_secret.encode()):
+            return self._token_error(client_id, grant_type, 401, "invalid_client", "Unknown client or bad secret.")
+        if grant_type != "authorization_code":
+            return self._token_error(client_id, grant_type, 400, "unsupported_grant_type", None)
+        with self._lock:
+            code = self._codes.get(params.get("code") or "")
+            problem = self._check_code(code, client.client_id, params)
+            if problem is not None or code is None:
+                if code is not None and code.used:
+                    # A replayed code revokes what it issued (RFC 6749 section 4.1.2).
+                    for issued in code.tokens:
+                        self._tokens[issued].revoked = True
+                error = problem or "invalid_grant"
+                status = 401 if error == "invalid_client" else 400
+                return self._token_error(client_id, grant_type, status, error, None, locked=True)
+            code.used = True
+            token = "gsb_" + secrets.token_urlsafe(32)
+            self._tokens[token] = _Token(client.client_id, code.scopes)
+            code.tokens.append(token)
+            self.token_requests.append(TokenRequestRecord(client_id, grant_type, 200, None))
+        return JSONResponse({"access_token": token}, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+    def _check_code(self, code: _Code | None, client_id: str, params: Mapping[str, str]) -> str | None:
+        if code is None or code.used or code.expires_at < self.clock() or code.client_id != client_id:
+            return "invalid_grant"
+        if params.get("redirect_uri") != code.redirect_uri:
+            return "invalid_grant"
+        if code.challenge is not None:
+            verifier = params.get("code_verifier") or ""
+            digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+            if not verifier or not hmac.compare_digest(digest, code.challenge):
+                return "invalid_grant"
+        return None
+
+    def _record(self, client_id: str | None, grant_type: str | None, status: int, error: str | None) -> None:
+        with self._lock:
+            self.token_requests.append(TokenRequestRecord(client_id, grant_type, status, error))
+
+    def _token_error(
+        self,
+        client_id: str | None,
+        grant_type: str | None,
+        status: int,
+        error: str,
+        description: str | None,
+        *,
+        locked: bool = False,
+    ) -> Response:
+        record = TokenRequestRecord(client_id, grant_type, status, error)
+        if locked:
+            self.token_requests.append(record)
+        else:
+            with self._lock:
+                self.token_requests.append(record)
+        body: dict[str, str] = {"error": error}
+        if description:
+            body["error_description"] = description
+        return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+
+    # -- REST API -----------------------------------------------------------------------------------
+
+    def _bearer(self, request: Request, needed: str | None) -> _Token | Response:
+        header = request.headers.get("authorization", "")
+        scheme, _, value = header.partition(" ")
+        with self._lock:
+            token = self._tokens.get(value.strip()) if scheme.lower() == "bearer" else None
+        if token is None or token.revoked:
+            return _api_error(401, "unauthorized", "A valid access token is required.")
+        if needed and needed not in token.scopes:
+            return _api_error(403, "insufficient_scope", f"This token lacks the {needed} scope.")
+        return token
+
+    async def _token_info(self, request: Request) -> Response:
+        token = self._bearer(request, None)
+        if isinstance(token, Response):
+            return token
+        return JSONResponse(
+            {
+                "workspace_id": self.workspace.id,
+                "workspace_name": self.workspace.name,
+                "scopes": list(token.scopes),
+                "client_id": token.client_id,
+            }
+        )
+
+    async def _teammates(self, request: Request) -> Response:
+        token = self._bearer(request, "read_teammates")
+        if isinstance(token, Response):
+            return token
+        return JSONResponse({"teammates": self.workspace.teammates})
+
+    async def _teammate(self, request: Request) -> Response:
+        token = self._bearer(request, "read_teammates")
+        if isinstance(token, Response):
+            return token
+        wanted = request.path_params["teammate_id"]
+        for teammate in self.workspace.teammates:
+            if str(teammate.get("id")) == wanted:
+                return JSONResponse({"teammate": teammate})
+        return _api_error(404, "not_found", "No teammate with this id.")
+
+
+def create_app(
+    *,
+    clients: Iterable[SandboxClient] = (),
+    workspace: Workspace | None = None,
+    scopes: Mapping[str, str] | None = None,
+    auto_approve: bool = False,
+    code_ttl: float = 600.0,
+    clock: Callable[[], float] = time.time,
+    secret_key: str | None = None,
+) -> GistSandbox:
+    """Make a local Gist as an ASGI app.
+
+    Args:
+        clients: the registered apps (client id, secret, exact redirect URIs).
+        workspace: the workspace and its teammates; a seeded one by default.
+        scopes: the scope catalogue; Gist's official scopes by default (pass
+            ``provider.scopes`` to accept scopes a provider was extended with).
+        auto_approve: skip the consent page and approve every valid request (for headless use).
+        code_ttl: seconds an authorization code stays valid.
+        clock: the time source, for tests of expiry.
+        secret_key: signs consent forms; random by default.
+
+    Returns:
+        A :class:`GistSandbox`: serve it with any ASGI server, and read ``token_requests`` in tests.
+    """
+    return GistSandbox(
+        clients=clients,
+        workspace=workspace,
+        scopes=scopes,
+        auto_approve=auto_approve,
+        code_ttl=code_ttl,
+        clock=clock,
+        secret_key=secret_key,
+    )
+
+
+def _single_params(items: Iterable[tuple[str, str]]) -> dict[str, str] | None:
+    params: dict[str, str] = {}
+    for key, value in items:
+        if key in params:
+            return None
+        params[key] = value
+    return params
+
+
+async def _token_params(request: Request) -> dict[str, str]:
+    content_type = request.headers.get("content-type", "")
+    raw = await request.body()
+    if content_type.startswith("application/json"):
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return {}
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    return dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+
+
+def _redirect(redirect_uri: str, params: Mapping[str, str | None]) -> Response:
+    query = urlencode({k: v for k, v in params.items() if v is not None})
+    separator = "&" if urlsplit(redirect_uri).query else "?"
+    return RedirectResponse(f"{redirect_uri}{separator}{query}", status_code=302)
+
+
+def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    html = (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title></head>\n'
+        f"<body>\n<h1>{escape(title)}</h1>\n{body}\n</body></html>\n"
+    )
+    return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def _error_page(title: str, message: str, status: int = 400) -> HTMLResponse:
+    return _page(title, f"<p>{escape(message)}</p>", status)
+
+
+def _api_error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"errors": [{"code": code, "message": message}]}, status_code=status)

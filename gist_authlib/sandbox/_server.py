@@ -1,0 +1,91 @@
+"""Serve an ASGI app with uvicorn on a loopback port, in a background thread (tests, demo, sandbox)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = ["ServerThread", "serve"]
+
+
+class ServerThread:
+    """One uvicorn server in a daemon thread, on a socket bound before it starts.
+
+    The socket is bound in the constructor, so :attr:`url` is known (port 0 picks a free port) before
+    the app that needs it is built, e.g. to register a redirect URI.
+
+    Args:
+        app: any ASGI app, or ``None`` to set it later with :meth:`start`.
+        host: the address to bind; loopback by default.
+        port: the port; 0 picks a free one.
+    """
+
+    def __init__(self, app: Any = None, host: str = "127.0.0.1", port: int = 0) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.socket(family, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self._socket.bind((host, port))
+        except OSError as exc:
+            self._socket.close()
+            raise OSError(f"Cannot listen on {host}:{port}: {exc.strerror}. Choose another port.") from exc
+        self._socket.listen(128)
+        self.host = host
+        self.port: int = self._socket.getsockname()[1]
+        self.app = app
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """The server's origin, e.g. ``http://127.0.0.1:54321``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self, app: Any = None, *, timeout: float = 10.0) -> ServerThread:
+        """Start serving and wait until the server accepts connections."""
+        import uvicorn
+
+        if app is not None:
+            self.app = app
+        if self.app is None:
+            raise ValueError("ServerThread.start() needs an ASGI app.")
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="off", access_log=False)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, name=f"uvicorn:{self.port}", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"The server on {self.url} did not start.")
+            time.sleep(0.01)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask the server to finish and wait for its thread."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._socket.close()
+
+    def __enter__(self) -> ServerThread:
+        if self._thread is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextmanager
+def serve(app: Any, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve ``app`` on ``host:port`` for the duration of a ``with`` block and yield its origin URL."""
+    with ServerThread(app, host, port) as server:
+        yield server.url

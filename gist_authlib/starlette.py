@@ -1,0 +1,7 @@
+"""Public home of the Starlette and FastAPI adapter: ``from gist_authlib.starlette import gist_routes``."""
+
+from __future__ import annotations
+
+from .integrations.starlette import OnError, OnLogin, default_on_error, gist_routes
+
+__all__ = ["OnError", "OnLogin", "default_on_error", "gist_routes"]
