@@ -1,0 +1,236 @@
+"""The Starlette login end to end: an app and the sandbox on real loopback ports."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from conftest import Stack, query_of
+
+from gist_authlib import (
+    AccessDeniedError,
+    InvalidTokenResponseError,
+    MissingCodeError,
+    MissingCredentialsError,
+    MissingStateError,
+    ReplayedCallbackError,
+    SessionNotConfiguredError,
+    TokenEndpointError,
+    TokenEndpointUnreachableError,
+    UnknownStateError,
+)
+from gist_authlib.sandbox import ServerThread
+
+
+def test_login_hands_token_to_on_login_and_lists_teammates(stack: Stack) -> None:
+    response = stack.login()
+    assert response.status_code == 200
+    assert response.json()["teammates"] == [t["name"] for t in stack.sandbox.workspace.teammates]
+    assert len(stack.logins) == 1
+    assert set(stack.logins[0]) == {"access_token"}
+    assert stack.errors == []
+    assert [r.status for r in stack.sandbox.token_requests] == [200]
+
+
+def test_authorize_redirect_carries_gist_parameters(stack: Stack) -> None:
+    with stack.browser() as browser:
+        url = stack.start_login(browser)
+    assert url.startswith(f"{stack.sandbox_url}/oauth/authorize?")
+    params = query_of(url)
+    assert params["response_type"] == "code"
+    assert params["client_id"] == stack.client_id
+    assert params["redirect_uri"] == f"{stack.app_url}/oauth/gist/callback"
+    assert params["scope"] == "read_teammates"
+    assert len(params["state"]) >= 43
+    assert params["code_challenge_method"] == "S256"
+    assert len(params["code_challenge"]) == 43
+
+
+def test_callback_answers_with_no_store_and_no_referrer(stack: Stack) -> None:
+    ok = stack.login()
+    with stack.browser() as browser:
+        failed = browser.get(f"{stack.app_url}/oauth/gist/callback?code=x&state=y")
+    for response in (ok, failed):
+        assert response.headers["cache-control"] == "no-store"
+        assert response.headers["referrer-policy"] == "no-referrer"
+
+
+def test_next_path_is_kept_server_side_and_checked(stack: Stack) -> None:
+    with stack.browser() as browser:
+        callback = stack.authorize(browser, stack.start_login(browser, next="/reports?week=48"))
+        assert "next" not in query_of(callback)
+        assert browser.get(callback).json()["next"] == "/reports?week=48"
+    with stack.browser() as browser:
+        callback = stack.authorize(browser, stack.start_login(browser, next="//evil.example/"))
+        assert browser.get(callback).json()["next"] == "/"
+
+
+def test_consent_denied_is_a_typed_error_and_no_token_request(make_stack: Any) -> None:
+    stack: Stack = make_stack(auto_approve=False)
+    with stack.browser() as browser:
+        consent = browser.get(stack.start_login(browser))
+        assert consent.status_code == 200
+        blob = consent.text.split('name="request" value="')[1].split('"')[0]
+        csrf = consent.text.split('name="csrf_token" value="')[1].split('"')[0]
+        denied = browser.post(
+            f"{stack.sandbox_url}/oauth/authorize", data={"request": blob, "csrf_token": csrf, "decision": "deny"}
+        )
+        assert denied.status_code == 302
+        assert query_of(denied.headers["location"])["error"] == "access_denied"
+        page = browser.get(denied.headers["location"])
+    assert page.status_code == 400
+    assert "declined" in page.text
+    assert isinstance(stack.errors[0], AccessDeniedError)
+    assert stack.sandbox.token_requests == []
+
+
+def test_user_who_never_comes_back_leaves_nothing_behind(stack: Stack) -> None:
+    # The seed's variant of a refusal: Gist never calls back. The pending login simply expires;
+    # a later login in the same browser still works.
+    with stack.browser() as browser:
+        stack.start_login(browser)
+        assert browser.get(stack.authorize(browser, stack.start_login(browser))).status_code == 200
+    assert len(stack.sandbox.token_requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("query", "error_type"),
+    [
+        ("code=abc", MissingStateError),
+        ("code=abc&state=", MissingStateError),
+        ("code=abc&state=never-issued-by-us", UnknownStateError),
+        ("error=access_denied&state=forged", UnknownStateError),
+        ("", MissingStateError),
+    ],
+)
+def test_bad_state_is_refused_before_any_token_request(stack: Stack, query: str, error_type: type) -> None:
+    with stack.browser() as browser:
+        stack.start_login(browser)  # the browser has a pending login, just not this one
+        response = browser.get(f"{stack.app_url}/oauth/gist/callback?{query}")
+    assert response.status_code == 400
+    assert type(stack.errors[0]) is error_type
+    assert stack.sandbox.token_requests == []
+    assert stack.logins == []
+
+
+def test_state_issued_to_another_browser_is_refused(stack: Stack) -> None:
+    with stack.browser() as victim, stack.browser() as attacker:
+        callback = stack.authorize(attacker, stack.start_login(attacker))
+        response = victim.get(callback)
+    assert response.status_code == 400
+    assert isinstance(stack.errors[0], UnknownStateError)
+    assert stack.sandbox.token_requests == []
+
+
+def test_replayed_callback_is_refused_without_a_second_token_request(stack: Stack) -> None:
+    with stack.browser() as browser:
+        callback = stack.authorize(browser, stack.start_login(browser))
+        assert browser.get(callback).status_code == 200
+        replay = browser.get(callback)
+    assert replay.status_code == 400
+    assert isinstance(stack.errors[0], ReplayedCallbackError)
+    assert len(stack.sandbox.token_requests) == 1
+
+
+def test_callback_without_code_is_refused(stack: Stack) -> None:
+    with stack.browser() as browser:
+        state = query_of(stack.start_login(browser))["state"]
+        response = browser.get(f"{stack.app_url}/oauth/gist/callback", params={"state": state})
+    assert response.status_code == 400
+    assert isinstance(stack.errors[0], MissingCodeError)
+    assert stack.sandbox.token_requests == []
+
+
+def test_two_tabs_finish_in_either_order(stack: Stack) -> None:
+    with stack.browser() as browser:
+        first = stack.authorize(browser, stack.start_login(browser))
+        second = stack.authorize(browser, stack.start_login(browser))
+        assert browser.get(second).status_code == 200
+        assert browser.get(first).status_code == 200
+    assert len(stack.logins) == 2
+    assert stack.logins[0]["access_token"] != stack.logins[1]["access_token"]
+
+
+FAULTS = [
+    ({"status": 400, "body": {"error": "invalid_grant"}}, TokenEndpointError, 502),
+    ({"status": 401, "body": {"error": "invalid_client"}}, TokenEndpointError, 502),
+    ({"status": 500, "body": "<html>oops</html>", "content_type": "text/html"}, TokenEndpointError, 502),
+    ({"status": 200, "body": "not json at all", "content_type": "text/plain"}, InvalidTokenResponseError, 502),
+    ({"status": 200, "body": {"token": "abc"}}, InvalidTokenResponseError, 502),
+    ({"status": 200, "body": {"access_token": 12345}}, InvalidTokenResponseError, 502),
+    ({"status": 200, "body": {"error": "invalid_grant", "access_token": "x"}}, InvalidTokenResponseError, 502),
+    ({"status": 200, "body": "[1, 2]"}, InvalidTokenResponseError, 502),
+]
+
+
+@pytest.mark.parametrize(("fault", "error_type", "status"), FAULTS)
+def test_token_endpoint_failures_give_a_clear_page(stack: Stack, fault: dict[str, Any], error_type: type, status: int) -> None:
+    stack.sandbox.fail_next_token_request(**fault)
+    response = stack.login()
+    assert response.status_code == status
+    assert "<h1>" in response.text
+    assert type(stack.errors[0]) is error_type
+    assert stack.logins == []
+
+
+def test_slow_token_endpoint_times_out_cleanly(make_stack: Any) -> None:
+    stack: Stack = make_stack(register_kwargs={"timeout": 0.3})
+    stack.sandbox.fail_next_token_request(status=None, delay=1.5)
+    response = stack.login()
+    assert response.status_code == 502
+    assert isinstance(stack.errors[0], TokenEndpointUnreachableError)
+    assert stack.logins == []
+
+
+def test_unreachable_token_endpoint(make_stack: Any) -> None:
+    closed = ServerThread()  # bound, never served, then closed: nothing listens there
+    dead_url = f"{closed.url}/oauth/token"
+    closed.stop()
+    stack: Stack = make_stack(register_kwargs={"access_token_url": dead_url})
+    response = stack.login()
+    assert response.status_code == 502
+    assert isinstance(stack.errors[0], TokenEndpointUnreachableError)
+
+
+def test_missing_session_middleware_says_how_to_add_it(make_stack: Any) -> None:
+    stack: Stack = make_stack(sessions=False)
+    with stack.browser() as browser:
+        response = browser.get(f"{stack.app_url}/auth/gist")
+    assert response.status_code == 503
+    assert "SessionMiddleware" in response.text
+    assert isinstance(stack.errors[0], SessionNotConfiguredError)
+
+
+def test_missing_client_secret_names_the_setting_at_login(make_stack: Any) -> None:
+    stack: Stack = make_stack(register_kwargs={"client_secret": None})
+    with stack.browser() as browser:
+        response = browser.get(f"{stack.app_url}/auth/gist")
+    assert response.status_code == 503
+    assert "GIST_CLIENT_SECRET" in response.text
+    assert isinstance(stack.errors[0], MissingCredentialsError)
+
+
+def test_no_secret_reaches_pages_or_logs(make_stack: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    stack: Stack = make_stack()
+    pages: list[str] = []
+    codes: list[str] = []
+    with stack.browser() as browser:
+        callback = stack.authorize(browser, stack.start_login(browser))
+        codes.append(query_of(callback)["code"])
+        ok = browser.get(callback)
+        pages += [ok.text, browser.get(callback).text]  # success, then a replay
+        stack.sandbox.fail_next_token_request(status=400, body={"error": "invalid_grant"})
+        callback = stack.authorize(browser, stack.start_login(browser))
+        codes.append(query_of(callback)["code"])
+        pages.append(browser.get(callback).text)
+    secrets_seen = [stack.client_secret, stack.logins[0]["access_token"], *codes]
+    # The scripted browser runs in the main thread and logs its own URLs (codes included), as any HTTP
+    # client would; what the app and the sandbox log comes from their uvicorn threads.
+    server_logs = [r.getMessage() for r in caplog.records if r.threadName != "MainThread"]
+    assert any("oauth/token" in line for line in server_logs)  # the capture did see the token request
+    text = "".join(server_logs) + "".join(pages) + "".join(str(e) + repr(e) for e in stack.errors)
+    assert len(stack.errors) == 2
+    for secret in secrets_seen:
+        assert secret not in text
