@@ -1,0 +1,254 @@
+"""The framework-free login rules, with a plain dict as the session and a fake clock."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from typing import Any
+
+import pytest
+from conftest import query_of
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gist_authlib import (
+    AccessDeniedError,
+    AuthorizationError,
+    ExpiredStateError,
+    LoginFlow,
+    MissingCodeError,
+    MissingStateError,
+    ReplayedCallbackError,
+    UnknownStateError,
+    safe_next_path,
+)
+from gist_authlib.flow import check_token_response
+
+SECRET = "client-secret-for-tests"
+REDIRECT = "https://app.example/oauth/gist/callback"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def start(flow: LoginFlow, session: dict[str, Any], **kwargs: Any) -> dict[str, str]:
+    request = flow.start(
+        session,
+        authorize_url="https://app.getgist.com/oauth/authorize",
+        client_id="cid",
+        client_secret=SECRET,
+        redirect_uri=REDIRECT,
+        scopes=("read_teammates", "read_teams"),
+        **kwargs,
+    )
+    params = query_of(request.url)
+    assert params["state"] == request.state
+    return params
+
+
+def finish(flow: LoginFlow, session: dict[str, Any], query: list[tuple[str, str]]) -> Any:
+    return flow.finish(session, query, client_secret=SECRET, redirect_uri=REDIRECT)
+
+
+def test_start_builds_the_authorize_url() -> None:
+    params = start(LoginFlow("gist"), {})
+    assert params["response_type"] == "code"
+    assert params["client_id"] == "cid"
+    assert params["scope"] == "read_teammates read_teams"
+    assert params["redirect_uri"] == REDIRECT
+
+
+def test_states_are_long_random_and_unique() -> None:
+    flow = LoginFlow("gist", max_pending=100)
+    session: dict[str, Any] = {}
+    states = {start(flow, session)["state"] for _ in range(50)}
+    assert len(states) == 50
+    assert all(len(s) >= 43 for s in states)  # 256 bits, base64url
+
+
+def test_pkce_challenge_matches_the_verifier_sent_with_the_code() -> None:
+    flow = LoginFlow("gist")
+    session: dict[str, Any] = {}
+    params = start(flow, session)
+    grant = finish(flow, session, [("code", "abc"), ("state", params["state"])])
+    assert grant.code_verifier is not None and len(grant.code_verifier) >= 43
+    digest = hashlib.sha256(grant.code_verifier.encode()).digest()
+    assert base64.urlsafe_b64encode(digest).rstrip(b"=").decode() == params["code_challenge"]
+    assert params["code_challenge_method"] == "S256"
+    assert grant.token_params() == {"code": "abc", "redirect_uri": REDIRECT, "code_verifier": grant.code_verifier}
+
+
+def test_the_session_never_holds_the_verifier_or_anything_secret() -> None:
+    flow = LoginFlow("gist")
+    session: dict[str, Any] = {}
+    params = start(flow, session)
+    grant = finish(flow, session, [("code", "abc"), ("state", params["state"])])
+    stored = json.dumps(session)
+    assert grant.code_verifier not in stored
+    assert SECRET not in stored
+    assert "abc" not in stored
+
+
+def test_pkce_can_be_turned_off() -> None:
+    flow = LoginFlow("gist", pkce=False)
+    session: dict[str, Any] = {}
+    params = start(flow, session)
+    assert "code_challenge" not in params
+    assert finish(flow, session, [("code", "abc"), ("state", params["state"])]).code_verifier is None
+
+
+def test_state_is_single_use_and_a_replay_is_named_as_such() -> None:
+    flow = LoginFlow("gist")
+    session: dict[str, Any] = {}
+    state = start(flow, session)["state"]
+    finish(flow, session, [("code", "abc"), ("state", state)])
+    with pytest.raises(ReplayedCallbackError):
+        finish(flow, session, [("code", "abc"), ("state", state)])
+
+
+def test_state_expires() -> None:
+    clock = Clock()
+    flow = LoginFlow("gist", state_ttl=600, clock=clock)
+    session: dict[str, Any] = {}
+    state = start(flow, session)["state"]
+    clock.now += 601
+    with pytest.raises(ExpiredStateError):
+        finish(flow, session, [("code", "abc"), ("state", state)])
+
+
+def test_several_pending_logins_and_the_oldest_is_dropped() -> None:
+    clock = Clock()
+    flow = LoginFlow("gist", max_pending=8, clock=clock)
+    session: dict[str, Any] = {}
+    states = []
+    for _ in range(9):
+        states.append(start(flow, session)["state"])
+        clock.now += 1
+    assert flow.pending_count(session) == 8
+    with pytest.raises(UnknownStateError):
+        finish(flow, session, [("code", "c"), ("state", states[0])])
+    for state in reversed(states[1:]):
+        assert finish(flow, session, [("code", "c"), ("state", state)]).code == "c"
+
+
+def test_eight_pending_logins_keep_the_session_small() -> None:
+    flow = LoginFlow("gist")
+    session: dict[str, Any] = {}
+    for _ in range(20):
+        start(flow, session, next_path="/a/fairly/long/path/to/come/back/to?with=query&and=more")
+    assert len(json.dumps(session)) < 1500
+
+
+def test_registrations_keep_separate_state() -> None:
+    session: dict[str, Any] = {}
+    state = start(LoginFlow("gist_a"), session)["state"]
+    with pytest.raises(UnknownStateError):
+        finish(LoginFlow("gist_b"), session, [("code", "c"), ("state", state)])
+    assert finish(LoginFlow("gist_a"), session, [("code", "c"), ("state", state)]).code == "c"
+
+
+def test_error_callbacks_for_a_real_login_are_reported_as_such() -> None:
+    flow = LoginFlow("gist")
+    session: dict[str, Any] = {}
+    state = start(flow, session)["state"]
+    with pytest.raises(AccessDeniedError):
+        finish(flow, session, [("error", "access_denied"), ("state", state)])
+    state = start(flow, session)["state"]
+    with pytest.raises(AuthorizationError) as info:
+        finish(flow, session, [("error", "invalid_scope"), ("error_description", "<script>x</script>"), ("state", state)])
+    assert info.value.error == "invalid_scope"
+
+
+@pytest.mark.parametrize(
+    ("query", "error_type"),
+    [
+        ([("code", "c")], MissingStateError),
+        ([("code", "c"), ("state", "a"), ("state", "b")], MissingStateError),
+        ([("code", "c"), ("state", "x" * 5000)], MissingStateError),
+        ([("code", "c"), ("state", "forged")], UnknownStateError),
+    ],
+)
+def test_bad_states(query: list[tuple[str, str]], error_type: type) -> None:
+    flow = LoginFlow("gist")
+    session: dict[str, Any] = {}
+    start(flow, session)
+    with pytest.raises(error_type):
+        finish(flow, session, query)
+    assert flow.pending_count(session) == 1  # a forged callback does not consume the real login
+
+
+@pytest.mark.parametrize("codes", [[], [""], ["a", "b"], ["x" * 5000]])
+def test_bad_codes_consume_the_state(codes: list[str]) -> None:
+    flow = LoginFlow("gist")
+    session: dict[str, Any] = {}
+    state = start(flow, session)["state"]
+    with pytest.raises(MissingCodeError):
+        finish(flow, session, [("state", state), *[("code", c) for c in codes]])
+    with pytest.raises(ReplayedCallbackError):
+        finish(flow, session, [("state", state), ("code", "late")])
+
+
+def test_a_tampered_session_is_read_as_empty_not_crashed_on() -> None:
+    flow = LoginFlow("gist")
+    session: dict[str, Any] = {flow.session_key: {"p": {"s": "not-a-list"}, "u": {"d": "x"}}}
+    with pytest.raises(UnknownStateError):
+        finish(flow, session, [("code", "c"), ("state", "s")])
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "//evil.example",
+        "/\\evil.example",
+        "\\\\evil.example",
+        "https://evil.example",
+        "http:evil.example",
+        "javascript:alert(1)",
+        "evil.example",
+        "/%2F%2Fevil.example",
+        "/%5Cevil.example",
+        "/\tevil",
+        "/\n/evil.example",
+        "/\r\nLocation: https://evil",
+        "",
+        "/" + "a" * 5000,
+        " /path",
+    ],
+)
+def test_unsafe_next_paths_are_refused(value: str) -> None:
+    assert safe_next_path(value) is None
+
+
+@pytest.mark.parametrize("value", ["/", "/dashboard", "/reports?week=48&sort=asc", "/a/b#frag", "/caf%C3%A9"])
+def test_same_origin_paths_are_kept(value: str) -> None:
+    assert safe_next_path(value) == value
+
+
+@given(st.text(max_size=200))
+def test_any_kept_next_path_is_same_origin(value: str) -> None:
+    kept = safe_next_path(value)
+    if kept is not None:
+        assert kept.startswith("/") and not kept.startswith("//")
+        assert "\\" not in kept and not any(ord(ch) < 0x20 for ch in kept)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [None, "tok", [], {}, {"access_token": None}, {"access_token": ""}, {"access_token": 5}, {"error": "x", "access_token": "a"}],
+)
+def test_check_token_response_refuses_unusable_tokens(token: Any) -> None:
+    from gist_authlib import InvalidTokenResponseError
+
+    with pytest.raises(InvalidTokenResponseError):
+        check_token_response(token)
+
+
+def test_check_token_response_keeps_unknown_fields() -> None:
+    token = {"access_token": "abc", "workspace_id": 7}
+    assert check_token_response(token) == token

@@ -1,0 +1,318 @@
+"""The sandbox's own rules, over real HTTP on loopback."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx2
+import pytest
+from conftest import query_of
+
+from gist_authlib.sandbox import GistSandbox, SandboxClient, ServerThread, create_app
+
+REDIRECT = "http://127.0.0.1:9/oauth/gist/callback"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Served:
+    sandbox: GistSandbox
+    url: str
+    clock: Clock
+    http: httpx2.Client
+
+    def authorize_params(self, **overrides: str) -> dict[str, str]:
+        params = {
+            "response_type": "code",
+            "client_id": "cid",
+            "redirect_uri": REDIRECT,
+            "scope": "read_teammates read_teams",
+            "state": "s1",
+        }
+        params.update(overrides)
+        return {k: v for k, v in params.items() if v is not None}
+
+    def consent(self, **overrides: str) -> tuple[str, str]:
+        page = self.http.get(f"{self.url}/oauth/authorize", params=self.authorize_params(**overrides))
+        assert page.status_code == 200, page.text
+        blob = page.text.split('name="request" value="')[1].split('"')[0]
+        csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+        return blob, csrf
+
+    def code(self, **overrides: str) -> str:
+        blob, csrf = self.consent(**overrides)
+        answer = self.http.post(
+            f"{self.url}/oauth/authorize", data={"request": blob, "csrf_token": csrf, "decision": "approve"}
+        )
+        assert answer.status_code == 302, answer.text
+        return query_of(answer.headers["location"])["code"]
+
+    def exchange(self, code: str, **overrides: str | None) -> httpx2.Response:
+        data = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "client_id": "cid",
+            "client_secret": "csecret",
+        }
+        data.update(overrides)  # type: ignore[arg-type]
+        return self.http.post(f"{self.url}/oauth/token", data={k: v for k, v in data.items() if v is not None})
+
+
+@pytest.fixture
+def served() -> Iterator[Served]:
+    clock = Clock()
+    sandbox = create_app(clients=[SandboxClient("cid", "csecret", (REDIRECT,), name="Acme CRM sync")], clock=clock)
+    with ServerThread(sandbox) as server, httpx2.Client(follow_redirects=False, trust_env=False) as http:
+        yield Served(sandbox, server.url, clock, http)
+
+
+def s256(verifier: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+
+
+# --- consent page ------------------------------------------------------------------------------------
+
+
+def test_consent_page_names_the_app_and_every_scope_with_its_description(served: Served) -> None:
+    page = served.http.get(f"{served.url}/oauth/authorize", params=served.authorize_params())
+    assert page.status_code == 200
+    assert "Acme CRM sync" in page.text
+    assert "read_teammates" in page.text and "List and view teammates" in page.text
+    assert "read_teams" in page.text and "List and view teams" in page.text
+    assert ">Approve<" in page.text and ">Deny<" in page.text
+    assert page.headers["x-frame-options"] == "DENY"
+
+
+def test_approve_redirects_with_code_and_state(served: Served) -> None:
+    blob, csrf = served.consent(state="xyz")
+    answer = served.http.post(
+        f"{served.url}/oauth/authorize", data={"request": blob, "csrf_token": csrf, "decision": "approve"}
+    )
+    location = answer.headers["location"]
+    assert location.startswith(REDIRECT + "?")
+    assert query_of(location)["state"] == "xyz"
+    assert query_of(location)["code"]
+
+
+def test_deny_redirects_with_access_denied(served: Served) -> None:
+    blob, csrf = served.consent(state="xyz")
+    answer = served.http.post(
+        f"{served.url}/oauth/authorize", data={"request": blob, "csrf_token": csrf, "decision": "deny"}
+    )
+    assert query_of(answer.headers["location"]) == {"error": "access_denied", "state": "xyz"}
+
+
+def test_consent_post_without_the_csrf_cookie_is_refused(served: Served) -> None:
+    blob, csrf = served.consent()
+    with httpx2.Client(trust_env=False) as other_site:  # no cookie: a cross-site post
+        answer = other_site.post(
+            f"{served.url}/oauth/authorize", data={"request": blob, "csrf_token": csrf, "decision": "approve"}
+        )
+    assert answer.status_code == 403
+    assert "location" not in answer.headers
+
+
+def test_consent_post_from_another_origin_is_refused(served: Served) -> None:
+    blob, csrf = served.consent()
+    answer = served.http.post(
+        f"{served.url}/oauth/authorize",
+        data={"request": blob, "csrf_token": csrf, "decision": "approve"},
+        headers={"origin": "https://evil.example"},
+    )
+    assert answer.status_code == 403
+
+
+def test_consent_post_with_a_forged_request_is_refused(served: Served) -> None:
+    _, csrf = served.consent()
+    answer = served.http.post(
+        f"{served.url}/oauth/authorize", data={"request": "forged", "csrf_token": csrf, "decision": "approve"}
+    )
+    assert answer.status_code == 400
+    assert "location" not in answer.headers
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"client_id": "unknown"},
+        {"redirect_uri": "http://127.0.0.1:9/oauth/gist/callback/"},
+        {"redirect_uri": "https://evil.example/cb"},
+        {"scope": "read_contacts"},
+        {"scope": ""},
+        {"response_type": "token"},
+        {"code_challenge": "abc", "code_challenge_method": "plain"},
+    ],
+)
+def test_bad_authorize_requests_get_an_error_page_never_a_redirect(served: Served, overrides: dict[str, str]) -> None:
+    page = served.http.get(f"{served.url}/oauth/authorize", params=served.authorize_params(**overrides))
+    assert page.status_code == 400
+    assert "location" not in page.headers
+    assert "<h1>" in page.text
+
+
+def test_auto_approve_skips_the_consent_page() -> None:
+    sandbox = create_app(clients=[SandboxClient("cid", "csecret", (REDIRECT,))], auto_approve=True)
+    with ServerThread(sandbox) as server, httpx2.Client(trust_env=False) as http:
+        answer = http.get(
+            f"{server.url}/oauth/authorize",
+            params={"response_type": "code", "client_id": "cid", "redirect_uri": REDIRECT, "scope": "read_teams"},
+        )
+    assert answer.status_code == 302
+    assert "code" in query_of(answer.headers["location"])
+
+
+# --- token endpoint ----------------------------------------------------------------------------------
+
+
+def test_token_response_is_access_token_alone(served: Served) -> None:
+    answer = served.exchange(served.code())
+    assert answer.status_code == 200
+    assert list(answer.json()) == ["access_token"]
+    assert answer.headers["cache-control"] == "no-store"
+
+
+def test_token_endpoint_accepts_a_json_body(served: Served) -> None:
+    code = served.code()
+    answer = served.http.post(
+        f"{served.url}/oauth/token",
+        json={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "client_id": "cid",
+            "client_secret": "csecret",
+        },
+    )
+    assert answer.status_code == 200
+    assert answer.json()["access_token"]
+
+
+def test_http_basic_client_auth_is_refused(served: Served) -> None:
+    code = served.code()
+    answer = served.http.post(
+        f"{served.url}/oauth/token",
+        data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT},
+        auth=("cid", "csecret"),
+    )
+    assert answer.status_code == 401
+    assert answer.json()["error"] == "invalid_client"
+
+
+def test_wrong_secret_is_invalid_client(served: Served) -> None:
+    answer = served.exchange(served.code(), client_secret="nope")
+    assert answer.status_code == 401
+    assert answer.json()["error"] == "invalid_client"
+
+
+def test_a_code_works_once_and_its_replay_revokes_the_token(served: Served) -> None:
+    code = served.code()
+    token = served.exchange(code).json()["access_token"]
+    assert served.http.get(f"{served.url}/teammates", headers={"authorization": f"Bearer {token}"}).status_code == 200
+    again = served.exchange(code)
+    assert again.status_code == 400
+    assert again.json()["error"] == "invalid_grant"
+    assert served.http.get(f"{served.url}/teammates", headers={"authorization": f"Bearer {token}"}).status_code == 401
+
+
+def test_a_code_expires_after_ten_minutes(served: Served) -> None:
+    code = served.code()
+    served.clock.now += 601
+    assert served.exchange(code).json()["error"] == "invalid_grant"
+
+
+def test_redirect_uri_must_equal_the_authorized_one(served: Served) -> None:
+    assert served.exchange(served.code(), redirect_uri="http://127.0.0.1:9/other").json()["error"] == "invalid_grant"
+    assert served.exchange(served.code(), redirect_uri=None).json()["error"] == "invalid_grant"
+
+
+def test_unsupported_grant_type(served: Served) -> None:
+    answer = served.exchange(served.code(), grant_type="client_credentials")
+    assert answer.json()["error"] == "unsupported_grant_type"
+
+
+def test_pkce_is_verified_when_a_challenge_was_sent(served: Served) -> None:
+    verifier = "v" * 43
+    code = served.code(code_challenge=s256(verifier), code_challenge_method="S256")
+    assert served.exchange(code, code_verifier="w" * 43).json()["error"] == "invalid_grant"
+    code = served.code(code_challenge=s256(verifier), code_challenge_method="S256")
+    assert served.exchange(code).json()["error"] == "invalid_grant"  # no verifier at all
+    code = served.code(code_challenge=s256(verifier), code_challenge_method="S256")
+    assert served.exchange(code, code_verifier=verifier).status_code == 200
+
+
+def test_token_requests_are_counted_without_secrets(served: Served) -> None:
+    served.exchange(served.code())
+    served.exchange("bogus")
+    records = served.sandbox.token_requests
+    assert [(r.status, r.error) for r in records] == [(200, None), (400, "invalid_grant")]
+    assert "csecret" not in repr(records)
+
+
+# --- REST API ----------------------------------------------------------------------------------------
+
+
+def test_teammates_with_gist_wrapping_and_fields(served: Served) -> None:
+    token = served.exchange(served.code()).json()["access_token"]
+    headers = {"authorization": f"Bearer {token}"}
+    teammates = served.http.get(f"{served.url}/teammates", headers=headers).json()["teammates"]
+    assert len(teammates) == 3
+    assert set(teammates[0]) >= {"id", "name", "email", "avatar", "agent_status", "team_ids", "has_inbox_seat"}
+    one = served.http.get(f"{served.url}/teammates/{teammates[1]['id']}", headers=headers).json()
+    assert one == {"teammate": teammates[1]}
+    assert served.http.get(f"{served.url}/teammates/424242", headers=headers).status_code == 404
+
+
+def test_token_info_names_the_workspace(served: Served) -> None:
+    token = served.exchange(served.code()).json()["access_token"]
+    for path in ("/token", "/token/info"):
+        info = served.http.get(f"{served.url}{path}", headers={"authorization": f"Bearer {token}"}).json()
+        assert info["workspace_id"] == served.sandbox.workspace.id
+        assert info["workspace_name"] == served.sandbox.workspace.name
+
+
+@pytest.mark.parametrize("header", [None, "Bearer", "Bearer unknown-token", "Basic Y2lkOmNzZWNyZXQ="])
+def test_missing_or_unknown_bearer_gets_401_json(served: Served, header: str | None) -> None:
+    headers = {"authorization": header} if header else {}
+    answer = served.http.get(f"{served.url}/teammates", headers=headers)
+    assert answer.status_code == 401
+    assert answer.json()["errors"][0]["code"] == "unauthorized"
+
+
+def test_token_without_read_teammates_gets_403(served: Served) -> None:
+    token = served.exchange(served.code(scope="read_teams")).json()["access_token"]
+    answer = served.http.get(f"{served.url}/teammates", headers={"authorization": f"Bearer {token}"})
+    assert answer.status_code == 403
+    assert "read_teammates" in answer.json()["errors"][0]["message"]
+
+
+def test_revoked_token_gets_401(served: Served) -> None:
+    token = served.sandbox.issue_token("cid")
+    headers = {"authorization": f"Bearer {token}"}
+    assert served.http.get(f"{served.url}/teammates", headers=headers).status_code == 200
+    served.sandbox.revoke(token)
+    assert served.http.get(f"{served.url}/teammates", headers=headers).status_code == 401
+
+
+def test_custom_scopes_are_accepted_when_the_catalogue_has_them() -> None:
+    from gist_authlib import GistProvider
+
+    provider = GistProvider().with_scopes({"read_campaigns": "List campaigns"})
+    sandbox = create_app(clients=[SandboxClient("cid", "csecret", (REDIRECT,))], scopes=provider.scopes)
+    with ServerThread(sandbox) as server, httpx2.Client(trust_env=False) as http:
+        page = http.get(
+            f"{server.url}/oauth/authorize",
+            params={"response_type": "code", "client_id": "cid", "redirect_uri": REDIRECT, "scope": "read_campaigns"},
+        )
+    assert page.status_code == 200
+    assert "List campaigns" in page.text
