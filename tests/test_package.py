@@ -1,0 +1,55 @@
+"""The package as a user meets it: imports, the command line, the demo's headless check."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import gist_authlib
+
+
+def _run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def test_import_pulls_in_no_web_framework() -> None:
+    code = (
+        "import sys, gist_authlib, gist_authlib.flow, gist_authlib.registry, gist_authlib.provider;"
+        "print(','.join(m for m in ('starlette', 'flask', 'django') if m in sys.modules))"
+    )
+    result = _run(sys.executable, "-c", code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
+
+
+def test_every_public_name_is_exported_and_documented() -> None:
+    for name in gist_authlib.__all__:
+        obj = getattr(gist_authlib, name)
+        if callable(obj) and not isinstance(obj, str):
+            assert obj.__doc__, name
+
+
+def test_demo_check_logs_in_headlessly_and_lists_the_teammates() -> None:
+    result = _run(sys.executable, "-m", "gist_authlib", "demo", "--check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in ("Ada Lovelace", "Grace Hopper", "Alan Turing"):
+        assert name in result.stdout
+
+
+def test_console_script_is_installed() -> None:
+    result = _run("gist-authlib", "--help")
+    assert result.returncode == 0
+    assert "demo" in result.stdout and "sandbox" in result.stdout
+
+
+def test_demo_on_a_busy_port_fails_with_a_clear_message() -> None:
+    from gist_authlib.sandbox import ServerThread
+
+    busy = ServerThread()
+    try:
+        result = _run(sys.executable, "-m", "gist_authlib", "demo", "--check", "--port", str(busy.port))
+    finally:
+        busy.stop()
+    assert result.returncode == 1
+    assert f"Cannot listen on 127.0.0.1:{busy.port}" in result.stderr
+    assert "Traceback" not in result.stderr
