@@ -54,7 +54,8 @@ def create_app(environ: Mapping[str, str] | None = None) -> Starlette:
             return HTMLResponse(f"<h1>Gist answered HTTP {response.status_code}</h1>", status_code=502)
         teammates = response.json().get("teammates", [])
         rows = "".join(
-            f"<li>{escape(str(t.get('name', '')))} &lt;{escape(str(t.get('email', '')))}&gt;</li>" for t in teammates
+            f"<li>{escape(str(t.get('name', '')))} &lt;{escape(str(t.get('email', '')))}&gt;</li>"
+            for t in teammates
         )
         return HTMLResponse(
             "<!doctype html><title>Your Gist teammates</title><h1>Logged in with Gist</h1>"

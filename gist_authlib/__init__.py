@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .errors import (  # noqa: E402
+from .errors import (
     AccessDeniedError,
     AuthorizationError,
     ConfigurationError,
@@ -28,9 +28,9 @@ from .errors import (  # noqa: E402
     UnknownScopeError,
     UnknownStateError,
 )
-from .flow import LoginFlow, safe_next_path  # noqa: E402
-from .provider import OFFICIAL_SCOPES, GistProvider  # noqa: E402
-from .registry import register  # noqa: E402
+from .flow import LoginFlow, safe_next_path
+from .provider import OFFICIAL_SCOPES, GistProvider
+from .registry import register
 
 __all__ = [
     "OFFICIAL_SCOPES",

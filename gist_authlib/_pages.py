@@ -18,7 +18,7 @@ def error_page(error: GistAuthError, *, retry_url: str | None = None) -> str:
     """A plain, escaped HTML page explaining ``error``: safe for any text the error carries."""
     retry = f'<p><a href="{escape(retry_url)}">Try logging in again</a></p>' if retry_url else ""
     return (
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{escape(error.title)}</title></head>\n<body>\n"
         f"<h1>{escape(error.title)}</h1>\n<p>{escape(error.message)}</p>\n"
         f"<p><small>error: {escape(error.error_code)}</small></p>\n{retry}\n</body></html>\n"

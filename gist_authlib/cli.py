@@ -12,16 +12,22 @@ __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gist-authlib", description="Gist as an OAuth 2 provider for Authlib.")
+    parser = argparse.ArgumentParser(
+        prog="gist-authlib", description="Gist as an OAuth 2 provider for Authlib."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="run the sandbox and an example app on localhost, wired together")
-    demo.add_argument("--framework", default="starlette", choices=["starlette"], help="which example app to run")
+    demo.add_argument(
+        "--framework", default="starlette", choices=["starlette"], help="which example app to run"
+    )
     demo.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     demo.add_argument("--port", type=int, default=None, help="the example app's port (default 8000)")
     demo.add_argument("--sandbox-port", type=int, default=None, help="the sandbox's port (default 8765)")
     demo.add_argument(
-        "--check", action="store_true", help="log in headlessly, print the teammates seen and exit (0 on success)"
+        "--check",
+        action="store_true",
+        help="log in headlessly, print the teammates seen and exit (0 on success)",
     )
 
     sandbox = commands.add_parser("sandbox", help="serve the local Gist sandbox")
@@ -35,7 +41,9 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="a registered redirect URI (repeatable; default http://127.0.0.1:8000/oauth/gist/callback)",
     )
-    sandbox.add_argument("--auto-approve", action="store_true", help="approve every login without a consent page")
+    sandbox.add_argument(
+        "--auto-approve", action="store_true", help="approve every login without a consent page"
+    )
     return parser
 
 
@@ -51,7 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 framework=args.framework,
                 host=args.host,
                 port=args.port if args.port is not None else (0 if args.check else 8000),
-                sandbox_port=args.sandbox_port if args.sandbox_port is not None else (0 if args.check else 8765),
+                sandbox_port=args.sandbox_port
+                if args.sandbox_port is not None
+                else (0 if args.check else 8765),
                 check=args.check,
             )
         return _sandbox(args)

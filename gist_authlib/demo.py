@@ -1,4 +1,4 @@
-"""The demo: the sandbox and an example app on localhost, wired together; and a headless check of the login."""
+"""The demo: the sandbox and an example app on localhost, wired together, and a headless login check."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ class DemoError(RuntimeError):
 
 
 def find_example(framework: str) -> Path:
-    """Locate the example app for ``framework`` in a checkout of gist_authlib (or ``$GIST_AUTHLIB_EXAMPLES``)."""
+    """Locate the example app for ``framework`` in a checkout (or in ``$GIST_AUTHLIB_EXAMPLES``)."""
     filename = EXAMPLES.get(framework)
     if filename is None:
         raise DemoError(f"No example for {framework!r}; choose one of {', '.join(sorted(EXAMPLES))}.")
@@ -80,7 +80,9 @@ class _FormParser(HTMLParser):
             self.items[-1] += data
 
 
-def approve_login_headlessly(app_url: str, login_path: str = "/auth/gist", *, timeout: float = 10.0) -> list[str]:
+def approve_login_headlessly(
+    app_url: str, login_path: str = "/auth/gist", *, timeout: float = 10.0
+) -> list[str]:
     """Log in through ``app_url`` like a browser that clicks Approve; return the final page's list items.
 
     Follows redirects, fills the sandbox's consent form and posts it. Raises :class:`DemoError` with the
@@ -131,8 +133,13 @@ def run_demo(
     app_server = ServerThread(host=host, port=port)
     client_id = "gist-demo-app"
     client_secret = secrets.token_urlsafe(24)
-    callbacks = (f"{app_server.url}/oauth/gist/callback", f"http://localhost:{app_server.port}/oauth/gist/callback")
-    sandbox = create_app(clients=[SandboxClient(client_id, client_secret, callbacks, name="Gist example app")])
+    callbacks = (
+        f"{app_server.url}/oauth/gist/callback",
+        f"http://localhost:{app_server.port}/oauth/gist/callback",
+    )
+    sandbox = create_app(
+        clients=[SandboxClient(client_id, client_secret, callbacks, name="Gist example app")]
+    )
     env = {
         "GIST_CLIENT_ID": client_id,
         "GIST_CLIENT_SECRET": client_secret,

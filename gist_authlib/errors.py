@@ -168,7 +168,9 @@ class MissingStateError(StateError):
     error_code = "state_missing"
 
     def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or "The callback carries no state, so it cannot be matched to a login. Start again.")
+        super().__init__(
+            message or "The callback carries no state, so it cannot be matched to a login. Start again."
+        )
 
 
 class UnknownStateError(StateError):
@@ -239,7 +241,9 @@ class TokenEndpointError(TokenExchangeError):
             text += f" with the error {self.error!r}"
             if description:
                 text += f" ({_short(description)})"
-        super().__init__(text + ". Start the login again; if it keeps failing, check the client id and secret.")
+        super().__init__(
+            text + ". Start the login again; if it keeps failing, check the client id and secret."
+        )
 
 
 class TokenEndpointUnreachableError(TokenExchangeError):
@@ -248,7 +252,9 @@ class TokenEndpointUnreachableError(TokenExchangeError):
     error_code = "token_endpoint_unreachable"
 
     def __init__(self, reason: str) -> None:
-        super().__init__(f"Gist's token endpoint could not be reached ({_short(reason)}). Try again in a moment.")
+        super().__init__(
+            f"Gist's token endpoint could not be reached ({_short(reason)}). Try again in a moment."
+        )
         self.reason = reason
 
 
@@ -258,5 +264,7 @@ class InvalidTokenResponseError(TokenExchangeError):
     error_code = "invalid_token_response"
 
     def __init__(self, reason: str) -> None:
-        super().__init__(f"Gist's token endpoint sent an unusable answer: {_short(reason)}. Nothing was stored.")
+        super().__init__(
+            f"Gist's token endpoint sent an unusable answer: {_short(reason)}. Nothing was stored."
+        )
         self.reason = reason

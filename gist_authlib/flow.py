@@ -92,7 +92,9 @@ class CallbackGrant:
         return params
 
     def __repr__(self) -> str:
-        return f"CallbackGrant(code=<hidden>, redirect_uri={self.redirect_uri!r}, next_path={self.next_path!r})"
+        return (
+            f"CallbackGrant(code=<hidden>, redirect_uri={self.redirect_uri!r}, next_path={self.next_path!r})"
+        )
 
 
 class LoginFlow:
@@ -217,7 +219,8 @@ class LoginFlow:
 
         errors = params.get("error", [])
         if errors:
-            description = (params.get("error_description") or [None])[0]
+            descriptions = params.get("error_description")
+            description = descriptions[0] if descriptions else None
             if errors[0] == "access_denied":
                 raise AccessDeniedError(description)
             raise AuthorizationError(errors[0], description)
@@ -265,7 +268,7 @@ class LoginFlow:
             for digest, expiry in (value.get("u") or {}).items():
                 if isinstance(expiry, (int, float)):
                     used[str(digest)] = float(expiry)
-        record = {"p": pending, "u": used}
+        record: dict[str, dict[str, Any]] = {"p": pending, "u": used}
         return self._prune(record, now) if drop_expired else record
 
     def _prune(self, record: dict[str, dict[str, Any]], now: float) -> dict[str, dict[str, Any]]:

@@ -161,7 +161,8 @@ def _sync_httpx_client(base: type) -> type | None:
         return None
     from authlib.integrations.httpx_client import OAuth2Client
 
-    return OAuth2Client
+    sync_cls: type = OAuth2Client
+    return sync_cls
 
 
 def _gist_compliance_fix(session: Any) -> None:

@@ -149,7 +149,9 @@ class IndependentServer:
             if answer.status_code == 200:
                 # Gist's quirk: nothing but the access token.
                 body = json.loads(answer.get_data())
-                answer = Response(json.dumps({"access_token": body["access_token"]}), 200, mimetype="application/json")
+                answer = Response(
+                    json.dumps({"access_token": body["access_token"]}), 200, mimetype="application/json"
+                )
             return answer
 
         @app.get("/teammates")

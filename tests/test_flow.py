@@ -81,7 +81,11 @@ def test_pkce_challenge_matches_the_verifier_sent_with_the_code() -> None:
     digest = hashlib.sha256(grant.code_verifier.encode()).digest()
     assert base64.urlsafe_b64encode(digest).rstrip(b"=").decode() == params["code_challenge"]
     assert params["code_challenge_method"] == "S256"
-    assert grant.token_params() == {"code": "abc", "redirect_uri": REDIRECT, "code_verifier": grant.code_verifier}
+    assert grant.token_params() == {
+        "code": "abc",
+        "redirect_uri": REDIRECT,
+        "code_verifier": grant.code_verifier,
+    }
 
 
 def test_the_session_never_holds_the_verifier_or_anything_secret() -> None:
@@ -161,7 +165,11 @@ def test_error_callbacks_for_a_real_login_are_reported_as_such() -> None:
         finish(flow, session, [("error", "access_denied"), ("state", state)])
     state = start(flow, session)["state"]
     with pytest.raises(AuthorizationError) as info:
-        finish(flow, session, [("error", "invalid_scope"), ("error_description", "<script>x</script>"), ("state", state)])
+        finish(
+            flow,
+            session,
+            [("error", "invalid_scope"), ("error_description", "<script>x</script>"), ("state", state)],
+        )
     assert info.value.error == "invalid_scope"
 
 
@@ -240,7 +248,16 @@ def test_any_kept_next_path_is_same_origin(value: str) -> None:
 
 @pytest.mark.parametrize(
     "token",
-    [None, "tok", [], {}, {"access_token": None}, {"access_token": ""}, {"access_token": 5}, {"error": "x", "access_token": "a"}],
+    [
+        None,
+        "tok",
+        [],
+        {},
+        {"access_token": None},
+        {"access_token": ""},
+        {"access_token": 5},
+        {"error": "x", "access_token": "a"},
+    ],
 )
 def test_check_token_response_refuses_unusable_tokens(token: Any) -> None:
     from gist_authlib import InvalidTokenResponseError

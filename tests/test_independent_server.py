@@ -63,7 +63,11 @@ def test_the_independent_server_is_strict(independent: tuple[IndependentServer, 
         code = httpx2.URL(callback).params["code"]
         basic = browser.post(
             f"{server.url}/oauth/token",
-            data={"grant_type": "authorization_code", "code": code, "redirect_uri": f"{app.url}/oauth/gist/callback"},
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": f"{app.url}/oauth/gist/callback",
+            },
             auth=("indep-id", "indep-secret"),
         )
         assert basic.status_code in (400, 401)

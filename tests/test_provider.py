@@ -94,7 +94,11 @@ def test_validate_scopes_accepts_lists_and_strings(scopes: object, expected: tup
 
 @pytest.mark.parametrize(
     ("typo", "suggestion"),
-    [("read_contacts", "read_contact"), ("write_contacts", "write_contact"), ("read_teammate", "read_teammates")],
+    [
+        ("read_contacts", "read_contact"),
+        ("write_contacts", "write_contact"),
+        ("read_teammate", "read_teammates"),
+    ],
 )
 def test_unknown_scope_names_the_nearest_official_one(typo: str, suggestion: str) -> None:
     with pytest.raises(UnknownScopeError) as info:

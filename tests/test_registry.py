@@ -167,7 +167,9 @@ def test_extended_provider_accepts_its_custom_scope() -> None:
 
 def test_two_registrations_do_not_share_state() -> None:
     oauth = starlette_oauth()
-    eu = gist_authlib.register(oauth, "gist_eu", client_id="eu", provider=GistProvider.at("http://127.0.0.1:1"))
+    eu = gist_authlib.register(
+        oauth, "gist_eu", client_id="eu", provider=GistProvider.at("http://127.0.0.1:1")
+    )
     us = gist_authlib.register(oauth, "gist_us", client_id="us", scopes="read_teams")
     assert eu.authorize_url == "http://127.0.0.1:1/oauth/authorize"
     assert us.authorize_url == "https://app.getgist.com/oauth/authorize"
@@ -183,7 +185,11 @@ def test_two_registrations_do_not_share_state() -> None:
 def test_gist_beside_another_provider_in_one_registry() -> None:
     oauth = starlette_oauth()
     other = oauth.register(
-        "other", client_id="o", client_secret="s", authorize_url="https://other.example/a", access_token_url="https://other.example/t"
+        "other",
+        client_id="o",
+        client_secret="s",
+        authorize_url="https://other.example/a",
+        access_token_url="https://other.example/t",
     )
     gist = gist_authlib.register(oauth, client_id="g", client_secret="s")
     assert other.authorize_url == "https://other.example/a"

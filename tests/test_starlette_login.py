@@ -74,7 +74,8 @@ def test_consent_denied_is_a_typed_error_and_no_token_request(make_stack: Any) -
         blob = consent.text.split('name="request" value="')[1].split('"')[0]
         csrf = consent.text.split('name="csrf_token" value="')[1].split('"')[0]
         denied = browser.post(
-            f"{stack.sandbox_url}/oauth/authorize", data={"request": blob, "csrf_token": csrf, "decision": "deny"}
+            f"{stack.sandbox_url}/oauth/authorize",
+            data={"request": blob, "csrf_token": csrf, "decision": "deny"},
         )
         assert denied.status_code == 302
         assert query_of(denied.headers["location"])["error"] == "access_denied"
@@ -156,16 +157,26 @@ FAULTS = [
     ({"status": 400, "body": {"error": "invalid_grant"}}, TokenEndpointError, 502),
     ({"status": 401, "body": {"error": "invalid_client"}}, TokenEndpointError, 502),
     ({"status": 500, "body": "<html>oops</html>", "content_type": "text/html"}, TokenEndpointError, 502),
-    ({"status": 200, "body": "not json at all", "content_type": "text/plain"}, InvalidTokenResponseError, 502),
+    (
+        {"status": 200, "body": "not json at all", "content_type": "text/plain"},
+        InvalidTokenResponseError,
+        502,
+    ),
     ({"status": 200, "body": {"token": "abc"}}, InvalidTokenResponseError, 502),
     ({"status": 200, "body": {"access_token": 12345}}, InvalidTokenResponseError, 502),
-    ({"status": 200, "body": {"error": "invalid_grant", "access_token": "x"}}, InvalidTokenResponseError, 502),
+    (
+        {"status": 200, "body": {"error": "invalid_grant", "access_token": "x"}},
+        InvalidTokenResponseError,
+        502,
+    ),
     ({"status": 200, "body": "[1, 2]"}, InvalidTokenResponseError, 502),
 ]
 
 
 @pytest.mark.parametrize(("fault", "error_type", "status"), FAULTS)
-def test_token_endpoint_failures_give_a_clear_page(stack: Stack, fault: dict[str, Any], error_type: type, status: int) -> None:
+def test_token_endpoint_failures_give_a_clear_page(
+    stack: Stack, fault: dict[str, Any], error_type: type, status: int
+) -> None:
     stack.sandbox.fail_next_token_request(**fault)
     response = stack.login()
     assert response.status_code == status

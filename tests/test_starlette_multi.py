@@ -28,11 +28,18 @@ def two_gists() -> Iterator[dict[str, Any]]:
     app_server, sb_a, sb_b = ServerThread(), ServerThread(), ServerThread()
     sandboxes = {
         "gist_a": create_app(
-            clients=[SandboxClient("a-id", "a-secret", (f"{app_server.url}/oauth/a/callback", f"{app_server.url}/raw/callback"))],
+            clients=[
+                SandboxClient(
+                    "a-id",
+                    "a-secret",
+                    (f"{app_server.url}/oauth/a/callback", f"{app_server.url}/raw/callback"),
+                )
+            ],
             auto_approve=True,
         ),
         "gist_b": create_app(
-            clients=[SandboxClient("b-id", "b-secret", (f"{app_server.url}/oauth/b/callback",))], auto_approve=True
+            clients=[SandboxClient("b-id", "b-secret", (f"{app_server.url}/oauth/b/callback",))],
+            auto_approve=True,
         ),
     }
     oauth = OAuth()
@@ -40,7 +47,11 @@ def two_gists() -> Iterator[dict[str, Any]]:
         oauth, "gist_a", client_id="a-id", client_secret="a-secret", provider=GistProvider.at(sb_a.url)
     )
     gist_b = gist_authlib.register(
-        oauth, "gist_b", client_id="b-id", client_secret="b-secret", provider=GistProvider.at(sb_b.url),
+        oauth,
+        "gist_b",
+        client_id="b-id",
+        client_secret="b-secret",
+        provider=GistProvider.at(sb_b.url),
         scopes="read_teammates read_teams",
     )
     seen: dict[str, Any] = {"logins": [], "errors": []}
@@ -67,8 +78,20 @@ def two_gists() -> Iterator[dict[str, Any]]:
 
     app = Starlette(
         routes=[
-            *gist_routes(gist_a, on_login=on_login_for("a"), on_error=on_error, login_path="/auth/a", callback_path="/oauth/a/callback"),
-            *gist_routes(gist_b, on_login=on_login_for("b"), on_error=on_error, login_path="/auth/b", callback_path="/oauth/b/callback"),
+            *gist_routes(
+                gist_a,
+                on_login=on_login_for("a"),
+                on_error=on_error,
+                login_path="/auth/a",
+                callback_path="/oauth/a/callback",
+            ),
+            *gist_routes(
+                gist_b,
+                on_login=on_login_for("b"),
+                on_error=on_error,
+                login_path="/auth/b",
+                callback_path="/oauth/b/callback",
+            ),
             Route("/raw/login", raw_login),
             Route("/raw/callback", raw_callback),
         ],

@@ -59,7 +59,10 @@ class SandboxClient:
     name: str = "Sandbox App"
 
     def __repr__(self) -> str:
-        return f"SandboxClient(client_id={self.client_id!r}, redirect_uris={self.redirect_uris!r}, name={self.name!r})"
+        return (
+            f"SandboxClient(client_id={self.client_id!r}, redirect_uris={self.redirect_uris!r}, "
+            f"name={self.name!r})"
+        )
 
 
 DEFAULT_TEAMMATES: tuple[dict[str, Any], ...] = (
@@ -197,7 +200,9 @@ class GistSandbox:
         self._codes: dict[str, _Code] = {}
         self._tokens: dict[str, _Token] = {}
         self._lock = threading.Lock()
-        self._signer = URLSafeTimedSerializer(secret_key or secrets.token_urlsafe(32), salt="gist-sandbox-consent")
+        self._signer = URLSafeTimedSerializer(
+            secret_key or secrets.token_urlsafe(32), salt="gist-sandbox-consent"
+        )
         self.app = Starlette(
             routes=[
                 Route("/", self._index, methods=["GET"]),
@@ -250,7 +255,13 @@ class GistSandbox:
 
         ``status=None`` with a ``delay`` only slows the next request down.
         """
-        raw = json.dumps(body).encode() if isinstance(body, dict) else body.encode() if isinstance(body, str) else body
+        raw = (
+            json.dumps(body).encode()
+            if isinstance(body, dict)
+            else body.encode()
+            if isinstance(body, str)
+            else body
+        )
         self.token_faults.append(TokenFault(status=status, body=raw, content_type=content_type, delay=delay))
 
     @property
@@ -270,7 +281,8 @@ class GistSandbox:
         return _page(
             "Gist sandbox",
             f"<p>A local stand-in for Gist's OAuth server and REST API. Workspace: "
-            f"{escape(self.workspace.name)} ({self.workspace.id}).</p><h2>Registered apps</h2><ul>{rows}</ul>",
+            f"{escape(self.workspace.name)} ({self.workspace.id}).</p>"
+            f"<h2>Registered apps</h2><ul>{rows}</ul>",
         )
 
     async def _install_success(self, request: Request) -> Response:
@@ -336,7 +348,9 @@ class GistSandbox:
     async def _decide(self, request: Request) -> Response:
         origin = request.headers.get("origin")
         if origin and origin != f"{request.url.scheme}://{request.url.netloc}":
-            return _error_page("Cross-site request refused", "The consent form was posted from another site.", 403)
+            return _error_page(
+                "Cross-site request refused", "The consent form was posted from another site.", 403
+            )
         form = await request.form()
         csrf_cookie = request.cookies.get(CSRF_COOKIE, "")
         csrf_form = str(form.get("csrf_token", ""))
@@ -345,7 +359,9 @@ class GistSandbox:
         try:
             params = self._signer.loads(str(form.get("request", "")), max_age=int(self.code_ttl))
         except BadSignature:
-            return _error_page("Consent expired", "The consent form is no longer valid. Start the login again.")
+            return _error_page(
+                "Consent expired", "The consent form is no longer valid. Start the login again."
+            )
         checked = self._check_authorize(params)
         if isinstance(checked, Response):
             return checked
@@ -384,7 +400,9 @@ class GistSandbox:
         client = self.clients.get(client_id or "")
         secret = params.get("client_secret") or ""
         if client is None or not hmac.compare_digest(secret.encode(), client.client_secret.encode()):
-            return self._token_error(client_id, grant_type, 401, "invalid_client", "Unknown client or bad secret.")
+            return self._token_error(
+                client_id, grant_type, 401, "invalid_client", "Unknown client or bad secret."
+            )
         if grant_type != "authorization_code":
             return self._token_error(client_id, grant_type, 400, "unsupported_grant_type", None)
         with self._lock:
@@ -403,7 +421,9 @@ class GistSandbox:
             self._tokens[token] = _Token(client.client_id, code.scopes)
             code.tokens.append(token)
             self.token_requests.append(TokenRequestRecord(client_id, grant_type, 200, None))
-        return JSONResponse({"access_token": token}, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+        return JSONResponse(
+            {"access_token": token}, headers={"Cache-Control": "no-store", "Pragma": "no-cache"}
+        )
 
     def _check_code(self, code: _Code | None, client_id: str, params: Mapping[str, str]) -> str | None:
         if code is None or code.used or code.expires_at < self.clock() or code.client_id != client_id:
@@ -412,7 +432,9 @@ class GistSandbox:
             return "invalid_grant"
         if code.challenge is not None:
             verifier = params.get("code_verifier") or ""
-            digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+            digest = (
+                base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+            )
             if not verifier or not hmac.compare_digest(digest, code.challenge):
                 return "invalid_grant"
         return None
@@ -550,7 +572,8 @@ def _redirect(redirect_uri: str, params: Mapping[str, str | None]) -> Response:
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     html = (
-        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title></head>\n'
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title></head>\n"
         f"<body>\n<h1>{escape(title)}</h1>\n{body}\n</body></html>\n"
     )
     return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})

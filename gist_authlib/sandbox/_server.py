@@ -57,7 +57,10 @@ class ServerThread:
         config = uvicorn.Config(self.app, log_level="warning", lifespan="off", access_log=False)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, name=f"uvicorn:{self.port}", daemon=True
+            target=self._server.run,
+            kwargs={"sockets": [self._socket]},
+            name=f"uvicorn:{self.port}",
+            daemon=True,
         )
         self._thread.start()
         deadline = time.monotonic() + timeout
