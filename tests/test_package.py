@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import gist_authlib
 
@@ -37,7 +38,8 @@ def test_demo_check_logs_in_headlessly_and_lists_the_teammates() -> None:
 
 
 def test_console_script_is_installed() -> None:
-    result = _run("gist-authlib", "--help")
+    script = Path(sys.executable).parent / "gist-authlib"  # beside the interpreter, activated or not
+    result = _run(str(script), "--help")
     assert result.returncode == 0
     assert "demo" in result.stdout and "sandbox" in result.stdout
 
