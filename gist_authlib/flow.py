@@ -43,7 +43,11 @@ __all__ = [
     "AuthorizationRequest",
     "CallbackGrant",
     "LoginFlow",
+    "begin_login",
+    "check_callback",
     "check_token_response",
+    "exchange_code",
+    "exchange_code_async",
     "safe_next_path",
     "translate_token_error",
 ]
@@ -285,6 +289,61 @@ class LoginFlow:
             session[self.session_key] = json.loads(json.dumps(record))
         else:
             session.pop(self.session_key, None)
+
+
+# -- the steps every adapter runs, on a registered app (see gist_authlib.registry.GistAppMixin) -------
+
+
+def begin_login(
+    app: Any, session: MutableMapping[str, Any], *, redirect_uri: str, next_path: str | None = None
+) -> AuthorizationRequest:
+    """Start a login for the registered ``app``: check its credentials, issue a state, build the URL.
+
+    Raises:
+        MissingCredentialsError: the client id or secret is not configured.
+    """
+    client_id, client_secret = app.gist_credentials()
+    flow: LoginFlow = app.gist_flow
+    return flow.start(
+        session,
+        authorize_url=app.authorize_url,
+        client_id=client_id,
+        client_secret=client_secret,
+        redirect_uri=redirect_uri,
+        scopes=app.gist_scopes,
+        next_path=next_path,
+    )
+
+
+def check_callback(
+    app: Any, session: MutableMapping[str, Any], query: Iterable[tuple[str, str]], *, redirect_uri: str
+) -> CallbackGrant:
+    """Check a callback for the registered ``app`` (see :meth:`LoginFlow.finish`)."""
+    _, client_secret = app.gist_credentials()
+    flow: LoginFlow = app.gist_flow
+    return flow.finish(session, query, client_secret=client_secret, redirect_uri=redirect_uri)
+
+
+def exchange_code(app: Any, grant: CallbackGrant) -> dict[str, Any]:
+    """Exchange the grant's code at the token endpoint (sync Authlib apps: Flask, Django).
+
+    Raises:
+        TokenExchangeError: any failure, as one of its typed subclasses.
+    """
+    try:
+        token = app.fetch_access_token(**grant.token_params())
+    except Exception as exc:  # every failure of the exchange becomes a typed error
+        raise translate_token_error(exc) from None
+    return check_token_response(token)
+
+
+async def exchange_code_async(app: Any, grant: CallbackGrant) -> dict[str, Any]:
+    """Exchange the grant's code at the token endpoint (async Authlib apps: Starlette, FastAPI)."""
+    try:
+        token = await app.fetch_access_token(**grant.token_params())
+    except Exception as exc:  # every failure of the exchange becomes a typed error
+        raise translate_token_error(exc) from None
+    return check_token_response(token)
 
 
 def safe_next_path(value: str | None) -> str | None:

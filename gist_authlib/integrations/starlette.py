@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from .._pages import CALLBACK_HEADERS, error_page
 from ..errors import GistAuthError, SessionNotConfiguredError
-from ..flow import translate_token_error
+from ..flow import begin_login, check_callback, exchange_code_async
 
 __all__ = ["OnError", "OnLogin", "default_on_error", "gist_routes"]
 
@@ -60,7 +60,6 @@ def gist_routes(
     Requires Starlette's ``SessionMiddleware``; without it every request fails with a
     :class:`~gist_authlib.SessionNotConfiguredError` that says how to add it.
     """
-    flow = gist.gist_flow
     login_name = f"{gist.name}_login"
     callback_name = f"{gist.name}_callback"
     handle_error: OnError = on_error or default_on_error
@@ -75,40 +74,28 @@ def gist_routes(
 
     async def login(request: Request) -> Response:
         try:
-            session = _session(request)
-            client_id, client_secret = gist.gist_credentials()
-            authorization = flow.start(
-                session,
-                authorize_url=gist.authorize_url,
-                client_id=client_id,
-                client_secret=client_secret,
+            authorization = begin_login(
+                gist,
+                _session(request),
                 redirect_uri=_redirect_uri(request),
-                scopes=gist.gist_scopes,
                 next_path=request.query_params.get("next"),
             )
         except GistAuthError as error:
             return await _fail(request, error)
-        response = RedirectResponse(authorization.url, status_code=302)
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        return RedirectResponse(authorization.url, status_code=302, headers={"Cache-Control": "no-store"})
 
     async def callback(request: Request) -> Response:
         try:
-            session = _session(request)
-            _, client_secret = gist.gist_credentials()
-            grant = flow.finish(
-                session,
+            grant = check_callback(
+                gist,
+                _session(request),
                 request.query_params.multi_items(),
-                client_secret=client_secret,
                 redirect_uri=_redirect_uri(request),
             )
-            try:
-                token = await gist.fetch_access_token(**grant.token_params())
-            except Exception as exc:  # every failure of the exchange becomes a typed error
-                raise translate_token_error(exc) from None
+            token = await exchange_code_async(gist, grant)
             request.state.gist_next = grant.next_path or "/"
             log.info("Gist login %r completed", gist.name)
-            response = await _call(on_login, request, dict(token))
+            response = await _call(on_login, request, token)
         except GistAuthError as error:
             response = await _fail(request, error)
         response.headers.update(CALLBACK_HEADERS)
