@@ -1,0 +1,7 @@
+"""Public home of the Django adapter: ``from gist_authlib.django import gist_urls``."""
+
+from __future__ import annotations
+
+from .integrations.django import OnError, OnLogin, default_on_error, gist_urls
+
+__all__ = ["OnError", "OnLogin", "default_on_error", "gist_urls"]

@@ -1,0 +1,7 @@
+"""Public home of the Flask adapter: ``from gist_authlib.flask import gist_blueprint``."""
+
+from __future__ import annotations
+
+from .integrations.flask import OnError, OnLogin, default_on_error, gist_blueprint
+
+__all__ = ["OnError", "OnLogin", "default_on_error", "gist_blueprint"]
