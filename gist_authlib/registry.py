@@ -10,7 +10,7 @@ from .errors import InvalidTokenResponseError, MissingCredentialsError, TokenEnd
 from .flow import LoginFlow, check_token_response
 from .provider import GistProvider
 
-__all__ = ["USER_AGENT", "GistAppMixin", "register"]
+__all__ = ["USER_AGENT", "GistAppMixin", "register", "registration_name"]
 
 USER_AGENT = f"gist-authlib/{__version__}"
 DEFAULT_TIMEOUT = 10.0
@@ -139,7 +139,31 @@ def register(
     if client_secret is not None:
         kwargs["client_secret"] = client_secret
     kwargs.update(overrides)
-    return oauth.register(name, **kwargs)
+    app = oauth.register(name, **kwargs)
+    if getattr(oauth, "app", True) is None:
+        # Flask before init_app: Authlib hands back an anonymous lazy proxy. Ours also knows its name,
+        # so that adapters can name their routes before the Flask app exists.
+        return _lazy_flask_app(oauth, name)
+    return app
+
+
+def registration_name(app: Any) -> str:
+    """The name ``app`` was registered under, without resolving a lazy Flask proxy."""
+    own = getattr(type(app), "gist_registration_name", None)
+    if isinstance(own, str):
+        return own
+    return str(app.name)
+
+
+def _lazy_flask_app(oauth: Any, name: str) -> Any:
+    from werkzeug.local import LocalProxy
+
+    class LazyGistApp(LocalProxy[Any]):
+        """Authlib's Flask app for this registration, created on first use inside the Flask app."""
+
+        gist_registration_name = name
+
+    return LazyGistApp(lambda: oauth.create_client(name))
 
 
 def _setting_names(oauth: Any, name: str) -> dict[str, str]:

@@ -1,27 +1,46 @@
-"""Shared fixtures: real servers on loopback ports (uvicorn in threads), and a scripted browser."""
+"""Shared fixtures: real servers on loopback ports, apps in four frameworks, and a scripted browser.
+
+Starlette and FastAPI apps run under uvicorn, Flask and Django apps under werkzeug's WSGI server, each in
+a thread on a port of its own; the sandbox runs beside them. Nothing is patched.
+"""
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import django
 import httpx2
 import pytest
-from authlib.integrations.starlette_client import OAuth
-from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from django.conf import settings
 
 import gist_authlib
 from gist_authlib import GistAuthError, GistProvider
 from gist_authlib.sandbox import GistSandbox, SandboxClient, ServerThread, create_app
-from gist_authlib.starlette import default_on_error, gist_routes
+
+if not settings.configured:
+    settings.configure(
+        SECRET_KEY="django-test-secret-key-not-for-production",
+        ROOT_URLCONF="django_urlconf",
+        ALLOWED_HOSTS=["127.0.0.1", "localhost"],
+        MIDDLEWARE=[
+            "django.contrib.sessions.middleware.SessionMiddleware",
+            "django.middleware.csrf.CsrfViewMiddleware",
+        ],
+        SESSION_ENGINE="django.contrib.sessions.backends.signed_cookies",
+        INSTALLED_APPS=["django.contrib.sessions"],
+        AUTHLIB_OAUTH_CLIENTS={},
+        USE_TZ=True,
+    )
+    django.setup()
+
+FRAMEWORKS = ["starlette", "fastapi", "flask", "django"]
+#: The registrations every contract app carries: Gist, and a second Gist app beside it.
+REGISTRATIONS = ("gist", "gist_b")
 
 
 def query_of(url: str) -> dict[str, str]:
@@ -29,26 +48,66 @@ def query_of(url: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query, keep_blank_values=True).items()}
 
 
+class WSGIServerThread:
+    """werkzeug's threaded WSGI server on a loopback port, bound before the app is known."""
+
+    def __init__(self) -> None:
+        from werkzeug.serving import WSGIRequestHandler, make_server
+
+        class QuietHandler(WSGIRequestHandler):
+            # No access log, as with uvicorn's access_log=False: an access log records the callback's
+            # query string (the code) whatever the app does; see the README's note on access logs.
+            def log_request(self, *args: Any, **kwargs: Any) -> None:
+                pass
+
+        self.app: Any = None
+        self._server = make_server(
+            "127.0.0.1", 0, self._dispatch, threaded=True, request_handler=QuietHandler
+        )
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def _dispatch(self, environ: Any, start_response: Any) -> Any:
+        return self.app(environ, start_response)
+
+    def start(self, app: Any) -> WSGIServerThread:
+        self.app = app
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join(5)
+        self._server.server_close()
+
+
 @dataclass
 class Stack:
-    """A sandbox and a Starlette app using gist_authlib, both served on loopback."""
+    """A sandbox and an app in one framework using gist_authlib, both served on loopback."""
 
+    framework: str
     sandbox: GistSandbox
     sandbox_url: str
     app_url: str
     client_id: str
     client_secret: str
-    logins: list[dict[str, Any]] = field(default_factory=list)
+    logins: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     errors: list[GistAuthError] = field(default_factory=list)
-    gist: Any = None
+    apps: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tokens(self) -> list[dict[str, Any]]:
+        """The tokens handed to ``on_login`` of the main registration."""
+        return [token for name, token in self.logins if name == "gist"]
 
     def browser(self) -> httpx2.Client:
         """A fresh browser: its own cookie jar, redirects followed by hand."""
         return httpx2.Client(follow_redirects=False, timeout=10, trust_env=False)
 
-    def start_login(self, browser: httpx2.Client, path: str = "/auth/gist", **params: str) -> str:
+    def start_login(self, browser: httpx2.Client, name: str = "gist", **params: str) -> str:
         """Start a login and return the authorization URL the app redirected to."""
-        response = browser.get(self.app_url + path, params=params or None)
+        response = browser.get(f"{self.app_url}/auth/{name}", params=params or None)
         assert response.status_code == 302, response.text
         return response.headers["location"]
 
@@ -58,46 +117,167 @@ class Stack:
         assert response.status_code == 302, response.text
         return response.headers["location"]
 
-    def login(self, browser: httpx2.Client | None = None) -> httpx2.Response:
+    def callback_url(self, name: str = "gist") -> str:
+        return f"{self.app_url}/oauth/{name}/callback"
+
+    def login(self, browser: httpx2.Client | None = None, name: str = "gist") -> httpx2.Response:
         """A whole login; returns the callback's response."""
+        own = browser is None
         browser = browser or self.browser()
-        callback = self.authorize(browser, self.start_login(browser))
-        return browser.get(callback)
+        try:
+            return browser.get(self.authorize(browser, self.start_login(browser, name)))
+        finally:
+            if own:
+                browser.close()
 
 
-def build_app(
-    oauth: OAuth,
-    gist: Any,
-    stack: Stack,
-    *,
-    sessions: bool = True,
-    extra_routes: list[Route] | None = None,
-) -> Starlette:
-    async def on_login(request: Request, token: dict[str, Any]) -> Response:
-        stack.logins.append(token)
-        response = await gist.get("teammates", token=token)
-        return JSONResponse(
-            {
-                "teammates": [t["name"] for t in response.json()["teammates"]],
-                "next": request.state.gist_next,
-            }
+# --- one app per framework, all with the same behaviour ----------------------------------------------
+
+
+def _starlette_app(stack: Stack, gists: dict[str, Any], sessions: bool, fastapi: bool) -> Any:
+    from starlette.middleware.sessions import SessionMiddleware
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+
+    from gist_authlib.starlette import default_on_error, gist_routes
+
+    def handlers(name: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
+        gist = gists[name]
+
+        async def on_login(request: Request, token: dict[str, Any]) -> Response:
+            stack.logins.append((name, token))
+            teammates = (await gist.get("teammates", token=token)).json()["teammates"]
+            return JSONResponse(
+                {"teammates": [t["name"] for t in teammates], "next": request.state.gist_next}
+            )
+
+        def on_error(request: Request, error: GistAuthError) -> Response:
+            stack.errors.append(error)
+            return default_on_error(request, error)
+
+        return on_login, on_error
+
+    routes = []
+    for name in REGISTRATIONS:
+        on_login, on_error = handlers(name)
+        routes += gist_routes(
+            gists[name],
+            on_login=on_login,
+            on_error=on_error,
+            login_path=f"/auth/{name}",
+            callback_path=f"/oauth/{name}/callback",
         )
+    if fastapi:
+        from fastapi import FastAPI
 
-    def on_error(request: Request, error: GistAuthError) -> Response:
-        stack.errors.append(error)
-        return default_on_error(request, error)
+        app = FastAPI()
+        app.router.routes.extend(routes)
+        if sessions:
+            app.add_middleware(SessionMiddleware, secret_key="test-session-secret")
+        return app
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
 
-    routes = [*gist_routes(gist, on_login=on_login, on_error=on_error), *(extra_routes or [])]
     middleware = [Middleware(SessionMiddleware, secret_key="test-session-secret")] if sessions else []
     return Starlette(routes=routes, middleware=middleware)
 
 
+def _flask_app(stack: Stack, gists: dict[str, Any], sessions: bool) -> Any:
+    from flask import Flask, g, jsonify
+
+    from gist_authlib.flask import default_on_error, gist_blueprint
+
+    app = Flask("contract")
+    if sessions:
+        app.secret_key = "test-session-secret"
+    for name in REGISTRATIONS:
+        gist = gists[name]
+
+        def on_login(token: dict[str, Any], name: str = name, gist: Any = gist) -> Any:
+            stack.logins.append((name, token))
+            teammates = gist.get("teammates", token=token).json()["teammates"]
+            return jsonify({"teammates": [t["name"] for t in teammates], "next": g.gist_next})
+
+        def on_error(error: GistAuthError) -> Any:
+            stack.errors.append(error)
+            return default_on_error(error)
+
+        app.register_blueprint(
+            gist_blueprint(
+                gist,
+                on_login=on_login,
+                on_error=on_error,
+                login_path=f"/auth/{name}",
+                callback_path=f"/oauth/{name}/callback",
+            )
+        )
+    return app
+
+
+def _django_app(stack: Stack, gists: dict[str, Any], sessions: bool) -> Any:
+    import django_urlconf
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.http import JsonResponse
+    from django.test.utils import override_settings
+    from django.urls import clear_url_caches
+
+    from gist_authlib.django import default_on_error, gist_urls
+
+    patterns = []
+    for name in REGISTRATIONS:
+        gist = gists[name]
+
+        def on_login(request: Any, token: dict[str, Any], name: str = name, gist: Any = gist) -> Any:
+            stack.logins.append((name, token))
+            teammates = gist.get("teammates", token=token).json()["teammates"]
+            return JsonResponse({"teammates": [t["name"] for t in teammates], "next": request.gist_next})
+
+        def on_error(request: Any, error: GistAuthError) -> Any:
+            stack.errors.append(error)
+            return default_on_error(request, error)
+
+        patterns += gist_urls(
+            gist,
+            on_login=on_login,
+            on_error=on_error,
+            login_path=f"auth/{name}",
+            callback_path=f"oauth/{name}/callback",
+        )
+    django_urlconf.urlpatterns[:] = patterns
+    clear_url_caches()
+    handler = WSGIHandler()
+    if sessions:
+        return handler
+    without_sessions = override_settings(MIDDLEWARE=["django.middleware.csrf.CsrfViewMiddleware"])
+
+    def app(environ: Any, start_response: Any) -> Any:
+        with without_sessions:
+            return WSGIHandler()(environ, start_response)
+
+    return app
+
+
+def _oauth_registry(framework: str) -> Any:
+    if framework in ("starlette", "fastapi"):
+        from authlib.integrations.starlette_client import OAuth
+
+        return OAuth()
+    if framework == "flask":
+        from authlib.integrations.flask_client import OAuth as FlaskOAuth
+
+        return FlaskOAuth()  # the init_app factory pattern: no app yet
+    from authlib.integrations.django_client import OAuth as DjangoOAuth
+
+    return DjangoOAuth()
+
+
 @pytest.fixture
-def make_stack() -> Iterator[Any]:
-    """Build a sandbox and an app; keyword arguments tune the sandbox and the registration."""
-    servers: list[ServerThread] = []
+def make_stack() -> Iterator[Callable[..., Stack]]:
+    """Build a sandbox and an app; keyword arguments choose the framework and tune the parts."""
+    servers: list[Any] = []
 
     def factory(
+        framework: str = "starlette",
         *,
         auto_approve: bool = True,
         sessions: bool = True,
@@ -105,26 +285,40 @@ def make_stack() -> Iterator[Any]:
         sandbox_kwargs: dict[str, Any] | None = None,
     ) -> Stack:
         sandbox_server = ServerThread()
-        app_server = ServerThread()
+        app_server: Any = ServerThread() if framework in ("starlette", "fastapi") else WSGIServerThread()
         servers.extend([sandbox_server, app_server])
-        client_id = "app-" + secrets.token_hex(4)
-        client_secret = "secret-" + secrets.token_urlsafe(16)
+        secret_of = {name: f"secret-{name}-" + secrets.token_urlsafe(16) for name in REGISTRATIONS}
+        id_of = {name: f"{name}-" + secrets.token_hex(4) for name in REGISTRATIONS}
         sandbox = create_app(
-            clients=[SandboxClient(client_id, client_secret, (f"{app_server.url}/oauth/gist/callback",))],
+            clients=[
+                SandboxClient(id_of[name], secret_of[name], (f"{app_server.url}/oauth/{name}/callback",))
+                for name in REGISTRATIONS
+            ],
             auto_approve=auto_approve,
             **(sandbox_kwargs or {}),
         )
-        stack = Stack(sandbox, sandbox_server.url, app_server.url, client_id, client_secret)
-        oauth = OAuth()
-        kwargs: dict[str, Any] = {
-            "client_id": client_id,
-            "client_secret": client_secret,
-            "provider": GistProvider.at(sandbox_server.url),
-        }
-        kwargs.update(register_kwargs or {})
-        stack.gist = gist_authlib.register(oauth, **kwargs)
+        stack = Stack(
+            framework, sandbox, sandbox_server.url, app_server.url, id_of["gist"], secret_of["gist"]
+        )
+        oauth = _oauth_registry(framework)
+        for name in REGISTRATIONS:
+            kwargs: dict[str, Any] = {
+                "client_id": id_of[name],
+                "client_secret": secret_of[name],
+                "provider": GistProvider.at(sandbox_server.url),
+            }
+            if name == "gist":
+                kwargs.update(register_kwargs or {})
+            stack.apps[name] = gist_authlib.register(oauth, name, **kwargs)
+        if framework in ("starlette", "fastapi"):
+            app = _starlette_app(stack, stack.apps, sessions, framework == "fastapi")
+        elif framework == "flask":
+            app = _flask_app(stack, stack.apps, sessions)
+            oauth.init_app(app)
+        else:
+            app = _django_app(stack, stack.apps, sessions)
         sandbox_server.start(sandbox)
-        app_server.start(build_app(oauth, stack.gist, stack, sessions=sessions))
+        app_server.start(app)
         return stack
 
     yield factory
@@ -132,8 +326,13 @@ def make_stack() -> Iterator[Any]:
         server.stop()
 
 
+@pytest.fixture(params=FRAMEWORKS)
+def framework(request: pytest.FixtureRequest) -> str:
+    """Each framework in turn."""
+    return str(request.param)
+
+
 @pytest.fixture
-def stack(make_stack: Any) -> Stack:
-    """The default stack: an auto-approving sandbox and an app with sessions."""
-    result: Stack = make_stack()
-    return result
+def stack(make_stack: Callable[..., Stack], framework: str) -> Stack:
+    """The default stack in each framework: an auto-approving sandbox and an app with sessions."""
+    return make_stack(framework)

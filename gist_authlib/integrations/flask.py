@@ -12,6 +12,7 @@ from flask.typing import ResponseReturnValue
 from .._pages import CALLBACK_HEADERS, error_page
 from ..errors import GistAuthError, SessionNotConfiguredError
 from ..flow import begin_login, check_callback, exchange_code
+from ..registry import registration_name
 
 __all__ = ["OnError", "OnLogin", "default_on_error", "gist_blueprint"]
 
@@ -55,7 +56,7 @@ def gist_blueprint(
         redirect_uri: a fixed, absolute redirect URI (behind a proxy); by default built with ``url_for``.
         name: the blueprint's name; defaults to ``"<registration name>_auth"``.
     """
-    registration = name or f"{_registration_name(gist)}_auth"
+    registration = name or f"{registration_name(gist)}_auth"
     blueprint = Blueprint(registration, __name__)
     handle_error: OnError = on_error or default_on_error
 
@@ -96,13 +97,6 @@ def gist_blueprint(
         return response
 
     return blueprint
-
-
-def _registration_name(gist: Any) -> str:
-    try:
-        return str(gist.name)
-    except RuntimeError:  # Authlib's lazy proxy before init_app: the default name is the usual one
-        return "gist"
 
 
 def _session() -> Any:

@@ -1,7 +1,12 @@
-"""The Starlette login end to end: an app and the sandbox on real loopback ports."""
+"""The behaviour contract: the same login scenarios against Starlette, FastAPI, Flask and Django.
+
+Each framework's app is served for real on a loopback port, the sandbox on another; every test runs once
+per framework (the ``stack`` and ``framework`` fixtures in conftest.py).
+"""
 
 from __future__ import annotations
 
+import html
 import logging
 from typing import Any
 
@@ -27,8 +32,8 @@ def test_login_hands_token_to_on_login_and_lists_teammates(stack: Stack) -> None
     response = stack.login()
     assert response.status_code == 200
     assert response.json()["teammates"] == [t["name"] for t in stack.sandbox.workspace.teammates]
-    assert len(stack.logins) == 1
-    assert set(stack.logins[0]) == {"access_token"}
+    assert len(stack.tokens) == 1
+    assert set(stack.tokens[0]) == {"access_token"}
     assert stack.errors == []
     assert [r.status for r in stack.sandbox.token_requests] == [200]
 
@@ -40,7 +45,7 @@ def test_authorize_redirect_carries_gist_parameters(stack: Stack) -> None:
     params = query_of(url)
     assert params["response_type"] == "code"
     assert params["client_id"] == stack.client_id
-    assert params["redirect_uri"] == f"{stack.app_url}/oauth/gist/callback"
+    assert params["redirect_uri"] == f"{stack.callback_url()}"
     assert params["scope"] == "read_teammates"
     assert len(params["state"]) >= 43
     assert params["code_challenge_method"] == "S256"
@@ -50,7 +55,7 @@ def test_authorize_redirect_carries_gist_parameters(stack: Stack) -> None:
 def test_callback_answers_with_no_store_and_no_referrer(stack: Stack) -> None:
     ok = stack.login()
     with stack.browser() as browser:
-        failed = browser.get(f"{stack.app_url}/oauth/gist/callback?code=x&state=y")
+        failed = browser.get(f"{stack.callback_url()}?code=x&state=y")
     for response in (ok, failed):
         assert response.headers["cache-control"] == "no-store"
         assert response.headers["referrer-policy"] == "no-referrer"
@@ -66,8 +71,8 @@ def test_next_path_is_kept_server_side_and_checked(stack: Stack) -> None:
         assert browser.get(callback).json()["next"] == "/"
 
 
-def test_consent_denied_is_a_typed_error_and_no_token_request(make_stack: Any) -> None:
-    stack: Stack = make_stack(auto_approve=False)
+def test_consent_denied_is_a_typed_error_and_no_token_request(make_stack: Any, framework: str) -> None:
+    stack: Stack = make_stack(framework, auto_approve=False)
     with stack.browser() as browser:
         consent = browser.get(stack.start_login(browser))
         assert consent.status_code == 200
@@ -108,11 +113,11 @@ def test_user_who_never_comes_back_leaves_nothing_behind(stack: Stack) -> None:
 def test_bad_state_is_refused_before_any_token_request(stack: Stack, query: str, error_type: type) -> None:
     with stack.browser() as browser:
         stack.start_login(browser)  # the browser has a pending login, just not this one
-        response = browser.get(f"{stack.app_url}/oauth/gist/callback?{query}")
+        response = browser.get(f"{stack.callback_url()}?{query}")
     assert response.status_code == 400
     assert type(stack.errors[0]) is error_type
     assert stack.sandbox.token_requests == []
-    assert stack.logins == []
+    assert stack.tokens == []
 
 
 def test_state_issued_to_another_browser_is_refused(stack: Stack) -> None:
@@ -137,7 +142,7 @@ def test_replayed_callback_is_refused_without_a_second_token_request(stack: Stac
 def test_callback_without_code_is_refused(stack: Stack) -> None:
     with stack.browser() as browser:
         state = query_of(stack.start_login(browser))["state"]
-        response = browser.get(f"{stack.app_url}/oauth/gist/callback", params={"state": state})
+        response = browser.get(f"{stack.callback_url()}", params={"state": state})
     assert response.status_code == 400
     assert isinstance(stack.errors[0], MissingCodeError)
     assert stack.sandbox.token_requests == []
@@ -149,8 +154,8 @@ def test_two_tabs_finish_in_either_order(stack: Stack) -> None:
         second = stack.authorize(browser, stack.start_login(browser))
         assert browser.get(second).status_code == 200
         assert browser.get(first).status_code == 200
-    assert len(stack.logins) == 2
-    assert stack.logins[0]["access_token"] != stack.logins[1]["access_token"]
+    assert len(stack.tokens) == 2
+    assert stack.tokens[0]["access_token"] != stack.tokens[1]["access_token"]
 
 
 FAULTS = [
@@ -182,49 +187,60 @@ def test_token_endpoint_failures_give_a_clear_page(
     assert response.status_code == status
     assert "<h1>" in response.text
     assert type(stack.errors[0]) is error_type
-    assert stack.logins == []
+    assert stack.tokens == []
 
 
-def test_slow_token_endpoint_times_out_cleanly(make_stack: Any) -> None:
-    stack: Stack = make_stack(register_kwargs={"timeout": 0.3})
+def test_slow_token_endpoint_times_out_cleanly(make_stack: Any, framework: str) -> None:
+    stack: Stack = make_stack(framework, register_kwargs={"timeout": 0.3})
     stack.sandbox.fail_next_token_request(status=None, delay=1.5)
     response = stack.login()
     assert response.status_code == 502
     assert isinstance(stack.errors[0], TokenEndpointUnreachableError)
-    assert stack.logins == []
+    assert stack.tokens == []
 
 
-def test_unreachable_token_endpoint(make_stack: Any) -> None:
+def test_unreachable_token_endpoint(make_stack: Any, framework: str) -> None:
     closed = ServerThread()  # bound, never served, then closed: nothing listens there
     dead_url = f"{closed.url}/oauth/token"
     closed.stop()
-    stack: Stack = make_stack(register_kwargs={"access_token_url": dead_url})
+    stack: Stack = make_stack(framework, register_kwargs={"access_token_url": dead_url})
     response = stack.login()
     assert response.status_code == 502
     assert isinstance(stack.errors[0], TokenEndpointUnreachableError)
 
 
-def test_missing_session_middleware_says_how_to_add_it(make_stack: Any) -> None:
-    stack: Stack = make_stack(sessions=False)
+def test_missing_session_middleware_says_how_to_add_it(make_stack: Any, framework: str) -> None:
+    stack: Stack = make_stack(framework, sessions=False)
     with stack.browser() as browser:
         response = browser.get(f"{stack.app_url}/auth/gist")
     assert response.status_code == 503
-    assert "SessionMiddleware" in response.text
+    hint = {"flask": "secret_key"}.get(framework, "SessionMiddleware")
+    assert hint in response.text
     assert isinstance(stack.errors[0], SessionNotConfiguredError)
+    assert stack.sandbox.token_requests == []
 
 
-def test_missing_client_secret_names_the_setting_at_login(make_stack: Any) -> None:
-    stack: Stack = make_stack(register_kwargs={"client_secret": None})
+def test_missing_client_secret_names_the_setting_at_login(make_stack: Any, framework: str) -> None:
+    stack: Stack = make_stack(framework, register_kwargs={"client_secret": None})
     with stack.browser() as browser:
         response = browser.get(f"{stack.app_url}/auth/gist")
     assert response.status_code == 503
-    assert "GIST_CLIENT_SECRET" in response.text
-    assert isinstance(stack.errors[0], MissingCredentialsError)
+    error = stack.errors[0]
+    assert isinstance(error, MissingCredentialsError)
+    expected = (
+        'settings.AUTHLIB_OAUTH_CLIENTS["gist"]["client_secret"]'
+        if framework == "django"
+        else "GIST_CLIENT_SECRET"
+    )
+    assert error.setting == expected
+    assert html.escape(expected) in response.text
 
 
-def test_no_secret_reaches_pages_or_logs(make_stack: Any, caplog: pytest.LogCaptureFixture) -> None:
+def test_no_secret_reaches_pages_or_logs(
+    make_stack: Any, framework: str, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
-    stack: Stack = make_stack()
+    stack: Stack = make_stack(framework)
     pages: list[str] = []
     codes: list[str] = []
     with stack.browser() as browser:
@@ -236,7 +252,7 @@ def test_no_secret_reaches_pages_or_logs(make_stack: Any, caplog: pytest.LogCapt
         callback = stack.authorize(browser, stack.start_login(browser))
         codes.append(query_of(callback)["code"])
         pages.append(browser.get(callback).text)
-    secrets_seen = [stack.client_secret, stack.logins[0]["access_token"], *codes]
+    secrets_seen = [stack.client_secret, stack.tokens[0]["access_token"], *codes]
     # The scripted browser runs in the main thread and logs its own URLs (codes included), as any HTTP
     # client would; what the app and the sandbox log comes from their uvicorn threads.
     server_logs = [r.getMessage() for r in caplog.records if r.threadName != "MainThread"]
@@ -245,3 +261,22 @@ def test_no_secret_reaches_pages_or_logs(make_stack: Any, caplog: pytest.LogCapt
     assert len(stack.errors) == 2
     for secret in secrets_seen:
         assert secret not in text
+
+
+def test_two_registrations_in_one_app_keep_their_state_and_tokens_apart(stack: Stack) -> None:
+    with stack.browser() as browser:
+        a = stack.authorize(browser, stack.start_login(browser, "gist"))
+        b = stack.authorize(browser, stack.start_login(browser, "gist_b"))
+        # A callback for one registration, delivered to the other's callback URL, is refused...
+        crossed = browser.get(stack.callback_url("gist_b"), params=query_of(a))
+        assert crossed.status_code == 400
+        assert isinstance(stack.errors[0], UnknownStateError)
+        assert stack.sandbox.token_requests == []
+        # ...and spends neither registration's pending login.
+        assert browser.get(b).status_code == 200
+        assert browser.get(a).status_code == 200
+    assert [name for name, _ in stack.logins] == ["gist_b", "gist"]
+    assert stack.logins[0][1]["access_token"] != stack.logins[1][1]["access_token"]
+    assert sorted(r.client_id or "" for r in stack.sandbox.token_requests) == sorted(
+        [stack.client_id, stack.apps["gist_b"].client_id]
+    )
