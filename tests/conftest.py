@@ -7,7 +7,6 @@ a thread on a port of its own; the sandbox runs beside them. Nothing is patched.
 from __future__ import annotations
 
 import secrets
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +19,7 @@ from django.conf import settings
 
 import gist_authlib
 from gist_authlib import GistAuthError, GistProvider
-from gist_authlib.sandbox import GistSandbox, SandboxClient, ServerThread, create_app
+from gist_authlib.sandbox import GistSandbox, SandboxClient, ServerThread, WSGIServerThread, create_app
 
 if not settings.configured:
     settings.configure(
@@ -46,40 +45,6 @@ REGISTRATIONS = ("gist", "gist_b")
 def query_of(url: str) -> dict[str, str]:
     """The query parameters of ``url``, one value each."""
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query, keep_blank_values=True).items()}
-
-
-class WSGIServerThread:
-    """werkzeug's threaded WSGI server on a loopback port, bound before the app is known."""
-
-    def __init__(self) -> None:
-        from werkzeug.serving import WSGIRequestHandler, make_server
-
-        class QuietHandler(WSGIRequestHandler):
-            # No access log, as with uvicorn's access_log=False: an access log records the callback's
-            # query string (the code) whatever the app does; see the README's note on access logs.
-            def log_request(self, *args: Any, **kwargs: Any) -> None:
-                pass
-
-        self.app: Any = None
-        self._server = make_server(
-            "127.0.0.1", 0, self._dispatch, threaded=True, request_handler=QuietHandler
-        )
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def _dispatch(self, environ: Any, start_response: Any) -> Any:
-        return self.app(environ, start_response)
-
-    def start(self, app: Any) -> WSGIServerThread:
-        self.app = app
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._server.shutdown()
-            self._thread.join(5)
-        self._server.server_close()
 
 
 @dataclass

@@ -17,7 +17,7 @@ from ._app import (
     Workspace,
     create_app,
 )
-from ._server import ServerThread, serve
+from ._server import ServerThread, WSGIServerThread, serve
 
 __all__ = [
     "DEFAULT_TEAMMATES",
@@ -26,6 +26,7 @@ __all__ = [
     "ServerThread",
     "TokenFault",
     "TokenRequestRecord",
+    "WSGIServerThread",
     "Workspace",
     "create_app",
     "serve",

@@ -1,4 +1,4 @@
-"""Serve an ASGI app with uvicorn on a loopback port, in a background thread (tests, demo, sandbox)."""
+"""Serve an app on a loopback port in a background thread: ASGI with uvicorn, WSGI with the stdlib."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["ServerThread", "serve"]
+__all__ = ["ServerThread", "WSGIServerThread", "serve"]
 
 
 class ServerThread:
@@ -79,6 +79,72 @@ class ServerThread:
         self._socket.close()
 
     def __enter__(self) -> ServerThread:
+        if self._thread is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class WSGIServerThread:
+    """A threaded WSGI server (standard library ``wsgiref``) in a daemon thread, bound on construction.
+
+    For the Flask and Django examples and tests; no access log is written (an access log would record
+    the callback's query string, authorization code included). Same interface as :class:`ServerThread`.
+    """
+
+    def __init__(self, app: Any = None, host: str = "127.0.0.1", port: int = 0) -> None:
+        from socketserver import ThreadingMixIn
+        from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+        class _Server(ThreadingMixIn, WSGIServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        class _QuietHandler(WSGIRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.app = app
+        try:
+            self._server = make_server(
+                host, port, self._dispatch, server_class=_Server, handler_class=_QuietHandler
+            )
+        except OSError as exc:
+            raise OSError(f"Cannot listen on {host}:{port}: {exc.strerror}. Choose another port.") from exc
+        self.host = host
+        self.port: int = self._server.server_port
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """The server's origin, e.g. ``http://127.0.0.1:54321``."""
+        return f"http://{self.host}:{self.port}"
+
+    def _dispatch(self, environ: Any, start_response: Any) -> Any:
+        return self.app(environ, start_response)
+
+    def start(self, app: Any = None) -> WSGIServerThread:
+        """Start serving (the socket already accepts connections)."""
+        if app is not None:
+            self.app = app
+        if self.app is None:
+            raise ValueError("WSGIServerThread.start() needs a WSGI app.")
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name=f"wsgi:{self.port}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop serving and close the socket."""
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout)
+        self._server.server_close()
+
+    def __enter__(self) -> WSGIServerThread:
         if self._thread is None:
             self.start()
         return self
