@@ -16,7 +16,13 @@ from urllib.parse import urljoin
 
 __all__ = ["DemoError", "approve_login_headlessly", "find_example", "run_demo"]
 
-EXAMPLES = {"starlette": "starlette_app.py"}
+#: Each framework's example: its file under examples/, and whether it is an ASGI or a WSGI app.
+EXAMPLES: dict[str, tuple[str, str]] = {
+    "starlette": ("starlette_app.py", "asgi"),
+    "fastapi": ("fastapi_app.py", "asgi"),
+    "flask": ("flask_app.py", "wsgi"),
+    "django": ("django_project/gist_example/wsgi.py", "wsgi"),
+}
 
 
 class DemoError(RuntimeError):
@@ -25,9 +31,9 @@ class DemoError(RuntimeError):
 
 def find_example(framework: str) -> Path:
     """Locate the example app for ``framework`` in a checkout (or in ``$GIST_AUTHLIB_EXAMPLES``)."""
-    filename = EXAMPLES.get(framework)
-    if filename is None:
+    if framework not in EXAMPLES:
         raise DemoError(f"No example for {framework!r}; choose one of {', '.join(sorted(EXAMPLES))}.")
+    filename = EXAMPLES[framework][0]
     candidates = [
         Path(os.environ["GIST_AUTHLIB_EXAMPLES"]) if os.environ.get("GIST_AUTHLIB_EXAMPLES") else None,
         Path(__file__).resolve().parent.parent / "examples",
@@ -126,11 +132,15 @@ def run_demo(
 
     Returns the process exit code.
     """
-    from .sandbox import SandboxClient, ServerThread, create_app
+    from .sandbox import SandboxClient, ServerThread, WSGIServerThread, create_app
 
     example = _load_module(find_example(framework))
     sandbox_server = ServerThread(host=host, port=sandbox_port)
-    app_server = ServerThread(host=host, port=port)
+    app_server: ServerThread | WSGIServerThread
+    if EXAMPLES[framework][1] == "wsgi":
+        app_server = WSGIServerThread(host=host, port=port)
+    else:
+        app_server = ServerThread(host=host, port=port)
     client_id = "gist-demo-app"
     client_secret = secrets.token_urlsafe(24)
     callbacks = (

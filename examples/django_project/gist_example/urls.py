@@ -1,0 +1,14 @@
+"""URLs: ``/``, then the Gist login's ``/auth/gist`` and ``/oauth/gist/callback``."""
+
+from __future__ import annotations
+
+from django.urls import include, path
+
+from gist_authlib.django import gist_urls
+
+from . import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("", include(gist_urls(views.gist, on_login=views.on_login))),
+]

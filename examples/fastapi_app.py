@@ -1,0 +1,78 @@
+"""Gist's Ruby quickstart with FastAPI, plus a dependency that gives a view the current user's token.
+
+Routes: ``/`` welcomes with a login link, ``/auth/gist`` starts the login, ``/oauth/gist/callback``
+exchanges the code, fetches ``/teammates`` with the new token and shows them; ``/me/teammates`` lists
+them again later, through the ``current_token`` dependency.
+
+The browser session holds only an opaque id; the token stays on the server (in memory here: a real app
+keeps it in a token store). Settings come from the environment, as in the Starlette example.
+
+Run it:  uvicorn --factory examples.fastapi_app:create_app --port 8000
+Or:      gist-authlib demo --framework fastapi
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from html import escape
+from typing import Annotated, Any
+
+from authlib.integrations.starlette_client import OAuth
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse
+from starlette.config import Config
+from starlette.middleware.sessions import SessionMiddleware
+
+import gist_authlib
+from gist_authlib.starlette import gist_routes
+
+
+def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
+    """Build the example app from ``environ`` (the process environment by default)."""
+    config = Config(environ=environ if environ is not None else os.environ)
+    oauth = OAuth(config)
+    gist = gist_authlib.register(oauth, scopes=config("GIST_SCOPES", default="read_teammates"))
+    tokens: dict[str, dict[str, Any]] = {}  # opaque session id -> token; use a token store in production
+
+    def current_token(request: Request) -> dict[str, Any]:
+        """The logged-in user's Gist token, or 401."""
+        token = tokens.get(request.session.get("uid", ""))
+        if token is None:
+            raise HTTPException(status_code=401, detail="Log in with Gist first: /auth/gist")
+        return token
+
+    async def teammates_page(token: dict[str, Any]) -> HTMLResponse:
+        response = await gist.get("teammates", token=token)
+        if response.status_code != 200:
+            return HTMLResponse(f"<h1>Gist answered HTTP {response.status_code}</h1>", status_code=502)
+        teammates = response.json().get("teammates", [])
+        rows = "".join(
+            f"<li>{escape(str(t.get('name')))} &lt;{escape(str(t.get('email')))}&gt;</li>" for t in teammates
+        )
+        return HTMLResponse(
+            "<!doctype html><title>Your Gist teammates</title><h1>Logged in with Gist</h1>"
+            f'<p>Your workspace has {len(teammates)} teammates:</p><ul id="teammates">{rows}</ul>'
+            '<p><a href="/">Home</a></p>'
+        )
+
+    async def on_login(request: Request, token: dict[str, Any]) -> HTMLResponse:
+        uid = secrets.token_urlsafe(16)
+        tokens[uid] = token
+        request.session["uid"] = uid
+        return await teammates_page(token)
+
+    app = FastAPI(title="Gist login example")
+
+    @app.get("/", response_class=HTMLResponse)
+    async def home() -> str:
+        return '<!doctype html><title>Gist example</title><h1>Welcome</h1><p><a href="/auth/gist">Log in with Gist</a></p>'
+
+    @app.get("/me/teammates", response_class=HTMLResponse)
+    async def my_teammates(token: Annotated[dict[str, Any], Depends(current_token)]) -> HTMLResponse:
+        return await teammates_page(token)
+
+    app.router.routes.extend(gist_routes(gist, on_login=on_login))
+    app.add_middleware(SessionMiddleware, secret_key=config("SESSION_SECRET"), same_site="lax")
+    return app
