@@ -11,8 +11,8 @@ Run it:  uvicorn --factory examples.fastapi_app:create_app --port 8000
 Or:      gist-authlib demo --framework fastapi
 """
 
-from __future__ import annotations
-
+# No "from __future__ import annotations" here: FastAPI reads the Depends() annotations at runtime, and
+# the dependency is a local of create_app.
 import os
 import secrets
 from collections.abc import Mapping

@@ -19,7 +19,10 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the sandbox and an example app on localhost, wired together")
     demo.add_argument(
-        "--framework", default="starlette", choices=["starlette", "fastapi", "flask", "django"], help="which example app to run"
+        "--framework",
+        default="starlette",
+        choices=["starlette", "fastapi", "flask", "django"],
+        help="which example app to run",
     )
     demo.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     demo.add_argument("--port", type=int, default=None, help="the example app's port (default 8000)")

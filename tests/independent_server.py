@@ -31,6 +31,8 @@ class Client(ClientMixin):  # type: ignore[misc]
     client_id: str
     client_secret: str
     redirect_uris: list[str]
+    #: Gist's quirk by default; a generic provider would also take client_secret_basic.
+    auth_methods: tuple[str, ...] = ("client_secret_post",)
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -48,7 +50,7 @@ class Client(ClientMixin):  # type: ignore[misc]
         return client_secret == self.client_secret
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        return method == "client_secret_post"
+        return method in self.auth_methods
 
     def check_response_type(self, response_type: str) -> bool:
         return response_type == "code"
@@ -102,7 +104,7 @@ class IndependentServer:
         app = Flask("independent-oauth-server")
 
         class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
-            TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_post"]  # noqa: RUF012
+            TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]  # noqa: RUF012
 
             def save_authorization_code(self, code: str, req: Any) -> None:
                 outer.codes[code] = Code(

@@ -1,0 +1,227 @@
+"""The examples, pointed by their environment at an OAuth 2 server that is not our sandbox.
+
+The independent server is Authlib's own RFC 6749 server on Flask with Gist's quirks (independent_server.py).
+Starlette, FastAPI and Flask examples run in this process on loopback; the Django example runs as its users
+run it, ``manage.py runserver`` in a subprocess.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import httpx2
+import pytest
+from conftest import query_of
+from independent_server import TEAMMATES, Client, IndependentServer
+
+from gist_authlib.sandbox import SandboxClient, ServerThread, WSGIServerThread, create_app
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def load_example(filename: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"example_{Path(filename).stem}", EXAMPLES / filename)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def env_for(
+    server_url: str, prefix: str = "GIST", client_id: str = "indep-id", secret: str = "indep-secret"
+) -> dict[str, str]:
+    return {
+        f"{prefix}_CLIENT_ID": client_id,
+        f"{prefix}_CLIENT_SECRET": secret,
+        f"{prefix}_AUTHORIZE_URL": f"{server_url}/oauth/authorize",
+        f"{prefix}_ACCESS_TOKEN_URL": f"{server_url}/oauth/token",
+        f"{prefix}_API_BASE_URL": f"{server_url}/",
+        "SESSION_SECRET": "example-session-secret",
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class DjangoRunserver:
+    """``manage.py runserver`` of the Django example in a subprocess."""
+
+    def __init__(self, env: dict[str, str], port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+            cwd=EXAMPLES / "django_project",
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx2.get(self.url + "/", timeout=1, trust_env=False)
+                return
+            except httpx2.TransportError:
+                if self.process.poll() is not None:
+                    break
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(
+            "The Django example did not start: "
+            + (self.process.stderr.read().decode() if self.process.stderr else "")
+        )
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+@pytest.fixture(params=["starlette", "fastapi", "flask", "django"])
+def example(request: pytest.FixtureRequest) -> Iterator[tuple[str, IndependentServer, str]]:
+    """One example served on loopback, configured for the independent server."""
+    name = str(request.param)
+    port = free_port() if name == "django" else 0
+    server_thread: Any = WSGIServerThread() if name == "flask" else ServerThread()
+    app_url = f"http://127.0.0.1:{port}" if name == "django" else server_thread.url
+    client = Client("indep-id", "indep-secret", [f"{app_url}/oauth/gist/callback"])
+    with IndependentServer(client) as server:
+        env = env_for(server.url)
+        if name == "django":
+            server_thread.stop()
+            runner = DjangoRunserver(env, port)
+            try:
+                yield name, server, app_url
+            finally:
+                runner.stop()
+            return
+        module = load_example(f"{name}_app.py")
+        server_thread.start(module.create_app(env))
+        try:
+            yield name, server, app_url
+        finally:
+            server_thread.stop()
+
+
+def test_each_example_logs_in_and_lists_the_independent_servers_teammates(
+    example: tuple[str, IndependentServer, str],
+) -> None:
+    _, server, app_url = example
+    with httpx2.Client(follow_redirects=True, trust_env=False) as browser:
+        assert "Log in with Gist" in browser.get(app_url + "/").text
+        page = browser.get(f"{app_url}/auth/gist")
+    assert page.status_code == 200, page.text
+    for teammate in TEAMMATES:
+        assert str(teammate["name"]) in page.text
+    assert server.token_requests == 1
+
+
+def test_each_example_refuses_a_forged_callback_without_a_token_request(
+    example: tuple[str, IndependentServer, str],
+) -> None:
+    _, server, app_url = example
+    with httpx2.Client(trust_env=False) as browser:
+        browser.get(f"{app_url}/auth/gist")
+        page = browser.get(f"{app_url}/oauth/gist/callback", params={"code": "stolen", "state": "forged"})
+    assert page.status_code == 400
+    assert "<h1>" in page.text
+    assert server.token_requests == 0
+
+
+@pytest.mark.parametrize("check_pkce", [True, False], ids=["pkce-checked", "pkce-ignored"])
+def test_the_independent_server_is_strict_and_pkce_is_harmless_either_way(check_pkce: bool) -> None:
+    app_server = ServerThread()
+    client = Client("indep-id", "indep-secret", [f"{app_server.url}/oauth/gist/callback"])
+    with IndependentServer(client, check_pkce=check_pkce) as server:
+        app_server.start(load_example("starlette_app.py").create_app(env_for(server.url)))
+        try:
+            with httpx2.Client(trust_env=False) as browser:
+                authorize = browser.get(f"{app_server.url}/auth/gist").headers["location"]
+                callback = browser.get(authorize).headers["location"]
+                basic = browser.post(
+                    f"{server.url}/oauth/token",
+                    data={
+                        "grant_type": "authorization_code",
+                        "code": query_of(callback)["code"],
+                        "redirect_uri": f"{app_server.url}/oauth/gist/callback",
+                    },
+                    auth=("indep-id", "indep-secret"),
+                )
+                assert basic.status_code in (400, 401)  # the yardstick refuses HTTP Basic, as Gist does
+                assert browser.get(callback).status_code == 200
+                assert browser.get(callback).status_code == 400  # a replay is refused before the server
+        finally:
+            app_server.stop()
+    assert server.token_requests == 2
+
+
+def test_fastapi_dependency_gives_views_the_current_users_token() -> None:
+    app_server = ServerThread()
+    client = Client("indep-id", "indep-secret", [f"{app_server.url}/oauth/gist/callback"])
+    with IndependentServer(client) as server:
+        app_server.start(load_example("fastapi_app.py").create_app(env_for(server.url)))
+        try:
+            with httpx2.Client(follow_redirects=True, trust_env=False) as browser:
+                assert browser.get(f"{app_server.url}/me/teammates").status_code == 401
+                assert browser.get(f"{app_server.url}/auth/gist").status_code == 200
+                later = browser.get(f"{app_server.url}/me/teammates")
+            with httpx2.Client(trust_env=False) as stranger:
+                assert stranger.get(f"{app_server.url}/me/teammates").status_code == 401
+        finally:
+            app_server.stop()
+    assert later.status_code == 200
+    assert all(str(t["name"]) in later.text for t in TEAMMATES)
+    assert "access_token" not in str(browser.cookies)
+
+
+def test_multi_provider_example_keeps_gist_and_the_other_provider_apart() -> None:
+    app_server = ServerThread()
+    gist_server = ServerThread()
+    sandbox = create_app(
+        clients=[SandboxClient("gist-id", "gist-secret", (f"{app_server.url}/oauth/gist/callback",))],
+        auto_approve=True,
+    )
+    other = Client(
+        "other-id",
+        "other-secret",
+        [f"{app_server.url}/oauth/other/callback"],
+        auth_methods=("client_secret_basic", "client_secret_post"),  # a generic provider
+    )
+    with IndependentServer(other) as other_server:
+        env = {
+            **env_for(gist_server.url, "GIST", "gist-id", "gist-secret"),
+            **env_for(other_server.url, "OTHER", "other-id", "other-secret"),
+        }
+        gist_server.start(sandbox)
+        app_server.start(load_example("multi_provider.py").create_app(env))
+        try:
+            with httpx2.Client(trust_env=False) as browser:
+                gist_callback = browser.get(
+                    browser.get(f"{app_server.url}/auth/gist").headers["location"]
+                ).headers["location"]
+                other_callback = browser.get(
+                    browser.get(f"{app_server.url}/auth/other").headers["location"]
+                ).headers["location"]
+                crossed = browser.get(
+                    f"{app_server.url}/oauth/gist/callback", params=query_of(other_callback)
+                )
+                assert crossed.status_code == 400
+                gist_page = browser.get(gist_callback)
+                other_page = browser.get(other_callback)
+        finally:
+            app_server.stop()
+            gist_server.stop()
+    assert "Logged in with Gist" in gist_page.text and "Ada Lovelace" in gist_page.text
+    assert "Logged in with the other provider" in other_page.text and "Independent Ida" in other_page.text
+    assert [r.status for r in sandbox.token_requests] == [200]
+    assert other_server.token_requests == 1
