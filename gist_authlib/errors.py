@@ -12,18 +12,24 @@ __all__ = [
     "AuthorizationError",
     "ConfigurationError",
     "ExpiredStateError",
+    "GistAPIError",
     "GistAuthError",
+    "GistConnectionError",
+    "InsufficientScopeError",
     "InvalidTokenResponseError",
     "LoginError",
     "MissingCodeError",
     "MissingCredentialsError",
     "MissingStateError",
+    "NotFoundError",
+    "RateLimitedError",
     "ReplayedCallbackError",
     "SessionNotConfiguredError",
     "StateError",
     "TokenEndpointError",
     "TokenEndpointUnreachableError",
     "TokenExchangeError",
+    "TokenRevokedError",
     "UnknownScopeError",
     "UnknownStateError",
 ]
@@ -268,3 +274,118 @@ class InvalidTokenResponseError(TokenExchangeError):
             f"Gist's token endpoint sent an unusable answer: {_short(reason)}. Nothing was stored."
         )
         self.reason = reason
+
+
+# --- the REST API --------------------------------------------------------------------------------
+
+
+class GistAPIError(GistAuthError):
+    """Gist's REST API answered with an error status.
+
+    Attributes:
+        status: the HTTP status Gist answered with.
+        body: Gist's error body, parsed from JSON when possible (its shape is undocumented).
+        method: the request's method.
+        path: the request's path (without query string: queries may carry personal data).
+    """
+
+    error_code = "gist_api_error"
+    status_code = 502
+    title = "The Gist API refused the request"
+
+    def __init__(
+        self, status: int, body: object, *, method: str = "", path: str = "", message: str | None = None
+    ):
+        self.status = status
+        self.body = body
+        self.method = method
+        self.path = path
+        where = f" to {method} {path}" if method else ""
+        detail = _error_detail(body)
+        super().__init__(message or f"Gist answered HTTP {status}{where}{': ' + detail if detail else ''}.")
+
+
+class TokenRevokedError(GistAPIError):
+    """401: the token is no longer valid (the app was uninstalled, or the token revoked). Log in again."""
+
+    error_code = "token_revoked"
+
+
+class InsufficientScopeError(GistAPIError):
+    """403: the token lacks a scope this request needs.
+
+    Attributes:
+        scope: the missing scope, when Gist names it or the endpoint's scope is known; else ``None``.
+    """
+
+    error_code = "insufficient_scope"
+
+    def __init__(
+        self, status: int, body: object, *, scope: str | None, method: str = "", path: str = ""
+    ) -> None:
+        self.scope = scope
+        hint = (
+            f"the token lacks the {scope} scope: request it in register(scopes=...), tick it for the app "
+            "in Gist's Developer Hub, then log in again"
+            if scope
+            else "the token lacks a scope this request needs"
+        )
+        super().__init__(
+            status, body, method=method, path=path, message=f"Gist refused {method} {path}: {hint}."
+        )
+
+
+class NotFoundError(GistAPIError):
+    """404: no such resource."""
+
+    error_code = "not_found"
+
+
+class RateLimitedError(GistAPIError):
+    """Gist kept answering 429 (or 503) until the retries or the deadline ran out.
+
+    Attributes:
+        retry_after: the pause Gist last asked for, in seconds, if it said.
+    """
+
+    error_code = "rate_limited"
+
+    def __init__(
+        self, status: int, body: object, *, retry_after: float | None, method: str = "", path: str = ""
+    ) -> None:
+        self.retry_after = retry_after
+        wait = f" Gist asked to wait {retry_after:g} s." if retry_after is not None else ""
+        super().__init__(
+            status, body, method=method, path=path, message=f"Gist is rate limiting {method} {path}.{wait}"
+        )
+
+
+class GistConnectionError(GistAPIError):
+    """Gist could not be reached, or did not answer within the timeout (after any retries).
+
+    ``status`` is 0: no HTTP answer was received.
+    """
+
+    error_code = "gist_unreachable"
+
+    def __init__(self, reason: str, *, method: str = "", path: str = "") -> None:
+        super().__init__(
+            0,
+            None,
+            method=method,
+            path=path,
+            message=f"Gist could not be reached for {method} {path}: {_short(reason)}.",
+        )
+        self.reason = reason
+
+
+def _error_detail(body: object) -> str:
+    """A short human detail out of an error body of unknown shape."""
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            return _short(errors[0].get("message") or errors[0].get("code") or "")
+        for key in ("message", "error_description", "error"):
+            if isinstance(body.get(key), str):
+                return _short(body[key])
+    return ""

@@ -325,7 +325,7 @@ def test_token_without_read_teammates_gets_403(served: Served) -> None:
 
 
 def test_revoked_token_gets_401(served: Served) -> None:
-    token = served.sandbox.issue_token("cid")
+    token = served.sandbox.issue_token("cid")["access_token"]
     headers = {"authorization": f"Bearer {token}"}
     assert served.http.get(f"{served.url}/teammates", headers=headers).status_code == 200
     served.sandbox.revoke(token)

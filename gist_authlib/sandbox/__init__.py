@@ -8,7 +8,9 @@ Serve it with any ASGI server (``uvicorn``), or with :func:`serve` in a test.
 
 from __future__ import annotations
 
+from ._api import ApiFault, RateLimit
 from ._app import (
+    DEFAULT_CONTACTS,
     DEFAULT_TEAMMATES,
     GistSandbox,
     SandboxClient,
@@ -20,8 +22,11 @@ from ._app import (
 from ._server import ServerThread, WSGIServerThread, serve
 
 __all__ = [
+    "DEFAULT_CONTACTS",
     "DEFAULT_TEAMMATES",
+    "ApiFault",
     "GistSandbox",
+    "RateLimit",
     "SandboxClient",
     "ServerThread",
     "TokenFault",

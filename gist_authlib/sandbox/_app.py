@@ -28,8 +28,10 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from ..provider import OFFICIAL_SCOPES
+from ._api import ApiFault, RateLimit, RestAPI, SandboxToken
 
 __all__ = [
+    "DEFAULT_CONTACTS",
     "DEFAULT_TEAMMATES",
     "GistSandbox",
     "SandboxClient",
@@ -102,19 +104,48 @@ DEFAULT_TEAMMATES: tuple[dict[str, Any], ...] = (
 )
 
 
+DEFAULT_TEAMS: tuple[dict[str, Any], ...] = ({"id": 301, "name": "Support"}, {"id": 302, "name": "Sales"})
+
+DEFAULT_CONTACTS: tuple[dict[str, Any], ...] = tuple(
+    {
+        "id": 5001 + i,
+        "email": f"{name.lower()}@customer.example",
+        "user_id": f"u-{1001 + i}",
+        "name": name,
+        "phone": None,
+        "created_at": 1764000000 + i,
+        "updated_at": 1764000000 + i,
+        "tags": ["vip"] if i % 2 == 0 else [],
+        "custom_properties": {"plan": "pro" if i % 3 == 0 else "free"},
+    }
+    for i, name in enumerate(["Beatrix", "Carlos", "Dmitri", "Emeka", "Farida"])
+)
+
+
 @dataclass
 class Workspace:
-    """The one Gist workspace the sandbox serves.
+    """The one Gist workspace the sandbox serves (objects use Gist's field names).
 
     Attributes:
         id: the workspace id (Gist sends it as ``state`` on installs started from Gist).
         name: the workspace's name.
-        teammates: teammate objects with Gist's field names.
+        teammates: teammate objects.
+        teams: team objects.
+        contacts: contact objects (``id``, ``email``, ``user_id``, ``tags``, ...).
+        tags: tag objects (``id``, ``name``).
     """
 
     id: int = 100001
     name: str = "Sandbox Workspace"
     teammates: list[dict[str, Any]] = field(default_factory=lambda: [dict(t) for t in DEFAULT_TEAMMATES])
+    teams: list[dict[str, Any]] = field(default_factory=lambda: [dict(t) for t in DEFAULT_TEAMS])
+    contacts: list[dict[str, Any]] = field(
+        default_factory=lambda: [
+            {**c, "tags": list(c["tags"]), "custom_properties": dict(c["custom_properties"])}
+            for c in DEFAULT_CONTACTS
+        ]
+    )
+    tags: list[dict[str, Any]] = field(default_factory=lambda: [{"id": 701, "name": "vip"}])
 
 
 @dataclass(frozen=True)
@@ -163,14 +194,7 @@ class _Code:
     tokens: list[str] = field(default_factory=list)
 
 
-@dataclass
-class _Token:
-    client_id: str
-    scopes: tuple[str, ...]
-    revoked: bool = False
-
-
-class GistSandbox:
+class GistSandbox(RestAPI):
     """A local Gist: consent page, token endpoint and a slice of the REST API, as one ASGI app.
 
     Use :func:`create_app` to make one. The instance is itself the ASGI app and also lets tests look
@@ -187,6 +211,8 @@ class GistSandbox:
         code_ttl: float = 600.0,
         clock: Callable[[], float] = time.time,
         secret_key: str | None = None,
+        rate_limit: RateLimit | None = None,
+        token_ttl: float | None = None,
     ) -> None:
         self.clients: dict[str, SandboxClient] = {c.client_id: c for c in clients}
         self.workspace = workspace or Workspace()
@@ -197,8 +223,14 @@ class GistSandbox:
         self.token_requests: list[TokenRequestRecord] = []
         self.token_faults: deque[TokenFault] = deque()
         self.installs_acknowledged: list[dict[str, str]] = []
+        self.rate_limit = rate_limit
+        self.token_ttl = token_ttl
+        self.api_faults: deque[ApiFault] = deque()
+        self.api_requests = 0
+        self._windows: dict[str, tuple[float, int]] = {}
         self._codes: dict[str, _Code] = {}
-        self._tokens: dict[str, _Token] = {}
+        self._tokens: dict[str, SandboxToken] = {}
+        self._refresh_tokens: dict[str, str] = {}  # refresh token -> the access token it renews
         self._lock = threading.Lock()
         self._signer = URLSafeTimedSerializer(
             secret_key or secrets.token_urlsafe(32), salt="gist-sandbox-consent"
@@ -209,11 +241,8 @@ class GistSandbox:
                 Route("/oauth/authorize", self._authorize, methods=["GET"]),
                 Route("/oauth/authorize", self._decide, methods=["POST"]),
                 Route("/oauth/token", self._token, methods=["POST"]),
-                Route("/token", self._token_info, methods=["GET"]),
-                Route("/token/info", self._token_info, methods=["GET"]),
-                Route("/teammates", self._teammates, methods=["GET"]),
-                Route("/teammates/{teammate_id}", self._teammate, methods=["GET"]),
                 Route("/install_success", self._install_success, methods=["GET"]),
+                *self.api_routes(),
             ]
         )
 
@@ -230,18 +259,55 @@ class GistSandbox:
         self.clients[client.client_id] = client
         return client
 
-    def issue_token(self, client_id: str, scopes: Iterable[str] = ("read_teammates",)) -> str:
-        """Mint an access token directly, as if a login had completed (for API tests)."""
-        token = "gsb_" + secrets.token_urlsafe(32)
+    def issue_token(
+        self, client_id: str, scopes: Iterable[str] = ("read_teammates",), *, expires_in: float | None = None
+    ) -> dict[str, Any]:
+        """Mint a token directly, as if a login had completed (for API tests); returns the token dict.
+
+        With ``expires_in`` (or the sandbox's ``token_ttl``) the token expires and carries a refresh token.
+        """
         with self._lock:
-            self._tokens[token] = _Token(client_id, tuple(scopes))
-        return token
+            return self._mint(
+                client_id, tuple(scopes), expires_in if expires_in is not None else self.token_ttl
+            )
 
     def revoke(self, token: str) -> None:
-        """Revoke one token, as when a workspace uninstalls the app."""
+        """Revoke one access token."""
         with self._lock:
             if token in self._tokens:
                 self._tokens[token].revoked = True
+
+    def uninstall(self, client_id: str) -> int:
+        """Revoke every token of an app, as when a workspace uninstalls it; returns how many."""
+        with self._lock:
+            live = [t for t in self._tokens.values() if t.client_id == client_id and not t.revoked]
+            for token in live:
+                token.revoked = True
+        return len(live)
+
+    def fail_next_api_request(
+        self, status: int = 503, *, retry_after: str | None = None, count: int = 1
+    ) -> None:
+        """Answer the next ``count`` REST API requests with ``status`` (and a ``Retry-After`` header)."""
+        for _ in range(count):
+            self.api_faults.append(ApiFault(status=status, retry_after=retry_after))
+
+    @property
+    def refresh_requests(self) -> int:
+        """How many refresh-token requests reached the token endpoint."""
+        with self._lock:
+            return sum(1 for r in self.token_requests if r.grant_type == "refresh_token")
+
+    def _mint(self, client_id: str, scopes: tuple[str, ...], ttl: float | None) -> dict[str, Any]:
+        token = "gsb_" + secrets.token_urlsafe(32)
+        expires_at = self.clock() + ttl if ttl is not None else None
+        self._tokens[token] = SandboxToken(client_id, scopes, expires_at=expires_at)
+        answer: dict[str, Any] = {"access_token": token}
+        if ttl is not None:
+            refresh = "gsr_" + secrets.token_urlsafe(32)
+            self._refresh_tokens[refresh] = token
+            answer.update(token_type="bearer", expires_in=int(ttl), refresh_token=refresh)
+        return answer
 
     def fail_next_token_request(
         self,
@@ -403,6 +469,8 @@ class GistSandbox:
             return self._token_error(
                 client_id, grant_type, 401, "invalid_client", "Unknown client or bad secret."
             )
+        if grant_type == "refresh_token" and self.token_ttl is not None:
+            return self._refresh(client, params)
         if grant_type != "authorization_code":
             return self._token_error(client_id, grant_type, 400, "unsupported_grant_type", None)
         with self._lock:
@@ -417,13 +485,24 @@ class GistSandbox:
                 status = 401 if error == "invalid_client" else 400
                 return self._token_error(client_id, grant_type, status, error, None, locked=True)
             code.used = True
-            token = "gsb_" + secrets.token_urlsafe(32)
-            self._tokens[token] = _Token(client.client_id, code.scopes)
-            code.tokens.append(token)
+            answer = self._mint(client.client_id, code.scopes, self.token_ttl)
+            code.tokens.append(answer["access_token"])
             self.token_requests.append(TokenRequestRecord(client_id, grant_type, 200, None))
-        return JSONResponse(
-            {"access_token": token}, headers={"Cache-Control": "no-store", "Pragma": "no-cache"}
-        )
+        # Gist's answer is the access token alone; with token_ttl the sandbox rehearses expiring tokens.
+        return JSONResponse(answer, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+    def _refresh(self, client: SandboxClient, params: Mapping[str, str]) -> Response:
+        with self._lock:
+            old = self._refresh_tokens.pop(params.get("refresh_token") or "", None)
+            previous = self._tokens.get(old or "")
+            if previous is None or previous.client_id != client.client_id or previous.revoked:
+                return self._token_error(
+                    client.client_id, "refresh_token", 400, "invalid_grant", None, locked=True
+                )
+            previous.revoked = True
+            answer = self._mint(client.client_id, previous.scopes, self.token_ttl)
+            self.token_requests.append(TokenRequestRecord(client.client_id, "refresh_token", 200, None))
+        return JSONResponse(answer, headers={"Cache-Control": "no-store"})
 
     def _check_code(self, code: _Code | None, client_id: str, params: Mapping[str, str]) -> str | None:
         if code is None or code.used or code.expires_at < self.clock() or code.client_id != client_id:
@@ -464,48 +543,6 @@ class GistSandbox:
             body["error_description"] = description
         return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
 
-    # -- REST API -----------------------------------------------------------------------------------
-
-    def _bearer(self, request: Request, needed: str | None) -> _Token | Response:
-        header = request.headers.get("authorization", "")
-        scheme, _, value = header.partition(" ")
-        with self._lock:
-            token = self._tokens.get(value.strip()) if scheme.lower() == "bearer" else None
-        if token is None or token.revoked:
-            return _api_error(401, "unauthorized", "A valid access token is required.")
-        if needed and needed not in token.scopes:
-            return _api_error(403, "insufficient_scope", f"This token lacks the {needed} scope.")
-        return token
-
-    async def _token_info(self, request: Request) -> Response:
-        token = self._bearer(request, None)
-        if isinstance(token, Response):
-            return token
-        return JSONResponse(
-            {
-                "workspace_id": self.workspace.id,
-                "workspace_name": self.workspace.name,
-                "scopes": list(token.scopes),
-                "client_id": token.client_id,
-            }
-        )
-
-    async def _teammates(self, request: Request) -> Response:
-        token = self._bearer(request, "read_teammates")
-        if isinstance(token, Response):
-            return token
-        return JSONResponse({"teammates": self.workspace.teammates})
-
-    async def _teammate(self, request: Request) -> Response:
-        token = self._bearer(request, "read_teammates")
-        if isinstance(token, Response):
-            return token
-        wanted = request.path_params["teammate_id"]
-        for teammate in self.workspace.teammates:
-            if str(teammate.get("id")) == wanted:
-                return JSONResponse({"teammate": teammate})
-        return _api_error(404, "not_found", "No teammate with this id.")
-
 
 def create_app(
     *,
@@ -516,6 +553,8 @@ def create_app(
     code_ttl: float = 600.0,
     clock: Callable[[], float] = time.time,
     secret_key: str | None = None,
+    rate_limit: RateLimit | None = None,
+    token_ttl: float | None = None,
 ) -> GistSandbox:
     """Make a local Gist as an ASGI app.
 
@@ -528,6 +567,9 @@ def create_app(
         code_ttl: seconds an authorization code stays valid.
         clock: the time source, for tests of expiry.
         secret_key: signs consent forms; random by default.
+        rate_limit: a :class:`RateLimit` per token for the REST API (429 with ``Retry-After`` past it).
+        token_ttl: unlike Gist today, issue tokens that expire after this many seconds, with a refresh
+            token (to rehearse the day Gist's tokens expire).
 
     Returns:
         A :class:`GistSandbox`: serve it with any ASGI server, and read ``token_requests`` in tests.
@@ -540,6 +582,8 @@ def create_app(
         code_ttl=code_ttl,
         clock=clock,
         secret_key=secret_key,
+        rate_limit=rate_limit,
+        token_ttl=token_ttl,
     )
 
 
@@ -581,7 +625,3 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
 
 def _error_page(title: str, message: str, status: int = 400) -> HTMLResponse:
     return _page(title, f"<p>{escape(message)}</p>", status)
-
-
-def _api_error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"errors": [{"code": code, "message": message}]}, status_code=status)

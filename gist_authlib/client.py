@@ -1,0 +1,694 @@
+"""GistClient and AsyncGistClient: Gist's REST API over one pooled httpx2 client, retries, typed errors.
+
+Both share :class:`_Core`, which holds every rule (which answers are retried and for how long, what each
+error means, when a token is refreshed); the two classes only differ in how they wait and send.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import urljoin, urlsplit
+
+import httpx2
+
+from .api import AsyncResources, SyncResources, TokenInfo
+from .errors import (
+    GistAPIError,
+    GistConnectionError,
+    InsufficientScopeError,
+    InvalidTokenResponseError,
+    NotFoundError,
+    RateLimitedError,
+    TokenEndpointError,
+    TokenRevokedError,
+)
+from .flow import check_token_response
+from .provider import GistProvider
+from .registry import USER_AGENT
+
+__all__ = ["AsyncGistClient", "GistClient", "RefreshSettings", "RetryPolicy"]
+
+IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
+DEFAULT_TIMEOUT: Final = httpx2.Timeout(10.0, connect=5.0)
+DEFAULT_LIMITS: Final = httpx2.Limits(max_connections=100, max_keepalive_connections=20)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When and how long to retry.
+
+    429, 502, 503 and 504 answers, connection errors and timeouts are retried for idempotent requests only
+    (GET, PUT, DELETE, and upserts keyed by email or user_id); a non-idempotent POST is never repeated.
+    A ``Retry-After`` header (seconds or an HTTP date) sets the pause; otherwise the pause is a capped
+    exponential backoff with full jitter.
+
+    Attributes:
+        max_attempts: attempts in all, the first included (1 disables retries).
+        backoff_base: the first backoff's upper bound, in seconds.
+        backoff_cap: the longest backoff, in seconds.
+        deadline: seconds one call may take, retries and pauses included; no retry starts past it.
+        max_retry_after: the longest ``Retry-After`` pause honoured; a longer one ends the retries.
+    """
+
+    max_attempts: int = 4
+    backoff_base: float = 0.5
+    backoff_cap: float = 8.0
+    deadline: float = 30.0
+    max_retry_after: float = 60.0
+
+    def backoff(self, attempt: int) -> float:
+        """The pause before retry number ``attempt`` (1-based) when Gist gave no ``Retry-After``."""
+        return random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)))
+
+
+@dataclass(frozen=True)
+class RefreshSettings:
+    """How to refresh a token that carries ``expires_at`` and ``refresh_token``.
+
+    Gist's tokens do not expire today; this is for the day they do. The refresh request carries the client
+    credentials in the body, as Gist's token endpoint expects.
+    """
+
+    token_url: str
+    client_id: str
+    client_secret: str
+    leeway: float = 60.0
+
+    def __repr__(self) -> str:
+        return f"RefreshSettings(token_url={self.token_url!r}, client_id={self.client_id!r})"
+
+
+@dataclass(frozen=True)
+class _Retry:
+    delay: float
+
+
+class _Core:
+    """Everything GistClient and AsyncGistClient share: headers, token rules, the answer-to-outcome rules."""
+
+    def __init__(
+        self,
+        token: str | Mapping[str, Any],
+        *,
+        base_url: str,
+        retry: RetryPolicy,
+        refresh: RefreshSettings | None,
+        on_token_revoked: Callable[[dict[str, Any]], Any] | None,
+        on_token_update: Callable[[dict[str, Any]], Any] | None,
+    ) -> None:
+        self.token = _as_token(token)
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"base_url must be an absolute http(s) URL, not {base_url!r}.")
+        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self.origin = (parts.scheme, parts.netloc)
+        self.retry = retry
+        self.refresh = refresh
+        self.on_token_revoked = on_token_revoked
+        self.on_token_update = on_token_update
+        self.headers = {
+            "Authorization": f"Bearer {self.token['access_token']}",
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+
+    def url(self, path: str) -> str:
+        """The absolute URL of ``path``; an absolute URL (a pagination link) must stay on Gist's origin."""
+        url = urljoin(self.base_url, path.lstrip("/") if not _is_absolute(path) else path)
+        parts = urlsplit(url)
+        if (parts.scheme, parts.netloc) != self.origin:
+            # Never send the bearer token to another host, whatever a response's links say.
+            raise ValueError(
+                f"Refusing to send the token to {parts.scheme}://{parts.netloc}: not the API's origin."
+            )
+        return url
+
+    def needs_refresh(self, now: float) -> bool:
+        expires_at = self.token.get("expires_at")
+        return (
+            self.refresh is not None
+            and isinstance(expires_at, (int, float))
+            and bool(self.token.get("refresh_token"))
+            and expires_at - self.refresh.leeway <= now
+        )
+
+    def refresh_form(self) -> dict[str, str]:
+        assert self.refresh is not None
+        return {
+            "grant_type": "refresh_token",
+            "refresh_token": str(self.token["refresh_token"]),
+            "client_id": self.refresh.client_id,
+            "client_secret": self.refresh.client_secret,
+        }
+
+    def apply_refresh(self, response: httpx2.Response, now: float) -> dict[str, Any]:
+        """Validate a refresh answer and make it the current token; returns the new token."""
+        if not 200 <= response.status_code < 300:
+            raise TokenEndpointError(response.status_code, _json_or_none(response, "error"))
+        try:
+            body = response.json()
+        except ValueError:
+            raise InvalidTokenResponseError("the refresh answer is not JSON") from None
+        token = check_token_response(body)
+        if "expires_in" in token and "expires_at" not in token:
+            token["expires_at"] = int(now + float(token["expires_in"]))
+        token.setdefault("refresh_token", self.token.get("refresh_token"))
+        self.set_token(token)
+        return token
+
+    def set_token(self, token: dict[str, Any]) -> None:
+        self.token = token
+        self.headers["Authorization"] = f"Bearer {token['access_token']}"
+
+    def outcome(
+        self,
+        response: httpx2.Response,
+        *,
+        method: str,
+        path: str,
+        idempotent: bool,
+        attempt: int,
+        started: float,
+        now: float,
+        scope: str | None,
+    ) -> Any:
+        """Parsed JSON for a success, a :class:`_Retry` to wait and try again, or a raised typed error."""
+        status = response.status_code
+        if 200 <= status < 300:
+            if not response.content:
+                return None
+            try:
+                return response.json()
+            except ValueError:
+                raise GistAPIError(
+                    status,
+                    None,
+                    method=method,
+                    path=path,
+                    message=(f"Gist answered {method} {path} with HTTP {status} but not with JSON."),
+                ) from None
+        body = _body(response)
+        if status in RETRY_STATUSES:
+            retry_after = _retry_after(response.headers.get("retry-after"), now)
+            if idempotent:
+                delay = self.retry_delay(attempt, started, now, retry_after)
+                if delay is not None:
+                    return _Retry(delay)
+            if status == 429 or (status == 503 and retry_after is not None):
+                raise RateLimitedError(status, body, retry_after=retry_after, method=method, path=path)
+            raise GistAPIError(status, body, method=method, path=path)
+        if status == 401:
+            if self.on_token_revoked is not None:
+                self.on_token_revoked(dict(self.token))
+            raise TokenRevokedError(status, body, method=method, path=path)
+        if status == 403:
+            raise InsufficientScopeError(
+                status, body, scope=_scope_from(body) or scope, method=method, path=path
+            )
+        if status == 404:
+            raise NotFoundError(status, body, method=method, path=path)
+        raise GistAPIError(status, body, method=method, path=path)
+
+    def transport_failure(
+        self,
+        exc: httpx2.TransportError,
+        *,
+        method: str,
+        path: str,
+        idempotent: bool,
+        attempt: int,
+        started: float,
+        now: float,
+    ) -> _Retry:
+        """A :class:`_Retry` after a connection error or timeout, or the typed error when none is allowed."""
+        if idempotent:
+            delay = self.retry_delay(attempt, started, now, None)
+            if delay is not None:
+                return _Retry(delay)
+        reason = (
+            "no answer within the timeout" if isinstance(exc, httpx2.TimeoutException) else type(exc).__name__
+        )
+        raise GistConnectionError(reason, method=method, path=path) from None
+
+    def retry_delay(
+        self, attempt: int, started: float, now: float, retry_after: float | None
+    ) -> float | None:
+        """The pause before the next attempt, or ``None`` when no retry is left."""
+        if attempt >= self.retry.max_attempts:
+            return None
+        if retry_after is not None:
+            if retry_after > self.retry.max_retry_after:
+                return None
+            delay = retry_after
+        else:
+            delay = self.retry.backoff(attempt)
+        if now + delay - started > self.retry.deadline:
+            return None
+        return delay
+
+
+def _is_idempotent(method: str, idempotent: bool | None) -> bool:
+    return method in IDEMPOTENT_METHODS if idempotent is None else idempotent
+
+
+def _is_absolute(path: str) -> bool:
+    return path.startswith(("http://", "https://", "//"))
+
+
+def _as_token(token: str | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(token, str):
+        token = {"access_token": token}
+    if not isinstance(token, Mapping):
+        raise TypeError("token must be an access token string or a token dict.")
+    return check_token_response(token)
+
+
+def _body(response: httpx2.Response) -> object:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text[:500] or None
+
+
+def _json_or_none(response: httpx2.Response, key: str) -> str | None:
+    body = _body(response)
+    return str(body[key]) if isinstance(body, dict) and key in body else None
+
+
+def _scope_from(body: object) -> str | None:
+    if isinstance(body, dict):
+        if isinstance(body.get("scope"), str):
+            return str(body["scope"])
+        errors = body.get("errors")
+        if (
+            isinstance(errors, list)
+            and errors
+            and isinstance(errors[0], dict)
+            and isinstance(errors[0].get("scope"), str)
+        ):
+            return str(errors[0]["scope"])
+    return None
+
+
+def _retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def _base_url(provider: GistProvider | None, base_url: str | None) -> str:
+    if base_url is not None:
+        return base_url
+    return (provider or GistProvider()).api_base_url
+
+
+class _ClientBase:
+    """What both clients expose besides sending: settings, the token, and constructors."""
+
+    _core: _Core
+
+    @property
+    def token(self) -> dict[str, Any]:
+        """The current token (a copy); it changes after a refresh."""
+        return dict(self._core.token)
+
+    @property
+    def base_url(self) -> str:
+        """The API's base URL."""
+        return self._core.base_url
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._core.base_url}>"
+
+    @staticmethod
+    def _authlib_settings(app: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        settings = dict(kwargs)
+        settings.setdefault("base_url", app.api_base_url)
+        if "refresh" not in settings and app.client_id and app.client_secret and app.access_token_url:
+            settings["refresh"] = RefreshSettings(
+                app.access_token_url, str(app.client_id), str(app.client_secret)
+            )
+        return settings
+
+
+class GistClient(_ClientBase, SyncResources):
+    """A synchronous client for Gist's REST API: one pooled httpx2 connection set, reused across calls.
+
+    Args:
+        token: an OAuth token dict (as ``on_login`` receives it) or an access token string.
+        provider: where the API lives; production Gist by default. ``base_url`` overrides it.
+        base_url: the API's base URL (e.g. the sandbox's).
+        transport: an httpx2 transport, the seam for tests (``httpx2.MockTransport``) and custom networking.
+        timeout: an httpx2 timeout; 10 s (5 s to connect) by default.
+        retry: the :class:`RetryPolicy`.
+        refresh: how to refresh an expiring token (see :class:`RefreshSettings`).
+        on_token_revoked: called with the token when Gist answers 401 (e.g. to delete it from a store).
+        on_token_update: called with the new token after a refresh (e.g. to save it).
+        sleep: how to wait between retries (``time.sleep``); a seam for tests.
+        limits: httpx2 connection-pool limits.
+
+    Use it as a context manager, or call :meth:`close`. Resources: :attr:`teammates`, :attr:`teams`,
+    :attr:`contacts`, :attr:`tags`; :meth:`token_info`; and :meth:`request` for any other endpoint.
+    """
+
+    def __init__(
+        self,
+        token: str | Mapping[str, Any],
+        *,
+        provider: GistProvider | None = None,
+        base_url: str | None = None,
+        transport: httpx2.BaseTransport | None = None,
+        timeout: httpx2.Timeout | float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        refresh: RefreshSettings | None = None,
+        on_token_revoked: Callable[[dict[str, Any]], Any] | None = None,
+        on_token_update: Callable[[dict[str, Any]], Any] | None = None,
+        sleep: Callable[[float], Any] = time.sleep,
+        limits: httpx2.Limits = DEFAULT_LIMITS,
+    ) -> None:
+        self._core = _Core(
+            token,
+            base_url=_base_url(provider, base_url),
+            retry=retry or RetryPolicy(),
+            refresh=refresh,
+            on_token_revoked=on_token_revoked,
+            on_token_update=on_token_update,
+        )
+        self._sleep = sleep
+        self._refresh_lock = threading.Lock()
+        self._http = httpx2.Client(
+            base_url=self._core.base_url,
+            headers=self._core.headers,
+            transport=transport,
+            timeout=timeout,
+            limits=limits,
+            follow_redirects=False,
+            trust_env=False,
+        )
+        SyncResources.__init__(self, self)
+
+    @classmethod
+    def from_api_key(cls, api_key: str, **kwargs: Any) -> GistClient:
+        """A client authenticated with a workspace API key (for code that only touches your own workspace)."""
+        return cls(api_key, **kwargs)
+
+    @classmethod
+    def from_authlib(cls, app: Any, token: str | Mapping[str, Any], **kwargs: Any) -> GistClient:
+        """A client for a token of a registered Authlib app: its API base URL, refreshing at its token URL."""
+        return cls(token, **cls._authlib_settings(app, kwargs))
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        idempotent: bool | None = None,
+        scope: str | None = None,
+    ) -> Any:
+        """Send a request to ``path`` (relative to the API's base URL) and return the parsed JSON answer.
+
+        Args:
+            method: the HTTP method.
+            path: the endpoint, e.g. ``"segments"``; an absolute URL must be on the API's origin.
+            params: query parameters.
+            json: a JSON body.
+            idempotent: whether the request may be repeated safely; by default only GET, HEAD, OPTIONS,
+                PUT and DELETE are.
+            scope: the scope the endpoint needs, named in an :class:`InsufficientScopeError` on 403.
+
+        Raises:
+            GistAPIError: and its subclasses, for every error answer; :class:`GistConnectionError` when
+                Gist could not be reached.
+        """
+        method = method.upper()
+        url = self._core.url(path)
+        retryable = _is_idempotent(method, idempotent)
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            self._ensure_fresh_token()
+            try:
+                response = self._http.request(method, url, params=params, json=json)
+            except httpx2.TransportError as exc:
+                retry = self._core.transport_failure(
+                    exc,
+                    method=method,
+                    path=path,
+                    idempotent=retryable,
+                    attempt=attempt,
+                    started=started,
+                    now=time.monotonic(),
+                )
+                self._sleep(retry.delay)
+                continue
+            result = self._core.outcome(
+                response,
+                method=method,
+                path=_path_only(path),
+                idempotent=retryable,
+                attempt=attempt,
+                started=started,
+                now=time.monotonic(),
+                scope=scope,
+            )
+            if isinstance(result, _Retry):
+                self._sleep(result.delay)
+                continue
+            return result
+
+    def get(self, path: str, **params: Any) -> Any:
+        """GET ``path`` with ``params`` as the query; returns the parsed JSON."""
+        return self.request("GET", path, params=params or None)
+
+    def post(self, path: str, json: Any = None, *, idempotent: bool | None = None) -> Any:
+        """POST ``json`` to ``path``; not retried unless ``idempotent=True``."""
+        return self.request("POST", path, json=json, idempotent=idempotent)
+
+    def put(self, path: str, json: Any = None) -> Any:
+        """PUT ``json`` to ``path``."""
+        return self.request("PUT", path, json=json)
+
+    def patch(self, path: str, json: Any = None) -> Any:
+        """PATCH ``json`` to ``path`` (not retried)."""
+        return self.request("PATCH", path, json=json)
+
+    def delete(self, path: str) -> Any:
+        """DELETE ``path``."""
+        return self.request("DELETE", path)
+
+    def token_info(self) -> TokenInfo:
+        """The workspace this token belongs to (``GET /token``)."""
+        return TokenInfo.from_api(self.request("GET", "token"))
+
+    def _ensure_fresh_token(self) -> None:
+        if not self._core.needs_refresh(time.time()):
+            return
+        with self._refresh_lock:
+            if not self._core.needs_refresh(time.time()):  # another thread refreshed while we waited
+                return
+            assert self._core.refresh is not None
+            request = self._http.build_request(
+                "POST", self._core.refresh.token_url, data=self._core.refresh_form()
+            )
+            del request.headers["Authorization"]
+            try:
+                response = self._http.send(request)
+            except httpx2.TransportError as exc:
+                raise GistConnectionError(type(exc).__name__, method="POST", path="token refresh") from None
+            token = self._core.apply_refresh(response, time.time())
+            self._http.headers["Authorization"] = self._core.headers["Authorization"]
+        if self._core.on_token_update is not None:
+            self._core.on_token_update(dict(token))
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._http.close()
+
+    def __enter__(self) -> GistClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncGistClient(_ClientBase, AsyncResources):
+    """The asynchronous twin of :class:`GistClient` (same arguments; ``sleep`` is an async function).
+
+    One pooled ``httpx2.AsyncClient`` per instance; concurrent calls with an expired, refreshable token
+    make exactly one refresh request between them.
+    """
+
+    def __init__(
+        self,
+        token: str | Mapping[str, Any],
+        *,
+        provider: GistProvider | None = None,
+        base_url: str | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        timeout: httpx2.Timeout | float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        refresh: RefreshSettings | None = None,
+        on_token_revoked: Callable[[dict[str, Any]], Any] | None = None,
+        on_token_update: Callable[[dict[str, Any]], Any] | None = None,
+        sleep: Callable[[float], Any] | None = None,
+        limits: httpx2.Limits = DEFAULT_LIMITS,
+    ) -> None:
+        import anyio
+
+        self._core = _Core(
+            token,
+            base_url=_base_url(provider, base_url),
+            retry=retry or RetryPolicy(),
+            refresh=refresh,
+            on_token_revoked=on_token_revoked,
+            on_token_update=on_token_update,
+        )
+        self._sleep = sleep or anyio.sleep
+        self._refresh_lock = anyio.Lock()
+        self._http = httpx2.AsyncClient(
+            base_url=self._core.base_url,
+            headers=self._core.headers,
+            transport=transport,
+            timeout=timeout,
+            limits=limits,
+            follow_redirects=False,
+            trust_env=False,
+        )
+        AsyncResources.__init__(self, self)
+
+    @classmethod
+    def from_api_key(cls, api_key: str, **kwargs: Any) -> AsyncGistClient:
+        """A client authenticated with a workspace API key."""
+        return cls(api_key, **kwargs)
+
+    @classmethod
+    def from_authlib(cls, app: Any, token: str | Mapping[str, Any], **kwargs: Any) -> AsyncGistClient:
+        """A client for a token of a registered Authlib app (see :meth:`GistClient.from_authlib`)."""
+        return cls(token, **cls._authlib_settings(app, kwargs))
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        idempotent: bool | None = None,
+        scope: str | None = None,
+    ) -> Any:
+        """Send a request and return the parsed JSON answer (see :meth:`GistClient.request`)."""
+        method = method.upper()
+        url = self._core.url(path)
+        retryable = _is_idempotent(method, idempotent)
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            await self._ensure_fresh_token()
+            try:
+                response = await self._http.request(method, url, params=params, json=json)
+            except httpx2.TransportError as exc:
+                retry = self._core.transport_failure(
+                    exc,
+                    method=method,
+                    path=path,
+                    idempotent=retryable,
+                    attempt=attempt,
+                    started=started,
+                    now=time.monotonic(),
+                )
+                await self._sleep(retry.delay)
+                continue
+            result = self._core.outcome(
+                response,
+                method=method,
+                path=_path_only(path),
+                idempotent=retryable,
+                attempt=attempt,
+                started=started,
+                now=time.monotonic(),
+                scope=scope,
+            )
+            if isinstance(result, _Retry):
+                await self._sleep(result.delay)
+                continue
+            return result
+
+    async def get(self, path: str, **params: Any) -> Any:
+        """GET ``path`` with ``params`` as the query; returns the parsed JSON."""
+        return await self.request("GET", path, params=params or None)
+
+    async def post(self, path: str, json: Any = None, *, idempotent: bool | None = None) -> Any:
+        """POST ``json`` to ``path``; not retried unless ``idempotent=True``."""
+        return await self.request("POST", path, json=json, idempotent=idempotent)
+
+    async def put(self, path: str, json: Any = None) -> Any:
+        """PUT ``json`` to ``path``."""
+        return await self.request("PUT", path, json=json)
+
+    async def patch(self, path: str, json: Any = None) -> Any:
+        """PATCH ``json`` to ``path`` (not retried)."""
+        return await self.request("PATCH", path, json=json)
+
+    async def delete(self, path: str) -> Any:
+        """DELETE ``path``."""
+        return await self.request("DELETE", path)
+
+    async def token_info(self) -> TokenInfo:
+        """The workspace this token belongs to (``GET /token``)."""
+        return TokenInfo.from_api(await self.request("GET", "token"))
+
+    async def _ensure_fresh_token(self) -> None:
+        if not self._core.needs_refresh(time.time()):
+            return
+        async with self._refresh_lock:
+            if not self._core.needs_refresh(time.time()):  # another task refreshed while we waited
+                return
+            assert self._core.refresh is not None
+            request = self._http.build_request(
+                "POST", self._core.refresh.token_url, data=self._core.refresh_form()
+            )
+            del request.headers["Authorization"]
+            try:
+                response = await self._http.send(request)
+            except httpx2.TransportError as exc:
+                raise GistConnectionError(type(exc).__name__, method="POST", path="token refresh") from None
+            token = self._core.apply_refresh(response, time.time())
+            self._http.headers["Authorization"] = self._core.headers["Authorization"]
+        if self._core.on_token_update is not None:
+            result = self._core.on_token_update(dict(token))
+            if hasattr(result, "__await__"):
+                await result
+
+    async def aclose(self) -> None:
+        """Close the pooled connections."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncGistClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def _path_only(path: str) -> str:
+    """A path for error messages: no query string (it may carry an email address)."""
+    return urlsplit(path).path or path
