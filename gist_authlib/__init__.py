@@ -8,12 +8,17 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from .api import Contact, Page, Tag, Team, Teammate, TokenInfo
+from .client import AsyncGistClient, GistClient, RefreshSettings, RetryPolicy
 from .errors import (
     AccessDeniedError,
     AuthorizationError,
     ConfigurationError,
     ExpiredStateError,
+    GistAPIError,
     GistAuthError,
+    GistConnectionError,
+    InsufficientScopeError,
     InvalidTokenResponseError,
     LoginError,
     MissingCodeError,

@@ -192,11 +192,12 @@ class _Core:
                     None,
                     method=method,
                     path=path,
-                    message=(f"Gist answered {method} {path} with HTTP {status} but not with JSON."),
+                    message=f"Gist answered {method} {path} with HTTP {status} but not with JSON.",
                 ) from None
         body = _body(response)
         if status in RETRY_STATUSES:
-            retry_after = _retry_after(response.headers.get("retry-after"), now)
+            # An HTTP-date Retry-After is wall-clock time; ``now`` is the monotonic clock of the deadline.
+            retry_after = _retry_after(response.headers.get("retry-after"), time.time())
             if idempotent:
                 delay = self.retry_delay(attempt, started, now, retry_after)
                 if delay is not None:

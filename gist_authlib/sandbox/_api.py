@@ -81,6 +81,8 @@ class RestAPI:
             Route("/tags", self._tags, methods=["GET"]),
             Route("/tags", self._upsert_tag, methods=["POST"]),
             Route("/tags/{item_id}", self._delete_tag, methods=["DELETE"]),
+            Route("/events", self._events, methods=["GET"]),
+            Route("/events", self._track_event, methods=["POST"]),
         ]
 
     # -- access checks -------------------------------------------------------------------------------
@@ -300,6 +302,23 @@ class RestAPI:
             for contact in self.workspace.contacts:
                 contact["tags"] = [t for t in contact.get("tags", []) if t != tag["name"]]
         return JSONResponse({})
+
+    # -- events: the one non-idempotent write of the slice (each POST records a new event) -----------
+
+    async def _events(self, request: Request) -> Response:
+        return self._access(request, "read_events") or JSONResponse({"events": self.workspace.events})
+
+    async def _track_event(self, request: Request) -> Response:
+        denied = self._access(request)
+        if denied is not None:
+            return denied
+        body = await _json(request)
+        if not isinstance(body, dict) or not isinstance(body.get("event_name"), str):
+            return api_error(400, "bad_request", "An event needs an event_name.")
+        with self._lock:
+            event = {"id": len(self.workspace.events) + 1, **body, "occurred_at": int(self.clock())}
+            self.workspace.events.append(event)
+        return JSONResponse({"event": event}, status_code=201)
 
 
 def api_error(

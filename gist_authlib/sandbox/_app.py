@@ -133,6 +133,7 @@ class Workspace:
         teams: team objects.
         contacts: contact objects (``id``, ``email``, ``user_id``, ``tags``, ...).
         tags: tag objects (``id``, ``name``).
+        events: events tracked through ``POST /events``.
     """
 
     id: int = 100001
@@ -146,6 +147,7 @@ class Workspace:
         ]
     )
     tags: list[dict[str, Any]] = field(default_factory=lambda: [{"id": 701, "name": "vip"}])
+    events: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
