@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from functools import cache
 from types import MappingProxyType
 from typing import Any, Self
 
@@ -25,8 +26,14 @@ class GistObject:
         """Build the object from Gist's JSON object."""
         if not isinstance(data, Mapping):
             raise TypeError(f"Expected a JSON object for {cls.__name__}, got {type(data).__name__}.")
-        known = {f.name for f in fields(cls)} - {"raw"}
-        return cls(raw=MappingProxyType(dict(data)), **{name: data.get(name) for name in known})
+        # This runs for every object of every list the API returns: fill the instance's __dict__ in one
+        # step rather than through the frozen dataclass __init__ (one object.__setattr__ per field).
+        obj = object.__new__(cls)
+        values = obj.__dict__
+        for name in _field_names(cls):
+            values[name] = data.get(name)
+        values["raw"] = MappingProxyType(dict(data))
+        return obj
 
     def __getitem__(self, key: str) -> Any:
         return self.raw[key]
@@ -34,6 +41,11 @@ class GistObject:
     def get(self, key: str, default: Any = None) -> Any:
         """A field by Gist's name, known or not."""
         return self.raw.get(key, default)
+
+
+@cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls) if f.name != "raw")
 
 
 @dataclass(frozen=True)
