@@ -53,7 +53,7 @@ def start_server(token: str, tls: tuple[str, str] | None) -> tuple[subprocess.Po
     port = int(port_file.read_text())
     while time.monotonic() < deadline:  # wait until it accepts connections
         try:
-            httpx2.get(f"{'https' if tls else 'http'}://127.0.0.1:{port}/", verify=False, timeout=1)  # noqa: S501
+            httpx2.get(f"{'https' if tls else 'http'}://127.0.0.1:{port}/", verify=False, timeout=1)
             return process, port
         except httpx2.TransportError:
             time.sleep(0.05)
@@ -137,7 +137,7 @@ async def run_transport(
         ("(c) raw Authlib", call_authlib),
     ]
     results: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
-    for name, call in setups:  # warm every pool before measuring
+    for _name, call in setups:  # warm every pool before measuring
         await timed_async(call, 20, 1)
     timed_sync(call_sync_bare, 20)
     timed_sync(call_sync_ours, 20)

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_ruff_passes() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "gist_authlib", "tests", "examples"],
+        [sys.executable, "-m", "ruff", "check", "gist_authlib", "tests", "examples", "bench"],
         cwd=ROOT,
         capture_output=True,
         text=True,
