@@ -109,6 +109,7 @@ class _Core:
             raise ValueError(f"base_url must be an absolute http(s) URL, not {base_url!r}.")
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.origin = (parts.scheme, parts.netloc)
+        self._urls: dict[str, str] = {}
         self.retry = retry
         self.refresh = refresh
         self.on_token_revoked = on_token_revoked
@@ -121,6 +122,9 @@ class _Core:
 
     def url(self, path: str) -> str:
         """The absolute URL of ``path``; an absolute URL (a pagination link) must stay on Gist's origin."""
+        cached = self._urls.get(path)
+        if cached is not None:
+            return cached
         url = urljoin(self.base_url, path.lstrip("/") if not _is_absolute(path) else path)
         parts = urlsplit(url)
         if (parts.scheme, parts.netloc) != self.origin:
@@ -128,6 +132,8 @@ class _Core:
             raise ValueError(
                 f"Refusing to send the token to {parts.scheme}://{parts.netloc}: not the API's origin."
             )
+        if len(self._urls) < 256 and not _is_absolute(path):  # resources use a handful of fixed paths
+            self._urls[path] = url
         return url
 
     def needs_refresh(self, now: float) -> bool:
@@ -445,7 +451,8 @@ class GistClient(_ClientBase, SyncResources):
         attempt = 0
         while True:
             attempt += 1
-            self._ensure_fresh_token()
+            if self._core.refresh is not None:
+                self._ensure_fresh_token()
             try:
                 response = self._http.request(method, url, params=params, json=json)
             except httpx2.TransportError as exc:
@@ -603,7 +610,8 @@ class AsyncGistClient(_ClientBase, AsyncResources):
         attempt = 0
         while True:
             attempt += 1
-            await self._ensure_fresh_token()
+            if self._core.refresh is not None:
+                await self._ensure_fresh_token()
             try:
                 response = await self._http.request(method, url, params=params, json=json)
             except httpx2.TransportError as exc:

@@ -53,6 +53,7 @@ def _load_module(path: Path) -> ModuleType:
     if spec is None or spec.loader is None:
         raise DemoError(f"Cannot load {path}.")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # as the import system does; dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 

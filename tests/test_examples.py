@@ -32,6 +32,7 @@ def load_example(filename: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"example_{Path(filename).stem}", EXAMPLES / filename)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # as the import system does; dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 

@@ -238,15 +238,16 @@ class RestAPI:
             if fields.get("id"):
                 return api_error(404, "not_found", "No contact with this id.")
             new_id = max((int(c["id"]) for c in self.workspace.contacts), default=5000) + 1
-            contact = {
-                "id": new_id,
+            # Every known field is present (null when unset), as in Gist's answers.
+            blank = {
+                "email": None,
+                "user_id": None,
+                "name": None,
+                "phone": None,
                 "tags": [],
                 "custom_properties": {},
-                **fields,
-                "created_at": now,
-                "updated_at": now,
             }
-            contact["id"] = new_id
+            contact = {**blank, **fields, "id": new_id, "created_at": now, "updated_at": now}
             self.workspace.contacts.append(contact)
             return contact, True
         contact.update({k: v for k, v in fields.items() if k not in ("id", "created_at")})
