@@ -24,6 +24,10 @@ TEAMMATES = [
     {"id": 9001, "name": "Independent Ida", "email": "ida@independent.example"},
     {"id": 9002, "name": "Strict Stan", "email": "stan@independent.example"},
 ]
+#: 23 contacts, served without "pages" links (unlike the sandbox), so clients must walk page numbers.
+CONTACTS = [
+    {"id": 20000 + i, "email": f"c{i}@independent.example", "name": f"Contact {i}"} for i in range(23)
+]
 
 
 @dataclass
@@ -84,6 +88,9 @@ class IndependentServer:
     codes: dict[str, Code] = field(default_factory=dict)
     tokens: set[str] = field(default_factory=set)
     token_requests: int = 0
+    #: Answer this many API requests with 429 and Retry-After: 1 before serving them.
+    throttle_next: int = 0
+    api_requests: int = 0
 
     def __post_init__(self) -> None:
         self.app = self._build()
@@ -156,11 +163,23 @@ class IndependentServer:
                 )
             return answer
 
-        @app.get("/teammates")
-        def teammates() -> Any:
+        def guard() -> Any:
+            outer.api_requests += 1
             scheme, _, value = request.headers.get("Authorization", "").partition(" ")
             if scheme.lower() != "bearer" or value not in outer.tokens:
                 return jsonify({"errors": [{"code": "unauthorized"}]}), 401
-            return jsonify({"teammates": TEAMMATES})
+            if outer.throttle_next > 0:
+                outer.throttle_next -= 1
+                return jsonify({"message": "slow down"}), 429, {"Retry-After": "1"}
+            return None
+
+        @app.get("/teammates")
+        def teammates() -> Any:
+            return guard() or jsonify({"teammates": TEAMMATES})
+
+        @app.get("/contacts")
+        def contacts() -> Any:
+            page, per_page = int(request.args.get("page", 1)), int(request.args.get("per_page", 10))
+            return guard() or jsonify({"contacts": CONTACTS[(page - 1) * per_page : page * per_page]})
 
         return app

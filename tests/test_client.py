@@ -401,3 +401,17 @@ def test_a_refused_refresh_is_a_typed_error_and_keeps_the_old_token(
     ):
         client.teams.list()
     assert client.token["access_token"] == token["access_token"]
+
+
+def test_client_against_the_independent_server() -> None:
+    from independent_server import CONTACTS, TEAMMATES, Client, IndependentServer
+
+    with IndependentServer(Client("cid", "secret", ["http://127.0.0.1:9/cb"])) as server:
+        server.tokens.add("independent-token")
+        server.throttle_next = 1
+        slept: list[float] = []
+        with GistClient("independent-token", base_url=server.url, sleep=slept.append) as client:
+            assert [t.name for t in client.teammates.list()] == [t["name"] for t in TEAMMATES]  # after a 429
+            assert [c.email for c in client.contacts.iter_all(per_page=10)] == [c["email"] for c in CONTACTS]
+    assert slept == [1.0]
+    assert server.api_requests == 1 + 1 + 3  # the 429, the retry, and three pages of contacts
