@@ -164,9 +164,7 @@ async def run_transport(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=1000, help="GETs per setup and mode (default 1000)")
     parser.add_argument("--runs", type=int, default=5, help="runs; figures are medians over them (default 5)")
     args = parser.parse_args()
@@ -182,17 +180,13 @@ def main() -> None:
     client_ctx = ssl.create_default_context()
     ca.configure_trust(client_ctx)
 
-    print(
-        f"gist_authlib {gist_authlib.__version__}: {args.requests} GETs per line, median of {args.runs} runs"
-    )
+    print(f"gist_authlib {gist_authlib.__version__}: {args.requests} GETs per line, median of {args.runs} runs")
     print(f"{'transport':<6} {'mode':<16} {'setup':<24} {'p50 ms':>8} {'p99 ms':>8} {'p50 / (a)':>10}")
     for label, tls in (("http", None), ("https", (str(workdir / "cert.pem"), str(workdir / "key.pem")))):
         process, port = start_server(token, tls)
         try:
             base = f"{label}://127.0.0.1:{port}"
-            rows = asyncio.run(
-                run_transport(base, token, client_ctx if tls else True, args.requests, args.runs)
-            )
+            rows = asyncio.run(run_transport(base, token, client_ctx if tls else True, args.requests, args.runs))
         finally:
             process.terminate()
             process.wait(10)

@@ -67,7 +67,9 @@ def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse)
     async def home() -> str:
-        return '<!doctype html><title>Gist example</title><h1>Welcome</h1><p><a href="/auth/gist">Log in with Gist</a></p>'
+        return (
+            '<!doctype html><title>Gist example</title><h1>Welcome</h1><p><a href="/auth/gist">Log in with Gist</a></p>'
+        )
 
     @app.get("/me/teammates", response_class=HTMLResponse)
     async def my_teammates(token: Annotated[dict[str, Any], Depends(current_token)]) -> HTMLResponse:

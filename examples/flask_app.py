@@ -50,9 +50,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     app = Flask(__name__)
     app.secret_key = env["SESSION_SECRET"]
     app.config.update({k: v for k, v in env.items() if k.startswith("GIST_")})
-    app.config.update(
-        SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=env.get("SESSION_HTTPS_ONLY") == "1"
-    )
+    app.config.update(SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=env.get("SESSION_HTTPS_ONLY") == "1")
     oauth.init_app(app)
     app.add_url_rule("/", "home", lambda: render_template_string(HOME))
     app.register_blueprint(gist_blueprint(gist, on_login=on_login))

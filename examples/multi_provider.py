@@ -63,9 +63,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Starlette:
         try:
             token = await other.authorize_access_token(request)
         except OAuthError as error:
-            return HTMLResponse(
-                f"<h1>Login failed</h1><p>{escape(error.error or 'error')}</p>", status_code=400
-            )
+            return HTMLResponse(f"<h1>Login failed</h1><p>{escape(error.error or 'error')}</p>", status_code=400)
         response = await other.get("teammates", token=token)
         return teammates_page("the other provider", response.json().get("teammates", []))
 

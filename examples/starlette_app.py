@@ -43,8 +43,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Starlette:
 
     async def home(request: Request) -> HTMLResponse:
         return HTMLResponse(
-            "<!doctype html><title>Gist example</title><h1>Welcome</h1>"
-            '<p><a href="/auth/gist">Log in with Gist</a></p>'
+            '<!doctype html><title>Gist example</title><h1>Welcome</h1><p><a href="/auth/gist">Log in with Gist</a></p>'
         )
 
     async def on_login(request: Request, token: dict[str, Any]) -> HTMLResponse:
@@ -54,8 +53,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Starlette:
             return HTMLResponse(f"<h1>Gist answered HTTP {response.status_code}</h1>", status_code=502)
         teammates = response.json().get("teammates", [])
         rows = "".join(
-            f"<li>{escape(str(t.get('name', '')))} &lt;{escape(str(t.get('email', '')))}&gt;</li>"
-            for t in teammates
+            f"<li>{escape(str(t.get('name', '')))} &lt;{escape(str(t.get('email', '')))}&gt;</li>" for t in teammates
         )
         return HTMLResponse(
             "<!doctype html><title>Your Gist teammates</title><h1>Logged in with Gist</h1>"

@@ -43,9 +43,7 @@ def read_rows(stream: TextIO) -> Iterator[tuple[int, dict[str, Any]]]:
     """(CSV line number, Gist contact fields) for each data row."""
     reader = csv.DictReader(stream)
     for row in reader:
-        fields: dict[str, Any] = {
-            k: v.strip() for k, v in row.items() if k in KNOWN_COLUMNS and v and v.strip()
-        }
+        fields: dict[str, Any] = {k: v.strip() for k, v in row.items() if k in KNOWN_COLUMNS and v and v.strip()}
         custom = {k: v for k, v in row.items() if k and k not in KNOWN_COLUMNS and v not in (None, "")}
         if custom:
             fields["custom_properties"] = custom
@@ -110,9 +108,7 @@ def progress_bar(stream: TextIO) -> Callable[[int, int | None], None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("csv_file", help="the CSV file to sync")
     parser.add_argument(
         "--token",

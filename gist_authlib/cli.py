@@ -12,9 +12,7 @@ __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="gist-authlib", description="Gist as an OAuth 2 provider for Authlib."
-    )
+    parser = argparse.ArgumentParser(prog="gist-authlib", description="Gist as an OAuth 2 provider for Authlib.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="run the sandbox and an example app on localhost, wired together")
@@ -44,9 +42,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="a registered redirect URI (repeatable; default http://127.0.0.1:8000/oauth/gist/callback)",
     )
-    sandbox.add_argument(
-        "--auto-approve", action="store_true", help="approve every login without a consent page"
-    )
+    sandbox.add_argument("--auto-approve", action="store_true", help="approve every login without a consent page")
     return parser
 
 
@@ -62,9 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 framework=args.framework,
                 host=args.host,
                 port=args.port if args.port is not None else (0 if args.check else 8000),
-                sandbox_port=args.sandbox_port
-                if args.sandbox_port is not None
-                else (0 if args.check else 8765),
+                sandbox_port=args.sandbox_port if args.sandbox_port is not None else (0 if args.check else 8765),
                 check=args.check,
             )
         return _sandbox(args)
@@ -85,9 +79,7 @@ def _sandbox(args: argparse.Namespace) -> int:
 
     secret = args.client_secret or secrets.token_urlsafe(24)
     redirect_uris = tuple(args.redirect_uri or ["http://127.0.0.1:8000/oauth/gist/callback"])
-    sandbox = create_app(
-        clients=[SandboxClient(args.client_id, secret, redirect_uris)], auto_approve=args.auto_approve
-    )
+    sandbox = create_app(clients=[SandboxClient(args.client_id, secret, redirect_uris)], auto_approve=args.auto_approve)
     server = ServerThread(sandbox, host=args.host, port=args.port).start()
     print(f"Gist sandbox on {server.url}/")
     print(f"  GIST_CLIENT_ID={args.client_id}")

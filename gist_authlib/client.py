@@ -129,9 +129,7 @@ class _Core:
         parts = urlsplit(url)
         if (parts.scheme, parts.netloc) != self.origin:
             # Never send the bearer token to another host, whatever a response's links say.
-            raise ValueError(
-                f"Refusing to send the token to {parts.scheme}://{parts.netloc}: not the API's origin."
-            )
+            raise ValueError(f"Refusing to send the token to {parts.scheme}://{parts.netloc}: not the API's origin.")
         if len(self._urls) < 256 and not _is_absolute(path):  # resources use a handful of fixed paths
             self._urls[path] = url
         return url
@@ -216,9 +214,7 @@ class _Core:
                 self.on_token_revoked(dict(self.token))
             raise TokenRevokedError(status, body, method=method, path=path)
         if status == 403:
-            raise InsufficientScopeError(
-                status, body, scope=_scope_from(body) or scope, method=method, path=path
-            )
+            raise InsufficientScopeError(status, body, scope=_scope_from(body) or scope, method=method, path=path)
         if status == 404:
             raise NotFoundError(status, body, method=method, path=path)
         raise GistAPIError(status, body, method=method, path=path)
@@ -239,14 +235,10 @@ class _Core:
             delay = self.retry_delay(attempt, started, now, None)
             if delay is not None:
                 return _Retry(delay)
-        reason = (
-            "no answer within the timeout" if isinstance(exc, httpx2.TimeoutException) else type(exc).__name__
-        )
+        reason = "no answer within the timeout" if isinstance(exc, httpx2.TimeoutException) else type(exc).__name__
         raise GistConnectionError(reason, method=method, path=path) from None
 
-    def retry_delay(
-        self, attempt: int, started: float, now: float, retry_after: float | None
-    ) -> float | None:
+    def retry_delay(self, attempt: int, started: float, now: float, retry_after: float | None) -> float | None:
         """The pause before the next attempt, or ``None`` when no retry is left."""
         if attempt >= self.retry.max_attempts:
             return None
@@ -347,9 +339,7 @@ class _ClientBase:
         settings = dict(kwargs)
         settings.setdefault("base_url", app.api_base_url)
         if "refresh" not in settings and app.client_id and app.client_secret and app.access_token_url:
-            settings["refresh"] = RefreshSettings(
-                app.access_token_url, str(app.client_id), str(app.client_secret)
-            )
+            settings["refresh"] = RefreshSettings(app.access_token_url, str(app.client_id), str(app.client_secret))
         return settings
 
 
@@ -513,9 +503,7 @@ class GistClient(_ClientBase, SyncResources):
             if not self._core.needs_refresh(time.time()):  # another thread refreshed while we waited
                 return
             assert self._core.refresh is not None
-            request = self._http.build_request(
-                "POST", self._core.refresh.token_url, data=self._core.refresh_form()
-            )
+            request = self._http.build_request("POST", self._core.refresh.token_url, data=self._core.refresh_form())
             del request.headers["Authorization"]
             try:
                 response = self._http.send(request)
@@ -672,9 +660,7 @@ class AsyncGistClient(_ClientBase, AsyncResources):
             if not self._core.needs_refresh(time.time()):  # another task refreshed while we waited
                 return
             assert self._core.refresh is not None
-            request = self._http.build_request(
-                "POST", self._core.refresh.token_url, data=self._core.refresh_form()
-            )
+            request = self._http.build_request("POST", self._core.refresh.token_url, data=self._core.refresh_form())
             del request.headers["Authorization"]
             try:
                 response = await self._http.send(request)

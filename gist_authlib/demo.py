@@ -87,9 +87,7 @@ class _FormParser(HTMLParser):
             self.items[-1] += data
 
 
-def approve_login_headlessly(
-    app_url: str, login_path: str = "/auth/gist", *, timeout: float = 10.0
-) -> list[str]:
+def approve_login_headlessly(app_url: str, login_path: str = "/auth/gist", *, timeout: float = 10.0) -> list[str]:
     """Log in through ``app_url`` like a browser that clicks Approve; return the final page's list items.
 
     Follows redirects, fills the sandbox's consent form and posts it. Raises :class:`DemoError` with the
@@ -148,9 +146,7 @@ def run_demo(
         f"{app_server.url}/oauth/gist/callback",
         f"http://localhost:{app_server.port}/oauth/gist/callback",
     )
-    sandbox = create_app(
-        clients=[SandboxClient(client_id, client_secret, callbacks, name="Gist example app")]
-    )
+    sandbox = create_app(clients=[SandboxClient(client_id, client_secret, callbacks, name="Gist example app")])
     env = {
         "GIST_CLIENT_ID": client_id,
         "GIST_CLIENT_SECRET": client_secret,

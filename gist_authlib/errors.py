@@ -25,11 +25,14 @@ __all__ = [
     "RateLimitedError",
     "ReplayedCallbackError",
     "SessionNotConfiguredError",
+    "StaleTokenError",
     "StateError",
+    "TokenDecryptionError",
     "TokenEndpointError",
     "TokenEndpointUnreachableError",
     "TokenExchangeError",
     "TokenRevokedError",
+    "TokenStoreError",
     "UnknownScopeError",
     "UnknownStateError",
 ]
@@ -174,9 +177,7 @@ class MissingStateError(StateError):
     error_code = "state_missing"
 
     def __init__(self, message: str | None = None) -> None:
-        super().__init__(
-            message or "The callback carries no state, so it cannot be matched to a login. Start again."
-        )
+        super().__init__(message or "The callback carries no state, so it cannot be matched to a login. Start again.")
 
 
 class UnknownStateError(StateError):
@@ -247,9 +248,7 @@ class TokenEndpointError(TokenExchangeError):
             text += f" with the error {self.error!r}"
             if description:
                 text += f" ({_short(description)})"
-        super().__init__(
-            text + ". Start the login again; if it keeps failing, check the client id and secret."
-        )
+        super().__init__(text + ". Start the login again; if it keeps failing, check the client id and secret.")
 
 
 class TokenEndpointUnreachableError(TokenExchangeError):
@@ -258,9 +257,7 @@ class TokenEndpointUnreachableError(TokenExchangeError):
     error_code = "token_endpoint_unreachable"
 
     def __init__(self, reason: str) -> None:
-        super().__init__(
-            f"Gist's token endpoint could not be reached ({_short(reason)}). Try again in a moment."
-        )
+        super().__init__(f"Gist's token endpoint could not be reached ({_short(reason)}). Try again in a moment.")
         self.reason = reason
 
 
@@ -270,9 +267,7 @@ class InvalidTokenResponseError(TokenExchangeError):
     error_code = "invalid_token_response"
 
     def __init__(self, reason: str) -> None:
-        super().__init__(
-            f"Gist's token endpoint sent an unusable answer: {_short(reason)}. Nothing was stored."
-        )
+        super().__init__(f"Gist's token endpoint sent an unusable answer: {_short(reason)}. Nothing was stored.")
         self.reason = reason
 
 
@@ -293,9 +288,7 @@ class GistAPIError(GistAuthError):
     status_code = 502
     title = "The Gist API refused the request"
 
-    def __init__(
-        self, status: int, body: object, *, method: str = "", path: str = "", message: str | None = None
-    ):
+    def __init__(self, status: int, body: object, *, method: str = "", path: str = "", message: str | None = None):
         self.status = status
         self.body = body
         self.method = method
@@ -320,9 +313,7 @@ class InsufficientScopeError(GistAPIError):
 
     error_code = "insufficient_scope"
 
-    def __init__(
-        self, status: int, body: object, *, scope: str | None, method: str = "", path: str = ""
-    ) -> None:
+    def __init__(self, status: int, body: object, *, scope: str | None, method: str = "", path: str = "") -> None:
         self.scope = scope
         hint = (
             f"the token lacks the {scope} scope: request it in register(scopes=...), tick it for the app "
@@ -330,9 +321,7 @@ class InsufficientScopeError(GistAPIError):
             if scope
             else "the token lacks a scope this request needs"
         )
-        super().__init__(
-            status, body, method=method, path=path, message=f"Gist refused {method} {path}: {hint}."
-        )
+        super().__init__(status, body, method=method, path=path, message=f"Gist refused {method} {path}: {hint}.")
 
 
 class NotFoundError(GistAPIError):
@@ -389,3 +378,55 @@ def _error_detail(body: object) -> str:
             if isinstance(body.get(key), str):
                 return _short(body[key])
     return ""
+
+
+# --- token storage -------------------------------------------------------------------------------
+
+
+class TokenStoreError(GistAuthError):
+    """The token store could not do what was asked; nothing was half-written."""
+
+    error_code = "token_store_error"
+    status_code = 503
+    title = "Stored Gist tokens are unavailable"
+
+
+class TokenDecryptionError(TokenStoreError):
+    """A stored token cannot be decrypted with the keys given: the message names the key it needs.
+
+    Attributes:
+        key_id: the fingerprint of the key the token was encrypted with.
+        known_key_ids: the fingerprints of the keys the store was given.
+    """
+
+    error_code = "token_decryption_failed"
+
+    def __init__(self, subject: str, key_id: str, known_key_ids: list[str], *, tampered: bool = False) -> None:
+        self.key_id = key_id
+        self.known_key_ids = known_key_ids
+        if tampered:
+            text = (
+                f"The stored token of {_short(subject)!r} names key {key_id}, which was given, but its ciphertext "
+                "does not decrypt: the row is corrupt or was altered. Delete it and ask the user to log in again."
+            )
+        else:
+            text = (
+                f"The stored token of {_short(subject)!r} was encrypted with key {key_id}, which is not among the "
+                f"keys given ({', '.join(known_key_ids) or 'none'}). Add that key to the store's keys; keep old "
+                "keys after the first one until store.rotate_keys() has re-encrypted every token."
+            )
+        super().__init__(text)
+
+
+class StaleTokenError(TokenStoreError):
+    """A compare-and-set lost: the stored token changed since it was read (another process wrote a newer one)."""
+
+    error_code = "stale_token"
+
+    def __init__(self, subject: str, expected: int, found: int | None) -> None:
+        self.expected_version = expected
+        self.found_version = found
+        where = "it is gone" if found is None else f"it is at version {found}"
+        super().__init__(
+            f"The stored token of {_short(subject)!r} was not replaced: expected version {expected}, but {where}."
+        )

@@ -96,9 +96,7 @@ class CallbackGrant:
         return params
 
     def __repr__(self) -> str:
-        return (
-            f"CallbackGrant(code=<hidden>, redirect_uri={self.redirect_uri!r}, next_path={self.next_path!r})"
-        )
+        return f"CallbackGrant(code=<hidden>, redirect_uri={self.redirect_uri!r}, next_path={self.next_path!r})"
 
 
 class LoginFlow:
@@ -237,9 +235,7 @@ class LoginFlow:
         if len(codes[0]) > _MAX_PARAM_LENGTH:
             raise MissingCodeError("The callback's code is too long to be genuine.")
         verifier = self._verifier(client_secret, state) if self.pkce else None
-        return CallbackGrant(
-            code=codes[0], redirect_uri=redirect_uri, code_verifier=verifier, next_path=next_path
-        )
+        return CallbackGrant(code=codes[0], redirect_uri=redirect_uri, code_verifier=verifier, next_path=next_path)
 
     def pending_count(self, session: Mapping[str, Any]) -> int:
         """How many logins this browser has started and not finished (expired ones included)."""
@@ -253,9 +249,7 @@ class LoginFlow:
         mac = hmac.new(client_secret.encode(), message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
-    def _load(
-        self, session: Mapping[str, Any], now: float, *, drop_expired: bool = True
-    ) -> dict[str, dict[str, Any]]:
+    def _load(self, session: Mapping[str, Any], now: float, *, drop_expired: bool = True) -> dict[str, dict[str, Any]]:
         value = session.get(self.session_key)
         pending: dict[str, list[Any]] = {}
         used: dict[str, float] = {}

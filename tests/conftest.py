@@ -112,9 +112,7 @@ def _starlette_app(stack: Stack, gists: dict[str, Any], sessions: bool, fastapi:
         async def on_login(request: Request, token: dict[str, Any]) -> Response:
             stack.logins.append((name, token))
             teammates = (await gist.get("teammates", token=token)).json()["teammates"]
-            return JSONResponse(
-                {"teammates": [t["name"] for t in teammates], "next": request.state.gist_next}
-            )
+            return JSONResponse({"teammates": [t["name"] for t in teammates], "next": request.state.gist_next})
 
         def on_error(request: Request, error: GistAuthError) -> Response:
             stack.errors.append(error)
@@ -262,9 +260,7 @@ def make_stack() -> Iterator[Callable[..., Stack]]:
             auto_approve=auto_approve,
             **(sandbox_kwargs or {}),
         )
-        stack = Stack(
-            framework, sandbox, sandbox_server.url, app_server.url, id_of["gist"], secret_of["gist"]
-        )
+        stack = Stack(framework, sandbox, sandbox_server.url, app_server.url, id_of["gist"], secret_of["gist"])
         oauth = _oauth_registry(framework)
         for name in REGISTRATIONS:
             kwargs: dict[str, Any] = {

@@ -25,9 +25,7 @@ TEAMMATES = [
     {"id": 9002, "name": "Strict Stan", "email": "stan@independent.example"},
 ]
 #: 23 contacts, served without "pages" links (unlike the sandbox), so clients must walk page numbers.
-CONTACTS = [
-    {"id": 20000 + i, "email": f"c{i}@independent.example", "name": f"Contact {i}"} for i in range(23)
-]
+CONTACTS = [{"id": 20000 + i, "email": f"c{i}@independent.example", "name": f"Contact {i}"} for i in range(23)]
 
 
 @dataclass
@@ -158,9 +156,7 @@ class IndependentServer:
             if answer.status_code == 200:
                 # Gist's quirk: nothing but the access token.
                 body = json.loads(answer.get_data())
-                answer = Response(
-                    json.dumps({"access_token": body["access_token"]}), 200, mimetype="application/json"
-                )
+                answer = Response(json.dumps({"access_token": body["access_token"]}), 200, mimetype="application/json")
             return answer
 
         def guard() -> Any:

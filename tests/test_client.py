@@ -65,9 +65,7 @@ class Gist:
 
 @pytest.fixture
 def gist() -> Iterator[Gist]:
-    sandbox = create_app(
-        clients=[SandboxClient("cid", "csecret", ("http://127.0.0.1:9/cb",))], token_ttl=None
-    )
+    sandbox = create_app(clients=[SandboxClient("cid", "csecret", ("http://127.0.0.1:9/cb",))], token_ttl=None)
     with ServerThread(sandbox) as server:
         yield Gist(sandbox, server.url, sandbox.issue_token("cid", ALL_SCOPES)["access_token"], [])
 
@@ -166,8 +164,7 @@ def test_token_info_and_the_raw_escape_hatch(gist: Gist) -> None:
         )
         assert client.get("teams")["teams"][0]["name"] == "Support"
         assert (
-            client.request("GET", "contacts", params={"email": "emeka@customer.example"})["contact"]["name"]
-            == "Emeka"
+            client.request("GET", "contacts", params={"email": "emeka@customer.example"})["contact"]["name"] == "Emeka"
         )
 
 
@@ -184,9 +181,7 @@ def test_one_pooled_connection_is_reused(gist: Gist) -> None:
 def test_from_api_key_and_from_authlib(gist: Gist) -> None:
     with GistClient.from_api_key(gist.token, base_url=gist.url) as client:
         assert len(client.teammates.list()) == 3
-    app = gist_authlib.register(
-        OAuth(), client_id="cid", client_secret="csecret", provider=GistProvider.at(gist.url)
-    )
+    app = gist_authlib.register(OAuth(), client_id="cid", client_secret="csecret", provider=GistProvider.at(gist.url))
     with GistClient.from_authlib(app, {"access_token": gist.token}) as client:
         assert client.base_url == gist.url + "/"
         assert len(client.teams.list()) == 2
@@ -219,9 +214,7 @@ def test_not_found(gist: Gist) -> None:
     assert info.value.status == 404 and "teammates/424242" in str(info.value)
 
 
-@pytest.mark.parametrize(
-    "token", [{"access_token": 5}, {"token_type": "bearer"}, {"access_token": ""}, ["x"]]
-)
+@pytest.mark.parametrize("token", [{"access_token": 5}, {"token_type": "bearer"}, {"access_token": ""}, ["x"]])
 def test_unusable_tokens_are_refused_before_any_request(token: Any) -> None:
     with pytest.raises((InvalidTokenResponseError, TypeError)):
         GistClient(token, base_url="http://127.0.0.1:9/")
@@ -344,9 +337,7 @@ def test_async_client_resources_and_errors(gist: Gist) -> None:
 
 @pytest.fixture
 def expiring() -> Iterator[tuple[GistSandbox, str]]:
-    sandbox = create_app(
-        clients=[SandboxClient("cid", "csecret", ("http://127.0.0.1:9/cb",))], token_ttl=3600
-    )
+    sandbox = create_app(clients=[SandboxClient("cid", "csecret", ("http://127.0.0.1:9/cb",))], token_ttl=3600)
     with ServerThread(sandbox) as server:
         yield sandbox, server.url
 
@@ -361,9 +352,7 @@ def test_100_concurrent_async_calls_with_an_expired_token_make_one_refresh(
 
     async def scenario() -> list[int]:
         refresh = RefreshSettings(f"{url}/oauth/token", "cid", "csecret")
-        async with AsyncGistClient(
-            token, base_url=url, refresh=refresh, on_token_update=updates.append
-        ) as client:
+        async with AsyncGistClient(token, base_url=url, refresh=refresh, on_token_update=updates.append) as client:
             results = await asyncio.gather(*(client.teams.list() for _ in range(100)))
             return [len(r) for r in results]
 

@@ -228,17 +228,13 @@ def test_missing_client_secret_names_the_setting_at_login(make_stack: Any, frame
     error = stack.errors[0]
     assert isinstance(error, MissingCredentialsError)
     expected = (
-        'settings.AUTHLIB_OAUTH_CLIENTS["gist"]["client_secret"]'
-        if framework == "django"
-        else "GIST_CLIENT_SECRET"
+        'settings.AUTHLIB_OAUTH_CLIENTS["gist"]["client_secret"]' if framework == "django" else "GIST_CLIENT_SECRET"
     )
     assert error.setting == expected
     assert html.escape(expected) in response.text
 
 
-def test_no_secret_reaches_pages_or_logs(
-    make_stack: Any, framework: str, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_no_secret_reaches_pages_or_logs(make_stack: Any, framework: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     stack: Stack = make_stack(framework)
     pages: list[str] = []

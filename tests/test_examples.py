@@ -79,8 +79,7 @@ class DjangoRunserver:
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError(
-            "The Django example did not start: "
-            + (self.process.stderr.read().decode() if self.process.stderr else "")
+            "The Django example did not start: " + (self.process.stderr.read().decode() if self.process.stderr else "")
         )
 
     def stop(self) -> None:
@@ -207,15 +206,13 @@ def test_multi_provider_example_keeps_gist_and_the_other_provider_apart() -> Non
         app_server.start(load_example("multi_provider.py").create_app(env))
         try:
             with httpx2.Client(trust_env=False) as browser:
-                gist_callback = browser.get(
-                    browser.get(f"{app_server.url}/auth/gist").headers["location"]
-                ).headers["location"]
-                other_callback = browser.get(
-                    browser.get(f"{app_server.url}/auth/other").headers["location"]
-                ).headers["location"]
-                crossed = browser.get(
-                    f"{app_server.url}/oauth/gist/callback", params=query_of(other_callback)
-                )
+                gist_callback = browser.get(browser.get(f"{app_server.url}/auth/gist").headers["location"]).headers[
+                    "location"
+                ]
+                other_callback = browser.get(browser.get(f"{app_server.url}/auth/other").headers["location"]).headers[
+                    "location"
+                ]
+                crossed = browser.get(f"{app_server.url}/oauth/gist/callback", params=query_of(other_callback))
                 assert crossed.status_code == 400
                 gist_page = browser.get(gist_callback)
                 other_page = browser.get(other_callback)

@@ -167,9 +167,7 @@ def test_extended_provider_accepts_its_custom_scope() -> None:
 
 def test_two_registrations_do_not_share_state() -> None:
     oauth = starlette_oauth()
-    eu = gist_authlib.register(
-        oauth, "gist_eu", client_id="eu", provider=GistProvider.at("http://127.0.0.1:1")
-    )
+    eu = gist_authlib.register(oauth, "gist_eu", client_id="eu", provider=GistProvider.at("http://127.0.0.1:1"))
     us = gist_authlib.register(oauth, "gist_us", client_id="us", scopes="read_teams")
     assert eu.authorize_url == "http://127.0.0.1:1/oauth/authorize"
     assert us.authorize_url == "https://app.getgist.com/oauth/authorize"

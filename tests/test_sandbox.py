@@ -66,17 +66,13 @@ class Served:
             "client_secret": "csecret",
         }
         data.update(overrides)  # type: ignore[arg-type]
-        return self.http.post(
-            f"{self.url}/oauth/token", data={k: v for k, v in data.items() if v is not None}
-        )
+        return self.http.post(f"{self.url}/oauth/token", data={k: v for k, v in data.items() if v is not None})
 
 
 @pytest.fixture
 def served() -> Iterator[Served]:
     clock = Clock()
-    sandbox = create_app(
-        clients=[SandboxClient("cid", "csecret", (REDIRECT,), name="Acme CRM sync")], clock=clock
-    )
+    sandbox = create_app(clients=[SandboxClient("cid", "csecret", (REDIRECT,), name="Acme CRM sync")], clock=clock)
     with ServerThread(sandbox) as server, httpx2.Client(follow_redirects=False, trust_env=False) as http:
         yield Served(sandbox, server.url, clock, http)
 
@@ -158,9 +154,7 @@ def test_consent_post_with_a_forged_request_is_refused(served: Served) -> None:
         {"code_challenge": "abc", "code_challenge_method": "plain"},
     ],
 )
-def test_bad_authorize_requests_get_an_error_page_never_a_redirect(
-    served: Served, overrides: dict[str, str]
-) -> None:
+def test_bad_authorize_requests_get_an_error_page_never_a_redirect(served: Served, overrides: dict[str, str]) -> None:
     page = served.http.get(f"{served.url}/oauth/authorize", params=served.authorize_params(**overrides))
     assert page.status_code == 400
     assert "location" not in page.headers
@@ -229,17 +223,11 @@ def test_wrong_secret_is_invalid_client(served: Served) -> None:
 def test_a_code_works_once_and_its_replay_revokes_the_token(served: Served) -> None:
     code = served.code()
     token = served.exchange(code).json()["access_token"]
-    assert (
-        served.http.get(f"{served.url}/teammates", headers={"authorization": f"Bearer {token}"}).status_code
-        == 200
-    )
+    assert served.http.get(f"{served.url}/teammates", headers={"authorization": f"Bearer {token}"}).status_code == 200
     again = served.exchange(code)
     assert again.status_code == 400
     assert again.json()["error"] == "invalid_grant"
-    assert (
-        served.http.get(f"{served.url}/teammates", headers={"authorization": f"Bearer {token}"}).status_code
-        == 401
-    )
+    assert served.http.get(f"{served.url}/teammates", headers={"authorization": f"Bearer {token}"}).status_code == 401
 
 
 def test_a_code_expires_after_ten_minutes(served: Served) -> None:
@@ -249,10 +237,7 @@ def test_a_code_expires_after_ten_minutes(served: Served) -> None:
 
 
 def test_redirect_uri_must_equal_the_authorized_one(served: Served) -> None:
-    assert (
-        served.exchange(served.code(), redirect_uri="http://127.0.0.1:9/other").json()["error"]
-        == "invalid_grant"
-    )
+    assert served.exchange(served.code(), redirect_uri="http://127.0.0.1:9/other").json()["error"] == "invalid_grant"
     assert served.exchange(served.code(), redirect_uri=None).json()["error"] == "invalid_grant"
 
 

@@ -111,9 +111,7 @@ class _Calls:
 
     @staticmethod
     def teammate(teammate_id: int | str) -> Call[Teammate]:
-        return Call(
-            "GET", f"teammates/{_id(teammate_id)}", _one(Teammate, "teammate"), scope="read_teammates"
-        )
+        return Call("GET", f"teammates/{_id(teammate_id)}", _one(Teammate, "teammate"), scope="read_teammates")
 
     @staticmethod
     def teams() -> Call[list[Team]]:

@@ -84,9 +84,7 @@ def gist_blueprint(
     @blueprint.get(callback_path, endpoint="callback")
     def callback() -> Response:
         try:
-            grant = check_callback(
-                gist, _session(), request.args.items(multi=True), redirect_uri=_redirect_uri()
-            )
+            grant = check_callback(gist, _session(), request.args.items(multi=True), redirect_uri=_redirect_uri())
             token = exchange_code(gist, grant)
             g.gist_next = grant.next_path or "/"
             log.info("Gist login completed")

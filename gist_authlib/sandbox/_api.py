@@ -103,9 +103,7 @@ class RestAPI:
             if token is None or token.revoked or (token.expires_at is not None and token.expires_at < now):
                 return api_error(401, "unauthorized", "A valid access token is required.")
             if any_of and not any(scope in token.scopes for scope in any_of):
-                return api_error(
-                    403, "insufficient_scope", f"This token lacks the {any_of[0]} scope.", scope=any_of[0]
-                )
+                return api_error(403, "insufficient_scope", f"This token lacks the {any_of[0]} scope.", scope=any_of[0])
             return self._throttle(value, now)
 
     def _throttle(self, token: str, now: float) -> Response | None:
@@ -129,9 +127,7 @@ class RestAPI:
         return JSONResponse({"workspace_id": self.workspace.id, "workspace_name": self.workspace.name})
 
     async def _teammates(self, request: Request) -> Response:
-        return self._access(request, "read_teammates") or JSONResponse(
-            {"teammates": self.workspace.teammates}
-        )
+        return self._access(request, "read_teammates") or JSONResponse({"teammates": self.workspace.teammates})
 
     async def _teammate(self, request: Request) -> Response:
         return self._access(request, "read_teammates") or _one("teammate", self.workspace.teammates, request)
@@ -239,7 +235,7 @@ class RestAPI:
                 return api_error(404, "not_found", "No contact with this id.")
             new_id = max((int(c["id"]) for c in self.workspace.contacts), default=5000) + 1
             # Every known field is present (null when unset), as in Gist's answers.
-            blank = {
+            blank: dict[str, Any] = {
                 "email": None,
                 "user_id": None,
                 "name": None,

@@ -61,10 +61,7 @@ class SandboxClient:
     name: str = "Sandbox App"
 
     def __repr__(self) -> str:
-        return (
-            f"SandboxClient(client_id={self.client_id!r}, redirect_uris={self.redirect_uris!r}, "
-            f"name={self.name!r})"
-        )
+        return f"SandboxClient(client_id={self.client_id!r}, redirect_uris={self.redirect_uris!r}, name={self.name!r})"
 
 
 DEFAULT_TEAMMATES: tuple[dict[str, Any], ...] = (
@@ -142,8 +139,7 @@ class Workspace:
     teams: list[dict[str, Any]] = field(default_factory=lambda: [dict(t) for t in DEFAULT_TEAMS])
     contacts: list[dict[str, Any]] = field(
         default_factory=lambda: [
-            {**c, "tags": list(c["tags"]), "custom_properties": dict(c["custom_properties"])}
-            for c in DEFAULT_CONTACTS
+            {**c, "tags": list(c["tags"]), "custom_properties": dict(c["custom_properties"])} for c in DEFAULT_CONTACTS
         ]
     )
     tags: list[dict[str, Any]] = field(default_factory=lambda: [{"id": 701, "name": "vip"}])
@@ -234,9 +230,7 @@ class GistSandbox(RestAPI):
         self._tokens: dict[str, SandboxToken] = {}
         self._refresh_tokens: dict[str, str] = {}  # refresh token -> the access token it renews
         self._lock = threading.Lock()
-        self._signer = URLSafeTimedSerializer(
-            secret_key or secrets.token_urlsafe(32), salt="gist-sandbox-consent"
-        )
+        self._signer = URLSafeTimedSerializer(secret_key or secrets.token_urlsafe(32), salt="gist-sandbox-consent")
         self.app = Starlette(
             routes=[
                 Route("/", self._index, methods=["GET"]),
@@ -269,9 +263,7 @@ class GistSandbox(RestAPI):
         With ``expires_in`` (or the sandbox's ``token_ttl``) the token expires and carries a refresh token.
         """
         with self._lock:
-            return self._mint(
-                client_id, tuple(scopes), expires_in if expires_in is not None else self.token_ttl
-            )
+            return self._mint(client_id, tuple(scopes), expires_in if expires_in is not None else self.token_ttl)
 
     def revoke(self, token: str) -> None:
         """Revoke one access token."""
@@ -287,9 +279,7 @@ class GistSandbox(RestAPI):
                 token.revoked = True
         return len(live)
 
-    def fail_next_api_request(
-        self, status: int = 503, *, retry_after: str | None = None, count: int = 1
-    ) -> None:
+    def fail_next_api_request(self, status: int = 503, *, retry_after: str | None = None, count: int = 1) -> None:
         """Answer the next ``count`` REST API requests with ``status`` (and a ``Retry-After`` header)."""
         for _ in range(count):
             self.api_faults.append(ApiFault(status=status, retry_after=retry_after))
@@ -323,13 +313,7 @@ class GistSandbox(RestAPI):
 
         ``status=None`` with a ``delay`` only slows the next request down.
         """
-        raw = (
-            json.dumps(body).encode()
-            if isinstance(body, dict)
-            else body.encode()
-            if isinstance(body, str)
-            else body
-        )
+        raw = json.dumps(body).encode() if isinstance(body, dict) else body.encode() if isinstance(body, str) else body
         self.token_faults.append(TokenFault(status=status, body=raw, content_type=content_type, delay=delay))
 
     @property
@@ -342,8 +326,7 @@ class GistSandbox(RestAPI):
 
     async def _index(self, request: Request) -> Response:
         rows = "".join(
-            f"<li><code>{escape(c.client_id)}</code> ({escape(c.name)}): "
-            f"{escape(', '.join(c.redirect_uris))}</li>"
+            f"<li><code>{escape(c.client_id)}</code> ({escape(c.name)}): {escape(', '.join(c.redirect_uris))}</li>"
             for c in self.clients.values()
         )
         return _page(
@@ -395,9 +378,7 @@ class GistSandbox(RestAPI):
             return self._approve(params, scopes)
         csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
         blob = self._signer.dumps(params)
-        items = "".join(
-            f"<li><strong>{escape(s)}</strong>: {escape(self.scopes.get(s, ''))}</li>" for s in scopes
-        )
+        items = "".join(f"<li><strong>{escape(s)}</strong>: {escape(self.scopes.get(s, ''))}</li>" for s in scopes)
         body = (
             f"<p><strong>{escape(client.name)}</strong> would like to access the Gist workspace "
             f"<strong>{escape(self.workspace.name)}</strong>.</p>\n<p>It asks to:</p>\n<ul>{items}</ul>\n"
@@ -416,9 +397,7 @@ class GistSandbox(RestAPI):
     async def _decide(self, request: Request) -> Response:
         origin = request.headers.get("origin")
         if origin and origin != f"{request.url.scheme}://{request.url.netloc}":
-            return _error_page(
-                "Cross-site request refused", "The consent form was posted from another site.", 403
-            )
+            return _error_page("Cross-site request refused", "The consent form was posted from another site.", 403)
         form = await request.form()
         csrf_cookie = request.cookies.get(CSRF_COOKIE, "")
         csrf_form = str(form.get("csrf_token", ""))
@@ -427,9 +406,7 @@ class GistSandbox(RestAPI):
         try:
             params = self._signer.loads(str(form.get("request", "")), max_age=int(self.code_ttl))
         except BadSignature:
-            return _error_page(
-                "Consent expired", "The consent form is no longer valid. Start the login again."
-            )
+            return _error_page("Consent expired", "The consent form is no longer valid. Start the login again.")
         checked = self._check_authorize(params)
         if isinstance(checked, Response):
             return checked
@@ -468,9 +445,7 @@ class GistSandbox(RestAPI):
         client = self.clients.get(client_id or "")
         secret = params.get("client_secret") or ""
         if client is None or not hmac.compare_digest(secret.encode(), client.client_secret.encode()):
-            return self._token_error(
-                client_id, grant_type, 401, "invalid_client", "Unknown client or bad secret."
-            )
+            return self._token_error(client_id, grant_type, 401, "invalid_client", "Unknown client or bad secret.")
         if grant_type == "refresh_token" and self.token_ttl is not None:
             return self._refresh(client, params)
         if grant_type != "authorization_code":
@@ -498,9 +473,7 @@ class GistSandbox(RestAPI):
             old = self._refresh_tokens.pop(params.get("refresh_token") or "", None)
             previous = self._tokens.get(old or "")
             if previous is None or previous.client_id != client.client_id or previous.revoked:
-                return self._token_error(
-                    client.client_id, "refresh_token", 400, "invalid_grant", None, locked=True
-                )
+                return self._token_error(client.client_id, "refresh_token", 400, "invalid_grant", None, locked=True)
             previous.revoked = True
             answer = self._mint(client.client_id, previous.scopes, self.token_ttl)
             self.token_requests.append(TokenRequestRecord(client.client_id, "refresh_token", 200, None))
@@ -513,9 +486,7 @@ class GistSandbox(RestAPI):
             return "invalid_grant"
         if code.challenge is not None:
             verifier = params.get("code_verifier") or ""
-            digest = (
-                base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-            )
+            digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
             if not verifier or not hmac.compare_digest(digest, code.challenge):
                 return "invalid_grant"
         return None

@@ -111,9 +111,7 @@ class WSGIServerThread:
 
         self.app = app
         try:
-            self._server = make_server(
-                host, port, self._dispatch, server_class=_Server, handler_class=_QuietHandler
-            )
+            self._server = make_server(host, port, self._dispatch, server_class=_Server, handler_class=_QuietHandler)
         except OSError as exc:
             raise OSError(f"Cannot listen on {host}:{port}: {exc.strerror}. Choose another port.") from exc
         self.host = host
@@ -134,9 +132,7 @@ class WSGIServerThread:
             self.app = app
         if self.app is None:
             raise ValueError("WSGIServerThread.start() needs a WSGI app.")
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"wsgi:{self.port}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name=f"wsgi:{self.port}", daemon=True)
         self._thread.start()
         return self
 

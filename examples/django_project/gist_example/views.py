@@ -27,9 +27,7 @@ def on_login(request: HttpRequest, token: dict[str, Any]) -> HttpResponse:
     if response.status_code != 200:
         return HttpResponse(f"<h1>Gist answered HTTP {response.status_code}</h1>", status=502)
     teammates = response.json().get("teammates", [])
-    rows = "".join(
-        f"<li>{escape(t.get('name', ''))} &lt;{escape(t.get('email', ''))}&gt;</li>" for t in teammates
-    )
+    rows = "".join(f"<li>{escape(t.get('name', ''))} &lt;{escape(t.get('email', ''))}&gt;</li>" for t in teammates)
     return HttpResponse(
         "<!doctype html><title>Your Gist teammates</title><h1>Logged in with Gist</h1>"
         f'<p>Your workspace has {len(teammates)} teammates:</p><ul id="teammates">{rows}</ul>'

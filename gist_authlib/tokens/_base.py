@@ -1,0 +1,438 @@
+"""What every token store shares: the stored record, encryption at rest, and the public methods.
+
+A concrete store only moves rows (plain dicts of column values) in and out of its storage; encoding,
+encryption, versions and leases are decided here, once.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from ..errors import ConfigurationError, StaleTokenError, TokenDecryptionError
+from ..flow import check_token_response
+
+__all__ = ["AsyncTokenStore", "BaseTokenStore", "StoredToken", "TokenCipher", "TokenStore"]
+
+T = TypeVar("T")
+Row = dict[str, Any]
+PLAINTEXT = "plaintext"
+
+#: The columns of a stored row (the SQL stores use these names as they are).
+COLUMNS = (
+    "subject",
+    "token",
+    "key_id",
+    "token_hash",
+    "scopes",
+    "workspace_id",
+    "workspace_name",
+    "created_at",
+    "updated_at",
+    "version",
+    "lease_holder",
+    "lease_until",
+)
+
+
+@dataclass(frozen=True)
+class StoredToken:
+    """A token as the store keeps it, decrypted.
+
+    Attributes:
+        subject: the key the app chose (its user id) or a Gist workspace id.
+        token: the token dict (``access_token``, and ``refresh_token``/``expires_at`` if Gist ever sends them).
+        scopes: the scopes granted.
+        workspace_id: the Gist workspace the token belongs to, when known.
+        workspace_name: its name, when known.
+        created_at: when the subject's first token was saved (Unix seconds).
+        updated_at: when the token was last written.
+        version: increases on every write; the basis of :meth:`TokenStore.compare_and_set`.
+    """
+
+    subject: str
+    token: dict[str, Any]
+    scopes: tuple[str, ...]
+    workspace_id: str | None
+    workspace_name: str | None
+    created_at: float
+    updated_at: float
+    version: int
+
+    def __repr__(self) -> str:
+        return (
+            f"StoredToken(subject={self.subject!r}, token=<hidden>, scopes={self.scopes!r}, "
+            f"workspace_id={self.workspace_id!r}, version={self.version})"
+        )
+
+
+class TokenCipher:
+    """Fernet encryption of tokens at rest, with key rotation.
+
+    Args:
+        keys: one Fernet key, or several: the first encrypts, all decrypt (so an old key can stay until
+            :meth:`BaseTokenStore.rotate_keys` has re-encrypted everything with the new one).
+
+    Make a key with :meth:`generate_key` and keep it outside the database (an environment variable or a
+    secrets manager).
+    """
+
+    def __init__(self, keys: str | bytes | Sequence[str | bytes]) -> None:
+        from cryptography.fernet import Fernet, MultiFernet
+
+        items = [keys] if isinstance(keys, (str, bytes)) else list(keys)
+        if not items:
+            raise ConfigurationError("TokenCipher needs at least one key (TokenCipher.generate_key() makes one).")
+        try:
+            fernets = [Fernet(k) for k in items]
+        except (ValueError, TypeError):
+            raise ConfigurationError(
+                "A token-store key is not a valid Fernet key (32 url-safe base64-encoded bytes). "
+                "Make one with gist_authlib.tokens.TokenCipher.generate_key()."
+            ) from None
+        self._fernet = MultiFernet(fernets)
+        self.key_ids = [_key_id(k) for k in items]
+
+    @staticmethod
+    def generate_key() -> str:
+        """A new random key, as text."""
+        from cryptography.fernet import Fernet
+
+        return Fernet.generate_key().decode()
+
+    def encrypt(self, data: bytes) -> bytes:
+        return self._fernet.encrypt(data)
+
+    def decrypt(self, data: bytes) -> bytes:
+        return self._fernet.decrypt(data)
+
+    def __repr__(self) -> str:
+        return f"TokenCipher(key_ids={self.key_ids!r})"
+
+
+def _key_id(key: str | bytes) -> str:
+    raw = key.encode() if isinstance(key, str) else key
+    return "k-" + hashlib.sha256(raw).hexdigest()[:10]
+
+
+def token_hash(access_token: str) -> str:
+    """A one-way fingerprint of an access token, to find its row without storing it in clear."""
+    return hashlib.sha256(access_token.encode()).hexdigest()
+
+
+@runtime_checkable
+class TokenStore(Protocol):
+    """The synchronous token-store protocol; every method is atomic."""
+
+    def save(
+        self,
+        subject: str,
+        token: Mapping[str, Any],
+        *,
+        scopes: Iterable[str] | None = None,
+        workspace_id: str | int | None = None,
+        workspace_name: str | None = None,
+    ) -> StoredToken: ...
+
+    def get(self, subject: str) -> StoredToken | None: ...
+
+    def delete(self, subject: str) -> bool: ...
+
+    def delete_token(self, token: Mapping[str, Any] | str) -> bool: ...
+
+    def find_by_token(self, token: Mapping[str, Any] | str) -> StoredToken | None: ...
+
+    def list_by_workspace(self, workspace_id: str | int) -> list[StoredToken]: ...
+
+    def compare_and_set(self, subject: str, token: Mapping[str, Any], *, expected_version: int) -> StoredToken: ...
+
+    def acquire_refresh_lease(self, subject: str, *, version: int, holder: str, ttl: float = 30.0) -> bool: ...
+
+
+class BaseTokenStore:
+    """The logic of every store; subclasses implement the ``_``-prefixed row operations.
+
+    Args:
+        key: a Fernet key or a list of them (see :class:`TokenCipher`), or a :class:`TokenCipher`.
+        plaintext: store tokens unencrypted; must be asked for explicitly when no key is given.
+        clock: the time source.
+    """
+
+    #: Whether this store may hold tokens in clear without ``plaintext=True`` (only the memory store).
+    _volatile = False
+
+    def __init__(
+        self,
+        *,
+        key: str | bytes | Sequence[str | bytes] | TokenCipher | None = None,
+        plaintext: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if key is None and not plaintext and not self._volatile:
+            raise ConfigurationError(
+                f"{type(self).__name__} needs an encryption key: pass key=... (make one with "
+                "gist_authlib.tokens.TokenCipher.generate_key() and keep it outside the database), or pass "
+                "plaintext=True to store tokens unencrypted on purpose."
+            )
+        if key is not None and plaintext:
+            raise ConfigurationError("Pass either key=... or plaintext=True, not both.")
+        self._cipher = key if isinstance(key, TokenCipher) else TokenCipher(key) if key is not None else None
+        self._clock = clock
+
+    # -- the row operations a store implements -----------------------------------------------------
+
+    def _upsert(self, row: Row) -> Row:
+        """Insert, or update every column but ``created_at``, adding 1 to ``version``; return the row."""
+        raise NotImplementedError
+
+    def _replace(self, row: Row, expected_version: int) -> Row | None:
+        """Update the row if its version is ``expected_version`` (adding 1); None when it is not."""
+        raise NotImplementedError
+
+    def _read(self, subject: str) -> Row | None:
+        raise NotImplementedError
+
+    def _read_by_hash(self, digest: str) -> Row | None:
+        raise NotImplementedError
+
+    def _read_workspace(self, workspace_id: str) -> list[Row]:
+        raise NotImplementedError
+
+    def _remove(self, subject: str) -> bool:
+        raise NotImplementedError
+
+    def _take_lease(self, subject: str, version: int, holder: str, until: float, now: float) -> bool:
+        """Set the lease if the row is at ``version`` and holds no live lease."""
+        raise NotImplementedError
+
+    def _all_subjects(self) -> list[str]:
+        raise NotImplementedError
+
+    # -- public API -------------------------------------------------------------------------------
+
+    def save(
+        self,
+        subject: str,
+        token: Mapping[str, Any],
+        *,
+        scopes: Iterable[str] | None = None,
+        workspace_id: str | int | None = None,
+        workspace_name: str | None = None,
+    ) -> StoredToken:
+        """Store ``token`` for ``subject`` (insert or replace, atomically) and return what was stored.
+
+        The token is validated first: a malformed one raises and nothing is written.
+        """
+        row = self._row(subject, token, scopes, workspace_id, workspace_name)
+        return self._decode(self._upsert(row))
+
+    def get(self, subject: str) -> StoredToken | None:
+        """The token stored for ``subject``, or ``None``."""
+        row = self._read(_subject(subject))
+        return self._decode(row) if row is not None else None
+
+    def delete(self, subject: str) -> bool:
+        """Forget ``subject``'s token; True if there was one."""
+        return self._remove(_subject(subject))
+
+    def find_by_token(self, token: Mapping[str, Any] | str) -> StoredToken | None:
+        """The stored record holding this access token, or ``None``."""
+        row = self._read_by_hash(token_hash(_access_token(token)))
+        return self._decode(row) if row is not None else None
+
+    def delete_token(self, token: Mapping[str, Any] | str) -> bool:
+        """Forget whichever subject holds this access token (e.g. after Gist answered 401)."""
+        found = self._read_by_hash(token_hash(_access_token(token)))
+        return self._remove(found["subject"]) if found is not None else False
+
+    def list_by_workspace(self, workspace_id: str | int) -> list[StoredToken]:
+        """Every stored token of a Gist workspace."""
+        return [self._decode(row) for row in self._read_workspace(str(workspace_id))]
+
+    def compare_and_set(self, subject: str, token: Mapping[str, Any], *, expected_version: int) -> StoredToken:
+        """Replace ``subject``'s token only if it is still at ``expected_version`` (e.g. after a refresh).
+
+        Raises:
+            StaleTokenError: another writer got there first; the newer token is kept.
+        """
+        current = self._read(_subject(subject))
+        if current is None:
+            raise StaleTokenError(subject, expected_version, None)
+        row = self._row(
+            subject,
+            token,
+            current["scopes"].split() if current["scopes"] else None,
+            current["workspace_id"],
+            current["workspace_name"],
+        )
+        written = self._replace(row, expected_version)
+        if written is None:
+            latest = self._read(_subject(subject))
+            raise StaleTokenError(subject, expected_version, latest["version"] if latest else None)
+        return self._decode(written)
+
+    def acquire_refresh_lease(self, subject: str, *, version: int, holder: str, ttl: float = 30.0) -> bool:
+        """Claim the right to refresh ``subject``'s token at ``version``, across processes, for ``ttl`` seconds.
+
+        Exactly one caller gets True; the lease ends with the next write or when ``ttl`` runs out.
+        """
+        now = self._clock()
+        return self._take_lease(_subject(subject), version, holder, now + ttl, now)
+
+    def rotate_keys(self) -> int:
+        """Re-encrypt every token with the first key; returns how many were rewritten."""
+        count = 0
+        for subject in self._all_subjects():
+            row = self._read(subject)
+            if row is None or self._cipher is None or row["key_id"] == self._cipher.key_ids[0]:
+                continue
+            stored = self._decode(row)
+            try:
+                self.compare_and_set(subject, stored.token, expected_version=stored.version)
+                count += 1
+            except StaleTokenError:
+                continue  # rewritten meanwhile, by then with the first key
+        return count
+
+    def close(self) -> None:
+        """Release the store's connections."""
+
+    def __enter__(self: T) -> T:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- encoding ---------------------------------------------------------------------------------
+
+    def _row(
+        self,
+        subject: str,
+        token: Mapping[str, Any],
+        scopes: Iterable[str] | None,
+        workspace_id: str | int | None,
+        workspace_name: str | None,
+    ) -> Row:
+        checked = check_token_response(token)
+        if scopes is None:
+            scope = checked.get("scope")
+            scopes = scope.split() if isinstance(scope, str) else ()
+        payload = json.dumps(checked, separators=(",", ":"), sort_keys=True).encode()
+        if self._cipher is not None:
+            blob, key_id = self._cipher.encrypt(payload).decode(), self._cipher.key_ids[0]
+        else:
+            blob, key_id = base64.b64encode(payload).decode(), PLAINTEXT
+        now = self._clock()
+        return {
+            "subject": _subject(subject),
+            "token": blob,
+            "key_id": key_id,
+            "token_hash": token_hash(checked["access_token"]),
+            "scopes": " ".join(scopes),
+            "workspace_id": str(workspace_id) if workspace_id is not None else None,
+            "workspace_name": workspace_name,
+            "created_at": now,
+            "updated_at": now,
+            "version": 1,
+            "lease_holder": None,
+            "lease_until": None,
+        }
+
+    def _decode(self, row: Mapping[str, Any]) -> StoredToken:
+        blob = row["token"]
+        raw = blob.encode() if isinstance(blob, str) else bytes(blob)
+        if row["key_id"] == PLAINTEXT:
+            payload = base64.b64decode(raw)
+        else:
+            known = self._cipher.key_ids if self._cipher else []
+            if self._cipher is None:
+                raise TokenDecryptionError(row["subject"], row["key_id"], known)
+            from cryptography.fernet import InvalidToken
+
+            try:
+                payload = self._cipher.decrypt(raw)
+            except InvalidToken:
+                raise TokenDecryptionError(
+                    row["subject"], row["key_id"], known, tampered=row["key_id"] in known
+                ) from None
+        return StoredToken(
+            subject=row["subject"],
+            token=json.loads(payload),
+            scopes=tuple(row["scopes"].split()) if row["scopes"] else (),
+            workspace_id=row["workspace_id"],
+            workspace_name=row["workspace_name"],
+            created_at=float(row["created_at"]),
+            updated_at=float(row["updated_at"]),
+            version=int(row["version"]),
+        )
+
+    def __repr__(self) -> str:
+        mode = "plaintext" if self._cipher is None else f"keys={self._cipher.key_ids}"
+        return f"<{type(self).__name__} {mode}>"
+
+
+def _subject(subject: str) -> str:
+    value = str(subject)
+    if not value or len(value) > 255:
+        raise ValueError("A token subject must be a non-empty string of at most 255 characters.")
+    return value
+
+
+def _access_token(token: Mapping[str, Any] | str) -> str:
+    value = token if isinstance(token, str) else token.get("access_token")
+    if not isinstance(value, str) or not value:
+        raise ValueError("Expected an access token string or a token dict.")
+    return value
+
+
+class AsyncTokenStore:
+    """The async form of a store: each call runs the wrapped synchronous store in a worker thread.
+
+    ``store = AsyncTokenStore(SQLiteTokenStore(path, key=...))``; then ``await store.get(subject)``.
+    """
+
+    def __init__(self, store: BaseTokenStore) -> None:
+        self.sync = store
+
+    async def _run(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        import functools
+
+        import anyio.to_thread
+
+        return await anyio.to_thread.run_sync(functools.partial(func, *args, **kwargs))
+
+    async def save(self, subject: str, token: Mapping[str, Any], **kwargs: Any) -> StoredToken:
+        """See :meth:`BaseTokenStore.save`."""
+        return await self._run(self.sync.save, subject, token, **kwargs)
+
+    async def get(self, subject: str) -> StoredToken | None:
+        """See :meth:`BaseTokenStore.get`."""
+        return await self._run(self.sync.get, subject)
+
+    async def delete(self, subject: str) -> bool:
+        """See :meth:`BaseTokenStore.delete`."""
+        return await self._run(self.sync.delete, subject)
+
+    async def delete_token(self, token: Mapping[str, Any] | str) -> bool:
+        """See :meth:`BaseTokenStore.delete_token`."""
+        return await self._run(self.sync.delete_token, token)
+
+    async def find_by_token(self, token: Mapping[str, Any] | str) -> StoredToken | None:
+        """See :meth:`BaseTokenStore.find_by_token`."""
+        return await self._run(self.sync.find_by_token, token)
+
+    async def list_by_workspace(self, workspace_id: str | int) -> list[StoredToken]:
+        """See :meth:`BaseTokenStore.list_by_workspace`."""
+        return await self._run(self.sync.list_by_workspace, workspace_id)
+
+    async def compare_and_set(self, subject: str, token: Mapping[str, Any], *, expected_version: int) -> StoredToken:
+        """See :meth:`BaseTokenStore.compare_and_set`."""
+        return await self._run(self.sync.compare_and_set, subject, token, expected_version=expected_version)
+
+    def __repr__(self) -> str:
+        return f"AsyncTokenStore({self.sync!r})"

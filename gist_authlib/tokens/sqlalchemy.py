@@ -1,0 +1,223 @@
+"""SQLAlchemyTokenStore: tokens in PostgreSQL or MySQL (or any SQLAlchemy 2 database) for apps on several machines.
+
+Uses SQLAlchemy Core only. The table is created on first use; teams that manage migrations themselves can
+create it from the DDL in the README (or ``print(create_table_ddl(engine))``) and pass ``create_table=False``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import TokenStoreError
+from ._base import COLUMNS, BaseTokenStore, Row
+
+__all__ = ["SQLAlchemyTokenStore", "create_table_ddl", "token_table"]
+
+_UPDATED = ("token", "key_id", "token_hash", "scopes", "workspace_id", "workspace_name", "updated_at")
+
+
+def token_table(metadata: Any, name: str = "gist_tokens") -> Any:
+    """The token table's SQLAlchemy definition (the same columns as the SQLite store's)."""
+    from sqlalchemy import BigInteger, Column, Float, Index, String, Table, Text
+
+    table = Table(
+        name,
+        metadata,
+        Column("subject", String(255), primary_key=True),
+        Column("token", Text, nullable=False),
+        Column("key_id", String(64), nullable=False),
+        Column("token_hash", String(64), nullable=False),
+        Column("scopes", Text, nullable=False),
+        Column("workspace_id", String(64)),
+        Column("workspace_name", String(255)),
+        Column("created_at", Float, nullable=False),
+        Column("updated_at", Float, nullable=False),
+        Column("version", BigInteger, nullable=False),
+        Column("lease_holder", String(64)),
+        Column("lease_until", Float),
+    )
+    Index(f"{name}_workspace", table.c.workspace_id)
+    Index(f"{name}_token_hash", table.c.token_hash)
+    return table
+
+
+def create_table_ddl(engine: Any, name: str = "gist_tokens") -> str:
+    """The ``CREATE TABLE`` and ``CREATE INDEX`` statements for ``engine``'s dialect, as text."""
+    from sqlalchemy import MetaData
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    table = token_table(MetaData(), name)
+    statements = [str(CreateTable(table).compile(engine)).strip()]
+    statements += [
+        str(CreateIndex(index).compile(engine)).strip() for index in sorted(table.indexes, key=lambda i: i.name)
+    ]
+    return ";\n".join(statements) + ";\n"
+
+
+class SQLAlchemyTokenStore(BaseTokenStore):
+    """Tokens in a SQL database through SQLAlchemy 2 Core, encrypted with the key given.
+
+    Args:
+        url: a database URL (``postgresql+psycopg://user:pw@host/db``, ``mysql+pymysql://...``,
+            ``sqlite:///tokens.db``) or an existing ``Engine``.
+        key: a Fernet key or a list of keys; see :class:`~gist_authlib.tokens.TokenCipher`.
+        plaintext: store tokens unencrypted; refused unless asked for.
+        table_name: the table's name.
+        create_table: create the table (and indexes) if missing, on first use.
+        engine_options: passed to ``create_engine`` when ``url`` is a string.
+    """
+
+    def __init__(
+        self,
+        url: Any,
+        *,
+        table_name: str = "gist_tokens",
+        create_table: bool = True,
+        engine_options: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        from sqlalchemy import MetaData, create_engine
+        from sqlalchemy.exc import SQLAlchemyError
+
+        super().__init__(**kwargs)
+        self._engine = create_engine(url, **(engine_options or {})) if isinstance(url, str) else url
+        self._table = token_table(MetaData(), table_name)
+        self._errors = SQLAlchemyError
+        if create_table:
+            try:
+                self._table.metadata.create_all(self._engine, checkfirst=True)
+            except SQLAlchemyError as exc:
+                raise TokenStoreError(f"Cannot create the token table: {type(exc).__name__}.") from None
+
+    def _run(self, work: Any) -> Any:
+        try:
+            with self._engine.begin() as connection:
+                return work(connection)
+        except self._errors as exc:
+            # The driver's message can quote parameters; name only the failure's type.
+            raise TokenStoreError(f"The token database failed ({type(exc).__name__}); nothing was written.") from None
+
+    def _select(self, connection: Any, subject: str) -> Row | None:
+        from sqlalchemy import select
+
+        found = connection.execute(select(self._table).where(self._table.c.subject == subject)).mappings().first()
+        return dict(found) if found is not None else None
+
+    def _upsert(self, row: Row) -> Row:
+        from sqlalchemy import update
+
+        table = self._table
+
+        def work(connection: Any) -> Row:
+            dialect = connection.dialect.name
+            values = {column: row[column] for column in COLUMNS}
+            changes = {column: row[column] for column in _UPDATED}
+            bumped = {**changes, "version": table.c.version + 1, "lease_holder": None, "lease_until": None}
+            statement: Any
+            if dialect in ("postgresql", "sqlite"):
+                if dialect == "postgresql":
+                    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+                    statement = pg_insert(table).values(values)
+                else:
+                    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+                    statement = sqlite_insert(table).values(values)
+                connection.execute(statement.on_conflict_do_update(index_elements=[table.c.subject], set_=bumped))
+            elif dialect in ("mysql", "mariadb"):
+                from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+                statement = mysql_insert(table).values(values)
+                connection.execute(statement.on_duplicate_key_update(**bumped))
+            else:  # any other database: update, else insert, in one transaction
+                done = connection.execute(
+                    update(table)
+                    .where(table.c.subject == row["subject"])
+                    .values(**changes, version=table.c.version + 1, lease_holder=None, lease_until=None)
+                )
+                if done.rowcount == 0:
+                    connection.execute(table.insert().values(values))
+            found = self._select(connection, row["subject"])
+            assert found is not None
+            return found
+
+        result: Row = self._run(work)
+        return result
+
+    def _replace(self, row: Row, expected_version: int) -> Row | None:
+        from sqlalchemy import update
+
+        table = self._table
+
+        def work(connection: Any) -> Row | None:
+            done = connection.execute(
+                update(table)
+                .where(table.c.subject == row["subject"], table.c.version == expected_version)
+                .values(
+                    **{column: row[column] for column in _UPDATED},
+                    version=table.c.version + 1,
+                    lease_holder=None,
+                    lease_until=None,
+                )
+            )
+            return self._select(connection, row["subject"]) if done.rowcount == 1 else None
+
+        result: Row | None = self._run(work)
+        return result
+
+    def _read(self, subject: str) -> Row | None:
+        result: Row | None = self._run(lambda connection: self._select(connection, subject))
+        return result
+
+    def _read_by_hash(self, digest: str) -> Row | None:
+        from sqlalchemy import select
+
+        def work(connection: Any) -> Row | None:
+            query = select(self._table).where(self._table.c.token_hash == digest)
+            found = connection.execute(query).mappings().first()
+            return dict(found) if found is not None else None
+
+        result: Row | None = self._run(work)
+        return result
+
+    def _read_workspace(self, workspace_id: str) -> list[Row]:
+        from sqlalchemy import select
+
+        query = select(self._table).where(self._table.c.workspace_id == workspace_id).order_by(self._table.c.subject)
+        result: list[Row] = self._run(lambda connection: [dict(r) for r in connection.execute(query).mappings()])
+        return result
+
+    def _remove(self, subject: str) -> bool:
+        from sqlalchemy import delete
+
+        query = delete(self._table).where(self._table.c.subject == subject)
+        return bool(self._run(lambda connection: connection.execute(query).rowcount))
+
+    def _take_lease(self, subject: str, version: int, holder: str, until: float, now: float) -> bool:
+        from sqlalchemy import or_, update
+
+        table = self._table
+        query = (
+            update(table)
+            .where(
+                table.c.subject == subject,
+                table.c.version == version,
+                or_(table.c.lease_until.is_(None), table.c.lease_until <= now),
+            )
+            .values(lease_holder=holder, lease_until=until)
+        )
+        return bool(self._run(lambda connection: connection.execute(query).rowcount == 1))
+
+    def _all_subjects(self) -> list[str]:
+        from sqlalchemy import select
+
+        query = select(self._table.c.subject).order_by(self._table.c.subject)
+        result: list[str] = self._run(lambda connection: [r[0] for r in connection.execute(query)])
+        return result
+
+    def close(self) -> None:
+        """Dispose of the engine's connection pool (when the store created the engine)."""
+        self._engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"<SQLAlchemyTokenStore {self._engine.url.render_as_string(hide_password=True)}>"

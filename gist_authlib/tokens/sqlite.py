@@ -1,0 +1,131 @@
+"""SQLiteTokenStore: the embedded default, on the standard library's sqlite3.
+
+WAL mode, a busy timeout and one transaction per write make it safe to share between the processes of one
+machine (several uvicorn workers); a process killed mid-write leaves every committed token intact.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+from ..errors import TokenStoreError
+from ._base import COLUMNS, BaseTokenStore, Row
+
+__all__ = ["SCHEMA", "SQLiteTokenStore"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS gist_tokens (
+    subject        TEXT PRIMARY KEY,
+    token          TEXT NOT NULL,      -- Fernet ciphertext (base64 JSON only with plaintext=True)
+    key_id         TEXT NOT NULL,      -- fingerprint of the key that encrypted it
+    token_hash     TEXT NOT NULL,      -- SHA-256 of the access token, to find a row by token
+    scopes         TEXT NOT NULL,
+    workspace_id   TEXT,
+    workspace_name TEXT,
+    created_at     REAL NOT NULL,
+    updated_at     REAL NOT NULL,
+    version        INTEGER NOT NULL,
+    lease_holder   TEXT,
+    lease_until    REAL
+);
+CREATE INDEX IF NOT EXISTS gist_tokens_workspace ON gist_tokens (workspace_id);
+CREATE INDEX IF NOT EXISTS gist_tokens_token_hash ON gist_tokens (token_hash);
+"""
+
+_INSERT_COLUMNS = ", ".join(COLUMNS)
+_PLACEHOLDERS = ", ".join(f":{c}" for c in COLUMNS)
+_UPDATED = ("token", "key_id", "token_hash", "scopes", "workspace_id", "workspace_name", "updated_at")
+_SET = ", ".join(f"{c} = excluded.{c}" for c in _UPDATED)
+_SET_PARAMS = ", ".join(f"{c} = :{c}" for c in _UPDATED)
+
+UPSERT = (
+    f"INSERT INTO gist_tokens ({_INSERT_COLUMNS}) VALUES ({_PLACEHOLDERS}) "
+    f"ON CONFLICT (subject) DO UPDATE SET {_SET}, version = gist_tokens.version + 1, "
+    f"lease_holder = NULL, lease_until = NULL RETURNING {_INSERT_COLUMNS}"
+)
+REPLACE = (
+    f"UPDATE gist_tokens SET {_SET_PARAMS}, version = version + 1, lease_holder = NULL, lease_until = NULL "
+    f"WHERE subject = :subject AND version = :expected RETURNING {_INSERT_COLUMNS}"
+)
+LEASE = (
+    "UPDATE gist_tokens SET lease_holder = :holder, lease_until = :until "
+    "WHERE subject = :subject AND version = :version AND (lease_until IS NULL OR lease_until <= :now)"
+)
+
+
+class SQLiteTokenStore(BaseTokenStore):
+    """Tokens in a SQLite file, encrypted with the key given.
+
+    Args:
+        path: the database file (created with its table on first use).
+        key: a Fernet key or a list of keys (the first encrypts); see :class:`~gist_authlib.tokens.TokenCipher`.
+        plaintext: store tokens unencrypted; refused unless asked for.
+        busy_timeout: seconds to wait for another process's write to finish.
+    """
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = 10.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.path = str(path)
+        self._lock = threading.Lock()
+        try:
+            # isolation_level=None: no implicit transactions; every statement below commits on its own.
+            self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            # NORMAL is durable across process crashes in WAL mode; only a power loss can drop the last commits.
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise TokenStoreError(f"Cannot open the token database {self.path}: {exc}.") from None
+
+    def _execute(self, sql: str, params: dict[str, Any] | tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        try:
+            with self._lock:
+                return self._db.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise TokenStoreError(f"The token database {self.path} failed: {exc}.") from None
+
+    def _upsert(self, row: Row) -> Row:
+        return dict(self._execute(UPSERT, row)[0])
+
+    def _replace(self, row: Row, expected_version: int) -> Row | None:
+        found = self._execute(REPLACE, {**row, "expected": expected_version})
+        return dict(found[0]) if found else None
+
+    def _read(self, subject: str) -> Row | None:
+        found = self._execute(f"SELECT {_INSERT_COLUMNS} FROM gist_tokens WHERE subject = ?", (subject,))
+        return dict(found[0]) if found else None
+
+    def _read_by_hash(self, digest: str) -> Row | None:
+        found = self._execute(f"SELECT {_INSERT_COLUMNS} FROM gist_tokens WHERE token_hash = ?", (digest,))
+        return dict(found[0]) if found else None
+
+    def _read_workspace(self, workspace_id: str) -> list[Row]:
+        sql = f"SELECT {_INSERT_COLUMNS} FROM gist_tokens WHERE workspace_id = ? ORDER BY subject"
+        return [dict(r) for r in self._execute(sql, (workspace_id,))]
+
+    def _remove(self, subject: str) -> bool:
+        return bool(self._execute("DELETE FROM gist_tokens WHERE subject = ? RETURNING subject", (subject,)))
+
+    def _take_lease(self, subject: str, version: int, holder: str, until: float, now: float) -> bool:
+        params = {"subject": subject, "version": version, "holder": holder, "until": until, "now": now}
+        try:
+            with self._lock:
+                return self._db.execute(LEASE, params).rowcount == 1
+        except sqlite3.Error as exc:
+            raise TokenStoreError(f"The token database {self.path} failed: {exc}.") from None
+
+    def _all_subjects(self) -> list[str]:
+        return [r["subject"] for r in self._execute("SELECT subject FROM gist_tokens ORDER BY subject")]
+
+    def close(self) -> None:
+        """Close the database connection."""
+        with self._lock:
+            self._db.close()
+
+    def __repr__(self) -> str:
+        return f"<SQLiteTokenStore {self.path}>"
