@@ -1,0 +1,62 @@
+"""A throwaway PostgreSQL server for the tests: initdb in a temporary folder, on a loopback port.
+
+PostgreSQL itself comes from the system (scripts/install-test-deps.sh installs Debian's package). The tests
+fail, loudly, when it is missing: a store that was never run against PostgreSQL must not pass as tested.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def find_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return candidates[-1] if candidates else None
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """Start a private PostgreSQL server; yield a SQLAlchemy URL to a fresh database on it."""
+    initdb, pg_ctl = find_bin("initdb"), find_bin("pg_ctl")
+    if not initdb or not pg_ctl:
+        raise RuntimeError(
+            "PostgreSQL is not installed, and the SQLAlchemy store must be tested against it. "
+            "Run: bash scripts/install-test-deps.sh"
+        )
+    root = Path(tempfile.mkdtemp(prefix="gist-authlib-pg-"))
+    data = root / "data"
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root: run it as the postgres user
+        shutil.chown(root, "postgres", "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    run = dict(check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"], **run
+    )  # type: ignore[call-overload]
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run([*as_user, pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"], **run)  # type: ignore[call-overload]
+    try:
+        import psycopg
+
+        with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres", autocommit=True) as conn:
+            conn.execute("CREATE DATABASE gist_tokens_test")
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/gist_tokens_test"
+    finally:
+        subprocess.run(
+            [*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True, timeout=60, check=False
+        )
+        shutil.rmtree(root, ignore_errors=True)
