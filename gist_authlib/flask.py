@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .integrations.flask import OnError, OnLogin, default_on_error, gist_blueprint
+from .integrations.flask import OnError, OnLogin, default_on_error, gist_blueprint, logout, stored_token
 
-__all__ = ["OnError", "OnLogin", "default_on_error", "gist_blueprint"]
+__all__ = ["OnError", "OnLogin", "default_on_error", "gist_blueprint", "logout", "stored_token"]

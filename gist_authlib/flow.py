@@ -48,7 +48,10 @@ __all__ = [
     "check_token_response",
     "exchange_code",
     "exchange_code_async",
+    "forget_login",
+    "login_subject",
     "safe_next_path",
+    "store_login",
     "translate_token_error",
 ]
 
@@ -338,6 +341,69 @@ async def exchange_code_async(app: Any, grant: CallbackGrant) -> dict[str, Any]:
     except Exception as exc:  # every failure of the exchange becomes a typed error
         raise translate_token_error(exc) from None
     return check_token_response(token)
+
+
+# -- after the login: the stored token and the session's subject ---------------------------------------
+
+
+def subject_key(app: Any) -> str:
+    """The session key holding the subject of ``app``'s logged-in user (an opaque id, never a token)."""
+    flow: LoginFlow = app.gist_flow
+    return f"{flow.session_key}:subject"
+
+
+def store_login(
+    app: Any,
+    session: MutableMapping[str, Any],
+    token: Mapping[str, Any],
+    *,
+    subject: str | None,
+    workspace_id: Any = None,
+    workspace_name: str | None = None,
+) -> str | None:
+    """Save a fresh login's token in the registration's token store and remember its subject in the session.
+
+    ``subject`` is what the app's ``on_login`` named (its user id); without one, the Gist workspace id is the
+    subject. Returns the subject, or ``None`` when the registration has no token store.
+
+    Raises:
+        TokenStoreError: the store failed, or there is neither a subject nor a workspace id to key by.
+    """
+    store = getattr(app, "gist_token_store", None)
+    if store is None:
+        return None
+    from .errors import TokenStoreError
+
+    key = subject or (f"workspace:{workspace_id}" if workspace_id is not None else None)
+    if key is None:
+        raise TokenStoreError(
+            "The login's token could not be stored: on_login named no subject (set request.state.gist_subject, "
+            "g.gist_subject or request.gist_subject to your user id) and Gist's token info gave no workspace id."
+        )
+    store.save(
+        key,
+        token,
+        scopes=getattr(app, "gist_scopes", None),
+        workspace_id=workspace_id,
+        workspace_name=workspace_name,
+    )
+    session[subject_key(app)] = key
+    return key
+
+
+def login_subject(app: Any, session: Mapping[str, Any]) -> str | None:
+    """The subject the session's user logged in as, or ``None``."""
+    value = session.get(subject_key(app))
+    return value if isinstance(value, str) else None
+
+
+def forget_login(app: Any, session: MutableMapping[str, Any], *, forget_token: bool = False) -> str | None:
+    """Log the session's user out of ``app``: drop the subject and, if asked, the stored token. Returns the subject."""
+    subject = session.pop(subject_key(app), None)
+    store = getattr(app, "gist_token_store", None)
+    if forget_token and store is not None and isinstance(subject, str):
+        store.delete(subject)
+    return subject if isinstance(subject, str) else None
 
 
 def safe_next_path(value: str | None) -> str | None:

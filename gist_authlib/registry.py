@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -73,6 +75,7 @@ def register(
     state_ttl: float = 600.0,
     max_pending_logins: int = 8,
     pkce: bool = True,
+    token_store: Any = None,
     **overrides: Any,
 ) -> Any:
     """Register Gist in an Authlib ``OAuth`` registry and return the registered app (``oauth.<name>``).
@@ -94,6 +97,9 @@ def register(
         state_ttl: seconds a started login stays valid.
         max_pending_logins: logins one browser may have pending at once (tabs).
         pkce: send an S256 PKCE challenge with every login.
+        token_store: a :mod:`gist_authlib.tokens` store. The login routes then save each token under the
+            subject ``on_login`` names, the session keeps only that subject, and Authlib's ``fetch_token`` and
+            ``update_token`` read and write the store (so ``gist.get(..., request=request)`` finds the token).
         **overrides: passed on to ``oauth.register`` (``authorize_params``, ``fetch_token``,
             ``update_token``, ``client_kwargs``, an explicit ``authorize_url``, ...).
 
@@ -113,6 +119,7 @@ def register(
         "gist_flow": LoginFlow(name, state_ttl=state_ttl, max_pending=max_pending_logins, pkce=pkce),
         "_gist_defaults": provider.authlib_kwargs(),
         "_gist_setting_names": _setting_names(oauth, name),
+        "gist_token_store": token_store,
     }
     sync_client = _sync_httpx_client(base)
     if sync_client is not None:
@@ -138,6 +145,10 @@ def register(
         kwargs["client_id"] = client_id
     if client_secret is not None:
         kwargs["client_secret"] = client_secret
+    if token_store is not None:
+        is_async = sync_client is None and _is_async_app(base)
+        kwargs["fetch_token"] = _store_fetcher(token_store, attrs["gist_flow"], is_async)
+        kwargs["update_token"] = _store_updater(token_store, is_async)
     kwargs.update(overrides)
     app = oauth.register(name, **kwargs)
     if getattr(oauth, "app", True) is None:
@@ -187,6 +198,71 @@ def _sync_httpx_client(base: type) -> type | None:
 
     sync_cls: type = OAuth2Client
     return sync_cls
+
+
+def _is_async_app(base: type) -> bool:
+    import httpx2
+
+    client_cls = getattr(base, "client_cls", None)
+    return client_cls is not None and issubclass(client_cls, httpx2.AsyncClient)
+
+
+def _session_of(request: Any) -> Any:
+    session = getattr(request, "session", None)
+    if session is None and "flask" in sys.modules:  # Flask's session is a context global, not on the request
+        from flask import has_request_context
+        from flask import session as flask_session
+
+        if has_request_context():
+            return flask_session
+    return session
+
+
+def _store_fetcher(store: Any, flow: LoginFlow, is_async: bool) -> Any:
+    """Authlib's ``fetch_token(request)``: the token stored for the session's subject."""
+    key = f"{flow.session_key}:subject"
+
+    def fetch(request: Any) -> dict[str, Any] | None:
+        session = _session_of(request)
+        subject = session.get(key) if session is not None else None
+        record = store.get(subject) if isinstance(subject, str) else None
+        return dict(record.token) if record is not None else None
+
+    if not is_async:
+        return fetch
+
+    async def fetch_async(request: Any) -> dict[str, Any] | None:
+        import anyio.to_thread
+
+        return await anyio.to_thread.run_sync(fetch, request)
+
+    return fetch_async
+
+
+def _store_updater(store: Any, is_async: bool) -> Any:
+    """Authlib's ``update_token``: write a refreshed token over the one it replaces, with a compare-and-set."""
+
+    def update(token: dict[str, Any], refresh_token: str | None = None, access_token: str | None = None) -> None:
+        from .errors import StaleTokenError
+
+        old = access_token or (token.get("access_token") if refresh_token else None)
+        record = store.find_by_token(old) if old else None
+        if record is None:
+            return
+        with contextlib.suppress(StaleTokenError):  # another process stored a newer token first: keep it
+            store.compare_and_set(record.subject, token, expected_version=record.version)
+
+    if not is_async:
+        return update
+
+    async def update_async(
+        token: dict[str, Any], refresh_token: str | None = None, access_token: str | None = None
+    ) -> None:
+        import anyio.to_thread
+
+        await anyio.to_thread.run_sync(lambda: update(token, refresh_token, access_token))
+
+    return update_async
 
 
 def _gist_compliance_fix(session: Any) -> None:

@@ -10,10 +10,11 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 
 from .._pages import CALLBACK_HEADERS, error_page
+from ..client import workspace_of
 from ..errors import GistAuthError, SessionNotConfiguredError
-from ..flow import begin_login, check_callback, exchange_code
+from ..flow import begin_login, check_callback, exchange_code, forget_login, login_subject, store_login
 
-__all__ = ["OnError", "OnLogin", "default_on_error", "gist_urls"]
+__all__ = ["OnError", "OnLogin", "default_on_error", "gist_urls", "logout", "stored_token"]
 
 log = logging.getLogger("gist_authlib.django")
 
@@ -42,7 +43,9 @@ def gist_urls(
 
     ``login_path`` sends the browser to Gist (``?next=/path`` is kept server-side); ``callback_path``
     checks the state, exchanges the code and returns ``on_login(request, token)``; ``request.gist_next``
-    holds the checked ``next`` path (``"/"`` by default). Failures go to ``on_error(request, error)`` as a
+    holds the checked ``next`` path (``"/"`` by default). With a token store on the registration, set
+    ``request.gist_subject`` to your user id in ``on_login``: the token is stored under it (else under the
+    Gist workspace id) and the session keeps only that subject. Failures go to ``on_error(request, error)`` as a
     :class:`~gist_authlib.GistAuthError`. Needs Django's ``SessionMiddleware``; both views are GET-only,
     so ``CsrfViewMiddleware`` may stay on. The URL names are ``<name>_login`` and ``<name>_callback``.
 
@@ -90,8 +93,17 @@ def gist_urls(
             grant = check_callback(gist, _session(request), query, redirect_uri=_redirect_uri(request))
             token = exchange_code(gist, grant)
             request.gist_next = grant.next_path or "/"
+            workspace = workspace_of(gist, token) if gist.gist_token_store is not None else (None, None)
             log.info("Gist login %r completed", gist.name)
             response = on_login(request, token)
+            store_login(
+                gist,
+                _session(request),
+                token,
+                subject=getattr(request, "gist_subject", None),
+                workspace_id=workspace[0],
+                workspace_name=workspace[1],
+            )
         except GistAuthError as error:
             response = _fail(request, error)
         for header, value in CALLBACK_HEADERS.items():
@@ -118,3 +130,15 @@ def _session(request: HttpRequest) -> Any:
             "'django.contrib.sessions.middleware.SessionMiddleware' to MIDDLEWARE (and a SESSION_ENGINE)."
         )
     return request.session
+
+
+def logout(request: HttpRequest, gist: Any, *, forget_token: bool = False) -> str | None:
+    """Forget the session's Gist login (and, with ``forget_token=True``, its stored token); returns the subject."""
+    return forget_login(gist, _session(request), forget_token=forget_token)
+
+
+def stored_token(request: HttpRequest, gist: Any) -> Any:
+    """The :class:`~gist_authlib.tokens.StoredToken` of the session's user, or ``None`` (needs a token store)."""
+    subject = login_subject(gist, _session(request))
+    store = gist.gist_token_store
+    return store.get(subject) if subject is not None and store is not None else None

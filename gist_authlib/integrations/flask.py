@@ -10,11 +10,12 @@ from flask import Blueprint, Response, current_app, g, make_response, request, s
 from flask.typing import ResponseReturnValue
 
 from .._pages import CALLBACK_HEADERS, error_page
+from ..client import workspace_of
 from ..errors import GistAuthError, SessionNotConfiguredError
-from ..flow import begin_login, check_callback, exchange_code
+from ..flow import begin_login, check_callback, exchange_code, forget_login, login_subject, store_login
 from ..registry import registration_name
 
-__all__ = ["OnError", "OnLogin", "default_on_error", "gist_blueprint"]
+__all__ = ["OnError", "OnLogin", "default_on_error", "gist_blueprint", "logout", "stored_token"]
 
 log = logging.getLogger("gist_authlib.flask")
 
@@ -43,7 +44,9 @@ def gist_blueprint(
     Works with ``OAuth(app)`` and with the ``init_app`` factory pattern (``gist`` may be Authlib's lazy
     proxy). ``GET login_path`` sends the browser to Gist (``?next=/path`` is kept server-side);
     ``GET callback_path`` checks the state, exchanges the code and returns ``on_login(token)``, as a Flask
-    view would; ``g.gist_next`` holds the checked ``next`` path (``"/"`` by default). Failures go to
+    view would; ``g.gist_next`` holds the checked ``next`` path (``"/"`` by default). With a token store on
+    the registration, set ``g.gist_subject`` to your user id in ``on_login``: the token is stored under it
+    (else under the Gist workspace id) and the session keeps only that subject. Failures go to
     ``on_error(error)`` as a :class:`~gist_authlib.GistAuthError`. The app needs a ``secret_key`` (the
     login state lives in Flask's session).
 
@@ -87,8 +90,17 @@ def gist_blueprint(
             grant = check_callback(gist, _session(), request.args.items(multi=True), redirect_uri=_redirect_uri())
             token = exchange_code(gist, grant)
             g.gist_next = grant.next_path or "/"
+            workspace = workspace_of(gist, token) if gist.gist_token_store is not None else (None, None)
             log.info("Gist login completed")
             response = make_response(on_login(token))
+            store_login(
+                gist,
+                _session(),
+                token,
+                subject=g.get("gist_subject"),
+                workspace_id=workspace[0],
+                workspace_name=workspace[1],
+            )
         except GistAuthError as error:
             response = _fail(error)
         response.headers.update(CALLBACK_HEADERS)
@@ -104,3 +116,15 @@ def _session() -> Any:
             "app.secret_key (or SECRET_KEY in app.config) to a long random value."
         )
     return session
+
+
+def logout(gist: Any, *, forget_token: bool = False) -> str | None:
+    """Forget the session's Gist login (and, with ``forget_token=True``, its stored token); returns the subject."""
+    return forget_login(gist, _session(), forget_token=forget_token)
+
+
+def stored_token(gist: Any) -> Any:
+    """The :class:`~gist_authlib.tokens.StoredToken` of the session's user, or ``None`` (needs a token store)."""
+    subject = login_subject(gist, _session())
+    store = gist.gist_token_store
+    return store.get(subject) if subject is not None and store is not None else None

@@ -7,15 +7,17 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from .._pages import CALLBACK_HEADERS, error_page
+from ..client import workspace_of_async
 from ..errors import GistAuthError, SessionNotConfiguredError
-from ..flow import begin_login, check_callback, exchange_code_async
+from ..flow import begin_login, check_callback, exchange_code_async, forget_login, login_subject, store_login
 
-__all__ = ["OnError", "OnLogin", "default_on_error", "gist_routes"]
+__all__ = ["OnError", "OnLogin", "default_on_error", "gist_routes", "logout", "stored_token"]
 
 log = logging.getLogger("gist_authlib.starlette")
 
@@ -44,8 +46,10 @@ def gist_routes(
     ``GET login_path`` sends the browser to Gist with a fresh state (an optional ``?next=/path`` is kept
     server-side for after the login). ``GET callback_path`` checks the state, exchanges the code and
     returns whatever ``on_login(request, token)`` returns; ``request.state.gist_next`` holds the checked
-    ``next`` path (``"/"`` when none was given). Every failure goes to ``on_error(request, error)`` as a
-    :class:`~gist_authlib.GistAuthError`; both callbacks may be plain or ``async`` functions. Every
+    ``next`` path (``"/"`` when none was given). With a token store on the registration, set
+    ``request.state.gist_subject`` in ``on_login`` to your user id: the token is then stored under it (else
+    under the Gist workspace id) and the session keeps only that subject. Every failure goes to
+    ``on_error(request, error)`` as a :class:`~gist_authlib.GistAuthError`; both callbacks may be plain or ``async`` functions. Every
     callback answer carries ``Cache-Control: no-store`` and ``Referrer-Policy: no-referrer``.
 
     Args:
@@ -94,8 +98,17 @@ def gist_routes(
             )
             token = await exchange_code_async(gist, grant)
             request.state.gist_next = grant.next_path or "/"
+            workspace = await workspace_of_async(gist, token) if gist.gist_token_store is not None else (None, None)
             log.info("Gist login %r completed", gist.name)
             response = await _call(on_login, request, token)
+            if gist.gist_token_store is not None:
+                subject = getattr(request.state, "gist_subject", None)
+                session = _session(request)
+                await anyio.to_thread.run_sync(
+                    lambda: store_login(
+                        gist, session, token, subject=subject, workspace_id=workspace[0], workspace_name=workspace[1]
+                    )
+                )
         except GistAuthError as error:
             response = await _fail(request, error)
         response.headers.update(CALLBACK_HEADERS)
@@ -125,3 +138,18 @@ async def _call(func: Callable[..., Any], *args: Any) -> Response:
     if not isinstance(result, Response):
         raise TypeError(f"{getattr(func, '__name__', func)!r} must return a Starlette Response.")
     return result
+
+
+async def logout(request: Request, gist: Any, *, forget_token: bool = False) -> str | None:
+    """Forget the session's Gist login (and, with ``forget_token=True``, its stored token); returns the subject."""
+    session = _session(request)
+    return await anyio.to_thread.run_sync(lambda: forget_login(gist, session, forget_token=forget_token))
+
+
+async def stored_token(request: Request, gist: Any) -> Any:
+    """The :class:`~gist_authlib.tokens.StoredToken` of the session's user, or ``None`` (needs a token store)."""
+    subject = login_subject(gist, _session(request))
+    store = gist.gist_token_store
+    if subject is None or store is None:
+        return None
+    return await anyio.to_thread.run_sync(store.get, subject)
