@@ -49,8 +49,8 @@ def gist_routes(
     ``next`` path (``"/"`` when none was given). With a token store on the registration, set
     ``request.state.gist_subject`` in ``on_login`` to your user id: the token is then stored under it (else
     under the Gist workspace id) and the session keeps only that subject. Every failure goes to
-    ``on_error(request, error)`` as a :class:`~gist_authlib.GistAuthError`; both callbacks may be plain or ``async`` functions. Every
-    callback answer carries ``Cache-Control: no-store`` and ``Referrer-Policy: no-referrer``.
+    ``on_error(request, error)`` as a :class:`~gist_authlib.GistAuthError`; both callbacks may be plain or
+    ``async`` functions. Every callback answer carries ``Cache-Control: no-store`` and ``Referrer-Policy: no-referrer``.
 
     Args:
         gist: the app returned by :func:`gist_authlib.register` on a Starlette ``OAuth``.
