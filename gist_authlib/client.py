@@ -6,10 +6,12 @@ error means, when a token is refreshed); the two classes only differ in how they
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import random
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -25,8 +27,10 @@ from .errors import (
     InvalidTokenResponseError,
     NotFoundError,
     RateLimitedError,
+    StaleTokenError,
     TokenEndpointError,
     TokenRevokedError,
+    TokenStoreError,
 )
 from .flow import check_token_response
 from .provider import GistProvider
@@ -90,6 +94,79 @@ class _Retry:
     delay: float
 
 
+class _StoreBinding:
+    """A client's token lives in a token store: refreshes are coordinated across processes through it.
+
+    Whoever takes the store's refresh lease refreshes and writes the new token with a compare-and-set; the
+    others wait for that write and adopt the token, so any number of processes make one refresh request.
+    """
+
+    def __init__(self, store: Any, subject: str, *, leeway: float, lease_ttl: float = 30.0, poll: float = 0.05):
+        self.store = store
+        self.subject = subject
+        self.leeway = leeway
+        self.lease_ttl = lease_ttl
+        self.poll = poll
+        self.holder = uuid.uuid4().hex
+
+    def _step(self, current: Mapping[str, Any]) -> tuple[str, Any]:
+        """One look at the store: ("adopt", token), ("refresh", record) after winning the lease, or ("wait", None)."""
+        record = self.store.get(self.subject)
+        if record is None:
+            raise TokenStoreError(f"No token is stored for {self.subject!r} any more: log in again.")
+        stored = record.token
+        expires_at = stored.get("expires_at")
+        fresh = not isinstance(expires_at, (int, float)) or expires_at - self.leeway > time.time()
+        if stored.get("access_token") != current.get("access_token") and fresh:
+            return "adopt", stored
+        if self.store.acquire_refresh_lease(
+            self.subject, version=record.version, holder=self.holder, ttl=self.lease_ttl
+        ):
+            return "refresh", record
+        return "wait", None
+
+    def _save(self, record: Any, token: dict[str, Any]) -> None:
+        with contextlib.suppress(StaleTokenError):  # a newer token is stored already; ours is valid as well
+            self.store.compare_and_set(self.subject, token, expected_version=record.version)
+
+    def coordinate(
+        self,
+        current: Mapping[str, Any],
+        refresh: Callable[[Mapping[str, Any]], dict[str, Any]],
+        sleep: Callable[[float], Any],
+    ) -> tuple[dict[str, Any], bool]:
+        """The fresh token, and whether this process refreshed it."""
+        deadline = time.monotonic() + self.lease_ttl * 2
+        while time.monotonic() < deadline:
+            action, value = self._step(current)
+            if action == "adopt":
+                return dict(value), False
+            if action == "refresh":
+                token = refresh(value.token)
+                self._save(value, token)
+                return token, True
+            sleep(self.poll)
+        raise TokenStoreError(f"The token of {self.subject!r} was being refreshed elsewhere for too long.")
+
+    async def coordinate_async(
+        self, current: Mapping[str, Any], refresh: Callable[[Mapping[str, Any]], Any], sleep: Callable[[float], Any]
+    ) -> tuple[dict[str, Any], bool]:
+        """The async form of :meth:`coordinate` (store calls run in a worker thread)."""
+        import anyio.to_thread
+
+        deadline = time.monotonic() + self.lease_ttl * 2
+        while time.monotonic() < deadline:
+            action, value = await anyio.to_thread.run_sync(self._step, current)
+            if action == "adopt":
+                return dict(value), False
+            if action == "refresh":
+                token = await refresh(value.token)
+                await anyio.to_thread.run_sync(self._save, value, token)
+                return token, True
+            await sleep(self.poll)
+        raise TokenStoreError(f"The token of {self.subject!r} was being refreshed elsewhere for too long.")
+
+
 class _Core:
     """Everything GistClient and AsyncGistClient share: headers, token rules, the answer-to-outcome rules."""
 
@@ -102,8 +179,10 @@ class _Core:
         refresh: RefreshSettings | None,
         on_token_revoked: Callable[[dict[str, Any]], Any] | None,
         on_token_update: Callable[[dict[str, Any]], Any] | None,
+        store: _StoreBinding | None = None,
     ) -> None:
         self.token = _as_token(token)
+        self.store = store
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"base_url must be an absolute http(s) URL, not {base_url!r}.")
@@ -143,17 +222,21 @@ class _Core:
             and expires_at - self.refresh.leeway <= now
         )
 
-    def refresh_form(self) -> dict[str, str]:
+    def refresh_request(self, http: httpx2.Client | httpx2.AsyncClient, token: Mapping[str, Any]) -> httpx2.Request:
+        """The refresh request for ``token``: client credentials in the body, and no bearer header."""
         assert self.refresh is not None
-        return {
+        form = {
             "grant_type": "refresh_token",
-            "refresh_token": str(self.token["refresh_token"]),
+            "refresh_token": str(token["refresh_token"]),
             "client_id": self.refresh.client_id,
             "client_secret": self.refresh.client_secret,
         }
+        request = http.build_request("POST", self.refresh.token_url, data=form)
+        del request.headers["Authorization"]
+        return request
 
-    def apply_refresh(self, response: httpx2.Response, now: float) -> dict[str, Any]:
-        """Validate a refresh answer and make it the current token; returns the new token."""
+    def parse_refresh(self, response: httpx2.Response, now: float, old: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate a refresh answer; returns the new token (keeping the old refresh token if none came)."""
         if not 200 <= response.status_code < 300:
             raise TokenEndpointError(response.status_code, _json_or_none(response, "error"))
         try:
@@ -163,8 +246,7 @@ class _Core:
         token = check_token_response(body)
         if "expires_in" in token and "expires_at" not in token:
             token["expires_at"] = int(now + float(token["expires_in"]))
-        token.setdefault("refresh_token", self.token.get("refresh_token"))
-        self.set_token(token)
+        token.setdefault("refresh_token", old.get("refresh_token"))
         return token
 
     def set_token(self, token: dict[str, Any]) -> None:
@@ -251,6 +333,30 @@ class _Core:
         if now + delay - started > self.retry.deadline:
             return None
         return delay
+
+
+def _stored(store: Any, subject: str) -> dict[str, Any]:
+    record = getattr(store, "sync", store).get(subject)
+    if record is None:
+        raise TokenStoreError(f"No Gist token is stored for {subject!r}: log in with Gist first.")
+    token: dict[str, Any] = record.token
+    return token
+
+
+def _bind(store: Any, subject: str | None, refresh: RefreshSettings | None) -> _StoreBinding | None:
+    if store is None:
+        return None
+    if subject is None:
+        raise ValueError("A client on a token store needs the subject whose token it uses.")
+    return _StoreBinding(getattr(store, "sync", store), subject, leeway=refresh.leeway if refresh else 60.0)
+
+
+def _forget_in(store: Any) -> Callable[[dict[str, Any]], Any] | None:
+    """After a 401: delete the token from the store, if it is still the stored one."""
+    if store is None:
+        return None
+    sync_store = getattr(store, "sync", store)  # an AsyncTokenStore wraps a sync one
+    return lambda token: sync_store.delete_token(token)
 
 
 def _is_idempotent(method: str, idempotent: bool | None) -> bool:
@@ -377,14 +483,17 @@ class GistClient(_ClientBase, SyncResources):
         on_token_update: Callable[[dict[str, Any]], Any] | None = None,
         sleep: Callable[[float], Any] = time.sleep,
         limits: httpx2.Limits = DEFAULT_LIMITS,
+        store: Any = None,
+        subject: str | None = None,
     ) -> None:
         self._core = _Core(
             token,
             base_url=_base_url(provider, base_url),
             retry=retry or RetryPolicy(),
             refresh=refresh,
-            on_token_revoked=on_token_revoked,
+            on_token_revoked=on_token_revoked or _forget_in(store),
             on_token_update=on_token_update,
+            store=_bind(store, subject, refresh),
         )
         self._sleep = sleep
         self._refresh_lock = threading.Lock()
@@ -403,6 +512,21 @@ class GistClient(_ClientBase, SyncResources):
     def from_api_key(cls, api_key: str, **kwargs: Any) -> GistClient:
         """A client authenticated with a workspace API key (for code that only touches your own workspace)."""
         return cls(api_key, **kwargs)
+
+    @classmethod
+    def from_store(cls, store: Any, subject: str, *, app: Any = None, **kwargs: Any) -> GistClient:
+        """A client for the token stored under ``subject``.
+
+        A 401 deletes that token from the store; an expiring token is refreshed once across every process
+        sharing the store (a lease, then a compare-and-set write). With ``app`` (a registered Authlib app),
+        the base URL and refresh settings come from it.
+
+        Raises:
+            TokenStoreError: no token is stored for ``subject``.
+        """
+        token = _stored(store, subject)
+        settings = cls._authlib_settings(app, kwargs) if app is not None else kwargs
+        return cls(token, store=store, subject=subject, **settings)
 
     @classmethod
     def from_authlib(cls, app: Any, token: str | Mapping[str, Any], **kwargs: Any) -> GistClient:
@@ -502,17 +626,21 @@ class GistClient(_ClientBase, SyncResources):
         with self._refresh_lock:
             if not self._core.needs_refresh(time.time()):  # another thread refreshed while we waited
                 return
-            assert self._core.refresh is not None
-            request = self._http.build_request("POST", self._core.refresh.token_url, data=self._core.refresh_form())
-            del request.headers["Authorization"]
-            try:
-                response = self._http.send(request)
-            except httpx2.TransportError as exc:
-                raise GistConnectionError(type(exc).__name__, method="POST", path="token refresh") from None
-            token = self._core.apply_refresh(response, time.time())
+            if self._core.store is None:
+                token, refreshed = self._refresh_http(self._core.token), True
+            else:
+                token, refreshed = self._core.store.coordinate(self._core.token, self._refresh_http, self._sleep)
+            self._core.set_token(token)
             self._http.headers["Authorization"] = self._core.headers["Authorization"]
-        if self._core.on_token_update is not None:
+        if refreshed and self._core.on_token_update is not None:
             self._core.on_token_update(dict(token))
+
+    def _refresh_http(self, token: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            response = self._http.send(self._core.refresh_request(self._http, token))
+        except httpx2.TransportError as exc:
+            raise GistConnectionError(type(exc).__name__, method="POST", path="token refresh") from None
+        return self._core.parse_refresh(response, time.time(), token)
 
     def close(self) -> None:
         """Close the pooled connections."""
@@ -546,6 +674,8 @@ class AsyncGistClient(_ClientBase, AsyncResources):
         on_token_update: Callable[[dict[str, Any]], Any] | None = None,
         sleep: Callable[[float], Any] | None = None,
         limits: httpx2.Limits = DEFAULT_LIMITS,
+        store: Any = None,
+        subject: str | None = None,
     ) -> None:
         import anyio
 
@@ -554,8 +684,9 @@ class AsyncGistClient(_ClientBase, AsyncResources):
             base_url=_base_url(provider, base_url),
             retry=retry or RetryPolicy(),
             refresh=refresh,
-            on_token_revoked=on_token_revoked,
+            on_token_revoked=on_token_revoked or _forget_in(store),
             on_token_update=on_token_update,
+            store=_bind(store, subject, refresh),
         )
         self._sleep = sleep or anyio.sleep
         self._refresh_lock = anyio.Lock()
@@ -574,6 +705,13 @@ class AsyncGistClient(_ClientBase, AsyncResources):
     def from_api_key(cls, api_key: str, **kwargs: Any) -> AsyncGistClient:
         """A client authenticated with a workspace API key."""
         return cls(api_key, **kwargs)
+
+    @classmethod
+    def from_store(cls, store: Any, subject: str, *, app: Any = None, **kwargs: Any) -> AsyncGistClient:
+        """A client for the token stored under ``subject`` (see :meth:`GistClient.from_store`)."""
+        token = _stored(store, subject)
+        settings = cls._authlib_settings(app, kwargs) if app is not None else kwargs
+        return cls(token, store=store, subject=subject, **settings)
 
     @classmethod
     def from_authlib(cls, app: Any, token: str | Mapping[str, Any], **kwargs: Any) -> AsyncGistClient:
@@ -659,19 +797,25 @@ class AsyncGistClient(_ClientBase, AsyncResources):
         async with self._refresh_lock:
             if not self._core.needs_refresh(time.time()):  # another task refreshed while we waited
                 return
-            assert self._core.refresh is not None
-            request = self._http.build_request("POST", self._core.refresh.token_url, data=self._core.refresh_form())
-            del request.headers["Authorization"]
-            try:
-                response = await self._http.send(request)
-            except httpx2.TransportError as exc:
-                raise GistConnectionError(type(exc).__name__, method="POST", path="token refresh") from None
-            token = self._core.apply_refresh(response, time.time())
+            if self._core.store is None:
+                token, refreshed = await self._refresh_http(self._core.token), True
+            else:
+                token, refreshed = await self._core.store.coordinate_async(
+                    self._core.token, self._refresh_http, self._sleep
+                )
+            self._core.set_token(token)
             self._http.headers["Authorization"] = self._core.headers["Authorization"]
-        if self._core.on_token_update is not None:
+        if refreshed and self._core.on_token_update is not None:
             result = self._core.on_token_update(dict(token))
             if hasattr(result, "__await__"):
                 await result
+
+    async def _refresh_http(self, token: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            response = await self._http.send(self._core.refresh_request(self._http, token))
+        except httpx2.TransportError as exc:
+            raise GistConnectionError(type(exc).__name__, method="POST", path="token refresh") from None
+        return self._core.parse_refresh(response, time.time(), token)
 
     async def aclose(self) -> None:
         """Close the pooled connections."""
