@@ -222,7 +222,7 @@ def _store_fetcher(store: Any, flow: LoginFlow, is_async: bool) -> Any:
     """Authlib's ``fetch_token(request)``: the token stored for the session's subject."""
     key = f"{flow.session_key}:subject"
 
-    def fetch(request: Any) -> dict[str, Any] | None:
+    def fetch(request: Any = None) -> dict[str, Any] | None:  # Flask's app calls it with no request
         session = _session_of(request)
         subject = session.get(key) if session is not None else None
         record = store.get(subject) if isinstance(subject, str) else None

@@ -111,6 +111,7 @@ def _starlette_app(stack: Stack, gists: dict[str, Any], sessions: bool, fastapi:
 
         async def on_login(request: Request, token: dict[str, Any]) -> Response:
             stack.logins.append((name, token))
+            request.state.gist_subject = f"{name}-user"
             teammates = (await gist.get("teammates", token=token)).json()["teammates"]
             return JSONResponse({"teammates": [t["name"] for t in teammates], "next": request.state.gist_next})
 
@@ -120,7 +121,22 @@ def _starlette_app(stack: Stack, gists: dict[str, Any], sessions: bool, fastapi:
 
         return on_login, on_error
 
-    routes = []
+    from starlette.routing import Route
+
+    from gist_authlib.starlette import logout, stored_token
+
+    async def me(request: Request) -> Response:
+        # Authlib's own call, with the token its fetch_token hook finds in the store for this session
+        record = await stored_token(request, gists["gist"])
+        if record is None:
+            return JSONResponse({"error": "not logged in"}, status_code=401)
+        teammates = (await gists["gist"].get("teammates", request=request)).json()["teammates"]
+        return JSONResponse({"subject": record.subject, "teammates": [t["name"] for t in teammates]})
+
+    async def log_out(request: Request) -> Response:
+        return JSONResponse({"subject": await logout(request, gists["gist"], forget_token=True)})
+
+    routes: list[Any] = [Route("/me", me), Route("/logout", log_out)]
     for name in REGISTRATIONS:
         on_login, on_error = handlers(name)
         routes += gist_routes(
@@ -148,16 +164,30 @@ def _starlette_app(stack: Stack, gists: dict[str, Any], sessions: bool, fastapi:
 def _flask_app(stack: Stack, gists: dict[str, Any], sessions: bool) -> Any:
     from flask import Flask, g, jsonify
 
-    from gist_authlib.flask import default_on_error, gist_blueprint
+    from gist_authlib.flask import default_on_error, gist_blueprint, logout, stored_token
 
     app = Flask("contract")
     if sessions:
         app.secret_key = "test-session-secret"
+
+    @app.get("/me")
+    def me() -> Any:
+        record = stored_token(gists["gist"])
+        if record is None:
+            return jsonify({"error": "not logged in"}), 401
+        teammates = gists["gist"].get("teammates").json()["teammates"]  # Authlib's fetch_token: the store
+        return jsonify({"subject": record.subject, "teammates": [t["name"] for t in teammates]})
+
+    @app.get("/logout")
+    def log_out() -> Any:
+        return jsonify({"subject": logout(gists["gist"], forget_token=True)})
+
     for name in REGISTRATIONS:
         gist = gists[name]
 
         def on_login(token: dict[str, Any], name: str = name, gist: Any = gist) -> Any:
             stack.logins.append((name, token))
+            g.gist_subject = f"{name}-user"
             teammates = gist.get("teammates", token=token).json()["teammates"]
             return jsonify({"teammates": [t["name"] for t in teammates], "next": g.gist_next})
 
@@ -182,16 +212,27 @@ def _django_app(stack: Stack, gists: dict[str, Any], sessions: bool) -> Any:
     from django.core.handlers.wsgi import WSGIHandler
     from django.http import JsonResponse
     from django.test.utils import override_settings
-    from django.urls import clear_url_caches
+    from django.urls import clear_url_caches, path
 
-    from gist_authlib.django import default_on_error, gist_urls
+    from gist_authlib.django import default_on_error, gist_urls, logout, stored_token
 
-    patterns = []
+    def me(request: Any) -> Any:
+        record = stored_token(request, gists["gist"])
+        if record is None:
+            return JsonResponse({"error": "not logged in"}, status=401)
+        teammates = gists["gist"].get("teammates", request=request).json()["teammates"]
+        return JsonResponse({"subject": record.subject, "teammates": [t["name"] for t in teammates]})
+
+    def log_out(request: Any) -> Any:
+        return JsonResponse({"subject": logout(request, gists["gist"], forget_token=True)})
+
+    patterns: list[Any] = [path("me", me), path("logout", log_out)]
     for name in REGISTRATIONS:
         gist = gists[name]
 
         def on_login(request: Any, token: dict[str, Any], name: str = name, gist: Any = gist) -> Any:
             stack.logins.append((name, token))
+            request.gist_subject = f"{name}-user"
             teammates = gist.get("teammates", token=token).json()["teammates"]
             return JsonResponse({"teammates": [t["name"] for t in teammates], "next": request.gist_next})
 

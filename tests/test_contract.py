@@ -6,6 +6,7 @@ per framework (the ``stack`` and ``framework`` fixtures in conftest.py).
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 from typing import Any
@@ -276,3 +277,48 @@ def test_two_registrations_in_one_app_keep_their_state_and_tokens_apart(stack: S
     assert sorted(r.client_id or "" for r in stack.sandbox.token_requests) == sorted(
         [stack.client_id, stack.apps["gist_b"].client_id]
     )
+
+
+def test_with_a_token_store_the_session_holds_only_a_subject(make_stack: Any, framework: str) -> None:
+    from gist_authlib.tokens import MemoryTokenStore
+
+    store = MemoryTokenStore()
+    stack: Stack = make_stack(framework, register_kwargs={"token_store": store})
+    with stack.browser() as browser:
+        assert browser.get(f"{stack.app_url}/me").status_code == 401
+        assert stack.login(browser).status_code == 200
+        token = stack.tokens[0]
+        record = store.get("gist-user")
+        assert record is not None and record.token == token
+        assert record.workspace_id == str(stack.sandbox.workspace.id)
+        assert record.workspace_name == stack.sandbox.workspace.name
+        cookies = " ".join(f"{c.name}={c.value}" for c in browser.cookies.jar)
+        assert token["access_token"] not in cookies
+        assert token["access_token"] not in _decoded_cookie_text(cookies)
+        me = browser.get(f"{stack.app_url}/me")
+        assert me.status_code == 200, me.text
+        assert me.json() == {
+            "subject": "gist-user",
+            "teammates": [t["name"] for t in stack.sandbox.workspace.teammates],
+        }
+        assert browser.get(f"{stack.app_url}/logout").json() == {"subject": "gist-user"}
+        assert store.get("gist-user") is None
+        assert browser.get(f"{stack.app_url}/me").status_code == 401
+
+
+def _decoded_cookie_text(cookies: str) -> str:
+    """Every base64-looking piece of the cookies, decoded: signed sessions are readable by anyone."""
+    import base64
+    import re
+    import zlib
+
+    text = []
+    for piece in re.findall(r"[A-Za-z0-9_\-]{16,}", cookies):
+        try:
+            raw = base64.urlsafe_b64decode(piece + "=" * (-len(piece) % 4))
+        except ValueError:
+            continue
+        with contextlib.suppress(zlib.error):  # Django compresses its signed cookie
+            raw = zlib.decompress(raw)
+        text.append(raw.decode("latin-1"))
+    return " ".join(text)
