@@ -4,8 +4,8 @@ Routes: ``/`` welcomes with a login link, ``/auth/gist`` starts the login, ``/oa
 exchanges the code, fetches ``/teammates`` with the new token and shows them; ``/me/teammates`` lists
 them again later, through the ``current_token`` dependency.
 
-The browser session holds only an opaque id; the token stays on the server (in memory here: a real app
-keeps it in a token store). Settings come from the environment, as in the Starlette example.
+Tokens are kept in an encrypted SQLite store (GIST_TOKEN_KEY, GIST_TOKEN_DB, as in the Starlette example);
+the browser session holds only the key they are stored under. Settings come from the environment.
 
 Run it:  uvicorn --factory examples.fastapi_app:create_app --port 8000
 Or:      gist-authlib demo --framework fastapi
@@ -14,7 +14,6 @@ Or:      gist-authlib demo --framework fastapi
 # No "from __future__ import annotations" here: FastAPI reads the Depends() annotations at runtime, and
 # the dependency is a local of create_app.
 import os
-import secrets
 from collections.abc import Mapping
 from html import escape
 from typing import Annotated, Any
@@ -26,22 +25,25 @@ from starlette.config import Config
 from starlette.middleware.sessions import SessionMiddleware
 
 import gist_authlib
-from gist_authlib.starlette import gist_routes
+from gist_authlib.starlette import gist_routes, stored_token
+from gist_authlib.tokens import SQLiteTokenStore
 
 
 def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
     """Build the example app from ``environ`` (the process environment by default)."""
     config = Config(environ=environ if environ is not None else os.environ)
     oauth = OAuth(config)
-    gist = gist_authlib.register(oauth, scopes=config("GIST_SCOPES", default="read_teammates"))
-    tokens: dict[str, dict[str, Any]] = {}  # opaque session id -> token; use a token store in production
+    store = SQLiteTokenStore(
+        config("GIST_TOKEN_DB", default="gist_tokens.sqlite3"), key=config("GIST_TOKEN_KEY", default=None)
+    )
+    gist = gist_authlib.register(oauth, scopes=config("GIST_SCOPES", default="read_teammates"), token_store=store)
 
-    def current_token(request: Request) -> dict[str, Any]:
-        """The logged-in user's Gist token, or 401."""
-        token = tokens.get(request.session.get("uid", ""))
-        if token is None:
+    async def current_token(request: Request) -> dict[str, Any]:
+        """The logged-in user's Gist token (from the store), or 401."""
+        record = await stored_token(request, gist)
+        if record is None:
             raise HTTPException(status_code=401, detail="Log in with Gist first: /auth/gist")
-        return token
+        return record.token
 
     async def teammates_page(token: dict[str, Any]) -> HTMLResponse:
         response = await gist.get("teammates", token=token)
@@ -58,9 +60,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
         )
 
     async def on_login(request: Request, token: dict[str, Any]) -> HTMLResponse:
-        uid = secrets.token_urlsafe(16)
-        tokens[uid] = token
-        request.session["uid"] = uid
+        # Stored after this returns, keyed by workspace; set request.state.gist_subject to key it by your user.
         return await teammates_page(token)
 
     app = FastAPI(title="Gist login example")

@@ -1,7 +1,8 @@
-"""Gist's Ruby quickstart, redone with Flask and gist_authlib (application factory pattern).
+"""Gist's Ruby quickstart, redone with Flask and gist_authlib (an application factory).
 
 Routes: ``/`` welcomes with a login link, ``/auth/gist`` starts the login, ``/oauth/gist/callback``
-exchanges the code, fetches ``/teammates`` with the new token and shows them.
+exchanges the code, fetches ``/teammates`` with the new token and shows them; ``/me/teammates`` shows them
+again with the token kept in the encrypted SQLite store (GIST_TOKEN_KEY, GIST_TOKEN_DB).
 
 Settings come from the environment (as in the Starlette example): GIST_CLIENT_ID, GIST_CLIENT_SECRET,
 SESSION_SECRET (required); GIST_AUTHORIZE_URL, GIST_ACCESS_TOKEN_URL, GIST_API_BASE_URL, GIST_SCOPES
@@ -18,14 +19,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from authlib.integrations.flask_client import OAuth
-from flask import Flask, render_template_string
+from flask import Flask, redirect, render_template_string
 
 import gist_authlib
-from gist_authlib.flask import gist_blueprint
-
-oauth = OAuth()
-# Registered once at import, configured per app by init_app: the usual Flask extension pattern.
-gist = gist_authlib.register(oauth, scopes=os.environ.get("GIST_SCOPES", "read_teammates"))
+from gist_authlib.flask import gist_blueprint, stored_token
+from gist_authlib.tokens import SQLiteTokenStore
 
 HOME = """<!doctype html><title>Gist example</title><h1>Welcome</h1>
 <p><a href="{{ url_for('gist_auth.login') }}">Log in with Gist</a></p>"""
@@ -36,14 +34,6 @@ TEAMMATES = """<!doctype html><title>Your Gist teammates</title><h1>Logged in wi
 <p><a href="/">Home</a></p>"""
 
 
-def on_login(token: dict[str, Any]) -> Any:
-    # The token is used right here and not kept: this example only shows who is on the team.
-    response = gist.get("teammates", token=token)
-    if response.status_code != 200:
-        return f"<h1>Gist answered HTTP {response.status_code}</h1>", 502
-    return render_template_string(TEAMMATES, teammates=response.json().get("teammates", []))
-
-
 def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     """Build the example app from ``environ`` (the process environment by default)."""
     env = environ if environ is not None else os.environ
@@ -51,7 +41,25 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     app.secret_key = env["SESSION_SECRET"]
     app.config.update({k: v for k, v in env.items() if k.startswith("GIST_")})
     app.config.update(SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=env.get("SESSION_HTTPS_ONLY") == "1")
-    oauth.init_app(app)
+    oauth = OAuth(app)
+    store = SQLiteTokenStore(env.get("GIST_TOKEN_DB", "gist_tokens.sqlite3"), key=env.get("GIST_TOKEN_KEY"))
+    gist = gist_authlib.register(oauth, scopes=env.get("GIST_SCOPES", "read_teammates"), token_store=store)
+
+    def teammates_page(response: Any) -> Any:
+        if response.status_code != 200:
+            return f"<h1>Gist answered HTTP {response.status_code}</h1>", 502
+        return render_template_string(TEAMMATES, teammates=response.json().get("teammates", []))
+
+    def on_login(token: dict[str, Any]) -> Any:
+        # Stored after this returns, keyed by workspace; set g.gist_subject to key it by your own user id.
+        return teammates_page(gist.get("teammates", token=token))
+
+    @app.get("/me/teammates")
+    def my_teammates() -> Any:
+        if stored_token(gist) is None:
+            return redirect("/auth/gist?next=/me/teammates")
+        return teammates_page(gist.get("teammates"))  # Authlib's fetch_token finds the stored token
+
     app.add_url_rule("/", "home", lambda: render_template_string(HOME))
     app.register_blueprint(gist_blueprint(gist, on_login=on_login))
     return app

@@ -1,7 +1,9 @@
 """Gist's Ruby quickstart, redone with Starlette and gist_authlib.
 
 Routes: ``/`` welcomes with a login link, ``/auth/gist`` starts the login, ``/oauth/gist/callback``
-exchanges the code, fetches ``/teammates`` with the new token and shows them.
+exchanges the code, fetches ``/teammates`` with the new token and shows them; ``/me/teammates`` shows them
+again later with the stored token. Tokens are kept in an encrypted SQLite store, keyed by Gist workspace;
+the session cookie holds only that key.
 
 Settings come from the environment, so the same file runs against real Gist, the sandbox, or any server
 that speaks the same protocol:
@@ -10,6 +12,9 @@ that speaks the same protocol:
     SESSION_SECRET                            signs the session cookie (required)
     GIST_AUTHORIZE_URL, GIST_ACCESS_TOKEN_URL, GIST_API_BASE_URL   (optional; Gist's by default)
     GIST_SCOPES                               space-separated (optional; read_teammates by default)
+    GIST_TOKEN_KEY                            encrypts stored tokens (required; make one with
+                                              python -c "from gist_authlib.tokens import TokenCipher as C; print(C.generate_key())")
+    GIST_TOKEN_DB                             the SQLite token store (optional; gist_tokens.sqlite3)
 
 Run it:  uvicorn --factory examples.starlette_app:create_app --port 8000
 Or let ``gist-authlib demo`` run it against the local sandbox.
@@ -28,27 +33,29 @@ from starlette.config import Config
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 import gist_authlib
-from gist_authlib.starlette import gist_routes
+from gist_authlib.starlette import gist_routes, stored_token
+from gist_authlib.tokens import SQLiteTokenStore
 
 
 def create_app(environ: Mapping[str, str] | None = None) -> Starlette:
     """Build the example app from ``environ`` (the process environment by default)."""
     config = Config(environ=environ if environ is not None else os.environ)
     oauth = OAuth(config)
-    gist = gist_authlib.register(oauth, scopes=config("GIST_SCOPES", default="read_teammates"))
+    store = SQLiteTokenStore(
+        config("GIST_TOKEN_DB", default="gist_tokens.sqlite3"), key=config("GIST_TOKEN_KEY", default=None)
+    )
+    gist = gist_authlib.register(oauth, scopes=config("GIST_SCOPES", default="read_teammates"), token_store=store)
 
     async def home(request: Request) -> HTMLResponse:
         return HTMLResponse(
             '<!doctype html><title>Gist example</title><h1>Welcome</h1><p><a href="/auth/gist">Log in with Gist</a></p>'
         )
 
-    async def on_login(request: Request, token: dict[str, Any]) -> HTMLResponse:
-        # The token is used right here and not kept: this example only shows who is on the team.
-        response = await gist.get("teammates", token=token)
+    async def teammates_page(response: Any) -> HTMLResponse:
         if response.status_code != 200:
             return HTMLResponse(f"<h1>Gist answered HTTP {response.status_code}</h1>", status_code=502)
         teammates = response.json().get("teammates", [])
@@ -61,8 +68,19 @@ def create_app(environ: Mapping[str, str] | None = None) -> Starlette:
             '<p><a href="/">Home</a></p>'
         )
 
+    async def on_login(request: Request, token: dict[str, Any]) -> HTMLResponse:
+        # gist_authlib stores the token after this returns, keyed by workspace (set request.state.gist_subject
+        # to your own user id to key it by user instead).
+        return await teammates_page(await gist.get("teammates", token=token))
+
+    async def my_teammates(request: Request) -> Response:
+        if await stored_token(request, gist) is None:
+            return RedirectResponse("/auth/gist?next=/me/teammates", status_code=303)
+        # Authlib's fetch_token hook finds the stored token for this session.
+        return await teammates_page(await gist.get("teammates", request=request))
+
     return Starlette(
-        routes=[Route("/", home), *gist_routes(gist, on_login=on_login)],
+        routes=[Route("/", home), Route("/me/teammates", my_teammates), *gist_routes(gist, on_login=on_login)],
         middleware=[
             Middleware(
                 SessionMiddleware,

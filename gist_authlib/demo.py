@@ -6,6 +6,7 @@ import importlib.util
 import os
 import secrets
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from html.parser import HTMLParser
@@ -132,6 +133,7 @@ def run_demo(
     Returns the process exit code.
     """
     from .sandbox import SandboxClient, ServerThread, WSGIServerThread, create_app
+    from .tokens import TokenCipher
 
     example = _load_module(find_example(framework))
     sandbox_server = ServerThread(host=host, port=sandbox_port)
@@ -154,6 +156,8 @@ def run_demo(
         "GIST_ACCESS_TOKEN_URL": f"{sandbox_server.url}/oauth/token",
         "GIST_API_BASE_URL": f"{sandbox_server.url}/",
         "SESSION_SECRET": secrets.token_urlsafe(32),
+        "GIST_TOKEN_KEY": TokenCipher.generate_key(),
+        "GIST_TOKEN_DB": str(Path(tempfile.mkdtemp(prefix="gist-demo-")) / "gist_tokens.sqlite3"),
     }
     app = example.create_app(env)
     sandbox_server.start(sandbox)

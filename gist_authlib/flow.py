@@ -363,23 +363,23 @@ def store_login(
 ) -> str | None:
     """Save a fresh login's token in the registration's token store and remember its subject in the session.
 
-    ``subject`` is what the app's ``on_login`` named (its user id); without one, the Gist workspace id is the
-    subject. Returns the subject, or ``None`` when the registration has no token store.
+    ``subject`` is what the app's ``on_login`` named (its user id). Without one, the subject is the Gist
+    workspace id (``workspace:<id>``) when Gist's token info gave it, else a random opaque id
+    (``login:<random>``) that only this browser session knows. Returns the subject, or ``None`` when the
+    registration has no token store.
 
     Raises:
-        TokenStoreError: the store failed, or there is neither a subject nor a workspace id to key by.
+        TokenStoreError: the store failed; nothing was written.
     """
     store = getattr(app, "gist_token_store", None)
     if store is None:
         return None
-    from .errors import TokenStoreError
-
-    key = subject or (f"workspace:{workspace_id}" if workspace_id is not None else None)
-    if key is None:
-        raise TokenStoreError(
-            "The login's token could not be stored: on_login named no subject (set request.state.gist_subject, "
-            "g.gist_subject or request.gist_subject to your user id) and Gist's token info gave no workspace id."
-        )
+    if subject:
+        key = str(subject)
+    elif workspace_id is not None:
+        key = f"workspace:{workspace_id}"
+    else:
+        key = f"login:{secrets.token_urlsafe(16)}"
     store.save(
         key,
         token,

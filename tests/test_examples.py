@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,8 +25,10 @@ from conftest import query_of
 from independent_server import TEAMMATES, Client, IndependentServer
 
 from gist_authlib.sandbox import SandboxClient, ServerThread, WSGIServerThread, create_app
+from gist_authlib.tokens import TokenCipher
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+TOKEN_KEY = TokenCipher.generate_key()
 
 
 def load_example(filename: str) -> ModuleType:
@@ -47,6 +50,8 @@ def env_for(
         f"{prefix}_ACCESS_TOKEN_URL": f"{server_url}/oauth/token",
         f"{prefix}_API_BASE_URL": f"{server_url}/",
         "SESSION_SECRET": "example-session-secret",
+        "GIST_TOKEN_KEY": TOKEN_KEY,
+        "GIST_TOKEN_DB": str(Path(tempfile.mkdtemp(prefix="gist-example-")) / "tokens.sqlite3"),
     }
 
 
@@ -120,9 +125,12 @@ def test_each_example_logs_in_and_lists_the_independent_servers_teammates(
     with httpx2.Client(follow_redirects=True, trust_env=False) as browser:
         assert "Log in with Gist" in browser.get(app_url + "/").text
         page = browser.get(f"{app_url}/auth/gist")
+        later = browser.get(f"{app_url}/me/teammates")  # with the token the example stored
     assert page.status_code == 200, page.text
+    assert later.status_code == 200, later.text
     for teammate in TEAMMATES:
         assert str(teammate["name"]) in page.text
+        assert str(teammate["name"]) in later.text
     assert server.token_requests == 1
 
 

@@ -1,7 +1,7 @@
 """Settings of the Django example. Everything secret or site-specific comes from the environment.
 
-GIST_CLIENT_ID, GIST_CLIENT_SECRET, SESSION_SECRET (required); GIST_AUTHORIZE_URL, GIST_ACCESS_TOKEN_URL,
-GIST_API_BASE_URL, GIST_SCOPES (optional). gist_authlib reads Authlib's own Django setting,
+GIST_CLIENT_ID, GIST_CLIENT_SECRET, SESSION_SECRET, GIST_TOKEN_KEY (required); GIST_AUTHORIZE_URL,
+GIST_ACCESS_TOKEN_URL, GIST_API_BASE_URL, GIST_SCOPES, GIST_TOKEN_DB (optional). gist_authlib reads Authlib's own Django setting,
 AUTHLIB_OAUTH_CLIENTS["gist"].
 """
 
@@ -43,3 +43,5 @@ AUTHLIB_OAUTH_CLIENTS = {
     }
 }
 GIST_SCOPES = os.environ.get("GIST_SCOPES", "read_teammates")
+GIST_TOKEN_DB = os.environ.get("GIST_TOKEN_DB", "gist_tokens.sqlite3")
+GIST_TOKEN_KEY = os.environ.get("GIST_TOKEN_KEY")  # encrypts stored tokens; required

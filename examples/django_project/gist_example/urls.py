@@ -10,5 +10,6 @@ from . import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("me/teammates", views.my_teammates, name="my_teammates"),
     path("", include(gist_urls(views.gist, on_login=views.on_login))),
 ]

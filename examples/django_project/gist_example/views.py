@@ -7,12 +7,16 @@ from typing import Any
 from authlib.integrations.django_client import OAuth
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.utils.html import escape
 
 import gist_authlib
+from gist_authlib.django import stored_token
+from gist_authlib.tokens import SQLiteTokenStore
 
 oauth = OAuth()
-gist = gist_authlib.register(oauth, scopes=settings.GIST_SCOPES)
+store = SQLiteTokenStore(settings.GIST_TOKEN_DB, key=settings.GIST_TOKEN_KEY)
+gist = gist_authlib.register(oauth, scopes=settings.GIST_SCOPES, token_store=store)
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -22,8 +26,17 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def on_login(request: HttpRequest, token: dict[str, Any]) -> HttpResponse:
-    # The token is used right here and not kept: this example only shows who is on the team.
-    response = gist.get("teammates", token=token)
+    # Stored after this returns, keyed by workspace; set request.gist_subject to key it by your own user id.
+    return teammates_page(gist.get("teammates", token=token))
+
+
+def my_teammates(request: HttpRequest) -> HttpResponse:
+    if stored_token(request, gist) is None:
+        return redirect("/auth/gist?next=/me/teammates")
+    return teammates_page(gist.get("teammates", request=request))  # Authlib's fetch_token: the stored token
+
+
+def teammates_page(response: Any) -> HttpResponse:
     if response.status_code != 200:
         return HttpResponse(f"<h1>Gist answered HTTP {response.status_code}</h1>", status=502)
     teammates = response.json().get("teammates", [])
