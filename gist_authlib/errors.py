@@ -15,12 +15,15 @@ __all__ = [
     "GistAPIError",
     "GistAuthError",
     "GistConnectionError",
+    "InsecureTransportError",
+    "InstallError",
     "InsufficientScopeError",
     "InvalidTokenResponseError",
     "LoginError",
     "MissingCodeError",
     "MissingCredentialsError",
     "MissingStateError",
+    "MixUpError",
     "NotFoundError",
     "RateLimitedError",
     "ReplayedCallbackError",
@@ -116,6 +119,22 @@ class UnknownScopeError(ConfigurationError, ValueError):
         self.suggestion = suggestion
 
 
+class InsecureTransportError(ConfigurationError):
+    """An endpoint or redirect URI uses ``http://`` on a host that is not loopback."""
+
+    error_code = "insecure_transport"
+
+    def __init__(self, what: str, url: str) -> None:
+        from urllib.parse import urlsplit
+
+        host = urlsplit(url).netloc
+        super().__init__(
+            f"The {what} uses plain http:// on {_short(host)!r}, which is not this machine: tokens and codes "
+            "would cross the network unencrypted. Use https://, or pass allow_insecure_http=True to "
+            "gist_authlib.register() for a development setup."
+        )
+
+
 class SessionNotConfiguredError(ConfigurationError):
     """The web framework has no session, so the login state cannot be kept."""
 
@@ -185,11 +204,40 @@ class UnknownStateError(StateError):
 
     error_code = "state_unknown"
 
-    def __init__(self) -> None:
-        super().__init__(
+    def __init__(self, *, install_hint: bool = False) -> None:
+        text = (
             "This callback's state was not issued to this browser session, so the login was refused. "
             "Start the login again from this browser."
         )
+        if install_hint:
+            # Gist-initiated installs arrive exactly like this (state = workspace id); say how to accept them.
+            text += (
+                " If it came from installing the app inside Gist, this app does not accept installs: its "
+                "developer can enable them by passing on_install=... to the Gist login routes."
+            )
+        super().__init__(text)
+        self.install_hint = install_hint
+
+
+class MixUpError(StateError):
+    """The callback names another authorization server (``iss``, RFC 9207): a mix-up attack, refused."""
+
+    error_code = "issuer_mismatch"
+
+    def __init__(self, issuer: str | None) -> None:
+        named = f" ({_short(issuer)!r})" if issuer else ""
+        super().__init__(
+            f"This callback names another authorization server{named} than the one the login was sent to, "
+            "so it was refused. Start the login again."
+        )
+
+
+class InstallError(LoginError):
+    """A Gist-initiated install could not be completed; nothing was stored."""
+
+    error_code = "install_failed"
+    status_code = 502
+    title = "The installation could not be completed"
 
 
 class ExpiredStateError(StateError):

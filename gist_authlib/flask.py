@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .integrations.flask import OnError, OnLogin, default_on_error, gist_blueprint, logout, stored_token
+from .integrations.flask import OnError, OnInstall, OnLogin, default_on_error, gist_blueprint, logout, stored_token
 
-__all__ = ["OnError", "OnLogin", "default_on_error", "gist_blueprint", "logout", "stored_token"]
+__all__ = ["OnError", "OnInstall", "OnLogin", "default_on_error", "gist_blueprint", "logout", "stored_token"]

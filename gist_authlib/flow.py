@@ -17,22 +17,25 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from .errors import (
     AccessDeniedError,
     AuthorizationError,
     ExpiredStateError,
     GistAuthError,
+    InsecureTransportError,
     InvalidTokenResponseError,
     MissingCodeError,
     MissingStateError,
+    MixUpError,
     ReplayedCallbackError,
     TokenEndpointError,
     TokenEndpointUnreachableError,
@@ -42,12 +45,14 @@ from .errors import (
 __all__ = [
     "AuthorizationRequest",
     "CallbackGrant",
+    "InstallGrant",
     "LoginFlow",
     "begin_login",
     "check_callback",
     "check_token_response",
     "exchange_code",
     "exchange_code_async",
+    "finish_install",
     "forget_login",
     "login_subject",
     "safe_next_path",
@@ -100,6 +105,31 @@ class CallbackGrant:
 
     def __repr__(self) -> str:
         return f"CallbackGrant(code=<hidden>, redirect_uri={self.redirect_uri!r}, next_path={self.next_path!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class InstallGrant:
+    """A callback of a Gist-initiated install: a code, and a state this browser was never issued.
+
+    Gist sends the installing workspace's id as the state; it is a hint only (anyone can forge it): the
+    workspace a token belongs to is read from Gist with the token itself.
+
+    Attributes:
+        code: the authorization code (secret).
+        redirect_uri: this callback's URL, to send with the code.
+        workspace_hint: the state, as Gist sent it.
+    """
+
+    code: str
+    redirect_uri: str
+    workspace_hint: str
+
+    def token_params(self) -> dict[str, str]:
+        """Keyword arguments for Authlib's ``fetch_access_token`` (no PKCE: Gist started this flow)."""
+        return {"code": self.code, "redirect_uri": self.redirect_uri}
+
+    def __repr__(self) -> str:
+        return f"InstallGrant(code=<hidden>, workspace_hint={self.workspace_hint[:40]!r})"
 
 
 class LoginFlow:
@@ -187,18 +217,30 @@ class LoginFlow:
         *,
         client_secret: str,
         redirect_uri: str,
-    ) -> CallbackGrant:
+        issuer: str | None = None,
+        installs: bool = False,
+    ) -> CallbackGrant | InstallGrant:
         """Check a callback's query against the session and consume its state.
 
         The state is consumed before anything else can fail, so a callback can never be used twice.
 
+        Args:
+            issuer: the authorization server's issuer; a callback carrying another ``iss`` (RFC 9207) is
+                refused as a mix-up attempt.
+            installs: treat a callback with a code and a state this browser was never issued as a
+                Gist-initiated install (an :class:`InstallGrant`) instead of refusing it.
+
         Raises:
             MissingStateError, UnknownStateError, ExpiredStateError, ReplayedCallbackError: the state
                 does not belong to a login this browser started (no token request may follow).
+            MixUpError: the callback names another issuer.
             AccessDeniedError, AuthorizationError: Gist reported an error for a login we started.
             MissingCodeError: no usable code.
         """
         params = _collect(query)
+        issuers = params.get("iss", [])
+        if issuers and (len(issuers) > 1 or issuer is None or not hmac.compare_digest(issuers[0], issuer)):
+            raise MixUpError(issuers[0] if len(issuers) == 1 else None)
         states = params.get("state", [])
         if len(states) != 1 or not states[0] or len(states[0]) > _MAX_PARAM_LENGTH:
             # An unauthenticated error callback is reported as what it claims only when it is
@@ -215,7 +257,11 @@ class LoginFlow:
             self._save(session, self._prune(record, now))
             if digest in record["u"]:
                 raise ReplayedCallbackError()
-            raise UnknownStateError()
+            codes = params.get("code", [])
+            with_code = len(codes) == 1 and 0 < len(codes[0]) <= _MAX_PARAM_LENGTH and not params.get("error")
+            if installs and with_code:
+                return InstallGrant(code=codes[0], redirect_uri=redirect_uri, workspace_hint=state)
+            raise UnknownStateError(install_hint=with_code)
         record["u"][digest] = now + self.state_ttl
         self._save(session, self._prune(record, now))
         expires_at, next_path = entry
@@ -300,6 +346,7 @@ def begin_login(
         MissingCredentialsError: the client id or secret is not configured.
     """
     client_id, client_secret = app.gist_credentials()
+    check_transport(redirect_uri, "redirect URI", allow_insecure_http=getattr(app, "gist_allow_insecure_http", False))
     flow: LoginFlow = app.gist_flow
     return flow.start(
         session,
@@ -313,15 +360,61 @@ def begin_login(
 
 
 def check_callback(
-    app: Any, session: MutableMapping[str, Any], query: Iterable[tuple[str, str]], *, redirect_uri: str
-) -> CallbackGrant:
+    app: Any,
+    session: MutableMapping[str, Any],
+    query: Iterable[tuple[str, str]],
+    *,
+    redirect_uri: str,
+    installs: bool = False,
+) -> CallbackGrant | InstallGrant:
     """Check a callback for the registered ``app`` (see :meth:`LoginFlow.finish`)."""
     _, client_secret = app.gist_credentials()
     flow: LoginFlow = app.gist_flow
-    return flow.finish(session, query, client_secret=client_secret, redirect_uri=redirect_uri)
+    return flow.finish(
+        session,
+        query,
+        client_secret=client_secret,
+        redirect_uri=redirect_uri,
+        issuer=expected_issuer(app),
+        installs=installs,
+    )
 
 
-def exchange_code(app: Any, grant: CallbackGrant) -> dict[str, Any]:
+def expected_issuer(app: Any) -> str:
+    """The issuer a callback of ``app`` may name: the provider's, else the authorization endpoint's origin."""
+    provider = getattr(app, "gist_provider", None)
+    configured = getattr(provider, "issuer", None)
+    if configured and provider is not None and app.authorize_url == provider.authorize_url:
+        return str(configured)
+    parts = urlsplit(app.authorize_url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def check_transport(url: str, what: str, *, allow_insecure_http: bool) -> None:
+    """Refuse ``http://`` for ``url`` unless its host is loopback or insecure HTTP was allowed explicitly.
+
+    Raises:
+        InsecureTransportError: an ``http://`` URL on a host that is not loopback.
+    """
+    parts = urlsplit(url)
+    if parts.scheme == "https" or allow_insecure_http:
+        return
+    if parts.scheme == "http" and is_loopback(parts.hostname or ""):
+        return
+    raise InsecureTransportError(what, url)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine (localhost, 127.0.0.0/8, ::1)."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def exchange_code(app: Any, grant: CallbackGrant | InstallGrant) -> dict[str, Any]:
     """Exchange the grant's code at the token endpoint (sync Authlib apps: Flask, Django).
 
     Raises:
@@ -334,7 +427,7 @@ def exchange_code(app: Any, grant: CallbackGrant) -> dict[str, Any]:
     return check_token_response(token)
 
 
-async def exchange_code_async(app: Any, grant: CallbackGrant) -> dict[str, Any]:
+async def exchange_code_async(app: Any, grant: CallbackGrant | InstallGrant) -> dict[str, Any]:
     """Exchange the grant's code at the token endpoint (async Authlib apps: Starlette, FastAPI)."""
     try:
         token = await app.fetch_access_token(**grant.token_params())
@@ -389,6 +482,43 @@ def store_login(
     )
     session[subject_key(app)] = key
     return key
+
+
+def finish_install(
+    app: Any, grant: InstallGrant, token: Mapping[str, Any], workspace: tuple[Any, str | None]
+) -> tuple[str, str]:
+    """Store a Gist-initiated install's token under its workspace; return (workspace id, acknowledgement URL).
+
+    The workspace comes from Gist's answer about the token itself (``workspace`` is what ``GET /token``
+    said), never from the callback's state, which anyone can forge; the state must agree with it. The token
+    is never attached to the browser session's user.
+
+    Raises:
+        InstallError: Gist did not say which workspace the token belongs to, or the state disagrees.
+    """
+    from .errors import InstallError
+
+    workspace_id, workspace_name = workspace
+    if workspace_id is None:
+        raise InstallError(
+            "Gist did not say which workspace installed the app (its token information could not be read), "
+            "so the installation was not recorded. Try installing again."
+        )
+    if str(workspace_id) != grant.workspace_hint:
+        raise InstallError("The installation callback names another workspace than its token; nothing was stored.")
+    store = getattr(app, "gist_token_store", None)
+    if store is not None:
+        store.save(
+            f"workspace:{workspace_id}",
+            token,
+            scopes=getattr(app, "gist_scopes", None),
+            workspace_id=workspace_id,
+            workspace_name=workspace_name,
+        )
+    provider = app.gist_provider
+    query = urlencode({"client_id": app.client_id, "workspace_id": workspace_id})
+    separator = "&" if "?" in provider.install_ack_url else "?"
+    return str(workspace_id), f"{provider.install_ack_url}{separator}{query}"
 
 
 def login_subject(app: Any, session: Mapping[str, Any]) -> str | None:

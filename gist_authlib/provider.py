@@ -79,6 +79,8 @@ class GistProvider:
         default_scopes: the scopes requested when the app names none.
         install_ack_url: where to send the browser after a Gist-initiated install.
         name: a display name for pages and messages.
+        issuer: the ``iss`` a callback may carry (RFC 9207); by default the authorization endpoint's
+            origin. A callback naming another issuer is refused (a mix-up attack).
     """
 
     authorize_url: str = GIST_AUTHORIZE_URL
@@ -89,6 +91,7 @@ class GistProvider:
     default_scopes: tuple[str, ...] = DEFAULT_SCOPES
     install_ack_url: str = GIST_INSTALL_ACK_URL
     name: str = "Gist"
+    issuer: str | None = None
 
     def __post_init__(self) -> None:
         # Freeze the catalogue so that a provider can be shared safely between registrations.

@@ -9,7 +9,7 @@ from typing import Any
 
 from . import __version__
 from .errors import InvalidTokenResponseError, MissingCredentialsError, TokenEndpointError
-from .flow import LoginFlow, check_token_response
+from .flow import LoginFlow, check_token_response, check_transport
 from .provider import GistProvider
 
 __all__ = ["USER_AGENT", "GistAppMixin", "register", "registration_name"]
@@ -32,6 +32,8 @@ class GistAppMixin:
     gist_provider: GistProvider
     gist_scopes: tuple[str, ...]
     gist_flow: LoginFlow
+    gist_token_store: Any
+    gist_allow_insecure_http: bool
     _gist_defaults: dict[str, Any]
     _gist_setting_names: dict[str, str]
 
@@ -49,6 +51,8 @@ class GistAppMixin:
                 kwargs[key] = default
         if kwargs.get("api_base_url") and not str(kwargs["api_base_url"]).endswith("/"):
             kwargs["api_base_url"] = str(kwargs["api_base_url"]) + "/"
+        for key in _ENDPOINT_KEYS:
+            check_transport(str(kwargs[key]), key.replace("_", " "), allow_insecure_http=self.gist_allow_insecure_http)
         super().__init__(framework, name, **kwargs)  # type: ignore[call-arg]
 
     def gist_credentials(self) -> tuple[str, str]:
@@ -76,6 +80,7 @@ def register(
     max_pending_logins: int = 8,
     pkce: bool = True,
     token_store: Any = None,
+    allow_insecure_http: bool = False,
     **overrides: Any,
 ) -> Any:
     """Register Gist in an Authlib ``OAuth`` registry and return the registered app (``oauth.<name>``).
@@ -100,6 +105,8 @@ def register(
         token_store: a :mod:`gist_authlib.tokens` store. The login routes then save each token under the
             subject ``on_login`` names, the session keeps only that subject, and Authlib's ``fetch_token`` and
             ``update_token`` read and write the store (so ``gist.get(..., request=request)`` finds the token).
+        allow_insecure_http: allow ``http://`` endpoints and redirect URIs on hosts that are not loopback
+            (a development flag; loopback is always allowed).
         **overrides: passed on to ``oauth.register`` (``authorize_params``, ``fetch_token``,
             ``update_token``, ``client_kwargs``, an explicit ``authorize_url``, ...).
 
@@ -120,6 +127,7 @@ def register(
         "_gist_defaults": provider.authlib_kwargs(),
         "_gist_setting_names": _setting_names(oauth, name),
         "gist_token_store": token_store,
+        "gist_allow_insecure_http": allow_insecure_http,
     }
     sync_client = _sync_httpx_client(base)
     if sync_client is not None:
@@ -135,6 +143,7 @@ def register(
         "trust_env": False,
     }
     client_kwargs.update(overrides.pop("client_kwargs", None) or {})
+    client_kwargs["follow_redirects"] = False  # a redirected token request could carry the code elsewhere
     kwargs: dict[str, Any] = {
         "client_cls": app_cls,
         "client_kwargs": client_kwargs,

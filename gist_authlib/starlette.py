@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .integrations.starlette import OnError, OnLogin, default_on_error, gist_routes, logout, stored_token
+from .integrations.starlette import OnError, OnInstall, OnLogin, default_on_error, gist_routes, logout, stored_token
 
-__all__ = ["OnError", "OnLogin", "default_on_error", "gist_routes", "logout", "stored_token"]
+__all__ = ["OnError", "OnInstall", "OnLogin", "default_on_error", "gist_routes", "logout", "stored_token"]

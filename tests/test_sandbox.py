@@ -103,6 +103,7 @@ def test_approve_redirects_with_code_and_state(served: Served) -> None:
     assert location.startswith(REDIRECT + "?")
     assert query_of(location)["state"] == "xyz"
     assert query_of(location)["code"]
+    assert query_of(location)["iss"] == served.url  # RFC 9207
 
 
 def test_deny_redirects_with_access_denied(served: Served) -> None:
@@ -110,7 +111,7 @@ def test_deny_redirects_with_access_denied(served: Served) -> None:
     answer = served.http.post(
         f"{served.url}/oauth/authorize", data={"request": blob, "csrf_token": csrf, "decision": "deny"}
     )
-    assert query_of(answer.headers["location"]) == {"error": "access_denied", "state": "xyz"}
+    assert query_of(answer.headers["location"]) == {"error": "access_denied", "state": "xyz", "iss": served.url}
 
 
 def test_consent_post_without_the_csrf_cookie_is_refused(served: Served) -> None:

@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 import gist_authlib
-from gist_authlib import GistAuthError, GistProvider, UnknownStateError
+from gist_authlib import GistAuthError, GistProvider, MixUpError, UnknownStateError
 from gist_authlib.sandbox import SandboxClient, ServerThread, create_app
 from gist_authlib.starlette import default_on_error, gist_routes
 
@@ -127,9 +127,14 @@ def test_state_of_one_registration_is_refused_by_the_other(two_gists: dict[str, 
     url = two_gists["url"]
     with httpx2.Client(trust_env=False) as browser:
         a_callback = _follow_to_callback(browser, f"{url}/auth/a")
+        # With a's issuer on it, b refuses it as a mix-up (RFC 9207)...
         crossed = browser.get(f"{url}/oauth/b/callback", params=query_of(a_callback))
         assert crossed.status_code == 400
-        assert isinstance(two_gists["errors"][0], UnknownStateError)
+        assert isinstance(two_gists["errors"][0], MixUpError)
+        # ...and without it, b does not know the state.
+        without_iss = {k: v for k, v in query_of(a_callback).items() if k != "iss"}
+        assert browser.get(f"{url}/oauth/b/callback", params=without_iss).status_code == 400
+        assert isinstance(two_gists["errors"][1], UnknownStateError)
         assert two_gists["sandboxes"]["gist_b"].token_requests == []
         assert two_gists["sandboxes"]["gist_a"].token_requests == []
         # ...and the crossed attempt did not spend registration a's pending login.

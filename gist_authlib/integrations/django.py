@@ -12,13 +12,23 @@ from django.urls import URLPattern, path, reverse
 from .._pages import CALLBACK_HEADERS, error_page
 from ..client import workspace_of
 from ..errors import GistAuthError, SessionNotConfiguredError
-from ..flow import begin_login, check_callback, exchange_code, forget_login, login_subject, store_login
+from ..flow import (
+    InstallGrant,
+    begin_login,
+    check_callback,
+    exchange_code,
+    finish_install,
+    forget_login,
+    login_subject,
+    store_login,
+)
 
-__all__ = ["OnError", "OnLogin", "default_on_error", "gist_urls", "logout", "stored_token"]
+__all__ = ["OnError", "OnInstall", "OnLogin", "default_on_error", "gist_urls", "logout", "stored_token"]
 
 log = logging.getLogger("gist_authlib.django")
 
-OnLogin = Callable[[HttpRequest, dict[str, Any]], HttpResponse]
+OnLogin = Callable[[HttpRequest, dict[str, Any]], HttpResponse | None]
+OnInstall = Callable[[HttpRequest, dict[str, Any], str], HttpResponse | None]
 OnError = Callable[[HttpRequest, GistAuthError], HttpResponse]
 
 
@@ -38,6 +48,7 @@ def gist_urls(
     login_path: str = "auth/gist",
     callback_path: str = "oauth/gist/callback",
     redirect_uri: str | None = None,
+    on_install: OnInstall | None = None,
 ) -> list[URLPattern]:
     """Return the URL patterns of a Gist registration's login and callback views, to ``include()``.
 
@@ -56,6 +67,11 @@ def gist_urls(
         login_path: where the login starts (Django style, no leading slash).
         callback_path: the redirect URI's path, as registered in Gist's Developer Hub.
         redirect_uri: a fixed, absolute redirect URI (behind a proxy); by default built with ``reverse``.
+        on_install: accept Gist-initiated installs (see :func:`gist_authlib.starlette.gist_routes`):
+            ``on_install(request, token, workspace_id)``; returning None sends the browser to Gist's
+            acknowledgement URL.
+
+    ``on_login`` may return None: the browser is then redirected (303) to the ``next`` path.
     """
     login_name, callback_name = f"{gist.name}_login", f"{gist.name}_callback"
     handle_error: OnError = on_error or default_on_error
@@ -87,15 +103,29 @@ def gist_urls(
         response["Cache-Control"] = "no-store"
         return response
 
+    def install(request: HttpRequest, grant: InstallGrant) -> HttpResponse:
+        token = exchange_code(gist, grant)
+        workspace_id, ack_url = finish_install(gist, grant, token, workspace_of(gist, token))
+        log.info("Gist install %r completed", gist.name)
+        assert on_install is not None
+        return on_install(request, token, workspace_id) or _see_other(ack_url)
+
     def callback(request: HttpRequest) -> HttpResponse:
         try:
             query = [(key, value) for key, values in request.GET.lists() for value in values]
-            grant = check_callback(gist, _session(request), query, redirect_uri=_redirect_uri(request))
+            grant = check_callback(
+                gist, _session(request), query, redirect_uri=_redirect_uri(request), installs=on_install is not None
+            )
+            if isinstance(grant, InstallGrant):
+                response = install(request, grant)
+                for header, value in CALLBACK_HEADERS.items():
+                    response[header] = value
+                return response
             token = exchange_code(gist, grant)
             request.gist_next = grant.next_path or "/"
             workspace = workspace_of(gist, token) if gist.gist_token_store is not None else (None, None)
             log.info("Gist login %r completed", gist.name)
-            response = on_login(request, token)
+            response = on_login(request, token) or _see_other(request.gist_next)
             store_login(
                 gist,
                 _session(request),
@@ -114,6 +144,12 @@ def gist_urls(
         path(login_path, _get_only(login), name=login_name),
         path(callback_path, _get_only(callback), name=callback_name),
     ]
+
+
+def _see_other(url: str) -> HttpResponse:
+    response = HttpResponseRedirect(url)
+    response.status_code = 303
+    return response
 
 
 def _get_only(view: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:

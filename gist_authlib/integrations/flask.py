@@ -6,20 +6,30 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, make_response, request, session, url_for
+from flask import Blueprint, Response, current_app, g, make_response, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
 
 from .._pages import CALLBACK_HEADERS, error_page
 from ..client import workspace_of
 from ..errors import GistAuthError, SessionNotConfiguredError
-from ..flow import begin_login, check_callback, exchange_code, forget_login, login_subject, store_login
+from ..flow import (
+    InstallGrant,
+    begin_login,
+    check_callback,
+    exchange_code,
+    finish_install,
+    forget_login,
+    login_subject,
+    store_login,
+)
 from ..registry import registration_name
 
-__all__ = ["OnError", "OnLogin", "default_on_error", "gist_blueprint", "logout", "stored_token"]
+__all__ = ["OnError", "OnInstall", "OnLogin", "default_on_error", "gist_blueprint", "logout", "stored_token"]
 
 log = logging.getLogger("gist_authlib.flask")
 
-OnLogin = Callable[[dict[str, Any]], ResponseReturnValue]
+OnLogin = Callable[[dict[str, Any]], ResponseReturnValue | None]
+OnInstall = Callable[[dict[str, Any], str], ResponseReturnValue | None]
 OnError = Callable[[GistAuthError], ResponseReturnValue]
 
 
@@ -38,6 +48,7 @@ def gist_blueprint(
     callback_path: str = "/oauth/gist/callback",
     redirect_uri: str | None = None,
     name: str | None = None,
+    on_install: OnInstall | None = None,
 ) -> Blueprint:
     """Return a Blueprint with the login and callback routes of a Gist registration.
 
@@ -58,6 +69,10 @@ def gist_blueprint(
         callback_path: the redirect URI's path, as registered in Gist's Developer Hub.
         redirect_uri: a fixed, absolute redirect URI (behind a proxy); by default built with ``url_for``.
         name: the blueprint's name; defaults to ``"<registration name>_auth"``.
+        on_install: accept Gist-initiated installs (see :func:`gist_authlib.starlette.gist_routes`):
+            ``on_install(token, workspace_id)``; returning None sends the browser to Gist's acknowledgement.
+
+    ``on_login`` may return None: the browser is then redirected (303) to the ``next`` path.
     """
     registration = name or f"{registration_name(gist)}_auth"
     blueprint = Blueprint(registration, __name__)
@@ -84,15 +99,34 @@ def gist_blueprint(
         response.headers["Cache-Control"] = "no-store"
         return response
 
+    def install(grant: InstallGrant) -> Response:
+        token = exchange_code(gist, grant)
+        workspace_id, ack_url = finish_install(gist, grant, token, workspace_of(gist, token))
+        log.info("Gist install completed")
+        assert on_install is not None
+        result = on_install(token, workspace_id)
+        return make_response(result if result is not None else redirect(ack_url, 303))
+
     @blueprint.get(callback_path, endpoint="callback")
     def callback() -> Response:
         try:
-            grant = check_callback(gist, _session(), request.args.items(multi=True), redirect_uri=_redirect_uri())
+            grant = check_callback(
+                gist,
+                _session(),
+                request.args.items(multi=True),
+                redirect_uri=_redirect_uri(),
+                installs=on_install is not None,
+            )
+            if isinstance(grant, InstallGrant):
+                response = install(grant)
+                response.headers.update(CALLBACK_HEADERS)
+                return response
             token = exchange_code(gist, grant)
             g.gist_next = grant.next_path or "/"
             workspace = workspace_of(gist, token) if gist.gist_token_store is not None else (None, None)
             log.info("Gist login completed")
-            response = make_response(on_login(token))
+            result = on_login(token)
+            response = make_response(result if result is not None else redirect(g.gist_next, 303))
             store_login(
                 gist,
                 _session(),

@@ -15,14 +15,24 @@ from starlette.routing import Route
 from .._pages import CALLBACK_HEADERS, error_page
 from ..client import workspace_of_async
 from ..errors import GistAuthError, SessionNotConfiguredError
-from ..flow import begin_login, check_callback, exchange_code_async, forget_login, login_subject, store_login
+from ..flow import (
+    InstallGrant,
+    begin_login,
+    check_callback,
+    exchange_code_async,
+    finish_install,
+    forget_login,
+    login_subject,
+    store_login,
+)
 
-__all__ = ["OnError", "OnLogin", "default_on_error", "gist_routes", "logout", "stored_token"]
+__all__ = ["OnError", "OnInstall", "OnLogin", "default_on_error", "gist_routes", "logout", "stored_token"]
 
 log = logging.getLogger("gist_authlib.starlette")
 
-OnLogin = Callable[[Request, dict[str, Any]], Awaitable[Response] | Response]
+OnLogin = Callable[[Request, dict[str, Any]], Awaitable[Response | None] | Response | None]
 OnError = Callable[[Request, GistAuthError], Awaitable[Response] | Response]
+OnInstall = Callable[[Request, dict[str, Any], str], Awaitable[Response | None] | Response | None]
 
 
 def default_on_error(request: Request, error: GistAuthError) -> Response:
@@ -40,6 +50,7 @@ def gist_routes(
     login_path: str = "/auth/gist",
     callback_path: str = "/oauth/gist/callback",
     redirect_uri: str | None = None,
+    on_install: OnInstall | None = None,
 ) -> list[Route]:
     """Return the login and callback routes of a Gist registration, for Starlette or FastAPI.
 
@@ -60,6 +71,12 @@ def gist_routes(
         callback_path: the redirect URI's path, as registered in Gist's Developer Hub.
         redirect_uri: a fixed, absolute redirect URI (behind a proxy); by default it is built from the
             request with ``url_for``.
+        on_install: accept Gist-initiated installs: a callback with a code and a state this browser was
+            never issued (Gist sends the workspace id) is exchanged, its token stored under
+            ``workspace:<id>`` (never attached to the session's user), and ``on_install(request, token,
+            workspace_id)`` is called; when it returns None the browser goes on to Gist's acknowledgement URL.
+
+    ``on_login`` may return None: the browser is then redirected (303) to the ``next`` path, a clean URL.
 
     Requires Starlette's ``SessionMiddleware``; without it every request fails with a
     :class:`~gist_authlib.SessionNotConfiguredError` that says how to add it.
@@ -88,6 +105,15 @@ def gist_routes(
             return await _fail(request, error)
         return RedirectResponse(authorization.url, status_code=302, headers={"Cache-Control": "no-store"})
 
+    async def install(request: Request, grant: InstallGrant) -> Response:
+        token = await exchange_code_async(gist, grant)
+        workspace = await workspace_of_async(gist, token)
+        workspace_id, ack_url = await anyio.to_thread.run_sync(finish_install, gist, grant, token, workspace)
+        log.info("Gist install %r completed", gist.name)
+        assert on_install is not None
+        response = await _call_optional(on_install, request, token, workspace_id)
+        return response or RedirectResponse(ack_url, status_code=303)
+
     async def callback(request: Request) -> Response:
         try:
             grant = check_callback(
@@ -95,12 +121,19 @@ def gist_routes(
                 _session(request),
                 request.query_params.multi_items(),
                 redirect_uri=_redirect_uri(request),
+                installs=on_install is not None,
             )
+            if isinstance(grant, InstallGrant):
+                response = await install(request, grant)
+                response.headers.update(CALLBACK_HEADERS)
+                return response
             token = await exchange_code_async(gist, grant)
             request.state.gist_next = grant.next_path or "/"
             workspace = await workspace_of_async(gist, token) if gist.gist_token_store is not None else (None, None)
             log.info("Gist login %r completed", gist.name)
-            response = await _call(on_login, request, token)
+            response = await _call_optional(on_login, request, token) or RedirectResponse(
+                request.state.gist_next, status_code=303
+            )
             if gist.gist_token_store is not None:
                 subject = getattr(request.state, "gist_subject", None)
                 session = _session(request)
@@ -129,6 +162,16 @@ def _session(request: Request) -> dict[str, Any]:
         )
     session: dict[str, Any] = request.session
     return session
+
+
+async def _call_optional(func: Callable[..., Any], *args: Any) -> Response | None:
+    """Call a plain or async callback that may return a Response or None."""
+    result = func(*args)
+    if inspect.isawaitable(result):
+        result = await result
+    if result is not None and not isinstance(result, Response):
+        raise TypeError(f"{getattr(func, '__name__', func)!r} must return a Starlette Response or None.")
+    return result
 
 
 async def _call(func: Callable[..., Any], *args: Any) -> Response:

@@ -211,6 +211,7 @@ class GistSandbox(RestAPI):
         secret_key: str | None = None,
         rate_limit: RateLimit | None = None,
         token_ttl: float | None = None,
+        send_iss: bool = True,
     ) -> None:
         self.clients: dict[str, SandboxClient] = {c.client_id: c for c in clients}
         self.workspace = workspace or Workspace()
@@ -223,6 +224,7 @@ class GistSandbox(RestAPI):
         self.installs_acknowledged: list[dict[str, str]] = []
         self.rate_limit = rate_limit
         self.token_ttl = token_ttl
+        self.send_iss = send_iss
         self.api_faults: deque[ApiFault] = deque()
         self.api_requests = 0
         self._windows: dict[str, tuple[float, int]] = {}
@@ -237,6 +239,7 @@ class GistSandbox(RestAPI):
                 Route("/oauth/authorize", self._authorize, methods=["GET"]),
                 Route("/oauth/authorize", self._decide, methods=["POST"]),
                 Route("/oauth/token", self._token, methods=["POST"]),
+                Route("/install", self._install, methods=["GET"]),
                 Route("/install_success", self._install_success, methods=["GET"]),
                 *self.api_routes(),
             ]
@@ -375,7 +378,7 @@ class GistSandbox(RestAPI):
             return checked
         client, scopes = checked
         if self.auto_approve:
-            return self._approve(params, scopes)
+            return self._approve(params, scopes, _origin(request))
         csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
         blob = self._signer.dumps(params)
         items = "".join(f"<li><strong>{escape(s)}</strong>: {escape(self.scopes.get(s, ''))}</li>" for s in scopes)
@@ -411,11 +414,33 @@ class GistSandbox(RestAPI):
         if isinstance(checked, Response):
             return checked
         _, scopes = checked
+        issuer = _origin(request)
         if form.get("decision") == "approve":
-            return self._approve(params, scopes)
-        return _redirect(params["redirect_uri"], {"error": "access_denied", "state": params.get("state")})
+            return self._approve(params, scopes, issuer)
+        answer = {"error": "access_denied", "state": params.get("state"), "iss": issuer if self.send_iss else None}
+        return _redirect(params["redirect_uri"], answer)
 
-    def _approve(self, params: Mapping[str, str], scopes: tuple[str, ...]) -> Response:
+    async def _install(self, request: Request) -> Response:
+        """Start a Gist-initiated install, as a workspace admin clicking Install inside Gist would."""
+        client = self.clients.get(request.query_params.get("client_id", ""))
+        if client is None:
+            return _error_page("Unknown app", "No app with this client_id is registered.")
+        scopes = tuple(request.query_params.get("scope", "read_teammates").split())
+        if not scopes or any(s not in self.scopes for s in scopes):
+            return _error_page("Unknown scope", "The install names an unknown scope.")
+        params = {
+            "client_id": client.client_id,
+            "redirect_uri": client.redirect_uris[0],
+            "state": str(self.workspace.id),  # Gist sends the installing workspace's id as the state
+        }
+        return self._approve(params, scopes, _origin(request))
+
+    def install_url(self, base_url: str, client_id: str, scopes: Iterable[str] = ("read_teammates",)) -> str:
+        """The URL that starts a Gist-initiated install of ``client_id`` on this sandbox (served at ``base_url``)."""
+        query = urlencode({"client_id": client_id, "scope": " ".join(scopes)})
+        return f"{base_url.rstrip('/')}/install?{query}"
+
+    def _approve(self, params: Mapping[str, str], scopes: tuple[str, ...], issuer: str) -> Response:
         code = secrets.token_urlsafe(24)
         with self._lock:
             self._codes[code] = _Code(
@@ -425,7 +450,8 @@ class GistSandbox(RestAPI):
                 expires_at=self.clock() + self.code_ttl,
                 challenge=params.get("code_challenge"),
             )
-        return _redirect(params["redirect_uri"], {"code": code, "state": params.get("state")})
+        answer = {"code": code, "state": params.get("state"), "iss": issuer if self.send_iss else None}
+        return _redirect(params["redirect_uri"], answer)
 
     # -- token endpoint -----------------------------------------------------------------------------
 
@@ -528,6 +554,7 @@ def create_app(
     secret_key: str | None = None,
     rate_limit: RateLimit | None = None,
     token_ttl: float | None = None,
+    send_iss: bool = True,
 ) -> GistSandbox:
     """Make a local Gist as an ASGI app.
 
@@ -543,6 +570,8 @@ def create_app(
         rate_limit: a :class:`RateLimit` per token for the REST API (429 with ``Retry-After`` past it).
         token_ttl: unlike Gist today, issue tokens that expire after this many seconds, with a refresh
             token (to rehearse the day Gist's tokens expire).
+        send_iss: add ``iss`` (RFC 9207) to the redirects back to the app; Gist has not been seen sending
+            it, but clients must accept it and check it.
 
     Returns:
         A :class:`GistSandbox`: serve it with any ASGI server, and read ``token_requests`` in tests.
@@ -557,6 +586,7 @@ def create_app(
         secret_key=secret_key,
         rate_limit=rate_limit,
         token_ttl=token_ttl,
+        send_iss=send_iss,
     )
 
 
@@ -579,6 +609,10 @@ async def _token_params(request: Request) -> dict[str, str]:
             return {}
         return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
     return dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+
+
+def _origin(request: Request) -> str:
+    return f"{request.url.scheme}://{request.url.netloc}"
 
 
 def _redirect(redirect_uri: str, params: Mapping[str, str | None]) -> Response:
