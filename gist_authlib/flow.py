@@ -239,7 +239,7 @@ class LoginFlow:
         """
         params = _collect(query)
         issuers = params.get("iss", [])
-        if issuers and (len(issuers) > 1 or issuer is None or not hmac.compare_digest(issuers[0], issuer)):
+        if issuers and (len(issuers) > 1 or issuer is None or not _same(issuers[0], issuer)):
             raise MixUpError(issuers[0] if len(issuers) == 1 else None)
         states = params.get("state", [])
         if len(states) != 1 or not states[0] or len(states[0]) > _MAX_PARAM_LENGTH:
@@ -249,6 +249,8 @@ class LoginFlow:
                 None if len(states) < 2 else "The callback carries more than one state, so it was refused."
             )
         state = states[0]
+        if not _vschar(state):
+            raise MissingStateError("The callback's state is malformed, so it was refused.")
         now = self.clock()
         record = self._load(session, now, drop_expired=False)
         entry = record["p"].pop(state, None)
@@ -258,7 +260,12 @@ class LoginFlow:
             if digest in record["u"]:
                 raise ReplayedCallbackError()
             codes = params.get("code", [])
-            with_code = len(codes) == 1 and 0 < len(codes[0]) <= _MAX_PARAM_LENGTH and not params.get("error")
+            with_code = (
+                len(codes) == 1
+                and 0 < len(codes[0]) <= _MAX_PARAM_LENGTH
+                and _vschar(codes[0])
+                and not params.get("error")
+            )
             if installs and with_code:
                 return InstallGrant(code=codes[0], redirect_uri=redirect_uri, workspace_hint=state)
             raise UnknownStateError(install_hint=with_code)
@@ -283,6 +290,8 @@ class LoginFlow:
             )
         if len(codes[0]) > _MAX_PARAM_LENGTH:
             raise MissingCodeError("The callback's code is too long to be genuine.")
+        if not _vschar(codes[0]):
+            raise MissingCodeError("The callback's code is malformed (RFC 6749 codes are printable ASCII).")
         verifier = self._verifier(client_secret, state) if self.pkce else None
         return CallbackGrant(code=codes[0], redirect_uri=redirect_uri, code_verifier=verifier, next_path=next_path)
 
@@ -608,6 +617,16 @@ def _collect(query: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     for key, value in query:
         params.setdefault(key, []).append(value)
     return params
+
+
+def _same(a: str, b: str) -> bool:
+    """Constant-time equality of two strings of any characters (compare_digest refuses non-ASCII str)."""
+    return hmac.compare_digest(a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass"))
+
+
+def _vschar(value: str) -> bool:
+    """RFC 6749's VSCHAR: printable ASCII, which every genuine code and state is made of."""
+    return all(0x20 <= ord(ch) <= 0x7E for ch in value)
 
 
 def _digest(state: str) -> str:

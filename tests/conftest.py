@@ -7,6 +7,7 @@ a thread on a port of its own; the sandbox runs beside them. Nothing is patched.
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,16 @@ if not settings.configured:
     django.setup()
 
 FRAMEWORKS = ["starlette", "fastapi", "flask", "django"]
+#: Figures of the adversarial suite (tests/test_adversarial.py), printed at the end of the run.
+ADVERSARIAL: Counter[str] = Counter()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if ADVERSARIAL:
+        figures = ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in sorted(ADVERSARIAL.items()))
+        terminalreporter.write_line(f"adversarial suite (all frameworks): {figures}")
+
+
 #: The registrations every contract app carries: Gist, and a second Gist app beside it.
 REGISTRATIONS = ("gist", "gist_b")
 
@@ -60,6 +71,11 @@ class Stack:
     logins: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     errors: list[GistAuthError] = field(default_factory=list)
     apps: dict[str, Any] = field(default_factory=dict)
+    installs: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: on_login returns None, so the callback answers with a 303 to the checked next path.
+    redirect_after_login: bool = False
+    #: the routes accept Gist-initiated installs.
+    accept_installs: bool = False
 
     @property
     def tokens(self) -> list[dict[str, Any]]:
@@ -109,9 +125,11 @@ def _starlette_app(stack: Stack, gists: dict[str, Any], sessions: bool, fastapi:
     def handlers(name: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
         gist = gists[name]
 
-        async def on_login(request: Request, token: dict[str, Any]) -> Response:
+        async def on_login(request: Request, token: dict[str, Any]) -> Response | None:
             stack.logins.append((name, token))
             request.state.gist_subject = f"{name}-user"
+            if stack.redirect_after_login:
+                return None
             teammates = (await gist.get("teammates", token=token)).json()["teammates"]
             return JSONResponse({"teammates": [t["name"] for t in teammates], "next": request.state.gist_next})
 
@@ -139,10 +157,15 @@ def _starlette_app(stack: Stack, gists: dict[str, Any], sessions: bool, fastapi:
     routes: list[Any] = [Route("/me", me), Route("/logout", log_out)]
     for name in REGISTRATIONS:
         on_login, on_error = handlers(name)
+
+        def on_install(request: Request, token: dict[str, Any], workspace_id: str, name: str = name) -> None:
+            stack.installs.append((workspace_id, token))
+
         routes += gist_routes(
             gists[name],
             on_login=on_login,
             on_error=on_error,
+            on_install=on_install if stack.accept_installs else None,
             login_path=f"/auth/{name}",
             callback_path=f"/oauth/{name}/callback",
         )
@@ -188,6 +211,8 @@ def _flask_app(stack: Stack, gists: dict[str, Any], sessions: bool) -> Any:
         def on_login(token: dict[str, Any], name: str = name, gist: Any = gist) -> Any:
             stack.logins.append((name, token))
             g.gist_subject = f"{name}-user"
+            if stack.redirect_after_login:
+                return None
             teammates = gist.get("teammates", token=token).json()["teammates"]
             return jsonify({"teammates": [t["name"] for t in teammates], "next": g.gist_next})
 
@@ -200,6 +225,9 @@ def _flask_app(stack: Stack, gists: dict[str, Any], sessions: bool) -> Any:
                 gist,
                 on_login=on_login,
                 on_error=on_error,
+                on_install=(lambda token, workspace_id: stack.installs.append((workspace_id, token)))
+                if stack.accept_installs
+                else None,
                 login_path=f"/auth/{name}",
                 callback_path=f"/oauth/{name}/callback",
             )
@@ -233,6 +261,8 @@ def _django_app(stack: Stack, gists: dict[str, Any], sessions: bool) -> Any:
         def on_login(request: Any, token: dict[str, Any], name: str = name, gist: Any = gist) -> Any:
             stack.logins.append((name, token))
             request.gist_subject = f"{name}-user"
+            if stack.redirect_after_login:
+                return None
             teammates = gist.get("teammates", token=token).json()["teammates"]
             return JsonResponse({"teammates": [t["name"] for t in teammates], "next": request.gist_next})
 
@@ -244,6 +274,9 @@ def _django_app(stack: Stack, gists: dict[str, Any], sessions: bool) -> Any:
             gist,
             on_login=on_login,
             on_error=on_error,
+            on_install=(lambda request, token, workspace_id: stack.installs.append((workspace_id, token)))
+            if stack.accept_installs
+            else None,
             login_path=f"auth/{name}",
             callback_path=f"oauth/{name}/callback",
         )
@@ -275,55 +308,61 @@ def _oauth_registry(framework: str) -> Any:
     return DjangoOAuth()
 
 
+def build_stack(
+    servers: list[Any],
+    framework: str = "starlette",
+    *,
+    auto_approve: bool = True,
+    sessions: bool = True,
+    register_kwargs: dict[str, Any] | None = None,
+    sandbox_kwargs: dict[str, Any] | None = None,
+    redirect_after_login: bool = False,
+    accept_installs: bool = False,
+) -> Stack:
+    """A sandbox and an app in ``framework``, both served; their servers are appended to ``servers``."""
+    sandbox_server = ServerThread()
+    app_server: Any = ServerThread() if framework in ("starlette", "fastapi") else WSGIServerThread()
+    servers.extend([sandbox_server, app_server])
+    secret_of = {name: f"secret-{name}-" + secrets.token_urlsafe(16) for name in REGISTRATIONS}
+    id_of = {name: f"{name}-" + secrets.token_hex(4) for name in REGISTRATIONS}
+    sandbox = create_app(
+        clients=[
+            SandboxClient(id_of[name], secret_of[name], (f"{app_server.url}/oauth/{name}/callback",))
+            for name in REGISTRATIONS
+        ],
+        auto_approve=auto_approve,
+        **(sandbox_kwargs or {}),
+    )
+    stack = Stack(framework, sandbox, sandbox_server.url, app_server.url, id_of["gist"], secret_of["gist"])
+    stack.redirect_after_login = redirect_after_login
+    stack.accept_installs = accept_installs
+    oauth = _oauth_registry(framework)
+    for name in REGISTRATIONS:
+        kwargs: dict[str, Any] = {
+            "client_id": id_of[name],
+            "client_secret": secret_of[name],
+            "provider": GistProvider.at(sandbox_server.url),
+        }
+        if name == "gist":
+            kwargs.update(register_kwargs or {})
+        stack.apps[name] = gist_authlib.register(oauth, name, **kwargs)
+    if framework in ("starlette", "fastapi"):
+        app = _starlette_app(stack, stack.apps, sessions, framework == "fastapi")
+    elif framework == "flask":
+        app = _flask_app(stack, stack.apps, sessions)
+        oauth.init_app(app)
+    else:
+        app = _django_app(stack, stack.apps, sessions)
+    sandbox_server.start(sandbox)
+    app_server.start(app)
+    return stack
+
+
 @pytest.fixture
 def make_stack() -> Iterator[Callable[..., Stack]]:
     """Build a sandbox and an app; keyword arguments choose the framework and tune the parts."""
     servers: list[Any] = []
-
-    def factory(
-        framework: str = "starlette",
-        *,
-        auto_approve: bool = True,
-        sessions: bool = True,
-        register_kwargs: dict[str, Any] | None = None,
-        sandbox_kwargs: dict[str, Any] | None = None,
-    ) -> Stack:
-        sandbox_server = ServerThread()
-        app_server: Any = ServerThread() if framework in ("starlette", "fastapi") else WSGIServerThread()
-        servers.extend([sandbox_server, app_server])
-        secret_of = {name: f"secret-{name}-" + secrets.token_urlsafe(16) for name in REGISTRATIONS}
-        id_of = {name: f"{name}-" + secrets.token_hex(4) for name in REGISTRATIONS}
-        sandbox = create_app(
-            clients=[
-                SandboxClient(id_of[name], secret_of[name], (f"{app_server.url}/oauth/{name}/callback",))
-                for name in REGISTRATIONS
-            ],
-            auto_approve=auto_approve,
-            **(sandbox_kwargs or {}),
-        )
-        stack = Stack(framework, sandbox, sandbox_server.url, app_server.url, id_of["gist"], secret_of["gist"])
-        oauth = _oauth_registry(framework)
-        for name in REGISTRATIONS:
-            kwargs: dict[str, Any] = {
-                "client_id": id_of[name],
-                "client_secret": secret_of[name],
-                "provider": GistProvider.at(sandbox_server.url),
-            }
-            if name == "gist":
-                kwargs.update(register_kwargs or {})
-            stack.apps[name] = gist_authlib.register(oauth, name, **kwargs)
-        if framework in ("starlette", "fastapi"):
-            app = _starlette_app(stack, stack.apps, sessions, framework == "fastapi")
-        elif framework == "flask":
-            app = _flask_app(stack, stack.apps, sessions)
-            oauth.init_app(app)
-        else:
-            app = _django_app(stack, stack.apps, sessions)
-        sandbox_server.start(sandbox)
-        app_server.start(app)
-        return stack
-
-    yield factory
+    yield lambda *args, **kwargs: build_stack(servers, *args, **kwargs)
     for server in servers:
         server.stop()
 

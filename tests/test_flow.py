@@ -269,3 +269,48 @@ def test_check_token_response_refuses_unusable_tokens(token: Any) -> None:
 def test_check_token_response_keeps_unknown_fields() -> None:
     token = {"access_token": "abc", "workspace_id": 7}
     assert check_token_response(token) == token
+
+
+@pytest.mark.parametrize("iss", ["\x80", "https://évil.example", "\ud800"])
+def test_a_non_ascii_iss_is_a_mix_up_not_a_crash(iss: str) -> None:
+    # Found by the adversarial suite: hmac.compare_digest refuses non-ASCII str, which gave a 500.
+    from gist_authlib import MixUpError
+
+    flow = LoginFlow("gist")
+    session: dict[str, Any] = {}
+    state = start(flow, session)["state"]
+    with pytest.raises(MixUpError):
+        flow.finish(
+            session,
+            [("state", state), ("code", "c"), ("iss", iss)],
+            client_secret=SECRET,
+            redirect_uri=REDIRECT,
+            issuer="https://app.getgist.com",
+        )
+
+
+def test_the_right_iss_is_accepted_and_a_missing_one_too() -> None:
+    flow = LoginFlow("gist")
+    session: dict[str, Any] = {}
+    state = start(flow, session)["state"]
+    grant = flow.finish(
+        session,
+        [("state", state), ("code", "c"), ("iss", "https://app.getgist.com")],
+        client_secret=SECRET,
+        redirect_uri=REDIRECT,
+        issuer="https://app.getgist.com",
+    )
+    assert grant.code == "c"
+    state = start(flow, session)["state"]
+    assert (
+        flow.finish(session, [("state", state), ("code", "d")], client_secret=SECRET, redirect_uri=REDIRECT).code == "d"
+    )
+
+
+@pytest.mark.parametrize("code", ["ab\ncd", "\x00", "caf\u00e9", "\ufffd\ufffd"])
+def test_codes_outside_vschar_are_refused(code: str) -> None:
+    flow = LoginFlow("gist")
+    session: dict[str, Any] = {}
+    state = start(flow, session)["state"]
+    with pytest.raises(MissingCodeError, match="malformed"):
+        finish(flow, session, [("state", state), ("code", code)])

@@ -404,7 +404,9 @@ class GistSandbox(RestAPI):
         form = await request.form()
         csrf_cookie = request.cookies.get(CSRF_COOKIE, "")
         csrf_form = str(form.get("csrf_token", ""))
-        if not csrf_cookie or not hmac.compare_digest(csrf_cookie, csrf_form):
+        if not csrf_cookie or not hmac.compare_digest(
+            csrf_cookie.encode("utf-8", "replace"), csrf_form.encode("utf-8", "replace")
+        ):
             return _error_page("Cross-site request refused", "The consent form's token does not match.", 403)
         try:
             params = self._signer.loads(str(form.get("request", "")), max_age=int(self.code_ttl))
@@ -470,7 +472,7 @@ class GistSandbox(RestAPI):
             return self._token_error(client_id, grant_type, 401, "invalid_client", "Use client_secret_post.")
         client = self.clients.get(client_id or "")
         secret = params.get("client_secret") or ""
-        if client is None or not hmac.compare_digest(secret.encode(), client.client_secret.encode()):
+        if client is None or not hmac.compare_digest(secret.encode("utf-8", "replace"), client.client_secret.encode()):
             return self._token_error(client_id, grant_type, 401, "invalid_client", "Unknown client or bad secret.")
         if grant_type == "refresh_token" and self.token_ttl is not None:
             return self._refresh(client, params)
@@ -513,7 +515,7 @@ class GistSandbox(RestAPI):
         if code.challenge is not None:
             verifier = params.get("code_verifier") or ""
             digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-            if not verifier or not hmac.compare_digest(digest, code.challenge):
+            if not verifier or not hmac.compare_digest(digest.encode(), code.challenge.encode("utf-8", "replace")):
                 return "invalid_grant"
         return None
 
