@@ -322,3 +322,54 @@ def _decoded_cookie_text(cookies: str) -> str:
             raw = zlib.decompress(raw)
         text.append(raw.decode("latin-1"))
     return " ".join(text)
+
+
+def test_gist_initiated_install_is_stored_by_workspace_and_acknowledged(make_stack: Any, framework: str) -> None:
+    from gist_authlib.tokens import MemoryTokenStore
+
+    store = MemoryTokenStore()
+    stack: Stack = make_stack(framework, register_kwargs={"token_store": store}, accept_installs=True)
+    workspace = str(stack.sandbox.workspace.id)
+    with stack.browser() as browser:
+        callback = browser.get(stack.sandbox.install_url(stack.sandbox_url, stack.client_id)).headers["location"]
+        assert query_of(callback)["state"] == workspace  # Gist's way: the state is the workspace id
+        done = browser.get(callback)
+        assert done.status_code == 303
+        assert done.headers["location"] == (
+            f"{stack.sandbox_url}/install_success?client_id={stack.client_id}&workspace_id={workspace}"
+        )
+        assert done.headers["cache-control"] == "no-store"
+        assert browser.get(done.headers["location"]).status_code == 200
+        # Stored under the workspace, and attached to nobody's session.
+        assert browser.get(f"{stack.app_url}/me").status_code == 401
+    assert stack.sandbox.installs_acknowledged == [{"client_id": stack.client_id, "workspace_id": workspace}]
+    record = store.get(f"workspace:{workspace}")
+    assert record is not None and record.workspace_name == stack.sandbox.workspace.name
+    assert stack.installs == [(workspace, record.token)]
+    assert stack.logins == []
+
+
+def test_an_install_whose_state_disagrees_with_its_token_is_refused(make_stack: Any, framework: str) -> None:
+    from gist_authlib import InstallError
+    from gist_authlib.tokens import MemoryTokenStore
+
+    store = MemoryTokenStore()
+    stack: Stack = make_stack(framework, register_kwargs={"token_store": store}, accept_installs=True)
+    with stack.browser() as browser:
+        callback = browser.get(stack.sandbox.install_url(stack.sandbox_url, stack.client_id)).headers["location"]
+        forged = {**query_of(callback), "state": "424242"}  # claims another workspace
+        response = browser.get(stack.callback_url(), params=forged)
+    assert response.status_code == 502
+    assert isinstance(stack.errors[0], InstallError)
+    assert store.get("workspace:424242") is None and store.get(f"workspace:{stack.sandbox.workspace.id}") is None
+    assert stack.installs == []
+
+
+def test_installs_are_refused_with_an_explanation_when_not_enabled(stack: Stack) -> None:
+    with stack.browser() as browser:
+        callback = browser.get(stack.sandbox.install_url(stack.sandbox_url, stack.client_id)).headers["location"]
+        response = browser.get(callback)
+    assert response.status_code == 400
+    assert "on_install" in response.text
+    assert isinstance(stack.errors[0], UnknownStateError) and stack.errors[0].install_hint
+    assert stack.sandbox.token_requests == []

@@ -290,3 +290,50 @@ def test_bad_token_responses_raise_typed_errors_even_through_plain_authlib(
         gist.fetch_access_token(code="the-code", redirect_uri="https://app.example/cb")
     assert "the-secret" not in str(info.value)
     assert len(endpoint.requests) == 1
+
+
+# --- transport -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("origin", ["http://gist.example.com", "http://10.0.0.8:8765", "http://[2001:db8::1]:80"])
+def test_http_endpoints_off_loopback_are_refused(origin: str) -> None:
+    from gist_authlib import InsecureTransportError
+
+    with pytest.raises(InsecureTransportError, match="allow_insecure_http"):
+        gist_authlib.register(starlette_oauth(), client_id="id", client_secret="s", provider=GistProvider.at(origin))
+    app = gist_authlib.register(
+        starlette_oauth(), client_id="id", client_secret="s", provider=GistProvider.at(origin), allow_insecure_http=True
+    )
+    assert app.authorize_url.startswith("http://")
+
+
+@pytest.mark.parametrize(
+    "origin", ["http://127.0.0.1:8765", "http://localhost:8765", "http://[::1]:8765", "http://127.8.9.10"]
+)
+def test_http_on_loopback_is_allowed(origin: str) -> None:
+    app = gist_authlib.register(starlette_oauth(), client_id="id", client_secret="s", provider=GistProvider.at(origin))
+    assert app.access_token_url == f"{origin}/oauth/token"
+
+
+def test_an_http_redirect_uri_off_loopback_is_refused_at_login() -> None:
+    from gist_authlib import InsecureTransportError
+    from gist_authlib.flow import begin_login
+
+    app = gist_authlib.register(starlette_oauth(), client_id="id", client_secret="s")
+    with pytest.raises(InsecureTransportError, match="redirect URI"):
+        begin_login(app, {}, redirect_uri="http://app.example.com/oauth/gist/callback")
+    assert begin_login(app, {}, redirect_uri="https://app.example.com/oauth/gist/callback").url.startswith("https://")
+
+
+def test_the_token_request_never_follows_redirects_whatever_client_kwargs_say() -> None:
+    endpoint = TokenEndpoint(302, b"")
+    gist = gist_authlib.register(
+        flask_oauth(),
+        client_id="the-id",
+        client_secret="the-secret",
+        client_kwargs={"transport": httpx2.MockTransport(endpoint), "follow_redirects": True},
+    )
+    assert gist.client_kwargs["follow_redirects"] is False
+    with pytest.raises(TokenEndpointError):
+        gist.fetch_access_token(code="the-code", redirect_uri="https://app.example/cb")
+    assert len(endpoint.requests) == 1
