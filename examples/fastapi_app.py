@@ -75,6 +75,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
     async def my_teammates(token: Annotated[dict[str, Any], Depends(current_token)]) -> HTMLResponse:
         return await teammates_page(token)
 
-    app.router.routes.extend(gist_routes(gist, on_login=on_login))
+    # on_install=None-returning function: installs started inside Gist are stored by workspace, then acknowledged.
+    app.router.routes.extend(gist_routes(gist, on_login=on_login, on_install=lambda request, token, workspace_id: None))
     app.add_middleware(SessionMiddleware, secret_key=config("SESSION_SECRET"), same_site="lax")
     return app

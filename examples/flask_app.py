@@ -61,7 +61,8 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
         return teammates_page(gist.get("teammates"))  # Authlib's fetch_token finds the stored token
 
     app.add_url_rule("/", "home", lambda: render_template_string(HOME))
-    app.register_blueprint(gist_blueprint(gist, on_login=on_login))
+    # Installs started inside Gist: stored by workspace, then on to Gist's acknowledgement (None).
+    app.register_blueprint(gist_blueprint(gist, on_login=on_login, on_install=lambda token, workspace_id: None))
     return app
 
 

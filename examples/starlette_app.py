@@ -73,6 +73,10 @@ def create_app(environ: Mapping[str, str] | None = None) -> Starlette:
         # to your own user id to key it by user instead).
         return await teammates_page(await gist.get("teammates", token=token))
 
+    async def on_install(request: Request, token: dict[str, Any], workspace_id: str) -> None:
+        # A workspace installed the app from inside Gist: its token is stored under workspace:<id>.
+        return None  # on to Gist's install acknowledgement
+
     async def my_teammates(request: Request) -> Response:
         if await stored_token(request, gist) is None:
             return RedirectResponse("/auth/gist?next=/me/teammates", status_code=303)
@@ -80,7 +84,11 @@ def create_app(environ: Mapping[str, str] | None = None) -> Starlette:
         return await teammates_page(await gist.get("teammates", request=request))
 
     return Starlette(
-        routes=[Route("/", home), Route("/me/teammates", my_teammates), *gist_routes(gist, on_login=on_login)],
+        routes=[
+            Route("/", home),
+            Route("/me/teammates", my_teammates),
+            *gist_routes(gist, on_login=on_login, on_install=on_install),
+        ],
         middleware=[
             Middleware(
                 SessionMiddleware,

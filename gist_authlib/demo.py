@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import urljoin
 
-__all__ = ["DemoError", "approve_login_headlessly", "find_example", "run_demo"]
+__all__ = ["DemoError", "approve_login_headlessly", "find_example", "install_headlessly", "run_demo"]
 
 #: Each framework's example: its file under examples/, and whether it is an ASGI or a WSGI app.
 EXAMPLES: dict[str, tuple[str, str]] = {
@@ -119,6 +119,19 @@ def approve_login_headlessly(app_url: str, login_path: str = "/auth/gist", *, ti
         return [item.strip() for item in page.items]
 
 
+def install_headlessly(install_url: str, *, timeout: float = 10.0) -> None:
+    """Start a Gist-initiated install at the sandbox and follow it through the app to the acknowledgement."""
+    import httpx2
+
+    with httpx2.Client(follow_redirects=True, timeout=timeout, trust_env=False) as browser:
+        try:
+            final = browser.get(install_url)
+        except httpx2.HTTPError as exc:
+            raise DemoError(f"The install failed: {type(exc).__name__}.") from None
+    if final.status_code != 200 or "/install_success" not in str(final.url):
+        raise DemoError(f"The install did not reach Gist's acknowledgement (HTTP {final.status_code}).")
+
+
 def run_demo(
     *,
     framework: str = "starlette",
@@ -172,11 +185,17 @@ def run_demo(
             out(f"Logged in through the {framework} example; it listed {len(items)} teammates:")
             for item in items:
                 out(f"  - {item}")
+            install_headlessly(sandbox.install_url(sandbox_server.url, client_id))
+            if not sandbox.installs_acknowledged:
+                raise DemoError("The Gist-initiated install was not acknowledged.")
+            out(f"A Gist-initiated install of workspace {sandbox.workspace.id} was stored and acknowledged.")
             return 0
         out(f"Gist sandbox:   {sandbox_server.url}/  (client id {client_id})")
         out(f"Example app:    {framework}")
         out("")
-        out(f"Open {app_server.url}/ and click 'Log in with Gist'. Ctrl-C stops.")
+        out(f"Open {app_server.url}/ and click 'Log in with Gist'.")
+        out(f"To install the app as a Gist workspace would, open {sandbox.install_url(sandbox_server.url, client_id)}")
+        out("Ctrl-C stops.")
         sys.stdout.flush()
         while True:
             time.sleep(3600)

@@ -524,10 +524,20 @@ def finish_install(
             workspace_id=workspace_id,
             workspace_name=workspace_name,
         )
-    provider = app.gist_provider
+    ack_url = install_ack_url(app)
     query = urlencode({"client_id": app.client_id, "workspace_id": workspace_id})
-    separator = "&" if "?" in provider.install_ack_url else "?"
-    return str(workspace_id), f"{provider.install_ack_url}{separator}{query}"
+    separator = "&" if "?" in ack_url else "?"
+    return str(workspace_id), f"{ack_url}{separator}{query}"
+
+
+def install_ack_url(app: Any) -> str:
+    """Where an install is acknowledged: the provider's URL, or, when the app's authorize endpoint was
+    configured elsewhere (the sandbox, a staging host), the same path on that endpoint's origin."""
+    provider = app.gist_provider
+    if app.authorize_url == provider.authorize_url:
+        return str(provider.install_ack_url)
+    parts = urlsplit(app.authorize_url)
+    return f"{parts.scheme}://{parts.netloc}{urlsplit(provider.install_ack_url).path}"
 
 
 def login_subject(app: Any, session: Mapping[str, Any]) -> str | None:

@@ -38,6 +38,7 @@ def test_demo_check_logs_in_headlessly_and_lists_the_teammates(framework: str) -
     assert result.returncode == 0, result.stdout + result.stderr
     for name in ("Ada Lovelace", "Grace Hopper", "Alan Turing"):
         assert name in result.stdout
+    assert "install of workspace 100001 was stored and acknowledged" in result.stdout
 
 
 def test_console_script_is_installed() -> None:

@@ -11,5 +11,9 @@ from . import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("me/teammates", views.my_teammates, name="my_teammates"),
-    path("", include(gist_urls(views.gist, on_login=views.on_login))),
+    # on_install: installs started inside Gist are stored by workspace, then acknowledged (None).
+    path(
+        "",
+        include(gist_urls(views.gist, on_login=views.on_login, on_install=lambda request, token, workspace_id: None)),
+    ),
 ]
