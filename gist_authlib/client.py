@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Self
 from urllib.parse import urljoin, urlsplit
 
 import httpx2
@@ -359,6 +359,45 @@ def _forget_in(store: Any) -> Callable[[dict[str, Any]], Any] | None:
     return lambda token: sync_store.delete_token(token)
 
 
+class _Call:
+    """One API call's bookkeeping across its attempts; both clients' loops only send and wait."""
+
+    def __init__(self, core: _Core, method: str, path: str, idempotent: bool | None, scope: str | None) -> None:
+        self.core = core
+        self.method = method.upper()
+        self.url = core.url(path)
+        self.path = _path_only(path)
+        self.idempotent = _is_idempotent(self.method, idempotent)
+        self.scope = scope
+        self.started = time.monotonic()
+        self.attempt = 0
+
+    def after_response(self, response: httpx2.Response) -> Any:
+        """The parsed answer, a :class:`_Retry`, or a raised typed error."""
+        return self.core.outcome(
+            response,
+            method=self.method,
+            path=self.path,
+            idempotent=self.idempotent,
+            attempt=self.attempt,
+            started=self.started,
+            now=time.monotonic(),
+            scope=self.scope,
+        )
+
+    def after_failure(self, exc: httpx2.TransportError) -> float:
+        """The pause before retrying after a connection error or timeout, or a raised typed error."""
+        return self.core.transport_failure(
+            exc,
+            method=self.method,
+            path=self.path,
+            idempotent=self.idempotent,
+            attempt=self.attempt,
+            started=self.started,
+            now=time.monotonic(),
+        ).delay
+
+
 def _is_idempotent(method: str, idempotent: bool | None) -> bool:
     return method in IDEMPOTENT_METHODS if idempotent is None else idempotent
 
@@ -416,6 +455,43 @@ def _retry_after(value: str | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
+def _make_core(
+    token: str | Mapping[str, Any],
+    provider: GistProvider | None,
+    base_url: str | None,
+    retry: RetryPolicy | None,
+    refresh: RefreshSettings | None,
+    on_token_revoked: Callable[[dict[str, Any]], Any] | None,
+    on_token_update: Callable[[dict[str, Any]], Any] | None,
+    store: Any,
+    subject: str | None,
+) -> _Core:
+    return _Core(
+        token,
+        base_url=_base_url(provider, base_url),
+        retry=retry or RetryPolicy(),
+        refresh=refresh,
+        on_token_revoked=on_token_revoked or _forget_in(store),
+        on_token_update=on_token_update,
+        store=_bind(store, subject, refresh),
+    )
+
+
+def _http_options(
+    core: _Core, transport: Any, timeout: httpx2.Timeout | float, limits: httpx2.Limits
+) -> dict[str, Any]:
+    """One pooled connection set: the API's base URL and headers, explicit timeouts, no redirects, no env proxies."""
+    return {
+        "base_url": core.base_url,
+        "headers": core.headers,
+        "transport": transport,
+        "timeout": timeout,
+        "limits": limits,
+        "follow_redirects": False,
+        "trust_env": False,
+    }
+
+
 def _base_url(provider: GistProvider | None, base_url: str | None) -> str:
     if base_url is not None:
         return base_url
@@ -439,6 +515,34 @@ class _ClientBase:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._core.base_url}>"
+
+    @classmethod
+    def from_api_key(cls, api_key: str, **kwargs: Any) -> Self:
+        """A client authenticated with a workspace API key (for code that only touches your own workspace)."""
+        return cls(api_key, **kwargs)
+
+    @classmethod
+    def from_store(cls, store: Any, subject: str, *, app: Any = None, **kwargs: Any) -> Self:
+        """A client for the token stored under ``subject``.
+
+        A 401 deletes that token from the store; an expiring token is refreshed once across every process
+        sharing the store (a lease, then a compare-and-set write). With ``app`` (a registered Authlib app),
+        the base URL and refresh settings come from it.
+
+        Raises:
+            TokenStoreError: no token is stored for ``subject``.
+        """
+        token = _stored(store, subject)
+        settings = cls._authlib_settings(app, kwargs) if app is not None else kwargs
+        return cls(token, store=store, subject=subject, **settings)
+
+    @classmethod
+    def from_authlib(cls, app: Any, token: str | Mapping[str, Any], **kwargs: Any) -> Self:
+        """A client for a token of a registered Authlib app: its API base URL, refreshing at its token URL."""
+        return cls(token, **cls._authlib_settings(app, kwargs))
+
+    def __init__(self, token: str | Mapping[str, Any], **kwargs: Any) -> None:  # each client defines its own
+        raise NotImplementedError
 
     @staticmethod
     def _authlib_settings(app: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -486,52 +590,13 @@ class GistClient(_ClientBase, SyncResources):
         store: Any = None,
         subject: str | None = None,
     ) -> None:
-        self._core = _Core(
-            token,
-            base_url=_base_url(provider, base_url),
-            retry=retry or RetryPolicy(),
-            refresh=refresh,
-            on_token_revoked=on_token_revoked or _forget_in(store),
-            on_token_update=on_token_update,
-            store=_bind(store, subject, refresh),
+        self._core = _make_core(
+            token, provider, base_url, retry, refresh, on_token_revoked, on_token_update, store, subject
         )
         self._sleep = sleep
         self._refresh_lock = threading.Lock()
-        self._http = httpx2.Client(
-            base_url=self._core.base_url,
-            headers=self._core.headers,
-            transport=transport,
-            timeout=timeout,
-            limits=limits,
-            follow_redirects=False,
-            trust_env=False,
-        )
+        self._http = httpx2.Client(**_http_options(self._core, transport, timeout, limits))
         SyncResources.__init__(self, self)
-
-    @classmethod
-    def from_api_key(cls, api_key: str, **kwargs: Any) -> GistClient:
-        """A client authenticated with a workspace API key (for code that only touches your own workspace)."""
-        return cls(api_key, **kwargs)
-
-    @classmethod
-    def from_store(cls, store: Any, subject: str, *, app: Any = None, **kwargs: Any) -> GistClient:
-        """A client for the token stored under ``subject``.
-
-        A 401 deletes that token from the store; an expiring token is refreshed once across every process
-        sharing the store (a lease, then a compare-and-set write). With ``app`` (a registered Authlib app),
-        the base URL and refresh settings come from it.
-
-        Raises:
-            TokenStoreError: no token is stored for ``subject``.
-        """
-        token = _stored(store, subject)
-        settings = cls._authlib_settings(app, kwargs) if app is not None else kwargs
-        return cls(token, store=store, subject=subject, **settings)
-
-    @classmethod
-    def from_authlib(cls, app: Any, token: str | Mapping[str, Any], **kwargs: Any) -> GistClient:
-        """A client for a token of a registered Authlib app: its API base URL, refreshing at its token URL."""
-        return cls(token, **cls._authlib_settings(app, kwargs))
 
     def request(
         self,
@@ -558,43 +623,20 @@ class GistClient(_ClientBase, SyncResources):
             GistAPIError: and its subclasses, for every error answer; :class:`GistConnectionError` when
                 Gist could not be reached.
         """
-        method = method.upper()
-        url = self._core.url(path)
-        retryable = _is_idempotent(method, idempotent)
-        started = time.monotonic()
-        attempt = 0
+        call = _Call(self._core, method, path, idempotent, scope)
         while True:
-            attempt += 1
+            call.attempt += 1
             if self._core.refresh is not None:
                 self._ensure_fresh_token()
             try:
-                response = self._http.request(method, url, params=params, json=json)
+                response = self._http.request(call.method, call.url, params=params, json=json)
             except httpx2.TransportError as exc:
-                retry = self._core.transport_failure(
-                    exc,
-                    method=method,
-                    path=path,
-                    idempotent=retryable,
-                    attempt=attempt,
-                    started=started,
-                    now=time.monotonic(),
-                )
-                self._sleep(retry.delay)
+                self._sleep(call.after_failure(exc))
                 continue
-            result = self._core.outcome(
-                response,
-                method=method,
-                path=_path_only(path),
-                idempotent=retryable,
-                attempt=attempt,
-                started=started,
-                now=time.monotonic(),
-                scope=scope,
-            )
-            if isinstance(result, _Retry):
-                self._sleep(result.delay)
-                continue
-            return result
+            result = call.after_response(response)
+            if not isinstance(result, _Retry):
+                return result
+            self._sleep(result.delay)
 
     def get(self, path: str, **params: Any) -> Any:
         """GET ``path`` with ``params`` as the query; returns the parsed JSON."""
@@ -679,44 +721,13 @@ class AsyncGistClient(_ClientBase, AsyncResources):
     ) -> None:
         import anyio
 
-        self._core = _Core(
-            token,
-            base_url=_base_url(provider, base_url),
-            retry=retry or RetryPolicy(),
-            refresh=refresh,
-            on_token_revoked=on_token_revoked or _forget_in(store),
-            on_token_update=on_token_update,
-            store=_bind(store, subject, refresh),
+        self._core = _make_core(
+            token, provider, base_url, retry, refresh, on_token_revoked, on_token_update, store, subject
         )
         self._sleep = sleep or anyio.sleep
         self._refresh_lock = anyio.Lock()
-        self._http = httpx2.AsyncClient(
-            base_url=self._core.base_url,
-            headers=self._core.headers,
-            transport=transport,
-            timeout=timeout,
-            limits=limits,
-            follow_redirects=False,
-            trust_env=False,
-        )
+        self._http = httpx2.AsyncClient(**_http_options(self._core, transport, timeout, limits))
         AsyncResources.__init__(self, self)
-
-    @classmethod
-    def from_api_key(cls, api_key: str, **kwargs: Any) -> AsyncGistClient:
-        """A client authenticated with a workspace API key."""
-        return cls(api_key, **kwargs)
-
-    @classmethod
-    def from_store(cls, store: Any, subject: str, *, app: Any = None, **kwargs: Any) -> AsyncGistClient:
-        """A client for the token stored under ``subject`` (see :meth:`GistClient.from_store`)."""
-        token = _stored(store, subject)
-        settings = cls._authlib_settings(app, kwargs) if app is not None else kwargs
-        return cls(token, store=store, subject=subject, **settings)
-
-    @classmethod
-    def from_authlib(cls, app: Any, token: str | Mapping[str, Any], **kwargs: Any) -> AsyncGistClient:
-        """A client for a token of a registered Authlib app (see :meth:`GistClient.from_authlib`)."""
-        return cls(token, **cls._authlib_settings(app, kwargs))
 
     async def request(
         self,
@@ -729,43 +740,20 @@ class AsyncGistClient(_ClientBase, AsyncResources):
         scope: str | None = None,
     ) -> Any:
         """Send a request and return the parsed JSON answer (see :meth:`GistClient.request`)."""
-        method = method.upper()
-        url = self._core.url(path)
-        retryable = _is_idempotent(method, idempotent)
-        started = time.monotonic()
-        attempt = 0
+        call = _Call(self._core, method, path, idempotent, scope)
         while True:
-            attempt += 1
+            call.attempt += 1
             if self._core.refresh is not None:
                 await self._ensure_fresh_token()
             try:
-                response = await self._http.request(method, url, params=params, json=json)
+                response = await self._http.request(call.method, call.url, params=params, json=json)
             except httpx2.TransportError as exc:
-                retry = self._core.transport_failure(
-                    exc,
-                    method=method,
-                    path=path,
-                    idempotent=retryable,
-                    attempt=attempt,
-                    started=started,
-                    now=time.monotonic(),
-                )
-                await self._sleep(retry.delay)
+                await self._sleep(call.after_failure(exc))
                 continue
-            result = self._core.outcome(
-                response,
-                method=method,
-                path=_path_only(path),
-                idempotent=retryable,
-                attempt=attempt,
-                started=started,
-                now=time.monotonic(),
-                scope=scope,
-            )
-            if isinstance(result, _Retry):
-                await self._sleep(result.delay)
-                continue
-            return result
+            result = call.after_response(response)
+            if not isinstance(result, _Retry):
+                return result
+            await self._sleep(result.delay)
 
     async def get(self, path: str, **params: Any) -> Any:
         """GET ``path`` with ``params`` as the query; returns the parsed JSON."""
