@@ -53,6 +53,38 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 REGISTRATIONS = ("gist", "gist_b")
 
 
+def free_port() -> int:
+    """A port free on loopback right now (for servers started in subprocesses, which bind it themselves)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server_process(args: list[str], *, port: int, env: dict[str, str], cwd: Any) -> Any:
+    """Start a server subprocess and wait until it answers on ``port``; its stderr explains a failure."""
+    import os
+    import subprocess
+    import time
+
+    process = subprocess.Popen(
+        args, cwd=cwd, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx2.get(f"http://127.0.0.1:{port}/", timeout=1, trust_env=False)
+            return process
+        except httpx2.TransportError:
+            if process.poll() is not None:
+                break
+            time.sleep(0.1)
+    process.kill()
+    stderr = process.stderr.read().decode() if process.stderr else ""
+    raise RuntimeError(f"The server {args[1:3]} did not start: {stderr}")
+
+
 def query_of(url: str) -> dict[str, str]:
     """The query parameters of ``url``, one value each."""
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query, keep_blank_values=True).items()}

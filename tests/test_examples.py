@@ -8,12 +8,8 @@ run it, ``manage.py runserver`` in a subprocess.
 from __future__ import annotations
 
 import importlib.util
-import os
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -21,7 +17,7 @@ from typing import Any
 
 import httpx2
 import pytest
-from conftest import query_of
+from conftest import free_port, query_of, start_server_process
 from independent_server import TEAMMATES, Client, IndependentServer
 
 from gist_authlib.sandbox import SandboxClient, ServerThread, WSGIServerThread, create_app
@@ -55,36 +51,16 @@ def env_for(
     }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class DjangoRunserver:
     """``manage.py runserver`` of the Django example in a subprocess."""
 
     def __init__(self, env: dict[str, str], port: int) -> None:
         self.url = f"http://127.0.0.1:{port}"
-        self.process = subprocess.Popen(
+        self.process = start_server_process(
             [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+            port=port,
+            env=env,
             cwd=EXAMPLES / "django_project",
-            env={**os.environ, **env},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                httpx2.get(self.url + "/", timeout=1, trust_env=False)
-                return
-            except httpx2.TransportError:
-                if self.process.poll() is not None:
-                    break
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(
-            "The Django example did not start: " + (self.process.stderr.read().decode() if self.process.stderr else "")
         )
 
     def stop(self) -> None:

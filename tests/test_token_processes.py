@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+from conftest import free_port, start_server_process
 
 from gist_authlib.sandbox import SandboxClient, ServerThread, create_app
 from gist_authlib.tokens import SQLiteTokenStore, TokenCipher
@@ -21,49 +21,15 @@ WORKER = str(Path(__file__).resolve().parent / "token_worker.py")
 KEY = TokenCipher.generate_key()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _uvicorn(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "examples.starlette_app:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx2.get(f"http://127.0.0.1:{port}/", timeout=1, trust_env=False)
-            return process
-        except httpx2.TransportError:
-            if process.poll() is not None:
-                raise RuntimeError((process.stderr.read() if process.stderr else b"").decode()) from None
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("The example app did not start.")
+    args = [sys.executable, "-m", "uvicorn", "--factory", "examples.starlette_app:create_app"]
+    args += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    process: subprocess.Popen[bytes] = start_server_process(args, port=port, env=env, cwd=ROOT)
+    return process
 
 
 def test_a_login_on_one_app_process_is_usable_on_another(tmp_path: Path) -> None:
-    port_a, port_b = _free_port(), _free_port()
+    port_a, port_b = free_port(), free_port()
     sandbox = create_app(
         clients=[SandboxClient("cid", "csecret", (f"http://127.0.0.1:{port_a}/oauth/gist/callback",))],
         auto_approve=True,
