@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -156,7 +155,7 @@ def register(
         kwargs["client_secret"] = client_secret
     if token_store is not None:
         is_async = sync_client is None and _is_async_app(base)
-        kwargs["fetch_token"] = _store_fetcher(token_store, attrs["gist_flow"], is_async)
+        kwargs["fetch_token"] = _store_fetcher(token_store, attrs["gist_flow"], is_async, _session_reader(oauth))
         kwargs["update_token"] = _store_updater(token_store, is_async)
     kwargs.update(overrides)
     app = oauth.register(name, **kwargs)
@@ -216,23 +215,21 @@ def _is_async_app(base: type) -> bool:
     return client_cls is not None and issubclass(client_cls, httpx2.AsyncClient)
 
 
-def _session_of(request: Any) -> Any:
-    session = getattr(request, "session", None)
-    if session is None and "flask" in sys.modules:  # Flask's session is a context global, not on the request
-        from flask import has_request_context
-        from flask import session as flask_session
+def _session_reader(oauth: Any) -> Any:
+    """How Authlib's ``fetch_token(request)`` finds the session: on the request, except in Flask."""
+    if type(oauth).__module__.startswith("authlib.integrations.flask"):
+        from .integrations.flask import current_session  # Flask's session is a context global
 
-        if has_request_context():
-            return flask_session
-    return session
+        return lambda request: current_session()
+    return lambda request: getattr(request, "session", None)
 
 
-def _store_fetcher(store: Any, flow: LoginFlow, is_async: bool) -> Any:
+def _store_fetcher(store: Any, flow: LoginFlow, is_async: bool, session_of: Any) -> Any:
     """Authlib's ``fetch_token(request)``: the token stored for the session's subject."""
     key = f"{flow.session_key}:subject"
 
     def fetch(request: Any = None) -> dict[str, Any] | None:  # Flask's app calls it with no request
-        session = _session_of(request)
+        session = session_of(request)
         subject = session.get(key) if session is not None else None
         record = store.get(subject) if isinstance(subject, str) else None
         return dict(record.token) if record is not None else None

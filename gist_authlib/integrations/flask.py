@@ -143,6 +143,13 @@ def gist_blueprint(
     return blueprint
 
 
+def current_session() -> Any:
+    """Flask's session inside a request, else ``None`` (for Authlib's ``fetch_token``, called without one)."""
+    from flask import has_request_context
+
+    return session if has_request_context() else None
+
+
 def _session() -> Any:
     if not current_app.secret_key:
         raise SessionNotConfiguredError(
