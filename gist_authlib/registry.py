@@ -251,8 +251,11 @@ def _store_updater(store: Any, is_async: bool) -> Any:
     def update(token: dict[str, Any], refresh_token: str | None = None, access_token: str | None = None) -> None:
         from .errors import StaleTokenError
 
-        old = access_token or (token.get("access_token") if refresh_token else None)
-        record = store.find_by_token(old) if old else None
+        # Authlib names the token being replaced by its refresh token (after a refresh) or its access token.
+        if refresh_token:
+            record = store.find_by_refresh_token(refresh_token)
+        else:
+            record = store.find_by_token(access_token) if access_token else None
         if record is None:
             return
         with contextlib.suppress(StaleTokenError):  # another process stored a newer token first: keep it

@@ -264,3 +264,47 @@ def test_sqlalchemy_ddl_is_printable_for_migrations() -> None:
     ddl = create_table_ddl(create_engine("postgresql+psycopg://"))
     assert "CREATE TABLE gist_tokens" in ddl and "subject VARCHAR(255) NOT NULL" in ddl
     assert "CREATE INDEX gist_tokens_workspace" in ddl
+
+
+def test_find_by_refresh_token(opener: Opener) -> None:
+    store = opener()
+    store.save("user", {"access_token": "gat-1", "refresh_token": "grt-1"})
+    assert store.find_by_refresh_token("grt-1").subject == "user"  # type: ignore[union-attr]
+    assert store.find_by_refresh_token("grt-other") is None
+    assert store.find_by_refresh_token("") is None
+    assert "grt-1" not in repr(store.get("user"))
+
+
+def test_authlibs_own_refresh_writes_back_through_update_token(tmp_path: Path) -> None:
+    """Authlib refreshes an expired stored token itself (``gist.get(..., request=...)``) and calls update_token
+    with the new token and the old refresh token only: the store must still find and replace the row."""
+    import asyncio
+    import time
+
+    from authlib.integrations.starlette_client import OAuth
+
+    import gist_authlib
+    from gist_authlib import GistProvider
+    from gist_authlib.sandbox import SandboxClient, ServerThread, create_app
+
+    sandbox = create_app(clients=[SandboxClient("cid", "csecret", ("http://127.0.0.1:9/cb",))], token_ttl=3600)
+    store = SQLiteTokenStore(tmp_path / "authlib-refresh.sqlite3", key=KEY)
+    token = sandbox.issue_token("cid", ["read_teams"], expires_in=3600)
+    token["expires_at"] = int(time.time()) - 10
+    store.save("user", token)
+
+    class Request:  # what Authlib's fetch_token hook reads: a request with a session
+        def __init__(self) -> None:
+            self.session = {"_gist_authlib:gist:subject": "user"}
+
+    with ServerThread(sandbox) as server:
+        gist = gist_authlib.register(
+            OAuth(), client_id="cid", client_secret="csecret", provider=GistProvider.at(server.url), token_store=store
+        )
+        response = asyncio.run(gist.get("teams", request=Request()))
+    assert response.status_code == 200
+    assert sandbox.refresh_requests == 1
+    stored = store.get("user")
+    assert stored is not None and stored.version == 2
+    assert stored.token["access_token"] != token["access_token"]
+    store.close()

@@ -29,6 +29,7 @@ COLUMNS = (
     "token",
     "key_id",
     "token_hash",
+    "refresh_hash",
     "scopes",
     "workspace_id",
     "workspace_name",
@@ -120,9 +121,9 @@ def _key_id(key: str | bytes) -> str:
     return "k-" + hashlib.sha256(raw).hexdigest()[:10]
 
 
-def token_hash(access_token: str) -> str:
-    """A one-way fingerprint of an access token, to find its row without storing it in clear."""
-    return hashlib.sha256(access_token.encode()).hexdigest()
+def token_hash(token: str) -> str:
+    """A one-way fingerprint of an access or refresh token, to find its row without storing it in clear."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @runtime_checkable
@@ -146,6 +147,8 @@ class TokenStore(Protocol):
     def delete_token(self, token: Mapping[str, Any] | str) -> bool: ...
 
     def find_by_token(self, token: Mapping[str, Any] | str) -> StoredToken | None: ...
+
+    def find_by_refresh_token(self, refresh_token: str) -> StoredToken | None: ...
 
     def list_by_workspace(self, workspace_id: str | int) -> list[StoredToken]: ...
 
@@ -197,7 +200,8 @@ class BaseTokenStore:
     def _read(self, subject: str) -> Row | None:
         raise NotImplementedError
 
-    def _read_by_hash(self, digest: str) -> Row | None:
+    def _read_where(self, column: str, value: str) -> Row | None:
+        """The row whose ``column`` (``token_hash`` or ``refresh_hash``) is ``value``."""
         raise NotImplementedError
 
     def _read_workspace(self, workspace_id: str) -> list[Row]:
@@ -242,12 +246,17 @@ class BaseTokenStore:
 
     def find_by_token(self, token: Mapping[str, Any] | str) -> StoredToken | None:
         """The stored record holding this access token, or ``None``."""
-        row = self._read_by_hash(token_hash(_access_token(token)))
+        row = self._read_where("token_hash", token_hash(_access_token(token)))
+        return self._decode(row) if row is not None else None
+
+    def find_by_refresh_token(self, refresh_token: str) -> StoredToken | None:
+        """The stored record holding this refresh token, or ``None`` (Authlib's ``update_token`` names only that)."""
+        row = self._read_where("refresh_hash", token_hash(refresh_token)) if refresh_token else None
         return self._decode(row) if row is not None else None
 
     def delete_token(self, token: Mapping[str, Any] | str) -> bool:
         """Forget whichever subject holds this access token (e.g. after Gist answered 401)."""
-        found = self._read_by_hash(token_hash(_access_token(token)))
+        found = self._read_where("token_hash", token_hash(_access_token(token)))
         return self._remove(found["subject"]) if found is not None else False
 
     def list_by_workspace(self, workspace_id: str | int) -> list[StoredToken]:
@@ -333,6 +342,7 @@ class BaseTokenStore:
             "token": blob,
             "key_id": key_id,
             "token_hash": token_hash(checked["access_token"]),
+            "refresh_hash": token_hash(str(checked["refresh_token"])) if checked.get("refresh_token") else None,
             "scopes": " ".join(scopes),
             "workspace_id": str(workspace_id) if workspace_id is not None else None,
             "workspace_name": workspace_name,
@@ -425,6 +435,10 @@ class AsyncTokenStore:
     async def find_by_token(self, token: Mapping[str, Any] | str) -> StoredToken | None:
         """See :meth:`BaseTokenStore.find_by_token`."""
         return await self._run(self.sync.find_by_token, token)
+
+    async def find_by_refresh_token(self, refresh_token: str) -> StoredToken | None:
+        """See :meth:`BaseTokenStore.find_by_refresh_token`."""
+        return await self._run(self.sync.find_by_refresh_token, refresh_token)
 
     async def list_by_workspace(self, workspace_id: str | int) -> list[StoredToken]:
         """See :meth:`BaseTokenStore.list_by_workspace`."""

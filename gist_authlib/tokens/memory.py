@@ -43,9 +43,9 @@ class MemoryTokenStore(BaseTokenStore):
             row = self._rows.get(subject)
             return dict(row) if row is not None else None
 
-    def _read_by_hash(self, digest: str) -> Row | None:
+    def _read_where(self, column: str, value: str) -> Row | None:
         with self._lock:
-            return next((dict(r) for r in self._rows.values() if r["token_hash"] == digest), None)
+            return next((dict(r) for r in self._rows.values() if r[column] == value), None)
 
     def _read_workspace(self, workspace_id: str) -> list[Row]:
         with self._lock:

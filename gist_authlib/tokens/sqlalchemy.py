@@ -13,7 +13,8 @@ from ._base import COLUMNS, BaseTokenStore, Row
 
 __all__ = ["SQLAlchemyTokenStore", "create_table_ddl", "token_table"]
 
-_UPDATED = ("token", "key_id", "token_hash", "scopes", "workspace_id", "workspace_name", "updated_at")
+_UPDATED = ("token", "key_id", "token_hash", "refresh_hash", "scopes", "workspace_id", "workspace_name", "updated_at")
+_LOOKUPS = frozenset({"token_hash", "refresh_hash"})
 
 
 def token_table(metadata: Any, name: str = "gist_tokens") -> Any:
@@ -27,6 +28,7 @@ def token_table(metadata: Any, name: str = "gist_tokens") -> Any:
         Column("token", Text, nullable=False),
         Column("key_id", String(64), nullable=False),
         Column("token_hash", String(64), nullable=False),
+        Column("refresh_hash", String(64)),
         Column("scopes", Text, nullable=False),
         Column("workspace_id", String(64)),
         Column("workspace_name", String(255)),
@@ -38,6 +40,7 @@ def token_table(metadata: Any, name: str = "gist_tokens") -> Any:
     )
     Index(f"{name}_workspace", table.c.workspace_id)
     Index(f"{name}_token_hash", table.c.token_hash)
+    Index(f"{name}_refresh_hash", table.c.refresh_hash)
     return table
 
 
@@ -169,11 +172,14 @@ class SQLAlchemyTokenStore(BaseTokenStore):
         result: Row | None = self._run(lambda connection: self._select(connection, subject))
         return result
 
-    def _read_by_hash(self, digest: str) -> Row | None:
+    def _read_where(self, column: str, value: str) -> Row | None:
         from sqlalchemy import select
 
+        if column not in _LOOKUPS:
+            raise ValueError(f"Cannot look tokens up by {column!r}.")
+
         def work(connection: Any) -> Row | None:
-            query = select(self._table).where(self._table.c.token_hash == digest)
+            query = select(self._table).where(self._table.c[column] == value)
             found = connection.execute(query).mappings().first()
             return dict(found) if found is not None else None
 

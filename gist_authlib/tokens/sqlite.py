@@ -22,6 +22,7 @@ CREATE TABLE IF NOT EXISTS gist_tokens (
     token          TEXT NOT NULL,      -- Fernet ciphertext (base64 JSON only with plaintext=True)
     key_id         TEXT NOT NULL,      -- fingerprint of the key that encrypted it
     token_hash     TEXT NOT NULL,      -- SHA-256 of the access token, to find a row by token
+    refresh_hash   TEXT,               -- SHA-256 of the refresh token, if any
     scopes         TEXT NOT NULL,
     workspace_id   TEXT,
     workspace_name TEXT,
@@ -33,11 +34,13 @@ CREATE TABLE IF NOT EXISTS gist_tokens (
 );
 CREATE INDEX IF NOT EXISTS gist_tokens_workspace ON gist_tokens (workspace_id);
 CREATE INDEX IF NOT EXISTS gist_tokens_token_hash ON gist_tokens (token_hash);
+CREATE INDEX IF NOT EXISTS gist_tokens_refresh_hash ON gist_tokens (refresh_hash);
 """
 
 _INSERT_COLUMNS = ", ".join(COLUMNS)
 _PLACEHOLDERS = ", ".join(f":{c}" for c in COLUMNS)
-_UPDATED = ("token", "key_id", "token_hash", "scopes", "workspace_id", "workspace_name", "updated_at")
+_UPDATED = ("token", "key_id", "token_hash", "refresh_hash", "scopes", "workspace_id", "workspace_name", "updated_at")
+_LOOKUPS = frozenset({"token_hash", "refresh_hash"})
 _SET = ", ".join(f"{c} = excluded.{c}" for c in _UPDATED)
 _SET_PARAMS = ", ".join(f"{c} = :{c}" for c in _UPDATED)
 
@@ -100,8 +103,10 @@ class SQLiteTokenStore(BaseTokenStore):
         found = self._execute(f"SELECT {_INSERT_COLUMNS} FROM gist_tokens WHERE subject = ?", (subject,))
         return dict(found[0]) if found else None
 
-    def _read_by_hash(self, digest: str) -> Row | None:
-        found = self._execute(f"SELECT {_INSERT_COLUMNS} FROM gist_tokens WHERE token_hash = ?", (digest,))
+    def _read_where(self, column: str, value: str) -> Row | None:
+        if column not in _LOOKUPS:
+            raise ValueError(f"Cannot look tokens up by {column!r}.")
+        found = self._execute(f"SELECT {_INSERT_COLUMNS} FROM gist_tokens WHERE {column} = ?", (value,))
         return dict(found[0]) if found else None
 
     def _read_workspace(self, workspace_id: str) -> list[Row]:
