@@ -59,3 +59,34 @@ def test_demo_on_a_busy_port_fails_with_a_clear_message() -> None:
     assert result.returncode == 1
     assert f"Cannot listen on 127.0.0.1:{busy.port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_sandbox_command_serves_and_prints_what_to_configure() -> None:
+    import httpx2
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gist_authlib", "sandbox", "--port", "0", "--client-id", "my-app"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(8)]
+        settings = dict(line.strip().split("=", 1) for line in lines if "=" in line)
+        origin = lines[0].split(" on ")[1].strip().rstrip("/")
+        assert settings["GIST_CLIENT_ID"] == "my-app" and len(settings["GIST_CLIENT_SECRET"]) > 20
+        assert settings["GIST_AUTHORIZE_URL"] == f"{origin}/oauth/authorize"
+        page = httpx2.get(
+            settings["GIST_AUTHORIZE_URL"],
+            params={
+                "response_type": "code",
+                "client_id": "my-app",
+                "scope": "read_teammates",
+                "redirect_uri": "http://127.0.0.1:8000/oauth/gist/callback",
+            },
+            trust_env=False,
+        )
+        assert page.status_code == 200 and ">Approve<" in page.text
+    finally:
+        process.terminate()
+        process.wait(10)
