@@ -22,8 +22,9 @@ Or let ``gist-authlib demo`` run it against the local sandbox.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from html import escape
 from typing import Any
 
@@ -37,6 +38,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 import gist_authlib
+from gist_authlib import AsyncGistClient, GistAPIError
 from gist_authlib.starlette import gist_routes, stored_token
 from gist_authlib.tokens import SQLiteTokenStore
 
@@ -49,19 +51,25 @@ def create_app(environ: Mapping[str, str] | None = None) -> Starlette:
         config("GIST_TOKEN_DB", default="gist_tokens.sqlite3"), key=config("GIST_TOKEN_KEY", default=None)
     )
     gist = gist_authlib.register(oauth, scopes=config("GIST_SCOPES", default="read_teammates"), token_store=store)
+    # One connection pool for the whole process; each user's calls go through with_token(...) on it.
+    api = AsyncGistClient.from_authlib(gist, None)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await api.aclose()
 
     async def home(request: Request) -> HTMLResponse:
         return HTMLResponse(
             '<!doctype html><title>Gist example</title><h1>Welcome</h1><p><a href="/auth/gist">Log in with Gist</a></p>'
         )
 
-    async def teammates_page(response: Any) -> HTMLResponse:
-        if response.status_code != 200:
-            return HTMLResponse(f"<h1>Gist answered HTTP {response.status_code}</h1>", status_code=502)
-        teammates = response.json().get("teammates", [])
-        rows = "".join(
-            f"<li>{escape(str(t.get('name', '')))} &lt;{escape(str(t.get('email', '')))}&gt;</li>" for t in teammates
-        )
+    async def teammates_page(client: AsyncGistClient) -> HTMLResponse:
+        try:
+            teammates = await client.teammates.list()
+        except GistAPIError as error:
+            return HTMLResponse(f"<h1>{escape(error.title)}</h1><p>{escape(error.message)}</p>", status_code=502)
+        rows = "".join(f"<li>{escape(t.name or '')} &lt;{escape(t.email or '')}&gt;</li>" for t in teammates)
         return HTMLResponse(
             "<!doctype html><title>Your Gist teammates</title><h1>Logged in with Gist</h1>"
             f'<p>Your workspace has {len(teammates)} teammates:</p><ul id="teammates">{rows}</ul>'
@@ -71,19 +79,21 @@ def create_app(environ: Mapping[str, str] | None = None) -> Starlette:
     async def on_login(request: Request, token: dict[str, Any]) -> HTMLResponse:
         # gist_authlib stores the token after this returns, keyed by workspace (set request.state.gist_subject
         # to your own user id to key it by user instead).
-        return await teammates_page(await gist.get("teammates", token=token))
+        return await teammates_page(api.with_token(token))
 
     async def on_install(request: Request, token: dict[str, Any], workspace_id: str) -> None:
         # A workspace installed the app from inside Gist: its token is stored under workspace:<id>.
         return None  # on to Gist's install acknowledgement
 
     async def my_teammates(request: Request) -> Response:
-        if await stored_token(request, gist) is None:
+        record = await stored_token(request, gist)
+        if record is None:
             return RedirectResponse("/auth/gist?next=/me/teammates", status_code=303)
-        # Authlib's fetch_token hook finds the stored token for this session.
-        return await teammates_page(await gist.get("teammates", request=request))
+        # A 401 deletes the stored token (the app was uninstalled); the next visit logs in again.
+        return await teammates_page(api.with_token(record.token, store=store, subject=record.subject))
 
     return Starlette(
+        lifespan=lifespan,
         routes=[
             Route("/", home),
             Route("/me/teammates", my_teammates),

@@ -7,6 +7,7 @@ error means, when a token is refreshed); the two classes only differ in how they
 from __future__ import annotations
 
 import contextlib
+import copy
 import email.utils
 import random
 import threading
@@ -172,7 +173,7 @@ class _Core:
 
     def __init__(
         self,
-        token: str | Mapping[str, Any],
+        token: str | Mapping[str, Any] | None,
         *,
         base_url: str,
         retry: RetryPolicy,
@@ -181,7 +182,7 @@ class _Core:
         on_token_update: Callable[[dict[str, Any]], Any] | None,
         store: _StoreBinding | None = None,
     ) -> None:
-        self.token = _as_token(token)
+        self.token = _as_token(token) if token is not None else None
         self.store = store
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -193,11 +194,10 @@ class _Core:
         self.refresh = refresh
         self.on_token_revoked = on_token_revoked
         self.on_token_update = on_token_update
-        self.headers = {
-            "Authorization": f"Bearer {self.token['access_token']}",
-            "Accept": "application/json",
-            "User-Agent": USER_AGENT,
-        }
+        # The pool's headers are shared by every client on it; the bearer header goes with each request, so
+        # clients for different tokens can share one pool (see with_token).
+        self.headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        self.auth = {"Authorization": f"Bearer {self.token['access_token']}"} if self.token is not None else {}
 
     def url(self, path: str) -> str:
         """The absolute URL of ``path``; an absolute URL (a pagination link) must stay on Gist's origin."""
@@ -214,6 +214,8 @@ class _Core:
         return url
 
     def needs_refresh(self, now: float) -> bool:
+        if self.token is None:
+            return False
         expires_at = self.token.get("expires_at")
         return (
             self.refresh is not None
@@ -231,9 +233,7 @@ class _Core:
             "client_id": self.refresh.client_id,
             "client_secret": self.refresh.client_secret,
         }
-        request = http.build_request("POST", self.refresh.token_url, data=form)
-        del request.headers["Authorization"]
-        return request
+        return http.build_request("POST", self.refresh.token_url, data=form)
 
     def parse_refresh(self, response: httpx2.Response, now: float, old: Mapping[str, Any]) -> dict[str, Any]:
         """Validate a refresh answer; returns the new token (keeping the old refresh token if none came)."""
@@ -251,7 +251,7 @@ class _Core:
 
     def set_token(self, token: dict[str, Any]) -> None:
         self.token = token
-        self.headers["Authorization"] = f"Bearer {token['access_token']}"
+        self.auth = {"Authorization": f"Bearer {token['access_token']}"}
 
     def outcome(
         self,
@@ -293,7 +293,7 @@ class _Core:
             raise GistAPIError(status, body, method=method, path=path)
         if status == 401:
             if self.on_token_revoked is not None:
-                self.on_token_revoked(dict(self.token))
+                self.on_token_revoked(dict(self.token or {}))
             raise TokenRevokedError(status, body, method=method, path=path)
         if status == 403:
             raise InsufficientScopeError(status, body, scope=_scope_from(body) or scope, method=method, path=path)
@@ -371,6 +371,13 @@ class _Call:
         self.scope = scope
         self.started = time.monotonic()
         self.attempt = 0
+        if core.token is None:
+            raise ValueError("This client has no token: make one for a token with client.with_token(token).")
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """The bearer header, read at each attempt (a refresh between attempts changes it)."""
+        return self.core.auth
 
     def after_response(self, response: httpx2.Response) -> Any:
         """The parsed answer, a :class:`_Retry`, or a raised typed error."""
@@ -456,7 +463,7 @@ def _retry_after(value: str | None, now: float) -> float | None:
 
 
 def _make_core(
-    token: str | Mapping[str, Any],
+    token: str | Mapping[str, Any] | None,
     provider: GistProvider | None,
     base_url: str | None,
     retry: RetryPolicy | None,
@@ -505,8 +512,53 @@ class _ClientBase:
 
     @property
     def token(self) -> dict[str, Any]:
-        """The current token (a copy); it changes after a refresh."""
-        return dict(self._core.token)
+        """The current token (a copy; empty for a client made without one); it changes after a refresh."""
+        return dict(self._core.token or {})
+
+    def with_token(
+        self,
+        token: str | Mapping[str, Any],
+        *,
+        refresh: RefreshSettings | None = None,
+        on_token_revoked: Callable[[dict[str, Any]], Any] | None = None,
+        on_token_update: Callable[[dict[str, Any]], Any] | None = None,
+        store: Any = None,
+        subject: str | None = None,
+    ) -> Self:
+        """A client for another token on this client's connection pool (one pool per process, many users).
+
+        The new client shares the pool, base URL, retry policy and timeouts, and has its own token, refresh
+        and hooks (the refresh settings default to this client's). Close the client that made the pool.
+        """
+        sibling = copy.copy(self)
+        sibling._core = _make_core(
+            token,
+            None,
+            self._core.base_url,
+            self._core.retry,
+            refresh or self._core.refresh,
+            on_token_revoked,
+            on_token_update,
+            store,
+            subject,
+        )
+        sibling._refresh_lock = self._new_lock()
+        sibling._owns_pool = False
+        sibling._init_resources()
+        return sibling
+
+    def for_subject(self, store: Any, subject: str, **kwargs: Any) -> Self:
+        """:meth:`with_token` for the token stored under ``subject`` (a 401 deletes it from ``store``)."""
+        return self.with_token(_stored(store, subject), store=store, subject=subject, **kwargs)
+
+    _refresh_lock: Any
+    _owns_pool = True
+
+    def _new_lock(self) -> Any:
+        raise NotImplementedError
+
+    def _init_resources(self) -> None:
+        raise NotImplementedError
 
     @property
     def base_url(self) -> str:
@@ -575,7 +627,7 @@ class GistClient(_ClientBase, SyncResources):
 
     def __init__(
         self,
-        token: str | Mapping[str, Any],
+        token: str | Mapping[str, Any] | None,
         *,
         provider: GistProvider | None = None,
         base_url: str | None = None,
@@ -594,8 +646,14 @@ class GistClient(_ClientBase, SyncResources):
             token, provider, base_url, retry, refresh, on_token_revoked, on_token_update, store, subject
         )
         self._sleep = sleep
-        self._refresh_lock = threading.Lock()
+        self._refresh_lock = self._new_lock()
         self._http = httpx2.Client(**_http_options(self._core, transport, timeout, limits))
+        self._init_resources()
+
+    def _new_lock(self) -> Any:
+        return threading.Lock()
+
+    def _init_resources(self) -> None:
         SyncResources.__init__(self, self)
 
     def request(
@@ -629,7 +687,7 @@ class GistClient(_ClientBase, SyncResources):
             if self._core.refresh is not None:
                 self._ensure_fresh_token()
             try:
-                response = self._http.request(call.method, call.url, params=params, json=json)
+                response = self._http.request(call.method, call.url, params=params, json=json, headers=call.auth)
             except httpx2.TransportError as exc:
                 self._sleep(call.after_failure(exc))
                 continue
@@ -668,12 +726,13 @@ class GistClient(_ClientBase, SyncResources):
         with self._refresh_lock:
             if not self._core.needs_refresh(time.time()):  # another thread refreshed while we waited
                 return
+            current = self._core.token
+            assert current is not None  # needs_refresh() is False without a token
             if self._core.store is None:
-                token, refreshed = self._refresh_http(self._core.token), True
+                token, refreshed = self._refresh_http(current), True
             else:
-                token, refreshed = self._core.store.coordinate(self._core.token, self._refresh_http, self._sleep)
+                token, refreshed = self._core.store.coordinate(current, self._refresh_http, self._sleep)
             self._core.set_token(token)
-            self._http.headers["Authorization"] = self._core.headers["Authorization"]
         if refreshed and self._core.on_token_update is not None:
             self._core.on_token_update(dict(token))
 
@@ -685,8 +744,9 @@ class GistClient(_ClientBase, SyncResources):
         return self._core.parse_refresh(response, time.time(), token)
 
     def close(self) -> None:
-        """Close the pooled connections."""
-        self._http.close()
+        """Close the pooled connections (a client made by :meth:`with_token` leaves them to its maker)."""
+        if self._owns_pool:
+            self._http.close()
 
     def __enter__(self) -> GistClient:
         return self
@@ -704,7 +764,7 @@ class AsyncGistClient(_ClientBase, AsyncResources):
 
     def __init__(
         self,
-        token: str | Mapping[str, Any],
+        token: str | Mapping[str, Any] | None,
         *,
         provider: GistProvider | None = None,
         base_url: str | None = None,
@@ -725,8 +785,16 @@ class AsyncGistClient(_ClientBase, AsyncResources):
             token, provider, base_url, retry, refresh, on_token_revoked, on_token_update, store, subject
         )
         self._sleep = sleep or anyio.sleep
-        self._refresh_lock = anyio.Lock()
+        self._refresh_lock = self._new_lock()
         self._http = httpx2.AsyncClient(**_http_options(self._core, transport, timeout, limits))
+        self._init_resources()
+
+    def _new_lock(self) -> Any:
+        import anyio
+
+        return anyio.Lock()
+
+    def _init_resources(self) -> None:
         AsyncResources.__init__(self, self)
 
     async def request(
@@ -746,7 +814,7 @@ class AsyncGistClient(_ClientBase, AsyncResources):
             if self._core.refresh is not None:
                 await self._ensure_fresh_token()
             try:
-                response = await self._http.request(call.method, call.url, params=params, json=json)
+                response = await self._http.request(call.method, call.url, params=params, json=json, headers=call.auth)
             except httpx2.TransportError as exc:
                 await self._sleep(call.after_failure(exc))
                 continue
@@ -785,14 +853,13 @@ class AsyncGistClient(_ClientBase, AsyncResources):
         async with self._refresh_lock:
             if not self._core.needs_refresh(time.time()):  # another task refreshed while we waited
                 return
+            current = self._core.token
+            assert current is not None  # needs_refresh() is False without a token
             if self._core.store is None:
-                token, refreshed = await self._refresh_http(self._core.token), True
+                token, refreshed = await self._refresh_http(current), True
             else:
-                token, refreshed = await self._core.store.coordinate_async(
-                    self._core.token, self._refresh_http, self._sleep
-                )
+                token, refreshed = await self._core.store.coordinate_async(current, self._refresh_http, self._sleep)
             self._core.set_token(token)
-            self._http.headers["Authorization"] = self._core.headers["Authorization"]
         if refreshed and self._core.on_token_update is not None:
             result = self._core.on_token_update(dict(token))
             if hasattr(result, "__await__"):
@@ -806,8 +873,9 @@ class AsyncGistClient(_ClientBase, AsyncResources):
         return self._core.parse_refresh(response, time.time(), token)
 
     async def aclose(self) -> None:
-        """Close the pooled connections."""
-        await self._http.aclose()
+        """Close the pooled connections (a client made by :meth:`with_token` leaves them to its maker)."""
+        if self._owns_pool:
+            await self._http.aclose()
 
     async def __aenter__(self) -> AsyncGistClient:
         return self

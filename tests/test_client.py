@@ -404,3 +404,53 @@ def test_client_against_the_independent_server() -> None:
             assert [c.email for c in client.contacts.iter_all(per_page=10)] == [c["email"] for c in CONTACTS]
     assert slept == [1.0]
     assert server.api_requests == 1 + 1 + 3  # the 429, the retry, and three pages of contacts
+
+
+# --- one pool for many tokens -----------------------------------------------------------------------------
+
+
+def test_clients_for_many_tokens_share_one_pool(gist: Gist) -> None:
+    transport = CountingTransport()
+    ada = gist.sandbox.issue_token("cid", ["read_teams"])["access_token"]
+    bob = gist.sandbox.issue_token("cid", ["read_teammates"])["access_token"]
+    with GistClient(None, base_url=gist.url, transport=transport) as pool:
+        with pytest.raises(ValueError, match="no token"):
+            pool.teams.list()
+        as_ada, as_bob = pool.with_token(ada), pool.with_token(bob)
+        assert len(as_ada.teams.list()) == 2
+        assert len(as_bob.teammates.list()) == 3
+        with pytest.raises(InsufficientScopeError):
+            as_ada.teammates.list()  # each keeps its own token and scopes
+        as_ada.close()  # a sibling leaves the pool open
+        assert len(as_bob.teammates.list()) == 3
+        assert len(transport.inner._pool.connections) == 1  # read-only look: one connection served both users
+    sent = [r.headers["authorization"] for r in transport.requests]
+    assert sent == [f"Bearer {ada}", f"Bearer {bob}", f"Bearer {ada}", f"Bearer {bob}"]
+
+
+def test_for_subject_reads_the_store_and_a_401_forgets_the_token(gist: Gist) -> None:
+    from gist_authlib.tokens import MemoryTokenStore
+
+    store = MemoryTokenStore()
+    token = gist.sandbox.issue_token("cid", ["read_teams"])
+    store.save("user-1", token)
+    with GistClient(None, base_url=gist.url) as pool:
+        as_user = pool.for_subject(store, "user-1")
+        assert len(as_user.teams.list()) == 2
+        gist.sandbox.revoke(token["access_token"])
+        with pytest.raises(TokenRevokedError):
+            as_user.teams.list()
+    assert store.get("user-1") is None
+
+
+def test_async_clients_for_many_tokens_share_one_pool(gist: Gist) -> None:
+    first = gist.sandbox.issue_token("cid", ["read_teams"])["access_token"]
+    second = gist.sandbox.issue_token("cid", ["read_teams"])["access_token"]
+
+    async def scenario() -> list[int]:
+        async with AsyncGistClient(None, base_url=gist.url) as pool:
+            clients = [pool.with_token(first), pool.with_token(second)]
+            results = await asyncio.gather(*(c.teams.list() for c in clients for _ in range(10)))
+            return [len(r) for r in results]
+
+    assert asyncio.run(scenario()) == [2] * 20
