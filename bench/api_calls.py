@@ -8,8 +8,9 @@ over plain HTTP and over TLS (a self-signed CA made at start with trustme):
   (c) authlib - raw Authlib, ``await oauth.gist.get("teammates", token=token)`` and ``.json()``;
   and, for sync code, httpx2.Client against GistClient.
 
-Each line does N sequential warm GETs, then N GETs at concurrency 20; the setups take turns within each
-run, and the figures are medians over the runs. Per-request latency p50 and p99 in milliseconds, and the
+Each line does N sequential warm GETs, then N GETs at concurrency 20; within a run the setups take turns
+in rounds of 100 calls, and the figures are medians over the runs. Per-request latency p50 and p99 in
+milliseconds, and the
 ratio of each p50 to the bare client's.
 
     python bench/api_calls.py [--requests 1000] [--runs 5]
@@ -39,6 +40,7 @@ from gist_authlib import AsyncGistClient, GistClient, GistProvider
 
 HERE = Path(__file__).resolve().parent
 CONCURRENCY = 20
+ROUND = 100  # calls per setup before the next setup's turn
 
 
 def start_server(token: str, tls: tuple[str, str] | None) -> tuple[subprocess.Popen[bytes], int]:
@@ -141,18 +143,25 @@ async def run_transport(
         await timed_async(call, 20, 1)
     timed_sync(call_sync_bare, 20)
     timed_sync(call_sync_ours, 20)
+    sync_setups = [("(a) bare httpx2.Client", call_sync_bare), ("(b) GistClient", call_sync_ours)]
+    rounds = max(1, n // ROUND)
     for _ in range(runs):
+        # The setups take turns in rounds of ROUND calls, so a burst of noise on the machine lands on all of
+        # them alike instead of on whichever happened to be running.
         for mode, concurrency in (("sequential", 1), (f"concurrency {CONCURRENCY}", CONCURRENCY)):
-            for name, call in setups:
-                latencies = await timed_async(call, n, concurrency)
+            samples: dict[str, list[float]] = {name: [] for name, _ in setups}
+            for _ in range(rounds):
+                for name, call in setups:
+                    samples[name] += await timed_async(call, n // rounds, concurrency)
+            for name, latencies in samples.items():
                 p50s, p99s = results.setdefault((mode, name), ([], []))
                 p50s.append(percentile(latencies, 0.5))
                 p99s.append(percentile(latencies, 0.99))
-        for name, sync_call in (
-            ("(a) bare httpx2.Client", call_sync_bare),
-            ("(b) GistClient", call_sync_ours),
-        ):
-            latencies = timed_sync(sync_call, n)
+        sync_samples: dict[str, list[float]] = {name: [] for name, _ in sync_setups}
+        for _ in range(rounds):
+            for name, sync_call in sync_setups:
+                sync_samples[name] += timed_sync(sync_call, n // rounds)
+        for name, latencies in sync_samples.items():
             p50s, p99s = results.setdefault(("sync sequential", name), ([], []))
             p50s.append(percentile(latencies, 0.5))
             p99s.append(percentile(latencies, 0.99))
