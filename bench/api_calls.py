@@ -10,8 +10,7 @@ over plain HTTP and over TLS (a self-signed CA made at start with trustme):
 
 Each line does N sequential warm GETs, then N GETs at concurrency 20; within a run the setups take turns
 in rounds of 100 calls, and the figures are medians over the runs. Per-request latency p50 and p99 in
-milliseconds, and the
-ratio of each p50 to the bare client's.
+milliseconds, and the ratio of each p50 to the bare client's.
 
     python bench/api_calls.py [--requests 1000] [--runs 5]
 """
