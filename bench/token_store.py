@@ -38,7 +38,8 @@ def bare_sqlite(
     def save(subject: str, token: dict[str, str]) -> None:
         now = time.time()
         db.execute(
-            "INSERT INTO gist_tokens VALUES (?, ?, 'plain', ?, '', NULL, NULL, ?, ?, 1, NULL, NULL) "
+            "INSERT INTO gist_tokens (subject, token, key_id, token_hash, scopes, created_at, updated_at, version) "
+            "VALUES (?, ?, 'plain', ?, '', ?, ?, 1) "
             "ON CONFLICT (subject) DO UPDATE SET token = excluded.token, updated_at = excluded.updated_at, "
             "version = gist_tokens.version + 1",
             (subject, json.dumps(token), hashlib.sha256(token["access_token"].encode()).hexdigest(), now, now),
