@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import urljoin
 
-__all__ = ["DemoError", "approve_login_headlessly", "find_example", "install_headlessly", "run_demo"]
+__all__ = ["DemoError", "approve_login_headlessly", "find_example", "install_headlessly", "load_example", "run_demo"]
 
 #: Each framework's example: its file under examples/, and whether it is an ASGI or a WSGI app.
 EXAMPLES: dict[str, tuple[str, str]] = {
@@ -49,7 +49,8 @@ def find_example(framework: str) -> Path:
     )
 
 
-def _load_module(path: Path) -> ModuleType:
+def load_example(path: Path) -> ModuleType:
+    """Import an example file as a module (examples/ is not a package)."""
     spec = importlib.util.spec_from_file_location(f"gist_authlib_example_{path.stem}", path)
     if spec is None or spec.loader is None:
         raise DemoError(f"Cannot load {path}.")
@@ -148,7 +149,7 @@ def run_demo(
     from .sandbox import SandboxClient, ServerThread, WSGIServerThread, create_app
     from .tokens import TokenCipher
 
-    example = _load_module(find_example(framework))
+    example = load_example(find_example(framework))
     sandbox_server = ServerThread(host=host, port=sandbox_port)
     app_server: ServerThread | WSGIServerThread
     if EXAMPLES[framework][1] == "wsgi":

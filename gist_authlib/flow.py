@@ -163,6 +163,8 @@ class LoginFlow:
         self.pkce = pkce
         self.clock = clock
         self.session_key = SESSION_KEY_PREFIX + name
+        #: Where the session keeps the subject of this registration's logged-in user (never a token).
+        self.subject_key = self.session_key + ":subject"
 
     def __repr__(self) -> str:
         return f"LoginFlow(name={self.name!r}, state_ttl={self.state_ttl}, pkce={self.pkce})"
@@ -451,7 +453,7 @@ async def exchange_code_async(app: Any, grant: CallbackGrant | InstallGrant) -> 
 def subject_key(app: Any) -> str:
     """The session key holding the subject of ``app``'s logged-in user (an opaque id, never a token)."""
     flow: LoginFlow = app.gist_flow
-    return f"{flow.session_key}:subject"
+    return flow.subject_key
 
 
 def store_login(

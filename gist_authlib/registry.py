@@ -226,7 +226,7 @@ def _session_reader(oauth: Any) -> Any:
 
 def _store_fetcher(store: Any, flow: LoginFlow, is_async: bool, session_of: Any) -> Any:
     """Authlib's ``fetch_token(request)``: the token stored for the session's subject."""
-    key = f"{flow.session_key}:subject"
+    key = flow.subject_key
 
     def fetch(request: Any = None) -> dict[str, Any] | None:  # Flask's app calls it with no request
         session = session_of(request)

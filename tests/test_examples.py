@@ -7,7 +7,6 @@ run it, ``manage.py runserver`` in a subprocess.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import pytest
 from conftest import free_port, query_of, start_server_process
 from independent_server import TEAMMATES, Client, IndependentServer
 
+from gist_authlib import demo
 from gist_authlib.sandbox import SandboxClient, ServerThread, WSGIServerThread, create_app
 from gist_authlib.tokens import TokenCipher
 
@@ -28,12 +28,7 @@ TOKEN_KEY = TokenCipher.generate_key()
 
 
 def load_example(filename: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"example_{Path(filename).stem}", EXAMPLES / filename)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # as the import system does; dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return demo.load_example(EXAMPLES / filename)
 
 
 def env_for(

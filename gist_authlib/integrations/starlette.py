@@ -175,10 +175,9 @@ async def _call_optional(func: Callable[..., Any], *args: Any) -> Response | Non
 
 
 async def _call(func: Callable[..., Any], *args: Any) -> Response:
-    result = func(*args)
-    if inspect.isawaitable(result):
-        result = await result
-    if not isinstance(result, Response):
+    """Call a callback that must return a Response (``on_error``)."""
+    result = await _call_optional(func, *args)
+    if result is None:
         raise TypeError(f"{getattr(func, '__name__', func)!r} must return a Starlette Response.")
     return result
 
