@@ -20,6 +20,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx2
 
+from ._version import USER_AGENT
 from .api import AsyncResources, SyncResources, TokenInfo
 from .errors import (
     GistAPIError,
@@ -35,7 +36,6 @@ from .errors import (
 )
 from .flow import check_token_response
 from .provider import GistProvider
-from .registry import USER_AGENT
 
 __all__ = ["AsyncGistClient", "GistClient", "RefreshSettings", "RetryPolicy"]
 

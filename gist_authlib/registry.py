@@ -6,14 +6,13 @@ import contextlib
 from collections.abc import Iterable
 from typing import Any
 
-from . import __version__
+from ._version import USER_AGENT
 from .errors import InvalidTokenResponseError, MissingCredentialsError, TokenEndpointError
 from .flow import LoginFlow, check_token_response, check_transport
 from .provider import GistProvider
 
 __all__ = ["USER_AGENT", "GistAppMixin", "register", "registration_name"]
 
-USER_AGENT = f"gist-authlib/{__version__}"
 DEFAULT_TIMEOUT = 10.0
 
 # The keys Authlib reads from framework configuration, and which of them have a provider default.
