@@ -60,7 +60,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
         )
 
     async def on_login(request: Request, token: dict[str, Any]) -> HTMLResponse:
-        # Stored after this returns, keyed by workspace; set request.state.gist_subject to key it by your user.
+        # Already stored, keyed by workspace; gist_routes(..., subject=...) keys it by your own user id instead.
         return await teammates_page(token)
 
     app = FastAPI(title="Gist login example")

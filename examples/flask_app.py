@@ -51,7 +51,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
         return render_template_string(TEAMMATES, teammates=response.json().get("teammates", []))
 
     def on_login(token: dict[str, Any]) -> Any:
-        # Stored after this returns, keyed by workspace; set g.gist_subject to key it by your own user id.
+        # Already stored, keyed by workspace; gist_blueprint(..., subject=...) keys it by your own user id instead.
         return teammates_page(gist.get("teammates", token=token))
 
     @app.get("/me/teammates")

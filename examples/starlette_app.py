@@ -77,8 +77,8 @@ def create_app(environ: Mapping[str, str] | None = None) -> Starlette:
         )
 
     async def on_login(request: Request, token: dict[str, Any]) -> HTMLResponse:
-        # gist_authlib stores the token after this returns, keyed by workspace (set request.state.gist_subject
-        # to your own user id to key it by user instead).
+        # The token is already stored, keyed by workspace (pass subject=lambda request, token: <your user id>
+        # to gist_routes to key it by your own user instead).
         return await teammates_page(api.with_token(token))
 
     async def on_install(request: Request, token: dict[str, Any], workspace_id: str) -> None:

@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from gist_authlib import GistAPIError, GistClient, TokenRevokedError
+from gist_authlib import GistAPIError, GistClient
+from gist_authlib.errors import TokenRevokedError
 
 KNOWN_COLUMNS = ("email", "user_id", "name", "phone")
 

@@ -1,95 +1,41 @@
 """Gist (getgist.com) as a first-class OAuth 2 provider for Authlib.
 
-``import gist_authlib`` imports no web framework: the Starlette, Flask and Django adapters live in
-``gist_authlib.starlette``, ``gist_authlib.flask`` and ``gist_authlib.django``.
+What an app writes every day is here: :func:`register`, :class:`GistProvider`, the API clients and the
+branches of the error hierarchy. Leaf errors live in :mod:`gist_authlib.errors`, API models in
+:mod:`gist_authlib.api`, token stores in :mod:`gist_authlib.tokens`, and the Starlette, Flask and Django
+adapters in :mod:`gist_authlib.starlette`, :mod:`gist_authlib.flask` and :mod:`gist_authlib.django`
+(``import gist_authlib`` imports no web framework).
 """
 
 from __future__ import annotations
 
 from ._version import __version__
-from .api import Contact, Page, Tag, Team, Teammate, TokenInfo
-from .client import AsyncGistClient, GistClient, RefreshSettings, RetryPolicy
+from .client import AsyncGistClient, GistClient
 from .errors import (
-    AccessDeniedError,
-    AuthorizationError,
     ConfigurationError,
-    ExpiredStateError,
     GistAPIError,
     GistAuthError,
-    GistConnectionError,
-    InsecureTransportError,
-    InstallError,
-    InsufficientScopeError,
-    InvalidTokenResponseError,
     LoginError,
-    MissingCodeError,
-    MissingCredentialsError,
-    MissingStateError,
-    MixUpError,
-    NotFoundError,
-    RateLimitedError,
-    ReplayedCallbackError,
-    SessionNotConfiguredError,
-    StaleTokenError,
     StateError,
-    TokenDecryptionError,
-    TokenEndpointError,
-    TokenEndpointUnreachableError,
     TokenExchangeError,
-    TokenRevokedError,
     TokenStoreError,
-    UnknownScopeError,
-    UnknownStateError,
 )
-from .flow import LoginFlow, safe_next_path
 from .provider import OFFICIAL_SCOPES, GistProvider
-from .registry import register
+from .registry import GistApp, register
 
 __all__ = [
     "OFFICIAL_SCOPES",
-    "AccessDeniedError",
     "AsyncGistClient",
-    "AuthorizationError",
     "ConfigurationError",
-    "Contact",
-    "ExpiredStateError",
     "GistAPIError",
+    "GistApp",
     "GistAuthError",
     "GistClient",
-    "GistConnectionError",
     "GistProvider",
-    "InsecureTransportError",
-    "InstallError",
-    "InsufficientScopeError",
-    "InvalidTokenResponseError",
     "LoginError",
-    "LoginFlow",
-    "MissingCodeError",
-    "MissingCredentialsError",
-    "MissingStateError",
-    "MixUpError",
-    "NotFoundError",
-    "Page",
-    "RateLimitedError",
-    "RefreshSettings",
-    "ReplayedCallbackError",
-    "RetryPolicy",
-    "SessionNotConfiguredError",
-    "StaleTokenError",
     "StateError",
-    "Tag",
-    "Team",
-    "Teammate",
-    "TokenDecryptionError",
-    "TokenEndpointError",
-    "TokenEndpointUnreachableError",
     "TokenExchangeError",
-    "TokenInfo",
-    "TokenRevokedError",
     "TokenStoreError",
-    "UnknownScopeError",
-    "UnknownStateError",
     "__version__",
     "register",
-    "safe_next_path",
 ]

@@ -1,7 +1,255 @@
-"""Public home of the Django adapter: ``from gist_authlib.django import gist_urls``."""
+"""Django adapter: Authlib's app methods read from Django requests, and ready-made URL patterns.
+
+Hand-written Authlib views work unchanged and get every protection::
+
+    def login(request):
+        return oauth.gist.authorize_redirect(request, request.build_absolute_uri(reverse("auth")), next="/")
+
+    def auth(request):
+        try:
+            token = oauth.gist.authorize_access_token(request)
+        except OAuthError as error:  # every failure is a GistAuthError and an Authlib OAuthError
+            return HttpResponseBadRequest(error.description, content_type="text/plain")
+
+:func:`gist_urls` gives the same two views with error pages, installs and a token store wired in.
+"""
 
 from __future__ import annotations
 
-from .integrations.django import OnError, OnInstall, OnLogin, default_on_error, gist_urls, logout, stored_token
+import logging
+from collections.abc import Callable
+from typing import Any
 
-__all__ = ["OnError", "OnInstall", "OnLogin", "default_on_error", "gist_urls", "logout", "stored_token"]
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
+from django.urls import URLPattern, path, reverse
+
+from ._pages import CALLBACK_HEADERS, error_page
+from .errors import GistAuthError, SessionNotConfiguredError
+from .login import LoginResult, forget_login, login_subject, remember
+from .registry import GistApp, claim_paths, registration_name
+
+__all__ = [
+    "GistAppAdapter",
+    "OnError",
+    "OnInstall",
+    "OnLogin",
+    "Subject",
+    "default_on_error",
+    "gist_urls",
+    "logout",
+    "stored_token",
+]
+
+log = logging.getLogger("gist_authlib.django")
+
+OnLogin = Callable[[HttpRequest, dict[str, Any]], HttpResponseBase | None]
+OnInstall = Callable[[HttpRequest, dict[str, Any], str], HttpResponseBase | None]
+OnError = Callable[[HttpRequest, GistAuthError], HttpResponseBase]
+#: Names the user a fresh login's token is stored under: ``subject(request, token)`` returns your user id.
+Subject = Callable[[HttpRequest, dict[str, Any]], str | None]
+
+
+class GistAppAdapter:
+    """The Django half of a Gist registration's app class (mixed in by :func:`gist_authlib.register`)."""
+
+    def save_authorize_data(self, request: HttpRequest, **kwargs: Any) -> None:
+        """Record a login started with ``create_authorization_url`` in the session (never its secrets)."""
+        remember(self, _session(request), kwargs)
+
+    def authorize_redirect(self, request: HttpRequest, redirect_uri: str | None = None, **kwargs: Any) -> HttpResponse:
+        """Send the browser to Gist: credentials and scopes checked, a fresh state recorded, S256 PKCE.
+
+        Args:
+            request: the Django request (its session keeps the pending login).
+            redirect_uri: the callback URL (``request.build_absolute_uri(...)``); a configured one wins.
+            **kwargs: extra authorization parameters; ``next="/path"`` is where to return after the login.
+        """
+        data = self.create_authorization_url(redirect_uri, **kwargs)  # type: ignore[attr-defined]
+        self.save_authorize_data(request, **data)
+        response = HttpResponseRedirect(data["url"])
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def authorize_access_token(self, request: HttpRequest, *, subject: Any = None, **kwargs: Any) -> dict[str, Any]:
+        """Check the callback (state, issuer, error, code), exchange the code and return the validated token.
+
+        With a token store the token is stored first, under ``subject`` (a user id, or a function of the token
+        returning one) or else the Gist workspace. Extra keyword arguments go to the token request. Afterwards
+        ``request.gist_next`` holds the checked ``next`` path (``"/"`` by default) and ``request.gist_subject``
+        the stored subject.
+
+        Raises:
+            GistAuthError: every failure, typed; each is also an Authlib ``OAuthError``.
+        """
+        return self.gist_callback(request, subject=subject, token_params=kwargs).token
+
+    def gist_callback(
+        self,
+        request: HttpRequest,
+        *,
+        installs: bool = False,
+        subject: Any = None,
+        redirect_uri: str | None = None,
+        token_params: dict[str, Any] | None = None,
+    ) -> LoginResult:
+        """The whole callback as a :class:`~gist_authlib.login.LoginResult` (what :func:`gist_urls` uses)."""
+        params = request.GET if request.method == "GET" else request.POST
+        result: LoginResult = self.gist_finish(  # type: ignore[attr-defined]
+            _session(request),
+            [(key, value) for key, values in params.lists() for value in values],
+            redirect_uri=redirect_uri or request.build_absolute_uri(request.path),
+            installs=installs,
+            subject=subject,
+            token_params=token_params,
+        )
+        request.gist_next, request.gist_subject = result.next_path, result.subject
+        return result
+
+
+def session_of(request: Any) -> Any:
+    """The session Authlib's ``fetch_token(request)`` reads the logged-in subject from."""
+    return getattr(request, "session", None)
+
+
+def default_on_error(request: HttpRequest, error: GistAuthError) -> HttpResponse:
+    """Answer a failed login with a short HTML page: 400 for the user's side, 502 for Gist's side."""
+    retry = getattr(request, "gist_login_url", None)
+    return HttpResponse(
+        error_page(error, retry_url=retry), status=error.status_code, content_type="text/html; charset=utf-8"
+    )
+
+
+def gist_urls(
+    gist: GistApp,
+    *,
+    on_login: OnLogin,
+    on_error: OnError | None = None,
+    subject: Subject | None = None,
+    login_path: str | None = None,
+    callback_path: str | None = None,
+    redirect_uri: str | None = None,
+    on_install: OnInstall | None = None,
+) -> list[URLPattern]:
+    """Return the URL patterns of a Gist registration's login and callback views, to ``include()``.
+
+    ``login_path`` is ``authorize_redirect`` (``?next=/path`` is kept for after the login); ``callback_path``
+    is ``authorize_access_token``, then ``on_login(request, token)``'s answer or a 303 to the ``next`` path;
+    ``request.gist_next`` holds that path and ``request.gist_subject`` the stored subject. Failures go to
+    ``on_error(request, error)``. Needs Django's ``SessionMiddleware``; both views are GET-only, so
+    ``CsrfViewMiddleware`` may stay on. The URL names are ``<name>_login`` and ``<name>_callback``.
+
+    Args:
+        gist: the app returned by :func:`gist_authlib.register` on a Django ``OAuth``.
+        on_login: receives the request and the validated token dict, after the token was stored.
+        on_error: receives the request and the error; defaults to :func:`default_on_error`.
+        subject: with a token store, ``subject(request, token)`` returns the user id to store the token under.
+        login_path: where the login starts (Django style, no leading slash); defaults to ``auth/<name>``.
+        callback_path: the redirect URI's path; defaults to ``oauth/<name>/callback``.
+        redirect_uri: a fixed, absolute redirect URI (behind a proxy); by default the registration's
+            configured one, else built with ``reverse``.
+        on_install: accept Gist-initiated installs (see :func:`gist_authlib.starlette.gist_routes`):
+            ``on_install(request, token, workspace_id)``; returning None sends the browser to Gist's
+            acknowledgement URL.
+
+    Raises:
+        ConfigurationError: another registration of the same Authlib registry already routes these paths.
+    """
+    name = registration_name(gist)
+    login_path = login_path if login_path is not None else f"auth/{name}"
+    callback_path = callback_path if callback_path is not None else f"oauth/{name}/callback"
+    claim_paths(gist, login_path, callback_path)
+    login_name, callback_name = f"{name}_login", f"{name}_callback"
+    handle_error: OnError = on_error or default_on_error
+
+    def _reverse(request: HttpRequest, url_name: str) -> str:
+        match = request.resolver_match
+        namespace = match.namespace if match is not None else ""
+        return str(reverse(f"{namespace}:{url_name}" if namespace else url_name))
+
+    def _redirect_uri(request: HttpRequest) -> str:
+        return redirect_uri or request.build_absolute_uri(_reverse(request, callback_name))
+
+    def _fail(request: HttpRequest, error: GistAuthError) -> HttpResponseBase:
+        log.warning("Gist login %r failed: %s", name, error.error_code)
+        request.gist_login_url = _reverse(request, login_name)
+        return _checked(handle_error, handle_error(request, error), optional=False)
+
+    def login(request: HttpRequest) -> HttpResponseBase:
+        try:
+            response: HttpResponseBase = gist.authorize_redirect(
+                request, _redirect_uri(request), next=request.GET.get("next")
+            )
+        except GistAuthError as error:
+            return _fail(request, error)
+        return response
+
+    def callback(request: HttpRequest) -> HttpResponseBase:
+        response: HttpResponseBase | None
+        try:
+            name_subject = None
+            if subject is not None:
+                name_subject = lambda token: subject(request, token)  # noqa: E731
+            result: LoginResult = gist.gist_callback(  # type: ignore[attr-defined]
+                request,
+                installs=on_install is not None,
+                subject=name_subject,
+                redirect_uri=_redirect_uri(request),
+            )
+            if result.install:
+                assert on_install is not None and result.ack_url is not None and result.workspace_id is not None
+                response = _checked(on_install, on_install(request, result.token, result.workspace_id))
+                response = response or _see_other(result.ack_url)
+            else:
+                response = _checked(on_login, on_login(request, result.token)) or _see_other(result.next_path)
+        except GistAuthError as error:
+            response = _fail(request, error)
+        for header, value in CALLBACK_HEADERS.items():
+            response[header] = value
+        return response
+
+    return [
+        path(login_path, _get_only(login), name=login_name),
+        path(callback_path, _get_only(callback), name=callback_name),
+    ]
+
+
+def _checked(func: Callable[..., Any], result: Any, *, optional: bool = True) -> Any:
+    """A callback's answer, which must be a Django response (or None where that is allowed)."""
+    if (result is None and optional) or isinstance(result, HttpResponseBase):
+        return result
+    raise TypeError(f"{getattr(func, '__name__', func)!r} must return a Django HttpResponse{' or None' * optional}.")
+
+
+def _see_other(url: str) -> HttpResponse:
+    response = HttpResponseRedirect(url)
+    response.status_code = 303
+    return response
+
+
+def _get_only(view: Callable[[HttpRequest], HttpResponseBase]) -> Callable[[HttpRequest], HttpResponseBase]:
+    from django.views.decorators.http import require_GET
+
+    wrapped: Callable[[HttpRequest], HttpResponseBase] = require_GET(view)
+    return wrapped
+
+
+def _session(request: HttpRequest) -> Any:
+    if not hasattr(request, "session"):
+        raise SessionNotConfiguredError(
+            "The Gist login keeps its state in Django's session, but this request has none. Add "
+            "'django.contrib.sessions.middleware.SessionMiddleware' to MIDDLEWARE (and a SESSION_ENGINE)."
+        )
+    return request.session
+
+
+def logout(request: HttpRequest, gist: GistApp, *, forget_token: bool = False) -> str | None:
+    """Forget the session's Gist login (and, with ``forget_token=True``, its stored token); returns the subject."""
+    return forget_login(gist, _session(request), forget_token=forget_token)
+
+
+def stored_token(request: HttpRequest, gist: GistApp) -> Any:
+    """The :class:`~gist_authlib.tokens.StoredToken` of the session's user, or ``None`` (needs a token store)."""
+    subject = login_subject(gist, _session(request))
+    store = gist.gist_token_store
+    return store.get(subject) if subject is not None and store is not None else None

@@ -7,6 +7,8 @@ a PKCE verifier or a client secret. Text that came from the other side (an ``err
 
 from __future__ import annotations
 
+from authlib.integrations.base_client import OAuthError
+
 __all__ = [
     "AccessDeniedError",
     "AuthorizationError",
@@ -49,22 +51,34 @@ def _short(text: object) -> str:
     return value if len(value) <= _MAX_REMOTE_TEXT else value[: _MAX_REMOTE_TEXT - 1] + "…"
 
 
-class GistAuthError(Exception):
-    """Root of every error raised by gist_authlib.
+class GistAuthError(OAuthError):  # type: ignore[misc]  # Authlib ships no type hints
+    """Root of every error raised by gist_authlib; also an Authlib ``OAuthError``.
+
+    So an app's existing ``except OAuthError`` around ``authorize_access_token`` catches every failure of a
+    Gist login, and reads the RFC 6749 name in ``error`` as it does for any other provider.
 
     Attributes:
-        error_code: a short, stable machine-readable name (``"access_denied"``, ``"state_unknown"``, ...).
+        error: the OAuth 2 error name (RFC 6749 where one fits: ``invalid_grant``, ``invalid_client``,
+            ``access_denied``, ``mismatching_state``, ...), as Authlib's own errors carry it.
+        description: the message, as Authlib's ``OAuthError.description``.
+        error_code: a short, stable machine-readable name of gist_authlib's own (``"state_unknown"``, ...).
         status_code: the HTTP status a web page reporting this error should carry.
         title: a one-line summary fit for a page heading.
     """
 
+    error: str | None = "server_error"
     error_code: str = "gist_auth_error"
     status_code: int = 400
     title: str = "Gist login failed"
 
     def __init__(self, message: str) -> None:
-        super().__init__(message)
+        # Not OAuthError.__init__: its message would be "error: description"; ours is the plain sentence.
+        Exception.__init__(self, message)
         self.message = message
+        self.description = message
+
+    def __str__(self) -> str:
+        return self.message
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r})"
@@ -89,6 +103,7 @@ class MissingCredentialsError(ConfigurationError):
         setting: the name of the setting to fill in (``GIST_CLIENT_ID`` or a Django settings path).
     """
 
+    error = "invalid_client"
     error_code = "missing_credentials"
 
     def __init__(self, setting: str, what: str) -> None:
@@ -107,6 +122,7 @@ class UnknownScopeError(ConfigurationError, ValueError):
         suggestion: the nearest known scope, or ``None``.
     """
 
+    error = "invalid_scope"
     error_code = "unknown_scope"
 
     def __init__(self, scope: str, suggestion: str | None) -> None:
@@ -122,6 +138,7 @@ class UnknownScopeError(ConfigurationError, ValueError):
 class InsecureTransportError(ConfigurationError):
     """An endpoint or redirect URI uses ``http://`` on a host that is not loopback."""
 
+    error = "invalid_request"
     error_code = "insecure_transport"
 
     def __init__(self, what: str, url: str) -> None:
@@ -147,6 +164,7 @@ class SessionNotConfiguredError(ConfigurationError):
 class LoginError(GistAuthError):
     """The callback that came back from Gist cannot complete a login (the user's side)."""
 
+    error = "invalid_request"
     error_code = "login_error"
     status_code = 400
 
@@ -156,7 +174,8 @@ class AuthorizationError(LoginError):
 
     Attributes:
         error: the OAuth error code Gist sent (shortened).
-        description: the ``error_description`` Gist sent, if any (shortened; escape it before showing it).
+        remote_description: the ``error_description`` Gist sent, if any (shortened; escape it before showing
+            it). ``description`` is the whole message, as for every error.
     """
 
     error_code = "authorization_error"
@@ -164,28 +183,32 @@ class AuthorizationError(LoginError):
 
     def __init__(self, error: str, description: str | None = None) -> None:
         self.error = _short(error)
-        self.description = _short(description) if description else None
+        self.remote_description = _short(description) if description else None
         text = f"Gist answered the login with the error {self.error!r}"
-        if self.description:
-            text += f": {self.description}"
+        if self.remote_description:
+            text += f": {self.remote_description}"
         super().__init__(text + ".")
 
 
 class AccessDeniedError(AuthorizationError):
     """The user declined to authorize the app on Gist's consent page."""
 
+    error = "access_denied"
     error_code = "access_denied"
     title = "Access was not granted"
 
     def __init__(self, description: str | None = None) -> None:
         super().__init__("access_denied", description)
-        self.message = "You declined to give this app access to your Gist workspace. Nothing was stored."
+        self.message = self.description = (
+            "You declined to give this app access to your Gist workspace. Nothing was stored."
+        )
         self.args = (self.message,)
 
 
 class StateError(LoginError):
     """The callback's ``state`` does not match a login this browser started (a possible CSRF attempt)."""
 
+    error = "mismatching_state"
     error_code = "state_error"
     title = "This login link is not valid"
 
@@ -235,6 +258,7 @@ class MixUpError(StateError):
 class InstallError(LoginError):
     """A Gist-initiated install could not be completed; nothing was stored."""
 
+    error = "invalid_request"
     error_code = "install_failed"
     status_code = 502
     title = "The installation could not be completed"
@@ -261,6 +285,7 @@ class ReplayedCallbackError(StateError):
 class MissingCodeError(LoginError):
     """The callback carries a valid state but no authorization code."""
 
+    error = "invalid_request"
     error_code = "code_missing"
 
     def __init__(self, message: str | None = None) -> None:
@@ -278,22 +303,29 @@ class TokenExchangeError(GistAuthError):
     title = "Gist did not complete the login"
 
 
+#: What a token endpoint's status means when its answer names no error (RFC 6749 section 5.2).
+_TOKEN_STATUS_ERRORS = {400: "invalid_grant", 401: "invalid_client", 403: "unauthorized_client"}
+
+
 class TokenEndpointError(TokenExchangeError):
     """The token endpoint refused the request.
 
     Attributes:
         http_status: the HTTP status of the answer.
-        error: the OAuth ``error`` code in the answer, if any (shortened).
+        error: the OAuth ``error`` code in the answer (shortened), else the RFC 6749 name its status implies.
+        remote_error: the ``error`` code in the answer, or ``None`` when Gist named none.
     """
 
     error_code = "token_endpoint_error"
 
     def __init__(self, http_status: int, error: str | None = None, description: str | None = None) -> None:
         self.http_status = http_status
-        self.error = _short(error) if error else None
+        #: The error name Gist sent, if any (shortened); ``error`` falls back to the RFC 6749 name of the status.
+        self.remote_error = _short(error) if error else None
+        self.error = self.remote_error or _TOKEN_STATUS_ERRORS.get(http_status, "server_error")
         text = f"Gist's token endpoint answered HTTP {http_status}"
-        if self.error:
-            text += f" with the error {self.error!r}"
+        if self.remote_error:
+            text += f" with the error {self.remote_error!r}"
             if description:
                 text += f" ({_short(description)})"
         super().__init__(text + ". Start the login again; if it keeps failing, check the client id and secret.")
@@ -302,6 +334,7 @@ class TokenEndpointError(TokenExchangeError):
 class TokenEndpointUnreachableError(TokenExchangeError):
     """The token endpoint could not be reached, or did not answer in time."""
 
+    error = "temporarily_unavailable"
     error_code = "token_endpoint_unreachable"
 
     def __init__(self, reason: str) -> None:
@@ -312,6 +345,7 @@ class TokenEndpointUnreachableError(TokenExchangeError):
 class InvalidTokenResponseError(TokenExchangeError):
     """The token endpoint answered 2xx, but not with a usable access token. Nothing was stored."""
 
+    error = "invalid_token_response"
     error_code = "invalid_token_response"
 
     def __init__(self, reason: str) -> None:

@@ -1,7 +1,7 @@
 """Framework-free rules of a Gist login: state, PKCE, callback checks, safe ``next`` paths, token checks.
 
-The web adapters (``gist_authlib.starlette``, ...) only move data between a request and these functions;
-every decision is made here, once, so that all frameworks behave alike.
+The login sequence (:mod:`gist_authlib.login`) and through it every framework take their decisions from
+these functions, once, so that all frameworks and call paths behave alike. Nothing here does I/O.
 
 State handling, and why it differs from Authlib's:
 
@@ -47,16 +47,10 @@ __all__ = [
     "CallbackGrant",
     "InstallGrant",
     "LoginFlow",
-    "begin_login",
-    "check_callback",
     "check_token_response",
-    "exchange_code",
-    "exchange_code_async",
-    "finish_install",
-    "forget_login",
-    "login_subject",
+    "check_transport",
+    "is_loopback",
     "safe_next_path",
-    "store_login",
     "translate_token_error",
 ]
 
@@ -70,11 +64,14 @@ class AuthorizationRequest:
 
     Attributes:
         url: the authorization URL, with every query parameter.
-        state: the state issued for this login (already recorded in the session).
+        state: the state issued for this login.
+        code_verifier: the PKCE verifier of this login, or ``None`` when PKCE is off (secret; it is derived
+            from the state again at the callback, so nothing needs to keep it).
     """
 
     url: str
     state: str
+    code_verifier: str | None = None
 
     def __repr__(self) -> str:
         return "AuthorizationRequest(url=<authorize url>, state=<hidden>)"
@@ -171,6 +168,51 @@ class LoginFlow:
 
     # -- starting a login ---------------------------------------------------------------------------
 
+    def issue(
+        self,
+        *,
+        authorize_url: str,
+        client_id: str,
+        client_secret: str,
+        redirect_uri: str,
+        scopes: Iterable[str],
+        extra_params: Mapping[str, str] | None = None,
+    ) -> AuthorizationRequest:
+        """Issue a fresh state and build the authorization URL; nothing is recorded yet (see :meth:`remember`)."""
+        state = secrets.token_urlsafe(32)
+        params: dict[str, str] = {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": redirect_uri,
+            "scope": " ".join(scopes),
+            "state": state,
+        }
+        verifier = None
+        if self.pkce:
+            verifier = self._verifier(client_secret, state)
+            params["code_challenge"] = _s256(verifier)
+            params["code_challenge_method"] = "S256"
+        if extra_params:
+            for key, value in extra_params.items():
+                params.setdefault(key, value)
+        separator = "&" if "?" in authorize_url else "?"
+        return AuthorizationRequest(
+            url=f"{authorize_url}{separator}{urlencode(params)}", state=state, code_verifier=verifier
+        )
+
+    def remember(
+        self, session: MutableMapping[str, Any], state: str, *, redirect_uri: str, next_path: str | None = None
+    ) -> None:
+        """Record an issued ``state`` in ``session`` as a pending login, with its redirect URI and checked ``next``."""
+        now = self.clock()
+        record = self._load(session, now)
+        pending: dict[str, list[Any]] = record["p"]
+        pending[state] = [now + self.state_ttl, safe_next_path(next_path), redirect_uri]
+        while len(pending) > self.max_pending:
+            oldest = min(pending, key=lambda s: pending[s][0])
+            del pending[oldest]
+        self._save(session, record)
+
     def start(
         self,
         session: MutableMapping[str, Any],
@@ -183,32 +225,17 @@ class LoginFlow:
         next_path: str | None = None,
         extra_params: Mapping[str, str] | None = None,
     ) -> AuthorizationRequest:
-        """Issue a state, record it in ``session`` and build the authorization URL."""
-        state = secrets.token_urlsafe(32)
-        now = self.clock()
-        record = self._load(session, now)
-        pending: dict[str, list[Any]] = record["p"]
-        pending[state] = [now + self.state_ttl, safe_next_path(next_path)]
-        while len(pending) > self.max_pending:
-            oldest = min(pending, key=lambda s: pending[s][0])
-            del pending[oldest]
-        self._save(session, record)
-
-        params: dict[str, str] = {
-            "response_type": "code",
-            "client_id": client_id,
-            "redirect_uri": redirect_uri,
-            "scope": " ".join(scopes),
-            "state": state,
-        }
-        if self.pkce:
-            params["code_challenge"] = _s256(self._verifier(client_secret, state))
-            params["code_challenge_method"] = "S256"
-        if extra_params:
-            for key, value in extra_params.items():
-                params.setdefault(key, value)
-        separator = "&" if "?" in authorize_url else "?"
-        return AuthorizationRequest(url=f"{authorize_url}{separator}{urlencode(params)}", state=state)
+        """Issue a state, record it in ``session`` and build the authorization URL (``issue`` + ``remember``)."""
+        request = self.issue(
+            authorize_url=authorize_url,
+            client_id=client_id,
+            client_secret=client_secret,
+            redirect_uri=redirect_uri,
+            scopes=scopes,
+            extra_params=extra_params,
+        )
+        self.remember(session, request.state, redirect_uri=redirect_uri, next_path=next_path)
+        return request
 
     # -- finishing a login --------------------------------------------------------------------------
 
@@ -218,7 +245,7 @@ class LoginFlow:
         query: Iterable[tuple[str, str]],
         *,
         client_secret: str,
-        redirect_uri: str,
+        redirect_uri: str | None = None,
         issuer: str | None = None,
         installs: bool = False,
     ) -> CallbackGrant | InstallGrant:
@@ -227,6 +254,8 @@ class LoginFlow:
         The state is consumed before anything else can fail, so a callback can never be used twice.
 
         Args:
+            redirect_uri: this callback's URL: used for a login recorded without one, and for installs (a
+                login recorded by :meth:`remember` is exchanged with the redirect URI it was started with).
             issuer: the authorization server's issuer; a callback carrying another ``iss`` (RFC 9207) is
                 refused as a mix-up attempt.
             installs: treat a callback with a code and a state this browser was never issued as a
@@ -268,12 +297,12 @@ class LoginFlow:
                 and _vschar(codes[0])
                 and not params.get("error")
             )
-            if installs and with_code:
+            if installs and with_code and redirect_uri:
                 return InstallGrant(code=codes[0], redirect_uri=redirect_uri, workspace_hint=state)
             raise UnknownStateError(install_hint=with_code)
         record["u"][digest] = now + self.state_ttl
         self._save(session, self._prune(record, now))
-        expires_at, next_path = entry
+        expires_at, next_path, started_with = (*entry, None)[:3]
         if expires_at < now:
             raise ExpiredStateError()
 
@@ -295,7 +324,10 @@ class LoginFlow:
         if not _vschar(codes[0]):
             raise MissingCodeError("The callback's code is malformed (RFC 6749 codes are printable ASCII).")
         verifier = self._verifier(client_secret, state) if self.pkce else None
-        return CallbackGrant(code=codes[0], redirect_uri=redirect_uri, code_verifier=verifier, next_path=next_path)
+        exchange_uri = started_with or redirect_uri
+        if not exchange_uri:
+            raise MissingStateError("This login was recorded without its redirect URI, so it cannot be finished.")
+        return CallbackGrant(code=codes[0], redirect_uri=exchange_uri, code_verifier=verifier, next_path=next_path)
 
     def pending_count(self, session: Mapping[str, Any]) -> int:
         """How many logins this browser has started and not finished (expired ones included)."""
@@ -318,9 +350,9 @@ class LoginFlow:
             for state, entry in (value.get("p") or {}).items():
                 if (
                     isinstance(entry, list)
-                    and len(entry) == 2
+                    and len(entry) in (2, 3)
                     and isinstance(entry[0], (int, float))
-                    and (entry[1] is None or isinstance(entry[1], str))
+                    and all(item is None or isinstance(item, str) for item in entry[1:])
                 ):
                     pending[str(state)] = entry
             for digest, expiry in (value.get("u") or {}).items():
@@ -345,62 +377,6 @@ class LoginFlow:
             session.pop(self.session_key, None)
 
 
-# -- the steps every adapter runs, on a registered app (see gist_authlib.registry.GistAppMixin) -------
-
-
-def begin_login(
-    app: Any, session: MutableMapping[str, Any], *, redirect_uri: str, next_path: str | None = None
-) -> AuthorizationRequest:
-    """Start a login for the registered ``app``: check its credentials, issue a state, build the URL.
-
-    Raises:
-        MissingCredentialsError: the client id or secret is not configured.
-    """
-    client_id, client_secret = app.gist_credentials()
-    check_transport(redirect_uri, "redirect URI", allow_insecure_http=getattr(app, "gist_allow_insecure_http", False))
-    flow: LoginFlow = app.gist_flow
-    return flow.start(
-        session,
-        authorize_url=app.authorize_url,
-        client_id=client_id,
-        client_secret=client_secret,
-        redirect_uri=redirect_uri,
-        scopes=app.gist_scopes,
-        next_path=next_path,
-    )
-
-
-def check_callback(
-    app: Any,
-    session: MutableMapping[str, Any],
-    query: Iterable[tuple[str, str]],
-    *,
-    redirect_uri: str,
-    installs: bool = False,
-) -> CallbackGrant | InstallGrant:
-    """Check a callback for the registered ``app`` (see :meth:`LoginFlow.finish`)."""
-    _, client_secret = app.gist_credentials()
-    flow: LoginFlow = app.gist_flow
-    return flow.finish(
-        session,
-        query,
-        client_secret=client_secret,
-        redirect_uri=redirect_uri,
-        issuer=expected_issuer(app),
-        installs=installs,
-    )
-
-
-def expected_issuer(app: Any) -> str:
-    """The issuer a callback of ``app`` may name: the provider's, else the authorization endpoint's origin."""
-    provider = getattr(app, "gist_provider", None)
-    configured = getattr(provider, "issuer", None)
-    if configured and provider is not None and app.authorize_url == provider.authorize_url:
-        return str(configured)
-    parts = urlsplit(app.authorize_url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
 def check_transport(url: str, what: str, *, allow_insecure_http: bool) -> None:
     """Refuse ``http://`` for ``url`` unless its host is loopback or insecure HTTP was allowed explicitly.
 
@@ -423,138 +399,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def exchange_code(app: Any, grant: CallbackGrant | InstallGrant) -> dict[str, Any]:
-    """Exchange the grant's code at the token endpoint (sync Authlib apps: Flask, Django).
-
-    Raises:
-        TokenExchangeError: any failure, as one of its typed subclasses.
-    """
-    try:
-        token = app.fetch_access_token(**grant.token_params())
-    except Exception as exc:  # every failure of the exchange becomes a typed error
-        raise translate_token_error(exc) from None
-    return check_token_response(token)
-
-
-async def exchange_code_async(app: Any, grant: CallbackGrant | InstallGrant) -> dict[str, Any]:
-    """Exchange the grant's code at the token endpoint (async Authlib apps: Starlette, FastAPI)."""
-    try:
-        token = await app.fetch_access_token(**grant.token_params())
-    except Exception as exc:  # every failure of the exchange becomes a typed error
-        raise translate_token_error(exc) from None
-    return check_token_response(token)
-
-
-# -- after the login: the stored token and the session's subject ---------------------------------------
-
-
-def subject_key(app: Any) -> str:
-    """The session key holding the subject of ``app``'s logged-in user (an opaque id, never a token)."""
-    flow: LoginFlow = app.gist_flow
-    return flow.subject_key
-
-
-def store_login(
-    app: Any,
-    session: MutableMapping[str, Any],
-    token: Mapping[str, Any],
-    *,
-    subject: str | None,
-    workspace_id: Any = None,
-    workspace_name: str | None = None,
-) -> str | None:
-    """Save a fresh login's token in the registration's token store and remember its subject in the session.
-
-    ``subject`` is what the app's ``on_login`` named (its user id). Without one, the subject is the Gist
-    workspace id (``workspace:<id>``) when Gist's token info gave it, else a random opaque id
-    (``login:<random>``) that only this browser session knows. Returns the subject, or ``None`` when the
-    registration has no token store.
-
-    Raises:
-        TokenStoreError: the store failed; nothing was written.
-    """
-    store = getattr(app, "gist_token_store", None)
-    if store is None:
-        return None
-    if subject:
-        key = str(subject)
-    elif workspace_id is not None:
-        key = f"workspace:{workspace_id}"
-    else:
-        key = f"login:{secrets.token_urlsafe(16)}"
-    store.save(
-        key,
-        token,
-        scopes=getattr(app, "gist_scopes", None),
-        workspace_id=workspace_id,
-        workspace_name=workspace_name,
-    )
-    session[subject_key(app)] = key
-    return key
-
-
-def finish_install(
-    app: Any, grant: InstallGrant, token: Mapping[str, Any], workspace: tuple[Any, str | None]
-) -> tuple[str, str]:
-    """Store a Gist-initiated install's token under its workspace; return (workspace id, acknowledgement URL).
-
-    The workspace comes from Gist's answer about the token itself (``workspace`` is what ``GET /token``
-    said), never from the callback's state, which anyone can forge; the state must agree with it. The token
-    is never attached to the browser session's user.
-
-    Raises:
-        InstallError: Gist did not say which workspace the token belongs to, or the state disagrees.
-    """
-    from .errors import InstallError
-
-    workspace_id, workspace_name = workspace
-    if workspace_id is None:
-        raise InstallError(
-            "Gist did not say which workspace installed the app (its token information could not be read), "
-            "so the installation was not recorded. Try installing again."
-        )
-    if str(workspace_id) != grant.workspace_hint:
-        raise InstallError("The installation callback names another workspace than its token; nothing was stored.")
-    store = getattr(app, "gist_token_store", None)
-    if store is not None:
-        store.save(
-            f"workspace:{workspace_id}",
-            token,
-            scopes=getattr(app, "gist_scopes", None),
-            workspace_id=workspace_id,
-            workspace_name=workspace_name,
-        )
-    ack_url = install_ack_url(app)
-    query = urlencode({"client_id": app.client_id, "workspace_id": workspace_id})
-    separator = "&" if "?" in ack_url else "?"
-    return str(workspace_id), f"{ack_url}{separator}{query}"
-
-
-def install_ack_url(app: Any) -> str:
-    """Where an install is acknowledged: the provider's URL, or, when the app's authorize endpoint was
-    configured elsewhere (the sandbox, a staging host), the same path on that endpoint's origin."""
-    provider = app.gist_provider
-    if app.authorize_url == provider.authorize_url:
-        return str(provider.install_ack_url)
-    parts = urlsplit(app.authorize_url)
-    return f"{parts.scheme}://{parts.netloc}{urlsplit(provider.install_ack_url).path}"
-
-
-def login_subject(app: Any, session: Mapping[str, Any]) -> str | None:
-    """The subject the session's user logged in as, or ``None``."""
-    value = session.get(subject_key(app))
-    return value if isinstance(value, str) else None
-
-
-def forget_login(app: Any, session: MutableMapping[str, Any], *, forget_token: bool = False) -> str | None:
-    """Log the session's user out of ``app``: drop the subject and, if asked, the stored token. Returns the subject."""
-    subject = session.pop(subject_key(app), None)
-    store = getattr(app, "gist_token_store", None)
-    if forget_token and store is not None and isinstance(subject, str):
-        store.delete(subject)
-    return subject if isinstance(subject, str) else None
 
 
 def safe_next_path(value: str | None) -> str | None:

@@ -1,30 +1,104 @@
-"""register(oauth, ...): add Gist to any Authlib ``OAuth`` registry (Starlette, Flask or Django)."""
+"""register(oauth, ...): add Gist to any Authlib ``OAuth`` registry (Starlette, Flask or Django).
+
+The app ``register`` returns applies every protection of a Gist login on Authlib's own methods
+(``authorize_redirect``, ``authorize_access_token``, ``create_authorization_url``, ``save_authorize_data``,
+``fetch_access_token``): an app that keeps hand-written Authlib routes is as safe as one using the routes of
+:mod:`gist_authlib.starlette`, :mod:`gist_authlib.flask` or :mod:`gist_authlib.django`, which only wrap them.
+
+The framework-free half of that app class lives here; the half that reads a framework's request and builds
+its response lives in that framework's adapter module, which :func:`register` loads by name for the registry
+it is given (so this module never imports a web framework, nor an adapter).
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
-from typing import Any
+import importlib
+from collections.abc import Iterable, Mapping, MutableMapping
+from types import ModuleType
+from typing import Any, Protocol
 
 from ._version import USER_AGENT
-from .errors import InvalidTokenResponseError, MissingCredentialsError, TokenEndpointError
-from .flow import LoginFlow, check_token_response, check_transport
+from .errors import ConfigurationError, InvalidTokenResponseError, MissingCredentialsError, TokenEndpointError
+from .flow import LoginFlow, check_token_response, check_transport, translate_token_error
+from .login import LoginResult, SubjectSource, authorization, callback_steps, run, run_async
 from .provider import GistProvider
 
-__all__ = ["USER_AGENT", "GistAppMixin", "register", "registration_name"]
+__all__ = [
+    "AsyncGistAppMixin",
+    "GistApp",
+    "GistAppMixin",
+    "SyncGistAppMixin",
+    "claim_paths",
+    "register",
+    "registration_name",
+]
 
 DEFAULT_TIMEOUT = 10.0
 
 # The keys Authlib reads from framework configuration, and which of them have a provider default.
 _ENDPOINT_KEYS = ("authorize_url", "access_token_url", "api_base_url")
 
+# Authlib's registry module for each framework, and the gist_authlib adapter that completes its app class.
+_ADAPTERS = {
+    "authlib.integrations.starlette_client": "gist_authlib.starlette",
+    "authlib.integrations.flask_client": "gist_authlib.flask",
+    "authlib.integrations.django_client": "gist_authlib.django",
+}
+
+
+class GistApp(Protocol):
+    """The type of what :func:`register` returns: Authlib's app for the framework, with Gist's protections.
+
+    The login methods are Authlib's (their signatures differ by framework: ``async`` and taking the request
+    in Starlette, taking the request in Django, reading Flask's request context); see each adapter module's
+    docstring. Every error they raise is a :class:`~gist_authlib.GistAuthError` and an Authlib ``OAuthError``.
+    """
+
+    name: str
+    client_id: str | None
+    client_secret: str | None
+    authorize_url: str
+    access_token_url: str
+    api_base_url: str
+    client_kwargs: dict[str, Any]
+    gist_provider: GistProvider
+    gist_scopes: tuple[str, ...]
+    gist_flow: LoginFlow
+    gist_token_store: Any
+    gist_redirect_uri: str | None
+
+    def authorize_redirect(self, *args: Any, **kwargs: Any) -> Any:
+        """Send the browser to Gist: a fresh state, PKCE, the checked ``next`` and scopes."""
+
+    def authorize_access_token(self, *args: Any, **kwargs: Any) -> Any:
+        """Check the callback and exchange its code; returns the validated token dict."""
+
+    def create_authorization_url(self, redirect_uri: str | None = None, **kwargs: Any) -> Any:
+        """The authorization URL and state of a new login (to be recorded with ``save_authorize_data``)."""
+
+    def save_authorize_data(self, *args: Any, **kwargs: Any) -> Any:
+        """Record a login started with ``create_authorization_url`` in the browser's session."""
+
+    def fetch_access_token(self, redirect_uri: str | None = None, **kwargs: Any) -> Any:
+        """Exchange a code at the token endpoint; returns the validated token dict."""
+
+    def gist_credentials(self) -> tuple[str, str]:
+        """The client id and secret, or a :class:`~gist_authlib.MissingCredentialsError`."""
+
+    def get(self, url: str, **kwargs: Any) -> Any:
+        """Authlib's authorized GET on the Gist API."""
+
+    def post(self, url: str, **kwargs: Any) -> Any:
+        """Authlib's authorized POST on the Gist API."""
+
 
 class GistAppMixin:
-    """Mixed into the Authlib app class of each Gist registration.
+    """The framework-free half of the app class of each Gist registration.
 
-    It fills what neither the caller nor the framework configuration set from the provider, and
-    carries the registration's provider, scopes and :class:`~gist_authlib.flow.LoginFlow`. A new class
-    is made for every registration, so nothing is shared between two of them.
+    It fills what neither the caller nor the framework configuration set from the provider, and carries the
+    registration's provider, scopes, redirect URI and :class:`~gist_authlib.flow.LoginFlow`. A new class is
+    made for every registration, so nothing is shared between two of them.
     """
 
     gist_provider: GistProvider
@@ -32,16 +106,21 @@ class GistAppMixin:
     gist_flow: LoginFlow
     gist_token_store: Any
     gist_allow_insecure_http: bool
+    gist_redirect_uri: str | None
     _gist_defaults: dict[str, Any]
     _gist_setting_names: dict[str, str]
+    _gist_oauth: Any
+    _gist_route_claims: dict[str, str]
 
     # Set by Authlib's base classes.
     name: str
     client_id: str | None
     client_secret: str | None
-    authorize_url: str | None
-    access_token_url: str | None
-    api_base_url: str | None
+    authorize_url: str
+    access_token_url: str
+    api_base_url: str
+    authorize_params: dict[str, Any] | None
+    client_kwargs: dict[str, Any]
 
     def __init__(self, framework: Any, name: str | None = None, **kwargs: Any) -> None:
         for key, default in self._gist_defaults.items():
@@ -51,6 +130,15 @@ class GistAppMixin:
             kwargs["api_base_url"] = str(kwargs["api_base_url"]) + "/"
         for key in _ENDPOINT_KEYS:
             check_transport(str(kwargs[key]), key.replace("_", " "), allow_insecure_http=self.gist_allow_insecure_http)
+        if self.gist_redirect_uri is None:
+            # Read here, not in register(): a Flask registry has no app (and no config) until init_app.
+            configured = type(self._gist_oauth).framework_integration_cls.load_config(
+                self._gist_oauth, name, ("redirect_uri",)
+            )
+            uri = (configured or {}).get("redirect_uri")
+            if uri:
+                check_transport(str(uri), "redirect URI", allow_insecure_http=self.gist_allow_insecure_http)
+                self.gist_redirect_uri = str(uri)
         super().__init__(framework, name, **kwargs)  # type: ignore[call-arg]
 
     def gist_credentials(self) -> tuple[str, str]:
@@ -65,6 +153,90 @@ class GistAppMixin:
         return f"<Gist OAuth app {self.name!r} at {self.authorize_url!r}>"
 
 
+class SyncGistAppMixin(GistAppMixin):
+    """The protected Authlib methods of a sync app (Flask, Django), with no framework code."""
+
+    def create_authorization_url(self, redirect_uri: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Authlib's ``create_authorization_url`` for Gist: credentials checked, scopes checked against the
+        catalogue, a fresh state, S256 PKCE. Pass ``next="/path"`` to come back there after the login.
+
+        Returns a dict with ``url`` and ``state`` (and, as Authlib does, ``code_verifier``); record it with
+        ``save_authorize_data`` before redirecting.
+        """
+        return authorization(self, redirect_uri, kwargs)
+
+    def fetch_access_token(self, redirect_uri: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Authlib's ``fetch_access_token``, with the credentials checked, the answer validated and every
+        failure raised as a typed :class:`~gist_authlib.errors.TokenExchangeError`."""
+        self.gist_credentials()
+        try:
+            token = super().fetch_access_token(redirect_uri, **kwargs)  # type: ignore[misc]
+        except Exception as exc:  # every failure of the exchange becomes a typed error
+            raise translate_token_error(exc) from None
+        return check_token_response(token)
+
+    def gist_finish(
+        self,
+        session: MutableMapping[str, Any],
+        query: Iterable[tuple[str, str]],
+        *,
+        redirect_uri: str | None = None,
+        installs: bool = False,
+        subject: SubjectSource = None,
+        token_params: Mapping[str, Any] | None = None,
+    ) -> LoginResult:
+        """Run the login sequence (:func:`gist_authlib.login.callback_steps`) on a callback's query."""
+        steps = callback_steps(
+            self,
+            session,
+            query,
+            redirect_uri=redirect_uri,
+            installs=installs,
+            subject=subject,
+            token_params=token_params,
+        )
+        return run(self, steps)
+
+
+class AsyncGistAppMixin(GistAppMixin):
+    """The protected Authlib methods of an async app (Starlette, FastAPI), with no framework code."""
+
+    async def create_authorization_url(self, redirect_uri: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """The async form of :meth:`SyncGistAppMixin.create_authorization_url` (no I/O happens)."""
+        return authorization(self, redirect_uri, kwargs)
+
+    async def fetch_access_token(self, redirect_uri: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """The async form of :meth:`SyncGistAppMixin.fetch_access_token`."""
+        self.gist_credentials()
+        try:
+            token = await super().fetch_access_token(redirect_uri, **kwargs)  # type: ignore[misc]
+        except Exception as exc:  # every failure of the exchange becomes a typed error
+            raise translate_token_error(exc) from None
+        return check_token_response(token)
+
+    async def gist_finish(
+        self,
+        session: MutableMapping[str, Any],
+        query: Iterable[tuple[str, str]],
+        *,
+        redirect_uri: str | None = None,
+        installs: bool = False,
+        subject: SubjectSource = None,
+        token_params: Mapping[str, Any] | None = None,
+    ) -> LoginResult:
+        """The async form of :meth:`SyncGistAppMixin.gist_finish`."""
+        steps = callback_steps(
+            self,
+            session,
+            query,
+            redirect_uri=redirect_uri,
+            installs=installs,
+            subject=subject,
+            token_params=token_params,
+        )
+        return await run_async(self, steps)
+
+
 def register(
     oauth: Any,
     name: str = "gist",
@@ -73,6 +245,7 @@ def register(
     client_secret: str | None = None,
     scopes: str | Iterable[str] | None = None,
     provider: GistProvider | None = None,
+    redirect_uri: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     state_ttl: float = 600.0,
     max_pending_logins: int = 8,
@@ -80,50 +253,74 @@ def register(
     token_store: Any = None,
     allow_insecure_http: bool = False,
     **overrides: Any,
-) -> Any:
+) -> GistApp:
     """Register Gist in an Authlib ``OAuth`` registry and return the registered app (``oauth.<name>``).
 
     Works with ``authlib.integrations.starlette_client.OAuth``, ``flask_client.OAuth`` and
     ``django_client.OAuth``. Each setting is taken from, in order: the arguments here; the framework's
     configuration under Authlib's own names (``GIST_CLIENT_ID``, ``GIST_CLIENT_SECRET``,
-    ``GIST_AUTHORIZE_URL``, ``GIST_ACCESS_TOKEN_URL``, ``GIST_API_BASE_URL`` in a Starlette ``Config`` or
-    Flask ``app.config``; ``AUTHLIB_OAUTH_CLIENTS["gist"]`` in Django settings); the provider's defaults.
+    ``GIST_AUTHORIZE_URL``, ``GIST_ACCESS_TOKEN_URL``, ``GIST_API_BASE_URL``, ``GIST_REDIRECT_URI`` in a
+    Starlette ``Config`` or Flask ``app.config``; ``AUTHLIB_OAUTH_CLIENTS["gist"]`` in Django settings); the
+    provider's defaults.
+
+    The returned app is Authlib's own, and its own methods apply every protection: call
+    ``authorize_redirect`` and ``authorize_access_token`` in hand-written routes exactly as Authlib's
+    documentation shows, or use the ready-made routes of the framework adapters.
 
     Args:
         oauth: the Authlib registry.
-        name: the registration's name; also the prefix of its settings (``GIST_`` for ``"gist"``).
+        name: the registration's name; also the prefix of its settings (``GIST_`` for ``"gist"``) and of the
+            default route paths (``/auth/<name>``, ``/oauth/<name>/callback``).
         client_id: the app's client id from Gist's Developer Hub.
         client_secret: the app's client secret.
-        scopes: a list or a space-separated string; defaults to ``["read_teammates"]``.
+        scopes: a list or a space-separated string; defaults to ``["read_teammates"]``. Scopes given through
+            ``client_kwargs`` or ``authorize_params`` are checked against the catalogue the same way.
         provider: the endpoints and scope catalogue; defaults to production Gist.
+        redirect_uri: the redirect URI registered in Gist's Developer Hub. When set (here or in the
+            framework's configuration), every login uses it, whatever the request's Host header says: set it
+            in production.
         timeout: seconds allowed for each request to the token endpoint.
         state_ttl: seconds a started login stays valid.
         max_pending_logins: logins one browser may have pending at once (tabs).
         pkce: send an S256 PKCE challenge with every login.
-        token_store: a :mod:`gist_authlib.tokens` store. The login routes then save each token under the
-            subject ``on_login`` names, the session keeps only that subject, and Authlib's ``fetch_token`` and
-            ``update_token`` read and write the store (so ``gist.get(..., request=request)`` finds the token).
+        token_store: a :mod:`gist_authlib.tokens` store. Every finished login then saves its token under a
+            subject (the one the app names, else the Gist workspace), the session keeps only that subject,
+            and Authlib's ``fetch_token`` and ``update_token`` read and write the store (so
+            ``gist.get(..., request=request)`` finds the token).
         allow_insecure_http: allow ``http://`` endpoints and redirect URIs on hosts that are not loopback
             (a development flag; loopback is always allowed).
         **overrides: passed on to ``oauth.register`` (``authorize_params``, ``fetch_token``,
             ``update_token``, ``client_kwargs``, an explicit ``authorize_url``, ...).
 
     Returns:
-        The Authlib app, with ``gist_provider``, ``gist_scopes`` and ``gist_flow`` attributes. On Flask
-        before ``init_app``, Authlib's lazy proxy to it.
+        The Authlib app (see :class:`GistApp`), with ``gist_provider``, ``gist_scopes`` and ``gist_flow``
+        attributes. On Flask before ``init_app``, Authlib's lazy proxy to it.
 
     Raises:
         UnknownScopeError: a scope is not in the provider's catalogue (the message names the nearest).
+        ConfigurationError: the framework's registry is not one of Authlib's three, or scopes disagree.
     """
     provider = provider or GistProvider()
-    granted = provider.validate_scopes(scopes)
+    adapter = _adapter(oauth)
+    client_kwargs_in = dict(overrides.pop("client_kwargs", None) or {})
+    authorize_params = dict(overrides.get("authorize_params") or {})
+    granted = _one_source_of_scopes(
+        provider, scopes, client_kwargs_in.pop("scope", None), authorize_params.pop("scope", None)
+    )
+    if "authorize_params" in overrides:
+        overrides["authorize_params"] = authorize_params
+    if redirect_uri is not None:
+        check_transport(redirect_uri, "redirect URI", allow_insecure_http=allow_insecure_http)
     base = oauth.oauth2_client_cls
     attrs: dict[str, Any] = {
         "gist_provider": provider,
         "gist_scopes": granted,
         "gist_flow": LoginFlow(name, state_ttl=state_ttl, max_pending=max_pending_logins, pkce=pkce),
+        "gist_redirect_uri": redirect_uri,
         "_gist_defaults": provider.authlib_kwargs(),
         "_gist_setting_names": _setting_names(oauth, name),
+        "_gist_oauth": oauth,
+        "_gist_route_claims": _route_claims(oauth),
         "gist_token_store": token_store,
         "gist_allow_insecure_http": allow_insecure_http,
     }
@@ -131,7 +328,9 @@ def register(
     if sync_client is not None:
         # Authlib's Flask and Django apps default to requests; one HTTP stack (httpx2) serves all.
         attrs["client_cls"] = sync_client
-    app_cls = type(f"Gist{base.__name__}", (GistAppMixin, base), attrs)
+    is_async = sync_client is None and _is_async_app(base)
+    core = AsyncGistAppMixin if is_async else SyncGistAppMixin
+    app_cls = type(f"Gist{base.__name__}", (adapter.GistAppAdapter, core, base), attrs)
 
     client_kwargs: dict[str, Any] = {
         "token_endpoint_auth_method": provider.token_endpoint_auth_method,
@@ -140,7 +339,8 @@ def register(
         "follow_redirects": False,
         "trust_env": False,
     }
-    client_kwargs.update(overrides.pop("client_kwargs", None) or {})
+    client_kwargs.update(client_kwargs_in)
+    client_kwargs["scope"] = " ".join(granted)
     client_kwargs["follow_redirects"] = False  # a redirected token request could carry the code elsewhere
     kwargs: dict[str, Any] = {
         "client_cls": app_cls,
@@ -153,16 +353,78 @@ def register(
     if client_secret is not None:
         kwargs["client_secret"] = client_secret
     if token_store is not None:
-        is_async = sync_client is None and _is_async_app(base)
-        kwargs["fetch_token"] = _store_fetcher(token_store, attrs["gist_flow"], is_async, _session_reader(oauth))
+        kwargs["fetch_token"] = _store_fetcher(token_store, attrs["gist_flow"], is_async, adapter.session_of)
         kwargs["update_token"] = _store_updater(token_store, is_async)
     kwargs.update(overrides)
     app = oauth.register(name, **kwargs)
     if getattr(oauth, "app", True) is None:
         # Flask before init_app: Authlib hands back an anonymous lazy proxy. Ours also knows its name,
         # so that adapters can name their routes before the Flask app exists.
-        return _lazy_flask_app(oauth, name)
-    return app
+        return _lazy_flask_app(oauth, name, attrs["_gist_route_claims"])  # type: ignore[no-any-return]
+    return app  # type: ignore[no-any-return]
+
+
+def _one_source_of_scopes(
+    provider: GistProvider, scopes: str | Iterable[str] | None, *elsewhere: str | Iterable[str] | None
+) -> tuple[str, ...]:
+    """The registration's scopes, checked against the catalogue wherever they were given.
+
+    Scopes may come from ``scopes=`` or from Authlib's ``client_kwargs["scope"]`` /
+    ``authorize_params["scope"]``; each is checked, and two places that disagree are an error, so that the
+    routes and hand-written calls always ask Gist for the same scopes.
+    """
+    given = [provider.validate_scopes(value) for value in (scopes, *elsewhere) if value]
+    if not given:
+        return provider.validate_scopes(None)
+    first = given[0]
+    for other in given[1:]:
+        if set(other) != set(first):
+            raise ConfigurationError(
+                f"The Gist scopes are given twice and disagree ({' '.join(first)!r} and {' '.join(other)!r}). "
+                "Name them once, with register(..., scopes=[...])."
+            )
+    return first
+
+
+def _adapter(oauth: Any) -> ModuleType:
+    """The gist_authlib adapter module for an Authlib registry (found by the registry class's module)."""
+    for cls in type(oauth).__mro__:
+        module = _ADAPTERS.get(cls.__module__.rpartition(".")[0]) or _ADAPTERS.get(cls.__module__)
+        if module:
+            return importlib.import_module(module)
+    raise ConfigurationError(
+        f"gist_authlib.register() takes one of Authlib's OAuth registries (Starlette, Flask or Django), not "
+        f"{type(oauth).__module__}.{type(oauth).__qualname__}."
+    )
+
+
+def _route_claims(oauth: Any) -> dict[str, str]:
+    """The paths the routes of this registry's Gist registrations serve, shared by its registrations."""
+    claims: dict[str, str] = oauth.__dict__.setdefault("_gist_route_claims", {})
+    return claims
+
+
+def claim_paths(app: Any, *paths: str) -> None:
+    """Claim URL paths for the routes of the registration ``app``; a path another registration claimed is an error.
+
+    Works on Flask's lazy proxy before ``init_app`` too (it does not resolve it).
+
+    Raises:
+        ConfigurationError: two registrations of one Authlib registry would serve the same path, and the
+            second would never be reached.
+    """
+    claims: dict[str, str] | None = getattr(type(app), "_gist_route_claims", None)
+    if claims is None:
+        return
+    name = registration_name(app)
+    for path in paths:
+        owner = claims.setdefault(path.strip("/"), name)
+        if owner != name:
+            raise ConfigurationError(
+                f"The Gist registrations {owner!r} and {name!r} both route {path!r}, so the second would never be "
+                "reached. Leave the paths to their defaults (they follow the registration name) or give each "
+                "registration paths of its own."
+            )
 
 
 def registration_name(app: Any) -> str:
@@ -173,13 +435,14 @@ def registration_name(app: Any) -> str:
     return str(app.name)
 
 
-def _lazy_flask_app(oauth: Any, name: str) -> Any:
-    from werkzeug.local import LocalProxy
+def _lazy_flask_app(oauth: Any, name: str, claims: dict[str, str]) -> Any:
+    from werkzeug.local import LocalProxy  # Flask's own dependency: only reached with a Flask registry
 
     class LazyGistApp(LocalProxy[Any]):
         """Authlib's Flask app for this registration, created on first use inside the Flask app."""
 
         gist_registration_name = name
+        _gist_route_claims = claims
 
     return LazyGistApp(lambda: oauth.create_client(name))
 
@@ -212,15 +475,6 @@ def _is_async_app(base: type) -> bool:
 
     client_cls = getattr(base, "client_cls", None)
     return client_cls is not None and issubclass(client_cls, httpx2.AsyncClient)
-
-
-def _session_reader(oauth: Any) -> Any:
-    """How Authlib's ``fetch_token(request)`` finds the session: on the request, except in Flask."""
-    if type(oauth).__module__.startswith("authlib.integrations.flask"):
-        from .integrations.flask import current_session  # Flask's session is a context global
-
-        return lambda request: current_session()
-    return lambda request: getattr(request, "session", None)
 
 
 def _store_fetcher(store: Any, flow: LoginFlow, is_async: bool, session_of: Any) -> Any:

@@ -1,7 +1,268 @@
-"""Public home of the Starlette and FastAPI adapter: ``from gist_authlib.starlette import gist_routes``."""
+"""Starlette and FastAPI adapter: Authlib's app methods read from Starlette requests, and ready-made routes.
+
+Hand-written Authlib routes work unchanged and get every protection::
+
+    @app.route("/login")
+    async def login(request):
+        return await oauth.gist.authorize_redirect(request, request.url_for("auth"), next="/dashboard")
+
+    @app.route("/auth")
+    async def auth(request):
+        try:
+            token = await oauth.gist.authorize_access_token(request)
+        except OAuthError as error:  # every failure is a GistAuthError and an Authlib OAuthError
+            return PlainTextResponse(error.description, status_code=400)  # it may quote the callback
+
+:func:`gist_routes` gives the same two routes with error pages, installs and a token store wired in.
+"""
 
 from __future__ import annotations
 
-from .integrations.starlette import OnError, OnInstall, OnLogin, default_on_error, gist_routes, logout, stored_token
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-__all__ = ["OnError", "OnInstall", "OnLogin", "default_on_error", "gist_routes", "logout", "stored_token"]
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from ._pages import CALLBACK_HEADERS, error_page
+from .errors import GistAuthError, SessionNotConfiguredError
+from .login import LoginResult, forget_login, login_subject, remember
+from .registry import GistApp, claim_paths, registration_name
+
+__all__ = [
+    "GistAppAdapter",
+    "OnError",
+    "OnInstall",
+    "OnLogin",
+    "Subject",
+    "default_on_error",
+    "gist_routes",
+    "logout",
+    "stored_token",
+]
+
+log = logging.getLogger("gist_authlib.starlette")
+
+OnLogin = Callable[[Request, dict[str, Any]], Awaitable[Response | None] | Response | None]
+OnError = Callable[[Request, GistAuthError], Awaitable[Response] | Response]
+OnInstall = Callable[[Request, dict[str, Any], str], Awaitable[Response | None] | Response | None]
+#: Names the user a fresh login's token is stored under: ``subject(request, token)`` returns your user id.
+Subject = Callable[[Request, dict[str, Any]], Awaitable[str | None] | str | None]
+
+
+class GistAppAdapter:
+    """The Starlette half of a Gist registration's app class (mixed in by :func:`gist_authlib.register`).
+
+    It overrides Authlib's Starlette methods so that they read the request and build the response, and
+    leaves every decision to :mod:`gist_authlib.login`.
+    """
+
+    async def save_authorize_data(self, request: Request, **kwargs: Any) -> None:
+        """Record a login started with ``create_authorization_url`` in the session (never its secrets)."""
+        remember(self, _session(request), kwargs)
+
+    async def authorize_redirect(
+        self, request: Request, redirect_uri: Any = None, **kwargs: Any
+    ) -> RedirectResponse:
+        """Send the browser to Gist: credentials and scopes checked, a fresh state recorded, S256 PKCE.
+
+        Args:
+            request: the Starlette request (its session keeps the pending login).
+            redirect_uri: the callback URL (``request.url_for(...)``); a configured redirect URI wins.
+            **kwargs: extra authorization parameters; ``next="/path"`` is where to return after the login
+                (checked: same-origin paths only).
+        """
+        data = await self.create_authorization_url(str(redirect_uri) if redirect_uri else None, **kwargs)  # type: ignore[attr-defined]
+        await self.save_authorize_data(request, **data)
+        return RedirectResponse(data["url"], status_code=302, headers={"Cache-Control": "no-store"})
+
+    async def authorize_access_token(self, request: Request, *, subject: Any = None, **kwargs: Any) -> dict[str, Any]:
+        """Check the callback (state, issuer, error, code), exchange the code and return the validated token.
+
+        With a token store on the registration the token is stored first, under ``subject`` (a user id, or a
+        function of the token returning one) or else the Gist workspace. Extra keyword arguments go to the
+        token request. Afterwards ``request.state.gist_next`` holds the checked ``next`` path of the login
+        (``"/"`` when none was given) and ``request.state.gist_subject`` the stored subject.
+
+        Raises:
+            GistAuthError: every failure, typed; each is also an Authlib ``OAuthError``.
+        """
+        result = await self.gist_callback(request, subject=subject, token_params=kwargs)
+        return result.token
+
+    async def gist_callback(
+        self,
+        request: Request,
+        *,
+        installs: bool = False,
+        subject: Any = None,
+        redirect_uri: str | None = None,
+        token_params: dict[str, Any] | None = None,
+    ) -> LoginResult:
+        """The whole callback as a :class:`~gist_authlib.login.LoginResult` (what :func:`gist_routes` uses)."""
+        session = _session(request)
+        if request.method == "POST":  # response_mode=form_post
+            async with request.form() as form:
+                params = [(key, value) for key, value in form.multi_items() if isinstance(value, str)]
+        else:
+            params = request.query_params.multi_items()
+        own_url = redirect_uri or str(request.url.replace(query=""))
+        result: LoginResult = await self.gist_finish(  # type: ignore[attr-defined]
+            session, params, redirect_uri=own_url, installs=installs, subject=subject, token_params=token_params
+        )
+        request.state.gist_next, request.state.gist_subject = result.next_path, result.subject
+        return result
+
+
+def session_of(request: Any) -> Any:
+    """The session Authlib's ``fetch_token(request)`` reads the logged-in subject from."""
+    scope = getattr(request, "scope", None)  # request.session itself raises without SessionMiddleware
+    return scope.get("session") if isinstance(scope, dict) else getattr(request, "session", None)
+
+
+def default_on_error(request: Request, error: GistAuthError) -> Response:
+    """Answer a failed login with a short HTML page: 400 for the user's side, 502 for Gist's side."""
+    login_name = request.scope.get("gist_authlib.login_route")
+    retry = str(request.url_for(login_name)) if login_name else None
+    return HTMLResponse(error_page(error, retry_url=retry), status_code=error.status_code)
+
+
+def gist_routes(
+    gist: GistApp,
+    *,
+    on_login: OnLogin,
+    on_error: OnError | None = None,
+    subject: Subject | None = None,
+    login_path: str | None = None,
+    callback_path: str | None = None,
+    redirect_uri: str | None = None,
+    on_install: OnInstall | None = None,
+) -> list[Route]:
+    """Return the login and callback routes of a Gist registration, for Starlette or FastAPI.
+
+    ``GET login_path`` is ``authorize_redirect`` (an optional ``?next=/path`` is kept for after the login).
+    ``GET callback_path`` is ``authorize_access_token``: it checks the callback, exchanges the code, stores the
+    token (with a token store), then returns what ``on_login(request, token)`` returns, or a 303 to the
+    ``next`` path when it returns None. ``request.state.gist_next`` holds that path and
+    ``request.state.gist_subject`` the stored subject. Every failure goes to ``on_error(request, error)``;
+    every callback answer carries ``Cache-Control: no-store`` and ``Referrer-Policy: no-referrer``. All
+    callbacks may be plain or ``async`` functions.
+
+    Args:
+        gist: the app returned by :func:`gist_authlib.register` on a Starlette ``OAuth``.
+        on_login: receives the request and the validated token dict, after the token was stored.
+        on_error: receives the request and the error; defaults to :func:`default_on_error`.
+        subject: with a token store, ``subject(request, token)`` returns the user id to store the token
+            under (else it is stored under the Gist workspace, ``workspace:<id>``).
+        login_path: where the login starts; defaults to ``/auth/<registration name>``.
+        callback_path: the redirect URI's path, as registered in Gist's Developer Hub; defaults to
+            ``/oauth/<registration name>/callback``.
+        redirect_uri: a fixed, absolute redirect URI (behind a proxy); by default the registration's
+            configured one, else built from the request with ``url_for``.
+        on_install: accept Gist-initiated installs: a callback with a code and a state this browser was
+            never issued (Gist sends the workspace id) is exchanged, its token stored under
+            ``workspace:<id>`` (never attached to the session's user), and ``on_install(request, token,
+            workspace_id)`` is called; when it returns None the browser goes on to Gist's acknowledgement URL.
+
+    Raises:
+        ConfigurationError: another registration of the same Authlib registry already routes these paths.
+
+    Requires Starlette's ``SessionMiddleware``; without it every request fails with a
+    :class:`~gist_authlib.errors.SessionNotConfiguredError` that says how to add it.
+    """
+    name = registration_name(gist)
+    login_path = login_path or f"/auth/{name}"
+    callback_path = callback_path or f"/oauth/{name}/callback"
+    claim_paths(gist, login_path, callback_path)
+    login_name, callback_name = f"{name}_login", f"{name}_callback"
+    handle_error: OnError = on_error or default_on_error
+
+    async def _fail(request: Request, error: GistAuthError) -> Response:
+        log.warning("Gist login %r failed: %s", name, error.error_code)
+        request.scope["gist_authlib.login_route"] = login_name
+        return await _call(handle_error, request, error)
+
+    async def login(request: Request) -> Response:
+        try:
+            response: Response = await gist.authorize_redirect(
+                request, redirect_uri or request.url_for(callback_name), next=request.query_params.get("next")
+            )
+        except GistAuthError as error:
+            return await _fail(request, error)
+        return response
+
+    async def callback(request: Request) -> Response:
+        try:
+            name_subject = None
+            if subject is not None:
+                name_subject = lambda token: subject(request, token)  # noqa: E731
+            result: LoginResult = await gist.gist_callback(  # type: ignore[attr-defined]
+                request,
+                installs=on_install is not None,
+                subject=name_subject,
+                redirect_uri=redirect_uri or str(request.url_for(callback_name)),
+            )
+            if result.install:
+                assert on_install is not None and result.ack_url is not None and result.workspace_id is not None
+                response = await _call_optional(on_install, request, result.token, result.workspace_id)
+                response = response or RedirectResponse(result.ack_url, status_code=303)
+            else:
+                response = await _call_optional(on_login, request, result.token)
+                response = response or RedirectResponse(result.next_path, status_code=303)
+        except GistAuthError as error:
+            response = await _fail(request, error)
+        response.headers.update(CALLBACK_HEADERS)
+        return response
+
+    return [
+        Route(login_path, login, methods=["GET"], name=login_name),
+        Route(callback_path, callback, methods=["GET"], name=callback_name),
+    ]
+
+
+def _session(request: Request) -> dict[str, Any]:
+    if "session" not in request.scope:
+        raise SessionNotConfiguredError(
+            "The Gist login keeps its state in the session, but this app has no session. Add "
+            "starlette.middleware.sessions.SessionMiddleware (secret_key=..., https_only=True in production) "
+            "to the app's middleware."
+        )
+    session: dict[str, Any] = request.session
+    return session
+
+
+async def _call_optional(func: Callable[..., Any], *args: Any) -> Response | None:
+    """Call a plain or async callback that may return a Response or None."""
+    result = func(*args)
+    if inspect.isawaitable(result):
+        result = await result
+    if result is not None and not isinstance(result, Response):
+        raise TypeError(f"{getattr(func, '__name__', func)!r} must return a Starlette Response or None.")
+    return result
+
+
+async def _call(func: Callable[..., Any], *args: Any) -> Response:
+    """Call a callback that must return a Response (``on_error``)."""
+    result = await _call_optional(func, *args)
+    if result is None:
+        raise TypeError(f"{getattr(func, '__name__', func)!r} must return a Starlette Response.")
+    return result
+
+
+async def logout(request: Request, gist: GistApp, *, forget_token: bool = False) -> str | None:
+    """Forget the session's Gist login (and, with ``forget_token=True``, its stored token); returns the subject."""
+    session = _session(request)
+    return await anyio.to_thread.run_sync(lambda: forget_login(gist, session, forget_token=forget_token))
+
+
+async def stored_token(request: Request, gist: GistApp) -> Any:
+    """The :class:`~gist_authlib.tokens.StoredToken` of the session's user, or ``None`` (needs a token store)."""
+    subject = login_subject(gist, _session(request))
+    store = gist.gist_token_store
+    if subject is None or store is None:
+        return None
+    return await anyio.to_thread.run_sync(store.get, subject)

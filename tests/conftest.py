@@ -39,6 +39,10 @@ if not settings.configured:
     django.setup()
 
 FRAMEWORKS = ["starlette", "fastapi", "flask", "django"]
+#: Every route style the contract and adversarial suites run against: the library's routes in each framework,
+#: and hand-written routes calling Authlib's own methods (``authorize_redirect``, ``authorize_access_token``)
+#: the way Authlib's documentation shows ("+authlib").
+ROUTES = [*FRAMEWORKS, "starlette+authlib", "flask+authlib", "django+authlib"]
 #: Figures of the adversarial suite (tests/test_adversarial.py), printed at the end of the run.
 ADVERSARIAL: Counter[str] = Counter()
 
@@ -159,7 +163,6 @@ def _starlette_app(stack: Stack, gists: dict[str, Any], sessions: bool, fastapi:
 
         async def on_login(request: Request, token: dict[str, Any]) -> Response | None:
             stack.logins.append((name, token))
-            request.state.gist_subject = f"{name}-user"
             if stack.redirect_after_login:
                 return None
             teammates = (await gist.get("teammates", token=token)).json()["teammates"]
@@ -197,6 +200,7 @@ def _starlette_app(stack: Stack, gists: dict[str, Any], sessions: bool, fastapi:
             gists[name],
             on_login=on_login,
             on_error=on_error,
+            subject=lambda request, token, name=name: f"{name}-user",
             on_install=on_install if stack.accept_installs else None,
             login_path=f"/auth/{name}",
             callback_path=f"/oauth/{name}/callback",
@@ -242,7 +246,6 @@ def _flask_app(stack: Stack, gists: dict[str, Any], sessions: bool) -> Any:
 
         def on_login(token: dict[str, Any], name: str = name, gist: Any = gist) -> Any:
             stack.logins.append((name, token))
-            g.gist_subject = f"{name}-user"
             if stack.redirect_after_login:
                 return None
             teammates = gist.get("teammates", token=token).json()["teammates"]
@@ -257,6 +260,7 @@ def _flask_app(stack: Stack, gists: dict[str, Any], sessions: bool) -> Any:
                 gist,
                 on_login=on_login,
                 on_error=on_error,
+                subject=lambda token, name=name: f"{name}-user",
                 on_install=(lambda token, workspace_id: stack.installs.append((workspace_id, token)))
                 if stack.accept_installs
                 else None,
@@ -269,9 +273,7 @@ def _flask_app(stack: Stack, gists: dict[str, Any], sessions: bool) -> Any:
 
 def _django_app(stack: Stack, gists: dict[str, Any], sessions: bool) -> Any:
     import django_urlconf
-    from django.core.handlers.wsgi import WSGIHandler
     from django.http import JsonResponse
-    from django.test.utils import override_settings
     from django.urls import clear_url_caches, path
 
     from gist_authlib.django import default_on_error, gist_urls, logout, stored_token
@@ -292,7 +294,6 @@ def _django_app(stack: Stack, gists: dict[str, Any], sessions: bool) -> Any:
 
         def on_login(request: Any, token: dict[str, Any], name: str = name, gist: Any = gist) -> Any:
             stack.logins.append((name, token))
-            request.gist_subject = f"{name}-user"
             if stack.redirect_after_login:
                 return None
             teammates = gist.get("teammates", token=token).json()["teammates"]
@@ -306,6 +307,7 @@ def _django_app(stack: Stack, gists: dict[str, Any], sessions: bool) -> Any:
             gist,
             on_login=on_login,
             on_error=on_error,
+            subject=lambda request, token, name=name: f"{name}-user",
             on_install=(lambda request, token, workspace_id: stack.installs.append((workspace_id, token)))
             if stack.accept_installs
             else None,
@@ -314,9 +316,201 @@ def _django_app(stack: Stack, gists: dict[str, Any], sessions: bool) -> Any:
         )
     django_urlconf.urlpatterns[:] = patterns
     clear_url_caches()
-    handler = WSGIHandler()
+    return _django_handler(sessions)
+
+
+# --- hand-written Authlib routes, as Authlib's documentation shows them ------------------------------------
+#
+# Nothing of gist_authlib's routes is used: only oauth.<name>.authorize_redirect / authorize_access_token, and an
+# ``except OAuthError`` as any Authlib app has. ``next=`` and ``subject=`` are gist_authlib's keyword arguments.
+
+
+def _failed_page(stack: Stack, error: Exception) -> tuple[str, int]:
+    """What a hand-written handler shows: the error's description, escaped, with its status when it has one."""
+    import html
+
+    stack.errors.append(error)  # type: ignore[arg-type]
+    return f"<h1>Login failed</h1><p>{html.escape(str(getattr(error, 'description', '')))}</p>", int(
+        getattr(error, "status_code", 400)
+    )
+
+
+def _starlette_authlib_app(stack: Stack, oauth: Any, sessions: bool) -> Any:
+    from authlib.integrations.starlette_client import OAuthError
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.sessions import SessionMiddleware
+    from starlette.requests import Request
+    from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+    from starlette.routing import Route
+
+    async def login(request: Request) -> Response:
+        name = request.path_params["name"]
+        redirect_uri = request.url_for("auth", name=name)
+        try:
+            response: Response = await oauth.create_client(name).authorize_redirect(
+                request, redirect_uri, next=request.query_params.get("next")
+            )
+        except OAuthError as error:
+            return HTMLResponse(*_failed_page(stack, error))
+        return response
+
+    async def auth(request: Request) -> Response:
+        name = request.path_params["name"]
+        client = oauth.create_client(name)
+        try:
+            token = await client.authorize_access_token(request, subject=f"{name}-user")
+        except OAuthError as error:
+            response: Response = HTMLResponse(*_failed_page(stack, error))
+        else:
+            stack.logins.append((name, token))
+            if stack.redirect_after_login:
+                response = RedirectResponse(request.state.gist_next, status_code=303)
+            else:
+                teammates = (await client.get("teammates", token=token)).json()["teammates"]
+                response = JSONResponse({"teammates": [t["name"] for t in teammates], "next": request.state.gist_next})
+        response.headers.update({"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+        return response
+
+    async def me(request: Request) -> Response:
+        subject = request.session.get(oauth.gist.gist_flow.subject_key)
+        if subject is None:
+            return JSONResponse({"error": "not logged in"}, status_code=401)
+        teammates = (await oauth.gist.get("teammates", request=request)).json()["teammates"]
+        return JSONResponse({"subject": subject, "teammates": [t["name"] for t in teammates]})
+
+    async def log_out(request: Request) -> Response:
+        subject = request.session.pop(oauth.gist.gist_flow.subject_key, None)
+        if subject:
+            oauth.gist.gist_token_store.delete(subject)
+        return JSONResponse({"subject": subject})
+
+    routes = [
+        Route("/auth/{name}", login),
+        Route("/oauth/{name}/callback", auth, name="auth"),
+        Route("/me", me),
+        Route("/logout", log_out),
+    ]
+    middleware = [Middleware(SessionMiddleware, secret_key="test-session-secret")] if sessions else []
+    return Starlette(routes=routes, middleware=middleware)
+
+
+def _flask_authlib_app(stack: Stack, oauth: Any, sessions: bool) -> Any:
+    from authlib.integrations.flask_client import OAuthError
+    from flask import Flask, g, jsonify, redirect, session, url_for
+
+    app = Flask("contract_authlib")
     if sessions:
-        return handler
+        app.secret_key = "test-session-secret"
+
+    @app.get("/auth/<name>")
+    def login(name: str) -> Any:
+        from flask import request
+
+        try:
+            return oauth.create_client(name).authorize_redirect(
+                url_for("auth", name=name, _external=True), next=request.args.get("next")
+            )
+        except OAuthError as error:
+            return _failed_page(stack, error)
+
+    @app.get("/oauth/<name>/callback")
+    def auth(name: str) -> Any:
+        client = oauth.create_client(name)
+        try:
+            token = client.authorize_access_token(subject=f"{name}-user")
+        except OAuthError as error:
+            response = app.make_response(_failed_page(stack, error))
+        else:
+            stack.logins.append((name, token))
+            if stack.redirect_after_login:
+                response = redirect(g.gist_next, 303)
+            else:
+                teammates = client.get("teammates", token=token).json()["teammates"]
+                response = jsonify({"teammates": [t["name"] for t in teammates], "next": g.gist_next})
+        response.headers.update({"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+        return response
+
+    @app.get("/me")
+    def me() -> Any:
+        subject = session.get(oauth.gist.gist_flow.subject_key)
+        if subject is None:
+            return jsonify({"error": "not logged in"}), 401
+        teammates = oauth.gist.get("teammates").json()["teammates"]
+        return jsonify({"subject": subject, "teammates": [t["name"] for t in teammates]})
+
+    @app.get("/logout")
+    def log_out() -> Any:
+        subject = session.pop(oauth.gist.gist_flow.subject_key, None)
+        if subject:
+            oauth.gist.gist_token_store.delete(subject)
+        return jsonify({"subject": subject})
+
+    return app
+
+
+def _django_authlib_app(stack: Stack, oauth: Any, sessions: bool) -> Any:
+    import django_urlconf
+    from authlib.integrations.django_client import OAuthError
+    from django.http import HttpResponse, JsonResponse
+    from django.urls import clear_url_caches, path, reverse
+
+    def login(request: Any, name: str) -> Any:
+        redirect_uri = request.build_absolute_uri(reverse("auth", kwargs={"name": name}))
+        try:
+            return oauth.create_client(name).authorize_redirect(request, redirect_uri, next=request.GET.get("next"))
+        except OAuthError as error:
+            body, status = _failed_page(stack, error)
+            return HttpResponse(body, status=status)
+
+    def auth(request: Any, name: str) -> Any:
+        client = oauth.create_client(name)
+        try:
+            token = client.authorize_access_token(request, subject=f"{name}-user")
+        except OAuthError as error:
+            body, status = _failed_page(stack, error)
+            response: Any = HttpResponse(body, status=status)
+        else:
+            stack.logins.append((name, token))
+            if stack.redirect_after_login:
+                response = HttpResponse(status=303)
+                response["Location"] = request.gist_next
+            else:
+                teammates = client.get("teammates", token=token).json()["teammates"]
+                response = JsonResponse({"teammates": [t["name"] for t in teammates], "next": request.gist_next})
+        response["Cache-Control"] = "no-store"
+        response["Referrer-Policy"] = "no-referrer"
+        return response
+
+    def me(request: Any) -> Any:
+        subject = request.session.get(oauth.gist.gist_flow.subject_key)
+        if subject is None:
+            return JsonResponse({"error": "not logged in"}, status=401)
+        teammates = oauth.gist.get("teammates", request=request).json()["teammates"]
+        return JsonResponse({"subject": subject, "teammates": [t["name"] for t in teammates]})
+
+    def log_out(request: Any) -> Any:
+        subject = request.session.pop(oauth.gist.gist_flow.subject_key, None)
+        if subject:
+            oauth.gist.gist_token_store.delete(subject)
+        return JsonResponse({"subject": subject})
+
+    django_urlconf.urlpatterns[:] = [
+        path("auth/<str:name>", login),
+        path("oauth/<str:name>/callback", auth, name="auth"),
+        path("me", me),
+        path("logout", log_out),
+    ]
+    clear_url_caches()
+    return _django_handler(sessions)
+
+
+def _django_handler(sessions: bool) -> Any:
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.test.utils import override_settings
+
+    if sessions:
+        return WSGIHandler()
     without_sessions = override_settings(MIDDLEWARE=["django.middleware.csrf.CsrfViewMiddleware"])
 
     def app(environ: Any, start_response: Any) -> Any:
@@ -327,11 +521,11 @@ def _django_app(stack: Stack, gists: dict[str, Any], sessions: bool) -> Any:
 
 
 def _oauth_registry(framework: str) -> Any:
-    if framework in ("starlette", "fastapi"):
+    if framework in ("starlette", "fastapi", "starlette+authlib"):
         from authlib.integrations.starlette_client import OAuth
 
         return OAuth()
-    if framework == "flask":
+    if framework.startswith("flask"):
         from authlib.integrations.flask_client import OAuth as FlaskOAuth
 
         return FlaskOAuth()  # the init_app factory pattern: no app yet
@@ -353,7 +547,7 @@ def build_stack(
 ) -> Stack:
     """A sandbox and an app in ``framework``, both served; their servers are appended to ``servers``."""
     sandbox_server = ServerThread()
-    app_server: Any = ServerThread() if framework in ("starlette", "fastapi") else WSGIServerThread()
+    app_server: Any = ServerThread() if framework.startswith(("starlette", "fastapi")) else WSGIServerThread()
     servers.extend([sandbox_server, app_server])
     secret_of = {name: f"secret-{name}-" + secrets.token_urlsafe(16) for name in REGISTRATIONS}
     id_of = {name: f"{name}-" + secrets.token_hex(4) for name in REGISTRATIONS}
@@ -378,7 +572,14 @@ def build_stack(
         if name == "gist":
             kwargs.update(register_kwargs or {})
         stack.apps[name] = gist_authlib.register(oauth, name, **kwargs)
-    if framework in ("starlette", "fastapi"):
+    if framework == "starlette+authlib":
+        app = _starlette_authlib_app(stack, oauth, sessions)
+    elif framework == "flask+authlib":
+        app = _flask_authlib_app(stack, oauth, sessions)
+        oauth.init_app(app)
+    elif framework == "django+authlib":
+        app = _django_authlib_app(stack, oauth, sessions)
+    elif framework in ("starlette", "fastapi"):
         app = _starlette_app(stack, stack.apps, sessions, framework == "fastapi")
     elif framework == "flask":
         app = _flask_app(stack, stack.apps, sessions)
@@ -405,7 +606,13 @@ def framework(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(params=ROUTES)
+def route(request: pytest.FixtureRequest) -> str:
+    """Each route style in turn: the library's routes per framework, and hand-written Authlib routes."""
+    return str(request.param)
+
+
 @pytest.fixture
-def stack(make_stack: Callable[..., Stack], framework: str) -> Stack:
-    """The default stack in each framework: an auto-approving sandbox and an app with sessions."""
-    return make_stack(framework)
+def stack(make_stack: Callable[..., Stack], route: str) -> Stack:
+    """The default stack for each route style: an auto-approving sandbox and an app with sessions."""
+    return make_stack(route)

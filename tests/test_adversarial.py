@@ -70,11 +70,11 @@ class Watch:
 
 
 @pytest.fixture
-def watch(make_stack: Any, framework: str, caplog: pytest.LogCaptureFixture) -> Iterator[Watch]:
+def watch(make_stack: Any, route: str, caplog: pytest.LogCaptureFixture) -> Iterator[Watch]:
     caplog.set_level(logging.DEBUG)
     store = MemoryTokenStore()
     stack: Stack = make_stack(
-        framework, register_kwargs={"token_store": store, "state_ttl": 2.0}, redirect_after_login=True
+        route, register_kwargs={"token_store": store, "state_ttl": 2.0}, redirect_after_login=True
     )
     yield Watch(stack, store, caplog)
 

@@ -15,20 +15,15 @@ import pytest
 from authlib.integrations.starlette_client import OAuth
 
 import gist_authlib
-from gist_authlib import (
-    AsyncGistClient,
-    Contact,
-    GistAPIError,
-    GistClient,
+from gist_authlib import AsyncGistClient, GistAPIError, GistClient, GistProvider
+from gist_authlib.api import Contact, Teammate
+from gist_authlib.client import RefreshSettings, RetryPolicy
+from gist_authlib.errors import (
     GistConnectionError,
-    GistProvider,
     InsufficientScopeError,
     InvalidTokenResponseError,
     NotFoundError,
     RateLimitedError,
-    RefreshSettings,
-    RetryPolicy,
-    Teammate,
     TokenRevokedError,
 )
 from gist_authlib.sandbox import GistSandbox, RateLimit, SandboxClient, ServerThread, create_app
@@ -386,7 +381,7 @@ def test_a_refused_refresh_is_a_typed_error_and_keeps_the_old_token(
     refresh = RefreshSettings(f"{url}/oauth/token", "cid", "wrong-secret")
     with (
         GistClient(token, base_url=url, refresh=refresh) as client,
-        pytest.raises(gist_authlib.TokenEndpointError),
+        pytest.raises(gist_authlib.errors.TokenEndpointError),
     ):
         client.teams.list()
     assert client.token["access_token"] == token["access_token"]

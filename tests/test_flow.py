@@ -12,18 +12,16 @@ from conftest import query_of
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gist_authlib import (
+from gist_authlib.errors import (
     AccessDeniedError,
     AuthorizationError,
     ExpiredStateError,
-    LoginFlow,
     MissingCodeError,
     MissingStateError,
     ReplayedCallbackError,
     UnknownStateError,
-    safe_next_path,
 )
-from gist_authlib.flow import check_token_response
+from gist_authlib.flow import LoginFlow, check_token_response, safe_next_path
 
 SECRET = "client-secret-for-tests"
 REDIRECT = "https://app.example/oauth/gist/callback"
@@ -260,7 +258,7 @@ def test_any_kept_next_path_is_same_origin(value: str) -> None:
     ],
 )
 def test_check_token_response_refuses_unusable_tokens(token: Any) -> None:
-    from gist_authlib import InvalidTokenResponseError
+    from gist_authlib.errors import InvalidTokenResponseError
 
     with pytest.raises(InvalidTokenResponseError):
         check_token_response(token)
@@ -274,7 +272,7 @@ def test_check_token_response_keeps_unknown_fields() -> None:
 @pytest.mark.parametrize("iss", ["\x80", "https://évil.example", "\ud800"])
 def test_a_non_ascii_iss_is_a_mix_up_not_a_crash(iss: str) -> None:
     # Found by the adversarial suite: hmac.compare_digest refuses non-ASCII str, which gave a 500.
-    from gist_authlib import MixUpError
+    from gist_authlib.errors import MixUpError
 
     flow = LoginFlow("gist")
     session: dict[str, Any] = {}

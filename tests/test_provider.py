@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from gist_authlib import OFFICIAL_SCOPES, GistProvider, UnknownScopeError
+from gist_authlib import OFFICIAL_SCOPES, GistProvider
+from gist_authlib.errors import UnknownScopeError
 
 
 def test_defaults_come_from_gist_facts() -> None:

@@ -19,8 +19,8 @@ from flask import Flask
 from starlette.config import Config
 
 import gist_authlib
-from gist_authlib import (
-    GistProvider,
+from gist_authlib import GistProvider
+from gist_authlib.errors import (
     InvalidTokenResponseError,
     MissingCredentialsError,
     TokenEndpointError,
@@ -297,7 +297,7 @@ def test_bad_token_responses_raise_typed_errors_even_through_plain_authlib(
 
 @pytest.mark.parametrize("origin", ["http://gist.example.com", "http://10.0.0.8:8765", "http://[2001:db8::1]:80"])
 def test_http_endpoints_off_loopback_are_refused(origin: str) -> None:
-    from gist_authlib import InsecureTransportError
+    from gist_authlib.errors import InsecureTransportError
 
     with pytest.raises(InsecureTransportError, match="allow_insecure_http"):
         gist_authlib.register(starlette_oauth(), client_id="id", client_secret="s", provider=GistProvider.at(origin))
@@ -316,13 +316,13 @@ def test_http_on_loopback_is_allowed(origin: str) -> None:
 
 
 def test_an_http_redirect_uri_off_loopback_is_refused_at_login() -> None:
-    from gist_authlib import InsecureTransportError
-    from gist_authlib.flow import begin_login
+    from gist_authlib.errors import InsecureTransportError
 
     app = gist_authlib.register(starlette_oauth(), client_id="id", client_secret="s")
     with pytest.raises(InsecureTransportError, match="redirect URI"):
-        begin_login(app, {}, redirect_uri="http://app.example.com/oauth/gist/callback")
-    assert begin_login(app, {}, redirect_uri="https://app.example.com/oauth/gist/callback").url.startswith("https://")
+        asyncio.run(app.create_authorization_url("http://app.example.com/oauth/gist/callback"))
+    created = asyncio.run(app.create_authorization_url("https://app.example.com/oauth/gist/callback"))
+    assert created["url"].startswith("https://")
 
 
 def test_the_token_request_never_follows_redirects_whatever_client_kwargs_say() -> None:

@@ -17,7 +17,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 import gist_authlib
-from gist_authlib import GistAuthError, GistProvider, MixUpError, UnknownStateError
+from gist_authlib import GistAuthError, GistProvider
+from gist_authlib.errors import MixUpError, UnknownStateError
 from gist_authlib.sandbox import SandboxClient, ServerThread, create_app
 from gist_authlib.starlette import default_on_error, gist_routes
 

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from postgres import postgres_server
 
-from gist_authlib import ConfigurationError, InvalidTokenResponseError, StaleTokenError, TokenDecryptionError
+from gist_authlib import ConfigurationError
+from gist_authlib.errors import InvalidTokenResponseError, StaleTokenError, TokenDecryptionError
 from gist_authlib.tokens import (
     AsyncTokenStore,
     BaseTokenStore,

@@ -10,7 +10,8 @@ import os
 import sys
 import time
 
-from gist_authlib import GistClient, RefreshSettings
+from gist_authlib import GistClient
+from gist_authlib.client import RefreshSettings
 from gist_authlib.tokens import SQLiteTokenStore
 
 

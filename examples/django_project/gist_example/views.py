@@ -26,7 +26,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def on_login(request: HttpRequest, token: dict[str, Any]) -> HttpResponse:
-    # Stored after this returns, keyed by workspace; set request.gist_subject to key it by your own user id.
+    # Already stored, keyed by workspace; gist_urls(..., subject=...) keys it by your own user id instead.
     return teammates_page(gist.get("teammates", token=token))
 
 

@@ -1,1 +1,0 @@
-"""Thin per-framework adapters over :mod:`gist_authlib.flow`. Each imports its own framework."""
