@@ -43,7 +43,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
         record = await stored_token(request, gist)
         if record is None:
             raise HTTPException(status_code=401, detail="Log in with Gist first: /auth/gist")
-        return record.token
+        return dict(record.token)
 
     async def teammates_page(token: dict[str, Any]) -> HTMLResponse:
         response = await gist.get("teammates", token=token)

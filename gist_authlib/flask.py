@@ -107,6 +107,20 @@ class GistAppAdapter:
         return result
 
 
+def lazy_app(oauth: Any, name: str, claims: dict[str, str]) -> Any:
+    """The registered app before ``init_app``: Authlib's lazy proxy, which also knows its registration name
+    (so that :func:`gist_blueprint` can name and claim its routes before the Flask app exists)."""
+    from werkzeug.local import LocalProxy
+
+    class LazyGistApp(LocalProxy[Any]):
+        """Authlib's Flask app for this registration, created on first use inside the Flask app."""
+
+        gist_registration_name = name
+        _gist_route_claims = claims
+
+    return LazyGistApp(lambda: oauth.create_client(name))
+
+
 def session_of(request: Any = None) -> Any:
     """Flask's session inside a request, else ``None`` (Authlib's ``fetch_token`` is called without a request)."""
     return session if has_request_context() else None

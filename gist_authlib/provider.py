@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
+import functools
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Concatenate, Final, Generic, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 from .errors import UnknownScopeError
@@ -48,17 +49,20 @@ OFFICIAL_SCOPES: Final[Mapping[str, str]] = MappingProxyType(
 
 DEFAULT_SCOPES: Final = ("read_teammates",)
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
-class _ClassOrInstanceMethod:
+
+class _ClassOrInstanceMethod(Generic[_P, _R]):
     """Lets ``GistProvider.at(origin)`` work on the class (Gist's defaults) and on a customised instance."""
 
-    def __init__(self, func: Any) -> None:
+    def __init__(self, func: Callable[Concatenate[Any, _P], _R]) -> None:
         self.func = func
         self.__doc__ = func.__doc__
 
-    def __get__(self, instance: Any, owner: type) -> Any:
+    def __get__(self, instance: Any, owner: type) -> Callable[_P, _R]:
         target = instance if instance is not None else owner()
-        return self.func.__get__(target, owner)
+        return functools.partial(self.func, target)
 
 
 @dataclass(frozen=True, slots=True)

@@ -360,7 +360,7 @@ def register(
     if getattr(oauth, "app", True) is None:
         # Flask before init_app: Authlib hands back an anonymous lazy proxy. Ours also knows its name,
         # so that adapters can name their routes before the Flask app exists.
-        return _lazy_flask_app(oauth, name, attrs["_gist_route_claims"])  # type: ignore[no-any-return]
+        return adapter.lazy_app(oauth, name, attrs["_gist_route_claims"])  # type: ignore[no-any-return]
     return app  # type: ignore[no-any-return]
 
 
@@ -433,18 +433,6 @@ def registration_name(app: Any) -> str:
     if isinstance(own, str):
         return own
     return str(app.name)
-
-
-def _lazy_flask_app(oauth: Any, name: str, claims: dict[str, str]) -> Any:
-    from werkzeug.local import LocalProxy  # Flask's own dependency: only reached with a Flask registry
-
-    class LazyGistApp(LocalProxy[Any]):
-        """Authlib's Flask app for this registration, created on first use inside the Flask app."""
-
-        gist_registration_name = name
-        _gist_route_claims = claims
-
-    return LazyGistApp(lambda: oauth.create_client(name))
 
 
 def _setting_names(oauth: Any, name: str) -> dict[str, str]:
