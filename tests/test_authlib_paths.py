@@ -121,7 +121,11 @@ def test_scopes_from_client_kwargs_are_the_scopes_every_path_asks_for(sandbox: t
 def test_scopes_given_in_two_places_must_agree() -> None:
     with pytest.raises(ConfigurationError, match="disagree"):
         gist_authlib.register(
-            StarletteOAuth(), client_id="i", client_secret="s", scopes=["read_teams"], client_kwargs={"scope": "read_tags"}
+            StarletteOAuth(),
+            client_id="i",
+            client_secret="s",
+            scopes=["read_teams"],
+            client_kwargs={"scope": "read_tags"},
         )
     same = gist_authlib.register(
         StarletteOAuth(), client_id="i", client_secret="s", scopes="read_tags", authorize_params={"scope": "read_tags"}
@@ -241,7 +245,9 @@ def test_fetch_access_token_checks_credentials_and_types_every_failure() -> None
 def test_a_configured_redirect_uri_wins_over_the_host_header(sandbox: tuple[GistSandbox, str]) -> None:
     _, url = sandbox
     oauth = StarletteOAuth(Config(environ={"GIST_REDIRECT_URI": CALLBACK}))
-    app, gist, _ = hand_written_app(oauth, client_id="the-id", client_secret="the-secret", provider=GistProvider.at(url))
+    app, gist, _ = hand_written_app(
+        oauth, client_id="the-id", client_secret="the-secret", provider=GistProvider.at(url)
+    )
     assert gist.gist_redirect_uri == CALLBACK
     with TestClient(app, base_url="http://127.0.0.1") as client:
         forged = client.get("/login", headers={"Host": "evil.example"}, follow_redirects=False)
@@ -307,7 +313,7 @@ class BrokenStore(MemoryTokenStore):
 def test_a_failed_store_write_means_on_login_never_runs(sandbox: tuple[GistSandbox, str]) -> None:
     from gist_authlib.starlette import gist_routes
 
-    gist_sandbox, url = sandbox
+    _gist_sandbox, url = sandbox
     oauth = StarletteOAuth()
     gist = gist_authlib.register(
         oauth, client_id="the-id", client_secret="the-secret", provider=GistProvider.at(url), token_store=BrokenStore()
@@ -330,7 +336,11 @@ def test_the_subject_can_be_named_by_an_async_function_and_the_store_holds_it(
     _, url = sandbox
     store = MemoryTokenStore()
     gist = gist_authlib.register(
-        StarletteOAuth(), client_id="the-id", client_secret="the-secret", provider=GistProvider.at(url), token_store=store
+        StarletteOAuth(),
+        client_id="the-id",
+        client_secret="the-secret",
+        provider=GistProvider.at(url),
+        token_store=store,
     )
 
     async def subject(request: Request, token: dict[str, Any]) -> str:
@@ -356,7 +366,11 @@ def test_a_sync_app_refuses_an_async_subject_clearly(sandbox: tuple[GistSandbox,
     flask_app.secret_key = "test"
     oauth = FlaskOAuth(flask_app)
     gist = gist_authlib.register(
-        oauth, client_id="the-id", client_secret="the-secret", provider=GistProvider.at(url), token_store=MemoryTokenStore()
+        oauth,
+        client_id="the-id",
+        client_secret="the-secret",
+        provider=GistProvider.at(url),
+        token_store=MemoryTokenStore(),
     )
 
     async def subject(token: dict[str, Any]) -> str:
