@@ -102,7 +102,12 @@ class GistAppAdapter:
             installs=installs,
             subject=subject,
             token_params=token_params,
+            client=request.META.get("REMOTE_ADDR"),
         )
+        if not result.install:
+            # A new session id for the logged-in session, as django.contrib.auth.login() does: a session id an
+            # attacker planted before the login (a sibling subdomain, a plain-http hop) is worth nothing after it.
+            request.session.cycle_key()
         request.gist_next, request.gist_subject = result.next_path, result.subject
         return result
 
@@ -243,9 +248,14 @@ def _session(request: HttpRequest) -> Any:
     return request.session
 
 
-def logout(request: HttpRequest, gist: GistApp, *, forget_token: bool = False) -> str | None:
-    """Forget the session's Gist login (and, with ``forget_token=True``, its stored token); returns the subject."""
-    return forget_login(gist, _session(request), forget_token=forget_token)
+def logout(request: HttpRequest, gist: GistApp, *, forget_token: bool = False, flush: bool = True) -> str | None:
+    """Log the session's user out: forget the Gist login (and, with ``forget_token=True``, its stored token)
+    and, unless ``flush=False``, flush the session (its data and its id, as Django's own ``logout()`` does).
+    Returns the subject."""
+    subject = forget_login(gist, _session(request), forget_token=forget_token)
+    if flush:
+        request.session.flush()
+    return subject
 
 
 def stored_token(request: HttpRequest, gist: GistApp) -> Any:

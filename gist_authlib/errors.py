@@ -19,6 +19,8 @@ __all__ = [
     "GistConnectionError",
     "InsecureTransportError",
     "InstallError",
+    "InstallLinkError",
+    "InstallRateLimitedError",
     "InsufficientScopeError",
     "InvalidTokenResponseError",
     "LoginError",
@@ -264,6 +266,28 @@ class InstallError(LoginError):
     title = "The installation could not be completed"
 
 
+class InstallLinkError(InstallError):
+    """Gist refused the code of an install callback: the link is stale, was used, or was forged."""
+
+    error = "invalid_grant"
+    error_code = "install_link_invalid"
+    status_code = 400
+
+    def __init__(self) -> None:
+        super().__init__("This install link is invalid or has expired. Install the app again from inside Gist.")
+
+
+class InstallRateLimitedError(InstallError):
+    """Too many install attempts (from this address, or in total) in a short time; no token request was sent."""
+
+    error = "temporarily_unavailable"
+    error_code = "install_rate_limited"
+    status_code = 429
+
+    def __init__(self) -> None:
+        super().__init__("Too many installation attempts in a short time. Wait a minute and try again.")
+
+
 class ExpiredStateError(StateError):
     """The login was started too long ago."""
 
@@ -483,13 +507,22 @@ class TokenDecryptionError(TokenStoreError):
 
     error_code = "token_decryption_failed"
 
-    def __init__(self, subject: str, key_id: str, known_key_ids: list[str], *, tampered: bool = False) -> None:
+    def __init__(
+        self, subject: str, key_id: str, known_key_ids: list[str], *, tampered: bool = False, unbound: bool = False
+    ) -> None:
         self.key_id = key_id
         self.known_key_ids = known_key_ids
-        if tampered:
+        if unbound:
+            text = (
+                f"The stored token of {_short(subject)!r} is in an older or unencrypted form that this store no "
+                "longer reads on its own (a plaintext or unbound row could have been planted or copied). If the "
+                "row is yours, call store.migrate() once to re-encrypt it; otherwise delete it."
+            )
+        elif tampered:
             text = (
                 f"The stored token of {_short(subject)!r} names key {key_id}, which was given, but its ciphertext "
-                "does not decrypt: the row is corrupt or was altered. Delete it and ask the user to log in again."
+                "does not decrypt to this subject's token: the row is corrupt, was altered or was copied from "
+                "another row. Delete it and ask the user to log in again."
             )
         else:
             text = (

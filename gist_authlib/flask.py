@@ -101,7 +101,10 @@ class GistAppAdapter:
             installs=installs,
             subject=subject,
             token_params=token_params,
+            client=request.remote_addr,
         )
+        if not result.install:
+            _rotate_session()
         self.token = result.token  # as Authlib's Flask app keeps it for the request
         g.gist_next, g.gist_subject = result.next_path, result.subject
         return result
@@ -228,9 +231,24 @@ def _session() -> Any:
     return session
 
 
-def logout(gist: GistApp, *, forget_token: bool = False) -> str | None:
-    """Forget the session's Gist login (and, with ``forget_token=True``, its stored token); returns the subject."""
-    return forget_login(gist, _session(), forget_token=forget_token)
+def _rotate_session() -> None:
+    """Give the logged-in session a new id where the session interface keeps one server-side (session fixation).
+
+    Flask's own cookie sessions have no id (the cookie is the session), so there is nothing to rotate; server-side
+    interfaces such as Flask-Session's expose ``regenerate(session)``.
+    """
+    regenerate = getattr(current_app.session_interface, "regenerate", None)
+    if callable(regenerate):
+        regenerate(session)
+
+
+def logout(gist: GistApp, *, forget_token: bool = False, flush: bool = True) -> str | None:
+    """Log the session's user out: forget the Gist login (and, with ``forget_token=True``, its stored token)
+    and, unless ``flush=False``, clear the whole session. Returns the subject."""
+    subject = forget_login(gist, _session(), forget_token=forget_token)
+    if flush:
+        session.clear()
+    return subject
 
 
 def stored_token(gist: GistApp) -> Any:

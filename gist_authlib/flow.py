@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
@@ -56,6 +57,11 @@ __all__ = [
 
 SESSION_KEY_PREFIX = "_gist_authlib:"
 _MAX_PARAM_LENGTH = 2048
+#: The longest ``next`` path kept; a longer one falls back to ``/`` (it would only bloat the session cookie).
+MAX_NEXT_LENGTH = 512
+#: The most bytes (as JSON) one registration's pending logins may take in the session: browsers drop cookies
+#: over 4,096 bytes, so whatever logins an attacker forces a browser to start, the session cookie stays usable.
+PENDING_BUDGET = 1536
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,12 +92,14 @@ class CallbackGrant:
         redirect_uri: the redirect URI used when the login started.
         code_verifier: the PKCE verifier, or ``None`` when PKCE is off (secret).
         next_path: the same-origin path to return to after login, or ``None``.
+        state: the state the callback carried (consumed from the session already).
     """
 
     code: str
     redirect_uri: str
     code_verifier: str | None
     next_path: str | None
+    state: str = ""
 
     def token_params(self) -> dict[str, str]:
         """Keyword arguments for Authlib's ``fetch_access_token``, as a new dict."""
@@ -207,8 +215,12 @@ class LoginFlow:
         now = self.clock()
         record = self._load(session, now)
         pending: dict[str, list[Any]] = record["p"]
-        pending[state] = [now + self.state_ttl, safe_next_path(next_path), redirect_uri]
-        while len(pending) > self.max_pending:
+        checked = safe_next_path(next_path)
+        if checked is not None and len(checked) > MAX_NEXT_LENGTH:
+            checked = None
+        pending[state] = [round(now + self.state_ttl, 1), checked, redirect_uri]
+        # Drop the oldest pending logins past the count, and past the byte budget (the newest always stays).
+        while len(pending) > self.max_pending or (len(pending) > 1 and _size(record) > PENDING_BUDGET):
             oldest = min(pending, key=lambda s: pending[s][0])
             del pending[oldest]
         self._save(session, record)
@@ -248,6 +260,7 @@ class LoginFlow:
         redirect_uri: str | None = None,
         issuer: str | None = None,
         installs: bool = False,
+        install_state_pattern: str | None = None,
     ) -> CallbackGrant | InstallGrant:
         """Check a callback's query against the session and consume its state.
 
@@ -260,6 +273,8 @@ class LoginFlow:
                 refused as a mix-up attempt.
             installs: treat a callback with a code and a state this browser was never issued as a
                 Gist-initiated install (an :class:`InstallGrant`) instead of refusing it.
+            install_state_pattern: with ``installs``, only a state matching this regular expression (the shape
+                of a Gist workspace id) may be an install; any other unknown state is refused.
 
         Raises:
             MissingStateError, UnknownStateError, ExpiredStateError, ReplayedCallbackError: the state
@@ -297,10 +312,11 @@ class LoginFlow:
                 and _vschar(codes[0])
                 and not params.get("error")
             )
-            if installs and with_code and redirect_uri:
+            shaped = install_state_pattern is None or re.fullmatch(install_state_pattern, state) is not None
+            if installs and with_code and redirect_uri and shaped:
                 return InstallGrant(code=codes[0], redirect_uri=redirect_uri, workspace_hint=state)
             raise UnknownStateError(install_hint=with_code)
-        record["u"][digest] = now + self.state_ttl
+        record["u"][digest] = round(now + self.state_ttl, 1)
         self._save(session, self._prune(record, now))
         expires_at, next_path, started_with = (*entry, None)[:3]
         if expires_at < now:
@@ -327,7 +343,9 @@ class LoginFlow:
         exchange_uri = started_with or redirect_uri
         if not exchange_uri:
             raise MissingStateError("This login was recorded without its redirect URI, so it cannot be finished.")
-        return CallbackGrant(code=codes[0], redirect_uri=exchange_uri, code_verifier=verifier, next_path=next_path)
+        return CallbackGrant(
+            code=codes[0], redirect_uri=exchange_uri, code_verifier=verifier, next_path=next_path, state=state
+        )
 
     def pending_count(self, session: Mapping[str, Any]) -> int:
         """How many logins this browser has started and not finished (expired ones included)."""
@@ -466,6 +484,10 @@ def translate_token_error(exc: BaseException) -> GistAuthError:
     if isinstance(exc, ValueError):
         return InvalidTokenResponseError("the answer is not a JSON object")
     return InvalidTokenResponseError(type(exc).__name__)
+
+
+def _size(record: Mapping[str, Any]) -> int:
+    return len(json.dumps(record, separators=(",", ":")))
 
 
 def _collect(query: Iterable[tuple[str, str]]) -> dict[str, list[str]]:

@@ -13,17 +13,29 @@ routes of :mod:`gist_authlib.starlette`, :mod:`gist_authlib.flask` and :mod:`gis
 
 from __future__ import annotations
 
+import collections
 import functools
+import hashlib
 import inspect
 import logging
 import secrets
+import threading
+import time
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 from urllib.parse import urlencode, urlsplit
 
 from .client import AsyncGistClient, GistClient, RetryPolicy
-from .errors import ConfigurationError, GistAuthError, InstallError
+from .errors import (
+    ConfigurationError,
+    GistAuthError,
+    InstallError,
+    InstallLinkError,
+    InstallRateLimitedError,
+    ReplayedCallbackError,
+    TokenEndpointError,
+)
 from .flow import (
     CallbackGrant,
     InstallGrant,
@@ -37,7 +49,9 @@ __all__ = [
     "Blocking",
     "CallApp",
     "FetchToken",
+    "InstallLimit",
     "LoginResult",
+    "MemoryReplayGuard",
     "ReadWorkspace",
     "SubjectSource",
     "authorization",
@@ -213,6 +227,7 @@ def callback_steps(
     installs: bool = False,
     subject: SubjectSource = None,
     token_params: Mapping[str, Any] | None = None,
+    client: str | None = None,
 ) -> Steps:
     """The callback of a login, as a generator of effects (drive it with :func:`run` or :func:`run_async`).
 
@@ -228,6 +243,7 @@ def callback_steps(
         subject: names the stored token's subject (see :data:`SubjectSource`).
         token_params: extra parameters for the token request (they never replace the code, the redirect
             URI or the PKCE verifier).
+        client: the browser's network address, for the install rate limit.
 
     Raises:
         GistAuthError: every failure, as its typed subclass (each is an Authlib ``OAuthError`` too).
@@ -242,10 +258,18 @@ def callback_steps(
         redirect_uri=install_uri,
         issuer=expected_issuer(app),
         installs=installs,
+        install_state_pattern=app.gist_provider.install_state_pattern,
     )
     store = getattr(app, "gist_token_store", None)
     if isinstance(grant, InstallGrant):
+        limit: InstallLimit | None = getattr(app, "gist_install_limit", None)
+        if limit is not None and not limit.allow(client):
+            raise InstallRateLimitedError()
+        yield from _single_use(app, [("code", grant.code)])
         return (yield from _install_steps(app, grant, store))
+    # The session said the state was pending; a copy of an older cookie, or a second callback racing the first,
+    # would say so too. What was consumed is also recorded server-side, so neither sends a token request.
+    yield from _single_use(app, [("state", grant.state), ("code", grant.code)])
 
     params = {key: str(value) for key, value in (token_params or {}).items() if key not in _OPENID_ONLY}
     token = yield from _exchange(grant, params)
@@ -293,8 +317,23 @@ def _exchange(grant: CallbackGrant | InstallGrant, extra: Mapping[str, str]) -> 
     return check_token_response(token)
 
 
+def _single_use(app: Any, values: list[tuple[str, str]]) -> Generator[Effect, Any, None]:
+    """Record one-time values (state, code) as consumed; a value consumed before means a replayed callback."""
+    guard = app.gist_replay_guard
+    salt = f"{app.name}\0{app.client_id}"
+    digests = [hashlib.sha256(f"{salt}\0{kind}\0{value}".encode()).hexdigest() for kind, value in values]
+    fresh = yield Blocking(functools.partial(guard.consume, digests, ttl=app.gist_flow.state_ttl))
+    if not fresh:
+        raise ReplayedCallbackError()
+
+
 def _install_steps(app: Any, grant: InstallGrant, store: Any) -> Steps:
-    token = yield from _exchange(grant, {})
+    try:
+        token = yield from _exchange(grant, {})
+    except TokenEndpointError as refused:
+        if refused.http_status < 500:  # Gist refused the code: a stale or forged link, not Gist failing
+            raise InstallLinkError() from None
+        raise
     workspace_id, workspace_name = yield ReadWorkspace(token)
     if workspace_id is None:
         raise InstallError(
@@ -322,6 +361,85 @@ def _install_steps(app: Any, grant: InstallGrant, store: Any) -> Steps:
         install=True,
         ack_url=f"{ack}{'&' if '?' in ack else '?'}{query}",
     )
+
+
+# -- server-side single use and the install rate limit ---------------------------------------------------------
+
+
+class MemoryReplayGuard:
+    """Consumed states and codes (hashes only) in process memory, for a registration without a token store.
+
+    A token store records them in its database instead (``consume``), which also covers several processes.
+    Entries expire with the state lifetime; at most ``max_entries`` are kept (the oldest go first).
+    """
+
+    def __init__(self, *, max_entries: int = 100_000, clock: Callable[[], float] = time.time) -> None:
+        self._seen: collections.OrderedDict[str, float] = collections.OrderedDict()
+        self._lock = threading.Lock()
+        self._max = max_entries
+        self._clock = clock
+
+    def consume(self, digests: Iterable[str], *, ttl: float) -> bool:
+        """Record ``digests`` as consumed; False when any of them was consumed before (and not expired)."""
+        now = self._clock()
+        with self._lock:
+            while self._seen and next(iter(self._seen.values())) < now:
+                self._seen.popitem(last=False)
+            keys = list(digests)
+            if any(self._seen.get(key, 0.0) >= now for key in keys):
+                return False
+            for key in keys:
+                self._seen[key] = now + ttl
+                self._seen.move_to_end(key)
+            while len(self._seen) > self._max:
+                self._seen.popitem(last=False)
+            return True
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+
+class InstallLimit:
+    """How many Gist-initiated install attempts may cost a token request, per browser address and in total.
+
+    Every forged install callback with a plausible state costs one token request signed with the client
+    secret; past these limits the callback answers 429 with no token request.
+
+    Args:
+        per_client: attempts per client address within ``window`` seconds.
+        total: attempts from all addresses within ``window`` seconds.
+        window: the sliding window, in seconds.
+    """
+
+    def __init__(
+        self, per_client: int = 10, total: int = 100, window: float = 60.0, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.per_client, self.total, self.window = per_client, total, window
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._all: collections.deque[float] = collections.deque()
+        self._by_client: dict[str, collections.deque[float]] = {}
+
+    def allow(self, client: str | None) -> bool:
+        """Count one attempt from ``client``; False (and nothing counted) when a limit is reached."""
+        now = self._clock()
+        start = now - self.window
+        with self._lock:
+            while self._all and self._all[0] <= start:
+                self._all.popleft()
+            for key in [k for k, times in self._by_client.items() if not times or times[-1] <= start]:
+                del self._by_client[key]  # bounded: only addresses seen within the window are kept
+            mine = self._by_client.setdefault(client or "?", collections.deque())
+            while mine and mine[0] <= start:
+                mine.popleft()
+            if len(self._all) >= self.total or len(mine) >= self.per_client:
+                return False
+            self._all.append(now)
+            mine.append(now)
+            return True
+
+    def __repr__(self) -> str:
+        return f"InstallLimit(per_client={self.per_client}, total={self.total}, window={self.window})"
 
 
 # -- the drivers ---------------------------------------------------------------------------------------------

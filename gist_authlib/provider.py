@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -83,6 +84,9 @@ class GistProvider:
         default_scopes: the scopes requested when the app names none.
         install_ack_url: where to send the browser after a Gist-initiated install.
         name: a display name for pages and messages.
+        install_state_pattern: the shape of the ``state`` Gist sends on an install it started (the workspace
+            id: Gist's ids are short, lowercase and alphanumeric, such as ``nrrjryb4``). With installs on, only
+            an unknown state of this shape may cost a token request; any other is refused at once.
         issuer: the ``iss`` a callback may carry (RFC 9207); by default the authorization endpoint's
             origin. A callback naming another issuer is refused (a mix-up attack).
     """
@@ -95,6 +99,7 @@ class GistProvider:
     default_scopes: tuple[str, ...] = DEFAULT_SCOPES
     install_ack_url: str = GIST_INSTALL_ACK_URL
     name: str = "Gist"
+    install_state_pattern: str = r"[a-z0-9]{4,24}"
     issuer: str | None = None
 
     def __post_init__(self) -> None:
@@ -107,6 +112,10 @@ class GistProvider:
             # urljoin("https://h/api", "teammates") would drop "api": keep the base a directory.
             object.__setattr__(self, "api_base_url", self.api_base_url + "/")
         object.__setattr__(self, "default_scopes", tuple(self.default_scopes))
+        try:
+            re.compile(self.install_state_pattern)
+        except re.error as exc:
+            raise ValueError(f"GistProvider.install_state_pattern is not a regular expression: {exc}.") from None
         self.validate_scopes(self.default_scopes)
 
     def with_scopes(self, extra: Mapping[str, str]) -> GistProvider:

@@ -21,7 +21,16 @@ from typing import Any, Protocol
 from ._version import USER_AGENT
 from .errors import ConfigurationError, InvalidTokenResponseError, MissingCredentialsError, TokenEndpointError
 from .flow import LoginFlow, check_token_response, check_transport, translate_token_error
-from .login import LoginResult, SubjectSource, authorization, callback_steps, run, run_async
+from .login import (
+    InstallLimit,
+    LoginResult,
+    MemoryReplayGuard,
+    SubjectSource,
+    authorization,
+    callback_steps,
+    run,
+    run_async,
+)
 from .provider import GistProvider
 
 __all__ = [
@@ -107,6 +116,8 @@ class GistAppMixin:
     gist_token_store: Any
     gist_allow_insecure_http: bool
     gist_redirect_uri: str | None
+    gist_replay_guard: Any
+    gist_install_limit: InstallLimit
     _gist_defaults: dict[str, Any]
     _gist_setting_names: dict[str, str]
     _gist_oauth: Any
@@ -184,6 +195,7 @@ class SyncGistAppMixin(GistAppMixin):
         installs: bool = False,
         subject: SubjectSource = None,
         token_params: Mapping[str, Any] | None = None,
+        client: str | None = None,
     ) -> LoginResult:
         """Run the login sequence (:func:`gist_authlib.login.callback_steps`) on a callback's query."""
         steps = callback_steps(
@@ -194,6 +206,7 @@ class SyncGistAppMixin(GistAppMixin):
             installs=installs,
             subject=subject,
             token_params=token_params,
+            client=client,
         )
         return run(self, steps)
 
@@ -223,6 +236,7 @@ class AsyncGistAppMixin(GistAppMixin):
         installs: bool = False,
         subject: SubjectSource = None,
         token_params: Mapping[str, Any] | None = None,
+        client: str | None = None,
     ) -> LoginResult:
         """The async form of :meth:`SyncGistAppMixin.gist_finish`."""
         steps = callback_steps(
@@ -233,6 +247,7 @@ class AsyncGistAppMixin(GistAppMixin):
             installs=installs,
             subject=subject,
             token_params=token_params,
+            client=client,
         )
         return await run_async(self, steps)
 
@@ -252,6 +267,7 @@ def register(
     pkce: bool = True,
     token_store: Any = None,
     allow_insecure_http: bool = False,
+    install_limit: InstallLimit | None = None,
     **overrides: Any,
 ) -> GistApp:
     """Register Gist in an Authlib ``OAuth`` registry and return the registered app (``oauth.<name>``).
@@ -289,6 +305,9 @@ def register(
             ``gist.get(..., request=request)`` finds the token).
         allow_insecure_http: allow ``http://`` endpoints and redirect URIs on hosts that are not loopback
             (a development flag; loopback is always allowed).
+        install_limit: how many Gist-initiated install attempts may cost a token request, per browser address
+            and in total (an :class:`~gist_authlib.login.InstallLimit`; by default 10 per address and 100 in
+            all per minute). Only matters when the routes accept installs.
         **overrides: passed on to ``oauth.register`` (``authorize_params``, ``fetch_token``,
             ``update_token``, ``client_kwargs``, an explicit ``authorize_url``, ...).
 
@@ -323,6 +342,9 @@ def register(
         "_gist_route_claims": _route_claims(oauth),
         "gist_token_store": token_store,
         "gist_allow_insecure_http": allow_insecure_http,
+        # Used states and codes are recorded where the tokens are (shared by every process using the store).
+        "gist_replay_guard": token_store if hasattr(token_store, "consume") else MemoryReplayGuard(),
+        "gist_install_limit": install_limit or InstallLimit(),
     }
     sync_client = _sync_httpx_client(base)
     if sync_client is not None:

@@ -112,8 +112,16 @@ class GistAppAdapter:
             params = request.query_params.multi_items()
         own_url = redirect_uri or str(request.url.replace(query=""))
         result: LoginResult = await self.gist_finish(  # type: ignore[attr-defined]
-            session, params, redirect_uri=own_url, installs=installs, subject=subject, token_params=token_params
+            session,
+            params,
+            redirect_uri=own_url,
+            installs=installs,
+            subject=subject,
+            token_params=token_params,
+            client=request.client.host if request.client else None,
         )
+        # Starlette's sessions live in the signed cookie itself: there is no server-side session id to fix in
+        # place, so nothing to rotate (a server-side session store must rotate its id here).
         request.state.gist_next, request.state.gist_subject = result.next_path, result.subject
         return result
 
@@ -253,10 +261,14 @@ async def _call(func: Callable[..., Any], *args: Any) -> Response:
     return result
 
 
-async def logout(request: Request, gist: GistApp, *, forget_token: bool = False) -> str | None:
-    """Forget the session's Gist login (and, with ``forget_token=True``, its stored token); returns the subject."""
+async def logout(request: Request, gist: GistApp, *, forget_token: bool = False, flush: bool = True) -> str | None:
+    """Log the session's user out: forget the Gist login (and, with ``forget_token=True``, its stored token)
+    and, unless ``flush=False``, clear the whole session. Returns the subject."""
     session = _session(request)
-    return await anyio.to_thread.run_sync(lambda: forget_login(gist, session, forget_token=forget_token))
+    subject = await anyio.to_thread.run_sync(lambda: forget_login(gist, session, forget_token=forget_token))
+    if flush:
+        session.clear()
+    return subject
 
 
 async def stored_token(request: Request, gist: GistApp) -> Any:

@@ -112,10 +112,14 @@ def test_each_example_refuses_forged_callbacks(example: tuple[str, IndependentSe
         no_code = browser.get(f"{app_url}/oauth/gist/callback", params={"state": "forged"})
         assert no_code.status_code == 400 and "<h1>" in no_code.text
         assert server.token_requests == 0
-        # The examples accept Gist-initiated installs, which arrive with a state the app never issued: a
-        # forged one with a code is tried as an install, refused by the server, and nothing is stored.
+        # The examples accept Gist-initiated installs, which arrive with a state the app never issued, shaped
+        # like a workspace id. A state of another shape is refused at once; a forged one of that shape with a
+        # code is tried as an install, refused by the server (a 400: the link is invalid), and nothing is stored.
+        odd_shape = browser.get(f"{app_url}/oauth/gist/callback", params={"code": "stolen", "state": "Forged-State"})
+        assert odd_shape.status_code == 400 and "<h1>" in odd_shape.text
+        assert server.token_requests == 0
         with_code = browser.get(f"{app_url}/oauth/gist/callback", params={"code": "stolen", "state": "forged"})
-        assert with_code.status_code == 502 and "<h1>" in with_code.text
+        assert with_code.status_code == 400 and "invalid or has expired" in with_code.text
         assert browser.get(f"{app_url}/me/teammates").status_code in (302, 303, 401)  # still not logged in
     assert server.token_requests == 1
 

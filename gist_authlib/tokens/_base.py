@@ -217,6 +217,11 @@ class BaseTokenStore:
     def _all_subjects(self) -> list[str]:
         raise NotImplementedError
 
+    def _consume(self, digests: list[str], until: float, now: float) -> bool:
+        """Atomically: forget entries expired by ``now``; if none of ``digests`` is recorded, record them all
+        (valid until ``until``) and return True; else record nothing and return False."""
+        raise NotImplementedError
+
     # -- public API -------------------------------------------------------------------------------
 
     def save(
@@ -293,6 +298,40 @@ class BaseTokenStore:
         now = self._clock()
         return self._take_lease(_subject(subject), version, holder, now + ttl, now)
 
+    def consume(self, digests: Iterable[str], *, ttl: float) -> bool:
+        """Record one-time values (hashes of a login's state and code) as used, for ``ttl`` seconds.
+
+        Returns False, recording nothing, when any of them was recorded before: the login core then refuses
+        the callback as a replay before any token request. Atomic across every process sharing the store.
+        """
+        now = self._clock()
+        return self._consume(list(digests), now + ttl, now)
+
+    def migrate(self) -> int:
+        """Bring every row up to this store's rules; returns how many rows were rewritten.
+
+        Rows stored in plaintext (before a key was configured) are encrypted, and rows written by gist_authlib
+        0.1 (whose ciphertext named no subject) are bound to their subject. An encrypted store refuses to read
+        such rows until this explicit call, so that a row planted in plaintext, or a ciphertext copied from
+        another subject's row, is never taken for a token.
+        """
+        count = 0
+        for subject in self._all_subjects():
+            row = self._read(subject)
+            if row is None:
+                continue
+            bound, payload = self._open(row)
+            in_clear = row["key_id"] == PLAINTEXT and self._cipher is not None
+            if bound and (not in_clear or payload["subject"] != subject):
+                continue  # up to date, or a copied row, which is never adopted
+            token = payload["token"] if bound else payload
+            try:
+                self.compare_and_set(subject, token, expected_version=int(row["version"]))
+                count += 1
+            except StaleTokenError:
+                continue  # rewritten meanwhile, by then in the current form
+        return count
+
     def rotate_keys(self) -> int:
         """Re-encrypt every token with the first key; returns how many were rewritten."""
         count = 0
@@ -331,11 +370,7 @@ class BaseTokenStore:
         if scopes is None:
             scope = checked.get("scope")
             scopes = scope.split() if isinstance(scope, str) else ()
-        payload = json.dumps(checked, separators=(",", ":"), sort_keys=True).encode()
-        if self._cipher is not None:
-            blob, key_id = self._cipher.encrypt(payload).decode(), self._cipher.key_ids[0]
-        else:
-            blob, key_id = base64.b64encode(payload).decode(), PLAINTEXT
+        blob, key_id = self._seal(_subject(subject), checked)
         now = self._clock()
         return {
             "subject": _subject(subject),
@@ -353,26 +388,51 @@ class BaseTokenStore:
             "lease_until": None,
         }
 
-    def _decode(self, row: Mapping[str, Any]) -> StoredToken:
+    def _seal(self, subject: str, token: Mapping[str, Any]) -> tuple[str, str]:
+        """The stored form of ``token`` and its key id: the subject goes inside the ciphertext with it, so a
+        ciphertext copied into another subject's row does not decrypt as that subject's token."""
+        payload = json.dumps({"subject": subject, "token": token}, separators=(",", ":"), sort_keys=True).encode()
+        if self._cipher is not None:
+            return self._cipher.encrypt(payload).decode(), self._cipher.key_ids[0]
+        return base64.b64encode(payload).decode(), PLAINTEXT
+
+    def _open(self, row: Mapping[str, Any]) -> tuple[bool, dict[str, Any]]:
+        """(bound, payload) of a row: ``bound`` when the payload names its subject (written by this version)."""
         blob = row["token"]
         raw = blob.encode() if isinstance(blob, str) else bytes(blob)
+        known = self._cipher.key_ids if self._cipher else []
         if row["key_id"] == PLAINTEXT:
-            payload = base64.b64decode(raw)
+            try:
+                payload = json.loads(base64.b64decode(raw))
+            except ValueError:
+                raise TokenDecryptionError(row["subject"], PLAINTEXT, known, tampered=True) from None
         else:
-            known = self._cipher.key_ids if self._cipher else []
             if self._cipher is None:
                 raise TokenDecryptionError(row["subject"], row["key_id"], known)
             from cryptography.fernet import InvalidToken
 
             try:
-                payload = self._cipher.decrypt(raw)
+                payload = json.loads(self._cipher.decrypt(raw))
             except InvalidToken:
                 raise TokenDecryptionError(
                     row["subject"], row["key_id"], known, tampered=row["key_id"] in known
                 ) from None
+        if not isinstance(payload, dict):
+            raise TokenDecryptionError(row["subject"], row["key_id"], known, tampered=True)
+        return set(payload) == {"subject", "token"}, payload
+
+    def _decode(self, row: Mapping[str, Any]) -> StoredToken:
+        bound, payload = self._open(row)
+        known = self._cipher.key_ids if self._cipher else []
+        if self._cipher is not None and row["key_id"] == PLAINTEXT:
+            raise TokenDecryptionError(row["subject"], PLAINTEXT, known, unbound=True)
+        if not bound:
+            raise TokenDecryptionError(row["subject"], row["key_id"], known, unbound=True)
+        if payload["subject"] != row["subject"]:
+            raise TokenDecryptionError(row["subject"], row["key_id"], known, tampered=True)
         return StoredToken(
             subject=row["subject"],
-            token=json.loads(payload),
+            token=dict(payload["token"]),
             scopes=tuple(row["scopes"].split()) if row["scopes"] else (),
             workspace_id=row["workspace_id"],
             workspace_name=row["workspace_name"],

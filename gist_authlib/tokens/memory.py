@@ -19,6 +19,7 @@ class MemoryTokenStore(BaseTokenStore):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._rows: dict[str, Row] = {}
+        self._consumed: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def _upsert(self, row: Row) -> Row:
@@ -66,3 +67,11 @@ class MemoryTokenStore(BaseTokenStore):
     def _all_subjects(self) -> list[str]:
         with self._lock:
             return list(self._rows)
+
+    def _consume(self, digests: list[str], until: float, now: float) -> bool:
+        with self._lock:
+            self._consumed = {d: t for d, t in self._consumed.items() if t >= now}
+            if any(d in self._consumed for d in digests):
+                return False
+            self._consumed.update(dict.fromkeys(digests, until))
+            return True

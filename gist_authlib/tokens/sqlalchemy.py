@@ -44,13 +44,22 @@ def token_table(metadata: Any, name: str = "gist_tokens") -> Any:
     return table
 
 
+def consumed_table(metadata: Any, name: str = "gist_consumed") -> Any:
+    """The table of used login states and codes (their SHA-256 only), for server-side single use."""
+    from sqlalchemy import Column, Float, String, Table
+
+    return Table(name, metadata, Column("digest", String(64), primary_key=True), Column("until", Float, nullable=False))
+
+
 def create_table_ddl(engine: Any, name: str = "gist_tokens") -> str:
     """The ``CREATE TABLE`` and ``CREATE INDEX`` statements for ``engine``'s dialect, as text."""
     from sqlalchemy import MetaData
     from sqlalchemy.schema import CreateIndex, CreateTable
 
-    table = token_table(MetaData(), name)
+    metadata = MetaData()
+    table = token_table(metadata, name)
     statements = [str(CreateTable(table).compile(engine)).strip()]
+    statements.append(str(CreateTable(consumed_table(metadata)).compile(engine)).strip())
     statements += [
         str(CreateIndex(index).compile(engine)).strip() for index in sorted(table.indexes, key=lambda i: i.name)
     ]
@@ -84,7 +93,9 @@ class SQLAlchemyTokenStore(BaseTokenStore):
 
         super().__init__(**kwargs)
         self._engine = create_engine(url, **(engine_options or {})) if isinstance(url, str) else url
-        self._table = token_table(MetaData(), table_name)
+        metadata = MetaData()
+        self._table = token_table(metadata, table_name)
+        self._consumed = consumed_table(metadata)
         self._errors = SQLAlchemyError
         if create_table:
             try:
@@ -213,6 +224,30 @@ class SQLAlchemyTokenStore(BaseTokenStore):
             .values(lease_holder=holder, lease_until=until)
         )
         return bool(self._run(lambda connection: connection.execute(query).rowcount == 1))
+
+    def _consume(self, digests: list[str], until: float, now: float) -> bool:
+        from sqlalchemy import delete, insert, select
+
+        table = self._consumed
+
+        def work(connection: Any) -> bool:
+            connection.execute(delete(table).where(table.c.until < now))
+            if connection.execute(select(table.c.digest).where(table.c.digest.in_(digests))).first() is not None:
+                return False
+            # Two racing writers both insert; the primary key lets exactly one of them commit.
+            connection.execute(insert(table), [{"digest": d, "until": until} for d in digests])
+            return True
+
+        try:
+            return bool(self._run(work))
+        except TokenStoreError:
+            # _run turns the loser's IntegrityError into a TokenStoreError: look again to tell the two apart.
+            def seen(connection: Any) -> bool:
+                return connection.execute(select(table.c.digest).where(table.c.digest.in_(digests))).first() is not None
+
+            if self._run(seen):
+                return False
+            raise
 
     def _all_subjects(self) -> list[str]:
         from sqlalchemy import select

@@ -6,6 +6,7 @@ machine (several uvicorn workers); a process killed mid-write leaves every commi
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -35,6 +36,10 @@ CREATE TABLE IF NOT EXISTS gist_tokens (
 CREATE INDEX IF NOT EXISTS gist_tokens_workspace ON gist_tokens (workspace_id);
 CREATE INDEX IF NOT EXISTS gist_tokens_token_hash ON gist_tokens (token_hash);
 CREATE INDEX IF NOT EXISTS gist_tokens_refresh_hash ON gist_tokens (refresh_hash);
+CREATE TABLE IF NOT EXISTS gist_consumed (
+    digest TEXT PRIMARY KEY,           -- SHA-256 of a used login state or code (never the value itself)
+    until  REAL NOT NULL
+);
 """
 
 _INSERT_COLUMNS = ", ".join(COLUMNS)
@@ -59,6 +64,18 @@ LEASE = (
 )
 
 
+def _create_private(path: str) -> None:
+    """Create the database file readable by its owner only (0600) before SQLite opens it.
+
+    SQLite gives the ``-wal`` and ``-shm`` files it creates beside it the database file's permissions, so the
+    write-ahead log, which holds workspace names in clear, is private too.
+    """
+    if path == ":memory:" or path.startswith("file:"):
+        return
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+
+
 class SQLiteTokenStore(BaseTokenStore):
     """Tokens in a SQLite file, encrypted with the key given.
 
@@ -73,6 +90,7 @@ class SQLiteTokenStore(BaseTokenStore):
         super().__init__(**kwargs)
         self.path = str(path)
         self._lock = threading.Lock()
+        _create_private(self.path)
         try:
             # isolation_level=None: no implicit transactions; every statement below commits on its own.
             self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
@@ -121,6 +139,27 @@ class SQLiteTokenStore(BaseTokenStore):
         try:
             with self._lock:
                 return self._db.execute(LEASE, params).rowcount == 1
+        except sqlite3.Error as exc:
+            raise TokenStoreError(f"The token database {self.path} failed: {exc}.") from None
+
+    def _consume(self, digests: list[str], until: float, now: float) -> bool:
+        marks = ", ".join("?" * len(digests))
+        try:
+            with self._lock:
+                # One write transaction across processes: the check and the insert cannot interleave with another.
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.execute("DELETE FROM gist_consumed WHERE until < ?", (now,))
+                    seen = self._db.execute(f"SELECT 1 FROM gist_consumed WHERE digest IN ({marks})", digests)
+                    if seen.fetchone() is not None:
+                        self._db.execute("COMMIT")
+                        return False
+                    self._db.executemany("INSERT INTO gist_consumed VALUES (?, ?)", [(d, until) for d in digests])
+                    self._db.execute("COMMIT")
+                    return True
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
         except sqlite3.Error as exc:
             raise TokenStoreError(f"The token database {self.path} failed: {exc}.") from None
 
