@@ -309,3 +309,116 @@ def test_authlibs_own_refresh_writes_back_through_update_token(tmp_path: Path) -
     assert stored is not None and stored.version == 2
     assert stored.token["access_token"] != token["access_token"]
     store.close()
+
+
+# --- security round two: single use, rows bound to their subject, private files ---------------------------
+
+
+def test_consumed_values_are_refused_a_second_time_until_they_expire(opener: Opener) -> None:
+    store = opener()
+    assert store.consume(["state-hash", "code-hash"], ttl=60) is True
+    assert store.consume(["code-hash"], ttl=60) is False
+    assert store.consume(["another-state", "state-hash"], ttl=60) is False
+    assert store.consume(["another-state"], ttl=60) is True  # the refused call recorded nothing
+    assert store.consume(["short-lived"], ttl=0.05) is True
+    import time
+
+    time.sleep(0.1)
+    assert store.consume(["short-lived"], ttl=60) is True
+
+
+def test_consume_lets_exactly_one_of_racing_callers_win(persistent: tuple[str, Opener]) -> None:
+    import threading
+
+    _, open_store = persistent
+    stores = [open_store(), open_store()]  # two connections to one database, as two app processes have
+    start = threading.Barrier(8)
+    results: list[bool] = []
+
+    def race(store: BaseTokenStore) -> None:
+        start.wait()
+        results.append(store.consume(["the-code-hash"], ttl=60))
+
+    threads = [threading.Thread(target=race, args=(stores[i % 2],)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 7 + [True]
+
+
+def execute_raw(store: BaseTokenStore, sql: str, params: dict[str, Any]) -> None:
+    """Change rows with the database's own tools, as someone with write access to it would."""
+    if isinstance(store, SQLiteTokenStore):
+        with sqlite3.connect(store.path) as db:
+            db.execute(sql, params)
+        return
+    assert isinstance(store, SQLAlchemyTokenStore)
+    from sqlalchemy import text
+
+    with store._engine.begin() as connection:
+        connection.execute(text(sql.replace("gist_tokens", store._table.name)), params)
+
+
+def test_a_ciphertext_copied_into_another_subjects_row_is_refused(persistent: tuple[str, Opener]) -> None:
+    _, open_store = persistent
+    store = open_store()
+    store.save("alice", {"access_token": "gat-alice"})
+    store.save("mallory", {"access_token": "gat-mallory"})
+    execute_raw(
+        store,
+        "UPDATE gist_tokens SET token = (SELECT token FROM gist_tokens WHERE subject = 'alice'), "
+        "key_id = (SELECT key_id FROM gist_tokens WHERE subject = 'alice') WHERE subject = 'mallory'",
+        {},
+    )
+    with pytest.raises(TokenDecryptionError, match="copied from another row"):
+        store.get("mallory")
+    assert store.get("alice").token == {"access_token": "gat-alice"}  # type: ignore[union-attr]
+    assert store.migrate() == 0  # a copied row is never adopted by a migration either
+    with pytest.raises(TokenDecryptionError):
+        store.get("mallory")
+
+
+def test_an_encrypted_store_reads_plaintext_rows_only_after_an_explicit_migration(
+    persistent: tuple[str, Opener],
+) -> None:
+    _, open_store = persistent
+    open_store(key=None, plaintext=True).save("planted", {"access_token": "gat-planted"})
+    store = open_store()
+    with pytest.raises(TokenDecryptionError, match=r"store\.migrate\(\)"):
+        store.get("planted")
+    assert store.migrate() == 1
+    assert store.get("planted").token == {"access_token": "gat-planted"}  # type: ignore[union-attr]
+    assert "gat-planted" not in raw_rows(store)
+    assert store.migrate() == 0
+
+
+def test_rows_written_by_version_0_1_are_bound_by_the_migration(persistent: tuple[str, Opener]) -> None:
+    import json
+
+    _, open_store = persistent
+    store = open_store()
+    store.save("old-user", {"access_token": "gat-new-form"})
+    # gist_authlib 0.1 encrypted the token dict alone, naming no subject.
+    legacy = TokenCipher(KEY).encrypt(json.dumps({"access_token": "gat-old-form"}).encode()).decode()
+    execute_raw(store, "UPDATE gist_tokens SET token = :token WHERE subject = 'old-user'", {"token": legacy})
+    with pytest.raises(TokenDecryptionError, match="older or unencrypted form"):
+        store.get("old-user")
+    assert store.migrate() == 1
+    assert store.get("old-user").token == {"access_token": "gat-old-form"}  # type: ignore[union-attr]
+
+
+def test_the_sqlite_files_are_private_to_their_owner(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    old_umask = os.umask(0o022)  # a common default, under which files come out world-readable
+    try:
+        store = SQLiteTokenStore(tmp_path / "private.sqlite3", key=KEY)
+        store.save("user", TOKEN, workspace_name="Acme")
+        files = [tmp_path / "private.sqlite3", tmp_path / "private.sqlite3-wal", tmp_path / "private.sqlite3-shm"]
+        modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in files}
+        store.close()
+    finally:
+        os.umask(old_umask)
+    assert modes == dict.fromkeys(modes, 0o600), modes
