@@ -59,8 +59,9 @@ class _Described:
         self.__doc__ = describe.__doc__
         self.__name__, self.__qualname__ = describe.__name__, describe.__qualname__
         signature = inspect.signature(describe)
-        # The method as a caller sees it: without ``self``.
-        self.__signature__ = signature.replace(parameters=list(signature.parameters.values())[1:])
+        # The method as a caller sees it: without ``self``, and without the Call it is described by.
+        parameters = list(signature.parameters.values())[1:]
+        self.__signature__ = signature.replace(parameters=parameters, return_annotation=inspect.Signature.empty)
 
     def _dress(self, method: Any) -> Any:
         method.__name__, method.__qualname__, method.__doc__ = self.__name__, self.__qualname__, self.__doc__
