@@ -185,7 +185,7 @@ class _StoreBinding:
 
 
 class _Core:
-    """Everything GistClient and AsyncGistClient share: headers, token rules, the answer-to-outcome rules."""
+    """One token's state and rules: its headers, when and how it is refreshed, what each answer means."""
 
     def __init__(
         self,
