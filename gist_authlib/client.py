@@ -878,30 +878,6 @@ class AsyncGistClient(_ClientBase, AsyncResources, AsyncSide):
         await self.aclose()
 
 
-def workspace_of(app: Any, token: Mapping[str, Any]) -> tuple[Any, str | None]:
-    """(workspace id, name) of a fresh login's token via ``GET /token``; (None, None) when Gist will not say."""
-    from .errors import GistAuthError
-
-    try:
-        with GistClient.from_authlib(app, token, retry=RetryPolicy(max_attempts=2, deadline=5.0)) as client:
-            info = client.token_info()
-    except (GistAuthError, ValueError):
-        return None, None
-    return info.workspace_id, info.workspace_name
-
-
-async def workspace_of_async(app: Any, token: Mapping[str, Any]) -> tuple[Any, str | None]:
-    """The async form of :func:`workspace_of`."""
-    from .errors import GistAuthError
-
-    try:
-        async with AsyncGistClient.from_authlib(app, token, retry=RetryPolicy(max_attempts=2, deadline=5.0)) as client:
-            info = await client.token_info()
-    except (GistAuthError, ValueError):
-        return None, None
-    return info.workspace_id, info.workspace_name
-
-
 def _as_is(body: Any) -> Any:
     return body
 
