@@ -1,7 +1,11 @@
 """GistClient and AsyncGistClient: Gist's REST API over one pooled httpx2 client, retries, typed errors.
 
-Both share :class:`_Core`, which holds every rule (which answers are retried and for how long, what each
-error means, when a token is refreshed); the two classes only differ in how they wait and send.
+Every rule is written once. A call runs as a *flow*: a generator that yields what it needs done (an httpx2
+request to send, a pause, a token-store call, a user hook) and is sent the answer, as httpx's
+``Auth.auth_flow`` is. :class:`_Core` holds the per-token rules (which answers are retried and for how
+long, what each error means, when a token is refreshed), the endpoints are written once in
+:mod:`gist_authlib.api`, and the two clients only differ in their drivers, which perform the steps by
+blocking or by awaiting (``_drive`` and ``_walk``), and in how they close.
 """
 
 from __future__ import annotations
@@ -9,19 +13,21 @@ from __future__ import annotations
 import contextlib
 import copy
 import email.utils
+import inspect
 import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Self
+from typing import Any, Final, Self, TypeVar, cast
 from urllib.parse import urljoin, urlsplit
 
 import httpx2
 
 from ._version import USER_AGENT
 from .api import AsyncResources, SyncResources, TokenInfo
+from .api._endpoint import AsyncSide, Call, Pages, SyncSide, endpoint
 from .errors import (
     GistAPIError,
     GistConnectionError,
@@ -39,6 +45,7 @@ from .provider import GistProvider
 
 __all__ = ["AsyncGistClient", "GistClient", "RefreshSettings", "RetryPolicy"]
 
+T = TypeVar("T")
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
 DEFAULT_TIMEOUT: Final = httpx2.Timeout(10.0, connect=5.0)
@@ -90,9 +97,39 @@ class RefreshSettings:
         return f"RefreshSettings(token_url={self.token_url!r}, client_id={self.client_id!r})"
 
 
+# --- the steps a flow yields; the drivers perform them and send back the answer ------------------------
+# An httpx2.Request is sent: the answer is the response, and a transport error is thrown into the flow.
+_Flow = Generator[Any, Any, T]
+
+
 @dataclass(frozen=True)
-class _Retry:
-    delay: float
+class _Pause:
+    """Wait this long (with the client's ``sleep``)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Exclusive:
+    """Run this flow holding the client's refresh lock; the answer is what the flow returns."""
+
+    flow: _Flow[Any]
+
+
+@dataclass(frozen=True)
+class _Blocking:
+    """Call a blocking function (a token store's); the async driver runs it in a worker thread."""
+
+    function: Callable[..., Any]
+    args: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class _Hook:
+    """Call a user's hook; the async driver awaits what it returns when that is awaitable."""
+
+    function: Callable[..., Any]
+    args: tuple[Any, ...]
 
 
 class _StoreBinding:
@@ -131,45 +168,24 @@ class _StoreBinding:
             self.store.compare_and_set(self.subject, token, expected_version=record.version)
 
     def coordinate(
-        self,
-        current: Mapping[str, Any],
-        refresh: Callable[[Mapping[str, Any]], dict[str, Any]],
-        sleep: Callable[[float], Any],
-    ) -> tuple[dict[str, Any], bool]:
+        self, current: Mapping[str, Any], refresh: Callable[[Mapping[str, Any]], _Flow[dict[str, Any]]]
+    ) -> _Flow[tuple[dict[str, Any], bool]]:
         """The fresh token, and whether this process refreshed it."""
         deadline = time.monotonic() + self.lease_ttl * 2
         while time.monotonic() < deadline:
-            action, value = self._step(current)
+            action, value = yield _Blocking(self._step, (current,))
             if action == "adopt":
                 return dict(value), False
             if action == "refresh":
-                token = refresh(value.token)
-                self._save(value, token)
+                token = yield from refresh(value.token)
+                yield _Blocking(self._save, (value, token))
                 return token, True
-            sleep(self.poll)
-        raise TokenStoreError(f"The token of {self.subject!r} was being refreshed elsewhere for too long.")
-
-    async def coordinate_async(
-        self, current: Mapping[str, Any], refresh: Callable[[Mapping[str, Any]], Any], sleep: Callable[[float], Any]
-    ) -> tuple[dict[str, Any], bool]:
-        """The async form of :meth:`coordinate` (store calls run in a worker thread)."""
-        import anyio.to_thread
-
-        deadline = time.monotonic() + self.lease_ttl * 2
-        while time.monotonic() < deadline:
-            action, value = await anyio.to_thread.run_sync(self._step, current)
-            if action == "adopt":
-                return dict(value), False
-            if action == "refresh":
-                token = await refresh(value.token)
-                await anyio.to_thread.run_sync(self._save, value, token)
-                return token, True
-            await sleep(self.poll)
+            yield _Pause(self.poll)
         raise TokenStoreError(f"The token of {self.subject!r} was being refreshed elsewhere for too long.")
 
 
 class _Core:
-    """Everything GistClient and AsyncGistClient share: headers, token rules, the answer-to-outcome rules."""
+    """One token's state and rules: its headers, when and how it is refreshed, what each answer means."""
 
     def __init__(
         self,
@@ -253,19 +269,8 @@ class _Core:
         self.token = token
         self.auth = {"Authorization": f"Bearer {token['access_token']}"}
 
-    def outcome(
-        self,
-        response: httpx2.Response,
-        *,
-        method: str,
-        path: str,
-        idempotent: bool,
-        attempt: int,
-        started: float,
-        now: float,
-        scope: str | None,
-    ) -> Any:
-        """Parsed JSON for a success, a :class:`_Retry` to wait and try again, or a raised typed error."""
+    def answer(self, response: httpx2.Response, *, method: str, path: str, scope: str | None) -> Any:
+        """The parsed JSON of a success, or the typed error an answer means (after any retries)."""
         status = response.status_code
         if 200 <= status < 300:
             if not response.content:
@@ -282,12 +287,7 @@ class _Core:
                 ) from None
         body = _body(response)
         if status in RETRY_STATUSES:
-            # An HTTP-date Retry-After is wall-clock time; ``now`` is the monotonic clock of the deadline.
-            retry_after = _retry_after(response.headers.get("retry-after"), time.time())
-            if idempotent:
-                delay = self.retry_delay(attempt, started, now, retry_after)
-                if delay is not None:
-                    return _Retry(delay)
+            retry_after = _retry_after(response)
             if status == 429 or (status == 503 and retry_after is not None):
                 raise RateLimitedError(status, body, retry_after=retry_after, method=method, path=path)
             raise GistAPIError(status, body, method=method, path=path)
@@ -301,26 +301,7 @@ class _Core:
             raise NotFoundError(status, body, method=method, path=path)
         raise GistAPIError(status, body, method=method, path=path)
 
-    def transport_failure(
-        self,
-        exc: httpx2.TransportError,
-        *,
-        method: str,
-        path: str,
-        idempotent: bool,
-        attempt: int,
-        started: float,
-        now: float,
-    ) -> _Retry:
-        """A :class:`_Retry` after a connection error or timeout, or the typed error when none is allowed."""
-        if idempotent:
-            delay = self.retry_delay(attempt, started, now, None)
-            if delay is not None:
-                return _Retry(delay)
-        reason = "no answer within the timeout" if isinstance(exc, httpx2.TimeoutException) else type(exc).__name__
-        raise GistConnectionError(reason, method=method, path=path) from None
-
-    def retry_delay(self, attempt: int, started: float, now: float, retry_after: float | None) -> float | None:
+    def retry_delay(self, attempt: int, started: float, retry_after: float | None) -> float | None:
         """The pause before the next attempt, or ``None`` when no retry is left."""
         if attempt >= self.retry.max_attempts:
             return None
@@ -330,7 +311,7 @@ class _Core:
             delay = retry_after
         else:
             delay = self.retry.backoff(attempt)
-        if now + delay - started > self.retry.deadline:
+        if time.monotonic() + delay - started > self.retry.deadline:
             return None
         return delay
 
@@ -357,52 +338,6 @@ def _forget_in(store: Any) -> Callable[[dict[str, Any]], Any] | None:
         return None
     sync_store = getattr(store, "sync", store)  # an AsyncTokenStore wraps a sync one
     return lambda token: sync_store.delete_token(token)
-
-
-class _Call:
-    """One API call's bookkeeping across its attempts; both clients' loops only send and wait."""
-
-    def __init__(self, core: _Core, method: str, path: str, idempotent: bool | None, scope: str | None) -> None:
-        self.core = core
-        self.method = method.upper()
-        self.url = core.url(path)
-        self.path = _path_only(path)
-        self.idempotent = _is_idempotent(self.method, idempotent)
-        self.scope = scope
-        self.started = time.monotonic()
-        self.attempt = 0
-        if core.token is None:
-            raise ValueError("This client has no token: make one for a token with client.with_token(token).")
-
-    @property
-    def auth(self) -> dict[str, str]:
-        """The bearer header, read at each attempt (a refresh between attempts changes it)."""
-        return self.core.auth
-
-    def after_response(self, response: httpx2.Response) -> Any:
-        """The parsed answer, a :class:`_Retry`, or a raised typed error."""
-        return self.core.outcome(
-            response,
-            method=self.method,
-            path=self.path,
-            idempotent=self.idempotent,
-            attempt=self.attempt,
-            started=self.started,
-            now=time.monotonic(),
-            scope=self.scope,
-        )
-
-    def after_failure(self, exc: httpx2.TransportError) -> float:
-        """The pause before retrying after a connection error or timeout, or a raised typed error."""
-        return self.core.transport_failure(
-            exc,
-            method=self.method,
-            path=self.path,
-            idempotent=self.idempotent,
-            attempt=self.attempt,
-            started=self.started,
-            now=time.monotonic(),
-        ).delay
 
 
 def _is_idempotent(method: str, idempotent: bool | None) -> bool:
@@ -448,18 +383,23 @@ def _scope_from(body: object) -> str | None:
     return None
 
 
-def _retry_after(value: str | None, now: float) -> float | None:
+def _retry_after(response: httpx2.Response) -> float | None:
     """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
+    value = response.headers.get("retry-after", "").strip()
     if not value:
         return None
-    value = value.strip()
     if value.isdigit():
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, when.timestamp() - now)
+    # An HTTP date is wall-clock time (the retry deadline runs on the monotonic clock).
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _failure(exc: httpx2.TransportError) -> str:
+    return "no answer within the timeout" if isinstance(exc, httpx2.TimeoutException) else type(exc).__name__
 
 
 def _make_core(
@@ -506,14 +446,160 @@ def _base_url(provider: GistProvider | None, base_url: str | None) -> str:
 
 
 class _ClientBase:
-    """What both clients expose besides sending: settings, the token, and constructors."""
+    """What both clients have besides their drivers: settings, the token, constructors, and every call's flow."""
 
     _core: _Core
+    _http: httpx2.Client | httpx2.AsyncClient
+    _refresh_lock: Any
+    _owns_pool = True
 
     @property
     def token(self) -> dict[str, Any]:
         """The current token (a copy; empty for a client made without one); it changes after a refresh."""
         return dict(self._core.token or {})
+
+    @property
+    def base_url(self) -> str:
+        """The API's base URL."""
+        return self._core.base_url
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._core.base_url}>"
+
+    # --- the raw API: endpoints written once, methods on both clients -------------------------------------
+
+    @endpoint
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        idempotent: bool | None = None,
+        scope: str | None = None,
+    ) -> Call[Any]:
+        """Send a request to ``path`` (relative to the API's base URL) and return the parsed JSON answer.
+
+        Args:
+            method: the HTTP method.
+            path: the endpoint, e.g. ``"segments"``; an absolute URL must be on the API's origin.
+            params: query parameters.
+            json: a JSON body.
+            idempotent: whether the request may be repeated safely; by default only GET, HEAD, OPTIONS,
+                PUT and DELETE are.
+            scope: the scope the endpoint needs, named in an :class:`InsufficientScopeError` on 403.
+
+        Raises:
+            GistAPIError: and its subclasses, for every error answer; :class:`GistConnectionError` when
+                Gist could not be reached.
+        """
+        return Call(method, path, _as_is, params=params, json=json, idempotent=idempotent, scope=scope)
+
+    @endpoint
+    def get(self, /, path: str, **params: Any) -> Call[Any]:
+        """GET ``path`` with ``params`` as the query; returns the parsed JSON."""
+        return Call("GET", path, _as_is, params=params or None)
+
+    @endpoint
+    def post(self, path: str, json: Any = None, *, idempotent: bool | None = None) -> Call[Any]:
+        """POST ``json`` to ``path``; not retried unless ``idempotent=True``."""
+        return Call("POST", path, _as_is, json=json, idempotent=idempotent)
+
+    @endpoint
+    def put(self, path: str, json: Any = None) -> Call[Any]:
+        """PUT ``json`` to ``path``."""
+        return Call("PUT", path, _as_is, json=json)
+
+    @endpoint
+    def patch(self, path: str, json: Any = None) -> Call[Any]:
+        """PATCH ``json`` to ``path`` (not retried)."""
+        return Call("PATCH", path, _as_is, json=json)
+
+    @endpoint
+    def delete(self, path: str) -> Call[Any]:
+        """DELETE ``path``."""
+        return Call("DELETE", path, _as_is)
+
+    @endpoint
+    def token_info(self) -> Call[TokenInfo]:
+        """The workspace this token belongs to (``GET /token``)."""
+        return Call("GET", "token", TokenInfo.from_api)
+
+    # --- the flows --------------------------------------------------------------------------------------
+
+    @property
+    def _client(self) -> Self:
+        """Who runs the endpoints read on this object (a resource's ``_client`` is its client)."""
+        return self
+
+    def _run(self, call: Call[T]) -> Any:
+        """``call``'s result: a value from GistClient, an awaitable from AsyncGistClient."""
+        return self._drive(self._call_flow(call))
+
+    def _drive(self, flow: _Flow[T]) -> Any:
+        raise NotImplementedError
+
+    def _call_flow(self, call: Call[T]) -> _Flow[T]:
+        """One API call: refresh the token when due, send, retry what may be retried, read the answer."""
+        core = self._core
+        url, method, path = core.url(call.path), call.method.upper(), _path_only(call.path)
+        if core.token is None:
+            raise ValueError("This client has no token: make one for a token with client.with_token(token).")
+        idempotent = _is_idempotent(method, call.idempotent)
+        started, attempt = time.monotonic(), 0
+        while True:
+            attempt += 1
+            if core.needs_refresh(time.time()):
+                token = yield _Exclusive(self._refresh_flow())
+                if token is not None and core.on_token_update is not None:
+                    yield _Hook(core.on_token_update, (dict(token),))
+            # The bearer header is read at each attempt: a refresh between attempts changes it.
+            request = self._http.build_request(method, url, params=call.params, json=call.json, headers=core.auth)
+            try:
+                response = yield request
+            except httpx2.TransportError as exc:
+                delay = core.retry_delay(attempt, started, None) if idempotent else None
+                if delay is None:
+                    raise GistConnectionError(_failure(exc), method=method, path=path) from None
+                yield _Pause(delay)
+                continue
+            if response.status_code in RETRY_STATUSES and idempotent:
+                delay = core.retry_delay(attempt, started, _retry_after(response))
+                if delay is not None:
+                    yield _Pause(delay)
+                    continue
+            try:
+                body = core.answer(response, method=method, path=path, scope=call.scope)
+            except NotFoundError:
+                if call.none_if_missing:
+                    return cast(T, None)
+                raise
+            return call.parse(body)
+
+    def _refresh_flow(self) -> _Flow[dict[str, Any] | None]:
+        """Refresh the token (run holding the refresh lock); the new token if this call refreshed it."""
+        core = self._core
+        if not core.needs_refresh(time.time()):
+            return None  # another thread or task refreshed it while this one waited for the lock
+        current = core.token
+        assert current is not None  # needs_refresh() is False without a token
+        if core.store is None:
+            token = yield from self._refresh_http(current)
+            refreshed = True
+        else:
+            token, refreshed = yield from core.store.coordinate(current, self._refresh_http)
+        core.set_token(token)
+        return token if refreshed else None
+
+    def _refresh_http(self, token: Mapping[str, Any]) -> _Flow[dict[str, Any]]:
+        try:
+            response = yield self._core.refresh_request(self._http, token)
+        except httpx2.TransportError as exc:
+            raise GistConnectionError(type(exc).__name__, method="POST", path="token refresh") from None
+        return self._core.parse_refresh(response, time.time(), token)
+
+    # --- more clients on the same pool, and constructors ---------------------------------------------------
 
     def with_token(
         self,
@@ -551,22 +637,11 @@ class _ClientBase:
         """:meth:`with_token` for the token stored under ``subject`` (a 401 deletes it from ``store``)."""
         return self.with_token(_stored(store, subject), store=store, subject=subject, **kwargs)
 
-    _refresh_lock: Any
-    _owns_pool = True
-
     def _new_lock(self) -> Any:
         raise NotImplementedError
 
     def _init_resources(self) -> None:
         raise NotImplementedError
-
-    @property
-    def base_url(self) -> str:
-        """The API's base URL."""
-        return self._core.base_url
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self._core.base_url}>"
 
     @classmethod
     def from_api_key(cls, api_key: str, **kwargs: Any) -> Self:
@@ -605,7 +680,7 @@ class _ClientBase:
         return settings
 
 
-class GistClient(_ClientBase, SyncResources):
+class GistClient(_ClientBase, SyncResources, SyncSide):
     """A synchronous client for Gist's REST API: one pooled httpx2 connection set, reused across calls.
 
     Args:
@@ -624,6 +699,8 @@ class GistClient(_ClientBase, SyncResources):
     Use it as a context manager, or call :meth:`close`. Resources: :attr:`teammates`, :attr:`teams`,
     :attr:`contacts`, :attr:`tags`; :meth:`token_info`; and :meth:`request` for any other endpoint.
     """
+
+    _http: httpx2.Client
 
     def __init__(
         self,
@@ -656,92 +733,39 @@ class GistClient(_ClientBase, SyncResources):
     def _init_resources(self) -> None:
         SyncResources.__init__(self, self)
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        idempotent: bool | None = None,
-        scope: str | None = None,
-    ) -> Any:
-        """Send a request to ``path`` (relative to the API's base URL) and return the parsed JSON answer.
-
-        Args:
-            method: the HTTP method.
-            path: the endpoint, e.g. ``"segments"``; an absolute URL must be on the API's origin.
-            params: query parameters.
-            json: a JSON body.
-            idempotent: whether the request may be repeated safely; by default only GET, HEAD, OPTIONS,
-                PUT and DELETE are.
-            scope: the scope the endpoint needs, named in an :class:`InsufficientScopeError` on 403.
-
-        Raises:
-            GistAPIError: and its subclasses, for every error answer; :class:`GistConnectionError` when
-                Gist could not be reached.
-        """
-        call = _Call(self._core, method, path, idempotent, scope)
+    def _drive(self, flow: _Flow[T]) -> T:
+        """Run ``flow`` to its end, performing each step it yields; its return value."""
+        answer: Any = None
+        error: Exception | None = None
         while True:
-            call.attempt += 1
-            if self._core.refresh is not None:
-                self._ensure_fresh_token()
             try:
-                response = self._http.request(call.method, call.url, params=params, json=json, headers=call.auth)
-            except httpx2.TransportError as exc:
-                self._sleep(call.after_failure(exc))
-                continue
-            result = call.after_response(response)
-            if not isinstance(result, _Retry):
-                return result
-            self._sleep(result.delay)
+                step = flow.send(answer) if error is None else flow.throw(error)
+            except StopIteration as done:
+                return cast(T, done.value)
+            answer, error = None, None
+            try:
+                if isinstance(step, httpx2.Request):
+                    answer = self._http.send(step)
+                elif isinstance(step, _Pause):
+                    self._sleep(step.seconds)
+                elif isinstance(step, _Exclusive):
+                    with self._refresh_lock:
+                        answer = self._drive(step.flow)
+                else:  # _Blocking or _Hook: both are plain calls here
+                    answer = step.function(*step.args)
+            except Exception as exc:  # the flow decides what an error means
+                error = exc
 
-    def get(self, path: str, **params: Any) -> Any:
-        """GET ``path`` with ``params`` as the query; returns the parsed JSON."""
-        return self.request("GET", path, params=params or None)
-
-    def post(self, path: str, json: Any = None, *, idempotent: bool | None = None) -> Any:
-        """POST ``json`` to ``path``; not retried unless ``idempotent=True``."""
-        return self.request("POST", path, json=json, idempotent=idempotent)
-
-    def put(self, path: str, json: Any = None) -> Any:
-        """PUT ``json`` to ``path``."""
-        return self.request("PUT", path, json=json)
-
-    def patch(self, path: str, json: Any = None) -> Any:
-        """PATCH ``json`` to ``path`` (not retried)."""
-        return self.request("PATCH", path, json=json)
-
-    def delete(self, path: str) -> Any:
-        """DELETE ``path``."""
-        return self.request("DELETE", path)
-
-    def token_info(self) -> TokenInfo:
-        """The workspace this token belongs to (``GET /token``)."""
-        return TokenInfo.from_api(self.request("GET", "token"))
-
-    def _ensure_fresh_token(self) -> None:
-        if not self._core.needs_refresh(time.time()):
-            return
-        with self._refresh_lock:
-            if not self._core.needs_refresh(time.time()):  # another thread refreshed while we waited
+    def _walk(self, pages: Pages[T]) -> Iterator[T]:
+        """Every item of the pages that ``pages`` asks for, one call after another."""
+        page: Any = None  # a generator's first send is None
+        while True:
+            try:
+                call = pages.send(page)
+            except StopIteration:
                 return
-            current = self._core.token
-            assert current is not None  # needs_refresh() is False without a token
-            if self._core.store is None:
-                token, refreshed = self._refresh_http(current), True
-            else:
-                token, refreshed = self._core.store.coordinate(current, self._refresh_http, self._sleep)
-            self._core.set_token(token)
-        if refreshed and self._core.on_token_update is not None:
-            self._core.on_token_update(dict(token))
-
-    def _refresh_http(self, token: Mapping[str, Any]) -> dict[str, Any]:
-        try:
-            response = self._http.send(self._core.refresh_request(self._http, token))
-        except httpx2.TransportError as exc:
-            raise GistConnectionError(type(exc).__name__, method="POST", path="token refresh") from None
-        return self._core.parse_refresh(response, time.time(), token)
+            page = self._run(call)
+            yield from page.items
 
     def close(self) -> None:
         """Close the pooled connections (a client made by :meth:`with_token` leaves them to its maker)."""
@@ -755,12 +779,16 @@ class GistClient(_ClientBase, SyncResources):
         self.close()
 
 
-class AsyncGistClient(_ClientBase, AsyncResources):
+class AsyncGistClient(_ClientBase, AsyncResources, AsyncSide):
     """The asynchronous twin of :class:`GistClient` (same arguments; ``sleep`` is an async function).
 
     One pooled ``httpx2.AsyncClient`` per instance; concurrent calls with an expired, refreshable token
-    make exactly one refresh request between them.
+    make exactly one refresh request between them. Every method of :class:`GistClient` and of its
+    resources is here a coroutine function (``iter_all`` gives an async iterator); token-store calls
+    run in a worker thread.
     """
+
+    _http: httpx2.AsyncClient
 
     def __init__(
         self,
@@ -797,80 +825,46 @@ class AsyncGistClient(_ClientBase, AsyncResources):
     def _init_resources(self) -> None:
         AsyncResources.__init__(self, self)
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        idempotent: bool | None = None,
-        scope: str | None = None,
-    ) -> Any:
-        """Send a request and return the parsed JSON answer (see :meth:`GistClient.request`)."""
-        call = _Call(self._core, method, path, idempotent, scope)
+    async def _drive(self, flow: _Flow[T]) -> T:
+        """Run ``flow`` to its end, performing each step it yields; its return value."""
+        import anyio.to_thread
+
+        answer: Any = None
+        error: Exception | None = None
         while True:
-            call.attempt += 1
-            if self._core.refresh is not None:
-                await self._ensure_fresh_token()
             try:
-                response = await self._http.request(call.method, call.url, params=params, json=json, headers=call.auth)
-            except httpx2.TransportError as exc:
-                await self._sleep(call.after_failure(exc))
-                continue
-            result = call.after_response(response)
-            if not isinstance(result, _Retry):
-                return result
-            await self._sleep(result.delay)
+                step = flow.send(answer) if error is None else flow.throw(error)
+            except StopIteration as done:
+                return cast(T, done.value)
+            answer, error = None, None
+            try:
+                if isinstance(step, httpx2.Request):
+                    answer = await self._http.send(step)
+                elif isinstance(step, _Pause):
+                    await self._sleep(step.seconds)
+                elif isinstance(step, _Exclusive):
+                    async with self._refresh_lock:
+                        answer = await self._drive(step.flow)
+                elif isinstance(step, _Blocking):
+                    answer = await anyio.to_thread.run_sync(step.function, *step.args)
+                else:
+                    answer = step.function(*step.args)
+                    if inspect.isawaitable(answer):
+                        answer = await answer
+            except Exception as exc:  # the flow decides what an error means
+                error = exc
 
-    async def get(self, path: str, **params: Any) -> Any:
-        """GET ``path`` with ``params`` as the query; returns the parsed JSON."""
-        return await self.request("GET", path, params=params or None)
-
-    async def post(self, path: str, json: Any = None, *, idempotent: bool | None = None) -> Any:
-        """POST ``json`` to ``path``; not retried unless ``idempotent=True``."""
-        return await self.request("POST", path, json=json, idempotent=idempotent)
-
-    async def put(self, path: str, json: Any = None) -> Any:
-        """PUT ``json`` to ``path``."""
-        return await self.request("PUT", path, json=json)
-
-    async def patch(self, path: str, json: Any = None) -> Any:
-        """PATCH ``json`` to ``path`` (not retried)."""
-        return await self.request("PATCH", path, json=json)
-
-    async def delete(self, path: str) -> Any:
-        """DELETE ``path``."""
-        return await self.request("DELETE", path)
-
-    async def token_info(self) -> TokenInfo:
-        """The workspace this token belongs to (``GET /token``)."""
-        return TokenInfo.from_api(await self.request("GET", "token"))
-
-    async def _ensure_fresh_token(self) -> None:
-        if not self._core.needs_refresh(time.time()):
-            return
-        async with self._refresh_lock:
-            if not self._core.needs_refresh(time.time()):  # another task refreshed while we waited
+    async def _walk(self, pages: Pages[T]) -> AsyncIterator[T]:
+        """Every item of the pages that ``pages`` asks for, one call after another."""
+        page: Any = None  # a generator's first send is None
+        while True:
+            try:
+                call = pages.send(page)
+            except StopIteration:
                 return
-            current = self._core.token
-            assert current is not None  # needs_refresh() is False without a token
-            if self._core.store is None:
-                token, refreshed = await self._refresh_http(current), True
-            else:
-                token, refreshed = await self._core.store.coordinate_async(current, self._refresh_http, self._sleep)
-            self._core.set_token(token)
-        if refreshed and self._core.on_token_update is not None:
-            result = self._core.on_token_update(dict(token))
-            if hasattr(result, "__await__"):
-                await result
-
-    async def _refresh_http(self, token: Mapping[str, Any]) -> dict[str, Any]:
-        try:
-            response = await self._http.send(self._core.refresh_request(self._http, token))
-        except httpx2.TransportError as exc:
-            raise GistConnectionError(type(exc).__name__, method="POST", path="token refresh") from None
-        return self._core.parse_refresh(response, time.time(), token)
+            page = await self._run(call)
+            for item in page.items:
+                yield item
 
     async def aclose(self) -> None:
         """Close the pooled connections (a client made by :meth:`with_token` leaves them to its maker)."""
@@ -884,28 +878,8 @@ class AsyncGistClient(_ClientBase, AsyncResources):
         await self.aclose()
 
 
-def workspace_of(app: Any, token: Mapping[str, Any]) -> tuple[Any, str | None]:
-    """(workspace id, name) of a fresh login's token via ``GET /token``; (None, None) when Gist will not say."""
-    from .errors import GistAuthError
-
-    try:
-        with GistClient.from_authlib(app, token, retry=RetryPolicy(max_attempts=2, deadline=5.0)) as client:
-            info = client.token_info()
-    except (GistAuthError, ValueError):
-        return None, None
-    return info.workspace_id, info.workspace_name
-
-
-async def workspace_of_async(app: Any, token: Mapping[str, Any]) -> tuple[Any, str | None]:
-    """The async form of :func:`workspace_of`."""
-    from .errors import GistAuthError
-
-    try:
-        async with AsyncGistClient.from_authlib(app, token, retry=RetryPolicy(max_attempts=2, deadline=5.0)) as client:
-            info = await client.token_info()
-    except (GistAuthError, ValueError):
-        return None, None
-    return info.workspace_id, info.workspace_name
+def _as_is(body: Any) -> Any:
+    return body
 
 
 def _path_only(path: str) -> str:

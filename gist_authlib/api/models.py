@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
-from typing import Any, Self
+from typing import Any, Generic, Self, TypeVar
 
 __all__ = ["Contact", "GistObject", "Page", "Tag", "Team", "Teammate", "TokenInfo"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -107,8 +109,8 @@ class TokenInfo(GistObject):
 
 
 @dataclass(frozen=True)
-class Page:
+class Page(Generic[T]):
     """One page of a list, and the link to the next page when Gist gives one."""
 
-    items: list[Any]
+    items: list[T]
     next: str | None
