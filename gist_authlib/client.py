@@ -664,11 +664,14 @@ class _ClientBase:
         return cls(token, store=store, subject=subject, **settings)
 
     @classmethod
-    def from_authlib(cls, app: Any, token: str | Mapping[str, Any], **kwargs: Any) -> Self:
-        """A client for a token of a registered Authlib app: its API base URL, refreshing at its token URL."""
+    def from_authlib(cls, app: Any, token: str | Mapping[str, Any] | None, **kwargs: Any) -> Self:
+        """A client for a token of a registered Authlib app: its API base URL, refreshing at its token URL.
+
+        With ``token=None`` it is a pool for many users: give each call a token with :meth:`with_token`.
+        """
         return cls(token, **cls._authlib_settings(app, kwargs))
 
-    def __init__(self, token: str | Mapping[str, Any], **kwargs: Any) -> None:  # each client defines its own
+    def __init__(self, token: str | Mapping[str, Any] | None, **kwargs: Any) -> None:  # each client defines its own
         raise NotImplementedError
 
     @staticmethod

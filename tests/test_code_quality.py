@@ -36,3 +36,52 @@ def test_layer_contracts_hold() -> None:
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout
+
+
+def test_examples_pass_mypy_strict() -> None:
+    """The examples are what users copy: a user's ``mypy --strict`` must accept them as they are."""
+    for target, cwd in [(["examples"], ROOT), (["gist_example"], ROOT / "examples" / "django_project")]:
+        result = subprocess.run(
+            [sys.executable, "-m", "mypy", "--strict", *target],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+PROBE = """
+from authlib.integrations.starlette_client import OAuth
+import gist_authlib
+from gist_authlib import GistProvider
+
+gist = gist_authlib.register(OAuth())
+reveal_type(gist)
+reveal_type(gist.gist_provider)
+reveal_type(gist.authorize_redirect)
+reveal_type(GistProvider.at("http://127.0.0.1:8765"))
+reveal_type(GistProvider().with_scopes({"read_campaigns": "List campaigns"}).at("http://127.0.0.1:8765"))
+"""
+
+
+def test_what_a_users_mypy_sees(tmp_path: Path) -> None:
+    """``register()`` and the provider reveal real types to a user's ``mypy --strict``, never ``Any``."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(PROBE)
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(probe)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    lines = [line for line in result.stdout.splitlines() if "Revealed type is " in line]
+    revealed = [line.split("Revealed type is ")[1].strip('"') for line in lines]
+    assert revealed[0] == "gist_authlib.registry.GistApp", result.stdout
+    assert revealed[1] == "gist_authlib.provider.GistProvider"
+    assert revealed[2].startswith("def (*args: Any, **kwargs: Any)"), revealed[2]
+    assert revealed[3:] == ["gist_authlib.provider.GistProvider"] * 2
+    assert "error" not in result.stdout, result.stdout
