@@ -115,8 +115,8 @@ class MissingComponentIdError(InvalidCanvasError):
     def __init__(self, component_type: str, hint: str = "") -> None:
         where = f" ({hint})" if hint else ""
         super().__init__(
-            f"A {component_type!r} component{where} has no id. Interactive components need a non-empty string id: "
-            "Gist sends it back as component_id when the component is used."
+            f"A component of type {component_type!r}{where} has no id. Interactive components need a non-empty "
+            "string id: Gist sends it back as component_id when the component is used."
         )
         self.component_type = component_type
 
