@@ -228,7 +228,7 @@ def test_every_component_is_drawn_and_text_is_escaped(stack: Stack) -> None:
     )
     assert f'src="{DOT}"' in kitchen and "c-item-image rounded" in kitchen and "Row &lt;one&gt;" in kitchen
     assert 'value="row-2" disabled>' in kitchen
-    assert '<div class="c-item"><span class="c-item-title">Row three, text only</span></div>' in kitchen
+    assert '<div class="c-item"><span class="c-item-words"><span class="c-item-title">Row three' in kitchen
     assert 'name="input.note" value="draft" placeholder="Write here"' in kitchen
     assert 'value="note">Send</button>' in kitchen
     assert "A checkbox component, which the sandbox does not draw." in kitchen

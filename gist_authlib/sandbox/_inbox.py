@@ -45,7 +45,8 @@ _PAGE_HEADERS: Final = {
     "Content-Security-Policy": INBOX_CSP,
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
+    # Not no-referrer: Chromium then sends "Origin: null" with the form posts, and the origin check refuses them.
+    "Referrer-Policy": "same-origin",
 }
 _MAX_VISITS: Final = 200
 
@@ -491,6 +492,7 @@ def _render_item(item: object, list_disabled: bool) -> str:
     words = f'<span class="c-item-title">{_text(item.get("title", ""))}</span>'
     if item.get("subtitle"):
         words += f'<span class="c-item-subtitle">{_text(item["subtitle"])}</span>'
+    words = f'<span class="c-item-words">{words}</span>'
     if _submits(item.get("action")):
         disabled = " disabled" if list_disabled or item.get("disabled") else ""
         value = escape(str(item.get("id", "")))
@@ -504,7 +506,9 @@ def _render_item(item: object, list_disabled: bool) -> str:
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     html = (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        f'<title>{escape(title)}</title><link rel="stylesheet" href="/inbox/inbox.css"></head>\n'
+        f'<title>{escape(title)}</title><link rel="stylesheet" href="/inbox/inbox.css">'
+        # No favicon request: the sandbox has none, and a 404 in the console would hide real problems.
+        '<link rel="icon" href="data:,"></head>\n'
         f"<body>\n<h1>{escape(title)}</h1>\n{body}\n</body></html>\n"
     )
     return HTMLResponse(html, status_code=status, headers=dict(_PAGE_HEADERS))
@@ -536,7 +540,8 @@ nav a[aria-current] { background: #e8ecff; font-weight: 600; }
 .c-item { display: flex; gap: .5rem; align-items: center; width: 100%; padding: .45rem .3rem; font: inherit;
   background: none; border: none; border-bottom: 1px solid #eee; text-align: left; color: inherit; }
 button.c-item { cursor: pointer; } button.c-item:hover { background: #f5f6ff; }
-.c-item-subtitle { display: block; color: #6e6e73; font-size: .85rem; }
+.c-item-words { display: flex; flex-direction: column; }
+.c-item-subtitle { color: #6e6e73; font-size: .85rem; }
 .c-item-image.rounded { border-radius: 50%; }
 .c-input { display: block; margin: .3rem 0; } .c-label { display: block; font-size: .85rem; }
 .c-input input { width: 100%; box-sizing: border-box; padding: .4rem; font: inherit; }
