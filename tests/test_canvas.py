@@ -597,3 +597,25 @@ def test_the_provider_of_a_registered_app_is_used() -> None:
 def test_an_unknown_kind_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="initialize"):
         handle_canvas_request(b"{}", {}, "delete", echo, secret=SECRET)  # type: ignore[arg-type]
+
+
+def test_the_canvas_package_imports_no_web_framework_and_documents_its_names() -> None:
+    import inspect
+    import subprocess
+    import sys
+
+    import gist_authlib.canvas as canvas
+    import gist_authlib.sandbox as sandbox
+
+    code = (
+        "import sys, gist_authlib.canvas;"
+        "print(','.join(m for m in ('starlette', 'flask', 'django', 'fastapi') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
+    for module in (canvas, sandbox):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if inspect.isclass(obj) or inspect.isfunction(obj):  # not the type aliases
+                assert obj.__doc__, name

@@ -54,7 +54,7 @@ from ._errors import (
     MissingComponentIdError,
 )
 from ._requests import CanvasContext, CanvasKind, CanvasRequest, Conversation, InitializeRequest, SubmitRequest
-from ._signature import canvas_signature, client_secret_of, verify_canvas_signature
+from ._signature import HeadersLike, canvas_signature, client_secret_of, verify_canvas_signature
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -78,6 +78,7 @@ __all__ = [
     "Conversation",
     "Divider",
     "DuplicateComponentIdError",
+    "HeadersLike",
     "InitializeRequest",
     "Input",
     "InvalidCanvasError",

@@ -340,7 +340,8 @@ class GistSandbox(RestAPI):
             "Gist sandbox",
             f"<p>A local stand-in for Gist's OAuth server and REST API. Workspace: "
             f"{escape(self.workspace.name)} ({self.workspace.id}).</p>"
-            f"<h2>Registered apps</h2><ul>{rows}</ul>",
+            f"<h2>Registered apps</h2><ul>{rows}</ul>"
+            '<p><a href="/inbox">The inbox</a> shows installed canvas apps beside a conversation.</p>',
         )
 
     async def _install_success(self, request: Request) -> Response:
