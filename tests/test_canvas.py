@@ -526,7 +526,8 @@ def test_a_handler_error_is_logged_without_the_secret_or_the_signature(caplog: p
     headers = signed(body)
 
     def leaky(request: InitializeRequest) -> Canvas:
-        raise RuntimeError(f"could not use {SECRET} with {headers['X-Gist-Signature']}")
+        digest = headers["X-Gist-Signature"].split("=")[1]
+        raise RuntimeError(f"could not use {SECRET} with {headers['X-Gist-Signature']} ({digest})")
 
     with caplog.at_level(logging.DEBUG):
         reply = handle_canvas_request(body, headers, "initialize", leaky, secret=SECRET)
@@ -619,3 +620,12 @@ def test_the_canvas_package_imports_no_web_framework_and_documents_its_names() -
             obj = getattr(module, name)
             if inspect.isclass(obj) or inspect.isfunction(obj):  # not the type aliases
                 assert obj.__doc__, name
+
+
+def test_the_error_canvas_leaves_out_stored_data_too_large_to_send_back() -> None:
+    body = encode({**SUBMIT, "stored_data": {"blob": "z" * 70_000}})
+    reply = handle_canvas_request(body, signed(body), "submit", lambda request: 1 / 0, secret=SECRET)
+    assert reply.status == 200
+    assert reply.json() == {
+        "canvas": {"content": {"components": [{"type": "text", "text": ERROR_TEXT, "style": "error"}]}}
+    }

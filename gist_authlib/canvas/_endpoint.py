@@ -98,7 +98,7 @@ def _error_canvas(request: InitializeRequest) -> CanvasReply:
     stored = request.stored_data if isinstance(request, SubmitRequest) and request.stored_data else None
     try:
         return CanvasReply(200, Canvas([Text(ERROR_TEXT, style="error")], stored_data=stored).to_json())
-    except InvalidCanvasError:  # pragma: no cover - the stored data came in as JSON and fits
+    except InvalidCanvasError:  # Gist sent more stored data than a canvas may carry: answer without it
         return CanvasReply(200, Canvas([Text(ERROR_TEXT, style="error")]).to_json())
 
 
@@ -150,8 +150,8 @@ def _steps(
             )
         reply = CanvasReply(200, result.to_json())
     except Exception as exc:
-        signature = find_header(headers, provider.canvas_signature_header) or ""
-        _log_failure(kind, exc, (secret, signature.strip()))
+        signature = (find_header(headers, provider.canvas_signature_header) or "").strip()
+        _log_failure(kind, exc, (secret, signature, signature.rpartition("=")[2]))
         return _error_canvas(request)
     return reply
 
