@@ -254,6 +254,7 @@ def test_submits_the_inbox_would_never_send_are_refused(stack: Stack) -> None:
     page = stack.open()
     before = len(stack.sandbox.inbox.calls)
     assert stack.click(page, "orders", "no-such-component").status_code == 400
+    assert stack.click(page, "kitchen", "off").status_code == 400  # a disabled button cannot be clicked
     assert stack.click(page, "no-such-app", "order:90010").status_code == 400
     expired = stack.http.post(
         f"{stack.url}/inbox/submit", data={"visit": "forged", "app": "orders", "component_id": "back"}

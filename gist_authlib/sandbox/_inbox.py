@@ -318,9 +318,11 @@ class Inbox:
             return _page("No such app", "<p>This app is not shown in this conversation.</p>", 400)
         component_id = str(form.get("component_id", ""))
         components = list(_walk(view.canvas))
-        if not any(c.get("id") == component_id for c in components):
-            return _page("No such component", "<p>The app's canvas has no component with this id.</p>", 400)
-        conversation = next(c for c in self.conversations() if c["id"] == visit.conversation_id)
+        if not any(c.get("id") == component_id and not c.get("disabled") for c in components):
+            return _page("No such component", "<p>The app's canvas has no usable component with this id.</p>", 400)
+        conversation = next((c for c in self.conversations() if c["id"] == visit.conversation_id), None)
+        if conversation is None:
+            return _page("No such conversation", "<p>This conversation is gone.</p>", 404)
         payload = self._payload(conversation, visit.location)
         payload.update(
             component_id=component_id,
