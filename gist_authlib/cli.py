@@ -43,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
         help="a registered redirect URI (repeatable; default http://127.0.0.1:8000/oauth/gist/callback)",
     )
     sandbox.add_argument("--auto-approve", action="store_true", help="approve every login without a consent page")
+    sandbox.add_argument(
+        "--canvas-url",
+        default=None,
+        help="install the app's canvas: its routes' base URL (e.g. http://127.0.0.1:8001/gist/canvas), shown at /inbox",
+    )
     return parser
 
 
@@ -75,11 +80,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _sandbox(args: argparse.Namespace) -> int:
-    from .sandbox import SandboxClient, ServerThread, create_app
+    from .sandbox import CanvasApp, SandboxClient, ServerThread, create_app
 
     secret = args.client_secret or secrets.token_urlsafe(24)
     redirect_uris = tuple(args.redirect_uri or ["http://127.0.0.1:8000/oauth/gist/callback"])
-    sandbox = create_app(clients=[SandboxClient(args.client_id, secret, redirect_uris)], auto_approve=args.auto_approve)
+    canvas = [CanvasApp.at(args.client_id, args.canvas_url)] if args.canvas_url else []
+    client = SandboxClient(args.client_id, secret, redirect_uris)
+    sandbox = create_app(clients=[client], auto_approve=args.auto_approve, canvas_apps=canvas)
     server = ServerThread(sandbox, host=args.host, port=args.port).start()
     print(f"Gist sandbox on {server.url}/")
     print(f"  GIST_CLIENT_ID={args.client_id}")
@@ -88,6 +95,8 @@ def _sandbox(args: argparse.Namespace) -> int:
     print(f"  GIST_ACCESS_TOKEN_URL={server.url}/oauth/token")
     print(f"  GIST_API_BASE_URL={server.url}/")
     print(f"  redirect URIs: {', '.join(redirect_uris)}")
+    if canvas:
+        print(f"  canvas app: {canvas[0].initialize_url} and {canvas[0].submit_url}; inbox at {server.url}/inbox")
     print("Ctrl-C stops.")
     sys.stdout.flush()
     try:

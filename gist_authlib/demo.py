@@ -15,7 +15,15 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import urljoin
 
-__all__ = ["DemoError", "approve_login_headlessly", "find_example", "install_headlessly", "load_example", "run_demo"]
+__all__ = [
+    "DemoError",
+    "approve_login_headlessly",
+    "click_canvas_headlessly",
+    "find_example",
+    "install_headlessly",
+    "load_example",
+    "run_demo",
+]
 
 #: Each framework's example: its file under examples/, and whether it is an ASGI or a WSGI app.
 EXAMPLES: dict[str, tuple[str, str]] = {
@@ -23,6 +31,7 @@ EXAMPLES: dict[str, tuple[str, str]] = {
     "fastapi": ("fastapi_app.py", "asgi"),
     "flask": ("flask_app.py", "wsgi"),
     "django": ("django_project/gist_example/wsgi.py", "wsgi"),
+    "canvas": ("canvas_app.py", "asgi"),  # the Gist app shown in the sandbox's inbox beside every demo
 }
 
 
@@ -68,6 +77,7 @@ class _FormParser(HTMLParser):
         self.action: str | None = None
         self.hidden: dict[str, str] = {}
         self.items: list[str] = []
+        self.components: list[str] = []  # the component ids of the canvas's buttons and rows
         self._in_li = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -79,6 +89,8 @@ class _FormParser(HTMLParser):
         elif tag == "li":
             self._in_li = True
             self.items.append("")
+        elif tag == "button" and values.get("name") == "component_id":
+            self.components.append(values.get("value", ""))
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "li":
@@ -133,6 +145,22 @@ def install_headlessly(install_url: str, *, timeout: float = 10.0) -> None:
         raise DemoError(f"The install did not reach Gist's acknowledgement (HTTP {final.status_code}).")
 
 
+def click_canvas_headlessly(inbox_url: str, *, timeout: float = 10.0) -> tuple[list[str], str]:
+    """Open the sandbox's inbox and click the app's first button or row; return the ids shown and the page after."""
+    import httpx2
+
+    with httpx2.Client(follow_redirects=True, timeout=timeout, trust_env=False) as browser:
+        inbox = browser.get(inbox_url)
+        page = _FormParser()
+        page.feed(inbox.text)
+        if inbox.status_code != 200 or page.action is None or not page.components:
+            raise DemoError(f"The inbox shows no canvas to click (HTTP {inbox.status_code}).")
+        clicked = browser.post(
+            urljoin(str(inbox.url), page.action), data={**page.hidden, "component_id": page.components[0]}
+        )
+    return page.components, clicked.text
+
+
 def run_demo(
     *,
     framework: str = "starlette",
@@ -146,7 +174,7 @@ def run_demo(
 
     Returns the process exit code.
     """
-    from .sandbox import SandboxClient, ServerThread, WSGIServerThread, create_app
+    from .sandbox import CanvasApp, SandboxClient, ServerThread, WSGIServerThread, create_app
     from .tokens import TokenCipher
 
     example = load_example(find_example(framework))
@@ -162,7 +190,12 @@ def run_demo(
         f"{app_server.url}/oauth/gist/callback",
         f"http://localhost:{app_server.port}/oauth/gist/callback",
     )
-    sandbox = create_app(clients=[SandboxClient(client_id, client_secret, callbacks, name="Gist example app")])
+    canvas_server = ServerThread(host=host)
+    canvas_app = load_example(find_example("canvas")).create_app({"GIST_CLIENT_SECRET": client_secret})
+    sandbox = create_app(
+        clients=[SandboxClient(client_id, client_secret, callbacks, name="Gist example app")],
+        canvas_apps=[CanvasApp.at(client_id, f"{canvas_server.url}/gist/canvas", name="Orders (canvas_app.py)")],
+    )
     env = {
         "GIST_CLIENT_ID": client_id,
         "GIST_CLIENT_SECRET": client_secret,
@@ -176,6 +209,7 @@ def run_demo(
     app = example.create_app(env)
     sandbox_server.start(sandbox)
     app_server.start(app)
+    canvas_server.start(canvas_app)
     try:
         if check:
             items = approve_login_headlessly(app_server.url)
@@ -190,12 +224,17 @@ def run_demo(
             if not sandbox.installs_acknowledged:
                 raise DemoError("The Gist-initiated install was not acknowledged.")
             out(f"A Gist-initiated install of workspace {sandbox.workspace.id} was stored and acknowledged.")
+            shown, after = click_canvas_headlessly(f"{sandbox_server.url}/inbox")
+            if "opened in this conversation" not in after:
+                raise DemoError("Clicking the canvas app's first row in the inbox did not show its details.")
+            out(f"The inbox showed the Gist app's canvas ({len(shown)} clickable); {shown[0]!r} opened its details.")
             return 0
         out(f"Gist sandbox:   {sandbox_server.url}/  (client id {client_id})")
         out(f"Example app:    {framework}")
         out("")
         out(f"Open {app_server.url}/ and click 'Log in with Gist'.")
         out(f"To install the app as a Gist workspace would, open {sandbox.install_url(sandbox_server.url, client_id)}")
+        out(f"To see a Gist app's canvas beside a conversation, open {sandbox_server.url}/inbox")
         out("Ctrl-C stops.")
         sys.stdout.flush()
         while True:
@@ -204,4 +243,5 @@ def run_demo(
         return 0
     finally:
         app_server.stop()
+        canvas_server.stop()
         sandbox_server.stop()

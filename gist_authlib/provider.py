@@ -14,10 +14,13 @@ from urllib.parse import urlsplit
 from .errors import UnknownScopeError
 
 __all__ = [
+    "CANVAS_SIGNATURE_DIGESTS",
     "DEFAULT_SCOPES",
     "GIST_ACCESS_TOKEN_URL",
     "GIST_API_BASE_URL",
     "GIST_AUTHORIZE_URL",
+    "GIST_CANVAS_SIGNATURE_HEADER",
+    "GIST_CANVAS_SIGNATURE_SCHEME",
     "GIST_INSTALL_ACK_URL",
     "OFFICIAL_SCOPES",
     "GistProvider",
@@ -30,6 +33,12 @@ GIST_ACCESS_TOKEN_URL: Final = "https://api.getgist.com/oauth/token"
 GIST_API_BASE_URL: Final = "https://api.getgist.com/"
 #: Where a Gist-initiated install is acknowledged (inferred from Gist's starter app).
 GIST_INSTALL_ACK_URL: Final = "https://app.getgist.com/install_success"
+#: The header carrying a canvas request's signature (low confidence: one third-party source). Overridable.
+GIST_CANVAS_SIGNATURE_HEADER: Final = "X-Gist-Signature"
+#: The signature's scheme: the header reads ``sha256=<hex HMAC-SHA256 of the body>``. Overridable.
+GIST_CANVAS_SIGNATURE_SCHEME: Final = "sha256"
+#: The HMAC digests a canvas signature scheme may name; an empty scheme means a bare hex HMAC-SHA256.
+CANVAS_SIGNATURE_DIGESTS: Final = ("sha1", "sha256", "sha384", "sha512")
 
 #: Gist's official scopes and what each allows. Contact scopes are singular (``read_contact``).
 OFFICIAL_SCOPES: Final[Mapping[str, str]] = MappingProxyType(
@@ -89,6 +98,12 @@ class GistProvider:
             an unknown state of this shape may cost a token request; any other is refused at once.
         issuer: the ``iss`` a callback may carry (RFC 9207); by default the authorization endpoint's
             origin. A callback naming another issuer is refused (a mix-up attack).
+        canvas_signature_header: the header in which Gist signs the requests it sends to a canvas app's
+            initialize and submit URLs.
+        canvas_signature_scheme: the header's value is ``<scheme>=<hex HMAC of the raw body under the
+            client secret>``, the HMAC's digest named by the scheme (one of ``sha1``, ``sha256``,
+            ``sha384``, ``sha512``); an empty scheme means the value is the bare hex HMAC-SHA256 (as
+            Intercom's ``X-Body-Signature``). Both come from a single third-party source, hence settings.
     """
 
     authorize_url: str = GIST_AUTHORIZE_URL
@@ -101,6 +116,8 @@ class GistProvider:
     name: str = "Gist"
     install_state_pattern: str = r"[a-z0-9]{4,24}"
     issuer: str | None = None
+    canvas_signature_header: str = GIST_CANVAS_SIGNATURE_HEADER
+    canvas_signature_scheme: str = GIST_CANVAS_SIGNATURE_SCHEME
 
     def __post_init__(self) -> None:
         # Freeze the catalogue so that a provider can be shared safely between registrations.
@@ -117,6 +134,14 @@ class GistProvider:
         except re.error as exc:
             raise ValueError(f"GistProvider.install_state_pattern is not a regular expression: {exc}.") from None
         self.validate_scopes(self.default_scopes)
+        header = self.canvas_signature_header
+        if not header or any(ch.isspace() or ch == ":" or not ch.isprintable() for ch in header):
+            raise ValueError(f"GistProvider.canvas_signature_header must be a header name, not {header!r}.")
+        if self.canvas_signature_scheme not in ("", *CANVAS_SIGNATURE_DIGESTS):
+            raise ValueError(
+                "GistProvider.canvas_signature_scheme must be one of "
+                f"{', '.join(CANVAS_SIGNATURE_DIGESTS)} or '' (bare hex SHA-256), not {self.canvas_signature_scheme!r}."
+            )
 
     def with_scopes(self, extra: Mapping[str, str]) -> GistProvider:
         """Return a new provider that also accepts ``extra`` scopes (name to description).

@@ -19,13 +19,17 @@ from ._app import (
     Workspace,
     create_app,
 )
+from ._inbox import CanvasApp, CanvasCall, Inbox
 from ._server import ServerThread, WSGIServerThread, serve
 
 __all__ = [
     "DEFAULT_CONTACTS",
     "DEFAULT_TEAMMATES",
     "ApiFault",
+    "CanvasApp",
+    "CanvasCall",
     "GistSandbox",
+    "Inbox",
     "RateLimit",
     "SandboxClient",
     "ServerThread",

@@ -29,6 +29,7 @@ from starlette.routing import Route
 
 from ..provider import OFFICIAL_SCOPES
 from ._api import ApiFault, RateLimit, RestAPI, SandboxToken
+from ._inbox import CanvasApp, Inbox
 
 __all__ = [
     "DEFAULT_CONTACTS",
@@ -212,6 +213,7 @@ class GistSandbox(RestAPI):
         rate_limit: RateLimit | None = None,
         token_ttl: float | None = None,
         send_iss: bool = True,
+        canvas_apps: Iterable[CanvasApp] = (),
     ) -> None:
         self.clients: dict[str, SandboxClient] = {c.client_id: c for c in clients}
         self.workspace = workspace or Workspace()
@@ -233,6 +235,7 @@ class GistSandbox(RestAPI):
         self._refresh_tokens: dict[str, str] = {}  # refresh token -> the access token it renews
         self._lock = threading.Lock()
         self._signer = URLSafeTimedSerializer(secret_key or secrets.token_urlsafe(32), salt="gist-sandbox-consent")
+        self.inbox = Inbox(self, canvas_apps)
         self.app = Starlette(
             routes=[
                 Route("/", self._index, methods=["GET"]),
@@ -242,6 +245,7 @@ class GistSandbox(RestAPI):
                 Route("/install", self._install, methods=["GET"]),
                 Route("/install_success", self._install_success, methods=["GET"]),
                 *self.api_routes(),
+                *self.inbox.routes(),
             ]
         )
 
@@ -336,7 +340,8 @@ class GistSandbox(RestAPI):
             "Gist sandbox",
             f"<p>A local stand-in for Gist's OAuth server and REST API. Workspace: "
             f"{escape(self.workspace.name)} ({self.workspace.id}).</p>"
-            f"<h2>Registered apps</h2><ul>{rows}</ul>",
+            f"<h2>Registered apps</h2><ul>{rows}</ul>"
+            '<p><a href="/inbox">The inbox</a> shows installed canvas apps beside a conversation.</p>',
         )
 
     async def _install_success(self, request: Request) -> Response:
@@ -557,6 +562,7 @@ def create_app(
     rate_limit: RateLimit | None = None,
     token_ttl: float | None = None,
     send_iss: bool = True,
+    canvas_apps: Iterable[CanvasApp] = (),
 ) -> GistSandbox:
     """Make a local Gist as an ASGI app.
 
@@ -574,6 +580,7 @@ def create_app(
             token (to rehearse the day Gist's tokens expire).
         send_iss: add ``iss`` (RFC 9207) to the redirects back to the app; Gist has not been seen sending
             it, but clients must accept it and check it.
+        canvas_apps: the canvas apps installed in the workspace; ``/inbox`` shows their canvases.
 
     Returns:
         A :class:`GistSandbox`: serve it with any ASGI server, and read ``token_requests`` in tests.
@@ -589,6 +596,7 @@ def create_app(
         rate_limit=rate_limit,
         token_ttl=token_ttl,
         send_iss=send_iss,
+        canvas_apps=canvas_apps,
     )
 
 

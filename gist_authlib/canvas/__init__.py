@@ -1,0 +1,102 @@
+"""Gist apps: canvases shown inside Gist's inbox and messenger, and the signed requests that ask for them.
+
+Framework-free: typed requests (:class:`InitializeRequest`, :class:`SubmitRequest`), typed components and
+the :class:`Canvas` that carries them, request signatures, and :func:`handle_canvas_request`, which
+answers one request. The routes live beside it: ``canvas_routes`` (Starlette and FastAPI, in
+``gist_authlib.canvas._starlette``), ``canvas_blueprint`` (Flask) and ``canvas_urls`` (Django)::
+
+    from gist_authlib.canvas import Button, Canvas, Text
+
+    def on_initialize(request):
+        return Canvas([Text("Hello from my app"), Button("refresh", "Refresh")])
+
+Nothing here imports a web framework.
+"""
+
+from __future__ import annotations
+
+from ._components import (
+    MAX_CANVAS_BYTES,
+    Action,
+    Button,
+    Canvas,
+    Component,
+    Divider,
+    Input,
+    List,
+    ListItem,
+    Raw,
+    Spacer,
+    SubmitAction,
+    Text,
+    UrlAction,
+)
+from ._endpoint import (
+    DEFAULT_MAX_BODY_BYTES,
+    ERROR_TEXT,
+    REPLY_HEADERS,
+    CanvasHandler,
+    CanvasReply,
+    handle_canvas_request,
+    handle_canvas_request_async,
+    read_limit,
+    read_upto,
+)
+from ._errors import (
+    CanvasError,
+    CanvasRequestError,
+    CanvasRequestTooLargeError,
+    CanvasSignatureError,
+    CanvasTooLargeError,
+    DuplicateComponentIdError,
+    InvalidCanvasError,
+    MalformedCanvasRequestError,
+    MissingComponentIdError,
+)
+from ._requests import CanvasContext, CanvasKind, CanvasRequest, Conversation, InitializeRequest, SubmitRequest
+from ._signature import HeadersLike, canvas_signature, client_secret_of, verify_canvas_signature
+
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "ERROR_TEXT",
+    "MAX_CANVAS_BYTES",
+    "REPLY_HEADERS",
+    "Action",
+    "Button",
+    "Canvas",
+    "CanvasContext",
+    "CanvasError",
+    "CanvasHandler",
+    "CanvasKind",
+    "CanvasReply",
+    "CanvasRequest",
+    "CanvasRequestError",
+    "CanvasRequestTooLargeError",
+    "CanvasSignatureError",
+    "CanvasTooLargeError",
+    "Component",
+    "Conversation",
+    "Divider",
+    "DuplicateComponentIdError",
+    "HeadersLike",
+    "InitializeRequest",
+    "Input",
+    "InvalidCanvasError",
+    "List",
+    "ListItem",
+    "MalformedCanvasRequestError",
+    "MissingComponentIdError",
+    "Raw",
+    "Spacer",
+    "SubmitAction",
+    "SubmitRequest",
+    "Text",
+    "UrlAction",
+    "canvas_signature",
+    "client_secret_of",
+    "handle_canvas_request",
+    "handle_canvas_request_async",
+    "read_limit",
+    "read_upto",
+    "verify_canvas_signature",
+]
