@@ -31,7 +31,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from gist_authlib.canvas import Button, Canvas, Divider, InitializeRequest, List, ListItem, SubmitRequest, Text
-from gist_authlib.canvas._starlette import canvas_routes
+from gist_authlib.starlette import canvas_routes
 
 #: A stand-in for your shop's database: each contact's orders, made up from the contact's id.
 STATUSES = ("Delivered", "Shipped", "Being packed")
@@ -39,7 +39,7 @@ STATUSES = ("Delivered", "Shipped", "Being packed")
 
 def orders_of(contact_id: object) -> list[dict[str, Any]]:
     """The contact's orders (made up, the same every time for one contact)."""
-    seed = int(contact_id) if isinstance(contact_id, int) or str(contact_id).isdigit() else 7
+    seed = int(str(contact_id)) if str(contact_id).isdigit() else 7
     return [
         {
             "id": str(40000 + seed * 10 + n),

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from gist_authlib import GistAuthError, GistProvider, MissingCredentialsError
+from gist_authlib import GistAuthError, GistProvider
 from gist_authlib.canvas import (
     ERROR_TEXT,
     MAX_CANVAS_BYTES,
@@ -43,6 +43,7 @@ from gist_authlib.canvas import (
     read_upto,
     verify_canvas_signature,
 )
+from gist_authlib.errors import MissingCredentialsError
 
 SECRET = "canvas-test-secret-" + "x" * 24
 

@@ -17,8 +17,8 @@ from starlette.applications import Starlette
 
 from gist_authlib import demo
 from gist_authlib.canvas import Canvas, InitializeRequest, Input, List, ListItem, SubmitAction, SubmitRequest, Text
-from gist_authlib.canvas._starlette import canvas_routes
 from gist_authlib.sandbox import CanvasApp, GistSandbox, SandboxClient, ServerThread, create_app
+from gist_authlib.starlette import canvas_routes
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "browser-canvas-secret-" + "b" * 20

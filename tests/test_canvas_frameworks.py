@@ -66,7 +66,7 @@ async def submit_async(request: SubmitRequest) -> Canvas:
 def _starlette_app(fastapi: bool) -> Any:
     from authlib.integrations.starlette_client import OAuth
 
-    from gist_authlib.canvas._starlette import canvas_routes
+    from gist_authlib.starlette import canvas_routes
 
     if fastapi:
         from fastapi import FastAPI
@@ -100,7 +100,7 @@ def _flask_app() -> Any:
     from authlib.integrations.flask_client import OAuth as FlaskOAuth
     from flask import Flask
 
-    from gist_authlib.canvas._flask import canvas_blueprint
+    from gist_authlib.flask import canvas_blueprint
 
     oauth = FlaskOAuth()
     gist = gist_authlib.register(oauth, client_id="canvas-app", client_secret=SECRET)
@@ -116,7 +116,7 @@ def _flask_app() -> Any:
 def _django_app() -> Any:
     from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
 
-    from gist_authlib.canvas._django import canvas_urls
+    from gist_authlib.django import canvas_urls
 
     urlconf = types.ModuleType("canvas_test_urls")
     urlconf.urlpatterns = canvas_urls(SECRET, on_initialize=initialize, on_submit=submit, max_body_bytes=LIMIT)  # type: ignore[attr-defined]

@@ -41,8 +41,8 @@ from gist_authlib.canvas import (
     Text,
     UrlAction,
 )
-from gist_authlib.canvas._starlette import canvas_routes
 from gist_authlib.sandbox import CanvasApp, GistSandbox, SandboxClient, ServerThread, create_app
+from gist_authlib.starlette import canvas_routes
 
 ROOT = Path(__file__).resolve().parent.parent
 ORDERS_SECRET = "orders-secret-" + "o" * 24

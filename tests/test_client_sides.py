@@ -20,22 +20,8 @@ import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 import gist_authlib
-from gist_authlib import (
-    AsyncGistClient,
-    Contact,
-    GistAPIError,
-    GistClient,
-    GistConnectionError,
-    InsufficientScopeError,
-    NotFoundError,
-    RateLimitedError,
-    RefreshSettings,
-    Tag,
-    Team,
-    Teammate,
-    TokenEndpointError,
-    TokenRevokedError,
-)
+from gist_authlib import AsyncGistClient, GistAPIError, GistClient
+from gist_authlib.api import Contact, Tag, Team, Teammate
 from gist_authlib.api.resources import (
     AsyncContacts,
     AsyncTags,
@@ -45,6 +31,15 @@ from gist_authlib.api.resources import (
     Tags,
     Teammates,
     Teams,
+)
+from gist_authlib.client import RefreshSettings
+from gist_authlib.errors import (
+    GistConnectionError,
+    InsufficientScopeError,
+    NotFoundError,
+    RateLimitedError,
+    TokenEndpointError,
+    TokenRevokedError,
 )
 from gist_authlib.sandbox import GistSandbox, SandboxClient, ServerThread, create_app
 from gist_authlib.tokens import MemoryTokenStore
@@ -375,7 +370,7 @@ def test_429_is_retried_after_the_pause_gist_asks_for(side: Side) -> None:
 
 def test_a_rate_limit_that_outlasts_the_retries_is_a_typed_error(side: Side) -> None:
     side.sandbox.fail_next_api_request(429, retry_after="1", count=10)
-    with side.client(retry=gist_authlib.RetryPolicy(max_attempts=3)) as client, pytest.raises(RateLimitedError):
+    with side.client(retry=gist_authlib.client.RetryPolicy(max_attempts=3)) as client, pytest.raises(RateLimitedError):
         client.teams.list()
     assert side.sandbox.api_requests == 3 and side.slept == [1.0, 1.0]
 

@@ -2,8 +2,9 @@
 
 Framework-free: typed requests (:class:`InitializeRequest`, :class:`SubmitRequest`), typed components and
 the :class:`Canvas` that carries them, request signatures, and :func:`handle_canvas_request`, which
-answers one request. The routes live beside it: ``canvas_routes`` (Starlette and FastAPI, in
-``gist_authlib.canvas._starlette``), ``canvas_blueprint`` (Flask) and ``canvas_urls`` (Django)::
+answers one request. The routes live in the framework adapters: ``canvas_routes`` (Starlette and FastAPI, in
+``gist_authlib.starlette``), ``canvas_blueprint`` (``gist_authlib.flask``) and ``canvas_urls``
+(``gist_authlib.django``)::
 
     from gist_authlib.canvas import Button, Canvas, Text
 
