@@ -22,14 +22,22 @@ import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from html.parser import HTMLParser
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import pytest
 
 from .provider import GistProvider
-from .registry import register as _register
-from .sandbox import GistSandbox, SandboxClient, ServerThread, create_app
+
+if TYPE_CHECKING:
+    from .sandbox import GistSandbox, ServerThread
+
+# pytest loads this module in every suite of a project that has gist_authlib installed (the entry point does
+# not depend on the extra), so the sandbox and its web framework are imported only when a test uses them.
+_MISSING_EXTRA = (
+    "The gist_sandbox fixture runs the Gist sandbox, which needs Starlette and uvicorn: "
+    "pip install 'gist-authlib[testing]'. ({module} is not installed.)"
+)
 
 __all__ = ["TEST_CLIENT_ORIGINS", "GistSandboxFixture", "SandboxLoginError", "gist_sandbox"]
 
@@ -99,6 +107,8 @@ class GistSandboxFixture:
             self.sandbox.scopes.setdefault(scope, description)
         kwargs.setdefault("allow_insecure_http", True)
         self.allow_redirect_uri(*_callbacks(name))
+        from .registry import register as _register
+
         return _register(
             oauth, name, client_id=self.client_id, client_secret=self.client_secret, provider=provider, **kwargs
         )
@@ -262,6 +272,13 @@ class _Current:
 
 @pytest.fixture(scope="session")
 def _gist_sandbox_server() -> Iterator[tuple[ServerThread, _Current]]:
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+
+        from .sandbox import ServerThread
+    except ImportError as exc:
+        pytest.fail(_MISSING_EXTRA.format(module=exc.name or "a module"), pytrace=False)
     current = _Current()
     server = ServerThread(current).start()
     yield server, current
@@ -275,6 +292,8 @@ def gist_sandbox(_gist_sandbox_server: tuple[ServerThread, _Current]) -> Iterato
     See :class:`GistSandboxFixture`: ``register(oauth)``, ``login(test_client)``, the seeded
     ``teammates``, ``contacts`` and ``tags``, ``revoke`` and ``force_*`` faults.
     """
+    from .sandbox import SandboxClient, create_app
+
     server, current = _gist_sandbox_server
     client_id = "gist-sandbox-test-app"
     client_secret = "sandbox-secret-" + secrets.token_urlsafe(16)

@@ -259,3 +259,20 @@ def test_the_entry_point_loads_the_plugin_and_an_explicit_p_does_not_clash(tmp_p
     # Both ways at once, as in a suite whose configuration names the plugin: no "already registered" error.
     both = pytest_run("-p", "gist_authlib.testing", "--collect-only")
     assert both.returncode == 0, both.stdout + both.stderr
+
+
+def test_the_plugin_loads_without_the_testing_extra_and_says_what_to_install(tmp_path: Path) -> None:
+    """pytest loads the plugin in every suite where gist_authlib is installed, with or without Starlette."""
+    (tmp_path / "test_suite.py").write_text(
+        "def test_unrelated():\n    assert True\n\n\ndef test_wants_the_sandbox(gist_sandbox):\n    pass\n"
+    )
+    code = (
+        "import sys; sys.modules['starlette'] = None; import pytest; "  # as if Starlette were not installed
+        "sys.exit(pytest.main(['-p', 'gist_authlib.testing', '-p', 'no:cacheprovider', '-q', 'test_suite.py']))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert "1 passed, 1 error" in result.stdout, result.stdout + result.stderr
+    assert "needs Starlette and uvicorn: pip install 'gist-authlib[testing]'" in result.stdout
