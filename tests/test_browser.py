@@ -57,16 +57,18 @@ class Tab:
 
     page: Page
     shots: Path
+    label: str
     console_errors: list[str] = field(default_factory=list)
 
     def shot(self, name: str) -> None:
-        self.page.screenshot(path=self.shots / f"{name}.png", full_page=True)
+        self.page.screenshot(path=self.shots / f"{self.label}{name}.png", full_page=True)
 
 
 @pytest.fixture
-def tab(chromium: BrowserContext, tmp_path: Path) -> Iterator[Tab]:
+def tab(chromium: BrowserContext, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Tab]:
     chromium.clear_cookies()  # each test starts as a new visitor
-    tab = Tab(chromium.new_page(), tmp_path)
+    callspec = getattr(request.node, "callspec", None)
+    tab = Tab(chromium.new_page(), tmp_path, f"{callspec.id}-" if callspec else "")
 
     def on_console(message: ConsoleMessage) -> None:
         # The examples serve no favicon; Chromium's request for it is the browser's, not the page's.
