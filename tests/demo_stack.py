@@ -101,34 +101,40 @@ class _DjangoChild:
         child_env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
         # The worktree's package, not whichever one is installed.
         child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), child_env.get("PYTHONPATH")]))
+        # A file, not a pipe: Django logs each 4xx answer there, and a full pipe would stall the server.
+        self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed by stop())
         self.process = subprocess.Popen(
             [sys.executable, __file__, "django", host],
             env={**child_env, **env},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self.stderr,
             text=True,
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline().strip()
         if not line.startswith("http://"):
-            self.stop()
-            stderr = self.process.stderr.read() if self.process.stderr else ""
-            raise RuntimeError(f"The Django example did not start: {line} {stderr}")
+            self._halt()
+            self.stderr.seek(0)
+            errors = self.stderr.read()
+            self.stderr.close()
+            raise RuntimeError(f"The Django example did not start: {line} {errors}")
         self.url = line
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            assert self.process.stdin is not None
+        self._halt()
+        self.stderr.close()
+
+    def _halt(self) -> None:
+        if self.process.stdin is not None:
             self.process.stdin.close()  # the child serves until its stdin closes
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        for stream in (self.process.stdout, self.process.stderr):
-            if stream is not None:
-                stream.close()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 def _serve(framework: str, host: str) -> None:
