@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import secrets
 import sys
 import time
 from collections.abc import Sequence
 
-__all__ = ["main"]
+__all__ = ["DEFAULT_REDIRECT_URIS", "SANDBOX_SECRET_VARIABLE", "main"]
+
+#: The sandbox's registered redirect URIs by default: an app on port 8000, reached by either loopback name.
+DEFAULT_REDIRECT_URIS = (
+    "http://127.0.0.1:8000/oauth/gist/callback",
+    "http://localhost:8000/oauth/gist/callback",
+)
+#: Where ``gist-authlib sandbox`` takes a stable client secret from (safer than a flag, which ps shows).
+SANDBOX_SECRET_VARIABLE = "GIST_SANDBOX_CLIENT_SECRET"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,16 +41,37 @@ def _parser() -> argparse.ArgumentParser:
         help="log in headlessly, print the teammates seen and exit (0 on success)",
     )
 
-    sandbox = commands.add_parser("sandbox", help="serve the local Gist sandbox")
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="serve the local Gist sandbox",
+        description="Serve a local Gist (OAuth server and REST API) and print the settings an app needs.",
+    )
     sandbox.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     sandbox.add_argument("--port", type=int, default=8765, help="port (default 8765)")
     sandbox.add_argument("--client-id", default="gist-sandbox-app", help="the registered app's client id")
-    sandbox.add_argument("--client-secret", default=None, help="the app's client secret (random by default)")
+    sandbox.add_argument(
+        "--client-secret",
+        default=None,
+        help=f"the app's client secret (default: ${SANDBOX_SECRET_VARIABLE}, else a new random one each run)",
+    )
     sandbox.add_argument(
         "--redirect-uri",
         action="append",
         default=None,
-        help="a registered redirect URI (repeatable; default http://127.0.0.1:8000/oauth/gist/callback)",
+        metavar="URI",
+        help="a registered redirect URI (repeatable; default: " + " and ".join(DEFAULT_REDIRECT_URIS) + ")",
+    )
+    sandbox.add_argument(
+        "--scope",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a scope to accept besides Gist's official ones, as Gist may add (repeatable)",
+    )
+    sandbox.add_argument(
+        "--name",
+        default="gist",
+        help="the registration name whose settings to print (gist_eu prints GIST_EU_CLIENT_ID, ...; default gist)",
     )
     sandbox.add_argument("--auto-approve", action="store_true", help="approve every login without a consent page")
     sandbox.add_argument(
@@ -80,23 +111,44 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _sandbox(args: argparse.Namespace) -> int:
+    from .provider import GistProvider
     from .sandbox import CanvasApp, SandboxClient, ServerThread, create_app
 
-    secret = args.client_secret or secrets.token_urlsafe(24)
-    redirect_uris = tuple(args.redirect_uri or ["http://127.0.0.1:8000/oauth/gist/callback"])
+    prefix = _settings_prefix(args.name)
+    official = GistProvider()
+    provider = official.with_scopes(args.scope)  # refuses a malformed name (ValueError)
+    extra = [scope for scope in dict.fromkeys(args.scope) if scope not in official.scopes]
+    for scope in extra:
+        suggestion, reasons = official.diagnose_scope(scope)
+        if reasons:  # accepted all the same: rehearsing a wrong name can be the point
+            print(
+                f"gist-authlib: note: {scope} looks like a mistake for {suggestion or 'an official scope'}; "
+                "the sandbox accepts it, Gist would not.",
+                file=sys.stderr,
+            )
+    secret = args.client_secret or os.environ.get(SANDBOX_SECRET_VARIABLE) or secrets.token_urlsafe(24)
+    redirect_uris = tuple(dict.fromkeys(args.redirect_uri or DEFAULT_REDIRECT_URIS))
     canvas = [CanvasApp.at(args.client_id, args.canvas_url)] if args.canvas_url else []
-    client = SandboxClient(args.client_id, secret, redirect_uris)
-    sandbox = create_app(clients=[client], auto_approve=args.auto_approve, canvas_apps=canvas)
+    sandbox = create_app(
+        clients=[SandboxClient(args.client_id, secret, redirect_uris)],
+        scopes=provider.scopes,
+        auto_approve=args.auto_approve,
+        canvas_apps=canvas,
+    )
     server = ServerThread(sandbox, host=args.host, port=args.port).start()
     print(f"Gist sandbox on {server.url}/")
-    print(f"  GIST_CLIENT_ID={args.client_id}")
-    print(f"  GIST_CLIENT_SECRET={secret}")
-    print(f"  GIST_AUTHORIZE_URL={server.url}/oauth/authorize")
-    print(f"  GIST_ACCESS_TOKEN_URL={server.url}/oauth/token")
-    print(f"  GIST_API_BASE_URL={server.url}/")
+    print(f"  {prefix}_CLIENT_ID={args.client_id}")
+    print(f"  {prefix}_CLIENT_SECRET={secret}")
+    print(f"  {prefix}_AUTHORIZE_URL={server.url}/oauth/authorize")
+    print(f"  {prefix}_ACCESS_TOKEN_URL={server.url}/oauth/token")
+    print(f"  {prefix}_API_BASE_URL={server.url}/")
     print(f"  redirect URIs: {', '.join(redirect_uris)}")
     if canvas:
         print(f"  canvas app: {canvas[0].initialize_url} and {canvas[0].submit_url}; inbox at {server.url}/inbox")
+    if extra:
+        print(f"  extra scopes: {' '.join(extra)} (in the app: provider=GistProvider().with_scopes({extra!r}))")
+    if args.auto_approve:
+        print("  every login is approved without a consent page")
     print("Ctrl-C stops.")
     sys.stdout.flush()
     try:
@@ -106,3 +158,10 @@ def _sandbox(args: argparse.Namespace) -> int:
         return 0
     finally:
         server.stop()
+
+
+def _settings_prefix(name: str) -> str:
+    """``GIST_EU`` for the registration ``gist_eu``: the prefix under which Authlib reads its settings."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ValueError(f"--name must be a registration name such as gist or gist_eu, not {name!r}.")
+    return name.upper()

@@ -119,22 +119,55 @@ class MissingCredentialsError(ConfigurationError):
 class UnknownScopeError(ConfigurationError, ValueError):
     """A requested scope is not in the provider's scope catalogue.
 
+    The message says plainly what looks wrong: a comma-separated list (Gist's scopes are separated by
+    spaces), the wrong case, singular for plural (``read_contacts`` for ``read_contact``) or a misspelling.
+    Only a name that looks genuinely new is pointed at :meth:`GistProvider.with_scopes
+    <gist_authlib.GistProvider.with_scopes>`.
+
     Attributes:
         scope: the scope that was asked for.
-        suggestion: the nearest known scope, or ``None``.
+        suggestion: the nearest known scope (for a comma-separated list, the corrected space-separated
+            string), or ``None``.
+        reasons: what looks wrong, each one of ``"list"``, ``"case"``, ``"singular"``, ``"plural"``,
+            ``"spelling"``, ``"prefix"`` and ``"format"``; empty when the name looks like a scope Gist
+            added later.
     """
 
     error = "invalid_scope"
     error_code = "unknown_scope"
 
-    def __init__(self, scope: str, suggestion: str | None) -> None:
-        hint = f" Did you mean {suggestion}?" if suggestion else ""
-        super().__init__(
-            f"Unknown Gist scope {_short(scope)!r}.{hint} If Gist has added this scope, extend the provider: "
-            f"GistProvider().with_scopes({{{_short(scope)!r}: 'what it allows'}})."
-        )
+    _REASONS: tuple[tuple[str, str], ...] = (
+        ("case", "Gist's scope names are lower case."),
+        ("singular", "Gist names this scope in the singular."),
+        ("plural", "Gist names this scope in the plural."),
+        ("spelling", "It looks like a misspelling."),
+        ("prefix", "Gist's scope names start with read_ or write_."),
+        ("format", "Gist's scope names are lower-case words joined by underscores, such as read_teammates."),
+    )
+
+    def __init__(self, scope: str, suggestion: str | None, reasons: tuple[str, ...] = ()) -> None:
+        name = _short(scope)
+        if "list" in reasons:
+            names = suggestion.split() if suggestion else []
+            fix = f" Write {suggestion!r} or a list, {names!r}." if suggestion else ""
+            message = (
+                f"{name!r} is several scopes joined by commas; Gist's scopes are separated by spaces, or "
+                f"given as a list.{fix}"
+            )
+        else:
+            hint = f" Did you mean {suggestion}?" if suggestion else ""
+            notes = "".join(f" {text}" for reason, text in self._REASONS if reason in reasons)
+            extend = (
+                f" If Gist has added {name} after this release, extend the provider: "
+                f"GistProvider().with_scopes([{name!r}])."
+                if not reasons
+                else ""
+            )
+            message = f"Unknown Gist scope {name!r}.{hint}{notes}{extend}"
+        super().__init__(message)
         self.scope = scope
         self.suggestion = suggestion
+        self.reasons = tuple(reasons)
 
 
 class InsecureTransportError(ConfigurationError):

@@ -143,18 +143,34 @@ class GistProvider:
                 f"{', '.join(CANVAS_SIGNATURE_DIGESTS)} or '' (bare hex SHA-256), not {self.canvas_signature_scheme!r}."
             )
 
-    def with_scopes(self, extra: Mapping[str, str]) -> GistProvider:
-        """Return a new provider that also accepts ``extra`` scopes (name to description).
+    def with_scopes(self, extra: Mapping[str, str] | Iterable[str]) -> GistProvider:
+        """Return a new provider that also accepts ``extra`` scopes.
 
-        Use it for a scope Gist has added after this release::
+        Use it for a scope Gist has added after this release. ``extra`` is a list of names (or a
+        space-separated string), or a mapping of name to description (the sandbox's consent page shows
+        the description)::
 
+            provider = GistProvider().with_scopes(["read_campaigns"])
             provider = GistProvider().with_scopes({"read_campaigns": "List and view campaigns"})
+
+        Raises:
+            ValueError: a name is empty or holds a space or a comma.
         """
+        if isinstance(extra, str):
+            pairs = [(name, "") for name in extra.split()]
+        elif isinstance(extra, Mapping):
+            pairs = [(str(name), str(description)) for name, description in extra.items()]
+        else:
+            pairs = [(str(name), "") for name in extra]
         merged = dict(self.scopes)
-        for scope, description in extra.items():
-            if not scope or any(ch.isspace() for ch in scope):
-                raise ValueError(f"A scope name must be a non-empty word without spaces, not {scope!r}.")
-            merged[scope] = str(description)
+        for scope, description in pairs:
+            if not scope or any(ch.isspace() or ch == "," for ch in scope):
+                raise ValueError(
+                    f"A scope name must be a non-empty word without spaces or commas, not {scope!r}; "
+                    "pass several scopes as a list."
+                )
+            # A name given without a description keeps the one the catalogue already has.
+            merged[scope] = description or merged.get(scope, "")
         return replace(self, scopes=MappingProxyType(merged))
 
     @_ClassOrInstanceMethod
@@ -183,7 +199,8 @@ class GistProvider:
         Returns the scopes in order without duplicates; ``None`` or empty gives :attr:`default_scopes`.
 
         Raises:
-            UnknownScopeError: a scope is not in the catalogue; the error names the nearest known one.
+            UnknownScopeError: a scope is not in the catalogue; the error says what looks wrong (commas,
+                case, singular or plural, spelling) and names the nearest known scope.
         """
         if scopes is None:
             return self.default_scopes
@@ -191,15 +208,53 @@ class GistProvider:
         result: list[str] = []
         for scope in items:
             if scope not in self.scopes:
-                raise UnknownScopeError(scope, self.suggest_scope(scope))
+                suggestion, reasons = self.diagnose_scope(scope)
+                raise UnknownScopeError(scope, suggestion, reasons)
             if scope not in result:
                 result.append(scope)
         return tuple(result) if result else self.default_scopes
 
     def suggest_scope(self, scope: str) -> str | None:
         """The known scope nearest to ``scope`` (``read_contacts`` gives ``read_contact``), or ``None``."""
-        matches = difflib.get_close_matches(scope, list(self.scopes), n=1, cutoff=0.6)
-        return matches[0] if matches else None
+        return self.diagnose_scope(scope)[0]
+
+    def diagnose_scope(self, scope: str) -> tuple[str | None, tuple[str, ...]]:
+        """What looks wrong with ``scope``, a name not in the catalogue: ``(suggestion, reasons)``.
+
+        The reasons are those of :class:`~gist_authlib.UnknownScopeError` (``"list"``, ``"case"``,
+        ``"singular"``, ``"plural"``, ``"spelling"``, ``"prefix"``, ``"format"``); none means the name
+        looks like a scope Gist has added since (the suggestion is then a known scope on the same thing,
+        ``read_teammates`` for ``write_teammates``, if there is one).
+        """
+        if "," in scope:
+            parts = [part for part in re.split(r"[\s,]+", scope) if part]
+            fixed = [part if part in self.scopes else (self.diagnose_scope(part)[0] or part) for part in parts]
+            return (" ".join(fixed) or None), ("list",)
+        lower = scope.lower()
+        case = ("case",) if lower != scope else ()
+        if case and lower in self.scopes:
+            return lower, case
+        number = [(lower + "s", "plural")]
+        if lower.endswith("s"):
+            number.insert(0, (lower[:-1], "singular"))
+        for candidate, reason in number:
+            if candidate in self.scopes:
+                return candidate, (*case, reason)
+        squeezed = _squeeze(lower)
+        for known in self.scopes:
+            if _squeeze(known) == squeezed:
+                return known, (*case, "spelling")
+        near = difflib.get_close_matches(lower, list(self.scopes), n=1, cutoff=_TYPO_RATIO)
+        if near:
+            return near[0], (*case, "spelling")
+        if not _SCOPE_NAME.fullmatch(lower):
+            return None, (*case, "format")
+        verb, _, thing = lower.partition("_")
+        if verb not in ("read", "write"):
+            prefixed = next((f"{v}_{lower}" for v in ("read", "write") if f"{v}_{lower}" in self.scopes), None)
+            return prefixed, (*case, "prefix")
+        # A new-looking name: suggest only a scope on the same thing (write_teammates: read_teammates).
+        return next((known for known in self.scopes if thing and known.partition("_")[2] == thing), None), case
 
     def authlib_kwargs(self) -> dict[str, Any]:
         """The endpoint settings for Authlib's ``OAuth.register``, as a new dict on every call."""
@@ -214,6 +269,18 @@ class GistProvider:
             f"GistProvider(authorize_url={self.authorize_url!r}, access_token_url={self.access_token_url!r}, "
             f"api_base_url={self.api_base_url!r}, scopes={len(self.scopes)})"
         )
+
+
+#: How alike a name and a known scope must be (difflib's ratio) to count as a misspelling of it rather than a
+#: new scope: "read_teamates" (0.96) and "read_contcat" (0.92) are typos, "read_segments" (0.83 to
+#: read_events) is a scope Gist may add.
+_TYPO_RATIO: Final = 0.9
+_SCOPE_NAME: Final = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
+
+
+def _squeeze(name: str) -> str:
+    """The name without separators: "read-teammates" and "readteammates" both give "readteammates"."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
 def _check_absolute_url(attr: str, value: str) -> None:

@@ -94,6 +94,52 @@ def test_consent_page_names_the_app_and_every_scope_with_its_description(served:
     assert page.headers["x-frame-options"] == "DENY"
 
 
+def test_consent_page_lets_its_form_reach_the_checked_redirect_uris_origin_only(served: Served) -> None:
+    # Browsers apply form-action to the redirect after the POST: 'self' alone blocks Approve and Deny.
+    page = served.http.get(f"{served.url}/oauth/authorize", params=served.authorize_params())
+    policy = [part.strip() for part in page.headers["content-security-policy"].split(";")]
+    assert policy == ["frame-ancestors 'none'", "form-action 'self' http://127.0.0.1:9"]
+
+
+@pytest.mark.parametrize(
+    ("redirect_uri", "source"),
+    [
+        ("https://App.Example/cb?x=1", "form-action 'self' https://app.example"),
+        ("http://[::1]:8000/cb", "form-action 'self' http://[::1]:8000"),
+        ("com.example.app:/oauth2redirect", "form-action 'self' com.example.app:"),
+        ("http://127.0.0.1:99999/cb", "; form-action 'self'"),  # not a valid port: no origin to add
+    ],
+)
+def test_the_consent_pages_form_action_names_an_origin_or_a_scheme(redirect_uri: str, source: str) -> None:
+    sandbox = create_app(clients=[SandboxClient("cid", "csecret", (redirect_uri,))])
+    with ServerThread(sandbox) as server, httpx2.Client(trust_env=False) as http:
+        page = http.get(
+            f"{server.url}/oauth/authorize",
+            params={"response_type": "code", "client_id": "cid", "redirect_uri": redirect_uri, "scope": "read_teams"},
+        )
+    assert page.status_code == 200
+    assert page.headers["content-security-policy"].endswith(source)
+
+
+def test_redirect_uri_mismatch_page_names_the_uri_received_and_those_registered() -> None:
+    registered = ("http://127.0.0.1:8000/oauth/gist/callback", "http://localhost:8000/oauth/gist/callback?a=1&b=2")
+    sandbox = create_app(clients=[SandboxClient("cid", "csecret", registered)])
+    received = 'http://127.0.0.1:8001/oauth/gist/callback?<script>alert("x")</script>'
+    with ServerThread(sandbox) as server, httpx2.Client(trust_env=False) as http:
+        page = http.get(
+            f"{server.url}/oauth/authorize",
+            params={"response_type": "code", "client_id": "cid", "redirect_uri": received, "scope": "read_teams"},
+        )
+    assert page.status_code == 400 and "location" not in page.headers
+    assert "<script>" not in page.text
+    assert (
+        '<code id="received">http://127.0.0.1:8001/oauth/gist/callback?&lt;script&gt;alert(&quot;x&quot;)'
+        "&lt;/script&gt;</code>" in page.text
+    )
+    assert "<li><code>http://127.0.0.1:8000/oauth/gist/callback</code></li>" in page.text
+    assert "<li><code>http://localhost:8000/oauth/gist/callback?a=1&amp;b=2</code></li>" in page.text
+
+
 def test_approve_redirects_with_code_and_state(served: Served) -> None:
     blob, csrf = served.consent(state="xyz")
     answer = served.http.post(

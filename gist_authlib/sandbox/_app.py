@@ -356,17 +356,19 @@ class GistSandbox(RestAPI):
         client = self.clients.get(params.get("client_id", ""))
         if client is None:
             return _error_page("Unknown app", "No app with this client_id is registered.")
-        if params.get("redirect_uri", "") not in client.redirect_uris:
-            return _error_page(
-                "Redirect URI not registered",
-                "The redirect_uri does not exactly match one registered for this app in the Developer Hub.",
-            )
+        received = params.get("redirect_uri", "")
+        if received not in client.redirect_uris:
+            return _redirect_mismatch_page(received, client.redirect_uris)
         if params.get("response_type") != "code":
             return _error_page("Unsupported response type", "Only response_type=code is supported.")
         scopes = tuple(dict.fromkeys(params.get("scope", "").split()))
         unknown = [s for s in scopes if s not in self.scopes]
         if unknown:
-            return _error_page("Unknown scope", f"These scopes do not exist: {', '.join(unknown)}.")
+            return _error_page(
+                "Unknown scope",
+                f"These scopes are not in the sandbox's catalogue: {', '.join(unknown)}. If Gist has added them, "
+                "start the sandbox with --scope NAME for each (or pass scopes= to create_app).",
+            )
         if not scopes:
             return _error_page("No scope", "The request names no scope.")
         method = params.get("code_challenge_method")
@@ -386,7 +388,7 @@ class GistSandbox(RestAPI):
             return self._approve(params, scopes, _origin(request))
         csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
         blob = self._signer.dumps(params)
-        items = "".join(f"<li><strong>{escape(s)}</strong>: {escape(self.scopes.get(s, ''))}</li>" for s in scopes)
+        items = "".join(_scope_item(s, self.scopes.get(s, "")) for s in scopes)
         body = (
             f"<p><strong>{escape(client.name)}</strong> would like to access the Gist workspace "
             f"<strong>{escape(self.workspace.name)}</strong>.</p>\n<p>It asks to:</p>\n<ul>{items}</ul>\n"
@@ -399,7 +401,12 @@ class GistSandbox(RestAPI):
         response = _page("Authorize " + client.name, body)
         response.set_cookie(CSRF_COOKIE, csrf, httponly=True, samesite="strict", path="/oauth/authorize")
         response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Content-Security-Policy"] = "frame-ancestors 'none'; form-action 'self'"
+        # Browsers apply form-action to the redirect that answers the form's POST as well, and that
+        # redirect goes to the app. Allowing only the origin of the redirect URI this request was checked
+        # against (exactly registered) keeps the form from posting anywhere else, as GitHub's authorize
+        # page does; 'self' alone would block Approve and Deny in every real browser.
+        sources = " ".join(filter(None, ["'self'", _csp_source(params["redirect_uri"])]))
+        response.headers["Content-Security-Policy"] = f"frame-ancestors 'none'; form-action {sources}"
         return response
 
     async def _decide(self, request: Request) -> Response:
@@ -642,3 +649,37 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
 
 def _error_page(title: str, message: str, status: int = 400) -> HTMLResponse:
     return _page(title, f"<p>{escape(message)}</p>", status)
+
+
+def _redirect_mismatch_page(received: str, registered: Iterable[str]) -> HTMLResponse:
+    """Name the URI received and those registered, so that a typo or a host mix-up is plain to see."""
+    items = "".join(f"<li><code>{escape(uri)}</code></li>" for uri in registered) or "<li>(none)</li>"
+    body = (
+        "<p>The redirect_uri of this request does not exactly match one registered for this app in the "
+        "Developer Hub (scheme, host, port and path must be equal; <code>localhost</code> and "
+        "<code>127.0.0.1</code> are different hosts).</p>\n"
+        f'<p>Received: <code id="received">{escape(received) or "(none)"}</code></p>\n'
+        f'<p>Registered:</p>\n<ul id="registered">{items}</ul>'
+    )
+    return _page("Redirect URI not registered", body, 400)
+
+
+def _scope_item(scope: str, description: str) -> str:
+    text = f": {escape(description)}" if description else ""
+    return f"<li><strong>{escape(scope)}</strong>{text}</li>"
+
+
+def _csp_source(redirect_uri: str) -> str | None:
+    """A CSP source expression for ``redirect_uri``'s origin (a scheme source for a custom scheme), if any."""
+    parts = urlsplit(redirect_uri)
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme in ("http", "https") and parts.hostname:
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        return f"{parts.scheme}://{host}{f':{port}' if port is not None else ''}"
+    # A native app's private-use scheme (RFC 8252 section 7.1): the scheme is all CSP can name.
+    if parts.scheme and all(ch.isalnum() or ch in "+-." for ch in parts.scheme):
+        return f"{parts.scheme}:"
+    return None

@@ -1,0 +1,369 @@
+"""A pytest plugin for apps that log in with Gist: a local Gist sandbox as the ``gist_sandbox`` fixture.
+
+Installed with ``pip install "gist-authlib[testing]"``, pytest loads it by itself (a ``pytest11`` entry
+point); without the entry point, load it with ``-p gist_authlib.testing``. No network is used: the
+sandbox runs on a loopback port for the test session, with fresh state for every test.
+
+The two sides of a login travel differently, as they do in production. The browser's side (the login
+route, the consent page, the callback) goes through your framework's test client, with its cookies;
+the app's own side (the token exchange, API calls) goes over real HTTP from the app to the sandbox::
+
+    def test_login(gist_sandbox):
+        oauth = OAuth()
+        gist = gist_sandbox.register(oauth)          # gist_authlib.register, wired to the sandbox
+        app = create_app(gist)                         # your app, with gist_routes(gist, ...)
+        response = gist_sandbox.login(TestClient(app)) # login -> consent -> callback
+        assert "Ada Lovelace" in response.text
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
+from html.parser import HTMLParser
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import pytest
+
+from .provider import GistProvider
+
+if TYPE_CHECKING:
+    from .sandbox import GistSandbox, ServerThread
+
+# pytest loads this module in every suite of a project that has gist_authlib installed (the entry point does
+# not depend on the extra), so the sandbox and its web framework are imported only when a test uses them.
+_MISSING_EXTRA = (
+    "The gist_sandbox fixture runs the Gist sandbox, which needs Starlette and uvicorn: "
+    "pip install 'gist-authlib[testing]'. ({module} is not installed.)"
+)
+
+__all__ = ["TEST_CLIENT_ORIGINS", "GistSandboxFixture", "SandboxLoginError", "gist_sandbox"]
+
+#: The origins framework test clients use by default, for which the sandbox registers redirect URIs:
+#: Starlette/FastAPI's ``TestClient`` and Django's ``Client`` (``testserver``), Flask's test client
+#: (``localhost``), and a server on loopback.
+TEST_CLIENT_ORIGINS = ("http://testserver", "http://localhost", "http://127.0.0.1")
+
+_REDIRECTS = (301, 302, 303, 307, 308)
+_MAX_APP_REDIRECTS = 10
+
+
+class SandboxLoginError(AssertionError):
+    """:meth:`GistSandboxFixture.login` could not walk a step of the login; the message says which and why.
+
+    An ``AssertionError``, so that pytest reports it as the test's failure.
+    """
+
+
+class GistSandboxFixture:
+    """The ``gist_sandbox`` fixture: a local Gist for one test, and the means to drive a login through it.
+
+    Attributes:
+        url: the sandbox's origin on loopback (``http://127.0.0.1:<port>``).
+        sandbox: the :class:`~gist_authlib.sandbox.GistSandbox` itself (``token_requests``,
+            ``installs_acknowledged``, ``workspace``, ...), fresh for each test.
+        provider: a :class:`~gist_authlib.GistProvider` whose endpoints are the sandbox's.
+        client_id: the sandbox app's client id.
+        client_secret: its client secret (random for each test).
+    """
+
+    def __init__(self, url: str, sandbox: GistSandbox, client_id: str, client_secret: str) -> None:
+        self.url = url
+        self.sandbox = sandbox
+        self.provider = GistProvider.at(url)
+        self.client_id = client_id
+        self.client_secret = client_secret
+
+    def __repr__(self) -> str:
+        return f"<GistSandboxFixture {self.url} client_id={self.client_id!r}>"
+
+    # -- wiring an app to the sandbox -----------------------------------------------------------------
+
+    @property
+    def redirect_uris(self) -> tuple[str, ...]:
+        """The redirect URIs registered for the sandbox app; a login must use one of them exactly."""
+        return self.sandbox.clients[self.client_id].redirect_uris
+
+    def allow_redirect_uri(self, *uris: str) -> None:
+        """Register more redirect URIs (an app whose callback is not ``/oauth/<name>/callback``)."""
+        client = self.sandbox.clients[self.client_id]
+        merged = tuple(dict.fromkeys((*client.redirect_uris, *uris)))
+        self.sandbox.add_client(replace(client, redirect_uris=merged))
+
+    def register(self, oauth: Any, name: str = "gist", **kwargs: Any) -> Any:
+        """:func:`gist_authlib.register` for the sandbox: its endpoints, client id and secret.
+
+        Other keyword arguments are passed on (``scopes``, ``token_store``, ...). A ``provider`` with
+        extra scopes keeps them (the sandbox then accepts them too), pointed at the sandbox. Plain
+        ``http://`` redirect URIs are allowed (``allow_insecure_http=True``), since ``testserver`` is not
+        a loopback name; the callbacks ``/oauth/<name>/callback`` on :data:`TEST_CLIENT_ORIGINS` are
+        registered.
+        """
+        provider: GistProvider = kwargs.pop("provider", None) or GistProvider()
+        provider = provider.at(self.url)
+        for scope, description in provider.scopes.items():
+            self.sandbox.scopes.setdefault(scope, description)
+        kwargs.setdefault("allow_insecure_http", True)
+        self.allow_redirect_uri(*_callbacks(name))
+        from .registry import register as _register
+
+        return _register(
+            oauth, name, client_id=self.client_id, client_secret=self.client_secret, provider=provider, **kwargs
+        )
+
+    def settings(self, name: str = "gist") -> dict[str, str]:
+        """The settings of a registration named ``name`` (``GIST_CLIENT_ID``, ...) for an app configured by them.
+
+        For an app that calls :func:`gist_authlib.register` itself with settings from its configuration.
+        Such an app refuses ``http://testserver`` as a redirect URI (not loopback, not https): use a test
+        client on ``http://localhost`` (Flask's default; ``TestClient(app, base_url="http://localhost")``).
+        """
+        self.allow_redirect_uri(*_callbacks(name))
+        prefix = name.upper()
+        return {
+            f"{prefix}_CLIENT_ID": self.client_id,
+            f"{prefix}_CLIENT_SECRET": self.client_secret,
+            f"{prefix}_AUTHORIZE_URL": self.provider.authorize_url,
+            f"{prefix}_ACCESS_TOKEN_URL": self.provider.access_token_url,
+            f"{prefix}_API_BASE_URL": self.provider.api_base_url,
+        }
+
+    # -- a login, through the framework's test client ---------------------------------------------------
+
+    def login(self, client: Any, path: str = "/auth/gist", *, deny: bool = False, follow_redirects: bool = True) -> Any:
+        """Walk a login through ``client``: the app's login route, the consent page, the app's callback.
+
+        Args:
+            client: the framework's test client: Starlette/FastAPI ``TestClient``, Flask's
+                ``app.test_client()`` or Django's ``django.test.Client``. Its cookies carry the session
+                from the login route to the callback, as a browser's would.
+            path: the app's login route (``"/auth/gist?next=/here"`` works too).
+            deny: click Deny instead of Approve on the consent page.
+            follow_redirects: after the callback, follow the app's redirects on its own origin (an
+                ``on_login`` returning ``None`` answers 303 to the ``next`` path); a redirect elsewhere
+                (Gist's install acknowledgement) is returned as it is.
+
+        Returns:
+            The app's final response, in the test client's own type.
+
+        Raises:
+            SandboxLoginError: the login route did not redirect to the sandbox, or the sandbox refused the
+                request (an unregistered redirect URI, an unknown scope, ...); the message says which.
+        """
+        import httpx2
+
+        start = _get(client, path)
+        authorize_url = _location(start) or ""
+        if start.status_code not in _REDIRECTS or not authorize_url.startswith(self.provider.authorize_url):
+            raise SandboxLoginError(
+                f"GET {path} answered HTTP {start.status_code}"
+                + (f" with a redirect to {authorize_url}" if authorize_url else "")
+                + f", not a redirect to the sandbox's {self.provider.authorize_url}. Register Gist with "
+                f"gist_sandbox.register(oauth) (or the settings of gist_sandbox.settings()) and serve its "
+                f"login route at {path}. The page said: {_text(start)[:300]}"
+            )
+        with httpx2.Client(trust_env=False, follow_redirects=False, timeout=10.0) as browser:
+            consent = browser.get(authorize_url)
+            if consent.status_code in _REDIRECTS:  # an auto-approving sandbox
+                callback = consent.headers["location"]
+            else:
+                callback = self._decide(browser, consent, deny=deny)
+        response = _get(client, callback)
+        origin = _origin(callback)
+        for _ in range(_MAX_APP_REDIRECTS):
+            target = _location(response)
+            if not follow_redirects or response.status_code not in _REDIRECTS or not target:
+                break
+            target = urljoin(callback, target)
+            if _origin(target) != origin:
+                break
+            response = _get(client, target)
+        return response
+
+    def _decide(self, browser: Any, consent: Any, *, deny: bool) -> str:
+        if consent.status_code != 200:
+            raise SandboxLoginError(
+                f"The sandbox refused the authorization request (HTTP {consent.status_code}): "
+                f"{_page_text(consent.text)} Registered redirect URIs: {', '.join(self.redirect_uris)}; "
+                "gist_sandbox.allow_redirect_uri(...) adds one."
+            )
+        form = _ConsentForm()
+        form.feed(consent.text)
+        if form.action is None:
+            raise SandboxLoginError(f"The sandbox's consent page has no form: {_page_text(consent.text)}")
+        answer = browser.post(
+            urljoin(str(consent.url), form.action), data={**form.hidden, "decision": "deny" if deny else "approve"}
+        )
+        location = answer.headers.get("location")
+        if answer.status_code not in _REDIRECTS or not location:
+            raise SandboxLoginError(
+                f"The sandbox did not redirect back after the consent (HTTP {answer.status_code}): "
+                f"{_page_text(answer.text)}"
+            )
+        return str(location)
+
+    # -- the seeded workspace -------------------------------------------------------------------------
+
+    @property
+    def teammates(self) -> list[dict[str, Any]]:
+        """The workspace's teammates (Ada Lovelace, Grace Hopper, Alan Turing), as Gist sends them."""
+        teammates: list[dict[str, Any]] = self.sandbox.workspace.teammates
+        return teammates
+
+    @property
+    def contacts(self) -> list[dict[str, Any]]:
+        """The workspace's contacts (five seeded, changed by the app's writes)."""
+        contacts: list[dict[str, Any]] = self.sandbox.workspace.contacts
+        return contacts
+
+    @property
+    def tags(self) -> list[dict[str, Any]]:
+        """The workspace's tags (``vip`` seeded)."""
+        tags: list[dict[str, Any]] = self.sandbox.workspace.tags
+        return tags
+
+    # -- tokens and faults ----------------------------------------------------------------------------
+
+    def issue_token(self, scopes: Iterable[str] = ("read_teammates",)) -> dict[str, Any]:
+        """A token for the sandbox app, as if a login had completed (for tests of API calls alone)."""
+        return self.sandbox.issue_token(self.client_id, tuple(scopes))
+
+    def revoke(self, token: str | Mapping[str, Any]) -> None:
+        """Revoke one token (the token dict or its ``access_token``): the API then answers 401."""
+        self.sandbox.revoke(str(token["access_token"]) if isinstance(token, Mapping) else token)
+
+    def revoke_all(self) -> int:
+        """Revoke every token of the sandbox app, as when a workspace uninstalls it; returns how many."""
+        return self.sandbox.uninstall(self.client_id)
+
+    def force_rate_limit(self, count: int = 1, *, retry_after: int = 0) -> None:
+        """Answer the next ``count`` API requests with 429 and ``Retry-After: retry_after`` (seconds)."""
+        self.sandbox.fail_next_api_request(429, retry_after=str(retry_after), count=count)
+
+    def force_server_error(self, status: int = 503, count: int = 1) -> None:
+        """Answer the next ``count`` API requests with ``status`` (a 5xx by default)."""
+        self.sandbox.fail_next_api_request(status, count=count)
+
+    def force_token_error(self, status: int = 500, body: str | bytes | dict[str, Any] | None = None) -> None:
+        """Answer the next token request (the app's code exchange) with ``status`` and ``body``."""
+        if body is None:
+            self.sandbox.fail_next_token_request(status)
+        else:
+            self.sandbox.fail_next_token_request(status, body)
+
+
+class _Current:
+    """The session's one ASGI server serves whichever sandbox the running test made."""
+
+    def __init__(self) -> None:
+        self.app: GistSandbox | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        app = self.app
+        if app is None:
+            from starlette.responses import PlainTextResponse
+
+            await PlainTextResponse("No test is using the Gist sandbox.", status_code=503)(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+
+@pytest.fixture(scope="session")
+def _gist_sandbox_server() -> Iterator[tuple[ServerThread, _Current]]:
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+
+        from .sandbox import ServerThread
+    except ImportError as exc:
+        pytest.fail(_MISSING_EXTRA.format(module=exc.name or "a module"), pytrace=False)
+    current = _Current()
+    server = ServerThread(current).start()
+    yield server, current
+    server.stop()
+
+
+@pytest.fixture
+def gist_sandbox(_gist_sandbox_server: tuple[ServerThread, _Current]) -> Iterator[GistSandboxFixture]:
+    """A local Gist for this test: OAuth server, consent page and REST API on loopback, with seeded data.
+
+    See :class:`GistSandboxFixture`: ``register(oauth)``, ``login(test_client)``, the seeded
+    ``teammates``, ``contacts`` and ``tags``, ``revoke`` and ``force_*`` faults.
+    """
+    from .sandbox import SandboxClient, create_app
+
+    server, current = _gist_sandbox_server
+    client_id = "gist-sandbox-test-app"
+    client_secret = "sandbox-secret-" + secrets.token_urlsafe(16)
+    sandbox = create_app(clients=[SandboxClient(client_id, client_secret, _callbacks("gist"), name="App under test")])
+    current.app = sandbox
+    try:
+        yield GistSandboxFixture(server.url, sandbox, client_id, client_secret)
+    finally:
+        current.app = None
+
+
+def _callbacks(name: str) -> tuple[str, ...]:
+    paths = dict.fromkeys(
+        ["/oauth/gist/callback", f"/oauth/{name}/callback", f"/oauth/{name.replace('_', '-')}/callback"]
+    )
+    return tuple(f"{origin}{path}" for origin in TEST_CLIENT_ORIGINS for path in paths)
+
+
+def _get(client: Any, url: str) -> Any:
+    """GET ``url`` through a framework's test client, never following redirects."""
+    if type(client).__module__.startswith("django."):
+        # Django's client takes a path; the host is its own (testserver unless configured otherwise).
+        parts = urlsplit(url)
+        return client.get(urlunsplit(("", "", parts.path or "/", parts.query, "")), secure=parts.scheme == "https")
+    return client.get(url, follow_redirects=False)  # Starlette/FastAPI TestClient and Flask's client alike
+
+
+def _location(response: Any) -> str | None:
+    value = response.headers.get("location")
+    return str(value) if value else None
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc
+
+
+def _text(response: Any) -> str:
+    text = getattr(response, "text", None)
+    if not isinstance(text, str):
+        text = bytes(getattr(response, "content", b"")).decode("utf-8", "replace")
+    return _page_text(text)
+
+
+def _page_text(html: str) -> str:
+    parser = _TextOf()
+    parser.feed(html)
+    return " ".join(" ".join(parser.parts).split())
+
+
+class _TextOf(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+class _ConsentForm(HTMLParser):
+    """The consent page's form: its action and hidden fields."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.action: str | None = None
+        self.hidden: dict[str, str] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {key: value or "" for key, value in attrs}
+        if tag == "form" and self.action is None:
+            self.action = values.get("action", "")
+        elif tag == "input" and values.get("type") == "hidden" and values.get("name"):
+            self.hidden[values["name"]] = values.get("value", "")

@@ -1,0 +1,171 @@
+"""The demo in a real browser: headless Chromium (Debian's package) driven by Playwright.
+
+An HTTP client ignores what a browser enforces: CSP on the consent page (``form-action`` applies to the
+redirect that follows the form's POST), SameSite on the session cookie, JavaScript. So each example app is
+served as ``gist-authlib demo`` serves it (tests/demo_stack.py), the sandbox on ``localhost`` and the app on
+``127.0.0.1`` so that the return from the sandbox is cross-site, as it is from real Gist, and a person's
+clicks are replayed: log in and approve, log in and deny, install from the sandbox. Any console error fails
+the test. Screenshots are kept under each test's ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from demo_stack import APP_NAME, DemoStack, start_demo_stack
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page, sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package (scripts/install-test-deps.sh); Playwright downloads nothing
+FRAMEWORKS = ["starlette", "fastapi", "flask", "django"]
+TIMEOUT_MS = 15_000
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[BrowserContext]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        context = browser.new_context()
+        context.set_default_timeout(TIMEOUT_MS)
+        yield context
+        context.close()
+        browser.close()
+
+
+@pytest.fixture(scope="module", params=FRAMEWORKS)
+def cross_site(request: pytest.FixtureRequest) -> Iterator[DemoStack]:
+    """An example app on 127.0.0.1 and the sandbox on localhost: two sites, as the app and Gist are."""
+    stack = start_demo_stack(str(request.param), sandbox_host="localhost", app_host="127.0.0.1")
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture(scope="module")
+def same_site() -> Iterator[DemoStack]:
+    """The demo's own layout: both on 127.0.0.1 (different ports, one site)."""
+    stack = start_demo_stack("starlette", sandbox_host="127.0.0.1", app_host="127.0.0.1")
+    yield stack
+    stack.stop()
+
+
+@dataclass
+class Tab:
+    """A browser page with no cookies yet, its console errors and its screenshots."""
+
+    page: Page
+    shots: Path
+    label: str
+    console_errors: list[str] = field(default_factory=list)
+
+    def shot(self, name: str) -> None:
+        self.page.screenshot(path=self.shots / f"{self.label}{name}.png", full_page=True)
+
+
+@pytest.fixture
+def tab(chromium: BrowserContext, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Tab]:
+    chromium.clear_cookies()  # each test starts as a new visitor
+    callspec = getattr(request.node, "callspec", None)
+    tab = Tab(chromium.new_page(), tmp_path, f"{callspec.id}-" if callspec else "")
+
+    def on_console(message: ConsoleMessage) -> None:
+        # The examples serve no favicon; Chromium's request for it is the browser's, not the page's.
+        if message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico"):
+            tab.console_errors.append(f"{message.location.get('url')}: {message.text}")
+
+    tab.page.on("console", on_console)
+    tab.page.on("pageerror", lambda error: tab.console_errors.append(f"page error: {error}"))
+    yield tab
+    tab.page.close()
+
+
+def open_consent_page(tab: Tab, stack: DemoStack) -> None:
+    """From the example's home page, click "Log in with Gist" and land on the sandbox's consent page."""
+    page = tab.page
+    page.goto(stack.app_url + "/")
+    page.get_by_role("link", name="Log in with Gist").click()
+    page.wait_for_url(f"{stack.sandbox_url}/oauth/authorize?**")
+    tab.shot("consent")
+    assert page.get_by_role("heading", name=f"Authorize {APP_NAME}").is_visible()
+    assert "read_teammates" in page.inner_text("body")
+
+
+def approve_and_see_the_teammates(tab: Tab, stack: DemoStack) -> None:
+    page = tab.page
+    open_consent_page(tab, stack)
+    with page.expect_response(re.compile(r"/oauth/gist/callback\?")) as callback:
+        page.get_by_role("button", name="Approve").click()
+    page.wait_for_load_state()
+    tab.shot("after-approve")
+    assert callback.value.status == 200
+    assert page.url.startswith(stack.app_url + "/oauth/gist/callback")
+    assert page.get_by_role("heading", name="Logged in with Gist").is_visible()
+    shown = page.locator("#teammates li").all_inner_texts()
+    assert [t["name"] for t in stack.sandbox.workspace.teammates] == [item.split(" <")[0] for item in shown]
+
+
+def test_approve_in_chromium_logs_in_across_sites_and_lists_the_teammates(tab: Tab, cross_site: DemoStack) -> None:
+    approve_and_see_the_teammates(tab, cross_site)
+    # The session cookie came back on the cross-site return and now names the stored token.
+    tab.page.goto(cross_site.app_url + "/me/teammates")
+    tab.shot("stored-token")
+    assert tab.page.url == cross_site.app_url + "/me/teammates"
+    assert len(tab.page.locator("#teammates li").all_inner_texts()) == len(cross_site.sandbox.workspace.teammates)
+    assert tab.console_errors == []
+
+
+def test_deny_in_chromium_shows_the_apps_clear_error_page_and_a_retry_link(tab: Tab, cross_site: DemoStack) -> None:
+    issued = cross_site.sandbox.tokens_issued
+    open_consent_page(tab, cross_site)
+    page = tab.page
+    with page.expect_response(re.compile(r"/oauth/gist/callback\?")) as callback:
+        page.get_by_role("button", name="Deny").click()
+    page.wait_for_load_state()
+    tab.shot("after-deny")
+    assert callback.value.status == 400
+    assert "error=access_denied" in page.url and page.url.startswith(cross_site.app_url)
+    assert page.get_by_role("heading", name="Access was not granted").is_visible()
+    assert "You declined to give this app access" in page.inner_text("body")
+    assert cross_site.sandbox.tokens_issued == issued
+    page.get_by_role("link", name="Try logging in again").click()
+    page.wait_for_url(f"{cross_site.sandbox_url}/oauth/authorize?**")
+    assert page.get_by_role("button", name="Approve").is_visible()
+    # Chromium reports every document answered with an error status; that 400 is the page itself, and nothing else.
+    expected = f"{callback.value.url}: Failed to load resource: the server responded with a status of 400"
+    assert [e for e in tab.console_errors if not e.startswith(expected)] == []
+
+
+def test_install_started_in_the_sandbox_is_stored_and_acknowledged(tab: Tab, cross_site: DemoStack) -> None:
+    before = len(cross_site.sandbox.installs_acknowledged)
+    page = tab.page
+    page.goto(cross_site.install_url)
+    page.wait_for_url(f"{cross_site.sandbox_url}/install_success?**")
+    tab.shot("installed")
+    assert page.get_by_role("heading", name="App installed").is_visible()
+    workspace = str(cross_site.sandbox.workspace.id)
+    assert cross_site.sandbox.installs_acknowledged[before:] == [
+        {"client_id": cross_site.client_id, "workspace_id": workspace}
+    ]
+    assert tab.console_errors == []
+
+
+def test_approve_in_chromium_with_the_demos_own_layout(tab: Tab, same_site: DemoStack) -> None:
+    approve_and_see_the_teammates(tab, same_site)
+    assert tab.console_errors == []
+
+
+def test_the_consent_page_may_post_to_the_app_and_nowhere_else(tab: Tab, same_site: DemoStack) -> None:
+    """The CSP that lets Approve through still stops the consent form from being sent to a third site."""
+    open_consent_page(tab, same_site)
+    page = tab.page
+    with page.expect_console_message(lambda message: "form-action" in message.text) as blocked:
+        # A script's click: Playwright's own click would wait for a navigation that never comes.
+        page.evaluate(
+            "document.querySelector('form').action = 'http://127.0.0.2:9/steal';"
+            "document.querySelector('button[value=approve]').click()"
+        )
+    assert "violates the following Content Security Policy directive" in blocked.value.text
+    assert "http://127.0.0.2:9/steal" in blocked.value.text
+    assert page.url.startswith(f"{same_site.sandbox_url}/oauth/authorize?")
