@@ -18,7 +18,7 @@ import contextlib
 import importlib
 import threading
 import weakref
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, MutableMapping
 from types import ModuleType
 from typing import Any, Protocol
 
@@ -31,7 +31,6 @@ from .login import (
     InstallLimit,
     LoginResult,
     MemoryReplayGuard,
-    SubjectSource,
     authorization,
     callback_steps,
     run,
@@ -300,28 +299,11 @@ class SyncGistAppMixin(GistAppMixin):
         return check_token_response(token)
 
     def gist_finish(
-        self,
-        session: MutableMapping[str, Any],
-        query: Iterable[tuple[str, str]],
-        *,
-        redirect_uri: str | None = None,
-        installs: bool = False,
-        subject: SubjectSource = None,
-        token_params: Mapping[str, Any] | None = None,
-        client: str | None = None,
+        self, session: MutableMapping[str, Any], query: Iterable[tuple[str, str]], **options: Any
     ) -> LoginResult:
-        """Run the login sequence (:func:`gist_authlib.login.callback_steps`) on a callback's query."""
-        steps = callback_steps(
-            self,
-            session,
-            query,
-            redirect_uri=redirect_uri,
-            installs=installs,
-            subject=subject,
-            token_params=token_params,
-            client=client,
-        )
-        return run(self, steps)
+        """Run the login sequence on a callback's query; ``options`` are those of
+        :func:`gist_authlib.login.callback_steps` (``redirect_uri``, ``installs``, ``subject``, ...)."""
+        return run(self, callback_steps(self, session, query, **options))
 
 
 class AsyncGistAppMixin(GistAppMixin):
@@ -364,28 +346,10 @@ class AsyncGistAppMixin(GistAppMixin):
         return check_token_response(token)
 
     async def gist_finish(
-        self,
-        session: MutableMapping[str, Any],
-        query: Iterable[tuple[str, str]],
-        *,
-        redirect_uri: str | None = None,
-        installs: bool = False,
-        subject: SubjectSource = None,
-        token_params: Mapping[str, Any] | None = None,
-        client: str | None = None,
+        self, session: MutableMapping[str, Any], query: Iterable[tuple[str, str]], **options: Any
     ) -> LoginResult:
         """The async form of :meth:`SyncGistAppMixin.gist_finish`."""
-        steps = callback_steps(
-            self,
-            session,
-            query,
-            redirect_uri=redirect_uri,
-            installs=installs,
-            subject=subject,
-            token_params=token_params,
-            client=client,
-        )
-        return await run_async(self, steps)
+        return await run_async(self, callback_steps(self, session, query, **options))
 
 
 def register(
