@@ -19,7 +19,7 @@ from conftest import ADVERSARIAL, FRAMEWORKS, Stack, query_of
 import gist_authlib
 from gist_authlib import GistProvider
 from gist_authlib.login import InstallLimit
-from gist_authlib.sandbox import SandboxClient, ServerThread, create_app
+from gist_authlib.sandbox import SandboxClient, ServerThread, WSGIServerThread, create_app
 from gist_authlib.tokens import MemoryTokenStore, SQLiteTokenStore, TokenCipher
 
 
@@ -226,3 +226,46 @@ def test_logout_flushes_the_session_pending_logins_included(make_stack: Any, fra
         assert browser.get(f"{stack.app_url}/logout").json() == {"subject": "gist-user"}
         assert browser.get(pending).status_code == 400  # the flushed session no longer knows its state
     assert _code_requests(stack) == 1
+
+
+def test_a_flask_session_interface_that_can_regenerate_is_asked_to_at_login() -> None:
+    """Flask's own cookie sessions have no server-side id; interfaces that do (Flask-Session) expose
+    ``regenerate(session)``, and the login calls it once the login is stored."""
+    from authlib.integrations.flask_client import OAuth
+    from flask import Flask
+    from flask.sessions import SecureCookieSessionInterface
+
+    from gist_authlib.flask import gist_blueprint
+
+    regenerated: list[str] = []
+
+    class RegeneratingInterface(SecureCookieSessionInterface):
+        def regenerate(self, session: Any) -> None:
+            regenerated.append(session.get("_gist_authlib:gist:subject", ""))
+
+    wsgi_server, sandbox_server = WSGIServerThread(), ServerThread()
+    sandbox_server.start(
+        create_app(
+            clients=[SandboxClient("id", "secret", (f"{wsgi_server.url}/oauth/gist/callback",))], auto_approve=True
+        )
+    )
+    flask_app = Flask(__name__)
+    flask_app.secret_key = "regenerate-test"
+    flask_app.session_interface = RegeneratingInterface()
+    oauth = OAuth(flask_app)
+    gist = gist_authlib.register(
+        oauth,
+        client_id="id",
+        client_secret="secret",
+        provider=GistProvider.at(sandbox_server.url),
+        token_store=MemoryTokenStore(),
+    )
+    flask_app.register_blueprint(gist_blueprint(gist, on_login=lambda token: "in", subject=lambda token: "user-7"))
+    wsgi_server.start(flask_app)
+    try:
+        with httpx2.Client(trust_env=False, follow_redirects=True, timeout=10) as browser:
+            assert browser.get(f"{wsgi_server.url}/auth/gist").text == "in"
+    finally:
+        wsgi_server.stop()
+        sandbox_server.stop()
+    assert regenerated == ["user-7"]  # once, after the subject was stored
