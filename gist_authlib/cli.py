@@ -99,9 +99,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         return _sandbox(args)
     except ImportError as exc:
+        # The demo extra brings Starlette and uvicorn; the other frameworks' examples need their own extra.
+        framework = getattr(args, "framework", "starlette")
+        extra = "demo" if framework == "starlette" else f"demo,{framework}"
         print(
-            f"gist-authlib: {exc.name or 'a module'} is not installed; install the demo extra: "
-            "pip install 'gist-authlib[demo]'",
+            f"gist-authlib: {exc.name or 'a module'} is not installed; install what this needs: "
+            f"pip install 'gist-authlib[{extra}]'",
             file=sys.stderr,
         )
         return 2

@@ -7,7 +7,7 @@ them again later, through the ``current_token`` dependency.
 Tokens are kept in an encrypted SQLite store (GIST_TOKEN_KEY, GIST_TOKEN_DB, as in the Starlette example);
 the browser session holds only the key they are stored under. Settings come from the environment.
 
-Run it:  uvicorn --factory examples.fastapi_app:create_app --port 8000
+Run it:  uvicorn --factory gist_authlib.examples.fastapi_app:create_app --port 8000
 Or:      gist-authlib demo --framework fastapi
 """
 

@@ -8,7 +8,7 @@ Settings come from the environment: the Gist ones as in the Starlette example, a
 OTHER_CLIENT_ID, OTHER_CLIENT_SECRET, OTHER_AUTHORIZE_URL, OTHER_ACCESS_TOKEN_URL, OTHER_API_BASE_URL
 (Authlib's own names, prefixed with the registration's name).
 
-Run it:  uvicorn --factory examples.multi_provider:create_app --port 8000
+Run it:  uvicorn --factory gist_authlib.examples.multi_provider:create_app --port 8000
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ Settings come from the environment (as in the Starlette example): GIST_CLIENT_ID
 SESSION_SECRET (required); GIST_AUTHORIZE_URL, GIST_ACCESS_TOKEN_URL, GIST_API_BASE_URL, GIST_SCOPES
 (optional).
 
-Run it:  flask --app examples.flask_app:create_app run --port 8000
+Run it:  flask --app gist_authlib.examples.flask_app:create_app run --port 8000
 Or:      gist-authlib demo --framework flask
 """
 

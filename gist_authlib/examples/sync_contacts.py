@@ -5,8 +5,8 @@ custom property. Each row needs an ``email`` or a ``user_id``: Gist's upsert is 
 the script again (after an interruption, or with an updated file) updates what is there and never creates
 duplicates.
 
-    GIST_API_KEY=... python examples/sync_contacts.py contacts.csv
-    python examples/sync_contacts.py contacts.csv --token "$GIST_ACCESS_TOKEN" --base-url http://127.0.0.1:8765/
+    GIST_API_KEY=... python -m gist_authlib.examples.sync_contacts contacts.csv
+    python -m gist_authlib.examples.sync_contacts contacts.csv --token "$GIST_ACCESS_TOKEN" --base-url http://127.0.0.1:8765/
 
 A workspace API key (Gist's settings, "API key") is the simplest credential for a script that only touches
 your own workspace; an OAuth access token works the same way.

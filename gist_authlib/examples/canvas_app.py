@@ -10,7 +10,7 @@ Settings come from the environment:
 
     GIST_CLIENT_SECRET    your app's client secret from Gist's Developer Hub: Gist signs its requests with it
 
-Run it:   GIST_CLIENT_SECRET=... uvicorn --factory examples.canvas_app:create_app --port 8001
+Run it:   GIST_CLIENT_SECRET=... uvicorn --factory gist_authlib.examples.canvas_app:create_app --port 8001
 Then enter http://<your host>:8001/gist/canvas/initialize and .../submit as the app's canvas URLs in Gist,
 or see it in the local sandbox's inbox:
 

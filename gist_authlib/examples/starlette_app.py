@@ -16,7 +16,7 @@ that speaks the same protocol:
                                               python -c "from gist_authlib.tokens import TokenCipher as C; print(C.generate_key())")
     GIST_TOKEN_DB                             the SQLite token store (optional; gist_tokens.sqlite3)
 
-Run it:  uvicorn --factory examples.starlette_app:create_app --port 8000
+Run it:  uvicorn --factory gist_authlib.examples.starlette_app:create_app --port 8000
 Or let ``gist-authlib demo`` run it against the local sandbox.
 """
 
