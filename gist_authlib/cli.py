@@ -1,4 +1,4 @@
-"""The ``gist-authlib`` command: ``demo`` and ``sandbox``."""
+"""The ``gist-authlib`` command: ``demo``, ``sandbox``, and ``login``, ``whoami`` and ``api`` for scripts."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ import secrets
 import sys
 import time
 from collections.abc import Sequence
+
+from ._cli_login import add_commands, run_command
+from .errors import ConfigurationError, GistAuthError, InsufficientScopeError
 
 __all__ = ["DEFAULT_REDIRECT_URIS", "SANDBOX_SECRET_VARIABLE", "main"]
 
@@ -79,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="install the app's canvas: its routes' base URL (e.g. http://127.0.0.1:8001/gist/canvas), shown at /inbox",
     )
+    add_commands(commands)
     return parser
 
 
@@ -86,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``gist-authlib`` command and of ``python -m gist_authlib``."""
     args = _parser().parse_args(argv)
     try:
+        if args.command in ("login", "whoami", "api"):
+            return _script_command(args)
         if args.command == "demo":
             from .demo import run_demo
 
@@ -110,6 +116,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except (RuntimeError, OSError, ValueError) as exc:
         print(f"gist-authlib: {exc}", file=sys.stderr)
+        return 1
+
+
+def _script_command(args: argparse.Namespace) -> int:
+    """``login``, ``whoami`` or ``api``: exit 0, 1 when Gist or the login said no, 2 when a setting is wrong."""
+    try:
+        return run_command(args)
+    except ConfigurationError as exc:
+        print(f"gist-authlib {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except GistAuthError as exc:  # the package's messages are safe to show: never a token, code or secret
+        print(f"gist-authlib {args.command}: {exc}", file=sys.stderr)
+        if isinstance(exc, InsufficientScopeError) and exc.scope:
+            print(
+                f"gist-authlib {args.command}: to get it: gist-authlib login --scope {exc.scope} ...", file=sys.stderr
+            )
         return 1
 
 
