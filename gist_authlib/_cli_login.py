@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import json
 import os
+import socket
 import sys
 import threading
 import webbrowser
@@ -205,6 +206,8 @@ class _LoopbackServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], callback: _Callback) -> None:
         self.callback = callback
+        if ":" in address[0]:  # [::1]
+            self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
 
 

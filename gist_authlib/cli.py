@@ -10,15 +10,17 @@ import sys
 import time
 from collections.abc import Sequence
 
-from ._cli_login import add_commands, run_command
+from ._cli_login import DEFAULT_REDIRECT_URI, add_commands, run_command
 from .errors import ConfigurationError, GistAuthError, InsufficientScopeError
 
 __all__ = ["DEFAULT_REDIRECT_URIS", "SANDBOX_SECRET_VARIABLE", "main"]
 
-#: The sandbox's registered redirect URIs by default: an app on port 8000, reached by either loopback name.
+#: The sandbox's registered redirect URIs by default: an app on port 8000, reached by either loopback name, and
+#: ``gist-authlib login``'s loopback address.
 DEFAULT_REDIRECT_URIS = (
     "http://127.0.0.1:8000/oauth/gist/callback",
     "http://localhost:8000/oauth/gist/callback",
+    DEFAULT_REDIRECT_URI,
 )
 #: Where ``gist-authlib sandbox`` takes a stable client secret from (safer than a flag, which ps shows).
 SANDBOX_SECRET_VARIABLE = "GIST_SANDBOX_CLIENT_SECRET"
