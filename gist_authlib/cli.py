@@ -1,4 +1,4 @@
-"""The ``gist-authlib`` command: ``demo`` and ``sandbox``."""
+"""The ``gist-authlib`` command: ``demo``, ``sandbox``, and ``login``, ``whoami`` and ``api`` for scripts."""
 
 from __future__ import annotations
 
@@ -10,12 +10,17 @@ import sys
 import time
 from collections.abc import Sequence
 
+from ._cli_login import DEFAULT_REDIRECT_URI, add_commands, run_command
+from .errors import ConfigurationError, GistAuthError, InsufficientScopeError
+
 __all__ = ["DEFAULT_REDIRECT_URIS", "SANDBOX_SECRET_VARIABLE", "main"]
 
-#: The sandbox's registered redirect URIs by default: an app on port 8000, reached by either loopback name.
+#: The sandbox's registered redirect URIs by default: an app on port 8000, reached by either loopback name, and
+#: ``gist-authlib login``'s loopback address.
 DEFAULT_REDIRECT_URIS = (
     "http://127.0.0.1:8000/oauth/gist/callback",
     "http://localhost:8000/oauth/gist/callback",
+    DEFAULT_REDIRECT_URI,
 )
 #: Where ``gist-authlib sandbox`` takes a stable client secret from (safer than a flag, which ps shows).
 SANDBOX_SECRET_VARIABLE = "GIST_SANDBOX_CLIENT_SECRET"
@@ -79,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="install the app's canvas: its routes' base URL (e.g. http://127.0.0.1:8001/gist/canvas), shown at /inbox",
     )
+    add_commands(commands)
     return parser
 
 
@@ -86,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``gist-authlib`` command and of ``python -m gist_authlib``."""
     args = _parser().parse_args(argv)
     try:
+        if args.command in ("login", "whoami", "api"):
+            return _script_command(args)
         if args.command == "demo":
             from .demo import run_demo
 
@@ -99,14 +107,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         return _sandbox(args)
     except ImportError as exc:
+        # The demo extra brings Starlette and uvicorn; the other frameworks' examples need their own extra.
+        framework = getattr(args, "framework", "starlette")
+        extra = "demo" if framework == "starlette" else f"demo,{framework}"
         print(
-            f"gist-authlib: {exc.name or 'a module'} is not installed; install the demo extra: "
-            "pip install 'gist-authlib[demo]'",
+            f"gist-authlib: {exc.name or 'a module'} is not installed; install what this needs: "
+            f"pip install 'gist-authlib[{extra}]'",
             file=sys.stderr,
         )
         return 2
     except (RuntimeError, OSError, ValueError) as exc:
         print(f"gist-authlib: {exc}", file=sys.stderr)
+        return 1
+
+
+def _script_command(args: argparse.Namespace) -> int:
+    """``login``, ``whoami`` or ``api``: exit 0, 1 when Gist or the login said no, 2 when a setting is wrong."""
+    try:
+        return run_command(args)
+    except ConfigurationError as exc:
+        print(f"gist-authlib {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except GistAuthError as exc:  # the package's messages are safe to show: never a token, code or secret
+        print(f"gist-authlib {args.command}: {exc}", file=sys.stderr)
+        if isinstance(exc, InsufficientScopeError) and exc.scope:
+            print(
+                f"gist-authlib {args.command}: to get it: gist-authlib login --scope {exc.scope} ...", file=sys.stderr
+            )
         return 1
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
-import os
 import secrets
 import sys
 import tempfile
@@ -19,19 +19,22 @@ __all__ = [
     "DemoError",
     "approve_login_headlessly",
     "click_canvas_headlessly",
+    "example_module",
     "find_example",
     "install_headlessly",
     "load_example",
     "run_demo",
 ]
 
-#: Each framework's example: its file under examples/, and whether it is an ASGI or a WSGI app.
+#: Each framework's example: its module (in gist_authlib/examples/, shipped with the package), and whether it
+#: is an ASGI or a WSGI app.
 EXAMPLES: dict[str, tuple[str, str]] = {
-    "starlette": ("starlette_app.py", "asgi"),
-    "fastapi": ("fastapi_app.py", "asgi"),
-    "flask": ("flask_app.py", "wsgi"),
-    "django": ("django_project/gist_example/wsgi.py", "wsgi"),
-    "canvas": ("canvas_app.py", "asgi"),  # the Gist app shown in the sandbox's inbox beside every demo
+    "starlette": ("gist_authlib.examples.starlette_app", "asgi"),
+    "fastapi": ("gist_authlib.examples.fastapi_app", "asgi"),
+    "flask": ("gist_authlib.examples.flask_app", "wsgi"),
+    # A Django project's entry point; Django itself then imports the project as "gist_example".
+    "django": ("gist_authlib.examples.django_project.gist_example.wsgi", "wsgi"),
+    "canvas": ("gist_authlib.examples.canvas_app", "asgi"),  # the Gist app shown in the sandbox's inbox
 }
 
 
@@ -39,27 +42,37 @@ class DemoError(RuntimeError):
     """The demo could not start, or its headless check failed; the message says why."""
 
 
-def find_example(framework: str) -> Path:
-    """Locate the example app for ``framework`` in a checkout (or in ``$GIST_AUTHLIB_EXAMPLES``)."""
+def _module_name(framework: str) -> str:
     if framework not in EXAMPLES:
         raise DemoError(f"No example for {framework!r}; choose one of {', '.join(sorted(EXAMPLES))}.")
-    filename = EXAMPLES[framework][0]
-    candidates = [
-        Path(os.environ["GIST_AUTHLIB_EXAMPLES"]) if os.environ.get("GIST_AUTHLIB_EXAMPLES") else None,
-        Path(__file__).resolve().parent.parent / "examples",
-        Path.cwd() / "examples",
-    ]
-    for folder in candidates:
-        if folder is not None and (folder / filename).is_file():
-            return folder / filename
-    raise DemoError(
-        f"Cannot find examples/{filename}. Run the demo from a checkout of gist_authlib "
-        "(pip install -e '.[demo]'), or set GIST_AUTHLIB_EXAMPLES to the examples folder."
-    )
+    return EXAMPLES[framework][0]
+
+
+def example_module(framework: str) -> ModuleType:
+    """Import the example app of ``framework`` (``starlette``, ``fastapi``, ``flask``, ``django``, ``canvas``).
+
+    The examples are modules of the package (:mod:`gist_authlib.examples`), so this works the same from a
+    checkout and from an installed wheel. Call the module's ``create_app(environ)`` to build the app.
+    """
+    return importlib.import_module(_module_name(framework))
+
+
+def find_example(framework: str) -> Path:
+    """The file of the example app of ``framework``, to show a user where its code is (it is not imported)."""
+    spec = importlib.util.find_spec(_module_name(framework))
+    if spec is None or spec.origin is None:
+        raise DemoError(f"The {framework} example is missing from this installation of gist_authlib.")
+    return Path(spec.origin)
+
+
+def _code_of(framework: str) -> Path:
+    """What to show a user as the example's code: its module, or for Django the project's folder."""
+    path = find_example(framework)
+    return path.parent.parent if framework == "django" else path
 
 
 def load_example(path: Path) -> ModuleType:
-    """Import an example file as a module (examples/ is not a package)."""
+    """Import a Python file as a module, under a name of its own (for files outside the package)."""
     spec = importlib.util.spec_from_file_location(f"gist_authlib_example_{path.stem}", path)
     if spec is None or spec.loader is None:
         raise DemoError(f"Cannot load {path}.")
@@ -177,7 +190,7 @@ def run_demo(
     from .sandbox import CanvasApp, SandboxClient, ServerThread, WSGIServerThread, create_app
     from .tokens import TokenCipher
 
-    example = load_example(find_example(framework))
+    example = example_module(framework)
     sandbox_server = ServerThread(host=host, port=sandbox_port)
     app_server: ServerThread | WSGIServerThread
     if EXAMPLES[framework][1] == "wsgi":
@@ -191,7 +204,7 @@ def run_demo(
         f"http://localhost:{app_server.port}/oauth/gist/callback",
     )
     canvas_server = ServerThread(host=host)
-    canvas_app = load_example(find_example("canvas")).create_app({"GIST_CLIENT_SECRET": client_secret})
+    canvas_app = example_module("canvas").create_app({"GIST_CLIENT_SECRET": client_secret})
     sandbox = create_app(
         clients=[SandboxClient(client_id, client_secret, callbacks, name="Gist example app")],
         canvas_apps=[CanvasApp.at(client_id, f"{canvas_server.url}/gist/canvas", name="Orders (canvas_app.py)")],
@@ -217,7 +230,7 @@ def run_demo(
             missing = [name for name in expected if not any(name in item for item in items)]
             if missing:
                 raise DemoError(f"The page after login does not list {', '.join(missing)}.")
-            out(f"Logged in through the {framework} example; it listed {len(items)} teammates:")
+            out(f"Logged in through the {framework} example ({_code_of(framework)}); it listed {len(items)} teammates:")
             for item in items:
                 out(f"  - {item}")
             install_headlessly(sandbox.install_url(sandbox_server.url, client_id))
@@ -230,7 +243,7 @@ def run_demo(
             out(f"The inbox showed the Gist app's canvas ({len(shown)} clickable); {shown[0]!r} opened its details.")
             return 0
         out(f"Gist sandbox:   {sandbox_server.url}/  (client id {client_id})")
-        out(f"Example app:    {framework}")
+        out(f"Example app:    {framework}, whose code is {_code_of(framework)}")
         out("")
         out(f"Open {app_server.url}/ and click 'Log in with Gist'.")
         out(f"To install the app as a Gist workspace would, open {sandbox.install_url(sandbox_server.url, client_id)}")

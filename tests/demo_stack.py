@@ -2,7 +2,7 @@
 
 ``start_demo_stack("flask", sandbox_host="localhost")`` serves the sandbox on ``http://localhost:<port>`` and
 the framework's example app on ``http://127.0.0.1:<port>``: the return from the sandbox is then cross-site,
-as it is from real Gist. The examples are found and loaded by the demo's own loader and configured with the
+as it is from real Gist. The examples are imported by the demo's own loader and configured with the
 demo's settings. Starlette, FastAPI and Flask run in this process; Django's settings are global to a process
 (and this test process has its own), so the Django example runs in a child process started from this file:
 
@@ -82,7 +82,7 @@ def start_demo_stack(framework: str, *, sandbox_host: str = "localhost", app_hos
             kind = demo.EXAMPLES[framework][1]
             app_server: Any = WSGIServerThread(host=app_host) if kind == "wsgi" else ServerThread(host=app_host)
             stack._stoppers.append(app_server.stop)
-            app_server.start(demo.load_example(demo.find_example(framework)).create_app(env))
+            app_server.start(demo.example_module(framework).create_app(env))
             stack.app_url = app_server.url
     except BaseException:
         stack.stop()
@@ -138,7 +138,7 @@ class _DjangoChild:
 
 
 def _serve(framework: str, host: str) -> None:
-    module = demo.load_example(demo.find_example(framework))
+    module = demo.example_module(framework)
     with WSGIServerThread(module.create_app(dict(os.environ)), host=host) as server:
         print(server.url, flush=True)
         sys.stdin.read()

@@ -45,8 +45,8 @@ class Inbox:
 
 @pytest.fixture(scope="module")
 def inbox() -> Iterator[Inbox]:
-    """The sandbox's inbox with examples/canvas_app.py installed, both served on loopback."""
-    example = demo.load_example(ROOT / "examples" / "canvas_app.py")
+    """The sandbox's inbox with gist_authlib/examples/canvas_app.py installed, both served on loopback."""
+    example = demo.example_module("canvas")
     orders = ServerThread(example.create_app({"GIST_CLIENT_SECRET": SECRET})).start()
     sandbox = create_app(
         clients=[SandboxClient("orders", SECRET, ("http://127.0.0.1:9/cb",), name="Orders")],

@@ -1,6 +1,6 @@
 """The sandbox's inbox plays Gist for canvas apps: signed calls, the round trip with stored_data, rendering.
 
-The apps are real servers on loopback: examples/canvas_app.py, a "kitchen" app that shows every component,
+The apps are real servers on loopback: gist_authlib/examples/canvas_app.py, a "kitchen" app that shows every component,
 and a recorder that keeps the raw requests so their signatures can be checked by hand.
 """
 
@@ -108,7 +108,7 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
     orders_server = ServerThread(
-        demo.load_example(ROOT / "examples" / "canvas_app.py").create_app({"GIST_CLIENT_SECRET": ORDERS_SECRET})
+        demo.example_module("canvas").create_app({"GIST_CLIENT_SECRET": ORDERS_SECRET})
     )
     kitchen_server = ServerThread(
         Starlette(routes=canvas_routes(KITCHEN_SECRET, on_initialize=kitchen_canvas, on_submit=kitchen_submit))
@@ -300,7 +300,7 @@ def test_an_unreachable_or_unregistered_app_is_explained() -> None:
 
 def test_the_whole_round_trip_through_asgi_transports() -> None:
     """No sockets: the browser reaches the sandbox, and the sandbox the app, through httpx2's ASGI transport."""
-    app = demo.load_example(ROOT / "examples" / "canvas_app.py").create_app({"GIST_CLIENT_SECRET": ORDERS_SECRET})
+    app = demo.example_module("canvas").create_app({"GIST_CLIENT_SECRET": ORDERS_SECRET})
     sandbox = create_app(
         clients=[SandboxClient("orders", ORDERS_SECRET, ("http://127.0.0.1:9/cb",))],
         canvas_apps=[CanvasApp.at("orders", "http://canvas.test/gist/canvas")],

@@ -7,6 +7,7 @@ run it, ``manage.py runserver`` in a subprocess.
 
 from __future__ import annotations
 
+import importlib
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -19,16 +20,16 @@ import pytest
 from conftest import free_port, query_of, start_server_process
 from independent_server import TEAMMATES, Client, IndependentServer
 
-from gist_authlib import demo
 from gist_authlib.sandbox import SandboxClient, ServerThread, WSGIServerThread, create_app
 from gist_authlib.tokens import TokenCipher
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+ROOT = Path(__file__).resolve().parent.parent
 TOKEN_KEY = TokenCipher.generate_key()
 
 
-def load_example(filename: str) -> ModuleType:
-    return demo.load_example(EXAMPLES / filename)
+def load_example(name: str) -> ModuleType:
+    """An example app's module, ``starlette_app`` for gist_authlib/examples/starlette_app.py."""
+    return importlib.import_module(f"gist_authlib.examples.{name}")
 
 
 def env_for(
@@ -47,15 +48,16 @@ def env_for(
 
 
 class DjangoRunserver:
-    """``manage.py runserver`` of the Django example in a subprocess."""
+    """``manage.py runserver`` of the Django example in a subprocess, started as a user of a checkout does:
+    ``cd examples/django_project && python manage.py runserver`` (that manage.py runs the packaged project's)."""
 
     def __init__(self, env: dict[str, str], port: int) -> None:
         self.url = f"http://127.0.0.1:{port}"
         self.process = start_server_process(
             [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
             port=port,
-            env=env,
-            cwd=EXAMPLES / "django_project",
+            env={**env, "PYTHONPATH": str(ROOT)},  # this worktree's package, not the installed one
+            cwd=ROOT / "examples" / "django_project",
         )
 
     def stop(self) -> None:
@@ -81,7 +83,7 @@ def example(request: pytest.FixtureRequest) -> Iterator[tuple[str, IndependentSe
             finally:
                 runner.stop()
             return
-        module = load_example(f"{name}_app.py")
+        module = load_example(f"{name}_app")
         server_thread.start(module.create_app(env))
         try:
             yield name, server, app_url
@@ -129,7 +131,7 @@ def test_the_independent_server_is_strict_and_pkce_is_harmless_either_way(check_
     app_server = ServerThread()
     client = Client("indep-id", "indep-secret", [f"{app_server.url}/oauth/gist/callback"])
     with IndependentServer(client, check_pkce=check_pkce) as server:
-        app_server.start(load_example("starlette_app.py").create_app(env_for(server.url)))
+        app_server.start(load_example("starlette_app").create_app(env_for(server.url)))
         try:
             with httpx2.Client(trust_env=False) as browser:
                 authorize = browser.get(f"{app_server.url}/auth/gist").headers["location"]
@@ -155,7 +157,7 @@ def test_fastapi_dependency_gives_views_the_current_users_token() -> None:
     app_server = ServerThread()
     client = Client("indep-id", "indep-secret", [f"{app_server.url}/oauth/gist/callback"])
     with IndependentServer(client) as server:
-        app_server.start(load_example("fastapi_app.py").create_app(env_for(server.url)))
+        app_server.start(load_example("fastapi_app").create_app(env_for(server.url)))
         try:
             with httpx2.Client(follow_redirects=True, trust_env=False) as browser:
                 assert browser.get(f"{app_server.url}/me/teammates").status_code == 401
@@ -189,7 +191,7 @@ def test_multi_provider_example_keeps_gist_and_the_other_provider_apart() -> Non
             **env_for(other_server.url, "OTHER", "other-id", "other-secret"),
         }
         gist_server.start(sandbox)
-        app_server.start(load_example("multi_provider.py").create_app(env))
+        app_server.start(load_example("multi_provider").create_app(env))
         try:
             with httpx2.Client(trust_env=False) as browser:
                 gist_callback = browser.get(browser.get(f"{app_server.url}/auth/gist").headers["location"]).headers[

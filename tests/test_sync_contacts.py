@@ -1,17 +1,18 @@
-"""examples/sync_contacts.py against the sandbox: summary, re-runs without duplicates, bad rows."""
+"""gist_authlib/examples/sync_contacts.py against the sandbox: summary, re-runs without duplicates, bad rows."""
 
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_examples import load_example
 
 from gist_authlib import GistClient
+from gist_authlib.examples import sync_contacts as module
 from gist_authlib.sandbox import GistSandbox, SandboxClient, ServerThread, create_app
 
 CSV = """email,user_id,name,phone,plan
@@ -35,7 +36,6 @@ def test_sync_counts_created_updated_failed_and_reruns_without_duplicates(
     served: tuple[GistSandbox, str, str],
 ) -> None:
     sandbox, url, token = served
-    module = load_example("sync_contacts.py")
     seen: list[tuple[int, int | None]] = []
     with GistClient(token, base_url=url) as client:
         first = module.sync_contacts(
@@ -54,7 +54,6 @@ def test_sync_counts_created_updated_failed_and_reruns_without_duplicates(
 
 def test_an_interrupted_sync_resumes_by_running_again(served: tuple[GistSandbox, str, str]) -> None:
     sandbox, url, token = served
-    module = load_example("sync_contacts.py")
     rows = list(module.read_rows(io.StringIO(CSV)))
     with GistClient(token, base_url=url) as client:
         module.sync_contacts(client, rows[:2])  # "killed" after two rows
@@ -68,9 +67,12 @@ def test_command_line_prints_the_summary(served: tuple[GistSandbox, str, str], t
     _, url, token = served
     source = tmp_path / "contacts.csv"
     source.write_text(CSV)
-    script = Path(__file__).resolve().parent.parent / "examples" / "sync_contacts.py"
+    root = Path(__file__).resolve().parent.parent
+    script, env = root / "examples" / "sync_contacts.py", {**os.environ, "PYTHONPATH": str(root)}
+    # As a user of a checkout runs it: examples/sync_contacts.py runs the packaged script (this worktree's).
     result = subprocess.run(
         [sys.executable, str(script), str(source), "--token", token, "--base-url", url],
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
@@ -82,6 +84,7 @@ def test_command_line_prints_the_summary(served: tuple[GistSandbox, str, str], t
     assert "5/5" in result.stderr
     bad = subprocess.run(
         [sys.executable, str(script), str(source), "--token", "wrong", "--base-url", url],
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,

@@ -1,18 +1,9 @@
-#!/usr/bin/env python
-"""Django's command-line utility for the gist_authlib example: ``python manage.py runserver 8000``."""
+"""manage.py of the Django example; the whole project is gist_authlib/examples/django_project/ (see ../README.md).
 
-from __future__ import annotations
+    cd examples/django_project && python manage.py runserver 8000
+"""
 
-import os
-import sys
-
-
-def main() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gist_example.settings")
-    from django.core.management import execute_from_command_line
-
-    execute_from_command_line(sys.argv)
-
+import runpy
 
 if __name__ == "__main__":
-    main()
+    runpy.run_module("gist_authlib.examples.django_project.manage", run_name="__main__")

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import builtins  # the resources' methods named "list" shadow the builtin inside their classes
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from ._endpoint import AsyncSide, Call, Pages, SyncSide, endpoint, paged_endpoint
 from .models import Contact, Page, Tag, Team, Teammate
 
-__all__ = ["AsyncResources", "Call", "SyncResources"]
+__all__ = ["AsyncResources", "Call", "SyncResources", "walk_pages"]
+
+T = TypeVar("T")
 
 #: Gist's integrations page with 60 per page.
 DEFAULT_PER_PAGE = 60
@@ -102,19 +104,11 @@ class _Contacts(_Resource):
         A ``next`` link already followed ends the walk, so a server that links in a circle cannot loop it;
         without links, the walk goes on by page number while pages are full.
         """
-        call = _contacts_page(1, per_page, filters)
-        seen: set[str] = set()
-        for page_number in range(1, _MAX_PAGES):
-            page = yield call
-            if page.next:
-                if page.next in seen:
-                    return
-                seen.add(page.next)
-                call = Call("GET", page.next, _page(Contact, "contacts"), scope="read_contact")
-            elif len(page.items) < per_page or not page.items:
-                return
-            else:
-                call = _contacts_page(page_number + 1, per_page, filters)
+        yield from walk_pages(
+            lambda number: _contacts_page(number, per_page, filters),
+            lambda link: Call("GET", link, _page(Contact, "contacts"), scope="read_contact"),
+            per_page=per_page,
+        )
 
     @endpoint
     def get(self, contact_id: int | str) -> Call[Contact]:
@@ -187,6 +181,31 @@ class _Tags(_Resource):
     def delete(self, tag_id: int | str) -> Call[None]:
         """Delete a tag by id."""
         return Call("DELETE", f"tags/{_id(tag_id)}", lambda _: None, scope="write_tags")
+
+
+def walk_pages(
+    numbered: Callable[[int], Call[Page[T]]], linked: Callable[[str], Call[Page[T]]], *, per_page: int
+) -> Pages[T]:
+    """Gist's pagination, written once: the calls of every page of a list, for a :func:`paged_endpoint`.
+
+    ``numbered(n)`` is the call for page ``n`` (from 1) and ``linked(url)`` the call for a ``pages.next`` link.
+    Gist's links are followed when it gives them, and a link already followed ends the walk, so a server
+    that links in a circle cannot loop it; without links, the walk goes on by page number while pages are
+    full (``per_page`` items).
+    """
+    call = numbered(1)
+    seen: set[str] = set()
+    for page_number in range(1, _MAX_PAGES):
+        page = yield call
+        if page.next:
+            if page.next in seen:
+                return
+            seen.add(page.next)
+            call = linked(page.next)
+        elif len(page.items) < per_page or not page.items:
+            return
+        else:
+            call = numbered(page_number + 1)
 
 
 def _contacts_page(page: int, per_page: int, filters: Mapping[str, Any]) -> Call[Page[Contact]]:
