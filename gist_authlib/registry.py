@@ -126,6 +126,9 @@ class GistApp(Protocol):
     def gist_credentials(self) -> tuple[str, str]:
         """The client id and secret, or a :class:`~gist_authlib.MissingCredentialsError`."""
 
+    def gist_transport(self) -> Any:
+        """The registration's pooled transport for the token exchange and the workspace lookup."""
+
     def get(self, url: str, **kwargs: Any) -> Any:
         """Authlib's authorized GET on the Gist API."""
 

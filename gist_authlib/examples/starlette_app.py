@@ -58,6 +58,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         await api.aclose()
+        await gist.gist_aclose()  # the registration's pooled connections for the token exchange
 
     async def home(request: Request) -> HTMLResponse:
         return HTMLResponse(
