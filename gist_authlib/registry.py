@@ -97,37 +97,17 @@ class GistApp(Protocol):
     def fetch_access_token(self, redirect_uri: str | None = None, **kwargs: Any) -> Any:
         """Exchange a code at the token endpoint; returns the validated token dict."""
 
-    def _get_oauth_client(self, **metadata: Any) -> Any:
-        # Authlib builds a new HTTP client (and, without a transport, a new TLS context and connection pool) for
-        # every token request; ours all go through the registration's one pooled transport instead.
-        transport = self.gist_transport()
-        if transport is not None:
-            metadata.setdefault("transport", transport)
-        return super()._get_oauth_client(**metadata)  # type: ignore[misc]
-
-    def gist_transport(self) -> Any:
-        """The registration's pooled transport for the token endpoint and Gist's API, or ``None`` when the
-        caller's ``client_kwargs`` build their own HTTP stack (a proxy, mounts, an ASGI app)."""
-        raise NotImplementedError
-
-    def _gist_own_transport(self, wrap: type[_KeepOpen] | type[_KeepOpenAsync]) -> Any:
-        """The transport the caller passed in ``client_kwargs``, kept open, else ``None``."""
-        given = self.client_kwargs.get("transport")
-        return wrap(given) if given is not None else None
-
-    def _gist_shareable(self) -> bool:
-        return not any(key in self.client_kwargs for key in _OWN_STACK if key != "transport")
-
-    def _gist_transport_options(self) -> dict[str, Any]:
-        options = {key: self.client_kwargs[key] for key in _TRANSPORT_OPTIONS if key in self.client_kwargs}
-        options.pop("trust_env", None)  # environment proxies never apply to the token request (see register)
-        return options
-
     def gist_credentials(self) -> tuple[str, str]:
         """The client id and secret, or a :class:`~gist_authlib.MissingCredentialsError`."""
 
     def gist_transport(self) -> Any:
         """The registration's pooled transport for the token exchange and the workspace lookup."""
+
+    def gist_close(self) -> None:
+        """Close the registration's pooled connections (sync apps; an async app drops its pools)."""
+
+    async def gist_aclose(self) -> None:
+        """Close the pooled connections (in a Starlette lifespan; a sync app closes its pool)."""
 
     def get(self, url: str, **kwargs: Any) -> Any:
         """Authlib's authorized GET on the Gist API."""
@@ -282,6 +262,10 @@ class SyncGistAppMixin(GistAppMixin):
             pool.close()
             atexit.unregister(pool.close)
 
+    async def gist_aclose(self) -> None:
+        """The same as :meth:`gist_close`, for code written for both kinds of app."""
+        self.gist_close()
+
     def create_authorization_url(self, redirect_uri: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """Authlib's ``create_authorization_url`` for Gist: credentials checked, scopes checked against the
         catalogue, a fresh state, S256 PKCE. Pass ``next="/path"`` to come back there after the login.
@@ -334,6 +318,11 @@ class AsyncGistAppMixin(GistAppMixin):
         pool = self._gist_pools.pop(loop, None) if self._gist_pools is not None else None
         if pool is not None:
             await pool.aclose()
+
+    def gist_close(self) -> None:
+        """Drop every loop's pool outside any loop (their connections close as they are collected); inside a
+        running loop, prefer ``await gist_aclose()``."""
+        self._gist_pools = None
 
     async def create_authorization_url(self, redirect_uri: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """The async form of :meth:`SyncGistAppMixin.create_authorization_url` (no I/O happens)."""
