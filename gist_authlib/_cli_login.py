@@ -415,7 +415,7 @@ def _client(args: argparse.Namespace, environ: Mapping[str, str]) -> Iterator[Gi
         subject = args.subject or environ.get("GIST_SUBJECT")
         if not subject:
             # The stores have no public listing; every store implements this row operation.
-            subjects = sorted(store._all_subjects())
+            subjects = store.subjects()
             if not subjects:
                 raise TokenStoreError(f"No Gist token is stored in {path}. Run gist-authlib login first.")
             if len(subjects) > 1:

@@ -450,7 +450,8 @@ class GistAPIError(GistAuthError):
         self.path = path
         where = f" to {method} {path}" if method else ""
         detail = _error_detail(body)
-        super().__init__(message or f"Gist answered HTTP {status}{where}{': ' + detail if detail else ''}.")
+        text = f"Gist answered HTTP {status}{where}{': ' + detail if detail else ''}"
+        super().__init__(message or (text if text.endswith((".", "!", "?")) else text + "."))
 
 
 class TokenRevokedError(GistAPIError):

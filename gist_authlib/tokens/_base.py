@@ -298,6 +298,10 @@ class BaseTokenStore:
         now = self._clock()
         return self._take_lease(_subject(subject), version, holder, now + ttl, now)
 
+    def subjects(self) -> list[str]:
+        """Every subject that has a stored token, sorted."""
+        return sorted(self._all_subjects())
+
     def consume(self, digests: Iterable[str], *, ttl: float) -> bool:
         """Record one-time values (hashes of a login's state and code) as used, for ``ttl`` seconds.
 
