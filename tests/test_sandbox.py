@@ -6,6 +6,7 @@ import base64
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx2
 import pytest
@@ -478,3 +479,23 @@ def test_custom_scopes_are_accepted_when_the_catalogue_has_them() -> None:
         )
     assert page.status_code == 200
     assert "List campaigns" in page.text
+
+
+def test_the_server_thread_serves_https_with_a_given_certificate(tmp_path: Path) -> None:
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "cert.pem"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    trusted = ssl.create_default_context()
+    ca.configure_trust(trusted)
+    sandbox = create_app()
+    server = ServerThread(ssl_certfile=str(tmp_path / "cert.pem"), ssl_keyfile=str(tmp_path / "key.pem"))
+    assert server.url.startswith("https://127.0.0.1:")
+    with server.start(sandbox), httpx2.Client(verify=trusted, trust_env=False) as http:
+        assert http.get(server.url + "/").status_code == 200
+        with pytest.raises(httpx2.ConnectError):  # a client that does not trust the CA refuses it
+            httpx2.get(server.url + "/", trust_env=False)
