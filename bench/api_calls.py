@@ -197,7 +197,11 @@ def main() -> None:
             rows = asyncio.run(run_transport(base, token, client_ctx if tls else True, args.requests, args.runs))
         finally:
             process.terminate()
-            process.wait(10)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:  # uvicorn waits on open keep-alive connections: no need to here
+                process.kill()
+                process.wait()
         reference: dict[str, float] = {}
         for mode, name, p50s, p99s in rows:
             p50, p99 = statistics.median(p50s), statistics.median(p99s)

@@ -258,15 +258,30 @@ class MissingStateError(StateError):
 
 
 class UnknownStateError(StateError):
-    """The state was never issued to this browser session (forged, or issued to another browser)."""
+    """The state was never issued to this browser session (forged, or issued to another browser).
+
+    Attributes:
+        install_hint: the callback looks like an install started from inside Gist, which this app does not
+            accept (the message says how to enable them).
+        no_session: the browser brought back no pending login at all: most likely its session cookie was not
+            sent with the callback (the message names the cookie settings to check).
+    """
 
     error_code = "state_unknown"
 
-    def __init__(self, *, install_hint: bool = False) -> None:
+    def __init__(self, *, install_hint: bool = False, no_session: bool = False) -> None:
         text = (
             "This callback's state was not issued to this browser session, so the login was refused. "
             "Start the login again from this browser."
         )
+        if no_session:
+            text += (
+                " The browser sent no pending login back at all, which usually means the session cookie did not "
+                "come back with the return from Gist: the session cookie must be SameSite=Lax, not Strict (the "
+                "return from Gist is a cross-site navigation); a Secure (https_only) cookie is not sent over "
+                "plain http://; and the login must start on the same host name as the callback (localhost and "
+                "127.0.0.1 are different sites)."
+            )
         if install_hint:
             # Gist-initiated installs arrive exactly like this (state = workspace id); say how to accept them.
             text += (
@@ -275,6 +290,7 @@ class UnknownStateError(StateError):
             )
         super().__init__(text)
         self.install_hint = install_hint
+        self.no_session = no_session
 
 
 class MixUpError(StateError):

@@ -315,7 +315,10 @@ class LoginFlow:
             shaped = install_state_pattern is None or re.fullmatch(install_state_pattern, state) is not None
             if installs and with_code and redirect_uri and shaped:
                 return InstallGrant(code=codes[0], redirect_uri=redirect_uri, workspace_hint=state)
-            raise UnknownStateError(install_hint=with_code)
+            # Nothing of this registration in the session at all: most likely the session cookie did not come
+            # back with the callback (SameSite=Strict, a Secure cookie over http, another host name).
+            empty = not record["p"] and not record["u"]
+            raise UnknownStateError(install_hint=with_code and not installs and shaped, no_session=empty)
         record["u"][digest] = round(now + self.state_ttl, 1)
         self._save(session, self._prune(record, now))
         expires_at, next_path, started_with = (*entry, None)[:3]

@@ -512,7 +512,7 @@ _LOOKUP_RETRY = RetryPolicy(max_attempts=2, deadline=5.0)
 def read_workspace(app: Any, token: Mapping[str, Any]) -> tuple[str | None, str | None]:
     """(workspace id, name) of a fresh token via Gist's ``GET /token``; (None, None) when Gist will not say."""
     try:
-        with GistClient.from_authlib(app, token, retry=_LOOKUP_RETRY) as client:
+        with GistClient.from_authlib(app, token, retry=_LOOKUP_RETRY, transport=app.gist_transport()) as client:
             info = client.token_info()
     except (GistAuthError, ValueError):
         return None, None
@@ -522,7 +522,8 @@ def read_workspace(app: Any, token: Mapping[str, Any]) -> tuple[str | None, str 
 async def read_workspace_async(app: Any, token: Mapping[str, Any]) -> tuple[str | None, str | None]:
     """The async form of :func:`read_workspace`."""
     try:
-        async with AsyncGistClient.from_authlib(app, token, retry=_LOOKUP_RETRY) as client:
+        transport = app.gist_transport()
+        async with AsyncGistClient.from_authlib(app, token, retry=_LOOKUP_RETRY, transport=transport) as client:
             info = await client.token_info()
     except (GistAuthError, ValueError):
         return None, None

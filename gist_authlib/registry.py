@@ -12,11 +12,17 @@ it is given (so this module never imports a web framework, nor an adapter).
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import contextlib
 import importlib
-from collections.abc import Iterable, Mapping, MutableMapping
+import threading
+import weakref
+from collections.abc import Iterable, MutableMapping
 from types import ModuleType
 from typing import Any, Protocol
+
+import httpx2
 
 from ._version import USER_AGENT
 from .errors import ConfigurationError, InvalidTokenResponseError, MissingCredentialsError, TokenEndpointError
@@ -25,7 +31,6 @@ from .login import (
     InstallLimit,
     LoginResult,
     MemoryReplayGuard,
-    SubjectSource,
     authorization,
     callback_steps,
     run,
@@ -92,6 +97,32 @@ class GistApp(Protocol):
     def fetch_access_token(self, redirect_uri: str | None = None, **kwargs: Any) -> Any:
         """Exchange a code at the token endpoint; returns the validated token dict."""
 
+    def _get_oauth_client(self, **metadata: Any) -> Any:
+        # Authlib builds a new HTTP client (and, without a transport, a new TLS context and connection pool) for
+        # every token request; ours all go through the registration's one pooled transport instead.
+        transport = self.gist_transport()
+        if transport is not None:
+            metadata.setdefault("transport", transport)
+        return super()._get_oauth_client(**metadata)  # type: ignore[misc]
+
+    def gist_transport(self) -> Any:
+        """The registration's pooled transport for the token endpoint and Gist's API, or ``None`` when the
+        caller's ``client_kwargs`` build their own HTTP stack (a proxy, mounts, an ASGI app)."""
+        raise NotImplementedError
+
+    def _gist_own_transport(self, wrap: type[_KeepOpen] | type[_KeepOpenAsync]) -> Any:
+        """The transport the caller passed in ``client_kwargs``, kept open, else ``None``."""
+        given = self.client_kwargs.get("transport")
+        return wrap(given) if given is not None else None
+
+    def _gist_shareable(self) -> bool:
+        return not any(key in self.client_kwargs for key in _OWN_STACK if key != "transport")
+
+    def _gist_transport_options(self) -> dict[str, Any]:
+        options = {key: self.client_kwargs[key] for key in _TRANSPORT_OPTIONS if key in self.client_kwargs}
+        options.pop("trust_env", None)  # environment proxies never apply to the token request (see register)
+        return options
+
     def gist_credentials(self) -> tuple[str, str]:
         """The client id and secret, or a :class:`~gist_authlib.MissingCredentialsError`."""
 
@@ -100,6 +131,38 @@ class GistApp(Protocol):
 
     def post(self, url: str, **kwargs: Any) -> Any:
         """Authlib's authorized POST on the Gist API."""
+
+
+# client_kwargs that shape the connection itself: with any of these the caller built the HTTP stack; we keep out.
+_OWN_STACK = ("transport", "mounts", "proxy", "proxies", "app")
+# client_kwargs that configure the shared transport we build instead (the same as httpx2.HTTPTransport takes).
+_TRANSPORT_OPTIONS = ("verify", "cert", "http1", "http2", "limits", "trust_env")
+
+
+class _KeepOpen(httpx2.BaseTransport):
+    """A shared transport seen through one short-lived client: closing that client leaves the pool open."""
+
+    def __init__(self, transport: httpx2.BaseTransport) -> None:
+        self.transport = transport
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        return self.transport.handle_request(request)
+
+    def close(self) -> None:
+        """Nothing: the registration closes the pool (``gist_close``, or at exit)."""
+
+
+class _KeepOpenAsync(httpx2.AsyncBaseTransport):
+    """The async form of :class:`_KeepOpen`."""
+
+    def __init__(self, transport: httpx2.AsyncBaseTransport) -> None:
+        self.transport = transport
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        return await self.transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        """Nothing: the registration closes the pool (``gist_aclose``)."""
 
 
 class GistAppMixin:
@@ -152,6 +215,32 @@ class GistAppMixin:
                 self.gist_redirect_uri = str(uri)
         super().__init__(framework, name, **kwargs)  # type: ignore[call-arg]
 
+    def _get_oauth_client(self, **metadata: Any) -> Any:
+        # Authlib builds a new HTTP client (and, without a transport, a new TLS context and connection pool) for
+        # every token request; ours all go through the registration's one pooled transport instead.
+        transport = self.gist_transport()
+        if transport is not None:
+            metadata.setdefault("transport", transport)
+        return super()._get_oauth_client(**metadata)  # type: ignore[misc]
+
+    def gist_transport(self) -> Any:
+        """The registration's pooled transport for the token endpoint and Gist's API, or ``None`` when the
+        caller's ``client_kwargs`` build their own HTTP stack (a proxy, mounts, an ASGI app)."""
+        raise NotImplementedError
+
+    def _gist_own_transport(self, wrap: type[_KeepOpen] | type[_KeepOpenAsync]) -> Any:
+        """The transport the caller passed in ``client_kwargs``, kept open, else ``None``."""
+        given = self.client_kwargs.get("transport")
+        return wrap(given) if given is not None else None
+
+    def _gist_shareable(self) -> bool:
+        return not any(key in self.client_kwargs for key in _OWN_STACK if key != "transport")
+
+    def _gist_transport_options(self) -> dict[str, Any]:
+        options = {key: self.client_kwargs[key] for key in _TRANSPORT_OPTIONS if key in self.client_kwargs}
+        options.pop("trust_env", None)  # environment proxies never apply to the token request (see register)
+        return options
+
     def gist_credentials(self) -> tuple[str, str]:
         """The client id and secret, or a :class:`MissingCredentialsError` naming the setting to fill in."""
         if not self.client_id:
@@ -166,6 +255,29 @@ class GistAppMixin:
 
 class SyncGistAppMixin(GistAppMixin):
     """The protected Authlib methods of a sync app (Flask, Django), with no framework code."""
+
+    _gist_pool: httpx2.HTTPTransport | None = None
+    _gist_pool_lock = threading.Lock()
+
+    def gist_transport(self) -> Any:
+        """The registration's pooled transport (thread-safe; created on first use, closed at exit)."""
+        own = self._gist_own_transport(_KeepOpen)
+        if own is not None or not self._gist_shareable():
+            return own
+        if self._gist_pool is None:
+            with self._gist_pool_lock:
+                if self._gist_pool is None:
+                    pool = httpx2.HTTPTransport(**self._gist_transport_options())
+                    atexit.register(pool.close)
+                    self._gist_pool = pool
+        return _KeepOpen(self._gist_pool)
+
+    def gist_close(self) -> None:
+        """Close the registration's pooled connections (a later request opens new ones)."""
+        pool, self._gist_pool = self._gist_pool, None
+        if pool is not None:
+            pool.close()
+            atexit.unregister(pool.close)
 
     def create_authorization_url(self, redirect_uri: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """Authlib's ``create_authorization_url`` for Gist: credentials checked, scopes checked against the
@@ -187,32 +299,38 @@ class SyncGistAppMixin(GistAppMixin):
         return check_token_response(token)
 
     def gist_finish(
-        self,
-        session: MutableMapping[str, Any],
-        query: Iterable[tuple[str, str]],
-        *,
-        redirect_uri: str | None = None,
-        installs: bool = False,
-        subject: SubjectSource = None,
-        token_params: Mapping[str, Any] | None = None,
-        client: str | None = None,
+        self, session: MutableMapping[str, Any], query: Iterable[tuple[str, str]], **options: Any
     ) -> LoginResult:
-        """Run the login sequence (:func:`gist_authlib.login.callback_steps`) on a callback's query."""
-        steps = callback_steps(
-            self,
-            session,
-            query,
-            redirect_uri=redirect_uri,
-            installs=installs,
-            subject=subject,
-            token_params=token_params,
-            client=client,
-        )
-        return run(self, steps)
+        """Run the login sequence on a callback's query; ``options`` are those of
+        :func:`gist_authlib.login.callback_steps` (``redirect_uri``, ``installs``, ``subject``, ...)."""
+        return run(self, callback_steps(self, session, query, **options))
 
 
 class AsyncGistAppMixin(GistAppMixin):
     """The protected Authlib methods of an async app (Starlette, FastAPI), with no framework code."""
+
+    _gist_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx2.AsyncHTTPTransport] | None = None
+
+    def gist_transport(self) -> Any:
+        """The registration's pooled transport for the running event loop (async connections belong to the
+        loop that opened them: a test client that starts a new loop gets a new pool)."""
+        own = self._gist_own_transport(_KeepOpenAsync)
+        if own is not None or not self._gist_shareable():
+            return own
+        loop = asyncio.get_running_loop()
+        if self._gist_pools is None:
+            self._gist_pools = weakref.WeakKeyDictionary()
+        pool = self._gist_pools.get(loop)
+        if pool is None:
+            pool = self._gist_pools[loop] = httpx2.AsyncHTTPTransport(**self._gist_transport_options())
+        return _KeepOpenAsync(pool)
+
+    async def gist_aclose(self) -> None:
+        """Close the pooled connections of the running loop (call it from the app's lifespan on shutdown)."""
+        loop = asyncio.get_running_loop()
+        pool = self._gist_pools.pop(loop, None) if self._gist_pools is not None else None
+        if pool is not None:
+            await pool.aclose()
 
     async def create_authorization_url(self, redirect_uri: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """The async form of :meth:`SyncGistAppMixin.create_authorization_url` (no I/O happens)."""
@@ -228,28 +346,10 @@ class AsyncGistAppMixin(GistAppMixin):
         return check_token_response(token)
 
     async def gist_finish(
-        self,
-        session: MutableMapping[str, Any],
-        query: Iterable[tuple[str, str]],
-        *,
-        redirect_uri: str | None = None,
-        installs: bool = False,
-        subject: SubjectSource = None,
-        token_params: Mapping[str, Any] | None = None,
-        client: str | None = None,
+        self, session: MutableMapping[str, Any], query: Iterable[tuple[str, str]], **options: Any
     ) -> LoginResult:
         """The async form of :meth:`SyncGistAppMixin.gist_finish`."""
-        steps = callback_steps(
-            self,
-            session,
-            query,
-            redirect_uri=redirect_uri,
-            installs=installs,
-            subject=subject,
-            token_params=token_params,
-            client=client,
-        )
-        return await run_async(self, steps)
+        return await run_async(self, callback_steps(self, session, query, **options))
 
 
 def register(

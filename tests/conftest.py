@@ -47,6 +47,20 @@ ROUTES = [*FRAMEWORKS, "starlette+authlib", "flask+authlib", "django+authlib"]
 ADVERSARIAL: Counter[str] = Counter()
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """In an xdist worker: hand this worker's adversarial figures to the controller."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["adversarial"] = dict(ADVERSARIAL)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """In the xdist controller: add up the workers' figures (the "largest" ones are maxima, not sums)."""
+    for key, value in getattr(node, "workeroutput", {}).get("adversarial", {}).items():
+        ADVERSARIAL[key] = max(ADVERSARIAL[key], value) if key.startswith("largest") else ADVERSARIAL[key] + value
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if ADVERSARIAL:
         figures = ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in sorted(ADVERSARIAL.items()))
@@ -92,6 +106,86 @@ def start_server_process(args: list[str], *, port: int, env: dict[str, str], cwd
 def query_of(url: str) -> dict[str, str]:
     """The query parameters of ``url``, one value each."""
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query, keep_blank_values=True).items()}
+
+
+# --- servers, kept running for the whole session and lent to one test at a time ------------------------------
+
+
+class _SwapASGI:
+    """An ASGI app that forwards to whichever app the test that holds the server gave it."""
+
+    def __init__(self) -> None:
+        self.app: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or self.app is None:
+            return
+        await self.app(scope, receive, send)
+
+
+class PooledServer:
+    """A loopback server (uvicorn for ASGI, wsgiref for WSGI) lent to one test: ``start(app)`` serves ``app``,
+    ``stop()`` gives the server back. Starting and stopping real servers for every test cost most of the suite's
+    time (uvicorn and wsgiref both poll for shutdown); the sockets, threads and loops stay real."""
+
+    def __init__(self, pool: ServerPool, kind: str) -> None:
+        self.pool, self.kind = pool, kind
+        if kind == "asgi":
+            self.swap = _SwapASGI()
+            self.server: Any = ServerThread(self.swap).start()
+        else:
+            self.server = WSGIServerThread().start(lambda environ, start: self._wsgi(environ, start))
+        self.wsgi_app: Any = None
+
+    def _wsgi(self, environ: Any, start_response: Any) -> Any:
+        return self.wsgi_app(environ, start_response)
+
+    @property
+    def url(self) -> str:
+        return str(self.server.url)
+
+    def start(self, app: Any) -> PooledServer:
+        if self.kind == "asgi":
+            self.swap.app = app
+        else:
+            self.wsgi_app = app
+        return self
+
+    def stop(self) -> None:
+        self.swap_out()
+        self.pool.free[self.kind].append(self)
+
+    def swap_out(self) -> None:
+        if self.kind == "asgi":
+            self.swap.app = None
+        else:
+            self.wsgi_app = None
+
+
+class ServerPool:
+    """Running servers, lent out by :meth:`take` and given back by :meth:`PooledServer.stop`."""
+
+    def __init__(self) -> None:
+        self.free: dict[str, list[PooledServer]] = {"asgi": [], "wsgi": []}
+        self.made: list[PooledServer] = []
+
+    def take(self, kind: str) -> PooledServer:
+        if self.free[kind]:
+            return self.free[kind].pop()
+        server = PooledServer(self, kind)
+        self.made.append(server)
+        return server
+
+    def close(self) -> None:
+        for server in self.made:
+            server.server.stop()
+
+
+@pytest.fixture(scope="session")
+def server_pool() -> Iterator[ServerPool]:
+    pool = ServerPool()
+    yield pool
+    pool.close()
 
 
 @dataclass
@@ -536,6 +630,7 @@ def _oauth_registry(framework: str) -> Any:
 
 def build_stack(
     servers: list[Any],
+    pool: ServerPool,
     framework: str = "starlette",
     *,
     auto_approve: bool = True,
@@ -546,8 +641,8 @@ def build_stack(
     accept_installs: bool = False,
 ) -> Stack:
     """A sandbox and an app in ``framework``, both served; their servers are appended to ``servers``."""
-    sandbox_server = ServerThread()
-    app_server: Any = ServerThread() if framework.startswith(("starlette", "fastapi")) else WSGIServerThread()
+    sandbox_server = pool.take("asgi")
+    app_server = pool.take("asgi" if framework.startswith(("starlette", "fastapi")) else "wsgi")
     servers.extend([sandbox_server, app_server])
     secret_of = {name: f"secret-{name}-" + secrets.token_urlsafe(16) for name in REGISTRATIONS}
     id_of = {name: f"{name}-" + secrets.token_hex(4) for name in REGISTRATIONS}
@@ -592,10 +687,10 @@ def build_stack(
 
 
 @pytest.fixture
-def make_stack() -> Iterator[Callable[..., Stack]]:
+def make_stack(server_pool: ServerPool) -> Iterator[Callable[..., Stack]]:
     """Build a sandbox and an app; keyword arguments choose the framework and tune the parts."""
     servers: list[Any] = []
-    yield lambda *args, **kwargs: build_stack(servers, *args, **kwargs)
+    yield lambda *args, **kwargs: build_stack(servers, server_pool, *args, **kwargs)
     for server in servers:
         server.stop()
 

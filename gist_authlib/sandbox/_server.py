@@ -96,6 +96,7 @@ class ServerThread:
         """Ask the server to finish and wait for its thread."""
         if self._server is not None:
             self._server.should_exit = True
+            self._server.force_exit = True  # idle keep-alive connections need not be waited for
         if self._thread is not None:
             self._thread.join(timeout)
         self._socket.close()
@@ -153,7 +154,10 @@ class WSGIServerThread:
             self.app = app
         if self.app is None:
             raise ValueError("WSGIServerThread.start() needs a WSGI app.")
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"wsgi:{self.port}", daemon=True)
+        # A short poll: stop() waits for the loop to notice, and the standard 0.5 s made every stop that long.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name=f"wsgi:{self.port}", daemon=True
+        )
         self._thread.start()
         return self
 
