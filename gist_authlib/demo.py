@@ -146,12 +146,18 @@ def approve_login_headlessly(app_url: str, login_path: str = "/auth/gist", *, ti
 
 
 def install_headlessly(install_url: str, *, timeout: float = 10.0) -> None:
-    """Start a Gist-initiated install at the sandbox and follow it through the app to the acknowledgement."""
+    """Start a Gist-initiated install at the sandbox, approve it on its consent page (unless the sandbox
+    auto-approves), and follow it through the app to Gist's acknowledgement."""
     import httpx2
 
     with httpx2.Client(follow_redirects=True, timeout=timeout, trust_env=False) as browser:
         try:
             final = browser.get(install_url)
+            form = _FormParser()
+            form.feed(final.text)
+            if final.status_code == 200 and "/install_success" not in str(final.url) and form.action is not None:
+                decision = dict(form.hidden, decision="approve")
+                final = browser.post(urljoin(str(final.url), form.action), data=decision)
         except httpx2.HTTPError as exc:
             raise DemoError(f"The install failed: {type(exc).__name__}.") from None
     if final.status_code != 200 or "/install_success" not in str(final.url):

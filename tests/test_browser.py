@@ -4,8 +4,8 @@ An HTTP client ignores what a browser enforces: CSP on the consent page (``form-
 redirect that follows the form's POST), SameSite on the session cookie, JavaScript. So each example app is
 served as ``gist-authlib demo`` serves it (tests/demo_stack.py), the sandbox on ``localhost`` and the app on
 ``127.0.0.1`` so that the return from the sandbox is cross-site, as it is from real Gist, and a person's
-clicks are replayed: log in and approve, log in and deny, install from the sandbox. Any console error fails
-the test. Screenshots are kept under each test's ``tmp_path``.
+clicks are replayed: log in and approve, log in and deny, install from the sandbox and approve or decline. Any
+console error fails the test. Screenshots are kept under each test's ``tmp_path``.
 """
 
 from __future__ import annotations
@@ -141,6 +141,11 @@ def test_install_started_in_the_sandbox_is_stored_and_acknowledged(tab: Tab, cro
     before = len(cross_site.sandbox.installs_acknowledged)
     page = tab.page
     page.goto(cross_site.install_url)
+    tab.shot("install-consent")
+    assert page.get_by_role("heading", name=f"Install {APP_NAME}").is_visible()
+    assert "read_teammates" in page.inner_text("body")
+    # The install consent page's CSP lets Approve through to the app's redirect URI, across sites.
+    page.get_by_role("button", name="Approve").click()
     page.wait_for_url(f"{cross_site.sandbox_url}/install_success?**")
     tab.shot("installed")
     assert page.get_by_role("heading", name="App installed").is_visible()
@@ -148,6 +153,20 @@ def test_install_started_in_the_sandbox_is_stored_and_acknowledged(tab: Tab, cro
     assert cross_site.sandbox.installs_acknowledged[before:] == [
         {"client_id": cross_site.client_id, "workspace_id": workspace}
     ]
+    assert tab.console_errors == []
+
+
+def test_an_install_declined_in_chromium_sends_the_app_nothing(tab: Tab, cross_site: DemoStack) -> None:
+    issued, acknowledged = cross_site.sandbox.tokens_issued, len(cross_site.sandbox.installs_acknowledged)
+    page = tab.page
+    page.goto(cross_site.install_url)
+    page.get_by_role("button", name="Deny").click()
+    page.wait_for_load_state()
+    tab.shot("install-declined")
+    assert page.get_by_role("heading", name="Installation cancelled").is_visible()
+    assert page.url.startswith(cross_site.sandbox_url + "/install")
+    assert cross_site.sandbox.tokens_issued == issued
+    assert len(cross_site.sandbox.installs_acknowledged) == acknowledged
     assert tab.console_errors == []
 
 

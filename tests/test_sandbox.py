@@ -6,6 +6,7 @@ import base64
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx2
 import pytest
@@ -224,6 +225,103 @@ def test_auto_approve_skips_the_consent_page() -> None:
     assert "code" in query_of(answer.headers["location"])
 
 
+# --- Gist-initiated installs -------------------------------------------------------------------------
+
+
+def install_page(served: Served, scope: str = "read_teammates read_teams") -> httpx2.Response:
+    return served.http.get(f"{served.url}/install", params={"client_id": "cid", "scope": scope})
+
+
+def form_fields(page: httpx2.Response) -> tuple[str, str]:
+    blob = page.text.split('name="request" value="')[1].split('"')[0]
+    csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+    return blob, csrf
+
+
+def test_an_install_asks_the_admin_naming_the_app_the_workspace_and_the_scopes(served: Served) -> None:
+    page = install_page(served)
+    assert page.status_code == 200
+    assert "location" not in page.headers  # no code before the admin approves
+    assert "<h1>Install Acme CRM sync</h1>" in page.text
+    assert served.sandbox.workspace.name in page.text
+    assert "List and view teammates" in page.text and "List and view teams" in page.text
+    assert 'action="/install"' in page.text and ">Approve<" in page.text and ">Deny<" in page.text
+    assert page.headers["x-frame-options"] == "DENY"
+    policy = [part.strip() for part in page.headers["content-security-policy"].split(";")]
+    assert policy == ["frame-ancestors 'none'", "form-action 'self' http://127.0.0.1:9"]
+    assert "path=/install" in page.headers["set-cookie"].lower()
+
+
+def test_an_approved_install_sends_a_code_and_the_workspace_id_to_the_apps_redirect_uri(served: Served) -> None:
+    blob, csrf = form_fields(install_page(served))
+    answer = served.http.post(
+        f"{served.url}/install", data={"request": blob, "csrf_token": csrf, "decision": "approve"}
+    )
+    assert answer.status_code == 302
+    location = answer.headers["location"]
+    assert location.startswith(REDIRECT + "?")
+    assert query_of(location)["state"] == str(served.sandbox.workspace.id)
+    token = served.exchange(query_of(location)["code"]).json()["access_token"]
+    headers = {"authorization": f"Bearer {token}"}
+    assert served.http.get(f"{served.url}/teams", headers=headers).status_code == 200  # the scopes approved
+    assert served.http.get(f"{served.url}/tags", headers=headers).status_code == 403
+
+
+def test_a_declined_install_stays_in_gist_and_sends_the_app_nothing(served: Served) -> None:
+    blob, csrf = form_fields(install_page(served))
+    answer = served.http.post(f"{served.url}/install", data={"request": blob, "csrf_token": csrf, "decision": "deny"})
+    assert answer.status_code == 200
+    assert "location" not in answer.headers
+    assert "<h1>Installation cancelled</h1>" in answer.text
+    assert served.sandbox.token_requests == [] and served.sandbox.tokens_issued == 0
+
+
+def test_an_install_decision_without_the_csrf_cookie_or_from_another_origin_is_refused(served: Served) -> None:
+    blob, csrf = form_fields(install_page(served))
+    with httpx2.Client(trust_env=False) as other_site:  # no cookie: a cross-site post
+        answer = other_site.post(
+            f"{served.url}/install", data={"request": blob, "csrf_token": csrf, "decision": "approve"}
+        )
+    assert answer.status_code == 403 and "location" not in answer.headers
+    answer = served.http.post(
+        f"{served.url}/install",
+        data={"request": blob, "csrf_token": csrf, "decision": "approve"},
+        headers={"origin": "https://evil.example"},
+    )
+    assert answer.status_code == 403 and "location" not in answer.headers
+
+
+def test_a_login_consent_cannot_be_posted_as_an_install_nor_the_reverse(served: Served) -> None:
+    login_blob, login_csrf = served.consent()
+    install_blob, install_csrf = form_fields(install_page(served))
+    as_install = served.http.post(
+        f"{served.url}/install", data={"request": login_blob, "csrf_token": install_csrf, "decision": "approve"}
+    )
+    as_login = served.http.post(
+        f"{served.url}/oauth/authorize",
+        data={"request": install_blob, "csrf_token": login_csrf, "decision": "approve"},
+    )
+    for answer in (as_install, as_login):
+        assert answer.status_code == 400 and "location" not in answer.headers
+        assert "Consent expired" in answer.text
+
+
+def test_an_install_of_an_unknown_app_or_scope_gets_an_error_page(served: Served) -> None:
+    unknown_app = served.http.get(f"{served.url}/install", params={"client_id": "nobody"})
+    unknown_scope = install_page(served, scope="read_contacts")
+    for page in (unknown_app, unknown_scope):
+        assert page.status_code == 400 and "location" not in page.headers and "<form" not in page.text
+
+
+def test_auto_approve_skips_the_install_consent_page() -> None:
+    sandbox = create_app(clients=[SandboxClient("cid", "csecret", (REDIRECT,))], auto_approve=True)
+    with ServerThread(sandbox) as server, httpx2.Client(trust_env=False) as http:
+        answer = http.get(sandbox.install_url(server.url, "cid"))
+    assert answer.status_code == 302
+    assert query_of(answer.headers["location"])["state"] == str(sandbox.workspace.id)
+    assert query_of(answer.headers["location"])["code"]
+
+
 # --- token endpoint ----------------------------------------------------------------------------------
 
 
@@ -381,3 +479,23 @@ def test_custom_scopes_are_accepted_when_the_catalogue_has_them() -> None:
         )
     assert page.status_code == 200
     assert "List campaigns" in page.text
+
+
+def test_the_server_thread_serves_https_with_a_given_certificate(tmp_path: Path) -> None:
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "cert.pem"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    trusted = ssl.create_default_context()
+    ca.configure_trust(trusted)
+    sandbox = create_app()
+    server = ServerThread(ssl_certfile=str(tmp_path / "cert.pem"), ssl_keyfile=str(tmp_path / "key.pem"))
+    assert server.url.startswith("https://127.0.0.1:")
+    with server.start(sandbox), httpx2.Client(verify=trusted, trust_env=False) as http:
+        assert http.get(server.url + "/").status_code == 200
+        with pytest.raises(httpx2.ConnectError):  # a client that does not trust the CA refuses it
+            httpx2.get(server.url + "/", trust_env=False)

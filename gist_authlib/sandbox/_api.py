@@ -27,12 +27,21 @@ WRITE_CONTACTS = ("write_contact", "write_bulk_contacts")
 
 @dataclass
 class SandboxToken:
-    """An access token the sandbox issued (kept server-side only)."""
+    """An access token the sandbox issued (kept server-side only).
+
+    Attributes:
+        client_id: the app it was issued to.
+        scopes: the scopes it grants.
+        revoked: revoked (uninstalled, refreshed, or its code replayed).
+        expires_at: when it expires (Unix seconds), or ``None`` for a token that does not (Gist's).
+        refresh_token: the refresh token that renews it, if any (so that both are forgotten together).
+    """
 
     client_id: str
     scopes: tuple[str, ...]
     revoked: bool = False
     expires_at: float | None = None
+    refresh_token: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,8 @@ class RestAPI:
 
     # Provided by GistSandbox.
     workspace: Any
+    limits: Any
+    _next_event_id: int
     clock: Callable[[], float]
     rate_limit: RateLimit | None
     api_faults: deque[ApiFault]
@@ -233,6 +244,10 @@ class RestAPI:
         if contact is None:
             if fields.get("id"):
                 return api_error(404, "not_found", "No contact with this id.")
+            if len(self.workspace.contacts) >= self.limits.contacts:
+                return api_error(
+                    422, "limit_reached", f"The sandbox's workspace holds at most {self.limits.contacts} contacts."
+                )
             new_id = max((int(c["id"]) for c in self.workspace.contacts), default=5000) + 1
             # Every known field is present (null when unset), as in Gist's answers.
             blank: dict[str, Any] = {
@@ -274,6 +289,10 @@ class RestAPI:
             else:
                 tag = next((t for t in self.workspace.tags if t["name"] == name), None)
                 if tag is None:
+                    if len(self.workspace.tags) >= self.limits.tags:
+                        return api_error(
+                            422, "limit_reached", f"The sandbox's workspace holds at most {self.limits.tags} tags."
+                        )
                     tag = {
                         "id": max((int(t["id"]) for t in self.workspace.tags), default=700) + 1,
                         "name": name,
@@ -313,8 +332,12 @@ class RestAPI:
         if not isinstance(body, dict) or not isinstance(body.get("event_name"), str):
             return api_error(400, "bad_request", "An event needs an event_name.")
         with self._lock:
-            event = {"id": len(self.workspace.events) + 1, **body, "occurred_at": int(self.clock())}
+            event = {"id": self._next_event_id, **body, "occurred_at": int(self.clock())}
+            self._next_event_id += 1
             self.workspace.events.append(event)
+            excess = len(self.workspace.events) - self.limits.events
+            if excess > 0:  # the newest are kept, as a log
+                del self.workspace.events[:excess]
         return JSONResponse({"event": event}, status_code=201)
 
 

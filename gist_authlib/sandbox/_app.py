@@ -36,6 +36,7 @@ __all__ = [
     "DEFAULT_TEAMMATES",
     "GistSandbox",
     "SandboxClient",
+    "SandboxLimits",
     "TokenFault",
     "TokenRequestRecord",
     "Workspace",
@@ -43,6 +44,49 @@ __all__ = [
 ]
 
 CSRF_COOKIE = "gist_sandbox_csrf"
+_GRANT_TYPES = {name: name for name in ("authorization_code", "refresh_token", "client_credentials", "password")}
+_MAX_LOGGED = 200  # characters of a request's value kept in a log entry
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """How much the sandbox keeps, so that a long run (a load test, a demo left open) uses bounded memory.
+
+    Logs keep their newest entries; stores of live things drop their oldest (or expired) ones first; the
+    workspace's own data refuses new entries past its limit, as a plan limit would.
+
+    Attributes:
+        codes: authorization codes held at once. Every code is also dropped once it expires (``code_ttl``):
+            a used code is kept until then so that a replay is recognised and revokes what it issued. Past
+            this many, the oldest go (and can no longer be exchanged).
+        tokens: access tokens held (with their refresh tokens and rate-limit windows). Past this many, the
+            oldest are forgotten and answer 401, as revoked tokens do.
+        records: entries kept in each log meant for tests to read (``token_requests``,
+            ``installs_acknowledged``); the oldest go first. A test that counts a log's entries must stay
+            under this many.
+        canvas_calls: entries kept in ``inbox.calls`` (each holds a request and a canvas, so fewer).
+        inbox_visits: conversations open in the inbox (one per tab and conversation); past this many the
+            least recently used is closed, and a click in it asks to open the conversation again.
+        events: events kept in the workspace (the newest; ids keep counting up).
+        contacts: contacts the workspace may hold; creating one more answers 422.
+        tags: tags the workspace may hold; creating one more answers 422.
+
+    The limits count entries, not bytes; the values a request names are cut to 200 characters in the logs.
+    """
+
+    codes: int = 1_000
+    tokens: int = 1_000
+    records: int = 10_000
+    canvas_calls: int = 1_000
+    inbox_visits: int = 200
+    events: int = 10_000
+    contacts: int = 10_000
+    tags: int = 1_000
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"SandboxLimits.{name} must be a whole number of at least 1, not {value!r}.")
 
 
 @dataclass(frozen=True)
@@ -165,7 +209,7 @@ class TokenFault:
     delay: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TokenRequestRecord:
     """One request that reached ``POST /oauth/token`` (no secret, code or token is kept).
 
@@ -194,10 +238,12 @@ class _Code:
 
 
 class GistSandbox(RestAPI):
-    """A local Gist: consent page, token endpoint and a slice of the REST API, as one ASGI app.
+    """A local Gist: consent pages, token endpoint and a slice of the REST API, as one ASGI app.
 
     Use :func:`create_app` to make one. The instance is itself the ASGI app and also lets tests look
-    inside: :attr:`token_requests` lists what reached the token endpoint.
+    inside: :attr:`token_requests` lists what reached the token endpoint (the newest
+    ``limits.records``), :attr:`installs_acknowledged` the acknowledged installs (as many). Everything the
+    sandbox keeps is bounded by its :class:`SandboxLimits`.
     """
 
     def __init__(
@@ -214,7 +260,9 @@ class GistSandbox(RestAPI):
         token_ttl: float | None = None,
         send_iss: bool = True,
         canvas_apps: Iterable[CanvasApp] = (),
+        limits: SandboxLimits | None = None,
     ) -> None:
+        self.limits = limits or SandboxLimits()
         self.clients: dict[str, SandboxClient] = {c.client_id: c for c in clients}
         self.workspace = workspace or Workspace()
         self.scopes: dict[str, str] = dict(scopes if scopes is not None else OFFICIAL_SCOPES)
@@ -230,11 +278,17 @@ class GistSandbox(RestAPI):
         self.api_faults: deque[ApiFault] = deque()
         self.api_requests = 0
         self._windows: dict[str, tuple[float, int]] = {}
+        # Insertion-ordered: the oldest come first, and with one TTL for all, so do the first to expire.
         self._codes: dict[str, _Code] = {}
         self._tokens: dict[str, SandboxToken] = {}
         self._refresh_tokens: dict[str, str] = {}  # refresh token -> the access token it renews
+        self._minted = 0
+        self._next_event_id = len(self.workspace.events) + 1
         self._lock = threading.Lock()
-        self._signer = URLSafeTimedSerializer(secret_key or secrets.token_urlsafe(32), salt="gist-sandbox-consent")
+        key = secret_key or secrets.token_urlsafe(32)
+        self._signer = URLSafeTimedSerializer(key, salt="gist-sandbox-consent")
+        # A separate salt: a signed login request cannot be posted as an install decision, nor the reverse.
+        self._install_signer = URLSafeTimedSerializer(key, salt="gist-sandbox-install-consent")
         self.inbox = Inbox(self, canvas_apps)
         self.app = Starlette(
             routes=[
@@ -243,6 +297,7 @@ class GistSandbox(RestAPI):
                 Route("/oauth/authorize", self._decide, methods=["POST"]),
                 Route("/oauth/token", self._token, methods=["POST"]),
                 Route("/install", self._install, methods=["GET"]),
+                Route("/install", self._decide_install, methods=["POST"]),
                 Route("/install_success", self._install_success, methods=["GET"]),
                 *self.api_routes(),
                 *self.inbox.routes(),
@@ -300,13 +355,25 @@ class GistSandbox(RestAPI):
     def _mint(self, client_id: str, scopes: tuple[str, ...], ttl: float | None) -> dict[str, Any]:
         token = "gsb_" + secrets.token_urlsafe(32)
         expires_at = self.clock() + ttl if ttl is not None else None
-        self._tokens[token] = SandboxToken(client_id, scopes, expires_at=expires_at)
+        record = SandboxToken(client_id, scopes, expires_at=expires_at)
         answer: dict[str, Any] = {"access_token": token}
         if ttl is not None:
             refresh = "gsr_" + secrets.token_urlsafe(32)
+            record.refresh_token = refresh
             self._refresh_tokens[refresh] = token
             answer.update(token_type="bearer", expires_in=int(ttl), refresh_token=refresh)
+        self._tokens[token] = record
+        self._minted += 1
+        while len(self._tokens) > self.limits.tokens:
+            self._forget(next(iter(self._tokens)))
         return answer
+
+    def _forget(self, token: str) -> None:
+        """Drop an access token and everything kept for it (its refresh token, its rate-limit window)."""
+        record = self._tokens.pop(token, None)
+        if record is not None and record.refresh_token is not None:
+            self._refresh_tokens.pop(record.refresh_token, None)
+        self._windows.pop(token, None)
 
     def fail_next_token_request(
         self,
@@ -325,9 +392,9 @@ class GistSandbox(RestAPI):
 
     @property
     def tokens_issued(self) -> int:
-        """How many access tokens the token endpoint has issued."""
+        """How many access tokens the sandbox has issued since it started (forgotten ones included)."""
         with self._lock:
-            return len(self._tokens)
+            return self._minted
 
     # -- pages --------------------------------------------------------------------------------------
 
@@ -345,9 +412,10 @@ class GistSandbox(RestAPI):
         )
 
     async def _install_success(self, request: Request) -> Response:
-        record = {k: request.query_params.get(k, "") for k in ("client_id", "workspace_id")}
+        record = {k: request.query_params.get(k, "")[:_MAX_LOGGED] for k in ("client_id", "workspace_id")}
         with self._lock:
             self.installs_acknowledged.append(record)
+            keep_newest(self.installs_acknowledged, self.limits.records)
         return _page("App installed", "<p>The installation was acknowledged. You can close this tab.</p>")
 
     # -- authorization endpoint ---------------------------------------------------------------------
@@ -386,30 +454,56 @@ class GistSandbox(RestAPI):
         client, scopes = checked
         if self.auto_approve:
             return self._approve(params, scopes, _origin(request))
+        intro = (
+            f"<p><strong>{escape(client.name)}</strong> would like to access the Gist workspace "
+            f"<strong>{escape(self.workspace.name)}</strong>.</p>"
+        )
+        return self._consent_page(
+            request,
+            title="Authorize " + client.name,
+            intro=intro,
+            scopes=scopes,
+            blob=self._signer.dumps(params),
+            action="/oauth/authorize",
+            redirect_uri=params["redirect_uri"],
+        )
+
+    def _consent_page(
+        self,
+        request: Request,
+        *,
+        title: str,
+        intro: str,
+        scopes: Iterable[str],
+        blob: str,
+        action: str,
+        redirect_uri: str,
+    ) -> Response:
+        """An Approve/Deny page whose form posts ``blob`` (the signed request) back to ``action``."""
         csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
-        blob = self._signer.dumps(params)
         items = "".join(_scope_item(s, self.scopes.get(s, "")) for s in scopes)
         body = (
-            f"<p><strong>{escape(client.name)}</strong> would like to access the Gist workspace "
-            f"<strong>{escape(self.workspace.name)}</strong>.</p>\n<p>It asks to:</p>\n<ul>{items}</ul>\n"
-            '<form method="post" action="/oauth/authorize">\n'
+            f"{intro}\n<p>It asks to:</p>\n<ul>{items}</ul>\n"
+            f'<form method="post" action="{escape(action)}">\n'
             f'<input type="hidden" name="request" value="{escape(blob)}">\n'
             f'<input type="hidden" name="csrf_token" value="{escape(csrf)}">\n'
             '<button type="submit" name="decision" value="approve">Approve</button>\n'
             '<button type="submit" name="decision" value="deny">Deny</button>\n</form>'
         )
-        response = _page("Authorize " + client.name, body)
-        response.set_cookie(CSRF_COOKIE, csrf, httponly=True, samesite="strict", path="/oauth/authorize")
+        response = _page(title, body)
+        # One cookie per form, scoped to the path its form posts to.
+        response.set_cookie(CSRF_COOKIE, csrf, httponly=True, samesite="strict", path=action)
         response.headers["X-Frame-Options"] = "DENY"
         # Browsers apply form-action to the redirect that answers the form's POST as well, and that
         # redirect goes to the app. Allowing only the origin of the redirect URI this request was checked
         # against (exactly registered) keeps the form from posting anywhere else, as GitHub's authorize
         # page does; 'self' alone would block Approve and Deny in every real browser.
-        sources = " ".join(filter(None, ["'self'", _csp_source(params["redirect_uri"])]))
+        sources = " ".join(filter(None, ["'self'", _csp_source(redirect_uri)]))
         response.headers["Content-Security-Policy"] = f"frame-ancestors 'none'; form-action {sources}"
         return response
 
-    async def _decide(self, request: Request) -> Response:
+    async def _consent_form(self, request: Request, signer: URLSafeTimedSerializer) -> tuple[Any, str] | Response:
+        """The signed request and the decision of a posted consent form, or the page refusing it."""
         origin = request.headers.get("origin")
         if origin and origin != f"{request.url.scheme}://{request.url.netloc}":
             return _error_page("Cross-site request refused", "The consent form was posted from another site.", 403)
@@ -421,33 +515,92 @@ class GistSandbox(RestAPI):
         ):
             return _error_page("Cross-site request refused", "The consent form's token does not match.", 403)
         try:
-            params = self._signer.loads(str(form.get("request", "")), max_age=int(self.code_ttl))
+            signed = signer.loads(str(form.get("request", "")), max_age=int(self.code_ttl))
         except BadSignature:
-            return _error_page("Consent expired", "The consent form is no longer valid. Start the login again.")
+            return _error_page("Consent expired", "The consent form is no longer valid. Start again.")
+        return signed, str(form.get("decision", ""))
+
+    async def _decide(self, request: Request) -> Response:
+        decided = await self._consent_form(request, self._signer)
+        if isinstance(decided, Response):
+            return decided
+        params, decision = decided
         checked = self._check_authorize(params)
         if isinstance(checked, Response):
             return checked
         _, scopes = checked
         issuer = _origin(request)
-        if form.get("decision") == "approve":
+        if decision == "approve":
             return self._approve(params, scopes, issuer)
         answer = {"error": "access_denied", "state": params.get("state"), "iss": issuer if self.send_iss else None}
         return _redirect(params["redirect_uri"], answer)
 
-    async def _install(self, request: Request) -> Response:
-        """Start a Gist-initiated install, as a workspace admin clicking Install inside Gist would."""
-        client = self.clients.get(request.query_params.get("client_id", ""))
+    def _check_install(self, client_id: str, scope: str) -> tuple[SandboxClient, tuple[str, ...]] | Response:
+        client = self.clients.get(client_id)
         if client is None:
             return _error_page("Unknown app", "No app with this client_id is registered.")
-        scopes = tuple(request.query_params.get("scope", "read_teammates").split())
+        if not client.redirect_uris:
+            return _error_page("No redirect URI", "The app has no redirect URI registered to install through.")
+        scopes = tuple(dict.fromkeys(scope.split()))
         if not scopes or any(s not in self.scopes for s in scopes):
             return _error_page("Unknown scope", "The install names an unknown scope.")
+        return client, scopes
+
+    def _approve_install(self, client: SandboxClient, scopes: tuple[str, ...], issuer: str) -> Response:
         params = {
             "client_id": client.client_id,
-            "redirect_uri": client.redirect_uris[0],
+            "redirect_uri": client.redirect_uris[0],  # as Gist does, the app's first registered redirect URI
             "state": str(self.workspace.id),  # Gist sends the installing workspace's id as the state
         }
-        return self._approve(params, scopes, _origin(request))
+        return self._approve(params, scopes, issuer)
+
+    async def _install(self, request: Request) -> Response:
+        """Start a Gist-initiated install, as a workspace admin clicking Install inside Gist would.
+
+        The admin sees a consent page naming the app, the workspace and the scopes (skipped with
+        ``auto_approve``); Approve sends the browser to the app's first redirect URI with a code and the
+        workspace id as the state.
+        """
+        checked = self._check_install(
+            request.query_params.get("client_id", ""), request.query_params.get("scope", "read_teammates")
+        )
+        if isinstance(checked, Response):
+            return checked
+        client, scopes = checked
+        if self.auto_approve:
+            return self._approve_install(client, scopes, _origin(request))
+        intro = (
+            f"<p>Install <strong>{escape(client.name)}</strong> in the Gist workspace "
+            f"<strong>{escape(self.workspace.name)}</strong>? The app will get access to this workspace.</p>"
+        )
+        return self._consent_page(
+            request,
+            title="Install " + client.name,
+            intro=intro,
+            scopes=scopes,
+            blob=self._install_signer.dumps({"client_id": client.client_id, "scope": " ".join(scopes)}),
+            action="/install",
+            redirect_uri=client.redirect_uris[0],
+        )
+
+    async def _decide_install(self, request: Request) -> Response:
+        decided = await self._consent_form(request, self._install_signer)
+        if isinstance(decided, Response):
+            return decided
+        signed, decision = decided
+        if not isinstance(signed, dict):
+            return _error_page("Consent expired", "The consent form is no longer valid. Start again.")
+        checked = self._check_install(str(signed.get("client_id", "")), str(signed.get("scope", "")))
+        if isinstance(checked, Response):
+            return checked
+        client, scopes = checked
+        if decision == "approve":
+            return self._approve_install(client, scopes, _origin(request))
+        # Gist sends the app nothing when an install is declined: the admin stays in Gist.
+        return _page(
+            "Installation cancelled",
+            f"<p>{escape(client.name)} was not installed, and nothing was sent to it. You can close this tab.</p>",
+        )
 
     def install_url(self, base_url: str, client_id: str, scopes: Iterable[str] = ("read_teammates",)) -> str:
         """The URL that starts a Gist-initiated install of ``client_id`` on this sandbox (served at ``base_url``)."""
@@ -456,16 +609,28 @@ class GistSandbox(RestAPI):
 
     def _approve(self, params: Mapping[str, str], scopes: tuple[str, ...], issuer: str) -> Response:
         code = secrets.token_urlsafe(24)
+        now = self.clock()
         with self._lock:
+            self._drop_codes(now)
             self._codes[code] = _Code(
                 client_id=params["client_id"],
                 redirect_uri=params["redirect_uri"],
                 scopes=scopes,
-                expires_at=self.clock() + self.code_ttl,
+                expires_at=now + self.code_ttl,
                 challenge=params.get("code_challenge"),
             )
+            while len(self._codes) > self.limits.codes:
+                del self._codes[next(iter(self._codes))]
         answer = {"code": code, "state": params.get("state"), "iss": issuer if self.send_iss else None}
         return _redirect(params["redirect_uri"], answer)
+
+    def _drop_codes(self, now: float) -> None:
+        """Drop the codes that expired (the oldest first; a clock set back may leave some a little longer)."""
+        while self._codes:
+            first = next(iter(self._codes))
+            if self._codes[first].expires_at >= now:
+                break
+            del self._codes[first]
 
     # -- token endpoint -----------------------------------------------------------------------------
 
@@ -497,14 +662,16 @@ class GistSandbox(RestAPI):
                 if code is not None and code.used:
                     # A replayed code revokes what it issued (RFC 6749 section 4.1.2).
                     for issued in code.tokens:
-                        self._tokens[issued].revoked = True
+                        token = self._tokens.get(issued)
+                        if token is not None:
+                            token.revoked = True
                 error = problem or "invalid_grant"
                 status = 401 if error == "invalid_client" else 400
                 return self._token_error(client_id, grant_type, status, error, None, locked=True)
             code.used = True
             answer = self._mint(client.client_id, code.scopes, self.token_ttl)
             code.tokens.append(answer["access_token"])
-            self.token_requests.append(TokenRequestRecord(client_id, grant_type, 200, None))
+            self._log(TokenRequestRecord(client_id, grant_type, 200, None))
         # Gist's answer is the access token alone; with token_ttl the sandbox rehearses expiring tokens.
         return JSONResponse(answer, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
@@ -515,8 +682,9 @@ class GistSandbox(RestAPI):
             if previous is None or previous.client_id != client.client_id or previous.revoked:
                 return self._token_error(client.client_id, "refresh_token", 400, "invalid_grant", None, locked=True)
             previous.revoked = True
+            self._forget(old or "")  # revoked by its refresh: nothing will look it up again
             answer = self._mint(client.client_id, previous.scopes, self.token_ttl)
-            self.token_requests.append(TokenRequestRecord(client.client_id, "refresh_token", 200, None))
+            self._log(TokenRequestRecord(client.client_id, "refresh_token", 200, None))
         return JSONResponse(answer, headers={"Cache-Control": "no-store"})
 
     def _check_code(self, code: _Code | None, client_id: str, params: Mapping[str, str]) -> str | None:
@@ -533,7 +701,20 @@ class GistSandbox(RestAPI):
 
     def _record(self, client_id: str | None, grant_type: str | None, status: int, error: str | None) -> None:
         with self._lock:
-            self.token_requests.append(TokenRequestRecord(client_id, grant_type, status, error))
+            self._log(TokenRequestRecord(client_id, grant_type, status, error))
+
+    def _log(self, record: TokenRequestRecord) -> None:
+        """Append to ``token_requests`` (the lock held), keeping the newest ``limits.records``."""
+        # The strings of a known client and grant type are shared by every record rather than each
+        # holding the copy parsed from its request (about half of a record's size).
+        # Anything else a request named is cut short: a log entry costs a few hundred bytes at most.
+        client = self.clients.get(record.client_id or "")
+        client_id = client.client_id if client is not None else _cut(record.client_id)
+        grant_type = _GRANT_TYPES.get(record.grant_type or "") or _cut(record.grant_type)
+        if client_id is not record.client_id or grant_type is not record.grant_type:
+            record = TokenRequestRecord(client_id, grant_type, record.status, record.error)
+        self.token_requests.append(record)
+        keep_newest(self.token_requests, self.limits.records)
 
     def _token_error(
         self,
@@ -547,10 +728,10 @@ class GistSandbox(RestAPI):
     ) -> Response:
         record = TokenRequestRecord(client_id, grant_type, status, error)
         if locked:
-            self.token_requests.append(record)
+            self._log(record)
         else:
             with self._lock:
-                self.token_requests.append(record)
+                self._log(record)
         body: dict[str, str] = {"error": error}
         if description:
             body["error_description"] = description
@@ -570,6 +751,7 @@ def create_app(
     token_ttl: float | None = None,
     send_iss: bool = True,
     canvas_apps: Iterable[CanvasApp] = (),
+    limits: SandboxLimits | None = None,
 ) -> GistSandbox:
     """Make a local Gist as an ASGI app.
 
@@ -588,6 +770,8 @@ def create_app(
         send_iss: add ``iss`` (RFC 9207) to the redirects back to the app; Gist has not been seen sending
             it, but clients must accept it and check it.
         canvas_apps: the canvas apps installed in the workspace; ``/inbox`` shows their canvases.
+        limits: how many codes, tokens and log entries the sandbox keeps (a :class:`SandboxLimits`; its
+            defaults keep a long run within a few megabytes). Codes are also dropped when they expire.
 
     Returns:
         A :class:`GistSandbox`: serve it with any ASGI server, and read ``token_requests`` in tests.
@@ -604,7 +788,19 @@ def create_app(
         token_ttl=token_ttl,
         send_iss=send_iss,
         canvas_apps=canvas_apps,
+        limits=limits,
     )
+
+
+def _cut(value: str | None) -> str | None:
+    return value[:_MAX_LOGGED] if value is not None and len(value) > _MAX_LOGGED else value
+
+
+def keep_newest(log: list[Any], limit: int) -> None:
+    """Drop the oldest entries of ``log`` beyond ``limit`` (the caller holds the lock guarding it)."""
+    excess = len(log) - max(0, limit)
+    if excess > 0:
+        del log[:excess]
 
 
 def _single_params(items: Iterable[tuple[str, str]]) -> dict[str, str] | None:

@@ -48,7 +48,6 @@ _PAGE_HEADERS: Final = {
     # Not no-referrer: Chromium then sends "Origin: null" with the form posts, and the origin check refuses them.
     "Referrer-Policy": "same-origin",
 }
-_MAX_VISITS: Final = 200
 
 #: What each sample conversation's contact wrote (the contacts are the workspace's first ones).
 _OPENING_MESSAGES: Final = (
@@ -144,7 +143,7 @@ class Inbox:
 
     Attributes:
         apps: the installed apps, in the order their canvases are shown (add with :meth:`install`).
-        calls: every request sent to an app, in order.
+        calls: the requests sent to apps, in order (the newest ``sandbox.limits.canvas_calls``).
         transport: the httpx2 transport the calls go through (``None``: the network; a test may set
             ``httpx2.ASGITransport(app)``).
         timeout: seconds to wait for an app.
@@ -270,6 +269,9 @@ class Inbox:
         error: str | None,
     ) -> _View:
         self.calls.append(CanvasCall(app.client_id, kind, url, payload, status, canvas, error))
+        excess = len(self.calls) - self.sandbox.limits.canvas_calls
+        if excess > 0:  # the newest are kept
+            del self.calls[:excess]
         return _View(canvas=canvas, error=error)
 
     # -- pages ---------------------------------------------------------------------------------------
@@ -298,7 +300,7 @@ class Inbox:
             views = await asyncio.gather(*(self._call(app, "initialize", payload) for app in self.apps))
             visit.views = {app.client_id: view for app, view in zip(self.apps, views, strict=True)}
             self._visits[visit_id] = visit
-            while len(self._visits) > _MAX_VISITS:
+            while len(self._visits) > self.sandbox.limits.inbox_visits:
                 self._visits.popitem(last=False)
         return self._render(conversation, visit_id, visit)
 

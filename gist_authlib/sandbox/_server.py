@@ -22,9 +22,19 @@ class ServerThread:
         app: any ASGI app, or ``None`` to set it later with :meth:`start`.
         host: the address to bind; loopback by default.
         port: the port; 0 picks a free one.
+        ssl_certfile: serve HTTPS with this certificate chain (PEM); plain HTTP without it.
+        ssl_keyfile: the certificate's private key (PEM).
     """
 
-    def __init__(self, app: Any = None, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        app: Any = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+    ) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._socket = socket.socket(family, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -36,7 +46,9 @@ class ServerThread:
         except OSError as exc:
             self._socket.close()
             raise OSError(f"Cannot listen on {host}:{port}: {exc.strerror}. Choose another port.") from exc
-        self._socket.listen(128)
+        # Room for a burst of connections (a load test's); the kernel caps it at net.core.somaxconn.
+        self._socket.listen(1024)
+        self._ssl_certfile, self._ssl_keyfile = ssl_certfile, ssl_keyfile
         self.host = host
         self.port: int = self._socket.getsockname()[1]
         self.app = app
@@ -45,9 +57,9 @@ class ServerThread:
 
     @property
     def url(self) -> str:
-        """The server's origin, e.g. ``http://127.0.0.1:54321``."""
+        """The server's origin, e.g. ``http://127.0.0.1:54321`` (``https://`` when serving TLS)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self._ssl_certfile else 'http'}://{host}:{self.port}"
 
     def start(self, app: Any = None, *, timeout: float = 10.0) -> ServerThread:
         """Start serving and wait until the server accepts connections."""
@@ -57,7 +69,14 @@ class ServerThread:
             self.app = app
         if self.app is None:
             raise ValueError("ServerThread.start() needs an ASGI app.")
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="off", access_log=False)
+        config = uvicorn.Config(
+            self.app,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            ssl_certfile=self._ssl_certfile,
+            ssl_keyfile=self._ssl_keyfile,
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run,
@@ -105,6 +124,8 @@ class WSGIServerThread:
         class _Server(ThreadingMixIn, WSGIServer):
             daemon_threads = True
             allow_reuse_address = True
+            # socketserver's default backlog is 5: a burst of connections would wait out SYN retries.
+            request_queue_size = 1024
 
         class _QuietHandler(WSGIRequestHandler):
             def log_message(self, format: str, *args: Any) -> None:

@@ -1,0 +1,846 @@
+"""Benchmark: a whole "Log in with Gist" through gist_authlib against hand-written raw Authlib routes.
+
+Every figure is a ratio of two setups measured side by side in one run; within a run the setups take
+turns in rounds, so that a burst of noise on the (shared) machine lands on all of them alike, and the
+figures are medians over the runs. A login is the app's two requests: the start (``/auth/gist``, a 302 to
+Gist) and the callback (which exchanges the code and answers 303); the browser's visit to Gist between
+them is not timed in parts 1 and 2.
+
+  ours   gist_authlib.register + the ready-made routes (gist_routes, gist_blueprint, gist_urls); on_login
+         writes the user into the session and returns None (a 303 to the next path).
+  raw    ``OAuth().register("gist", ...)`` and two hand-written routes as Authlib's documentation shows them
+         (authorize_redirect, authorize_access_token in a try/except OAuthError, a redirect), with S256 PKCE
+         as ours sends it. In Flask and Django, raw Authlib is given Authlib's own httpx client class (its
+         default is requests), the HTTP stack gist_authlib uses there, so that the same transport applies
+         and the ratio is the cost of our layer, not of requests against httpx2.
+
+  1. in process, the token endpoint mocked (an httpx2.MockTransport in ``client_kwargs`` of both
+     registrations): Starlette and Django through httpx2's ASGITransport and WSGITransport (Django's own
+     test Client leaks a little on every request), Flask through its test client.
+     Target: ours <= 1.05x raw, per framework.
+  2. a real token endpoint: the sandbox (ServerThread, in this process) on loopback, over HTTP and over TLS
+     (a CA made at start with trustme). Over TLS both apps trust it through ``client_kwargs["verify"]``: "https"
+     gives a CA bundle file (certifi's with the CA added), which every new HTTP client loads into a new TLS
+     context as ``verify=True`` does against production Gist; "https-ctx" gives a ready SSLContext, raw
+     Authlib's best case (a new client then costs a connection and a handshake only). Target: ours <= 0.20x
+     raw, and ours <= 2 x (ours mocked + one bare pooled httpx2 round trip to the same token endpoint,
+     measured in the same rounds).
+  3. load: bursts of concurrent logins by separate browsers (cookie jars) from this process, against an app
+     served by uvicorn (Starlette) or the package's threaded WSGI server (Flask, Django) beside its sandbox,
+     both in a child process on loopback; each login is the browser's three requests (start, Gist, callback).
+     Failures (target 0), p50, p99, logins per second; ours against raw.
+  4. memory: the resident set size of a child process after N1 and N2 logins in process (token endpoint
+     mocked). Target: ours after N2 within 10% of after N1 (pending and consumed states stay bounded).
+  5. ``import gist_authlib`` against ``import authlib.integrations.httpx_client``: the import alone, timed
+     inside fresh interpreters, alternating, median of several. Target <= 1.2x.
+
+    python bench/login.py [--quick] [--parts 1,2,3,4,5] [--runs 5] [--logins 200] [--real-logins 100]
+                          [--load 200] [--memory 1000,10000] [--imports 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import secrets
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import types
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx2
+
+import gist_authlib
+from gist_authlib import GistProvider
+from gist_authlib.sandbox import SandboxClient, ServerThread, WSGIServerThread, create_app
+
+FRAMEWORKS = ("starlette", "flask", "django")
+SETUPS = ("raw", "ours")
+LABELS = {"raw": "raw Authlib", "ours": "gist_authlib"}
+CLIENT_ID = "bench-app"
+CLIENT_SECRET = "bench-secret-" + "s" * 24
+SESSION_SECRET = "bench-session-secret-" + "k" * 24
+MOCK_ORIGIN = "https://gist.bench.example"
+STARLETTE_BASE = "http://127.0.0.1:8000"  # the in-process Starlette app's origin (ASGITransport)
+FLASK_BASE = "http://localhost"  # Flask's test client
+DJANGO_HOST = "127.0.0.1"  # the in-process Django app's host (WSGITransport)
+ROUND = 25  # logins per setup before the next setup's turn
+# A CA file given as verify=<path> (part 2's "https") still works; httpx2 only warns that it is deprecated.
+warnings.filterwarnings("ignore", message="`verify=<str>` is deprecated", category=DeprecationWarning)
+PACKAGE_ROOT = str(Path(gist_authlib.__file__).resolve().parent.parent)
+MIB = 1024 * 1024
+
+
+# -- the token endpoint, mocked --------------------------------------------------------------------------
+
+
+def mocked_token_endpoint(request: httpx2.Request) -> httpx2.Response:
+    """Gist's token endpoint as a function: the access token alone, for any code."""
+    form = parse_qs(request.content.decode())
+    if request.url.path != "/oauth/token" or not form.get("code"):
+        return httpx2.Response(400, json={"error": "invalid_request"})
+    return httpx2.Response(200, json={"access_token": "gat_" + secrets.token_urlsafe(24)})
+
+
+def query(url: str) -> dict[str, str]:
+    return {key: values[0] for key, values in parse_qs(urlsplit(url).query).items()}
+
+
+def mocked_gist(authorization_url: str) -> str:
+    """What Gist would redirect the browser to after Approve: the callback with a fresh code and the state."""
+    asked = query(authorization_url)
+    return f"{asked['redirect_uri']}?{urlencode({'code': secrets.token_urlsafe(16), 'state': asked['state']})}"
+
+
+# -- the apps: ours and raw Authlib in each framework -------------------------------------------------------
+
+
+def raw_kwargs(origin: str, client_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A raw Authlib registration of Gist, as a user without gist_authlib writes it."""
+    return {
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "authorize_url": f"{origin}/oauth/authorize",
+        "access_token_url": f"{origin}/oauth/token",
+        "api_base_url": f"{origin}/",
+        "client_kwargs": {
+            "scope": "read_teammates",
+            "token_endpoint_auth_method": "client_secret_post",
+            "code_challenge_method": "S256",
+            **client_kwargs,
+        },
+    }
+
+
+def register_ours(oauth: Any, origin: str, client_kwargs: dict[str, Any]) -> Any:
+    return gist_authlib.register(
+        oauth,
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        provider=GistProvider.at(origin),
+        client_kwargs=dict(client_kwargs),
+    )
+
+
+@dataclass
+class App:
+    """An app under test: the app object, the path that starts a login, and its callback URL as seen in process."""
+
+    app: Any
+    start: str
+    callback: str
+    django_patterns: list[Any] | None = None
+
+
+def starlette_app(setup: str, origin: str, client_kwargs: dict[str, Any], base: str = STARLETTE_BASE) -> App:
+    from authlib.integrations.starlette_client import OAuth, OAuthError
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.sessions import SessionMiddleware
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse, RedirectResponse, Response
+    from starlette.routing import Route
+
+    from gist_authlib.starlette import gist_routes
+
+    middleware = [Middleware(SessionMiddleware, secret_key=SESSION_SECRET)]
+    oauth = OAuth()
+    if setup == "ours":
+        gist = register_ours(oauth, origin, client_kwargs)
+
+        async def on_login(request: Request, token: dict[str, Any]) -> None:
+            request.session["user"] = "bench-user"
+
+        app = Starlette(routes=gist_routes(gist, on_login=on_login), middleware=middleware)
+        return App(app, "/auth/gist", f"{base}/oauth/gist/callback")
+
+    oauth.register("gist", **raw_kwargs(origin, client_kwargs))
+
+    async def login(request: Request) -> Response:
+        response: Response = await oauth.gist.authorize_redirect(request, request.url_for("auth"))
+        return response
+
+    async def auth(request: Request) -> Response:
+        try:
+            await oauth.gist.authorize_access_token(request)
+        except OAuthError as error:
+            return PlainTextResponse(f"Login failed: {error.error}", status_code=400)
+        request.session["user"] = "bench-user"
+        return RedirectResponse("/", status_code=303)
+
+    app = Starlette(routes=[Route("/login", login), Route("/auth", auth, name="auth")], middleware=middleware)
+    return App(app, "/login", f"{base}/auth")
+
+
+def flask_app(setup: str, origin: str, client_kwargs: dict[str, Any], base: str = FLASK_BASE) -> App:
+    from authlib.integrations.flask_client import FlaskOAuth2App, OAuth, OAuthError
+    from authlib.integrations.httpx_client import OAuth2Client
+    from flask import Flask, redirect, session, url_for
+
+    from gist_authlib.flask import gist_blueprint
+
+    app = Flask(f"bench_{setup}")
+    app.secret_key = SESSION_SECRET
+    oauth = OAuth(app)
+    if setup == "ours":
+        gist = register_ours(oauth, origin, client_kwargs)
+
+        def on_login(token: dict[str, Any]) -> None:
+            session["user"] = "bench-user"
+
+        app.register_blueprint(gist_blueprint(gist, on_login=on_login))
+        return App(app, "/auth/gist", f"{base}/oauth/gist/callback")
+
+    class HttpxFlaskApp(FlaskOAuth2App):
+        client_cls = OAuth2Client
+
+    oauth.register("gist", client_cls=HttpxFlaskApp, **raw_kwargs(origin, client_kwargs))
+
+    @app.get("/login")
+    def login() -> Any:
+        return oauth.gist.authorize_redirect(url_for("auth", _external=True))
+
+    @app.get("/auth")
+    def auth() -> Any:
+        try:
+            oauth.gist.authorize_access_token()
+        except OAuthError as error:
+            return f"Login failed: {error.error}", 400
+        session["user"] = "bench-user"
+        return redirect("/", 303)
+
+    return App(app, "/login", f"{base}/auth")
+
+
+def configure_django() -> None:
+    """Django's settings for this process: signed-cookie sessions, no database, a URLconf filled per section."""
+    import django
+    from django.conf import settings
+
+    if settings.configured:
+        return
+    sys.modules["bench_login_urls"] = types.ModuleType("bench_login_urls")
+    sys.modules["bench_login_urls"].urlpatterns = []
+    settings.configure(
+        SECRET_KEY=SESSION_SECRET,
+        ROOT_URLCONF="bench_login_urls",
+        ALLOWED_HOSTS=["127.0.0.1", "localhost"],
+        MIDDLEWARE=[
+            "django.contrib.sessions.middleware.SessionMiddleware",
+            "django.middleware.csrf.CsrfViewMiddleware",
+        ],
+        SESSION_ENGINE="django.contrib.sessions.backends.signed_cookies",
+        INSTALLED_APPS=["django.contrib.sessions"],
+        AUTHLIB_OAUTH_CLIENTS={},
+        USE_TZ=True,
+    )
+    django.setup()
+
+
+def use_django_urls(*apps: App) -> None:
+    """Serve these Django apps' URL patterns (one URLconf for the process)."""
+    from django.urls import clear_url_caches
+
+    patterns: list[Any] = []
+    for app in apps:
+        patterns += app.django_patterns or []
+    sys.modules["bench_login_urls"].urlpatterns = patterns
+    clear_url_caches()
+
+
+def django_app(setup: str, origin: str, client_kwargs: dict[str, Any], base: str = f"http://{DJANGO_HOST}") -> App:
+    configure_django()
+    from authlib.integrations.django_client import DjangoOAuth2App, OAuth, OAuthError
+    from authlib.integrations.httpx_client import OAuth2Client
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+    from django.urls import path, reverse
+
+    from gist_authlib.django import gist_urls
+
+    oauth = OAuth()
+    if setup == "ours":
+        gist = register_ours(oauth, origin, client_kwargs)
+
+        def on_login(request: HttpRequest, token: dict[str, Any]) -> None:
+            request.session["user"] = "bench-user"
+
+        patterns = gist_urls(gist, on_login=on_login)
+        return App(WSGIHandler(), "/auth/gist", f"{base}/oauth/gist/callback", patterns)
+
+    class HttpxDjangoApp(DjangoOAuth2App):
+        client_cls = OAuth2Client
+
+    oauth.register("gist", client_cls=HttpxDjangoApp, **raw_kwargs(origin, client_kwargs))
+
+    def login(request: HttpRequest) -> Any:
+        return oauth.gist.authorize_redirect(request, request.build_absolute_uri(reverse("raw_auth")))
+
+    def auth(request: HttpRequest) -> HttpResponse:
+        try:
+            oauth.gist.authorize_access_token(request)
+        except OAuthError as error:
+            return HttpResponseBadRequest(f"Login failed: {error.error}")
+        request.session["user"] = "bench-user"
+        return HttpResponse(status=303, headers={"Location": "/"})
+
+    patterns = [path("raw/login", login, name="raw_login"), path("raw/auth", auth, name="raw_auth")]
+    return App(WSGIHandler(), "/raw/login", f"{base}/raw/auth", patterns)
+
+
+BUILDERS: dict[str, Callable[..., App]] = {"starlette": starlette_app, "flask": flask_app, "django": django_app}
+
+
+# -- driving an app in process ----------------------------------------------------------------------------
+
+Gist = Callable[[str], str]  # the authorization URL -> the callback URL Gist sends the browser to
+
+
+class LoginFailed(RuntimeError):
+    pass
+
+
+def expect(status: int, wanted: tuple[int, ...], step: str, body: str = "") -> None:
+    if status not in wanted:
+        raise LoginFailed(f"{step} answered {status}: {body[:300]}")
+
+
+class Driver:
+    """Runs timed logins through one app in process; ``logins(n)`` returns n latencies in seconds."""
+
+    def __init__(self, framework: str, app: App, gist: Gist, loop: asyncio.AbstractEventLoop) -> None:
+        self.framework, self.app, self.gist, self.loop = framework, app, gist, loop
+        self.http: httpx2.AsyncClient | None = None
+        self.wsgi: httpx2.Client | None = None
+        if framework == "starlette":
+            self.http = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app.app), base_url=STARLETTE_BASE)
+        elif framework == "django":
+            # Not Django's test Client: each of its requests registers signal receivers whose finalizers are
+            # never released (about 1.3 KB a login), which part 4 would count against the app.
+            self.wsgi = httpx2.Client(transport=httpx2.WSGITransport(app=app.app), base_url=f"http://{DJANGO_HOST}")
+
+    def logins(self, n: int) -> list[float]:
+        if self.framework == "starlette":
+            return self.loop.run_until_complete(self._async_logins(n))
+        one = self._flask_login if self.framework == "flask" else self._django_login
+        return [one() for _ in range(n)]
+
+    async def _async_logins(self, n: int) -> list[float]:
+        assert self.http is not None
+        latencies = []
+        for _ in range(n):
+            self.http.cookies.clear()  # a new visitor each time
+            started = time.perf_counter()
+            first = await self.http.get(self.app.start)
+            expect(first.status_code, (302,), "the start", first.text)
+            start_time = time.perf_counter() - started
+            callback = self.gist(first.headers["location"])
+            started = time.perf_counter()
+            done = await self.http.get(callback)
+            latencies.append(start_time + time.perf_counter() - started)
+            expect(done.status_code, (303,), "the callback", done.text)
+        return latencies
+
+    def _flask_login(self) -> float:
+        client = self.app.app.test_client()
+        started = time.perf_counter()
+        first = client.get(self.app.start)
+        start_time = time.perf_counter() - started
+        expect(first.status_code, (302,), "the start", first.get_data(as_text=True))
+        callback = self.gist(first.headers["Location"])
+        started = time.perf_counter()
+        done = client.get(callback)
+        latency = start_time + time.perf_counter() - started
+        expect(done.status_code, (303,), "the callback", done.get_data(as_text=True))
+        return latency
+
+    def _django_login(self) -> float:
+        assert self.wsgi is not None
+        self.wsgi.cookies.clear()  # a new visitor each time
+        started = time.perf_counter()
+        first = self.wsgi.get(self.app.start)
+        start_time = time.perf_counter() - started
+        expect(first.status_code, (302,), "the start", first.text)
+        callback = self.gist(first.headers["location"])
+        started = time.perf_counter()
+        done = self.wsgi.get(callback)
+        latency = start_time + time.perf_counter() - started
+        expect(done.status_code, (303,), "the callback", done.text)
+        return latency
+
+    def close(self) -> None:
+        if self.http is not None:
+            self.loop.run_until_complete(self.http.aclose())
+        if self.wsgi is not None:
+            self.wsgi.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+@dataclass
+class Figure:
+    """One setup's medians over the runs, in seconds."""
+
+    p50: float
+    p99: float
+
+
+def interleaved(setups: dict[str, Callable[[int], list[float]]], n: int, runs: int) -> dict[str, Figure]:
+    """Each setup's p50 and p99 per run (setups taking turns in rounds), then the medians over runs."""
+    for logins in setups.values():  # warm every setup (imports, pools, first-request work) before timing
+        logins(min(10, n))
+    rounds = max(1, n // ROUND)
+    per_run: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in setups}
+    for _ in range(runs):
+        samples: dict[str, list[float]] = {name: [] for name in setups}
+        for _ in range(rounds):
+            for name, logins in setups.items():
+                samples[name] += logins(max(1, n // rounds))
+        for name, latencies in samples.items():
+            per_run[name][0].append(percentile(latencies, 0.5))
+            per_run[name][1].append(percentile(latencies, 0.99))
+    return {name: Figure(statistics.median(p50s), statistics.median(p99s)) for name, (p50s, p99s) in per_run.items()}
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+# -- part 1: in process, token endpoint mocked ----------------------------------------------------------------
+
+
+def part1(args: argparse.Namespace, loop: asyncio.AbstractEventLoop, out: Callable[[str], None]) -> dict[str, float]:
+    out("")
+    out(f"1. in process, token endpoint mocked: ms per login (start + callback), {args.logins} logins a line")
+    out(f"{'framework':<10} {'setup':<14} {'p50 ms':>8} {'p99 ms':>8} {'ours/raw':>9}  target <= 1.05x")
+    mock = {"transport": httpx2.MockTransport(mocked_token_endpoint)}
+    ours_p50: dict[str, float] = {}
+    for framework in FRAMEWORKS:
+        apps = {setup: BUILDERS[framework](setup, MOCK_ORIGIN, mock) for setup in SETUPS}
+        if framework == "django":
+            use_django_urls(*apps.values())
+        drivers = {setup: Driver(framework, apps[setup], mocked_gist, loop) for setup in SETUPS}
+        figures = interleaved({s: d.logins for s, d in drivers.items()}, args.logins, args.runs)
+        for driver in drivers.values():
+            driver.close()
+        ratio = figures["ours"].p50 / figures["raw"].p50
+        ours_p50[framework] = figures["ours"].p50
+        for setup in SETUPS:
+            figure = figures[setup]
+            tail = f"{ratio:8.2f}x  {verdict(ratio <= 1.05)}" if setup == "ours" else f"{1:8.2f}x"
+            out(f"{framework:<10} {LABELS[setup]:<14} {figure.p50 * 1000:8.3f} {figure.p99 * 1000:8.3f} {tail}")
+    return ours_p50
+
+
+# -- part 2: the sandbox on loopback, HTTP and TLS --------------------------------------------------------------
+
+
+@dataclass
+class Tls:
+    """A CA and a certificate for 127.0.0.1, on disk for uvicorn; a client context trusting the CA, and a CA
+    bundle file (certifi's, with the CA added) for clients that build their own context from it."""
+
+    certfile: str
+    keyfile: str
+    context: ssl.SSLContext
+    bundle: str
+
+
+def make_tls() -> Tls:
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    workdir = Path(tempfile.mkdtemp(prefix="gist-bench-tls-"))
+    cert.private_key_and_cert_chain_pem.write_to_path(str(workdir / "cert.pem"))
+    cert.private_key_pem.write_to_path(str(workdir / "key.pem"))
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    import certifi
+
+    bundle = workdir / "bundle.pem"
+    bundle.write_bytes(Path(certifi.where()).read_bytes() + b"\n" + ca.cert_pem.bytes())
+    return Tls(str(workdir / "cert.pem"), str(workdir / "key.pem"), context, str(bundle))
+
+
+def bare_round_trips(
+    gist: httpx2.Client, bare: httpx2.Client, origin: str, redirect_uri: str
+) -> Callable[[int], list[float]]:
+    """n bare pooled POSTs to the token endpoint, each exchanging a code got (untimed) just before."""
+
+    def round_trips(n: int) -> list[float]:
+        latencies = []
+        for _ in range(n):
+            asked = {"response_type": "code", "client_id": CLIENT_ID, "redirect_uri": redirect_uri}
+            approved = gist.get(f"{origin}/oauth/authorize", params={**asked, "scope": "read_teammates"})
+            form = {
+                "grant_type": "authorization_code",
+                "code": query(approved.headers["location"])["code"],
+                "redirect_uri": redirect_uri,
+                "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET,
+            }
+            started = time.perf_counter()
+            answer = bare.post(f"{origin}/oauth/token", data=form)
+            latencies.append(time.perf_counter() - started)
+            expect(answer.status_code, (200,), "the bare token request", answer.text)
+        return latencies
+
+    return round_trips
+
+
+def measure_real(
+    args: argparse.Namespace, loop: asyncio.AbstractEventLoop, tls: Tls | None, app_verify: ssl.SSLContext | str | None
+) -> dict[str, Figure]:
+    """Every framework's ours and raw, and the bare round trip, against the sandbox over HTTP (or TLS);
+    ``app_verify`` is what both apps are given as ``client_kwargs["verify"]`` (None: nothing)."""
+    certificate = {"ssl_certfile": tls.certfile, "ssl_keyfile": tls.keyfile} if tls is not None else {}
+    server = ServerThread(**certificate)
+    sandbox = create_app(auto_approve=True)
+    server.start(sandbox)
+    verify: ssl.SSLContext | bool = tls.context if tls is not None else True
+    client_kwargs: dict[str, Any] = {"verify": app_verify} if app_verify is not None else {}
+    hop = httpx2.Client(verify=verify, trust_env=False)  # the browser's untimed visit to Gist
+    bare = httpx2.Client(verify=verify, trust_env=False)
+
+    def gist(authorization_url: str) -> str:
+        answer = hop.get(authorization_url)
+        expect(answer.status_code, (302,), "the sandbox's authorize", answer.text)
+        return str(answer.headers["location"])
+
+    try:
+        apps = {(fw, setup): BUILDERS[fw](setup, server.url, client_kwargs) for fw in FRAMEWORKS for setup in SETUPS}
+        use_django_urls(apps["django", "raw"], apps["django", "ours"])
+        callbacks = tuple(app.callback for app in apps.values())
+        sandbox.add_client(SandboxClient(CLIENT_ID, CLIENT_SECRET, callbacks))
+        drivers = {key: Driver(key[0], app, gist, loop) for key, app in apps.items()}
+        setups: dict[str, Callable[[int], list[float]]] = {f"{fw}/{s}": d.logins for (fw, s), d in drivers.items()}
+        setups["bare"] = bare_round_trips(hop, bare, server.url, callbacks[0])
+        figures = interleaved(setups, args.real_logins, args.runs)
+        for driver in drivers.values():
+            driver.close()
+    finally:
+        hop.close()
+        bare.close()
+        server.stop()
+    return figures
+
+
+def part2(
+    args: argparse.Namespace,
+    loop: asyncio.AbstractEventLoop,
+    mocked: dict[str, float],
+    out: Callable[[str], None],
+) -> None:
+    out("")
+    out(f"2. a real token endpoint (the sandbox on loopback): ms per login, {args.real_logins} logins a line")
+    out(
+        f"{'transport':<10} {'framework':<10} {'setup':<14} {'p50 ms':>8} {'p99 ms':>8} {'ours/raw':>9}  "
+        "target <= 0.20x; ours <= 2 x (mocked + round trip)"
+    )
+    tls = make_tls()
+    # "https": each app is given a CA bundle file (certifi's plus the test CA), so that a new HTTP client loads
+    # it into a new TLS context, as verify=True does against production Gist. "https-ctx": a ready SSLContext,
+    # so that a new client costs only a new connection and its handshake (raw Authlib's best case).
+    transports: dict[str, tuple[Tls | None, ssl.SSLContext | str | None]] = {
+        "http": (None, None),
+        "https": (tls, tls.bundle),
+        "https-ctx": (tls, tls.context),
+    }
+    for transport, (server_tls, app_verify) in transports.items():
+        figures = measure_real(args, loop, server_tls, app_verify)
+        trip = figures["bare"]
+        for framework in FRAMEWORKS:
+            raw, ours = figures[f"{framework}/raw"], figures[f"{framework}/ours"]
+            ratio = ours.p50 / raw.p50
+            bound = 2 * (mocked[framework] + trip.p50)
+            head = f"{transport:<10} {framework:<10}"
+            out(f"{head} {LABELS['raw']:<14} {raw.p50 * 1000:8.3f} {raw.p99 * 1000:8.3f} {1:8.2f}x")
+            out(
+                f"{head} {LABELS['ours']:<14} {ours.p50 * 1000:8.3f} {ours.p99 * 1000:8.3f} {ratio:8.2f}x  "
+                f"{verdict(ratio <= 0.20)}; 2 x ({mocked[framework] * 1000:.3f} + {trip.p50 * 1000:.3f}) = "
+                f"{bound * 1000:.3f} ms: {verdict(ours.p50 <= bound)}"
+            )
+        out(f"{transport:<10} {'-':<10} {'bare round trip':<14} {trip.p50 * 1000:8.3f} {trip.p99 * 1000:8.3f}")
+
+
+# -- part 3: load through real servers --------------------------------------------------------------------------
+
+
+def child_env() -> dict[str, str]:
+    """This process's environment, with the gist_authlib imported here first on the children's path."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))}
+
+
+@contextmanager
+def served_in_child() -> Iterator[dict[tuple[str, str], tuple[str, str]]]:
+    """Every (framework, setup) app beside a sandbox of its own, served by one child process; yields
+    {(framework, setup): (app URL, start path)}. Only one is under load at a time; the others sit idle."""
+    # The child's log goes to a file: under load, raw Authlib's failures log a traceback each.
+    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed below)
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--serve"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        env=child_env(),
+        text=True,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        line = child.stdout.readline()
+        if not line:
+            log.seek(0)
+            raise RuntimeError(f"The servers of part 3 did not start: {log.read()[-2000:]}")
+        served = json.loads(line)
+        yield {(fw, setup): tuple(served[f"{fw}/{setup}"]) for fw in FRAMEWORKS for setup in SETUPS}
+    finally:
+        child.stdin.close()  # the child serves until its stdin closes
+        try:
+            child.wait(30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(30)
+        child.stdout.close()
+        log.close()
+
+
+def serve() -> None:
+    """The child of part 3: serve every app beside its sandbox, print their URLs, stop when stdin closes."""
+    servers: list[Any] = []
+    served: dict[str, tuple[str, str]] = {}
+    django_apps = []
+    for framework in FRAMEWORKS:
+        for setup in SETUPS:
+            sandbox = create_app(auto_approve=True)
+            sandbox_server = ServerThread()
+            app_server: Any = ServerThread() if framework == "starlette" else WSGIServerThread()
+            app = BUILDERS[framework](setup, sandbox_server.url, {}, base=app_server.url)
+            if framework == "django":
+                django_apps.append(app)
+            sandbox.add_client(SandboxClient(CLIENT_ID, CLIENT_SECRET, (app.callback,)))
+            servers += [sandbox_server.start(sandbox), app_server.start(app.app)]
+            served[f"{framework}/{setup}"] = (app_server.url, app.start)
+    use_django_urls(*django_apps)
+    print(json.dumps(served), flush=True)
+    sys.stdin.read()
+    for server in servers:
+        server.stop()
+
+
+async def burst(app_url: str, start: str, n: int) -> tuple[list[float], int, float]:
+    """n logins at once, each by its own browser; returns (latencies of the good ones, failures, seconds)."""
+    limits = httpx2.Limits(max_connections=4 * n, max_keepalive_connections=4 * n)
+    transport = httpx2.AsyncHTTPTransport(limits=limits)
+
+    async def one() -> float | None:
+        # A browser of its own (cookie jar), over the shared pool; the pool is closed once, below.
+        browser = httpx2.AsyncClient(transport=transport, timeout=60, trust_env=False)
+        started = time.perf_counter()
+        try:
+            first = await browser.get(app_url + start)
+            expect(first.status_code, (302,), "the start", first.text)
+            gist = await browser.get(first.headers["location"])
+            expect(gist.status_code, (302,), "the sandbox's authorize", gist.text)
+            done = await browser.get(gist.headers["location"])
+            expect(done.status_code, (303,), "the callback", done.text)
+        except (httpx2.HTTPError, LoginFailed):
+            return None
+        return time.perf_counter() - started
+
+    started = time.perf_counter()
+    results = await asyncio.gather(*(one() for _ in range(n)))
+    elapsed = time.perf_counter() - started
+    await transport.aclose()
+    good = [r for r in results if r is not None]
+    return good, n - len(good), elapsed
+
+
+def part3(args: argparse.Namespace, out: Callable[[str], None]) -> None:
+    out("")
+    out(f"3. load: {args.load} concurrent logins a burst (start, Gist, callback), median of {args.runs} bursts")
+    out(
+        f"{'framework':<10} {'server':<8} {'setup':<14} {'failures':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'logins/s':>9} {'ours/raw':>9}  target: 0 failures"
+    )
+    with served_in_child() as served:
+        for target in served.values():  # warm every server (first requests, imports, pools)
+            asyncio.run(burst(*target, args.warm))
+        failures = dict.fromkeys(served, 0)
+        per_run: dict[tuple[str, str], list[tuple[float, float, float]]] = {key: [] for key in served}
+        for _ in range(args.runs):
+            for key, target in served.items():  # one burst at a time: the machine serves one setup alone
+                good, failed, elapsed = asyncio.run(burst(*target, args.load))
+                failures[key] += failed
+                if good:
+                    per_run[key].append((percentile(good, 0.5), percentile(good, 0.99), len(good) / elapsed))
+    for framework in FRAMEWORKS:
+        server = "uvicorn" if framework == "starlette" else "wsgiref"
+        rates = {
+            s: statistics.median(r[2] for r in per_run[framework, s]) if per_run[framework, s] else 0.0 for s in SETUPS
+        }
+        for setup in SETUPS:
+            runs = per_run[framework, setup]
+            p50 = statistics.median(r[0] for r in runs) if runs else float("nan")
+            p99 = statistics.median(r[1] for r in runs) if runs else float("nan")
+            ratio = rates[setup] / rates["raw"] if rates["raw"] else float("nan")
+            fails = failures[framework, setup]
+            tail = f"  {verdict(fails == 0)}" if setup == "ours" else ""
+            out(
+                f"{framework:<10} {server:<8} {LABELS[setup]:<14} {fails:>8} {p50 * 1000:8.1f} "
+                f"{p99 * 1000:8.1f} {rates[setup]:9.1f} {ratio:8.2f}x{tail}"
+            )
+
+
+# -- part 4: memory ----------------------------------------------------------------------------------------------
+
+
+def resident_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("No VmRSS in /proc/self/status: the memory part needs Linux.")
+
+
+def memory_child(framework: str, setup: str, checkpoints: list[int]) -> None:
+    """The child of part 4: logins in process (token endpoint mocked), RSS printed at each checkpoint."""
+    loop = asyncio.new_event_loop()
+    app = BUILDERS[framework](setup, MOCK_ORIGIN, {"transport": httpx2.MockTransport(mocked_token_endpoint)})
+    if framework == "django":
+        use_django_urls(app)
+    driver = Driver(framework, app, mocked_gist, loop)
+    done = 0
+    for target in checkpoints:
+        while done < target:
+            step = min(ROUND, target - done)
+            driver.logins(step)
+            done += step
+        gc.collect()
+        print(json.dumps({"logins": done, "rss": resident_bytes()}), flush=True)
+    driver.close()
+
+
+def part4(args: argparse.Namespace, out: Callable[[str], None]) -> None:
+    first, last = args.memory
+    out("")
+    out(f"4. memory: resident set size of a process after {first} and {last} logins (token endpoint mocked)")
+    out(f"{'framework':<10} {'setup':<14} {f'MiB @{first}':>11} {f'MiB @{last}':>11} {'ratio':>7}  target <= 1.10x")
+    # The children run side by side: what is measured is memory, not time.
+    children = {
+        (framework, setup): subprocess.Popen(
+            [sys.executable, __file__, "--memory-child", framework, setup, f"{first},{last}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=child_env(),
+        )
+        for framework in FRAMEWORKS
+        for setup in SETUPS
+    }
+    for (framework, setup), child in children.items():
+        stdout, stderr = child.communicate(timeout=3600)
+        if child.returncode != 0:
+            raise RuntimeError(f"The memory child ({framework}, {setup}) failed: {stderr[-2000:]}")
+        sizes = [json.loads(line)["rss"] for line in stdout.splitlines() if line.startswith("{")]
+        ratio = sizes[1] / sizes[0]
+        tail = f"  {verdict(ratio <= 1.10)}" if setup == "ours" else ""
+        out(f"{framework:<10} {LABELS[setup]:<14} {sizes[0] / MIB:11.2f} {sizes[1] / MIB:11.2f} {ratio:6.3f}x{tail}")
+
+
+# -- part 5: import time -------------------------------------------------------------------------------------------
+
+IMPORT_PROBE = "import time; s = time.perf_counter(); import {module}; print(time.perf_counter() - s)"
+
+
+def part5(args: argparse.Namespace, out: Callable[[str], None]) -> None:
+    modules = {"raw": "authlib.integrations.httpx_client", "ours": "gist_authlib"}
+    env = child_env()
+    times: dict[str, list[float]] = {setup: [] for setup in SETUPS}
+    for _ in range(args.imports):
+        for setup in SETUPS:  # alternating, each in a fresh interpreter
+            probe = IMPORT_PROBE.format(module=modules[setup])
+            result = subprocess.run(
+                [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120, check=True
+            )
+            times[setup].append(float(result.stdout.strip()))
+    out("")
+    out(f"5. import time in a fresh interpreter, median of {args.imports}")
+    medians = {setup: statistics.median(values) for setup, values in times.items()}
+    ratio = medians["ours"] / medians["raw"]
+    out(f"{'import':<40} {'ms':>8} {'ratio':>8}  target <= 1.2x")
+    out(f"{'import ' + modules['raw']:<40} {medians['raw'] * 1000:8.1f} {1:7.2f}x")
+    out(f"{'import ' + modules['ours']:<40} {medians['ours'] * 1000:8.1f} {ratio:7.2f}x  {verdict(ratio <= 1.2)}")
+
+
+# -- main ----------------------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: tiny sizes, one run (a few seconds)")
+    parser.add_argument("--parts", default="1,2,3,4,5", help="which parts to run (default 1,2,3,4,5)")
+    parser.add_argument("--runs", type=int, default=5, help="runs; figures are medians over them (default 5)")
+    parser.add_argument("--logins", type=int, default=200, help="logins per setup and run in part 1 (default 200)")
+    parser.add_argument("--real-logins", type=int, default=50, help="the same in part 2 (default 50)")
+    parser.add_argument("--load", type=int, default=200, help="concurrent logins a burst in part 3 (default 200)")
+    parser.add_argument("--memory", default="1000,10000", help="part 4's two checkpoints (default 1000,10000)")
+    parser.add_argument("--imports", type=int, default=15, help="fresh interpreters per import (default 15)")
+    parser.add_argument("--warm", type=int, default=20, help="untimed logins per server before part 3 (default 20)")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--memory-child", nargs=3, metavar=("FRAMEWORK", "SETUP", "N1,N2"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve()
+        return
+    if args.memory_child:
+        framework, setup, checkpoints = args.memory_child
+        memory_child(framework, setup, [int(n) for n in checkpoints.split(",")])
+        return
+    if args.quick:
+        args.runs, args.logins, args.real_logins, args.load, args.imports, args.warm = 1, 4, 4, 4, 2, 1
+        args.memory = "50,200"
+    args.memory = [int(n) for n in str(args.memory).split(",")]
+    if len(args.memory) != 2 or not 0 < args.memory[0] < args.memory[1]:
+        parser.error("--memory takes two checkpoints, N1,N2 with 0 < N1 < N2")
+    parts = {int(p) for p in args.parts.split(",")}
+
+    import authlib
+
+    out = print
+    out(
+        f"gist_authlib {gist_authlib.__version__} ({PACKAGE_ROOT}), Authlib {authlib.__version__}, "
+        f"Python {sys.version.split()[0]}: medians of {args.runs} runs"
+    )
+    loop = asyncio.new_event_loop()
+    mocked: dict[str, float] = {}
+    if parts & {1, 2}:
+        mocked = part1(args, loop, out)
+    if 2 in parts:
+        part2(args, loop, mocked, out)
+    loop.close()
+    if 3 in parts:
+        part3(args, out)
+    if 4 in parts:
+        part4(args, out)
+    if 5 in parts:
+        part5(args, out)
+
+
+if __name__ == "__main__":
+    main()
