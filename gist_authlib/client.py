@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import email.utils
 import inspect
 import random
+import secrets
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Self, TypeVar, cast
@@ -145,7 +144,7 @@ class _StoreBinding:
         self.leeway = leeway
         self.lease_ttl = lease_ttl
         self.poll = poll
-        self.holder = uuid.uuid4().hex
+        self.holder = secrets.token_hex(16)  # a lease holder's name; uuid costs an import of platform
 
     def _step(self, current: Mapping[str, Any]) -> tuple[str, Any]:
         """One look at the store: ("adopt", token), ("refresh", record) after winning the lease, or ("wait", None)."""
@@ -391,6 +390,8 @@ def _retry_after(response: httpx2.Response) -> float | None:
     if value.isdigit():
         return float(value)
     try:
+        import email.utils  # only for a Retry-After given as a date; slow to import
+
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None

@@ -322,7 +322,9 @@ def _single_use(app: Any, values: list[tuple[str, str]]) -> Generator[Effect, An
     guard = app.gist_replay_guard
     salt = f"{app.name}\0{app.client_id}"
     digests = [hashlib.sha256(f"{salt}\0{kind}\0{value}".encode()).hexdigest() for kind, value in values]
-    fresh = yield Blocking(functools.partial(guard.consume, digests, ttl=app.gist_flow.state_ttl))
+    consume = functools.partial(guard.consume, digests, ttl=app.gist_flow.state_ttl)
+    # A token store's database is blocking I/O (a worker thread in async apps); process memory is not.
+    fresh = consume() if isinstance(guard, MemoryReplayGuard) else (yield Blocking(consume))
     if not fresh:
         raise ReplayedCallbackError()
 
@@ -374,7 +376,8 @@ class MemoryReplayGuard:
     """
 
     def __init__(self, *, max_entries: int = 100_000, clock: Callable[[], float] = time.time) -> None:
-        self._seen: collections.OrderedDict[str, float] = collections.OrderedDict()
+        # Keys are the first 16 bytes of each digest: 128 bits tell used values apart, at a fraction of the memory.
+        self._seen: collections.OrderedDict[bytes, float] = collections.OrderedDict()
         self._lock = threading.Lock()
         self._max = max_entries
         self._clock = clock
@@ -385,7 +388,7 @@ class MemoryReplayGuard:
         with self._lock:
             while self._seen and next(iter(self._seen.values())) < now:
                 self._seen.popitem(last=False)
-            keys = list(digests)
+            keys = [bytes.fromhex(digest)[:16] for digest in digests]
             if any(self._seen.get(key, 0.0) >= now for key in keys):
                 return False
             for key in keys:

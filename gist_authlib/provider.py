@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -244,6 +243,8 @@ class GistProvider:
         for known in self.scopes:
             if _squeeze(known) == squeezed:
                 return known, (*case, "spelling")
+        import difflib  # only when a scope is unknown
+
         near = difflib.get_close_matches(lower, list(self.scopes), n=1, cutoff=_TYPO_RATIO)
         if near:
             return near[0], (*case, "spelling")

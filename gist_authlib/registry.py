@@ -12,7 +12,6 @@ it is given (so this module never imports a web framework, nor an adapter).
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextlib
 import importlib
@@ -20,11 +19,14 @@ import threading
 import weakref
 from collections.abc import Iterable, MutableMapping
 from types import ModuleType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx2
 
 from ._version import USER_AGENT
+
+if TYPE_CHECKING:
+    import asyncio
 from .errors import ConfigurationError, InvalidTokenResponseError, MissingCredentialsError, TokenEndpointError
 from .flow import LoginFlow, check_token_response, check_transport, translate_token_error
 from .login import (
@@ -304,6 +306,8 @@ class AsyncGistAppMixin(GistAppMixin):
         own = self._gist_own_transport(_KeepOpenAsync)
         if own is not None or not self._gist_shareable():
             return own
+        import asyncio  # here, not at import: most apps never reach an async pool, and asyncio is slow to import
+
         loop = asyncio.get_running_loop()
         if self._gist_pools is None:
             self._gist_pools = weakref.WeakKeyDictionary()
@@ -314,6 +318,8 @@ class AsyncGistAppMixin(GistAppMixin):
 
     async def gist_aclose(self) -> None:
         """Close the pooled connections of the running loop (call it from the app's lifespan on shutdown)."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         pool = self._gist_pools.pop(loop, None) if self._gist_pools is not None else None
         if pool is not None:

@@ -8,6 +8,7 @@ the client's ``_run`` (or, for a walk over pages, ``_walk``), and only those dif
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator, Mapping
 from dataclasses import dataclass
@@ -58,10 +59,14 @@ class _Described:
         self.describe = describe
         self.__doc__ = describe.__doc__
         self.__name__, self.__qualname__ = describe.__name__, describe.__qualname__
-        signature = inspect.signature(describe)
-        # The method as a caller sees it: without ``self``, and without the Call it is described by.
+
+    @functools.cached_property
+    def __signature__(self) -> inspect.Signature:
+        """The method as a caller sees it: without ``self``, and without the Call it is described by (worked
+        out on first use, not at import)."""
+        signature = inspect.signature(self.describe)
         parameters = list(signature.parameters.values())[1:]
-        self.__signature__ = signature.replace(parameters=parameters, return_annotation=inspect.Signature.empty)
+        return signature.replace(parameters=parameters, return_annotation=inspect.Signature.empty)
 
     def _dress(self, method: Any) -> Any:
         method.__name__, method.__qualname__, method.__doc__ = self.__name__, self.__qualname__, self.__doc__
