@@ -448,16 +448,20 @@ class InstallLimit:
 # -- the drivers ---------------------------------------------------------------------------------------------
 
 
+def _advance(steps: Steps, sent: Any, failure: BaseException | None) -> Effect | LoginResult:
+    """Send the last effect's result (or throw its failure) into the sequence: the next effect, or the result."""
+    try:
+        return steps.throw(failure) if failure is not None else steps.send(sent)
+    except StopIteration as done:
+        result: LoginResult = done.value
+        return result
+
+
 def run(app: Any, steps: Steps) -> LoginResult:
     """Drive the login sequence for a sync Authlib app (Flask, Django)."""
     sent: Any = None
     failure: BaseException | None = None
-    while True:
-        try:
-            effect = steps.throw(failure) if failure is not None else steps.send(sent)
-        except StopIteration as done:
-            result: LoginResult = done.value
-            return result
+    while not isinstance(effect := _advance(steps, sent, failure), LoginResult):
         sent, failure = None, None
         try:
             if isinstance(effect, FetchToken):
@@ -471,6 +475,7 @@ def run(app: Any, steps: Steps) -> LoginResult:
                     raise ConfigurationError("This app is synchronous: its login callbacks cannot be async.")
         except Exception as exc:  # thrown back into the sequence, which decides what it means
             failure = exc
+    return effect
 
 
 async def run_async(app: Any, steps: Steps) -> LoginResult:
@@ -479,12 +484,7 @@ async def run_async(app: Any, steps: Steps) -> LoginResult:
 
     sent: Any = None
     failure: BaseException | None = None
-    while True:
-        try:
-            effect = steps.throw(failure) if failure is not None else steps.send(sent)
-        except StopIteration as done:
-            result: LoginResult = done.value
-            return result
+    while not isinstance(effect := _advance(steps, sent, failure), LoginResult):
         sent, failure = None, None
         try:
             if isinstance(effect, FetchToken):
@@ -499,6 +499,7 @@ async def run_async(app: Any, steps: Steps) -> LoginResult:
                     sent = await sent
         except Exception as exc:  # thrown back into the sequence, which decides what it means
             failure = exc
+    return effect
 
 
 def _close(awaitable: Any) -> None:
