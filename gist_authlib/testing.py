@@ -18,7 +18,9 @@ the app's own side (the token exchange, API calls) goes over real HTTP from the 
 
 from __future__ import annotations
 
+import functools
 import secrets
+import ssl
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from html.parser import HTMLParser
@@ -48,6 +50,13 @@ TEST_CLIENT_ORIGINS = ("http://testserver", "http://localhost", "http://127.0.0.
 
 _REDIRECTS = (301, 302, 303, 307, 308)
 _MAX_APP_REDIRECTS = 10
+
+
+@functools.cache
+def _browser_tls() -> ssl.SSLContext:
+    """One TLS context for every login's scripted browser: httpx2 would otherwise load the CA bundle again for
+    each login (about 30 ms), which a suite of many logins feels."""
+    return ssl.create_default_context()
 
 
 class SandboxLoginError(AssertionError):
@@ -164,7 +173,7 @@ class GistSandboxFixture:
                 f"gist_sandbox.register(oauth) (or the settings of gist_sandbox.settings()) and serve its "
                 f"login route at {path}. The page said: {_text(start)[:300]}"
             )
-        with httpx2.Client(trust_env=False, follow_redirects=False, timeout=10.0) as browser:
+        with httpx2.Client(trust_env=False, follow_redirects=False, timeout=10.0, verify=_browser_tls()) as browser:
             consent = browser.get(authorize_url)
             if consent.status_code in _REDIRECTS:  # an auto-approving sandbox
                 callback = consent.headers["location"]

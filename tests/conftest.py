@@ -7,6 +7,7 @@ a thread on a port of its own; the sandbox runs beside them. Nothing is patched.
 from __future__ import annotations
 
 import secrets
+import ssl
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -101,6 +102,20 @@ def start_server_process(args: list[str], *, port: int, env: dict[str, str], cwd
     process.kill()
     stderr = process.stderr.read().decode() if process.stderr else ""
     raise RuntimeError(f"The server {args[1:3]} did not start: {stderr}")
+
+
+#: One TLS context for every scripted browser of the suite. httpx2 builds a new one (loading the CA bundle, about
+#: 30 ms) for each client made without ``verify=``; the suite makes hundreds of browsers, all talking plain HTTP on
+#: loopback, so they share this one.
+LOOPBACK_TLS = ssl.create_default_context()
+
+
+def browser_client(**kwargs: Any) -> httpx2.Client:
+    """A scripted browser of the suite: its own cookie jar, no proxies from the environment, the shared TLS
+    context. Keyword arguments go to :class:`httpx2.Client`."""
+    kwargs.setdefault("trust_env", False)
+    kwargs.setdefault("verify", LOOPBACK_TLS)
+    return httpx2.Client(**kwargs)
 
 
 def query_of(url: str) -> dict[str, str]:
@@ -214,7 +229,7 @@ class Stack:
 
     def browser(self) -> httpx2.Client:
         """A fresh browser: its own cookie jar, redirects followed by hand."""
-        return httpx2.Client(follow_redirects=False, timeout=10, trust_env=False)
+        return browser_client(follow_redirects=False, timeout=10)
 
     def start_login(self, browser: httpx2.Client, name: str = "gist", **params: str) -> str:
         """Start a login and return the authorization URL the app redirected to."""

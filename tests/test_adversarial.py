@@ -23,6 +23,16 @@ from hypothesis import strategies as st
 from gist_authlib.tokens import MemoryTokenStore
 
 
+class Clock:
+    """The login flows' time source (``LoginFlow(clock=...)``): the real time, plus what a test lets pass."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
 class Watch:
     """One framework's stack, a token store, and everything needed to look for leaks."""
 
@@ -31,6 +41,9 @@ class Watch:
         self.pages: list[str] = []
         self.secrets: set[str] = {stack.client_secret}
         self.states: list[str] = []
+        self.clock = Clock()
+        for app in stack.apps.values():
+            app.gist_flow.clock = self.clock
 
     def start(self, browser: httpx2.Client, name: str = "gist", **params: str) -> str:
         """Start a real login; return its state (and remember its PKCE verifier as a secret)."""
@@ -134,7 +147,7 @@ def hostile_callbacks(watch: Watch, browser: httpx2.Client) -> Iterator[tuple[st
     with watch.stack.browser():
         yield "state of the other registration", f"code=abc&state={watch.start(browser, 'gist_b')}"
     expiring = real()
-    time.sleep(2.1)
+    watch.clock.offset += 2.1  # the 2-second lifetime of a pending login passes
     yield "expired state", f"state={expiring}&code=abc"
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx2
 import pytest
-from conftest import ADVERSARIAL, FRAMEWORKS, Stack, query_of
+from conftest import ADVERSARIAL, FRAMEWORKS, Stack, browser_client, query_of
 
 import gist_authlib
 from gist_authlib import GistProvider
@@ -51,7 +51,7 @@ def test_two_racing_callbacks_send_one_token_request(stack: Stack) -> None:
     statuses: list[int] = []
 
     def deliver() -> None:
-        with httpx2.Client(cookies=cookies, trust_env=False, timeout=10) as racer:
+        with browser_client(cookies=cookies, timeout=10) as racer:
             start.wait()
             statuses.append(racer.get(callback).status_code)
 
@@ -116,7 +116,7 @@ def test_two_app_instances_sharing_a_store_refuse_each_others_used_callbacks(tmp
         routes = gist_routes(gist, on_login=lambda request, token: PlainTextResponse("in"))
         server.start(Starlette(routes=routes, middleware=[Middleware(SessionMiddleware, secret_key="one-secret")]))
     try:
-        with httpx2.Client(trust_env=False, timeout=10) as browser:
+        with browser_client(timeout=10) as browser:
             authorize = browser.get(f"{servers[0].url}/auth/gist").headers["location"]
             callback = browser.get(authorize).headers["location"]
             before = httpx2.Cookies(browser.cookies)  # cookies are per host, not per port: both instances see it
@@ -213,7 +213,7 @@ def test_a_planted_django_session_id_is_worth_nothing_after_the_login(make_stack
         assert victim.get(stack.authorize(victim, authorize)).status_code == 200
         assert victim.cookies["sessionid"] != planted
         assert victim.get(f"{stack.app_url}/me").status_code == 200
-    with httpx2.Client(trust_env=False, cookies={"sessionid": planted}) as attacker:
+    with browser_client(cookies={"sessionid": planted}) as attacker:
         assert attacker.get(f"{stack.app_url}/me").status_code == 401
 
 
@@ -263,7 +263,7 @@ def test_a_flask_session_interface_that_can_regenerate_is_asked_to_at_login() ->
     flask_app.register_blueprint(gist_blueprint(gist, on_login=lambda token: "in", subject=lambda token: "user-7"))
     wsgi_server.start(flask_app)
     try:
-        with httpx2.Client(trust_env=False, follow_redirects=True, timeout=10) as browser:
+        with browser_client(follow_redirects=True, timeout=10) as browser:
             assert browser.get(f"{wsgi_server.url}/auth/gist").text == "in"
     finally:
         wsgi_server.stop()

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx2
 import pytest
-from conftest import FRAMEWORKS
+from conftest import FRAMEWORKS, browser_client
 from django.conf import settings
 
 import gist_authlib
@@ -151,7 +151,7 @@ def servers() -> Iterator[dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[httpx2.Client]:
-    with httpx2.Client(timeout=10, trust_env=False) as http:
+    with browser_client(timeout=10) as http:
         yield http
 
 

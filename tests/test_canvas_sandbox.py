@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from conftest import browser_client
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -107,9 +108,7 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    orders_server = ServerThread(
-        demo.example_module("canvas").create_app({"GIST_CLIENT_SECRET": ORDERS_SECRET})
-    )
+    orders_server = ServerThread(demo.example_module("canvas").create_app({"GIST_CLIENT_SECRET": ORDERS_SECRET}))
     kitchen_server = ServerThread(
         Starlette(routes=canvas_routes(KITCHEN_SECRET, on_initialize=kitchen_canvas, on_submit=kitchen_submit))
     )
@@ -142,7 +141,7 @@ def stack() -> Iterator[Stack]:
     for server in servers[:-1]:
         server.start()
     sandbox_server.start(sandbox)
-    with httpx2.Client(follow_redirects=True, timeout=10, trust_env=False) as http:
+    with browser_client(follow_redirects=True, timeout=10) as http:
         yield Stack(sandbox, sandbox_server.url, recorded, http)
     for server in servers:
         server.stop()
@@ -290,7 +289,7 @@ def test_an_unreachable_or_unregistered_app_is_explained() -> None:
             CanvasApp.at("ghost", "http://127.0.0.1:9/x"),
         ],
     )
-    with ServerThread(sandbox) as server, httpx2.Client(follow_redirects=True, trust_env=False, timeout=10) as http:
+    with ServerThread(sandbox) as server, browser_client(follow_redirects=True, timeout=10) as http:
         page = http.get(f"{server.url}/inbox")
     assert "The app could not be reached (ConnectError)." in page.text
     assert "The app is not registered with the sandbox." in page.text

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
-from conftest import free_port
+from conftest import browser_client, free_port
 
 from gist_authlib import GistClient, cli
 from gist_authlib.sandbox import GistSandbox, SandboxClient, ServerThread, create_app
@@ -90,7 +90,7 @@ def start_login(gist: Gist, *args: str, env: dict[str, str], cwd: Path) -> tuple
 
 def be_the_browser(authorization_url: str) -> tuple[httpx2.Response, httpx2.Response]:
     """Open the URL at the sandbox, which approves at once, and follow its redirect to the command's server."""
-    with httpx2.Client(trust_env=False, timeout=10) as browser:
+    with browser_client(timeout=10) as browser:
         approved = browser.get(authorization_url)
         assert approved.status_code in (302, 303), approved.text
         return approved, browser.get(approved.headers["location"])
@@ -161,7 +161,7 @@ def test_login_stores_the_token_and_whoami_and_api_use_it(gist: Gist, tmp_path: 
 def test_a_forged_callback_gets_an_error_page_and_no_token_request(gist: Gist, tmp_path: Path) -> None:
     requests_before = len(gist.sandbox.token_requests)
     process, url, _ = start_login(gist, "--json", env=gist.settings(), cwd=tmp_path)
-    with httpx2.Client(trust_env=False, timeout=10) as attacker:
+    with browser_client(timeout=10) as attacker:
         page = attacker.get(gist.redirect_uri, params={"code": "stolen-code", "state": "forged-state"})
     assert page.status_code == 400
     assert "<h1>This login link is not valid</h1>" in page.text and "state_unknown" in page.text
@@ -171,7 +171,7 @@ def test_a_forged_callback_gets_an_error_page_and_no_token_request(gist: Gist, t
     assert "stolen-code" not in stderr and "Traceback" not in stderr
     assert len(gist.sandbox.token_requests) == requests_before  # refused before any token request
     # The login is over: the genuine answer, arriving late, finds no one listening.
-    with httpx2.Client(trust_env=False, timeout=10) as browser:
+    with browser_client(timeout=10) as browser:
         approved = browser.get(url)
         with pytest.raises(httpx2.ConnectError):
             browser.get(approved.headers["location"])

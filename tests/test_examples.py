@@ -15,9 +15,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import httpx2
 import pytest
-from conftest import free_port, query_of, start_server_process
+from conftest import browser_client, free_port, query_of, start_server_process
 from independent_server import TEAMMATES, Client, IndependentServer
 
 from gist_authlib.sandbox import SandboxClient, ServerThread, WSGIServerThread, create_app
@@ -95,7 +94,7 @@ def test_each_example_logs_in_and_lists_the_independent_servers_teammates(
     example: tuple[str, IndependentServer, str],
 ) -> None:
     _, server, app_url = example
-    with httpx2.Client(follow_redirects=True, trust_env=False) as browser:
+    with browser_client(follow_redirects=True) as browser:
         assert "Log in with Gist" in browser.get(app_url + "/").text
         page = browser.get(f"{app_url}/auth/gist")
         later = browser.get(f"{app_url}/me/teammates")  # with the token the example stored
@@ -109,7 +108,7 @@ def test_each_example_logs_in_and_lists_the_independent_servers_teammates(
 
 def test_each_example_refuses_forged_callbacks(example: tuple[str, IndependentServer, str]) -> None:
     _, server, app_url = example
-    with httpx2.Client(trust_env=False) as browser:
+    with browser_client() as browser:
         browser.get(f"{app_url}/auth/gist")
         no_code = browser.get(f"{app_url}/oauth/gist/callback", params={"state": "forged"})
         assert no_code.status_code == 400 and "<h1>" in no_code.text
@@ -133,7 +132,7 @@ def test_the_independent_server_is_strict_and_pkce_is_harmless_either_way(check_
     with IndependentServer(client, check_pkce=check_pkce) as server:
         app_server.start(load_example("starlette_app").create_app(env_for(server.url)))
         try:
-            with httpx2.Client(trust_env=False) as browser:
+            with browser_client() as browser:
                 authorize = browser.get(f"{app_server.url}/auth/gist").headers["location"]
                 callback = browser.get(authorize).headers["location"]
                 basic = browser.post(
@@ -159,11 +158,11 @@ def test_fastapi_dependency_gives_views_the_current_users_token() -> None:
     with IndependentServer(client) as server:
         app_server.start(load_example("fastapi_app").create_app(env_for(server.url)))
         try:
-            with httpx2.Client(follow_redirects=True, trust_env=False) as browser:
+            with browser_client(follow_redirects=True) as browser:
                 assert browser.get(f"{app_server.url}/me/teammates").status_code == 401
                 assert browser.get(f"{app_server.url}/auth/gist").status_code == 200
                 later = browser.get(f"{app_server.url}/me/teammates")
-            with httpx2.Client(trust_env=False) as stranger:
+            with browser_client() as stranger:
                 assert stranger.get(f"{app_server.url}/me/teammates").status_code == 401
         finally:
             app_server.stop()
@@ -193,7 +192,7 @@ def test_multi_provider_example_keeps_gist_and_the_other_provider_apart() -> Non
         gist_server.start(sandbox)
         app_server.start(load_example("multi_provider").create_app(env))
         try:
-            with httpx2.Client(trust_env=False) as browser:
+            with browser_client() as browser:
                 gist_callback = browser.get(browser.get(f"{app_server.url}/auth/gist").headers["location"]).headers[
                     "location"
                 ]

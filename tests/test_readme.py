@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from conftest import browser_client
 
 from gist_authlib.sandbox import SandboxClient, ServerThread, create_app
 
@@ -57,13 +58,13 @@ def served(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
 
 
 def log_in(app_url: str, login_path: str) -> httpx2.Response:
-    with httpx2.Client(trust_env=False, follow_redirects=True, timeout=10) as browser:
+    with browser_client(follow_redirects=True, timeout=10) as browser:
         return browser.get(f"{app_url}{login_path}")
 
 
 def test_the_starlette_quick_snippet_runs_as_written(served: Any) -> None:
     app_url = served(snippet("## Log in with Gist in Starlette or FastAPI"), "/oauth/gist/callback")
-    with httpx2.Client(trust_env=False, timeout=10) as browser:
+    with browser_client(timeout=10) as browser:
         assert "Log in with Gist" in browser.get(f"{app_url}/").text
         page = browser.get(f"{app_url}/auth/gist", follow_redirects=True)
     assert page.status_code == 200
@@ -75,6 +76,6 @@ def test_the_already_using_authlib_snippet_runs_as_written(served: Any) -> None:
     app_url = served(snippet("## Already using Authlib?"), "/auth/gist")
     page = log_in(app_url, "/login/gist")
     assert page.status_code == 200 and str(page.url) == f"{app_url}/"
-    with httpx2.Client(trust_env=False, timeout=10) as browser:
+    with browser_client(timeout=10) as browser:
         forged = browser.get(f"{app_url}/auth/gist", params={"code": "x", "state": "forged"})
     assert forged.status_code == 400 and "not issued to this browser" in forged.text

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from conftest import query_of
+from conftest import browser_client, query_of
 
 from gist_authlib.sandbox import GistSandbox, SandboxClient, ServerThread, create_app
 
@@ -74,7 +74,7 @@ class Served:
 def served() -> Iterator[Served]:
     clock = Clock()
     sandbox = create_app(clients=[SandboxClient("cid", "csecret", (REDIRECT,), name="Acme CRM sync")], clock=clock)
-    with ServerThread(sandbox) as server, httpx2.Client(follow_redirects=False, trust_env=False) as http:
+    with ServerThread(sandbox) as server, browser_client(follow_redirects=False) as http:
         yield Served(sandbox, server.url, clock, http)
 
 
@@ -113,7 +113,7 @@ def test_consent_page_lets_its_form_reach_the_checked_redirect_uris_origin_only(
 )
 def test_the_consent_pages_form_action_names_an_origin_or_a_scheme(redirect_uri: str, source: str) -> None:
     sandbox = create_app(clients=[SandboxClient("cid", "csecret", (redirect_uri,))])
-    with ServerThread(sandbox) as server, httpx2.Client(trust_env=False) as http:
+    with ServerThread(sandbox) as server, browser_client() as http:
         page = http.get(
             f"{server.url}/oauth/authorize",
             params={"response_type": "code", "client_id": "cid", "redirect_uri": redirect_uri, "scope": "read_teams"},
@@ -126,7 +126,7 @@ def test_redirect_uri_mismatch_page_names_the_uri_received_and_those_registered(
     registered = ("http://127.0.0.1:8000/oauth/gist/callback", "http://localhost:8000/oauth/gist/callback?a=1&b=2")
     sandbox = create_app(clients=[SandboxClient("cid", "csecret", registered)])
     received = 'http://127.0.0.1:8001/oauth/gist/callback?<script>alert("x")</script>'
-    with ServerThread(sandbox) as server, httpx2.Client(trust_env=False) as http:
+    with ServerThread(sandbox) as server, browser_client() as http:
         page = http.get(
             f"{server.url}/oauth/authorize",
             params={"response_type": "code", "client_id": "cid", "redirect_uri": received, "scope": "read_teams"},
@@ -163,7 +163,7 @@ def test_deny_redirects_with_access_denied(served: Served) -> None:
 
 def test_consent_post_without_the_csrf_cookie_is_refused(served: Served) -> None:
     blob, csrf = served.consent()
-    with httpx2.Client(trust_env=False) as other_site:  # no cookie: a cross-site post
+    with browser_client() as other_site:  # no cookie: a cross-site post
         answer = other_site.post(
             f"{served.url}/oauth/authorize", data={"request": blob, "csrf_token": csrf, "decision": "approve"}
         )
@@ -211,7 +211,7 @@ def test_bad_authorize_requests_get_an_error_page_never_a_redirect(served: Serve
 
 def test_auto_approve_skips_the_consent_page() -> None:
     sandbox = create_app(clients=[SandboxClient("cid", "csecret", (REDIRECT,))], auto_approve=True)
-    with ServerThread(sandbox) as server, httpx2.Client(trust_env=False) as http:
+    with ServerThread(sandbox) as server, browser_client() as http:
         answer = http.get(
             f"{server.url}/oauth/authorize",
             params={
@@ -278,7 +278,7 @@ def test_a_declined_install_stays_in_gist_and_sends_the_app_nothing(served: Serv
 
 def test_an_install_decision_without_the_csrf_cookie_or_from_another_origin_is_refused(served: Served) -> None:
     blob, csrf = form_fields(install_page(served))
-    with httpx2.Client(trust_env=False) as other_site:  # no cookie: a cross-site post
+    with browser_client() as other_site:  # no cookie: a cross-site post
         answer = other_site.post(
             f"{served.url}/install", data={"request": blob, "csrf_token": csrf, "decision": "approve"}
         )
@@ -315,7 +315,7 @@ def test_an_install_of_an_unknown_app_or_scope_gets_an_error_page(served: Served
 
 def test_auto_approve_skips_the_install_consent_page() -> None:
     sandbox = create_app(clients=[SandboxClient("cid", "csecret", (REDIRECT,))], auto_approve=True)
-    with ServerThread(sandbox) as server, httpx2.Client(trust_env=False) as http:
+    with ServerThread(sandbox) as server, browser_client() as http:
         answer = http.get(sandbox.install_url(server.url, "cid"))
     assert answer.status_code == 302
     assert query_of(answer.headers["location"])["state"] == str(sandbox.workspace.id)
@@ -467,7 +467,7 @@ def test_custom_scopes_are_accepted_when_the_catalogue_has_them() -> None:
 
     provider = GistProvider().with_scopes({"read_campaigns": "List campaigns"})
     sandbox = create_app(clients=[SandboxClient("cid", "csecret", (REDIRECT,))], scopes=provider.scopes)
-    with ServerThread(sandbox) as server, httpx2.Client(trust_env=False) as http:
+    with ServerThread(sandbox) as server, browser_client() as http:
         page = http.get(
             f"{server.url}/oauth/authorize",
             params={

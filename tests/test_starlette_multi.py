@@ -8,7 +8,7 @@ from typing import Any
 import httpx2
 import pytest
 from authlib.integrations.starlette_client import OAuth
-from conftest import query_of
+from conftest import browser_client, query_of
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -114,7 +114,7 @@ def _follow_to_callback(browser: httpx2.Client, start_url: str) -> str:
 
 def test_each_registration_logs_in_with_its_own_server(two_gists: dict[str, Any]) -> None:
     url = two_gists["url"]
-    with httpx2.Client(trust_env=False) as browser:
+    with browser_client() as browser:
         a = _follow_to_callback(browser, f"{url}/auth/a")
         b = _follow_to_callback(browser, f"{url}/auth/b")
         assert browser.get(b).json() == {"provider": "b"}
@@ -126,7 +126,7 @@ def test_each_registration_logs_in_with_its_own_server(two_gists: dict[str, Any]
 
 def test_state_of_one_registration_is_refused_by_the_other(two_gists: dict[str, Any]) -> None:
     url = two_gists["url"]
-    with httpx2.Client(trust_env=False) as browser:
+    with browser_client() as browser:
         a_callback = _follow_to_callback(browser, f"{url}/auth/a")
         # With a's issuer on it, b refuses it as a mix-up (RFC 9207)...
         crossed = browser.get(f"{url}/oauth/b/callback", params=query_of(a_callback))
@@ -144,7 +144,7 @@ def test_state_of_one_registration_is_refused_by_the_other(two_gists: dict[str, 
 
 def test_plain_authlib_calls_work_on_a_gist_registration(two_gists: dict[str, Any]) -> None:
     url = two_gists["url"]
-    with httpx2.Client(trust_env=False) as browser:
+    with browser_client() as browser:
         authorize = browser.get(f"{url}/raw/login").headers["location"]
         assert query_of(authorize)["scope"] == "read_teammates"
         callback = browser.get(authorize).headers["location"]

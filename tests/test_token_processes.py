@@ -10,8 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx2
-from conftest import free_port, start_server_process
+from conftest import browser_client, free_port, start_server_process
 
 from gist_authlib.sandbox import SandboxClient, ServerThread, create_app
 from gist_authlib.tokens import SQLiteTokenStore, TokenCipher
@@ -47,7 +46,7 @@ def test_a_login_on_one_app_process_is_usable_on_another(tmp_path: Path) -> None
         }
         apps = [_uvicorn(port_a, env), _uvicorn(port_b, env)]
         try:
-            with httpx2.Client(follow_redirects=True, trust_env=False) as browser:
+            with browser_client(follow_redirects=True) as browser:
                 assert browser.get(f"http://127.0.0.1:{port_b}/me/teammates", follow_redirects=False).status_code == 303
                 assert browser.get(f"http://127.0.0.1:{port_a}/auth/gist").status_code == 200
                 on_b = browser.get(f"http://127.0.0.1:{port_b}/me/teammates")
