@@ -58,7 +58,9 @@ def main() -> None:
     with open(port_file + ".tmp", "w") as out:
         out.write(str(sock.getsockname()[1]))
     os.replace(port_file + ".tmp", port_file)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", **ssl)
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1, **ssl
+    )
     uvicorn.Server(config).run(sockets=[sock])
 
 

@@ -166,6 +166,7 @@ async def run_transport(
             p99s.append(percentile(latencies, 0.99))
     await bare.aclose()
     await ours.aclose()
+    await oauth.gist.gist_aclose()  # the registration's pooled connections: uvicorn waits on open ones at exit
     sync_bare.close()
     sync_ours.close()
     return [(mode, name, p50s, p99s) for (mode, name), (p50s, p99s) in results.items()]

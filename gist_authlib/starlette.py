@@ -75,9 +75,7 @@ class GistAppAdapter:
         """Record a login started with ``create_authorization_url`` in the session (never its secrets)."""
         remember(self, _session(request), kwargs)
 
-    async def authorize_redirect(
-        self, request: Request, redirect_uri: Any = None, **kwargs: Any
-    ) -> RedirectResponse:
+    async def authorize_redirect(self, request: Request, redirect_uri: Any = None, **kwargs: Any) -> RedirectResponse:
         """Send the browser to Gist: credentials and scopes checked, a fresh state recorded, S256 PKCE.
 
         Args:

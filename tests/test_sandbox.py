@@ -499,3 +499,39 @@ def test_the_server_thread_serves_https_with_a_given_certificate(tmp_path: Path)
         assert http.get(server.url + "/").status_code == 200
         with pytest.raises(httpx2.ConnectError):  # a client that does not trust the CA refuses it
             httpx2.get(server.url + "/", trust_env=False)
+
+
+def test_stopping_the_server_thread_closes_idle_keep_alive_connections_and_refuses_new_ones() -> None:
+    server = ServerThread(create_app()).start()
+    with browser_client() as http:
+        assert http.get(server.url + "/").status_code == 200  # the connection stays open (keep-alive)
+        server.stop()
+        assert server._thread is not None and not server._thread.is_alive()
+        with pytest.raises(httpx2.TransportError):  # the kept connection was closed, and nothing listens
+            http.get(server.url + "/")
+
+
+def test_a_request_running_when_the_server_thread_stops_still_gets_its_response() -> None:
+    import asyncio
+    import threading
+
+    started = threading.Event()
+    server = ServerThread()
+
+    async def slow(scope: dict[str, object], receive: object, send: object) -> None:
+        started.set()
+        while not server._server.should_exit:  # answer only once the stop has begun
+            await asyncio.sleep(0.001)
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"finished"})
+
+    server.start(slow)
+    answers: list[httpx2.Response] = []
+    with browser_client(timeout=10) as http:
+        request = threading.Thread(target=lambda: answers.append(http.get(server.url + "/")))
+        request.start()
+        assert started.wait(10)
+        server.stop()
+        request.join(10)
+    assert [(a.status_code, a.text) for a in answers] == [(200, "finished")]
+    assert not server._thread.is_alive()
