@@ -68,6 +68,64 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(f"adversarial suite (all frameworks): {figures}")
 
 
+# --- headless Chromium, one per run ----------------------------------------------------------------------------
+
+#: Debian's packages of Chromium (scripts/install-test-deps.sh); Playwright downloads nothing. The browser tests
+#: run in Chromium's headless shell: the same Blink and V8 as the full browser, from the same Debian source
+#: package and version, and what Playwright itself uses for headless runs; it takes a quarter of the full
+#: browser's CPU. A few tests run in the full browser too (``full_chromium``), as a person would use it.
+CHROMIUM_HEADLESS_SHELL = "/usr/bin/chromium-headless-shell"
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Any]:
+    """Playwright's sync API for one test module. Module-scoped, not session-scoped: while it is active it keeps
+    an event loop marked running on the main thread, which would break every later test that calls
+    ``asyncio.run``."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def chromium_browser(playwright: Any) -> Iterator[Any]:
+    """Headless Chromium (the headless shell) for one test module; each test opens a context of its own, so no
+    cookie or page is shared between tests."""
+    browser = playwright.chromium.launch(executable_path=CHROMIUM_HEADLESS_SHELL, args=["--no-sandbox"])
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="module")
+def full_chromium(playwright: Any) -> Iterator[Any]:
+    """The full Chromium browser, headless, for the tests that also run in it."""
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    yield browser
+    browser.close()
+
+
+#: Every browser test module carries this mark: with xdist (``--dist loadgroup``) they all run on one worker,
+#: module after module, so that Chromium and each module's servers start once instead of on both workers; the
+#: other worker meanwhile takes the rest of the suite.
+BROWSER_TESTS = pytest.mark.xdist_group("chromium")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the test, so that a fixture can tell at teardown whether the test failed
+    (the browser tests then save a screenshot of what the page showed)."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+def failed(request: pytest.FixtureRequest) -> bool:
+    """Whether the test that ``request`` belongs to has failed so far (its setup or its call)."""
+    return any(getattr(getattr(request.node, f"report_{when}", None), "failed", False) for when in ("setup", "call"))
+
+
 #: The registrations every contract app carries: Gist, and a second Gist app beside it.
 REGISTRATIONS = ("gist", "gist_b")
 

@@ -5,7 +5,8 @@ redirect that follows the form's POST), SameSite on the session cookie, JavaScri
 served as ``gist-authlib demo`` serves it (tests/demo_stack.py), the sandbox on ``localhost`` and the app on
 ``127.0.0.1`` so that the return from the sandbox is cross-site, as it is from real Gist, and a person's
 clicks are replayed: log in and approve, log in and deny, install from the sandbox and approve or decline. Any
-console error fails the test. Screenshots are kept under each test's ``tmp_path``.
+console error fails the test. A failed test leaves a screenshot of the page, named after the last step it
+reached, under its ``tmp_path``.
 """
 
 from __future__ import annotations
@@ -16,23 +17,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from conftest import BROWSER_TESTS, failed
 from demo_stack import APP_NAME, DemoStack, start_demo_stack
-from playwright.sync_api import BrowserContext, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's package (scripts/install-test-deps.sh); Playwright downloads nothing
+pytestmark = BROWSER_TESTS
+
 FRAMEWORKS = ["starlette", "fastapi", "flask", "django"]
 TIMEOUT_MS = 15_000
+#: The demo's own layout is also tried in the full Chromium browser, not only in its headless shell.
+FULL_BROWSER = pytest.mark.parametrize(
+    "chromium", ["chromium_browser", "full_chromium"], ids=["headless-shell", "full-browser"], indirect=True
+)
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Iterator[BrowserContext]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        context = browser.new_context()
-        context.set_default_timeout(TIMEOUT_MS)
-        yield context
-        context.close()
-        browser.close()
+def chromium(request: pytest.FixtureRequest) -> Iterator[BrowserContext]:
+    """A context in Chromium's headless shell; in the full browser for the tests parametrized with
+    ``FULL_BROWSER``."""
+    browser: Browser = request.getfixturevalue(getattr(request, "param", "chromium_browser"))
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    yield context
+    context.close()
 
 
 @pytest.fixture(scope="module", params=FRAMEWORKS)
@@ -53,15 +60,17 @@ def same_site() -> Iterator[DemoStack]:
 
 @dataclass
 class Tab:
-    """A browser page with no cookies yet, its console errors and its screenshots."""
+    """A browser page with no cookies yet, its console errors, and the last step it reached."""
 
     page: Page
     shots: Path
     label: str
     console_errors: list[str] = field(default_factory=list)
+    step: str = "start"
 
     def shot(self, name: str) -> None:
-        self.page.screenshot(path=self.shots / f"{self.label}{name}.png", full_page=True)
+        """Mark a step: if the test fails later, its screenshot is named after the last step reached."""
+        self.step = name
 
 
 @pytest.fixture
@@ -78,6 +87,8 @@ def tab(chromium: BrowserContext, tmp_path: Path, request: pytest.FixtureRequest
     tab.page.on("console", on_console)
     tab.page.on("pageerror", lambda error: tab.console_errors.append(f"page error: {error}"))
     yield tab
+    if failed(request):
+        tab.page.screenshot(path=tab.shots / f"{tab.label}failed-after-{tab.step}.png", full_page=True)
     tab.page.close()
 
 
@@ -156,6 +167,8 @@ def test_install_started_in_the_sandbox_is_stored_and_acknowledged(tab: Tab, cro
     assert tab.console_errors == []
 
 
+# Declining happens on the sandbox's page and sends the app nothing, whatever its framework: one is enough.
+@pytest.mark.parametrize("cross_site", ["starlette"], indirect=True)
 def test_an_install_declined_in_chromium_sends_the_app_nothing(tab: Tab, cross_site: DemoStack) -> None:
     issued, acknowledged = cross_site.sandbox.tokens_issued, len(cross_site.sandbox.installs_acknowledged)
     page = tab.page
@@ -170,11 +183,13 @@ def test_an_install_declined_in_chromium_sends_the_app_nothing(tab: Tab, cross_s
     assert tab.console_errors == []
 
 
+@FULL_BROWSER
 def test_approve_in_chromium_with_the_demos_own_layout(tab: Tab, same_site: DemoStack) -> None:
     approve_and_see_the_teammates(tab, same_site)
     assert tab.console_errors == []
 
 
+@FULL_BROWSER
 def test_the_consent_page_may_post_to_the_app_and_nowhere_else(tab: Tab, same_site: DemoStack) -> None:
     """The CSP that lets Approve through still stops the consent form from being sent to a third site."""
     open_consent_page(tab, same_site)

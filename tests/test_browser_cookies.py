@@ -7,12 +7,11 @@ instead of blaming a forged link. The sandbox runs on ``localhost`` and the app 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from authlib.integrations.starlette_client import OAuth
-from playwright.sync_api import Browser, sync_playwright
+from conftest import BROWSER_TESTS
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -24,15 +23,7 @@ from gist_authlib import GistProvider
 from gist_authlib.sandbox import SandboxClient, ServerThread, create_app
 from gist_authlib.starlette import gist_routes
 
-CHROMIUM = "/usr/bin/chromium"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield launched
-        launched.close()
+pytestmark = BROWSER_TESTS
 
 
 def serve(same_site: str) -> tuple[ServerThread, ServerThread]:
@@ -62,9 +53,12 @@ def serve(same_site: str) -> tuple[ServerThread, ServerThread]:
     ("same_site", "expected"),
     [("lax", "Logged in with Gist"), ("strict", "SameSite=Lax, not Strict")],
 )
-def test_the_session_cookie_across_the_return_from_gist(browser: Browser, same_site: str, expected: str) -> None:
+@pytest.mark.parametrize("browser", ["chromium_browser", "full_chromium"], ids=["headless-shell", "full-browser"])
+def test_the_session_cookie_across_the_return_from_gist(
+    request: pytest.FixtureRequest, browser: str, same_site: str, expected: str
+) -> None:
     app_server, sandbox_server = serve(same_site)
-    context = browser.new_context()
+    context = request.getfixturevalue(browser).new_context()
     try:
         page = context.new_page()
         page.goto(f"{app_server.url}/auth/gist")  # -> the consent page on localhost

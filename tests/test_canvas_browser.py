@@ -12,13 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from conftest import BROWSER_TESTS
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 from starlette.applications import Starlette
 
 from gist_authlib import demo
 from gist_authlib.canvas import Canvas, InitializeRequest, Input, List, ListItem, SubmitAction, SubmitRequest, Text
 from gist_authlib.sandbox import CanvasApp, GistSandbox, SandboxClient, ServerThread, create_app
 from gist_authlib.starlette import canvas_routes
+
+pytestmark = BROWSER_TESTS
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "browser-canvas-secret-" + "b" * 20
@@ -58,18 +61,10 @@ def inbox() -> Iterator[Inbox]:
     orders.stop()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
-        yield launched
-        launched.close()
-
-
 @pytest.fixture
-def page(browser: Browser) -> Iterator[tuple[Page, list[str]]]:
+def page(chromium_browser: Browser) -> Iterator[tuple[Page, list[str]]]:
     """A fresh page, and the console errors and page errors it reports (CSP violations are among them)."""
-    context = browser.new_context()
+    context = chromium_browser.new_context()
     opened = context.new_page()
     problems: list[str] = []
 
@@ -97,7 +92,6 @@ def test_inbox_shows_the_apps_list_and_a_click_shows_the_detail_view(
     assert app.get_by_role("button", name="Refresh").evaluate("b => getComputedStyle(b).borderTopColor") == (
         "rgb(58, 91, 255)"
     )
-    tab.screenshot(path=str(tmp_path / "1-inbox.png"), full_page=True)
 
     app.get_by_role("button", name="Order #90011").click()
     expect(app.get_by_role("heading", name="Order #90011")).to_be_visible()
@@ -107,7 +101,6 @@ def test_inbox_shows_the_apps_list_and_a_click_shows_the_detail_view(
 
     app.get_by_role("button", name="Back to the orders").click()
     expect(app.get_by_role("button", name="Order #90011")).to_contain_text("(opened)")
-    tab.screenshot(path=str(tmp_path / "3-back.png"), full_page=True)
 
     submits = [c for c in inbox.sandbox.inbox.calls if c.kind == "submit"]
     assert [c.request["component_id"] for c in submits[-2:]] == ["order:90011", "back"]
