@@ -351,7 +351,11 @@ def _login(args: argparse.Namespace, environ: Mapping[str, str], err: TextIO, ou
             redirect_uri=redirect_uri,
             scopes=scopes,
         )
-        thread = threading.Thread(target=server.serve_forever, name="gist-authlib-login", daemon=True)
+        # A short poll: shutdown() below waits for the loop to notice, and the standard 0.5 s would be added
+        # to every login.
+        thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="gist-authlib-login", daemon=True
+        )
         thread.start()
         try:
             print(f"Waiting up to {args.timeout:g} s for Gist's answer on {redirect_uri}.", file=err)
