@@ -193,8 +193,8 @@ def test_token_endpoint_failures_give_a_clear_page(
 
 
 def test_slow_token_endpoint_times_out_cleanly(make_stack: Any, route: str) -> None:
-    stack: Stack = make_stack(route, register_kwargs={"timeout": 0.3})
-    stack.sandbox.fail_next_token_request(status=None, delay=1.5)
+    stack: Stack = make_stack(route, register_kwargs={"timeout": 0.1})
+    stack.sandbox.fail_next_token_request(status=None, delay=1.0)
     response = stack.login()
     assert response.status_code == 502
     assert isinstance(stack.errors[0], TokenEndpointUnreachableError)
