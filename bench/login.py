@@ -833,8 +833,8 @@ def main() -> None:
         memory_child(framework, setup, [int(n) for n in checkpoints.split(",")])
         return
     if args.quick:
-        args.runs, args.logins, args.real_logins, args.load, args.imports, args.warm = 1, 4, 2, 4, 2, 1
-        args.memory = "20,60"
+        args.runs, args.logins, args.real_logins, args.load, args.imports, args.warm = 1, 4, 1, 4, 2, 1
+        args.memory = "5,10"
     args.memory = [int(n) for n in str(args.memory).split(",")]
     if len(args.memory) != 2 or not 0 < args.memory[0] < args.memory[1]:
         parser.error("--memory takes two checkpoints, N1,N2 with 0 < N1 < N2")

@@ -82,7 +82,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 #: Debian's packages of Chromium (scripts/install-test-deps.sh); Playwright downloads nothing. The browser tests
 #: run in Chromium's headless shell: the same Blink and V8 as the full browser, from the same Debian source
 #: package and version, and what Playwright itself uses for headless runs; it takes a quarter of the full
-#: browser's CPU. A few tests run in the full browser too (``full_chromium``), as a person would use it.
+#: browser's CPU. The SameSite cookie tests run in the full browser too (``full_chromium``), a whole login
+#: through the consent page as a person would make it.
 CHROMIUM_HEADLESS_SHELL = "/usr/bin/chromium-headless-shell"
 CHROMIUM = "/usr/bin/chromium"
 

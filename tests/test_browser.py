@@ -25,18 +25,11 @@ pytestmark = BROWSER_TESTS
 
 FRAMEWORKS = ["starlette", "fastapi", "flask", "django"]
 TIMEOUT_MS = 15_000
-#: The demo's own layout is also tried in the full Chromium browser, not only in its headless shell.
-FULL_BROWSER = pytest.mark.parametrize(
-    "chromium", ["chromium_browser", "full_chromium"], ids=["headless-shell", "full-browser"], indirect=True
-)
 
 
 @pytest.fixture(scope="module")
-def chromium(request: pytest.FixtureRequest) -> Iterator[BrowserContext]:
-    """A context in Chromium's headless shell; in the full browser for the tests parametrized with
-    ``FULL_BROWSER``."""
-    browser: Browser = request.getfixturevalue(getattr(request, "param", "chromium_browser"))
-    context = browser.new_context()
+def chromium(chromium_browser: Browser) -> Iterator[BrowserContext]:
+    context = chromium_browser.new_context()
     context.set_default_timeout(TIMEOUT_MS)
     yield context
     context.close()
@@ -183,13 +176,11 @@ def test_an_install_declined_in_chromium_sends_the_app_nothing(tab: Tab, cross_s
     assert tab.console_errors == []
 
 
-@FULL_BROWSER
 def test_approve_in_chromium_with_the_demos_own_layout(tab: Tab, same_site: DemoStack) -> None:
     approve_and_see_the_teammates(tab, same_site)
     assert tab.console_errors == []
 
 
-@FULL_BROWSER
 def test_the_consent_page_may_post_to_the_app_and_nowhere_else(tab: Tab, same_site: DemoStack) -> None:
     """The CSP that lets Approve through still stops the consent form from being sent to a third site."""
     open_consent_page(tab, same_site)
