@@ -122,6 +122,25 @@ def full_chromium(playwright: Any) -> Iterator[Any]:
 BROWSER_TESTS = pytest.mark.xdist_group("chromium")
 
 
+#: Fixtures that start something costly once per worker (a PostgreSQL server: initdb and start): the tests that
+#: use them share one xdist worker (``--dist loadgroup``), so it is started once, not once on every worker.
+COSTLY_FIXTURES = {"postgres_url": "postgres"}
+
+
+#: Modules whose tests each run for seconds (subprocesses); with the groups, they are handed out first.
+LONG_MODULES = ("test_bench.py", "test_testing_plugin.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Group the tests of costly fixtures, then put the long runners first: xdist hands out work in this order,
+    and a long group handed out last would keep one worker busy after the others are done."""
+    for item in items:
+        for fixture, group in COSTLY_FIXTURES.items():
+            if fixture in getattr(item, "fixturenames", ()) and item.get_closest_marker("xdist_group") is None:
+                item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: not (item.get_closest_marker("xdist_group") or item.path.name in LONG_MODULES))
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     """Keep each phase's report on the test, so that a fixture can tell at teardown whether the test failed

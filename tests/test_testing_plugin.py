@@ -15,16 +15,21 @@ import textwrap
 import tomllib
 from pathlib import Path
 
-# Imported here so that the in-process runs find them in sys.modules (pytester restores sys.modules after
-# each run; importing a framework afresh every time would be slow).
+# Imported here so that the in-process runs find them in sys.modules. pytester forgets every module a run
+# imported, and a later import makes second copies of its classes: importing a framework afresh every time would
+# be slow, and worse, code that kept the first copies stops recognising the second. httpx2 imports httpcore2 on
+# its first request and keeps a map of httpcore2's exception classes: after a run that made the process's first
+# request, "connection refused" escaped unmapped from every later test in the process.
 import authlib.integrations.django_client
 import authlib.integrations.flask_client
 import authlib.integrations.starlette_client
 import django.test
 import fastapi.testclient
 import flask
+import httpcore2
 import pytest
 import starlette.testclient
+import uvicorn
 
 import gist_authlib.testing
 
@@ -36,6 +41,7 @@ PLUGIN = ("-p", "gist_authlib.testing", "-p", "no:cacheprovider", "-q")
 
 assert authlib.integrations.django_client and authlib.integrations.flask_client and flask  # imported for the runs
 assert authlib.integrations.starlette_client and django.test and fastapi.testclient and starlette.testclient
+assert httpcore2 and uvicorn
 
 #: What a Django project's settings (or pytest-django) provide; the suite's own conftest has configured them.
 DJANGO_CONFTEST = """
