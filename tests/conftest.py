@@ -290,6 +290,108 @@ def server_pool() -> Iterator[ServerPool]:
     pool.close()
 
 
+# --- in-memory stacks: the same apps through httpx2's transport seam, with no socket ------------------------------
+
+
+class LoopThread:
+    """One asyncio event loop in a thread of its own, where the in-memory stacks run their ASGI apps (as uvicorn
+    runs them in a thread of its own on a real socket)."""
+
+    def __init__(self) -> None:
+        import asyncio
+        import threading
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="asgi-loop", daemon=True)
+        self.thread.start()
+
+    def run(self, coroutine: Any) -> Any:
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=60)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+class SyncASGITransport(httpx2.BaseTransport):
+    """A sync transport to an ASGI app: httpx2's own ``ASGITransport``, run on the :class:`LoopThread`."""
+
+    def __init__(self, app: Any, loop: LoopThread) -> None:
+        self.asgi, self.loops = httpx2.ASGITransport(app), loop
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        body = request.read()
+
+        async def call() -> tuple[int, httpx2.Headers, bytes]:
+            inner = httpx2.Request(request.method, request.url, headers=request.headers, content=body)
+            response = await self.asgi.handle_async_request(inner)
+            return response.status_code, response.headers, b"".join([chunk async for chunk in response.stream])
+
+        status, headers, content = self.loops.run(call())
+        return httpx2.Response(status, headers=headers, content=content)
+
+
+class ThreadedTransport(httpx2.BaseTransport):
+    """A WSGI app's transport run in a thread other than the test's, as a server thread would run it: what the
+    app logs is told apart from what the test's own client logs by thread, as on a real socket."""
+
+    def __init__(self, inner: httpx2.BaseTransport, pool: Any) -> None:
+        self.inner, self.pool = inner, pool
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = self.pool.submit(self.inner.handle_request, request).result(timeout=60)
+        response.read()
+        return response
+
+
+class Router(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
+    """Routes each request by origin to the transport that serves it; any other origin is refused as a closed
+    port is (``ConnectError``), so an in-memory stack can never reach the network."""
+
+    def __init__(self, routes: dict[str, Any]) -> None:
+        self.routes = routes
+
+    def _serving(self, request: httpx2.Request) -> Any:
+        origin = f"{request.url.scheme}://{request.url.netloc.decode()}"
+        if origin not in self.routes:
+            raise httpx2.ConnectError(f"Nothing serves {origin} in this in-memory stack.", request=request)
+        return self.routes[origin]
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        return self._serving(request).handle_request(request)  # type: ignore[no-any-return]
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        return await self._serving(request).handle_async_request(request)  # type: ignore[no-any-return]
+
+
+class Memory:
+    """What the in-memory stacks of a session share: the event loop for ASGI apps, threads for WSGI apps, and
+    origins that nothing listens on (loopback, as the library's http:// check requires; never connected to)."""
+
+    def __init__(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.loop = LoopThread()
+        self.threads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="wsgi-app")
+        self.ports = iter(range(20000, 60000))
+
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{next(self.ports)}"
+
+    def close(self) -> None:
+        self.threads.shutdown(wait=True)
+        self.loop.close()
+
+
+@pytest.fixture(scope="session")
+def memory() -> Iterator[Memory]:
+    shared = Memory()
+    yield shared
+    shared.close()
+
+
 @dataclass
 class Stack:
     """A sandbox and an app in one framework using gist_authlib, both served on loopback."""
@@ -308,6 +410,9 @@ class Stack:
     redirect_after_login: bool = False
     #: the routes accept Gist-initiated installs.
     accept_installs: bool = False
+    #: "socket": served on loopback; "memory": reached through httpx2's transport seam (``browser_transport``).
+    wire: str = "socket"
+    browser_transport: Any = None
 
     @property
     def tokens(self) -> list[dict[str, Any]]:
@@ -315,7 +420,10 @@ class Stack:
         return [token for name, token in self.logins if name == "gist"]
 
     def browser(self) -> httpx2.Client:
-        """A fresh browser: its own cookie jar, redirects followed by hand."""
+        """A fresh browser: its own cookie jar, redirects followed by hand (over the in-memory transports when
+        the stack has no sockets)."""
+        if self.browser_transport is not None:
+            return browser_client(follow_redirects=False, timeout=10, transport=self.browser_transport)
         return browser_client(follow_redirects=False, timeout=10)
 
     def start_login(self, browser: httpx2.Client, name: str = "gist", **params: str) -> str:
@@ -741,11 +849,22 @@ def build_stack(
     sandbox_kwargs: dict[str, Any] | None = None,
     redirect_after_login: bool = False,
     accept_installs: bool = False,
+    wire: str = "socket",
+    memory: Callable[[], Memory] | None = None,
 ) -> Stack:
-    """A sandbox and an app in ``framework``, both served; their servers are appended to ``servers``."""
-    sandbox_server = pool.take("asgi")
-    app_server = pool.take("asgi" if framework.startswith(("starlette", "fastapi")) else "wsgi")
-    servers.extend([sandbox_server, app_server])
+    """A sandbox and an app in ``framework``, both served on loopback (their servers are appended to
+    ``servers``), or with ``wire="memory"`` both reached through httpx2's transport seam, with no socket: the
+    browser's requests and the app's own (token exchange, API) go to the same apps in process."""
+    asgi = framework.startswith(("starlette", "fastapi"))
+    if wire == "memory":
+        assert memory is not None
+        shared = memory()
+        sandbox_server: Any = _InMemory(shared.origin())
+        app_server: Any = _InMemory(shared.origin())
+    else:
+        sandbox_server = pool.take("asgi")
+        app_server = pool.take("asgi" if asgi else "wsgi")
+        servers.extend([sandbox_server, app_server])
     secret_of = {name: f"secret-{name}-" + secrets.token_urlsafe(16) for name in REGISTRATIONS}
     id_of = {name: f"{name}-" + secrets.token_hex(4) for name in REGISTRATIONS}
     sandbox = create_app(
@@ -759,6 +878,7 @@ def build_stack(
     stack = Stack(framework, sandbox, sandbox_server.url, app_server.url, id_of["gist"], secret_of["gist"])
     stack.redirect_after_login = redirect_after_login
     stack.accept_installs = accept_installs
+    stack.wire = wire
     oauth = _oauth_registry(framework)
     for name in REGISTRATIONS:
         kwargs: dict[str, Any] = {
@@ -766,6 +886,9 @@ def build_stack(
             "client_secret": secret_of[name],
             "provider": GistProvider.at(sandbox_server.url),
         }
+        if wire == "memory":  # the app's own requests reach the sandbox in process too
+            to_sandbox = httpx2.ASGITransport(sandbox) if asgi else SyncASGITransport(sandbox, shared.loop)
+            kwargs["client_kwargs"] = {"transport": Router({sandbox_server.url: to_sandbox})}
         if name == "gist":
             kwargs.update(register_kwargs or {})
         stack.apps[name] = gist_authlib.register(oauth, name, **kwargs)
@@ -783,16 +906,38 @@ def build_stack(
         oauth.init_app(app)
     else:
         app = _django_app(stack, stack.apps, sessions)
+    if wire == "memory":
+        to_app = (
+            SyncASGITransport(app, shared.loop)
+            if asgi
+            else ThreadedTransport(httpx2.WSGITransport(app), shared.threads)
+        )
+        stack.browser_transport = Router(
+            {sandbox_server.url: SyncASGITransport(sandbox, shared.loop), app_server.url: to_app}
+        )
+        return stack
     sandbox_server.start(sandbox)
     app_server.start(app)
     return stack
 
 
+@dataclass
+class _InMemory:
+    """Where an in-memory stack's app or sandbox is reached: an origin that nothing listens on."""
+
+    url: str
+
+
 @pytest.fixture
-def make_stack(server_pool: ServerPool) -> Iterator[Callable[..., Stack]]:
-    """Build a sandbox and an app; keyword arguments choose the framework and tune the parts."""
+def make_stack(server_pool: ServerPool, request: pytest.FixtureRequest) -> Iterator[Callable[..., Stack]]:
+    """Build a sandbox and an app; keyword arguments choose the framework and tune the parts (``wire="memory"``:
+    in process, with no socket)."""
     servers: list[Any] = []
-    yield lambda *args, **kwargs: build_stack(servers, server_pool, *args, **kwargs)
+
+    def memory() -> Memory:
+        return request.getfixturevalue("memory")  # type: ignore[no-any-return]
+
+    yield lambda *args, **kwargs: build_stack(servers, server_pool, *args, memory=memory, **kwargs)
     for server in servers:
         server.stop()
 

@@ -1,8 +1,10 @@
 """The behaviour contract: the same login scenarios against Starlette, FastAPI, Flask and Django.
 
-Each framework's app is served for real on a loopback port, the sandbox on another; every test runs once
-per route style: the library's routes in each framework and hand-written Authlib routes (the ``stack`` and
-``route`` fixtures in conftest.py).
+Every test runs once per route style: the library's routes in each framework and hand-written Authlib routes
+(the ``stack`` and ``route`` fixtures in conftest.py). The scenarios reach the app and the sandbox through
+httpx2's transport seam, in process (``wire="memory"``: the browser's requests and the app's own token
+exchange and API calls alike); a whole login, the token endpoint's timeout and an unreachable token endpoint
+run over real sockets on loopback in every route style (``wire="socket"``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import html
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -30,7 +33,16 @@ from gist_authlib.errors import (
 from gist_authlib.sandbox import ServerThread
 
 
-def test_login_hands_token_to_on_login_and_lists_teammates(stack: Stack) -> None:
+@pytest.fixture
+def make_stack(make_stack: Callable[..., Stack]) -> Callable[..., Stack]:
+    """In this module a stack is in memory, unless the test asks for sockets (``wire="socket"``)."""
+    return lambda *args, **kwargs: make_stack(*args, **{"wire": "memory", **kwargs})
+
+
+@pytest.mark.parametrize("wire", ["memory", "socket"])
+def test_login_hands_token_to_on_login_and_lists_teammates(make_stack: Any, route: str, wire: str) -> None:
+    stack: Stack = make_stack(route, wire=wire)
+    assert stack.wire == wire
     response = stack.login()
     assert response.status_code == 200
     assert response.json()["teammates"] == [t["name"] for t in stack.sandbox.workspace.teammates]
@@ -193,7 +205,7 @@ def test_token_endpoint_failures_give_a_clear_page(
 
 
 def test_slow_token_endpoint_times_out_cleanly(make_stack: Any, route: str) -> None:
-    stack: Stack = make_stack(route, register_kwargs={"timeout": 0.1})
+    stack: Stack = make_stack(route, register_kwargs={"timeout": 0.1}, wire="socket")
     stack.sandbox.fail_next_token_request(status=None, delay=1.0)
     response = stack.login()
     assert response.status_code == 502
@@ -205,7 +217,7 @@ def test_unreachable_token_endpoint(make_stack: Any, route: str) -> None:
     closed = ServerThread()  # bound, never served, then closed: nothing listens there
     dead_url = f"{closed.url}/oauth/token"
     closed.stop()
-    stack: Stack = make_stack(route, register_kwargs={"access_token_url": dead_url})
+    stack: Stack = make_stack(route, register_kwargs={"access_token_url": dead_url}, wire="socket")
     response = stack.login()
     assert response.status_code == 502
     assert isinstance(stack.errors[0], TokenEndpointUnreachableError)
