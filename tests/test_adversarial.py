@@ -1,6 +1,10 @@
 """The adversarial suite: hostile callbacks, malformed token responses and open-redirect payloads against every
 framework adapter, with logging at DEBUG, counting what reaches the sandbox and what leaks.
 
+The fixed hostile callbacks go to servers on loopback, through each server's own HTTP parsing (non-UTF-8 bytes,
+NUL, CRLF); the random callbacks, the malformed token responses and the redirect payloads reach the same apps
+through httpx2's transport seam, in process.
+
 The figures are tallied in ``ADVERSARIAL`` and printed at the end of the run (conftest.py). Every test
 asserts its own zeros: token requests sent on bad input, tokens stored from bad input, secrets found in
 logs, pages or error texts, and redirects off-site.
@@ -82,14 +86,25 @@ class Watch:
         return sum(1 for secret in self.secrets if secret and secret in haystack)
 
 
-@pytest.fixture
-def watch(make_stack: Any, route: str, caplog: pytest.LogCaptureFixture) -> Iterator[Watch]:
+def _watch(make_stack: Any, route: str, caplog: pytest.LogCaptureFixture, wire: str) -> Watch:
     caplog.set_level(logging.DEBUG)
     store = MemoryTokenStore()
     stack: Stack = make_stack(
-        route, register_kwargs={"token_store": store, "state_ttl": 2.0}, redirect_after_login=True
+        route, register_kwargs={"token_store": store, "state_ttl": 2.0}, redirect_after_login=True, wire=wire
     )
-    yield Watch(stack, store, caplog)
+    return Watch(stack, store, caplog)
+
+
+@pytest.fixture
+def watch(make_stack: Any, route: str, caplog: pytest.LogCaptureFixture) -> Watch:
+    """A stack reached through httpx2's transport seam, in process (the browser's requests and the app's)."""
+    return _watch(make_stack, route, caplog, "memory")
+
+
+@pytest.fixture
+def watch_socket(make_stack: Any, route: str, caplog: pytest.LogCaptureFixture) -> Watch:
+    """A stack served on loopback: the hostile callbacks go through each server's own HTTP parsing."""
+    return _watch(make_stack, route, caplog, "socket")
 
 
 def _off_site(response: httpx2.Response, app_url: str) -> bool:
@@ -151,8 +166,10 @@ def hostile_callbacks(watch: Watch, browser: httpx2.Client) -> Iterator[tuple[st
     yield "expired state", f"state={expiring}&code=abc"
 
 
-def test_hostile_callbacks_send_no_token_request_and_store_nothing(watch: Watch) -> None:
+def test_hostile_callbacks_send_no_token_request_and_store_nothing(watch_socket: Watch) -> None:
+    watch = watch_socket
     stack = watch.stack
+    assert stack.wire == "socket"
     tried = sent = stored = off_site = 0
     with stack.browser() as browser:
         # A genuine login first, so that a replay can be tried too.
