@@ -322,15 +322,13 @@ class SyncASGITransport(httpx2.BaseTransport):
         self.asgi, self.loops = httpx2.ASGITransport(app), loop
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        body = request.read()
+        request.read()  # the body in memory: the loop thread iterates it asynchronously
 
-        async def call() -> tuple[int, httpx2.Headers, bytes]:
-            inner = httpx2.Request(request.method, request.url, headers=request.headers, content=body)
-            response = await self.asgi.handle_async_request(inner)
-            return response.status_code, response.headers, b"".join([chunk async for chunk in response.stream])
+        async def call() -> httpx2.Response:
+            response = await self.asgi.handle_async_request(request)
+            return httpx2.Response(response.status_code, headers=response.headers, content=await response.aread())
 
-        status, headers, content = self.loops.run(call())
-        return httpx2.Response(status, headers=headers, content=content)
+        return self.loops.run(call())  # type: ignore[no-any-return]
 
 
 class ThreadedTransport(httpx2.BaseTransport):
@@ -341,8 +339,11 @@ class ThreadedTransport(httpx2.BaseTransport):
         self.inner, self.pool = inner, pool
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        response = self.pool.submit(self.inner.handle_request, request).result(timeout=60)
-        response.read()
+        return self.pool.submit(self._whole, request).result(timeout=60)  # type: ignore[no-any-return]
+
+    def _whole(self, request: httpx2.Request) -> httpx2.Response:
+        response = self.inner.handle_request(request)
+        response.read()  # the app's body is produced in its thread too, as a server would send it
         return response
 
 

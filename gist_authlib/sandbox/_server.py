@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import threading
 import time
@@ -111,9 +112,7 @@ class ServerThread:
         self.stop()
 
 
-_SERVER_CLASS: list[type[Any]] = []
-
-
+@functools.cache
 def _server_class(uvicorn: Any) -> type[Any]:
     """A ``uvicorn.Server`` that stops as soon as it is asked to.
 
@@ -123,8 +122,6 @@ def _server_class(uvicorn: Any) -> type[Any]:
     connections only until they have closed. uvicorn's own tick still runs (it refreshes the Date header and
     counts requests) at the same pace.
     """
-    if _SERVER_CLASS:
-        return _SERVER_CLASS[0]
     import asyncio
 
     class _PromptServer(uvicorn.Server):  # type: ignore[misc]
@@ -162,7 +159,6 @@ def _server_class(uvicorn: Any) -> type[Any]:
             for server in self.servers:
                 await server.wait_closed()
 
-    _SERVER_CLASS.append(_PromptServer)
     return _PromptServer
 
 
