@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio.to_thread
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
@@ -321,11 +321,14 @@ def canvas_routes(
         async def answer(request: Request) -> Response:
             limit = read_limit(request.headers, max_body_bytes)
             body = bytearray()
-            if limit:
-                async for chunk in request.stream():
-                    body += chunk
-                    if len(body) >= limit:
-                        break
+            try:
+                if limit:
+                    async for chunk in request.stream():
+                        body += chunk
+                        if len(body) >= limit:
+                            break
+            except ClientDisconnect:  # Gist hung up mid-body: nobody to answer, nothing to log
+                return Response(status_code=400)
             reply = await handle_canvas_request_async(
                 bytes(body),
                 request.headers,

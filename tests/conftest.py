@@ -6,8 +6,12 @@ a thread on a port of its own; the sandbox runs beside them. Nothing is patched.
 
 from __future__ import annotations
 
+import ast
+import asyncio
 import secrets
 import ssl
+import sys
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -38,6 +42,20 @@ if not settings.configured:
         USE_TZ=True,
     )
     django.setup()
+
+# CPython before 3.13 keeps the depth counter of ``ast.parse`` per interpreter, not per thread (gh-106905):
+# a server thread formatting a traceback (3.11's carets parse each line) while this thread imports a module
+# that pytest rewrites can fail that import with "SystemError: AST constructor recursion depth mismatch".
+# The suite runs servers in threads beside its imports, so it lets one thread parse at a time.
+if sys.version_info < (3, 13):
+    _ast_parse = ast.parse
+    _ast_lock = threading.RLock()
+
+    def _serial_parse(*args: Any, **kwargs: Any) -> Any:
+        with _ast_lock:
+            return _ast_parse(*args, **kwargs)
+
+    ast.parse = _serial_parse
 
 FRAMEWORKS = ["starlette", "fastapi", "flask", "django"]
 #: Every route style the contract and adversarial suites run against: the library's routes in each framework,
@@ -205,6 +223,36 @@ def browser_client(**kwargs: Any) -> httpx2.Client:
     return httpx2.Client(**kwargs)
 
 
+def hang_up(app: Any, path: str, headers: dict[str, str]) -> list[dict[str, Any]]:
+    """Call the ASGI ``app`` as a client that sends half of a POST body and hangs up; what it sent back."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), (b"content-length", b"64")]
+        + [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    arriving = [{"type": "http.request", "body": b"x" * 32, "more_body": True}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return arriving.pop(0) if arriving else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent
+
+
 def query_of(url: str) -> dict[str, str]:
     """The query parameters of ``url``, one value each."""
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query, keep_blank_values=True).items()}
@@ -298,16 +346,11 @@ class LoopThread:
     runs them in a thread of its own on a real socket)."""
 
     def __init__(self) -> None:
-        import asyncio
-        import threading
-
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="asgi-loop", daemon=True)
         self.thread.start()
 
     def run(self, coroutine: Any) -> Any:
-        import asyncio
-
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=60)
 
     def close(self) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx2
 import pytest
-from conftest import FRAMEWORKS, browser_client
+from conftest import FRAMEWORKS, browser_client, hang_up
 from django.conf import settings
 
 import gist_authlib
@@ -278,6 +278,14 @@ def test_a_failing_handler_answers_the_error_canvas_never_a_500(
     assert "Traceback" not in response.text and SECRET not in response.text
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "canvas submit handler failed" in logged and SECRET not in logged
+
+
+@pytest.mark.parametrize("fastapi", [False, True], ids=["starlette", "fastapi"])
+def test_gist_hanging_up_mid_body_is_answered_quietly(fastapi: bool) -> None:
+    # Without its own catch, Starlette's request.stream() raises ClientDisconnect out of the app, which uvicorn
+    # logs as "Exception in ASGI application" with a traceback.
+    sent = hang_up(_starlette_app(fastapi), "/gist/canvas/submit", {"content-type": "application/json"})
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 400
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

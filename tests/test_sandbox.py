@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from conftest import browser_client, query_of
+from conftest import browser_client, hang_up, query_of
 
 from gist_authlib.sandbox import GistSandbox, SandboxClient, ServerThread, create_app
 
@@ -535,3 +535,12 @@ def test_a_request_running_when_the_server_thread_stops_still_gets_its_response(
         request.join(10)
     assert [(a.status_code, a.text) for a in answers] == [(200, "finished")]
     assert not server._thread.is_alive()
+
+
+def test_a_client_hanging_up_mid_token_request_is_answered_quietly_and_changes_nothing() -> None:
+    # A token request that timed out on the client's side: half its body, then the client is gone. Starlette
+    # raises ClientDisconnect; the sandbox answers nobody and logs no "Exception in ASGI application".
+    sandbox = create_app(clients=[SandboxClient("hang-id", "hang-secret", ["https://app.example/cb"])])
+    sent = hang_up(sandbox, "/oauth/token", {"content-type": "application/x-www-form-urlencoded"})
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 400
+    assert sandbox.token_requests == [] and sandbox.tokens_issued == 0

@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
@@ -301,7 +301,8 @@ class GistSandbox(RestAPI):
                 Route("/install_success", self._install_success, methods=["GET"]),
                 *self.api_routes(),
                 *self.inbox.routes(),
-            ]
+            ],
+            exception_handlers={ClientDisconnect: _client_gone},
         )
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -790,6 +791,12 @@ def create_app(
         canvas_apps=canvas_apps,
         limits=limits,
     )
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """A client that hung up before its body arrived (a timed-out token request, say) is not the
+    sandbox's error: nobody is left to read an answer, so none is logged either."""
+    return Response(status_code=400)
 
 
 def _cut(value: str | None) -> str | None:
