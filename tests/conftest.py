@@ -68,11 +68,12 @@ ADVERSARIAL: Counter[str] = Counter()
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """``-n auto``: one worker more than there are cores. The suite often waits on servers, subprocesses and
-    Chromium; on 2 cores a third worker fills those waits (measured: 68 s against 75 s, 4 workers 80 s)."""
+    """``-n auto``: one worker per core this process may use. The suite is CPU-bound on 2 cores, and a third
+    worker costs its own start and collection (about 5 core-seconds) and more switching than the waits it fills
+    (medians of 5 cold runs: 60.5 s with 2 workers, 63.2 s with 3; 4 workers were slower still)."""
     import os
 
-    return (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) + 1
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -106,32 +107,71 @@ CHROMIUM_HEADLESS_SHELL = "/usr/bin/chromium-headless-shell"
 CHROMIUM = "/usr/bin/chromium"
 
 
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Any]:
-    """Playwright's sync API for one test module. Module-scoped, not session-scoped: while it is active it keeps
-    an event loop marked running on the main thread, which would break every later test that calls
-    ``asyncio.run``."""
-    from playwright.sync_api import sync_playwright
+class _Chromium:
+    """Playwright's driver and the browsers it launched, started when a test first asks for a browser and stopped
+    after the last browser test of a run of them (``pytest_runtest_teardown`` below). The browser tests share a
+    worker and run one after another, so the driver and each browser start once, not once per module. They are
+    never left running: while Playwright's sync API is active it keeps an event loop marked running on the main
+    thread, which would break every later test that calls ``asyncio.run``."""
 
-    with sync_playwright() as started:
-        yield started
+    def __init__(self) -> None:
+        self._playwright: Any = None
+        self._driver: Any = None
+        self._browsers: dict[str, Any] = {}
+
+    def browser(self, executable_path: str) -> Any:
+        if self._driver is None:
+            from playwright.sync_api import sync_playwright
+
+            self._playwright = sync_playwright()
+            self._driver = self._playwright.__enter__()
+        if executable_path not in self._browsers:
+            self._browsers[executable_path] = self._driver.chromium.launch(
+                executable_path=executable_path, args=["--no-sandbox"]
+            )
+        return self._browsers[executable_path]
+
+    def stop(self) -> None:
+        while self._browsers:
+            self._browsers.popitem()[1].close()
+        if self._driver is not None:
+            self._driver = None
+            self._playwright.__exit__(None, None, None)
 
 
-@pytest.fixture(scope="module")
-def chromium_browser(playwright: Any) -> Iterator[Any]:
-    """Headless Chromium (the headless shell) for one test module; each test opens a context of its own, so no
-    cookie or page is shared between tests."""
-    browser = playwright.chromium.launch(executable_path=CHROMIUM_HEADLESS_SHELL, args=["--no-sandbox"])
-    yield browser
-    browser.close()
+_CHROMIUM = _Chromium()
 
 
-@pytest.fixture(scope="module")
-def full_chromium(playwright: Any) -> Iterator[Any]:
+def _uses_chromium(item: pytest.Item | None) -> bool:
+    """Whether ``item`` is a browser test: in a module marked ``BROWSER_TESTS``, or asking for a browser."""
+    if item is None:
+        return False
+    group = item.get_closest_marker("xdist_group")
+    fixtures = set(getattr(item, "fixturenames", ()))
+    return bool(group and group.args == ("chromium",)) or bool(fixtures & {"chromium_browser", "full_chromium"})
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    """After a browser test's own teardown: stop Chromium unless the next test uses it too."""
+    try:
+        return (yield)
+    finally:
+        if not _uses_chromium(nextitem):
+            _CHROMIUM.stop()
+
+
+@pytest.fixture
+def chromium_browser() -> Any:
+    """Headless Chromium (the headless shell); each test opens a context of its own, so no cookie or page is
+    shared between tests."""
+    return _CHROMIUM.browser(CHROMIUM_HEADLESS_SHELL)
+
+
+@pytest.fixture
+def full_chromium() -> Any:
     """The full Chromium browser, headless, for the tests that also run in it."""
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-    yield browser
-    browser.close()
+    return _CHROMIUM.browser(CHROMIUM)
 
 
 #: Every browser test module carries this mark: with xdist (``--dist loadgroup``) they all run on one worker,

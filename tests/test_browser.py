@@ -27,7 +27,7 @@ FRAMEWORKS = ["starlette", "fastapi", "flask", "django"]
 TIMEOUT_MS = 15_000
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def chromium(chromium_browser: Browser) -> Iterator[BrowserContext]:
     context = chromium_browser.new_context()
     context.set_default_timeout(TIMEOUT_MS)
