@@ -731,41 +731,47 @@ def resident_bytes() -> int:
     raise RuntimeError("No VmRSS in /proc/self/status: the memory part needs Linux.")
 
 
-def memory_child(framework: str, setup: str, checkpoints: list[int]) -> None:
-    """The child of part 4: logins in process (token endpoint mocked), RSS printed at each checkpoint."""
-    loop = asyncio.new_event_loop()
-    app = BUILDERS[framework](setup, MOCK_ORIGIN, {"transport": httpx2.MockTransport(mocked_token_endpoint)})
-    if framework == "django":
-        use_django_urls(app)
-    driver = Driver(framework, app, mocked_gist, loop)
-    done = 0
-    for target in checkpoints:
-        while done < target:
-            step = min(ROUND, target - done)
-            driver.logins(step)
-            done += step
-        gc.collect()
-        print(json.dumps({"logins": done, "rss": resident_bytes()}), flush=True)
-    driver.close()
+def memory_child(setups: list[tuple[str, str]], checkpoints: list[int]) -> None:
+    """The child of part 4: for each (framework, setup) in turn, logins in process (token endpoint mocked), RSS
+    printed at each checkpoint. A full run gives each pair a child of its own; a quick run, one child for all."""
+    for framework, setup in setups:
+        loop = asyncio.new_event_loop()
+        app = BUILDERS[framework](setup, MOCK_ORIGIN, {"transport": httpx2.MockTransport(mocked_token_endpoint)})
+        if framework == "django":
+            use_django_urls(app)
+        driver = Driver(framework, app, mocked_gist, loop)
+        done = 0
+        for target in checkpoints:
+            while done < target:
+                step = min(ROUND, target - done)
+                driver.logins(step)
+                done += step
+            gc.collect()
+            line = {"framework": framework, "setup": setup, "logins": done, "rss": resident_bytes()}
+            print(json.dumps(line), flush=True)
+        driver.close()
+        loop.close()
 
 
-MemoryChildren = dict[tuple[str, str], "subprocess.Popen[str]"]
+MemoryChildren = list["subprocess.Popen[str]"]
 
 
 def start_memory_children(args: argparse.Namespace) -> MemoryChildren:
-    """Part 4's children, one per (framework, setup), all started at once: what they measure is memory, not time."""
+    """Part 4's children, all started at once (what they measure is memory, not time): one per (framework,
+    setup), so that no setup's memory is another's; in a quick run, whose figures mean nothing, one for all."""
     first, last = args.memory
-    return {
-        (framework, setup): subprocess.Popen(
-            [sys.executable, __file__, "--memory-child", framework, setup, f"{first},{last}"],
+    pairs = [f"{framework}/{setup}" for framework in FRAMEWORKS for setup in SETUPS]
+    groups = [",".join(pairs)] if args.quick else pairs
+    return [
+        subprocess.Popen(
+            [sys.executable, __file__, "--memory-child", group, f"{first},{last}"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             env=child_env(),
         )
-        for framework in FRAMEWORKS
-        for setup in SETUPS
-    }
+        for group in groups
+    ]
 
 
 def part4(args: argparse.Namespace, children: MemoryChildren, out: Callable[[str], None]) -> None:
@@ -773,14 +779,21 @@ def part4(args: argparse.Namespace, children: MemoryChildren, out: Callable[[str
     out("")
     out(f"4. memory: resident set size of a process after {first} and {last} logins (token endpoint mocked)")
     out(f"{'framework':<10} {'setup':<14} {f'MiB @{first}':>11} {f'MiB @{last}':>11} {'ratio':>7}  target <= 1.10x")
-    for (framework, setup), child in children.items():
+    sizes: dict[tuple[str, str], list[int]] = {}
+    for child in children:
         stdout, stderr = child.communicate(timeout=3600)
         if child.returncode != 0:
-            raise RuntimeError(f"The memory child ({framework}, {setup}) failed: {stderr[-2000:]}")
-        sizes = [json.loads(line)["rss"] for line in stdout.splitlines() if line.startswith("{")]
-        ratio = sizes[1] / sizes[0]
-        tail = f"  {verdict(ratio <= 1.10)}" if setup == "ours" else ""
-        out(f"{framework:<10} {LABELS[setup]:<14} {sizes[0] / MIB:11.2f} {sizes[1] / MIB:11.2f} {ratio:6.3f}x{tail}")
+            raise RuntimeError(f"A memory child ({child.args[3]}) failed: {stderr[-2000:]}")
+        for line in stdout.splitlines():
+            if line.startswith("{"):
+                seen = json.loads(line)
+                sizes.setdefault((seen["framework"], seen["setup"]), []).append(seen["rss"])
+    for framework in FRAMEWORKS:
+        for setup in SETUPS:
+            at_first, at_last = sizes[framework, setup]
+            ratio = at_last / at_first
+            tail = f"  {verdict(ratio <= 1.10)}" if setup == "ours" else ""
+            out(f"{framework:<10} {LABELS[setup]:<14} {at_first / MIB:11.2f} {at_last / MIB:11.2f} {ratio:6.3f}x{tail}")
 
 
 # -- part 5: import time -------------------------------------------------------------------------------------------
@@ -823,14 +836,15 @@ def main() -> None:
     parser.add_argument("--imports", type=int, default=15, help="fresh interpreters per import (default 15)")
     parser.add_argument("--warm", type=int, default=20, help="untimed logins per server before part 3 (default 20)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--memory-child", nargs=3, metavar=("FRAMEWORK", "SETUP", "N1,N2"), help=argparse.SUPPRESS)
+    parser.add_argument("--memory-child", nargs=2, metavar=("FRAMEWORK/SETUP,...", "N1,N2"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve()
         return
     if args.memory_child:
-        framework, setup, checkpoints = args.memory_child
-        memory_child(framework, setup, [int(n) for n in checkpoints.split(",")])
+        pairs, checkpoints = args.memory_child
+        setups = [(pair.split("/")[0], pair.split("/")[1]) for pair in pairs.split(",")]
+        memory_child(setups, [int(n) for n in checkpoints.split(",")])
         return
     if args.quick:
         args.runs, args.logins, args.real_logins, args.load, args.imports, args.warm = 1, 4, 1, 4, 2, 1
