@@ -22,6 +22,8 @@ DEFAULT_REDIRECT_URIS = (
     "http://localhost:8000/oauth/gist/callback",
     DEFAULT_REDIRECT_URI,
 )
+#: The frameworks ``gist-authlib demo`` has an example app in.
+DEMO_FRAMEWORKS = ("starlette", "fastapi", "flask", "django")
 #: Where ``gist-authlib sandbox`` takes a stable client secret from (safer than a flag, which ps shows).
 SANDBOX_SECRET_VARIABLE = "GIST_SANDBOX_CLIENT_SECRET"
 
@@ -34,8 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--framework",
         default="starlette",
-        choices=["starlette", "fastapi", "flask", "django"],
-        help="which example app to run",
+        choices=[*DEMO_FRAMEWORKS, "all"],
+        help="which example app to run; with --check, 'all' checks the four in turn",
     )
     demo.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     demo.add_argument("--port", type=int, default=None, help="the example app's port (default 8000)")
@@ -90,7 +92,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``gist-authlib`` command and of ``python -m gist_authlib``."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "demo" and args.framework == "all" and not args.check:
+        parser.error("--framework all needs --check (the demo serves one example app at a time)")
     try:
         if args.command in ("login", "whoami", "api"):
             return _script_command(args)
@@ -98,13 +103,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .demo import run_demo
 
             # A headless check needs no fixed ports: free ones avoid clashing with a running demo.
-            return run_demo(
-                framework=args.framework,
-                host=args.host,
-                port=args.port if args.port is not None else (0 if args.check else 8000),
-                sandbox_port=args.sandbox_port if args.sandbox_port is not None else (0 if args.check else 8765),
-                check=args.check,
-            )
+            frameworks = DEMO_FRAMEWORKS if args.framework == "all" else (args.framework,)
+            for framework in frameworks:
+                args.framework = framework  # the extra to install, should this one's imports fail
+                code = run_demo(
+                    framework=framework,
+                    host=args.host,
+                    port=args.port if args.port is not None else (0 if args.check else 8000),
+                    sandbox_port=args.sandbox_port if args.sandbox_port is not None else (0 if args.check else 8765),
+                    check=args.check,
+                )
+                if code:
+                    return code
+            return 0
         return _sandbox(args)
     except ImportError as exc:
         # The demo extra brings Starlette and uvicorn; the other frameworks' examples need their own extra.

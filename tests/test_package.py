@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import gist_authlib
 
 
@@ -51,6 +53,15 @@ def test_demo_on_a_busy_port_fails_with_a_clear_message() -> None:
     assert result.returncode == 1
     assert f"Cannot listen on 127.0.0.1:{busy.port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_demo_serves_one_framework_at_a_time_and_checks_all_only_with_check(capsys: pytest.CaptureFixture[str]) -> None:
+    from gist_authlib.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["demo", "--framework", "all"])
+    assert exited.value.code == 2
+    assert "--framework all needs --check" in capsys.readouterr().err
 
 
 def test_sandbox_command_serves_and_prints_what_to_configure() -> None:
