@@ -243,7 +243,7 @@ def start_server_process(args: list[str], *, port: int, env: dict[str, str], cwd
         except httpx2.TransportError:
             if process.poll() is not None:
                 break
-            time.sleep(0.1)
+            time.sleep(0.02)
     process.kill()
     stderr = process.stderr.read().decode() if process.stderr else ""
     raise RuntimeError(f"The server {args[1:3]} did not start: {stderr}")

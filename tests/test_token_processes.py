@@ -98,7 +98,7 @@ def test_two_processes_with_an_expired_token_make_one_refresh(tmp_path: Path) ->
             )
             for _ in range(2)
         ]
-        time.sleep(1.0)  # both are up and waiting
+        assert [w.stdout.readline() for w in workers if w.stdout] == ["ready\n"] * 2  # both up and waiting
         go.touch()
         outputs = [w.communicate(timeout=60)[0].strip() for w in workers]
     assert all(w.returncode == 0 for w in workers)

@@ -1,7 +1,7 @@
 """Subprocess half of test_token_processes.py (run as a script, never imported by pytest as a test).
 
 token_worker.py write DB KEY COUNT         save COUNT tokens, printing each index once it is committed
-token_worker.py refresh DB KEY API_URL GO_FILE   wait for GO_FILE, then call the API through the store
+token_worker.py refresh DB KEY API_URL GO_FILE   print 'ready', wait for GO_FILE, then call the API through the store
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ def refresh(db: str, key: str, api_url: str, go_file: str) -> None:
     store = SQLiteTokenStore(db, key=key)
     settings = RefreshSettings(f"{api_url}/oauth/token", "cid", "csecret")
     with GistClient.from_store(store, "user", base_url=api_url, refresh=settings) as client:
+        print("ready", flush=True)
         while not os.path.exists(go_file):
             time.sleep(0.005)
         for _ in range(5):
