@@ -847,7 +847,7 @@ def main() -> None:
         memory_child(setups, [int(n) for n in checkpoints.split(",")])
         return
     if args.quick:
-        args.runs, args.logins, args.real_logins, args.load, args.imports, args.warm = 1, 4, 1, 4, 2, 1
+        args.runs, args.logins, args.real_logins, args.load, args.imports, args.warm = 1, 4, 1, 4, 1, 1
         args.memory = "5,10"
     args.memory = [int(n) for n in str(args.memory).split(",")]
     if len(args.memory) != 2 or not 0 < args.memory[0] < args.memory[1]:
