@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import secrets
@@ -197,70 +198,75 @@ def run_demo(
     from .tokens import TokenCipher
 
     example = example_module(framework)
-    sandbox_server = ServerThread(host=host, port=sandbox_port)
-    app_server: ServerThread | WSGIServerThread
-    if EXAMPLES[framework][1] == "wsgi":
-        app_server = WSGIServerThread(host=host, port=port)
-    else:
-        app_server = ServerThread(host=host, port=port)
-    client_id = "gist-demo-app"
-    client_secret = secrets.token_urlsafe(24)
-    callbacks = (
-        f"{app_server.url}/oauth/gist/callback",
-        f"http://localhost:{app_server.port}/oauth/gist/callback",
-    )
-    canvas_server = ServerThread(host=host)
-    canvas_app = example_module("canvas").create_app({"GIST_CLIENT_SECRET": client_secret})
-    sandbox = create_app(
-        clients=[SandboxClient(client_id, client_secret, callbacks, name="Gist example app")],
-        canvas_apps=[CanvasApp.at(client_id, f"{canvas_server.url}/gist/canvas", name="Orders (canvas_app.py)")],
-    )
-    env = {
-        "GIST_CLIENT_ID": client_id,
-        "GIST_CLIENT_SECRET": client_secret,
-        "GIST_AUTHORIZE_URL": f"{sandbox_server.url}/oauth/authorize",
-        "GIST_ACCESS_TOKEN_URL": f"{sandbox_server.url}/oauth/token",
-        "GIST_API_BASE_URL": f"{sandbox_server.url}/",
-        "SESSION_SECRET": secrets.token_urlsafe(32),
-        "GIST_TOKEN_KEY": TokenCipher.generate_key(),
-        "GIST_TOKEN_DB": str(Path(tempfile.mkdtemp(prefix="gist-demo-")) / "gist_tokens.sqlite3"),
-    }
-    app = example.create_app(env)
-    sandbox_server.start(sandbox)
-    app_server.start(app)
-    canvas_server.start(canvas_app)
-    try:
-        if check:
-            items = approve_login_headlessly(app_server.url)
-            expected = [t["name"] for t in sandbox.workspace.teammates]
-            missing = [name for name in expected if not any(name in item for item in items)]
-            if missing:
-                raise DemoError(f"The page after login does not list {', '.join(missing)}.")
-            out(f"Logged in through the {framework} example ({_code_of(framework)}); it listed {len(items)} teammates:")
-            for item in items:
-                out(f"  - {item}")
-            install_headlessly(sandbox.install_url(sandbox_server.url, client_id))
-            if not sandbox.installs_acknowledged:
-                raise DemoError("The Gist-initiated install was not acknowledged.")
-            out(f"A Gist-initiated install of workspace {sandbox.workspace.id} was stored and acknowledged.")
-            shown, after = click_canvas_headlessly(f"{sandbox_server.url}/inbox")
-            if "opened in this conversation" not in after:
-                raise DemoError("Clicking the canvas app's first row in the inbox did not show its details.")
-            out(f"The inbox showed the Gist app's canvas ({len(shown)} clickable); {shown[0]!r} opened its details.")
+    # Every server is stopped on the way out, also when a later one cannot listen or an example fails to start.
+    with contextlib.ExitStack() as servers:
+        sandbox_server = ServerThread(host=host, port=sandbox_port)
+        servers.callback(sandbox_server.stop)
+        app_server: ServerThread | WSGIServerThread
+        if EXAMPLES[framework][1] == "wsgi":
+            app_server = WSGIServerThread(host=host, port=port)
+        else:
+            app_server = ServerThread(host=host, port=port)
+        servers.callback(app_server.stop)
+        client_id = "gist-demo-app"
+        client_secret = secrets.token_urlsafe(24)
+        callbacks = (
+            f"{app_server.url}/oauth/gist/callback",
+            f"http://localhost:{app_server.port}/oauth/gist/callback",
+        )
+        canvas_server = ServerThread(host=host)
+        servers.callback(canvas_server.stop)
+        canvas_app = example_module("canvas").create_app({"GIST_CLIENT_SECRET": client_secret})
+        sandbox = create_app(
+            clients=[SandboxClient(client_id, client_secret, callbacks, name="Gist example app")],
+            canvas_apps=[CanvasApp.at(client_id, f"{canvas_server.url}/gist/canvas", name="Orders (canvas_app.py)")],
+        )
+        env = {
+            "GIST_CLIENT_ID": client_id,
+            "GIST_CLIENT_SECRET": client_secret,
+            "GIST_AUTHORIZE_URL": f"{sandbox_server.url}/oauth/authorize",
+            "GIST_ACCESS_TOKEN_URL": f"{sandbox_server.url}/oauth/token",
+            "GIST_API_BASE_URL": f"{sandbox_server.url}/",
+            "SESSION_SECRET": secrets.token_urlsafe(32),
+            "GIST_TOKEN_KEY": TokenCipher.generate_key(),
+            "GIST_TOKEN_DB": str(Path(tempfile.mkdtemp(prefix="gist-demo-")) / "gist_tokens.sqlite3"),
+        }
+        app = example.create_app(env)
+        sandbox_server.start(sandbox)
+        app_server.start(app)
+        canvas_server.start(canvas_app)
+        try:
+            if check:
+                items = approve_login_headlessly(app_server.url)
+                expected = [t["name"] for t in sandbox.workspace.teammates]
+                missing = [name for name in expected if not any(name in item for item in items)]
+                if missing:
+                    raise DemoError(f"The page after login does not list {', '.join(missing)}.")
+                where = _code_of(framework)
+                out(f"Logged in through the {framework} example ({where}); it listed {len(items)} teammates:")
+                for item in items:
+                    out(f"  - {item}")
+                install_headlessly(sandbox.install_url(sandbox_server.url, client_id))
+                if not sandbox.installs_acknowledged:
+                    raise DemoError("The Gist-initiated install was not acknowledged.")
+                out(f"A Gist-initiated install of workspace {sandbox.workspace.id} was stored and acknowledged.")
+                shown, after = click_canvas_headlessly(f"{sandbox_server.url}/inbox")
+                if "opened in this conversation" not in after:
+                    raise DemoError("Clicking the canvas app's first row in the inbox did not show its details.")
+                out(
+                    f"The inbox showed the Gist app's canvas ({len(shown)} clickable); {shown[0]!r} opened its details."
+                )
+                return 0
+            out(f"Gist sandbox:   {sandbox_server.url}/  (client id {client_id})")
+            out(f"Example app:    {framework}, whose code is {_code_of(framework)}")
+            out("")
+            out(f"Open {app_server.url}/ and click 'Log in with Gist'.")
+            install_url = sandbox.install_url(sandbox_server.url, client_id)
+            out(f"To install the app as a Gist workspace would, open {install_url}")
+            out(f"To see a Gist app's canvas beside a conversation, open {sandbox_server.url}/inbox")
+            out("Ctrl-C stops.")
+            sys.stdout.flush()
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
             return 0
-        out(f"Gist sandbox:   {sandbox_server.url}/  (client id {client_id})")
-        out(f"Example app:    {framework}, whose code is {_code_of(framework)}")
-        out("")
-        out(f"Open {app_server.url}/ and click 'Log in with Gist'.")
-        out(f"To install the app as a Gist workspace would, open {sandbox.install_url(sandbox_server.url, client_id)}")
-        out(f"To see a Gist app's canvas beside a conversation, open {sandbox_server.url}/inbox")
-        out("Ctrl-C stops.")
-        sys.stdout.flush()
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        app_server.stop()
-        canvas_server.stop()
-        sandbox_server.stop()

@@ -1,4 +1,5 @@
-"""``gist-authlib sandbox`` as a user runs it: a subprocess on a free port, its printed settings, its rules."""
+"""``gist-authlib sandbox`` as a user runs it: a subprocess on a free port, its printed settings, its rules (and
+its refusals of bad flags, which need no subprocess)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
+import pytest
 from conftest import query_of
+
+from gist_authlib.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -128,19 +132,13 @@ def test_the_flag_wins_over_the_environment_and_extra_scopes_show_on_the_consent
     assert "read_campaigns" not in sandbox.stderr
 
 
-def test_bad_flags_fail_with_a_clear_message_before_serving() -> None:
+def test_bad_flags_fail_with_a_clear_message_before_serving(capsys: pytest.CaptureFixture[str]) -> None:
+    # In this process: the command's own entry point, which the console script hands its exit code to.
     for args, says in [
         (["--scope", "read_a,read_b"], "without spaces or commas"),
         (["--name", "gist-eu"], "--name must be a registration name"),
     ]:
-        result = subprocess.run(
-            [sys.executable, "-m", "gist_authlib", "sandbox", "--port", "0", *args],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert result.returncode == 1, result.stderr
-        assert says in result.stderr and "Traceback" not in result.stderr
-        assert result.stdout == ""
+        assert main(["sandbox", "--port", "0", *args]) == 1
+        printed = capsys.readouterr()
+        assert says in printed.err and "Traceback" not in printed.err
+        assert printed.out == ""
