@@ -82,13 +82,15 @@ def test_command_line_prints_the_summary(served: tuple[GistSandbox, str, str], t
     assert "created 3, updated 1, failed 1" in result.stdout
     assert "line 5: no email or user_id" in result.stdout
     assert "5/5" in result.stderr
-    bad = subprocess.run(
-        [sys.executable, str(script), str(source), "--token", "wrong", "--base-url", url],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert bad.returncode == 2 and "revoked or is wrong" in bad.stdout
-    assert "wrong" not in bad.stderr
+
+
+def test_a_wrong_token_exits_2_with_a_clear_message(
+    served: tuple[GistSandbox, str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, url, _ = served
+    source = tmp_path / "contacts.csv"
+    source.write_text(CSV)
+    assert module.main([str(source), "--token", "wrong", "--base-url", url]) == 2  # the script's entry point
+    printed = capsys.readouterr()
+    assert "revoked or is wrong" in printed.out
+    assert "wrong" not in printed.err
