@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 
 import gist_authlib
 
@@ -48,11 +49,11 @@ def test_demo_on_a_busy_port_fails_with_a_clear_message(capsys: pytest.CaptureFi
     from gist_authlib.cli import main
     from gist_authlib.sandbox import ServerThread
 
-    busy = ServerThread()
+    busy, sandbox_port = ServerThread(), free_port()
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ResourceWarning)
-            code = main(["demo", "--check", "--port", str(busy.port)])
+            code = main(["demo", "--check", "--port", str(busy.port), "--sandbox-port", str(sandbox_port)])
             gc.collect()
     finally:
         busy.stop()
@@ -60,8 +61,10 @@ def test_demo_on_a_busy_port_fails_with_a_clear_message(capsys: pytest.CaptureFi
     assert code == 1
     assert f"Cannot listen on 127.0.0.1:{busy.port}" in printed.err
     assert "Traceback" not in printed.err
-    # The sandbox's server, bound before the app's failed, was closed on the way out, not left to the collector.
-    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+    # The sandbox's server, bound before the app's failed, was closed on the way out, not left to the collector
+    # (whose warning names the socket's address; earlier tests' garbage may warn here too, about other ports).
+    unclosed = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert [message for message in unclosed if f"'127.0.0.1', {sandbox_port})" in message] == []
 
 
 def test_demo_serves_one_framework_at_a_time_and_checks_all_only_with_check(capsys: pytest.CaptureFixture[str]) -> None:
