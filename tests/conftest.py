@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import gc
 import secrets
 import ssl
 import sys
@@ -56,6 +57,19 @@ if sys.version_info < (3, 13):
             return _ast_parse(*args, **kwargs)
 
     ast.parse = _serial_parse
+
+# The cyclic garbage collector, tuned for a test process: the frameworks, the package and the collected tests make
+# a large heap that never dies, and Python's default thresholds walked it again and again (about a tenth of the
+# suite's CPU, measured on the contract, adversarial and client suites: 17.3 against 15.2 core-seconds, 3 pairs).
+# Collections run less often, and once the tests are collected, what exists is set aside for good (gc.freeze).
+gc.set_threshold(10_000, 20, 20)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Set aside everything made while collecting: later collections need not walk it."""
+    gc.collect()
+    gc.freeze()
+
 
 FRAMEWORKS = ["starlette", "fastapi", "flask", "django"]
 #: Every route style the contract and adversarial suites run against: the library's routes in each framework,
