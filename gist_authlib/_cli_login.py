@@ -32,7 +32,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import httpx2
 
-from ._pages import CALLBACK_HEADERS, error_page
+from ._pages import CALLBACK_HEADERS, NO_ICON, error_page
 from ._version import USER_AGENT
 from .api._endpoint import Call, Pages, SyncSide, paged_endpoint
 from .api.models import Page
@@ -185,7 +185,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, status: int, html: str) -> None:
         data = html.encode()
         self.send_response(status)
-        for name, value in {**CALLBACK_HEADERS, "Content-Security-Policy": "default-src 'none'"}.items():
+        for name, value in {**CALLBACK_HEADERS, "Content-Security-Policy": "default-src 'none'; img-src data:"}.items():
             self.send_header(name, value)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
@@ -213,7 +213,7 @@ class _LoopbackServer(ThreadingHTTPServer):
 
 def _page(title: str, text: str) -> str:
     return (
-        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title></head>\n'
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">{NO_ICON}<title>{escape(title)}</title></head>\n'
         f"<body>\n<h1>{escape(title)}</h1>\n<p>{escape(text)}</p>\n</body></html>\n"
     )
 

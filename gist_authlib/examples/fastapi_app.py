@@ -54,7 +54,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
             f"<li>{escape(str(t.get('name')))} &lt;{escape(str(t.get('email')))}&gt;</li>" for t in teammates
         )
         return HTMLResponse(
-            "<!doctype html><title>Your Gist teammates</title><h1>Logged in with Gist</h1>"
+            "<!doctype html><link rel=icon href=data:,><title>Your Gist teammates</title><h1>Logged in with Gist</h1>"
             f'<p>Your workspace has {len(teammates)} teammates:</p><ul id="teammates">{rows}</ul>'
             '<p><a href="/">Home</a></p>'
         )
@@ -68,7 +68,8 @@ def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
     @app.get("/", response_class=HTMLResponse)
     async def home() -> str:
         return (
-            '<!doctype html><title>Gist example</title><h1>Welcome</h1><p><a href="/auth/gist">Log in with Gist</a></p>'
+            "<!doctype html><link rel=icon href=data:,>"
+            '<title>Gist example</title><h1>Welcome</h1><p><a href="/auth/gist">Log in with Gist</a></p>'
         )
 
     @app.get("/me/teammates", response_class=HTMLResponse)

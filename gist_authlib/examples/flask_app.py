@@ -25,10 +25,10 @@ import gist_authlib
 from gist_authlib.flask import gist_blueprint, stored_token
 from gist_authlib.tokens import SQLiteTokenStore
 
-HOME = """<!doctype html><title>Gist example</title><h1>Welcome</h1>
+HOME = """<!doctype html><link rel=icon href=data:,><title>Gist example</title><h1>Welcome</h1>
 <p><a href="{{ url_for('gist_auth.login') }}">Log in with Gist</a></p>"""
 
-TEAMMATES = """<!doctype html><title>Your Gist teammates</title><h1>Logged in with Gist</h1>
+TEAMMATES = """<!doctype html><link rel=icon href=data:,><title>Your Gist teammates</title><h1>Logged in with Gist</h1>
 <p>Your workspace has {{ teammates|length }} teammates:</p>
 <ul id="teammates">{% for t in teammates %}<li>{{ t.name }} &lt;{{ t.email }}&gt;</li>{% endfor %}</ul>
 <p><a href="/">Home</a></p>"""

@@ -41,13 +41,14 @@ def create_app(environ: Mapping[str, str] | None = None) -> Starlette:
     def teammates_page(provider: str, teammates: list[dict[str, Any]]) -> HTMLResponse:
         rows = "".join(f"<li>{escape(str(t.get('name', '')))}</li>" for t in teammates)
         return HTMLResponse(
-            f"<!doctype html><title>Logged in</title><h1>Logged in with {escape(provider)}</h1>"
+            "<!doctype html><link rel=icon href=data:,>"
+            f"<title>Logged in</title><h1>Logged in with {escape(provider)}</h1>"
             f'<ul id="teammates">{rows}</ul><p><a href="/">Home</a></p>'
         )
 
     async def home(request: Request) -> HTMLResponse:
         return HTMLResponse(
-            "<!doctype html><title>Two providers</title><h1>Welcome</h1>"
+            "<!doctype html><link rel=icon href=data:,><title>Two providers</title><h1>Welcome</h1>"
             '<p><a href="/auth/gist">Log in with Gist</a> or <a href="/auth/other">with the other provider</a></p>'
         )
 

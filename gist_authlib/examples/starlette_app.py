@@ -62,7 +62,8 @@ def create_app(environ: Mapping[str, str] | None = None) -> Starlette:
 
     async def home(request: Request) -> HTMLResponse:
         return HTMLResponse(
-            '<!doctype html><title>Gist example</title><h1>Welcome</h1><p><a href="/auth/gist">Log in with Gist</a></p>'
+            "<!doctype html><link rel=icon href=data:,>"
+            '<title>Gist example</title><h1>Welcome</h1><p><a href="/auth/gist">Log in with Gist</a></p>'
         )
 
     async def teammates_page(client: AsyncGistClient) -> HTMLResponse:
@@ -72,7 +73,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Starlette:
             return HTMLResponse(f"<h1>{escape(error.title)}</h1><p>{escape(error.message)}</p>", status_code=502)
         rows = "".join(f"<li>{escape(t.name or '')} &lt;{escape(t.email or '')}&gt;</li>" for t in teammates)
         return HTMLResponse(
-            "<!doctype html><title>Your Gist teammates</title><h1>Logged in with Gist</h1>"
+            "<!doctype html><link rel=icon href=data:,><title>Your Gist teammates</title><h1>Logged in with Gist</h1>"
             f'<p>Your workspace has {len(teammates)} teammates:</p><ul id="teammates">{rows}</ul>'
             '<p><a href="/">Home</a></p>'
         )

@@ -843,7 +843,8 @@ def _redirect(redirect_uri: str, params: Mapping[str, str | None]) -> Response:
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     html = (
-        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        # An empty icon: without it the browser asks for /favicon.ico, and the 404 shows in its console.
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">'
         f"<title>{escape(title)}</title></head>\n"
         f"<body>\n<h1>{escape(title)}</h1>\n{body}\n</body></html>\n"
     )

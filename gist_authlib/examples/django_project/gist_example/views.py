@@ -21,7 +21,8 @@ gist = gist_authlib.register(oauth, scopes=settings.GIST_SCOPES, token_store=sto
 
 def home(request: HttpRequest) -> HttpResponse:
     return HttpResponse(
-        '<!doctype html><title>Gist example</title><h1>Welcome</h1><p><a href="/auth/gist">Log in with Gist</a></p>'
+        "<!doctype html><link rel=icon href=data:,>"
+        '<title>Gist example</title><h1>Welcome</h1><p><a href="/auth/gist">Log in with Gist</a></p>'
     )
 
 
@@ -42,7 +43,7 @@ def teammates_page(response: Any) -> HttpResponse:
     teammates = response.json().get("teammates", [])
     rows = "".join(f"<li>{escape(t.get('name', ''))} &lt;{escape(t.get('email', ''))}&gt;</li>" for t in teammates)
     return HttpResponse(
-        "<!doctype html><title>Your Gist teammates</title><h1>Logged in with Gist</h1>"
+        "<!doctype html><link rel=icon href=data:,><title>Your Gist teammates</title><h1>Logged in with Gist</h1>"
         f'<p>Your workspace has {len(teammates)} teammates:</p><ul id="teammates">{rows}</ul>'
         '<p><a href="/">Home</a></p>'
     )
