@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -535,6 +535,36 @@ def test_a_request_running_when_the_server_thread_stops_still_gets_its_response(
         request.join(10)
     assert [(a.status_code, a.text) for a in answers] == [(200, "finished")]
     assert not server._thread.is_alive()
+
+
+def test_with_lifespan_the_server_thread_runs_the_apps_startup_and_shutdown() -> None:
+    from contextlib import asynccontextmanager
+
+    from starlette.applications import Starlette
+
+    events: list[str] = []
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        events.append("startup")
+        yield
+        events.append("shutdown")
+
+    quiet = ServerThread(Starlette(lifespan=lifespan)).start()  # off by default: any ASGI callable can be served
+    quiet.stop()
+    assert events == []
+    server = ServerThread(Starlette(lifespan=lifespan), lifespan=True).start()
+    assert events == ["startup"]
+    server.stop()  # a forced stop, which uvicorn would end without the app's shutdown
+    assert events == ["startup", "shutdown"]
+
+    @asynccontextmanager
+    async def failing(app: Starlette) -> AsyncIterator[None]:
+        raise RuntimeError("no database")
+        yield
+
+    with pytest.raises(RuntimeError, match="lifespan startup failed"):
+        ServerThread(Starlette(lifespan=failing), lifespan=True).start()
 
 
 def test_a_client_hanging_up_mid_token_request_is_answered_quietly_and_changes_nothing() -> None:

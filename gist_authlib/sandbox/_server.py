@@ -25,6 +25,10 @@ class ServerThread:
         port: the port; 0 picks a free one.
         ssl_certfile: serve HTTPS with this certificate chain (PEM); plain HTTP without it.
         ssl_keyfile: the certificate's private key (PEM).
+        lifespan: send the app ASGI lifespan events: startup before :meth:`start` returns (a failed startup
+            makes it raise), shutdown when :meth:`stop` is called (an app that opened pools or connections in
+            its lifespan closes them). Off by default, so that any ASGI callable can be served, also one that
+            does not answer lifespan messages.
     """
 
     def __init__(
@@ -35,6 +39,7 @@ class ServerThread:
         *,
         ssl_certfile: str | None = None,
         ssl_keyfile: str | None = None,
+        lifespan: bool = False,
     ) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._socket = socket.socket(family, socket.SOCK_STREAM)
@@ -50,6 +55,7 @@ class ServerThread:
         # Room for a burst of connections (a load test's); the kernel caps it at net.core.somaxconn.
         self._socket.listen(1024)
         self._ssl_certfile, self._ssl_keyfile = ssl_certfile, ssl_keyfile
+        self._lifespan = lifespan
         self.host = host
         self.port: int = self._socket.getsockname()[1]
         self.app = app
@@ -73,23 +79,27 @@ class ServerThread:
         config = uvicorn.Config(
             self.app,
             log_level="warning",
-            lifespan="off",
+            lifespan="on" if self._lifespan else "off",
             access_log=False,
             ssl_certfile=self._ssl_certfile,
             ssl_keyfile=self._ssl_keyfile,
         )
         self._server = _server_class(uvicorn)(config)
-        self._thread = threading.Thread(
-            target=self._server.run,
-            kwargs={"sockets": [self._socket]},
-            name=f"uvicorn:{self.port}",
-            daemon=True,
-        )
+        exits: list[object] = []
+
+        def serve() -> None:
+            try:
+                self._server.run(sockets=[self._socket])
+            except SystemExit as exc:  # uvicorn exits this way when the app's lifespan startup fails
+                exits.append(exc.code)
+
+        self._thread = threading.Thread(target=serve, name=f"uvicorn:{self.port}", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"The server on {self.url} did not start.")
+                why = " (the app's lifespan startup failed; uvicorn's log says why)" if exits else ""
+                raise RuntimeError(f"The server on {self.url} did not start{why}.")
             time.sleep(0.01)
         return self
 
@@ -158,6 +168,9 @@ def _server_class(uvicorn: Any) -> type[Any]:
                 await asyncio.sleep(0.002)
             for server in self.servers:
                 await server.wait_closed()
+            # uvicorn skips the app's lifespan shutdown on a forced exit; this one is forced only so as not to
+            # wait for idle connections, so the app still gets it (with lifespan off, it is a no-op).
+            await self.lifespan.shutdown()
 
     return _PromptServer
 
