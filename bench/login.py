@@ -46,7 +46,6 @@ import gc
 import json
 import os
 import secrets
-import shutil
 import ssl
 import statistics
 import subprocess
@@ -808,19 +807,18 @@ def part5(args: argparse.Namespace, out: Callable[[str], None]) -> None:
     # for gist_authlib, and with PYTHONDONTWRITEBYTECODE set would compile its modules in every interpreter
     # while Authlib's come compiled. The children keep their bytecode in a folder of their own, written by one
     # untimed import of each module.
-    cache = tempfile.mkdtemp(prefix="gist-bench-pycache-")
-    env = {k: v for k, v in child_env().items() if k != "PYTHONDONTWRITEBYTECODE"} | {"PYTHONPYCACHEPREFIX": cache}
-    for module in modules.values():
-        subprocess.run([sys.executable, "-c", f"import {module}"], env=env, timeout=120, check=True)
-    times: dict[str, list[float]] = {setup: [] for setup in SETUPS}
-    for _ in range(args.imports):
-        for setup in SETUPS:  # alternating, each in a fresh interpreter
-            probe = IMPORT_PROBE.format(module=modules[setup])
-            result = subprocess.run(
-                [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120, check=True
-            )
-            times[setup].append(float(result.stdout.strip()))
-    shutil.rmtree(cache, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="gist-bench-pycache-") as cache:
+        env = {k: v for k, v in child_env().items() if k != "PYTHONDONTWRITEBYTECODE"} | {"PYTHONPYCACHEPREFIX": cache}
+        for module in modules.values():
+            subprocess.run([sys.executable, "-c", f"import {module}"], env=env, timeout=120, check=True)
+        times: dict[str, list[float]] = {setup: [] for setup in SETUPS}
+        for _ in range(args.imports):
+            for setup in SETUPS:  # alternating, each in a fresh interpreter
+                probe = IMPORT_PROBE.format(module=modules[setup])
+                result = subprocess.run(
+                    [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120, check=True
+                )
+                times[setup].append(float(result.stdout.strip()))
     out("")
     out(f"5. import time in a fresh interpreter, from cached bytecode, median of {args.imports}")
     medians = {setup: statistics.median(values) for setup, values in times.items()}

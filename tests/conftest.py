@@ -91,7 +91,9 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """In an xdist worker: hand this worker's adversarial figures to the controller."""
+    """Stop Chromium if a run ended inside the browser tests (``-x``, an interrupt); in an xdist worker, hand this
+    worker's adversarial figures to the controller."""
+    _CHROMIUM.stop()
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:
         workeroutput["adversarial"] = dict(ADVERSARIAL)
@@ -146,11 +148,13 @@ class _Chromium:
         return self._browsers[executable_path]
 
     def stop(self) -> None:
-        while self._browsers:
-            self._browsers.popitem()[1].close()
-        if self._driver is not None:
-            self._driver = None
-            self._playwright.__exit__(None, None, None)
+        try:
+            while self._browsers:
+                self._browsers.popitem()[1].close()
+        finally:  # the driver stops even if a browser would not close
+            if self._driver is not None:
+                self._driver = None
+                self._playwright.__exit__(None, None, None)
 
 
 _CHROMIUM = _Chromium()

@@ -67,6 +67,17 @@ def test_demo_on_a_busy_port_fails_with_a_clear_message(capsys: pytest.CaptureFi
     assert [message for message in unclosed if f"'127.0.0.1', {sandbox_port})" in message] == []
 
 
+def test_ctrl_c_during_a_demo_check_is_a_failed_check_not_a_pass() -> None:
+    from gist_authlib.demo import run_demo
+
+    def interrupted(line: str) -> None:  # Ctrl-C as the check prints its first finding
+        raise KeyboardInterrupt
+
+    # 130, as a shell reports a command ended by SIGINT; `demo --check --framework all` stops at the first
+    # non-zero code instead of going on to the next framework.
+    assert run_demo(framework="starlette", port=0, sandbox_port=0, check=True, out=interrupted) == 130
+
+
 def test_demo_serves_one_framework_at_a_time_and_checks_all_only_with_check(capsys: pytest.CaptureFixture[str]) -> None:
     from gist_authlib.cli import main
 

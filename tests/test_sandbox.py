@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -511,9 +512,21 @@ def test_stopping_the_server_thread_closes_idle_keep_alive_connections_and_refus
             http.get(server.url + "/")
 
 
+def stop_during_a_request(server: ServerThread, started: threading.Event) -> list[tuple[int, str]]:
+    """Request ``/`` in a thread, stop the server once the app says the request has ``started`` (an Event), and
+    return what the request got back."""
+    answers: list[httpx2.Response] = []
+    with browser_client(timeout=10) as http:
+        request = threading.Thread(target=lambda: answers.append(http.get(server.url + "/")))
+        request.start()
+        assert started.wait(10)
+        server.stop()
+        request.join(10)
+    return [(a.status_code, a.text) for a in answers]
+
+
 def test_a_request_running_when_the_server_thread_stops_still_gets_its_response() -> None:
     import asyncio
-    import threading
 
     started = threading.Event()
     server = ServerThread()
@@ -526,14 +539,7 @@ def test_a_request_running_when_the_server_thread_stops_still_gets_its_response(
         await send({"type": "http.response.body", "body": b"finished"})
 
     server.start(slow)
-    answers: list[httpx2.Response] = []
-    with browser_client(timeout=10) as http:
-        request = threading.Thread(target=lambda: answers.append(http.get(server.url + "/")))
-        request.start()
-        assert started.wait(10)
-        server.stop()
-        request.join(10)
-    assert [(a.status_code, a.text) for a in answers] == [(200, "finished")]
+    assert stop_during_a_request(server, started) == [(200, "finished")]
     assert not server._thread.is_alive()
 
 
@@ -563,8 +569,38 @@ def test_with_lifespan_the_server_thread_runs_the_apps_startup_and_shutdown() ->
         raise RuntimeError("no database")
         yield
 
+    refused = ServerThread(Starlette(lifespan=failing), lifespan=True)
     with pytest.raises(RuntimeError, match="lifespan startup failed"):
-        ServerThread(Starlette(lifespan=failing), lifespan=True).start()
+        refused.start()
+    assert refused._socket.fileno() == -1  # closed, not left to the garbage collector
+
+
+def test_with_lifespan_a_request_still_running_is_answered_before_the_apps_shutdown() -> None:
+    import asyncio
+    from contextlib import asynccontextmanager
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    events: list[str] = []
+    started = threading.Event()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        events.append("shutdown")
+
+    async def slow(request: Request) -> PlainTextResponse:
+        started.set()
+        await asyncio.sleep(0.3)  # still running when the stop begins
+        events.append("answered")
+        return PlainTextResponse("finished")
+
+    server = ServerThread(Starlette(routes=[Route("/", slow)], lifespan=lifespan), lifespan=True).start()
+    assert stop_during_a_request(server, started) == [(200, "finished")]
+    assert events == ["answered", "shutdown"]  # what the request used was still open while it ran
 
 
 def test_a_client_hanging_up_mid_token_request_is_answered_quietly_and_changes_nothing() -> None:

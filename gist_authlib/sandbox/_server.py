@@ -99,6 +99,7 @@ class ServerThread:
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 why = " (the app's lifespan startup failed; uvicorn's log says why)" if exits else ""
+                self.stop()  # its socket is closed, not left to the garbage collector
                 raise RuntimeError(f"The server on {self.url} did not start{why}.")
             time.sleep(0.01)
         return self
@@ -168,8 +169,14 @@ def _server_class(uvicorn: Any) -> type[Any]:
                 await asyncio.sleep(0.002)
             for server in self.servers:
                 await server.wait_closed()
+            if self.config.lifespan == "off":
+                return
             # uvicorn skips the app's lifespan shutdown on a forced exit; this one is forced only so as not to
-            # wait for idle connections, so the app still gets it (with lifespan off, it is a no-op).
+            # wait for idle connections, so the app still gets it, once the requests still running are answered
+            # (they may use what the shutdown closes), for up to 10 s.
+            deadline = asyncio.get_running_loop().time() + 10
+            while self.server_state.tasks and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.002)
             await self.lifespan.shutdown()
 
     return _PromptServer
