@@ -24,9 +24,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 import httpx2
 
 from ._version import USER_AGENT
-
-if TYPE_CHECKING:
-    import asyncio
 from .errors import ConfigurationError, InvalidTokenResponseError, MissingCredentialsError, TokenEndpointError
 from .flow import LoginFlow, check_token_response, check_transport, translate_token_error
 from .login import (
@@ -39,6 +36,9 @@ from .login import (
     run_async,
 )
 from .provider import GistProvider
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "AsyncGistAppMixin",

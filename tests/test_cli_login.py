@@ -15,11 +15,12 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
-from conftest import browser_client, free_port
+from conftest import BROWSER_TESTS, browser_client, free_port
 
 from gist_authlib import GistClient, cli
 from gist_authlib.sandbox import GistSandbox, SandboxClient, ServerThread, create_app
@@ -123,6 +124,30 @@ def test_login_json_prints_a_working_token_and_uses_state_and_pkce(gist: Gist, t
     ]
     with GistClient(token, base_url=f"{gist.url}/") as client:
         assert client.token_info().workspace_name == "Sandbox Workspace"
+
+
+@BROWSER_TESTS
+def test_the_login_in_the_full_browser_ends_on_its_page_with_no_console_error(
+    gist: Gist, tmp_path: Path, full_chromium: Any
+) -> None:
+    # What a person sees after `gist-authlib login`: the command's own page, in the browser they would use,
+    # with nothing on it that its strict CSP blocks (its empty icon needs `img-src data:`).
+    process, url, _ = start_login(gist, "--json", env=gist.settings(), cwd=tmp_path)
+    context = full_chromium.new_context()
+    errors: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: errors.append(f"page error: {error}"))
+        page.goto(url)  # the sandbox approves at once and redirects to the command's loopback server
+        page.wait_for_url(f"{gist.redirect_uri}?**")
+        text = page.inner_text("body")
+    finally:
+        context.close()
+    code, _, stderr = finish(process)
+    assert code == 0, stderr
+    assert "You can close this tab" in text
+    assert errors == []
 
 
 def test_login_stores_the_token_and_whoami_and_api_use_it(gist: Gist, tmp_path: Path) -> None:
