@@ -32,7 +32,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import httpx2
 
-from ._pages import CALLBACK_HEADERS, NO_ICON, error_page
+from ._pages import CALLBACK_HEADERS, error_page, page
 from ._version import USER_AGENT
 from .api._endpoint import Call, Pages, SyncSide, paged_endpoint
 from .api.models import Page
@@ -212,10 +212,7 @@ class _LoopbackServer(ThreadingHTTPServer):
 
 
 def _page(title: str, text: str) -> str:
-    return (
-        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">{NO_ICON}<title>{escape(title)}</title></head>\n'
-        f"<body>\n<h1>{escape(title)}</h1>\n<p>{escape(text)}</p>\n</body></html>\n"
-    )
+    return page(title, f"<p>{escape(text)}</p>")
 
 
 def _loopback(redirect_uri: str) -> tuple[str, int, str]:

@@ -17,12 +17,19 @@ CALLBACK_HEADERS: dict[str, str] = {
 }
 
 
+def page(title: str, body: str) -> str:
+    """A plain HTML page: ``title`` (escaped here) as its title and heading, then ``body``, HTML the caller has
+    escaped."""
+    return (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">{NO_ICON}'
+        f"<title>{escape(title)}</title></head>\n<body>\n<h1>{escape(title)}</h1>\n{body}\n</body></html>\n"
+    )
+
+
 def error_page(error: GistAuthError, *, retry_url: str | None = None) -> str:
     """A plain, escaped HTML page explaining ``error``: safe for any text the error carries."""
     retry = f'<p><a href="{escape(retry_url)}">Try logging in again</a></p>' if retry_url else ""
-    return (
-        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">{NO_ICON}'
-        f"<title>{escape(error.title)}</title></head>\n<body>\n"
-        f"<h1>{escape(error.title)}</h1>\n<p>{escape(error.message)}</p>\n"
-        f"<p><small>error: {escape(error.error_code)}</small></p>\n{retry}\n</body></html>\n"
+    return page(
+        error.title,
+        f"<p>{escape(error.message)}</p>\n<p><small>error: {escape(error.error_code)}</small></p>\n{retry}",
     )
