@@ -127,13 +127,13 @@ def test_login_json_prints_a_working_token_and_uses_state_and_pkce(gist: Gist, t
 
 
 @BROWSER_TESTS
-def test_the_login_in_the_full_browser_ends_on_its_page_with_no_console_error(
-    gist: Gist, tmp_path: Path, full_chromium: Any
+def test_the_login_in_chromium_ends_on_its_page_with_no_console_error(
+    gist: Gist, tmp_path: Path, chromium_browser: Any
 ) -> None:
-    # What a person sees after `gist-authlib login`: the command's own page, in the browser they would use,
-    # with nothing on it that its strict CSP blocks (its empty icon needs `img-src data:`).
+    # What a person sees after `gist-authlib login`: the command's own page, in Chromium, with nothing on it
+    # that its strict CSP blocks (its empty icon needs `img-src data:`).
     process, url, _ = start_login(gist, "--json", env=gist.settings(), cwd=tmp_path)
-    context = full_chromium.new_context()
+    context = chromium_browser.new_context()
     errors: list[str] = []
     try:
         page = context.new_page()
