@@ -9,6 +9,7 @@ adapters in :mod:`gist_authlib.starlette`, :mod:`gist_authlib.flask` and :mod:`g
 
 from __future__ import annotations
 
+from ._registry import GistApp, register
 from ._version import __version__
 from .client import AsyncGistClient, GistClient
 from .errors import (
@@ -21,7 +22,6 @@ from .errors import (
     TokenStoreError,
 )
 from .provider import OFFICIAL_SCOPES, GistProvider
-from .registry import GistApp, register
 
 __all__ = [
     "OFFICIAL_SCOPES",

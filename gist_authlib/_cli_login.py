@@ -1,10 +1,10 @@
 """``gist-authlib login``, ``whoami`` and ``api``: Gist from scripts and command-line tools.
 
 ``login`` is the loopback flow of RFC 8252: a one-shot HTTP server on 127.0.0.1 receives the callback, and
-the login rules are the package's own (:class:`~gist_authlib.flow.LoginFlow`: a single-use state, S256 PKCE,
+the login rules are the package's own (:class:`~gist_authlib._flow.LoginFlow`: a single-use state, S256 PKCE,
 the ``iss`` check), with a plain dict as the session. The code is exchanged with one POST to the token
 endpoint (client credentials in the body, as Gist expects; no redirect followed) and the answer is checked by
-:func:`~gist_authlib.flow.check_token_response`. The token is then printed as JSON (``--json``) or kept in an
+:func:`~gist_authlib._flow.check_token_response`. The token is then printed as JSON (``--json``) or kept in an
 encrypted :class:`~gist_authlib.tokens.SQLiteTokenStore`, where ``whoami`` and ``api`` find it.
 
 Settings are the apps' ``GIST_*`` variables (``GIST_CLIENT_ID``, ``GIST_CLIENT_SECRET``, ``GIST_AUTHORIZE_URL``,
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import socket
@@ -30,25 +31,21 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-import httpx2
-
+from ._flow import LoginFlow, check_transport, is_loopback
+from ._login import LoginResult, Registration, callback_steps, read_workspace, request_token, run
 from ._pages import CALLBACK_HEADERS, error_page, page
-from ._version import USER_AGENT
 from .api._endpoint import Call, Pages, SyncSide, paged_endpoint
 from .api.models import Page
 from .api.resources import DEFAULT_PER_PAGE, walk_pages
-from .client import GistClient, RetryPolicy
+from .client import GistClient
 from .errors import (
     ConfigurationError,
     GistAPIError,
     GistAuthError,
-    InvalidTokenResponseError,
     LoginError,
-    TokenEndpointError,
     TokenStoreError,
     UnknownStateError,
 )
-from .flow import CallbackGrant, LoginFlow, check_token_response, check_transport, is_loopback, translate_token_error
 from .provider import GistProvider
 
 __all__ = [
@@ -57,7 +54,6 @@ __all__ = [
     "LoginTimeoutError",
     "add_commands",
     "default_token_db",
-    "exchange_code",
     "run_command",
 ]
 
@@ -69,7 +65,6 @@ DEFAULT_TIMEOUT = 300.0
 #: The variables besides the apps' settings: an access token or workspace API key for ``whoami`` and ``api``.
 TOKEN_VARIABLE = "GIST_TOKEN"
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-_LOOKUP_RETRY = RetryPolicy(max_attempts=2, deadline=5.0)
 _KEY_HINT = 'python -c "from gist_authlib.tokens import TokenCipher; print(TokenCipher.generate_key())"'
 
 
@@ -144,11 +139,11 @@ def _open_store(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[A
 class _Callback:
     """What the one-shot server was asked, and what the login gave: a token or the error that ended it."""
 
-    handle: Callable[[list[tuple[str, str]]], dict[str, Any]]
+    handle: Callable[[list[tuple[str, str]]], LoginResult]
     path: str
     done: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    token: dict[str, Any] | None = field(default=None, repr=False)
+    result: LoginResult | None = field(default=None, repr=False)
     error: BaseException | None = None
 
 
@@ -169,7 +164,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(409, _page("Already answered", "This login has already ended. You can close this tab."))
             return
         try:
-            callback.token = callback.handle(parse_qsl(parts.query, keep_blank_values=True))
+            callback.result = callback.handle(parse_qsl(parts.query, keep_blank_values=True))
         except GistAuthError as exc:
             callback.error = exc
             self._answer(exc.status_code, error_page(exc))
@@ -232,56 +227,18 @@ def _loopback(redirect_uri: str) -> tuple[str, int, str]:
     return bind, port, parts.path or "/"
 
 
-def exchange_code(
-    code: str,
-    *,
-    redirect_uri: str,
-    code_verifier: str | None,
-    client_id: str,
-    client_secret: str,
-    token_url: str,
-    timeout: float = 10.0,
-    transport: httpx2.BaseTransport | None = None,
-) -> dict[str, Any]:
-    """Exchange an authorization code at Gist's token endpoint and return the checked token.
+class _CommandLineEffects:
+    """The command line's side of the login sequence (:mod:`gist_authlib._login`): the token request and the
+    workspace lookup, performed outside any Authlib app."""
 
-    One form POST with the client credentials in the body (``client_secret_post``), no redirect followed.
+    def __init__(self, reg: Registration) -> None:
+        self.reg = reg
 
-    Raises:
-        TokenEndpointError: the endpoint answered an error status.
-        TokenEndpointUnreachableError: no connection, or no answer within ``timeout``.
-        InvalidTokenResponseError: a 2xx answer without a usable access token.
-    """
-    form = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": redirect_uri,
-        "client_id": client_id,
-        "client_secret": client_secret,
-    }
-    if code_verifier:
-        form["code_verifier"] = code_verifier
-    headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
-    try:
-        with httpx2.Client(timeout=timeout, follow_redirects=False, trust_env=False, transport=transport) as http:
-            response = http.post(token_url, data=form, headers=headers)
-    except httpx2.HTTPError as exc:
-        raise translate_token_error(exc) from None
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not 200 <= response.status_code < 300:
-        error = body.get("error") if isinstance(body, dict) else None
-        description = body.get("error_description") if isinstance(body, dict) else None
-        raise TokenEndpointError(
-            response.status_code,
-            error if isinstance(error, str) else None,
-            description if isinstance(description, str) else None,
-        )
-    if body is None:
-        raise InvalidTokenResponseError("the answer is not JSON")
-    return check_token_response(body)
+    def gist_exchange(self, params: dict[str, str]) -> dict[str, Any]:
+        return request_token(self.reg, params)
+
+    def gist_workspace(self, token: Mapping[str, Any]) -> tuple[str | None, str | None]:
+        return read_workspace(self.reg, token)
 
 
 def _login(args: argparse.Namespace, environ: Mapping[str, str], err: TextIO, out: TextIO) -> int:
@@ -303,28 +260,31 @@ def _login(args: argparse.Namespace, environ: Mapping[str, str], err: TextIO, ou
     store_and_path = None if args.json else _open_store(args, environ)
 
     host, port, path = _loopback(args.redirect_uri)
-    flow = LoginFlow("gist", state_ttl=args.timeout)
+    store, db_path = store_and_path if store_and_path is not None else (None, None)
+    reg = Registration(
+        name="gist",
+        client_id=client_id,
+        client_secret=client_secret,
+        provider=provider,
+        scopes=scopes,
+        flow=LoginFlow("gist", state_ttl=args.timeout),
+        authorize_url=provider.authorize_url,
+        token_url=provider.access_token_url,
+        api_base_url=provider.api_base_url,
+        redirect_uri=args.redirect_uri,
+        store=store,
+    )
     session: dict[str, Any] = {}
-    issuer = provider.issuer or "{0.scheme}://{0.netloc}".format(urlsplit(provider.authorize_url))
+    effects = _CommandLineEffects(reg)
     redirect_uri = args.redirect_uri
 
-    def handle(query: list[tuple[str, str]]) -> dict[str, Any]:
+    def handle(query: list[tuple[str, str]]) -> LoginResult:
         try:
-            grant = flow.finish(session, query, client_secret=client_secret, redirect_uri=redirect_uri, issuer=issuer)
+            return run(effects, callback_steps(reg, session, query, subject=args.subject or None))
         except UnknownStateError as exc:
             if exc.install_hint:  # its advice is for web apps; this login was started here, in the terminal
                 raise UnknownStateError() from None
             raise
-        if not isinstance(grant, CallbackGrant):  # installs are off: finish() gives logins only
-            raise UnknownStateError()
-        return exchange_code(
-            grant.code,
-            redirect_uri=grant.redirect_uri,
-            code_verifier=grant.code_verifier,
-            client_id=client_id,
-            client_secret=client_secret,
-            token_url=provider.access_token_url,
-        )
 
     callback = _Callback(handle, path)
     try:
@@ -340,9 +300,10 @@ def _login(args: argparse.Namespace, environ: Mapping[str, str], err: TextIO, ou
             parts = urlsplit(redirect_uri)
             named_host = parts.netloc.rsplit(":", 1)[0]  # as written, [::1] with its brackets
             redirect_uri = urlunsplit(parts._replace(netloc=f"{named_host}:{server.server_address[1]}"))
-        request = flow.start(
+            reg = effects.reg = dataclasses.replace(reg, redirect_uri=redirect_uri)
+        request = reg.flow.start(
             session,
-            authorize_url=provider.authorize_url,
+            authorize_url=reg.authorize_url,
             client_id=client_id,
             client_secret=client_secret,
             redirect_uri=redirect_uri,
@@ -370,32 +331,18 @@ def _login(args: argparse.Namespace, environ: Mapping[str, str], err: TextIO, ou
             thread.join()
     if callback.error is not None:
         raise callback.error
-    token = callback.token
-    assert token is not None
-
-    if store_and_path is None:
-        print(json.dumps(token, indent=2), file=out)
+    result = callback.result
+    assert result is not None
+    if store is None:
+        print(json.dumps(result.token, indent=2), file=out)
         return 0
-    store, db_path = store_and_path
-    workspace_id, workspace_name = _workspace_of(token, provider)
-    # As the apps name a login they are not told a subject for; "cli" when Gist does not name the workspace.
-    subject = args.subject or (f"workspace:{workspace_id}" if workspace_id else "cli")
-    with store:
-        store.save(subject, token, scopes=scopes, workspace_id=workspace_id, workspace_name=workspace_name)
-    where = f"workspace {workspace_name} ({workspace_id})" if workspace_id else "Gist (it did not name the workspace)"
-    print(f"Logged in to {where}. The token is stored encrypted in {db_path} under {subject!r}.", file=err)
+    store.close()
+    if result.workspace_id:
+        where = f"workspace {result.workspace_name} ({result.workspace_id})"
+    else:
+        where = "Gist (it did not name the workspace)"
+    print(f"Logged in to {where}. The token is stored encrypted in {db_path} under {result.subject!r}.", file=err)
     return 0
-
-
-def _workspace_of(token: Mapping[str, Any], provider: GistProvider) -> tuple[str | None, str | None]:
-    """The workspace (id, name) of a fresh token from ``GET /token``; (None, None) when Gist does not say."""
-    try:
-        with GistClient(token, base_url=provider.api_base_url, retry=_LOOKUP_RETRY) as client:
-            info = client.token_info()
-    except (GistAPIError, ValueError):
-        return None, None
-    workspace_id = str(info.workspace_id) if info.workspace_id is not None else None
-    return workspace_id, info.workspace_name
 
 
 # --- whoami and api -----------------------------------------------------------------------------------------

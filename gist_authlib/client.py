@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import inspect
 import random
 import secrets
 import threading
@@ -24,6 +23,8 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx2
 
+from ._effects import Blocking, Pause, UserCode, drive, drive_async
+from ._flow import check_token_response
 from ._version import USER_AGENT
 from .api import AsyncResources, SyncResources, TokenInfo
 from .api._endpoint import AsyncSide, Call, Pages, SyncSide, endpoint
@@ -39,7 +40,6 @@ from .errors import (
     TokenRevokedError,
     TokenStoreError,
 )
-from .flow import check_token_response
 from .provider import GistProvider
 
 __all__ = ["AsyncGistClient", "GistClient", "RefreshSettings", "RetryPolicy"]
@@ -102,33 +102,10 @@ _Flow = Generator[Any, Any, T]
 
 
 @dataclass(frozen=True)
-class _Pause:
-    """Wait this long (with the client's ``sleep``)."""
-
-    seconds: float
-
-
-@dataclass(frozen=True)
 class _Exclusive:
     """Run this flow holding the client's refresh lock; the answer is what the flow returns."""
 
     flow: _Flow[Any]
-
-
-@dataclass(frozen=True)
-class _Blocking:
-    """Call a blocking function (a token store's); the async driver runs it in a worker thread."""
-
-    function: Callable[..., Any]
-    args: tuple[Any, ...]
-
-
-@dataclass(frozen=True)
-class _Hook:
-    """Call a user's hook; the async driver awaits what it returns when that is awaitable."""
-
-    function: Callable[..., Any]
-    args: tuple[Any, ...]
 
 
 class _StoreBinding:
@@ -172,14 +149,14 @@ class _StoreBinding:
         """The fresh token, and whether this process refreshed it."""
         deadline = time.monotonic() + self.lease_ttl * 2
         while time.monotonic() < deadline:
-            action, value = yield _Blocking(self._step, (current,))
+            action, value = yield Blocking(self._step, (current,))
             if action == "adopt":
                 return dict(value), False
             if action == "refresh":
                 token = yield from refresh(value.token)
-                yield _Blocking(self._save, (value, token))
+                yield Blocking(self._save, (value, token))
                 return token, True
-            yield _Pause(self.poll)
+            yield Pause(self.poll)
         raise TokenStoreError(f"The token of {self.subject!r} was being refreshed elsewhere for too long.")
 
 
@@ -554,7 +531,7 @@ class _ClientBase:
             if core.needs_refresh(time.time()):
                 token = yield _Exclusive(self._refresh_flow())
                 if token is not None and core.on_token_update is not None:
-                    yield _Hook(core.on_token_update, (dict(token),))
+                    yield UserCode(core.on_token_update, (dict(token),))
             # The bearer header is read at each attempt: a refresh between attempts changes it.
             request = self._http.build_request(method, url, params=call.params, json=call.json, headers=core.auth)
             try:
@@ -563,12 +540,12 @@ class _ClientBase:
                 delay = core.retry_delay(attempt, started, None) if idempotent else None
                 if delay is None:
                     raise GistConnectionError(_failure(exc), method=method, path=path) from None
-                yield _Pause(delay)
+                yield Pause(delay)
                 continue
             if response.status_code in RETRY_STATUSES and idempotent:
                 delay = core.retry_delay(attempt, started, _retry_after(response))
                 if delay is not None:
-                    yield _Pause(delay)
+                    yield Pause(delay)
                     continue
             try:
                 body = core.answer(response, method=method, path=path, scope=call.scope)
@@ -739,26 +716,13 @@ class GistClient(_ClientBase, SyncResources, SyncSide):
 
     def _drive(self, flow: _Flow[T]) -> T:
         """Run ``flow`` to its end, performing each step it yields; its return value."""
-        answer: Any = None
-        error: Exception | None = None
-        while True:
-            try:
-                step = flow.send(answer) if error is None else flow.throw(error)
-            except StopIteration as done:
-                return cast(T, done.value)
-            answer, error = None, None
-            try:
-                if isinstance(step, httpx2.Request):
-                    answer = self._http.send(step)
-                elif isinstance(step, _Pause):
-                    self._sleep(step.seconds)
-                elif isinstance(step, _Exclusive):
-                    with self._refresh_lock:
-                        answer = self._drive(step.flow)
-                else:  # _Blocking or _Hook: both are plain calls here
-                    answer = step.function(*step.args)
-            except Exception as exc:  # the flow decides what an error means
-                error = exc
+        return drive(flow, self._perform, sleep=self._sleep)
+
+    def _perform(self, step: Any) -> Any:
+        if isinstance(step, _Exclusive):
+            with self._refresh_lock:
+                return self._drive(step.flow)
+        return self._http.send(step)
 
     def _walk(self, pages: Pages[T]) -> Iterator[T]:
         """Every item of the pages that ``pages`` asks for, one call after another."""
@@ -831,32 +795,13 @@ class AsyncGistClient(_ClientBase, AsyncResources, AsyncSide):
 
     async def _drive(self, flow: _Flow[T]) -> T:
         """Run ``flow`` to its end, performing each step it yields; its return value."""
-        import anyio.to_thread
+        return await drive_async(flow, self._perform, sleep=self._sleep)
 
-        answer: Any = None
-        error: Exception | None = None
-        while True:
-            try:
-                step = flow.send(answer) if error is None else flow.throw(error)
-            except StopIteration as done:
-                return cast(T, done.value)
-            answer, error = None, None
-            try:
-                if isinstance(step, httpx2.Request):
-                    answer = await self._http.send(step)
-                elif isinstance(step, _Pause):
-                    await self._sleep(step.seconds)
-                elif isinstance(step, _Exclusive):
-                    async with self._refresh_lock:
-                        answer = await self._drive(step.flow)
-                elif isinstance(step, _Blocking):
-                    answer = await anyio.to_thread.run_sync(step.function, *step.args)
-                else:
-                    answer = step.function(*step.args)
-                    if inspect.isawaitable(answer):
-                        answer = await answer
-            except Exception as exc:  # the flow decides what an error means
-                error = exc
+    async def _perform(self, step: Any) -> Any:
+        if isinstance(step, _Exclusive):
+            async with self._refresh_lock:
+                return await self._drive(step.flow)
+        return await self._http.send(step)
 
     async def _walk(self, pages: Pages[T]) -> AsyncIterator[T]:
         """Every item of the pages that ``pages`` asks for, one call after another."""

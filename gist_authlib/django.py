@@ -20,12 +20,18 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from authlib.integrations.django_client import DjangoOAuth2App
+from authlib.integrations.httpx_client import OAuth2Client
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.http.response import HttpResponseBase
 from django.urls import URLPattern, path, reverse
 from django.views.decorators.csrf import csrf_exempt
 
-from ._pages import CALLBACK_HEADERS, error_page
+from ._login import LoginResult, SubjectSource, remember
+from ._pages import error_page
+from ._registry import SyncGistApp
+from ._registry import register as _register
+from ._routes import CALLBACK_HEADERS, answer_callback, default_paths, log_failure, logout_session, stored_token_of
 from .canvas._endpoint import (
     DEFAULT_MAX_BODY_BYTES,
     REPLY_HEADERS,
@@ -36,12 +42,10 @@ from .canvas._endpoint import (
 )
 from .canvas._requests import CanvasKind
 from .errors import GistAuthError, SessionNotConfiguredError
-from .login import LoginResult, forget_login, login_subject, remember
 from .provider import GistProvider
-from .registry import GistApp, claim_paths, registration_name
 
 __all__ = [
-    "GistAppAdapter",
+    "GistDjangoApp",
     "OnError",
     "OnInstall",
     "OnLogin",
@@ -50,6 +54,7 @@ __all__ = [
     "default_on_error",
     "gist_urls",
     "logout",
+    "register",
     "stored_token",
 ]
 
@@ -62,28 +67,40 @@ OnError = Callable[[HttpRequest, GistAuthError], HttpResponseBase]
 Subject = Callable[[HttpRequest, dict[str, Any]], str | None]
 
 
-class GistAppAdapter:
-    """The Django half of a Gist registration's app class (mixed in by :func:`gist_authlib.register`)."""
+class GistDjangoApp(SyncGistApp, DjangoOAuth2App):  # type: ignore[misc]  # Authlib ships no type hints
+    """Authlib's Django app with every protection of a Gist login: what :func:`gist_authlib.register` returns
+    for a Django ``OAuth``.
+
+    Its login methods read the Django request and build the response; every decision is the login core's.
+    Its token requests go through httpx2, like the other frameworks' (Authlib's Django app defaults to requests).
+    """
+
+    client_cls = OAuth2Client
 
     def save_authorize_data(self, request: HttpRequest, **kwargs: Any) -> None:
         """Record a login started with ``create_authorization_url`` in the session (never its secrets)."""
-        remember(self, _session(request), kwargs)
+        remember(self.gist_registration, _session(request), kwargs)
 
-    def authorize_redirect(self, request: HttpRequest, redirect_uri: str | None = None, **kwargs: Any) -> HttpResponse:
+    def authorize_redirect(
+        self, request: HttpRequest, redirect_uri: str | None = None, *, next: str | None = None, **params: Any
+    ) -> HttpResponse:
         """Send the browser to Gist: credentials and scopes checked, a fresh state recorded, S256 PKCE.
 
         Args:
             request: the Django request (its session keeps the pending login).
             redirect_uri: the callback URL (``request.build_absolute_uri(...)``); a configured one wins.
-            **kwargs: extra authorization parameters; ``next="/path"`` is where to return after the login.
+            next: where to return after the login (checked: same-origin paths only).
+            **params: extra authorization parameters (``scope=`` is checked against the catalogue).
         """
-        data = self.create_authorization_url(redirect_uri, **kwargs)  # type: ignore[attr-defined]
+        data = self.create_authorization_url(redirect_uri, next=next, **params)
         self.save_authorize_data(request, **data)
         response = HttpResponseRedirect(data["url"])
         response["Cache-Control"] = "no-store"
         return response
 
-    def authorize_access_token(self, request: HttpRequest, *, subject: Any = None, **kwargs: Any) -> dict[str, Any]:
+    def authorize_access_token(
+        self, request: HttpRequest, *, subject: SubjectSource = None, **token_params: Any
+    ) -> dict[str, Any]:
         """Check the callback (state, issuer, error, code), exchange the code and return the validated token.
 
         With a token store the token is stored first, under ``subject`` (a user id, or a function of the token
@@ -94,20 +111,20 @@ class GistAppAdapter:
         Raises:
             GistAuthError: every failure, typed; each is also an Authlib ``OAuthError``.
         """
-        return self.gist_callback(request, subject=subject, token_params=kwargs).token
+        return self.gist_callback(request, subject=subject, token_params=token_params).token
 
     def gist_callback(
         self,
         request: HttpRequest,
         *,
         installs: bool = False,
-        subject: Any = None,
+        subject: SubjectSource = None,
         redirect_uri: str | None = None,
         token_params: dict[str, Any] | None = None,
     ) -> LoginResult:
-        """The whole callback as a :class:`~gist_authlib.login.LoginResult` (what :func:`gist_urls` uses)."""
+        """The whole callback as a :class:`~gist_authlib.LoginResult` (what :func:`gist_urls` uses)."""
         params = request.GET if request.method == "GET" else request.POST
-        result: LoginResult = self.gist_finish(  # type: ignore[attr-defined]
+        result = self.gist_finish(
             _session(request),
             [(key, value) for key, values in params.lists() for value in values],
             redirect_uri=redirect_uri or request.build_absolute_uri(request.path),
@@ -120,13 +137,22 @@ class GistAppAdapter:
             # A new session id for the logged-in session, as django.contrib.auth.login() does: a session id an
             # attacker planted before the login (a sibling subdomain, a plain-http hop) is worth nothing after it.
             request.session.cycle_key()
-        request.gist_next, request.gist_subject = result.next_path, result.subject
+        request.gist_next, request.gist_subject = result.next_path, result.subject  # type: ignore[attr-defined]
         return result
 
+    @staticmethod
+    def gist_session_of(request: Any) -> Any:
+        """The session Authlib's ``fetch_token(request)`` reads the logged-in subject from."""
+        return getattr(request, "session", None)
 
-def session_of(request: Any) -> Any:
-    """The session Authlib's ``fetch_token(request)`` reads the logged-in subject from."""
-    return getattr(request, "session", None)
+
+def register(oauth: Any, name: str = "gist", **options: Any) -> GistDjangoApp:
+    """:func:`gist_authlib.register` for a Django ``OAuth``, typed: the same arguments, and the app as a
+    :class:`GistDjangoApp`."""
+    app = _register(oauth, name, **options)
+    if not isinstance(app, GistDjangoApp):
+        raise TypeError("gist_authlib.django.register() takes a Django OAuth registry.")
+    return app
 
 
 def default_on_error(request: HttpRequest, error: GistAuthError) -> HttpResponse:
@@ -138,7 +164,7 @@ def default_on_error(request: HttpRequest, error: GistAuthError) -> HttpResponse
 
 
 def gist_urls(
-    gist: GistApp,
+    gist: GistDjangoApp,
     *,
     on_login: OnLogin,
     on_error: OnError | None = None,
@@ -172,10 +198,8 @@ def gist_urls(
     Raises:
         ConfigurationError: another registration of the same Authlib registry already routes these paths.
     """
-    name = registration_name(gist)
-    login_path = login_path if login_path is not None else f"auth/{name}"
-    callback_path = callback_path if callback_path is not None else f"oauth/{name}/callback"
-    claim_paths(gist, login_path, callback_path)
+    login_path, callback_path = default_paths(gist, login_path, callback_path, leading_slash=False)
+    name = gist.name
     login_name, callback_name = f"{name}_login", f"{name}_callback"
     handle_error: OnError = on_error or default_on_error
 
@@ -188,7 +212,7 @@ def gist_urls(
         return redirect_uri or request.build_absolute_uri(_reverse(request, callback_name))
 
     def _fail(request: HttpRequest, error: GistAuthError) -> HttpResponseBase:
-        log.warning("Gist login %r failed: %s", name, error.error_code)
+        log_failure(log, name, error)
         request.gist_login_url = _reverse(request, login_name)
         return _checked(handle_error, handle_error(request, error), optional=False)
 
@@ -207,18 +231,14 @@ def gist_urls(
             name_subject = None
             if subject is not None:
                 name_subject = lambda token: subject(request, token)  # noqa: E731
-            result: LoginResult = gist.gist_callback(  # type: ignore[attr-defined]
+            result = gist.gist_callback(
                 request,
                 installs=on_install is not None,
                 subject=name_subject,
                 redirect_uri=_redirect_uri(request),
             )
-            if result.install:
-                assert on_install is not None and result.ack_url is not None and result.workspace_id is not None
-                response = _checked(on_install, on_install(request, result.token, result.workspace_id))
-                response = response or _see_other(result.ack_url)
-            else:
-                response = _checked(on_login, on_login(request, result.token)) or _see_other(result.next_path)
+            answer = answer_callback(result, on_login, on_install)
+            response = _checked(answer.call, answer.call(request, *answer.args)) or _see_other(answer.fallback)
         except GistAuthError as error:
             response = _fail(request, error)
         for header, value in CALLBACK_HEADERS.items():
@@ -260,21 +280,19 @@ def _session(request: HttpRequest) -> Any:
     return request.session
 
 
-def logout(request: HttpRequest, gist: GistApp, *, forget_token: bool = False, flush: bool = True) -> str | None:
+def logout(request: HttpRequest, gist: GistDjangoApp, *, forget_token: bool = False, flush: bool = True) -> str | None:
     """Log the session's user out: forget the Gist login (and, with ``forget_token=True``, its stored token)
     and, unless ``flush=False``, flush the session (its data and its id, as Django's own ``logout()`` does).
     Returns the subject."""
-    subject = forget_login(gist, _session(request), forget_token=forget_token)
+    subject = logout_session(gist.gist_registration, _session(request), forget_token=forget_token, flush=False)
     if flush:
         request.session.flush()
     return subject
 
 
-def stored_token(request: HttpRequest, gist: GistApp) -> Any:
+def stored_token(request: HttpRequest, gist: GistDjangoApp) -> Any:
     """The :class:`~gist_authlib.tokens.StoredToken` of the session's user, or ``None`` (needs a token store)."""
-    subject = login_subject(gist, _session(request))
-    store = gist.gist_token_store
-    return store.get(subject) if subject is not None and store is not None else None
+    return stored_token_of(gist.gist_registration, _session(request))
 
 
 def canvas_urls(

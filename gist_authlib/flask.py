@@ -22,10 +22,25 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from authlib.integrations.flask_client import FlaskOAuth2App
+from authlib.integrations.httpx_client import OAuth2Client
 from flask import Blueprint, Response, current_app, g, has_request_context, make_response, redirect, request, session
 from flask.typing import ResponseReturnValue
+from werkzeug.local import LocalProxy
 
-from ._pages import CALLBACK_HEADERS, error_page
+from ._login import LoginResult, SubjectSource, remember
+from ._pages import error_page
+from ._registry import SyncGistApp
+from ._registry import register as _register
+from ._routes import (
+    CALLBACK_HEADERS,
+    answer_callback,
+    default_paths,
+    log_failure,
+    logout_session,
+    registration_name,
+    stored_token_of,
+)
 from .canvas._endpoint import (
     DEFAULT_MAX_BODY_BYTES,
     REPLY_HEADERS,
@@ -36,12 +51,10 @@ from .canvas._endpoint import (
 )
 from .canvas._requests import CanvasKind
 from .errors import GistAuthError, SessionNotConfiguredError
-from .login import LoginResult, forget_login, login_subject, remember
 from .provider import GistProvider
-from .registry import GistApp, claim_paths, registration_name
 
 __all__ = [
-    "GistAppAdapter",
+    "GistFlaskApp",
     "OnError",
     "OnInstall",
     "OnLogin",
@@ -50,6 +63,7 @@ __all__ = [
     "default_on_error",
     "gist_blueprint",
     "logout",
+    "register",
     "stored_token",
 ]
 
@@ -62,28 +76,38 @@ OnError = Callable[[GistAuthError], ResponseReturnValue]
 Subject = Callable[[dict[str, Any]], str | None]
 
 
-class GistAppAdapter:
-    """The Flask half of a Gist registration's app class (mixed in by :func:`gist_authlib.register`)."""
+class GistFlaskApp(SyncGistApp, FlaskOAuth2App):  # type: ignore[misc]  # Authlib ships no type hints
+    """Authlib's Flask app with every protection of a Gist login: what :func:`gist_authlib.register` returns
+    for a Flask ``OAuth`` (before ``init_app``, a lazy proxy to it).
+
+    Its login methods read Flask's request context and build the response; every decision is the login core's.
+    Its token requests go through httpx2, like the other frameworks' (Authlib's Flask app defaults to requests).
+    """
+
+    client_cls = OAuth2Client
 
     def save_authorize_data(self, **kwargs: Any) -> None:
         """Record a login started with ``create_authorization_url`` in Flask's session (never its secrets)."""
-        remember(self, _session(), kwargs)
+        remember(self.gist_registration, _session(), kwargs)
 
-    def authorize_redirect(self, redirect_uri: str | None = None, **kwargs: Any) -> Response:
+    def authorize_redirect(
+        self, redirect_uri: str | None = None, *, next: str | None = None, **params: Any
+    ) -> Response:
         """Send the browser to Gist: credentials and scopes checked, a fresh state recorded, S256 PKCE.
 
         Args:
             redirect_uri: the callback URL (``url_for(..., _external=True)``); a configured one wins.
-            **kwargs: extra authorization parameters; ``next="/path"`` is where to return after the login.
+            next: where to return after the login (checked: same-origin paths only).
+            **params: extra authorization parameters (``scope=`` is checked against the catalogue).
         """
-        data = self.create_authorization_url(redirect_uri, **kwargs)  # type: ignore[attr-defined]
+        data = self.create_authorization_url(redirect_uri, next=next, **params)
         self.save_authorize_data(**data)
         response = make_response("", 302)
         response.headers["Location"] = data["url"]
         response.headers["Cache-Control"] = "no-store"
         return response
 
-    def authorize_access_token(self, *, subject: Any = None, **kwargs: Any) -> dict[str, Any]:
+    def authorize_access_token(self, *, subject: SubjectSource = None, **token_params: Any) -> dict[str, Any]:
         """Check the callback (state, issuer, error, code), exchange the code and return the validated token.
 
         With a token store the token is stored first, under ``subject`` (a user id, or a function of the token
@@ -93,19 +117,19 @@ class GistAppAdapter:
         Raises:
             GistAuthError: every failure, typed; each is also an Authlib ``OAuthError``.
         """
-        return self.gist_callback(subject=subject, token_params=kwargs).token
+        return self.gist_callback(subject=subject, token_params=token_params).token
 
     def gist_callback(
         self,
         *,
         installs: bool = False,
-        subject: Any = None,
+        subject: SubjectSource = None,
         redirect_uri: str | None = None,
         token_params: dict[str, Any] | None = None,
     ) -> LoginResult:
-        """The whole callback as a :class:`~gist_authlib.login.LoginResult` (what :func:`gist_blueprint` uses)."""
+        """The whole callback as a :class:`~gist_authlib.LoginResult` (what :func:`gist_blueprint` uses)."""
         params = request.args if request.method == "GET" else request.form
-        result: LoginResult = self.gist_finish(  # type: ignore[attr-defined]
+        result = self.gist_finish(
             _session(),
             list(params.items(multi=True)),
             redirect_uri=redirect_uri or request.base_url,
@@ -120,24 +144,39 @@ class GistAppAdapter:
         g.gist_next, g.gist_subject = result.next_path, result.subject
         return result
 
+    @staticmethod
+    def gist_session_of(request: Any = None) -> Any:
+        """Flask's session inside a request, else ``None`` (Authlib's ``fetch_token`` is called without one)."""
+        return session if has_request_context() else None
 
-def lazy_app(oauth: Any, name: str, claims: dict[str, str]) -> Any:
-    """The registered app before ``init_app``: Authlib's lazy proxy, which also knows its registration name
-    (so that :func:`gist_blueprint` can name and claim its routes before the Flask app exists)."""
-    from werkzeug.local import LocalProxy
-
-    class LazyGistApp(LocalProxy[Any]):
-        """Authlib's Flask app for this registration, created on first use inside the Flask app."""
-
-        gist_registration_name = name
-        _gist_route_claims = claims
-
-    return LazyGistApp(lambda: oauth.create_client(name))
+    @classmethod
+    def gist_lazy(cls, oauth: Any, name: str, claims: dict[str, str]) -> Any:
+        """The registered app before ``init_app``: Authlib's lazy proxy, which also knows its registration name
+        (so that :func:`gist_blueprint` can name and claim its routes before the Flask app exists)."""
+        return _LazyGistApp.of(oauth, name, claims)
 
 
-def session_of(request: Any = None) -> Any:
-    """Flask's session inside a request, else ``None`` (Authlib's ``fetch_token`` is called without a request)."""
-    return session if has_request_context() else None
+class _LazyGistApp(LocalProxy[GistFlaskApp]):
+    """A Gist registration's :class:`GistFlaskApp`, created on first use inside the Flask app."""
+
+    gist_registration_name: str
+    _gist_route_claims: dict[str, str]
+
+    @classmethod
+    def of(cls, oauth: Any, name: str, claims: dict[str, str]) -> Any:
+        # A class per registration: the name and claims must be readable without resolving the proxy.
+        named = type(cls.__name__, (cls,), {"gist_registration_name": name, "_gist_route_claims": claims})
+        return named(lambda: oauth.create_client(name))
+
+
+def register(oauth: Any, name: str = "gist", **options: Any) -> GistFlaskApp:
+    """:func:`gist_authlib.register` for a Flask ``OAuth``, typed: the same arguments, and the app as a
+    :class:`GistFlaskApp` (before ``init_app``, a lazy proxy to it, used the same way)."""
+    app = _register(oauth, name, **options)
+    if not (issubclass(type(app), _LazyGistApp) or isinstance(app, GistFlaskApp)):  # never resolve the proxy
+        raise TypeError("gist_authlib.flask.register() takes a Flask OAuth registry.")
+    typed: GistFlaskApp = app  # type: ignore[assignment]  # the proxy stands in for the app it creates
+    return typed
 
 
 def default_on_error(error: GistAuthError) -> ResponseReturnValue:
@@ -147,7 +186,7 @@ def default_on_error(error: GistAuthError) -> ResponseReturnValue:
 
 
 def gist_blueprint(
-    gist: GistApp,
+    gist: GistFlaskApp,
     *,
     on_login: OnLogin,
     on_error: OnError | None = None,
@@ -182,16 +221,14 @@ def gist_blueprint(
     Raises:
         ConfigurationError: another registration of the same Authlib registry already routes these paths.
     """
+    login_path, callback_path = default_paths(gist, login_path, callback_path)
     registration = registration_name(gist)
-    login_path = login_path or f"/auth/{registration}"
-    callback_path = callback_path or f"/oauth/{registration}/callback"
     blueprint_name = name or f"{registration}_auth"
     blueprint = Blueprint(blueprint_name, __name__)
     handle_error: OnError = on_error or default_on_error
-    claim_paths(gist, login_path, callback_path)
 
     def _fail(error: GistAuthError) -> Response:
-        log.warning("Gist login %r failed: %s", registration, error.error_code)
+        log_failure(log, registration, error)
         g.gist_login_url = _url_for(f"{blueprint_name}.login")
         return make_response(handle_error(error))
 
@@ -207,18 +244,14 @@ def gist_blueprint(
     @blueprint.get(callback_path, endpoint="callback")
     def callback() -> Response:
         try:
-            result: LoginResult = gist.gist_callback(  # type: ignore[attr-defined]
+            result = gist.gist_callback(
                 installs=on_install is not None,
                 subject=subject,
                 redirect_uri=redirect_uri or _url_for(f"{blueprint_name}.callback", _external=True),
             )
-            if result.install:
-                assert on_install is not None and result.ack_url is not None and result.workspace_id is not None
-                answer = on_install(result.token, result.workspace_id)
-                response = make_response(answer if answer is not None else redirect(result.ack_url, 303))
-            else:
-                answer = on_login(result.token)
-                response = make_response(answer if answer is not None else redirect(result.next_path, 303))
+            answer = answer_callback(result, on_login, on_install)
+            returned = answer.call(*answer.args)
+            response = make_response(returned if returned is not None else redirect(answer.fallback, 303))
         except GistAuthError as error:
             response = _fail(error)
         response.headers.update(CALLBACK_HEADERS)
@@ -253,20 +286,15 @@ def _rotate_session() -> None:
         regenerate(session)
 
 
-def logout(gist: GistApp, *, forget_token: bool = False, flush: bool = True) -> str | None:
+def logout(gist: GistFlaskApp, *, forget_token: bool = False, flush: bool = True) -> str | None:
     """Log the session's user out: forget the Gist login (and, with ``forget_token=True``, its stored token)
     and, unless ``flush=False``, clear the whole session. Returns the subject."""
-    subject = forget_login(gist, _session(), forget_token=forget_token)
-    if flush:
-        session.clear()
-    return subject
+    return logout_session(gist.gist_registration, _session(), forget_token=forget_token, flush=flush)
 
 
-def stored_token(gist: GistApp) -> Any:
+def stored_token(gist: GistFlaskApp) -> Any:
     """The :class:`~gist_authlib.tokens.StoredToken` of the session's user, or ``None`` (needs a token store)."""
-    subject = login_subject(gist, _session())
-    store = gist.gist_token_store
-    return store.get(subject) if subject is not None and store is not None else None
+    return stored_token_of(gist.gist_registration, _session())
 
 
 def canvas_blueprint(

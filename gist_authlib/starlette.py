@@ -24,11 +24,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio.to_thread
+from authlib.integrations.starlette_client import StarletteOAuth2App
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from ._pages import CALLBACK_HEADERS, error_page
+from ._login import LoginResult, SubjectSource, remember
+from ._pages import error_page
+from ._registry import AsyncGistApp
+from ._registry import register as _register
+from ._routes import CALLBACK_HEADERS, answer_callback, default_paths, log_failure, logout_session, stored_token_of
 from .canvas._endpoint import (
     DEFAULT_MAX_BODY_BYTES,
     REPLY_HEADERS,
@@ -38,12 +43,10 @@ from .canvas._endpoint import (
 )
 from .canvas._requests import CanvasKind
 from .errors import GistAuthError, SessionNotConfiguredError
-from .login import LoginResult, forget_login, login_subject, remember
 from .provider import GistProvider
-from .registry import GistApp, claim_paths, registration_name
 
 __all__ = [
-    "GistAppAdapter",
+    "GistStarletteApp",
     "OnError",
     "OnInstall",
     "OnLogin",
@@ -52,6 +55,7 @@ __all__ = [
     "default_on_error",
     "gist_routes",
     "logout",
+    "register",
     "stored_token",
 ]
 
@@ -64,31 +68,35 @@ OnInstall = Callable[[Request, dict[str, Any], str], Awaitable[Response | None] 
 Subject = Callable[[Request, dict[str, Any]], Awaitable[str | None] | str | None]
 
 
-class GistAppAdapter:
-    """The Starlette half of a Gist registration's app class (mixed in by :func:`gist_authlib.register`).
+class GistStarletteApp(AsyncGistApp, StarletteOAuth2App):  # type: ignore[misc]  # Authlib ships no type hints
+    """Authlib's Starlette app with every protection of a Gist login: what :func:`gist_authlib.register`
+    returns for a Starlette ``OAuth``.
 
-    It overrides Authlib's Starlette methods so that they read the request and build the response, and
-    leaves every decision to :mod:`gist_authlib.login`.
+    Its login methods read the Starlette request and build the response; every decision is the login core's.
     """
 
     async def save_authorize_data(self, request: Request, **kwargs: Any) -> None:
         """Record a login started with ``create_authorization_url`` in the session (never its secrets)."""
-        remember(self, _session(request), kwargs)
+        remember(self.gist_registration, _session(request), kwargs)
 
-    async def authorize_redirect(self, request: Request, redirect_uri: Any = None, **kwargs: Any) -> RedirectResponse:
+    async def authorize_redirect(
+        self, request: Request, redirect_uri: Any = None, *, next: str | None = None, **params: Any
+    ) -> RedirectResponse:
         """Send the browser to Gist: credentials and scopes checked, a fresh state recorded, S256 PKCE.
 
         Args:
             request: the Starlette request (its session keeps the pending login).
             redirect_uri: the callback URL (``request.url_for(...)``); a configured redirect URI wins.
-            **kwargs: extra authorization parameters; ``next="/path"`` is where to return after the login
-                (checked: same-origin paths only).
+            next: where to return after the login (checked: same-origin paths only).
+            **params: extra authorization parameters (``scope=`` is checked against the catalogue).
         """
-        data = await self.create_authorization_url(str(redirect_uri) if redirect_uri else None, **kwargs)  # type: ignore[attr-defined]
+        data = await self.create_authorization_url(str(redirect_uri) if redirect_uri else None, next=next, **params)
         await self.save_authorize_data(request, **data)
         return RedirectResponse(data["url"], status_code=302, headers={"Cache-Control": "no-store"})
 
-    async def authorize_access_token(self, request: Request, *, subject: Any = None, **kwargs: Any) -> dict[str, Any]:
+    async def authorize_access_token(
+        self, request: Request, *, subject: SubjectSource = None, **token_params: Any
+    ) -> dict[str, Any]:
         """Check the callback (state, issuer, error, code), exchange the code and return the validated token.
 
         With a token store on the registration the token is stored first, under ``subject`` (a user id, or a
@@ -99,7 +107,7 @@ class GistAppAdapter:
         Raises:
             GistAuthError: every failure, typed; each is also an Authlib ``OAuthError``.
         """
-        result = await self.gist_callback(request, subject=subject, token_params=kwargs)
+        result = await self.gist_callback(request, subject=subject, token_params=token_params)
         return result.token
 
     async def gist_callback(
@@ -107,11 +115,11 @@ class GistAppAdapter:
         request: Request,
         *,
         installs: bool = False,
-        subject: Any = None,
+        subject: SubjectSource = None,
         redirect_uri: str | None = None,
         token_params: dict[str, Any] | None = None,
     ) -> LoginResult:
-        """The whole callback as a :class:`~gist_authlib.login.LoginResult` (what :func:`gist_routes` uses)."""
+        """The whole callback as a :class:`~gist_authlib.LoginResult` (what :func:`gist_routes` uses)."""
         session = _session(request)
         if request.method == "POST":  # response_mode=form_post
             async with request.form() as form:
@@ -119,7 +127,7 @@ class GistAppAdapter:
         else:
             params = request.query_params.multi_items()
         own_url = redirect_uri or str(request.url.replace(query=""))
-        result: LoginResult = await self.gist_finish(  # type: ignore[attr-defined]
+        result = await self.gist_finish(
             session,
             params,
             redirect_uri=own_url,
@@ -133,11 +141,20 @@ class GistAppAdapter:
         request.state.gist_next, request.state.gist_subject = result.next_path, result.subject
         return result
 
+    @staticmethod
+    def gist_session_of(request: Any) -> Any:
+        """The session Authlib's ``fetch_token(request)`` reads the logged-in subject from."""
+        scope = getattr(request, "scope", None)  # request.session itself raises without SessionMiddleware
+        return scope.get("session") if isinstance(scope, dict) else getattr(request, "session", None)
 
-def session_of(request: Any) -> Any:
-    """The session Authlib's ``fetch_token(request)`` reads the logged-in subject from."""
-    scope = getattr(request, "scope", None)  # request.session itself raises without SessionMiddleware
-    return scope.get("session") if isinstance(scope, dict) else getattr(request, "session", None)
+
+def register(oauth: Any, name: str = "gist", **options: Any) -> GistStarletteApp:
+    """:func:`gist_authlib.register` for a Starlette ``OAuth``, typed: the same arguments, and the app as a
+    :class:`GistStarletteApp` (so an editor shows its login methods' parameters)."""
+    app = _register(oauth, name, **options)
+    if not isinstance(app, GistStarletteApp):
+        raise TypeError("gist_authlib.starlette.register() takes a Starlette OAuth registry.")
+    return app
 
 
 def default_on_error(request: Request, error: GistAuthError) -> Response:
@@ -148,7 +165,7 @@ def default_on_error(request: Request, error: GistAuthError) -> Response:
 
 
 def gist_routes(
-    gist: GistApp,
+    gist: GistStarletteApp,
     *,
     on_login: OnLogin,
     on_error: OnError | None = None,
@@ -190,15 +207,13 @@ def gist_routes(
     Requires Starlette's ``SessionMiddleware``; without it every request fails with a
     :class:`~gist_authlib.errors.SessionNotConfiguredError` that says how to add it.
     """
-    name = registration_name(gist)
-    login_path = login_path or f"/auth/{name}"
-    callback_path = callback_path or f"/oauth/{name}/callback"
-    claim_paths(gist, login_path, callback_path)
+    login_path, callback_path = default_paths(gist, login_path, callback_path)
+    name = gist.name
     login_name, callback_name = f"{name}_login", f"{name}_callback"
     handle_error: OnError = on_error or default_on_error
 
     async def _fail(request: Request, error: GistAuthError) -> Response:
-        log.warning("Gist login %r failed: %s", name, error.error_code)
+        log_failure(log, name, error)
         request.scope["gist_authlib.login_route"] = login_name
         return await _call(handle_error, request, error)
 
@@ -216,19 +231,15 @@ def gist_routes(
             name_subject = None
             if subject is not None:
                 name_subject = lambda token: subject(request, token)  # noqa: E731
-            result: LoginResult = await gist.gist_callback(  # type: ignore[attr-defined]
+            result = await gist.gist_callback(
                 request,
                 installs=on_install is not None,
                 subject=name_subject,
                 redirect_uri=redirect_uri or str(request.url_for(callback_name)),
             )
-            if result.install:
-                assert on_install is not None and result.ack_url is not None and result.workspace_id is not None
-                response = await _call_optional(on_install, request, result.token, result.workspace_id)
-                response = response or RedirectResponse(result.ack_url, status_code=303)
-            else:
-                response = await _call_optional(on_login, request, result.token)
-                response = response or RedirectResponse(result.next_path, status_code=303)
+            answer = answer_callback(result, on_login, on_install)
+            response = await _call_optional(answer.call, request, *answer.args)
+            response = response or RedirectResponse(answer.fallback, status_code=303)
         except GistAuthError as error:
             response = await _fail(request, error)
         response.headers.update(CALLBACK_HEADERS)
@@ -269,23 +280,19 @@ async def _call(func: Callable[..., Any], *args: Any) -> Response:
     return result
 
 
-async def logout(request: Request, gist: GistApp, *, forget_token: bool = False, flush: bool = True) -> str | None:
+async def logout(
+    request: Request, gist: GistStarletteApp, *, forget_token: bool = False, flush: bool = True
+) -> str | None:
     """Log the session's user out: forget the Gist login (and, with ``forget_token=True``, its stored token)
     and, unless ``flush=False``, clear the whole session. Returns the subject."""
-    session = _session(request)
-    subject = await anyio.to_thread.run_sync(lambda: forget_login(gist, session, forget_token=forget_token))
-    if flush:
-        session.clear()
-    return subject
+    session, reg = _session(request), gist.gist_registration
+    return await anyio.to_thread.run_sync(lambda: logout_session(reg, session, forget_token=forget_token, flush=flush))
 
 
-async def stored_token(request: Request, gist: GistApp) -> Any:
+async def stored_token(request: Request, gist: GistStarletteApp) -> Any:
     """The :class:`~gist_authlib.tokens.StoredToken` of the session's user, or ``None`` (needs a token store)."""
-    subject = login_subject(gist, _session(request))
-    store = gist.gist_token_store
-    if subject is None or store is None:
-        return None
-    return await anyio.to_thread.run_sync(store.get, subject)
+    session, reg = _session(request), gist.gist_registration
+    return await anyio.to_thread.run_sync(stored_token_of, reg, session)
 
 
 def canvas_routes(

@@ -116,7 +116,7 @@ class GistSandboxFixture:
             self.sandbox.scopes.setdefault(scope, description)
         kwargs.setdefault("allow_insecure_http", True)
         self.allow_redirect_uri(*_callbacks(name))
-        from .registry import register as _register
+        from ._registry import register as _register
 
         return _register(
             oauth, name, client_id=self.client_id, client_secret=self.client_secret, provider=provider, **kwargs

@@ -18,7 +18,7 @@ from conftest import ADVERSARIAL, FRAMEWORKS, Stack, browser_client, query_of
 
 import gist_authlib
 from gist_authlib import GistProvider
-from gist_authlib.login import InstallLimit
+from gist_authlib._login import InstallLimit
 from gist_authlib.sandbox import SandboxClient, ServerThread, WSGIServerThread, create_app
 from gist_authlib.tokens import MemoryTokenStore, SQLiteTokenStore, TokenCipher
 

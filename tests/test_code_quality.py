@@ -87,7 +87,7 @@ def test_what_a_users_mypy_sees(tmp_path: Path) -> None:
     )
     lines = [line for line in result.stdout.splitlines() if "Revealed type is " in line]
     revealed = [line.split("Revealed type is ")[1].strip('"') for line in lines]
-    assert revealed[0] == "gist_authlib.registry.GistApp", result.stdout
+    assert revealed[0] == "gist_authlib._registry.GistApp", result.stdout
     assert revealed[1] == "gist_authlib.provider.GistProvider"
     assert revealed[2].startswith("def (*args: Any, **kwargs: Any)"), revealed[2]
     assert revealed[3:] == ["gist_authlib.provider.GistProvider"] * 2

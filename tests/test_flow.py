@@ -21,7 +21,7 @@ from gist_authlib.errors import (
     ReplayedCallbackError,
     UnknownStateError,
 )
-from gist_authlib.flow import LoginFlow, check_token_response, safe_next_path
+from gist_authlib._flow import LoginFlow, check_token_response, safe_next_path
 
 SECRET = "client-secret-for-tests"
 REDIRECT = "https://app.example/oauth/gist/callback"

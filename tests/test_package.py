@@ -20,7 +20,7 @@ def _run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
 
 def test_import_pulls_in_no_web_framework() -> None:
     code = (
-        "import sys, gist_authlib, gist_authlib.flow, gist_authlib.registry, gist_authlib.provider;"
+        "import sys, gist_authlib, gist_authlib._flow, gist_authlib._registry, gist_authlib.provider;"
         "print(','.join(m for m in ('starlette', 'flask', 'django') if m in sys.modules))"
     )
     result = _run(sys.executable, "-c", code)

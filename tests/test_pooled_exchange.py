@@ -135,7 +135,7 @@ def test_async_logins_reuse_a_connection_per_event_loop(endpoint: tuple[TokenEnd
 
 
 def test_the_workspace_lookup_goes_through_the_same_pool(endpoint: tuple[TokenEndpoint, str]) -> None:
-    from gist_authlib.login import read_workspace
+    from gist_authlib._login import read_workspace
 
     recorder, url = endpoint
     recorder.calls.clear()

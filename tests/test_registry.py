@@ -19,6 +19,7 @@ from flask import Flask
 from starlette.config import Config
 
 import gist_authlib
+from gist_authlib.starlette import GistStarletteApp
 from gist_authlib import GistProvider
 from gist_authlib.errors import (
     InvalidTokenResponseError,
@@ -173,7 +174,8 @@ def test_two_registrations_do_not_share_state() -> None:
     assert us.authorize_url == "https://app.getgist.com/oauth/authorize"
     assert (eu.client_id, us.client_id) == ("eu", "us")
     assert eu.gist_scopes != us.gist_scopes
-    assert type(eu) is not type(us)
+    assert type(eu) is type(us) is GistStarletteApp  # one declared class; the state is per registration
+    assert eu.gist_flow is not us.gist_flow and eu.gist_replay_guard is not us.gist_replay_guard
     assert eu.gist_flow.session_key != us.gist_flow.session_key
     assert eu.client_kwargs is not us.client_kwargs
     # Authlib's OAUTH_APP_CONFIG class attribute is mutated by Authlib itself: never used here.

@@ -2,21 +2,20 @@
 
 The framework adapters read the body (at most :func:`read_limit` bytes), call
 :func:`handle_canvas_request` or :func:`handle_canvas_request_async`, and send back the
-:class:`CanvasReply`. The checks are written once, as a generator that yields the typed request to its
-driver and receives the handler's canvas (or exception) back, so the sync and async forms differ only in
-how they call the handler.
+:class:`CanvasReply`. The checks are written once, as a flow that yields the handler's call
+(:class:`~gist_authlib._effects.UserCode`) to the package's drivers and receives its canvas (or exception)
+back, so the sync and async forms differ only in the driver.
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import json
 import logging
 import traceback
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, NamedTuple
 
+from .._effects import Steps, UserCode, drive, drive_async
 from ..errors import ConfigurationError
 from ..provider import GistProvider
 from ._components import Canvas, Text
@@ -118,8 +117,9 @@ def _steps(
     gist_or_secret: Any,
     provider: GistProvider | None,
     max_body_bytes: int,
-) -> Generator[InitializeRequest, object, CanvasReply]:
-    """Check the request, yield it to the driver, and turn what comes back into the reply."""
+    handler: CanvasHandler,
+) -> Steps[CanvasReply]:
+    """Check the request, have the driver call ``handler`` with it, and turn what comes back into the reply."""
     model = _MODELS.get(kind)
     if model is None:
         raise ValueError(f"kind must be 'initialize' or 'submit', not {kind!r}.")
@@ -143,7 +143,7 @@ def _steps(
         log.warning("Gist canvas %s request refused: %s", kind, error.error_code)
         return _error_reply(error)
     try:
-        result = yield request
+        result = yield UserCode(handler, (request,))
         if not isinstance(result, Canvas):
             raise TypeError(
                 f"The canvas {kind} handler must return a gist_authlib.canvas.Canvas, not {type(result).__name__}."
@@ -154,15 +154,6 @@ def _steps(
         _log_failure(kind, exc, (secret, signature, signature.rpartition("=")[2]))
         return _error_canvas(request)
     return reply
-
-
-def _finish(step: Callable[[Any], object], value: Any) -> CanvasReply:
-    try:
-        step(value)
-    except StopIteration as done:
-        reply: CanvasReply = done.value
-        return reply
-    raise RuntimeError("The canvas steps went on after the handler's answer.")  # pragma: no cover
 
 
 def handle_canvas_request(
@@ -196,19 +187,7 @@ def handle_canvas_request(
         provider: where the signature header's name and scheme come from.
         max_body_bytes: the largest body accepted.
     """
-    steps = _steps(body, headers, kind, secret, provider, max_body_bytes)
-    try:
-        request = next(steps)
-    except StopIteration as done:
-        refused: CanvasReply = done.value
-        return refused
-    try:
-        result = handler(request)
-        if inspect.isawaitable(result):
-            result = _run(result)
-    except Exception as exc:
-        return _finish(steps.throw, exc)
-    return _finish(steps.send, result)
+    return drive(_steps(body, headers, kind, secret, provider, max_body_bytes, handler))
 
 
 async def handle_canvas_request_async(
@@ -223,41 +202,4 @@ async def handle_canvas_request_async(
 ) -> CanvasReply:
     """:func:`handle_canvas_request` for an event loop: an ``async`` handler is awaited, a plain one runs
     in a worker thread so that a blocking handler (a sync Gist API call) does not stall the loop."""
-    steps = _steps(body, headers, kind, secret, provider, max_body_bytes)
-    try:
-        request = next(steps)
-    except StopIteration as done:
-        refused: CanvasReply = done.value
-        return refused
-    try:
-        if inspect.iscoroutinefunction(handler):
-            result: Any = await handler(request)
-        else:
-            import anyio.to_thread
-
-            result = await anyio.to_thread.run_sync(handler, request)
-            if inspect.isawaitable(result):
-                result = await result
-    except Exception as exc:
-        return _finish(steps.throw, exc)
-    return _finish(steps.send, result)
-
-
-def _run(awaitable: Awaitable[Any]) -> Any:
-    """Run an async handler's awaitable to completion from plain code."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        if inspect.iscoroutine(awaitable):
-            awaitable.close()
-        raise TypeError(
-            "An async canvas handler cannot be run from handle_canvas_request inside a running event loop; "
-            "use handle_canvas_request_async."
-        )
-
-    async def _wait() -> Any:
-        return await awaitable
-
-    return asyncio.run(_wait())
+    return await drive_async(_steps(body, headers, kind, secret, provider, max_body_bytes, handler))

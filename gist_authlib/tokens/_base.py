@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from .._flow import check_token_response
 from ..errors import ConfigurationError, StaleTokenError, TokenDecryptionError
-from ..flow import check_token_response
 
 __all__ = ["AsyncTokenStore", "BaseTokenStore", "StoredToken", "TokenCipher", "TokenStore"]
 

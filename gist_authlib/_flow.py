@@ -1,6 +1,6 @@
 """Framework-free rules of a Gist login: state, PKCE, callback checks, safe ``next`` paths, token checks.
 
-The login sequence (:mod:`gist_authlib.login`) and through it every framework take their decisions from
+The login sequence (:mod:`gist_authlib._login`) and through it every framework take their decisions from
 these functions, once, so that all frameworks and call paths behave alike. Nothing here does I/O.
 
 State handling, and why it differs from Authlib's:
@@ -48,6 +48,7 @@ __all__ = [
     "CallbackGrant",
     "InstallGrant",
     "LoginFlow",
+    "check_token_http_response",
     "check_token_response",
     "check_transport",
     "is_loopback",
@@ -461,6 +462,29 @@ def check_token_response(token: Any) -> dict[str, Any]:
     if token_type is not None and str(token_type).lower() != "bearer":
         raise InvalidTokenResponseError(f"the token type {str(token_type)[:30]!r} is not bearer")
     return dict(token)
+
+
+def check_token_http_response(response: Any) -> Any:
+    """Authlib's compliance hook for every token answer: validate it before Authlib parses it (a typed error
+    otherwise). The registered apps and the command line's token request both use it."""
+    status = int(response.status_code)
+    try:
+        body = response.json()
+        parsed = True
+    except (ValueError, UnicodeDecodeError):
+        body, parsed = None, False
+    if not 200 <= status < 300:
+        error = body.get("error") if isinstance(body, dict) else None
+        description = body.get("error_description") if isinstance(body, dict) else None
+        raise TokenEndpointError(
+            status,
+            str(error) if error is not None else None,
+            str(description) if description is not None else None,
+        )
+    if not parsed:
+        raise InvalidTokenResponseError("the answer is not JSON")
+    check_token_response(body)
+    return response
 
 
 def translate_token_error(exc: BaseException) -> GistAuthError:

@@ -5,9 +5,9 @@ The app ``register`` returns applies every protection of a Gist login on Authlib
 ``fetch_access_token``): an app that keeps hand-written Authlib routes is as safe as one using the routes of
 :mod:`gist_authlib.starlette`, :mod:`gist_authlib.flask` or :mod:`gist_authlib.django`, which only wrap them.
 
-The framework-free half of that app class lives here; the half that reads a framework's request and builds
-its response lives in that framework's adapter module, which :func:`register` loads by name for the registry
-it is given (so this module never imports a web framework, nor an adapter).
+Each framework's app class is declared once, in its adapter module, over Authlib's own app class and the
+framework-free halves here (:class:`SyncGistApp`, :class:`AsyncGistApp`); :func:`register` picks the class
+for the registry it is given and hands it the registration's settings. This module imports no web framework.
 """
 
 from __future__ import annotations
@@ -17,105 +17,64 @@ import contextlib
 import importlib
 import threading
 import weakref
-from collections.abc import Iterable, MutableMapping
-from types import ModuleType
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Iterable, Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import httpx2
 
-from ._version import USER_AGENT
-from .errors import ConfigurationError, InvalidTokenResponseError, MissingCredentialsError, TokenEndpointError
-from .flow import LoginFlow, check_token_response, check_transport, translate_token_error
-from .login import (
+from ._flow import LoginFlow, check_token_http_response, check_token_response, check_transport, translate_token_error
+from ._login import (
     InstallLimit,
     LoginResult,
     MemoryReplayGuard,
+    Registration,
+    ReplayGuard,
+    SubjectSource,
     authorization,
     callback_steps,
+    read_workspace,
+    read_workspace_async,
     run,
     run_async,
 )
+from ._version import USER_AGENT
+from .errors import ConfigurationError
 from .provider import GistProvider
 
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = [
-    "AsyncGistAppMixin",
-    "GistApp",
-    "GistAppMixin",
-    "SyncGistAppMixin",
-    "claim_paths",
-    "register",
-    "registration_name",
-]
+__all__ = ["AsyncGistApp", "GistApp", "SyncGistApp", "register"]
 
 DEFAULT_TIMEOUT = 10.0
 
 # The keys Authlib reads from framework configuration, and which of them have a provider default.
 _ENDPOINT_KEYS = ("authorize_url", "access_token_url", "api_base_url")
 
-# Authlib's registry module for each framework, and the gist_authlib adapter that completes its app class.
-_ADAPTERS = {
-    "authlib.integrations.starlette_client": "gist_authlib.starlette",
-    "authlib.integrations.flask_client": "gist_authlib.flask",
-    "authlib.integrations.django_client": "gist_authlib.django",
+# Authlib's registry module for each framework, and the adapter module that declares its Gist app class.
+_APP_CLASSES = {
+    "authlib.integrations.starlette_client": ("gist_authlib.starlette", "GistStarletteApp"),
+    "authlib.integrations.flask_client": ("gist_authlib.flask", "GistFlaskApp"),
+    "authlib.integrations.django_client": ("gist_authlib.django", "GistDjangoApp"),
 }
 
 
-class GistApp(Protocol):
-    """The type of what :func:`register` returns: Authlib's app for the framework, with Gist's protections.
+@dataclass(frozen=True, slots=True)
+class _Settings:
+    """What :func:`register` decided for one registration, handed to its app class's ``__init__``."""
 
-    The login methods are Authlib's (their signatures differ by framework: ``async`` and taking the request
-    in Starlette, taking the request in Django, reading Flask's request context); see each adapter module's
-    docstring. Every error they raise is a :class:`~gist_authlib.GistAuthError` and an Authlib ``OAuthError``.
-    """
-
-    name: str
-    client_id: str | None
-    client_secret: str | None
-    authorize_url: str
-    access_token_url: str
-    api_base_url: str
-    client_kwargs: dict[str, Any]
-    gist_provider: GistProvider
-    gist_scopes: tuple[str, ...]
-    gist_flow: LoginFlow
-    gist_token_store: Any
-    gist_redirect_uri: str | None
-
-    def authorize_redirect(self, *args: Any, **kwargs: Any) -> Any:
-        """Send the browser to Gist: a fresh state, PKCE, the checked ``next`` and scopes."""
-
-    def authorize_access_token(self, *args: Any, **kwargs: Any) -> Any:
-        """Check the callback and exchange its code; returns the validated token dict."""
-
-    def create_authorization_url(self, redirect_uri: str | None = None, **kwargs: Any) -> Any:
-        """The authorization URL and state of a new login (to be recorded with ``save_authorize_data``)."""
-
-    def save_authorize_data(self, *args: Any, **kwargs: Any) -> Any:
-        """Record a login started with ``create_authorization_url`` in the browser's session."""
-
-    def fetch_access_token(self, redirect_uri: str | None = None, **kwargs: Any) -> Any:
-        """Exchange a code at the token endpoint; returns the validated token dict."""
-
-    def gist_credentials(self) -> tuple[str, str]:
-        """The client id and secret, or a :class:`~gist_authlib.MissingCredentialsError`."""
-
-    def gist_transport(self) -> Any:
-        """The registration's pooled transport for the token exchange and the workspace lookup."""
-
-    def gist_close(self) -> None:
-        """Close the registration's pooled connections (sync apps; an async app drops its pools)."""
-
-    async def gist_aclose(self) -> None:
-        """Close the pooled connections (in a Starlette lifespan; a sync app closes its pool)."""
-
-    def get(self, url: str, **kwargs: Any) -> Any:
-        """Authlib's authorized GET on the Gist API."""
-
-    def post(self, url: str, **kwargs: Any) -> Any:
-        """Authlib's authorized POST on the Gist API."""
+    provider: GistProvider
+    scopes: tuple[str, ...]
+    flow: LoginFlow
+    redirect_uri: str | None
+    token_store: Any
+    allow_insecure_http: bool
+    replay_guard: ReplayGuard
+    install_limit: InstallLimit
+    setting_names: Mapping[str, str]
+    route_claims: dict[str, str]
+    oauth: Any
 
 
 # client_kwargs that shape the connection itself: with any of these the caller built the HTTP stack; we keep out.
@@ -150,12 +109,22 @@ class _KeepOpenAsync(httpx2.AsyncBaseTransport):
         """Nothing: the registration closes the pool (``gist_aclose``)."""
 
 
-class GistAppMixin:
-    """The framework-free half of the app class of each Gist registration.
+class GistApp:
+    """The framework-free half of every Gist app class: what :func:`register` returns is one of its
+    subclasses, declared per framework (:class:`gist_authlib.starlette.GistStarletteApp`,
+    :class:`gist_authlib.flask.GistFlaskApp`, :class:`gist_authlib.django.GistDjangoApp`).
 
     It fills what neither the caller nor the framework configuration set from the provider, and carries the
-    registration's provider, scopes, redirect URI and :class:`~gist_authlib.flow.LoginFlow`. A new class is
-    made for every registration, so nothing is shared between two of them.
+    registration's provider, scopes, redirect URI and login rules; :attr:`gist_registration` hands them to the
+    login sequence, typed.
+
+    Attributes:
+        gist_provider: the endpoints and scope catalogue.
+        gist_scopes: the scopes every login asks for.
+        gist_flow: the state, PKCE and pending-login rules.
+        gist_token_store: the token store, or ``None``.
+        gist_redirect_uri: the configured redirect URI, or ``None``.
+        gist_install_limit: the cost limit of Gist-initiated installs.
     """
 
     gist_provider: GistProvider
@@ -164,11 +133,9 @@ class GistAppMixin:
     gist_token_store: Any
     gist_allow_insecure_http: bool
     gist_redirect_uri: str | None
-    gist_replay_guard: Any
+    gist_replay_guard: ReplayGuard
     gist_install_limit: InstallLimit
-    _gist_defaults: dict[str, Any]
-    _gist_setting_names: dict[str, str]
-    _gist_oauth: Any
+    _gist_setting_names: Mapping[str, str]
     _gist_route_claims: dict[str, str]
 
     # Set by Authlib's base classes.
@@ -181,8 +148,14 @@ class GistAppMixin:
     authorize_params: dict[str, Any] | None
     client_kwargs: dict[str, Any]
 
-    def __init__(self, framework: Any, name: str | None = None, **kwargs: Any) -> None:
-        for key, default in self._gist_defaults.items():
+    def __init__(self, framework: Any, name: str | None = None, *, gist_settings: _Settings, **kwargs: Any) -> None:
+        settings = gist_settings
+        self.gist_provider, self.gist_scopes, self.gist_flow = settings.provider, settings.scopes, settings.flow
+        self.gist_token_store, self.gist_allow_insecure_http = settings.token_store, settings.allow_insecure_http
+        self.gist_replay_guard, self.gist_install_limit = settings.replay_guard, settings.install_limit
+        self._gist_setting_names, self._gist_route_claims = settings.setting_names, settings.route_claims
+        self.gist_redirect_uri = settings.redirect_uri
+        for key, default in settings.provider.authlib_kwargs().items():
             if kwargs.get(key) is None:
                 kwargs[key] = default
         if kwargs.get("api_base_url") and not str(kwargs["api_base_url"]).endswith("/"):
@@ -191,14 +164,48 @@ class GistAppMixin:
             check_transport(str(kwargs[key]), key.replace("_", " "), allow_insecure_http=self.gist_allow_insecure_http)
         if self.gist_redirect_uri is None:
             # Read here, not in register(): a Flask registry has no app (and no config) until init_app.
-            configured = type(self._gist_oauth).framework_integration_cls.load_config(
-                self._gist_oauth, name, ("redirect_uri",)
-            )
+            oauth = settings.oauth
+            configured = type(oauth).framework_integration_cls.load_config(oauth, name, ("redirect_uri",))
             uri = (configured or {}).get("redirect_uri")
             if uri:
                 check_transport(str(uri), "redirect URI", allow_insecure_http=self.gist_allow_insecure_http)
                 self.gist_redirect_uri = str(uri)
-        super().__init__(framework, name, **kwargs)  # type: ignore[call-arg]
+        super().__init__(framework, name, **kwargs)  # type: ignore[call-arg]  # Authlib's app, after this mixin
+
+    @property
+    def gist_registration(self) -> Registration:
+        """This registration as the login sequence takes it (read afresh: settings may change after init)."""
+        return Registration(
+            name=self.name,
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            provider=self.gist_provider,
+            scopes=self.gist_scopes,
+            flow=self.gist_flow,
+            authorize_url=self.authorize_url,
+            token_url=self.access_token_url,
+            api_base_url=self.api_base_url,
+            redirect_uri=self.gist_redirect_uri,
+            default_redirect_uri=(self.client_kwargs or {}).get("redirect_uri"),
+            allow_insecure_http=self.gist_allow_insecure_http,
+            store=self.gist_token_store,
+            replay_guard=self.gist_replay_guard,
+            install_limit=self.gist_install_limit,
+            setting_names=self._gist_setting_names,
+        )
+
+    @staticmethod
+    def gist_session_of(request: Any) -> Any:
+        """The session Authlib's ``fetch_token(request)`` reads the logged-in subject from (per framework)."""
+        raise NotImplementedError
+
+    @classmethod
+    def gist_lazy(cls, oauth: Any, name: str, claims: dict[str, str]) -> Any:
+        """The app of a registry that has no framework app yet (Flask before ``init_app``)."""
+        raise ConfigurationError(f"The {cls.__name__} of {name!r} cannot be created before its framework app.")
+
+    def _gist_authorization(self, redirect_uri: str | None, params: Mapping[str, Any]) -> dict[str, Any]:
+        return authorization(self.gist_registration, redirect_uri, {**(self.authorize_params or {}), **params})
 
     def _get_oauth_client(self, **metadata: Any) -> Any:
         # Authlib builds a new HTTP client (and, without a transport, a new TLS context and connection pool) for
@@ -227,18 +234,15 @@ class GistAppMixin:
         return options
 
     def gist_credentials(self) -> tuple[str, str]:
-        """The client id and secret, or a :class:`MissingCredentialsError` naming the setting to fill in."""
-        if not self.client_id:
-            raise MissingCredentialsError(self._gist_setting_names["client_id"], "client id")
-        if not self.client_secret:
-            raise MissingCredentialsError(self._gist_setting_names["client_secret"], "client secret")
-        return str(self.client_id), str(self.client_secret)
+        """The client id and secret, or a :class:`~gist_authlib.errors.MissingCredentialsError` naming the
+        setting to fill in."""
+        return self.gist_registration.credentials()
 
     def __repr__(self) -> str:
         return f"<Gist OAuth app {self.name!r} at {self.authorize_url!r}>"
 
 
-class SyncGistAppMixin(GistAppMixin):
+class SyncGistApp(GistApp):
     """The protected Authlib methods of a sync app (Flask, Django), with no framework code."""
 
     _gist_pool: httpx2.HTTPTransport | None = None
@@ -275,7 +279,7 @@ class SyncGistAppMixin(GistAppMixin):
         Returns a dict with ``url`` and ``state`` (and, as Authlib does, ``code_verifier``); record it with
         ``save_authorize_data`` before redirecting.
         """
-        return authorization(self, redirect_uri, kwargs)
+        return self._gist_authorization(redirect_uri, kwargs)
 
     def fetch_access_token(self, redirect_uri: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """Authlib's ``fetch_access_token``, with the credentials checked, the answer validated and every
@@ -287,15 +291,40 @@ class SyncGistAppMixin(GistAppMixin):
             raise translate_token_error(exc) from None
         return check_token_response(token)
 
+    def gist_exchange(self, params: dict[str, str]) -> dict[str, Any]:
+        """The login sequence's token request: Authlib's ``fetch_access_token``, checked."""
+        return self.fetch_access_token(**params)
+
+    def gist_workspace(self, token: Mapping[str, Any]) -> tuple[str | None, str | None]:
+        """The login sequence's workspace lookup, on the registration's pooled transport."""
+        return read_workspace(self.gist_registration, token, transport=self.gist_transport())
+
     def gist_finish(
-        self, session: MutableMapping[str, Any], query: Iterable[tuple[str, str]], **options: Any
+        self,
+        session: MutableMapping[str, Any],
+        query: Iterable[tuple[str, str]],
+        *,
+        redirect_uri: str | None = None,
+        installs: bool = False,
+        subject: SubjectSource = None,
+        token_params: Mapping[str, Any] | None = None,
+        client: str | None = None,
     ) -> LoginResult:
-        """Run the login sequence on a callback's query; ``options`` are those of
-        :func:`gist_authlib.login.callback_steps` (``redirect_uri``, ``installs``, ``subject``, ...)."""
-        return run(self, callback_steps(self, session, query, **options))
+        """Run the login sequence on a callback's query (the options are those of ``callback_steps``)."""
+        steps = callback_steps(
+            self.gist_registration,
+            session,
+            query,
+            redirect_uri=redirect_uri,
+            installs=installs,
+            subject=subject,
+            token_params=token_params,
+            client=client,
+        )
+        return run(self, steps)
 
 
-class AsyncGistAppMixin(GistAppMixin):
+class AsyncGistApp(GistApp):
     """The protected Authlib methods of an async app (Starlette, FastAPI), with no framework code."""
 
     _gist_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx2.AsyncHTTPTransport] | None = None
@@ -331,11 +360,11 @@ class AsyncGistAppMixin(GistAppMixin):
         self._gist_pools = None
 
     async def create_authorization_url(self, redirect_uri: str | None = None, **kwargs: Any) -> dict[str, Any]:
-        """The async form of :meth:`SyncGistAppMixin.create_authorization_url` (no I/O happens)."""
-        return authorization(self, redirect_uri, kwargs)
+        """The async form of :meth:`SyncGistApp.create_authorization_url` (no I/O happens)."""
+        return self._gist_authorization(redirect_uri, kwargs)
 
     async def fetch_access_token(self, redirect_uri: str | None = None, **kwargs: Any) -> dict[str, Any]:
-        """The async form of :meth:`SyncGistAppMixin.fetch_access_token`."""
+        """The async form of :meth:`SyncGistApp.fetch_access_token`."""
         self.gist_credentials()
         try:
             token = await super().fetch_access_token(redirect_uri, **kwargs)  # type: ignore[misc]
@@ -343,11 +372,37 @@ class AsyncGistAppMixin(GistAppMixin):
             raise translate_token_error(exc) from None
         return check_token_response(token)
 
+    async def gist_exchange(self, params: dict[str, str]) -> dict[str, Any]:
+        """The login sequence's token request: Authlib's ``fetch_access_token``, checked."""
+        return await self.fetch_access_token(**params)
+
+    async def gist_workspace(self, token: Mapping[str, Any]) -> tuple[str | None, str | None]:
+        """The login sequence's workspace lookup, on the registration's pooled transport."""
+        return await read_workspace_async(self.gist_registration, token, transport=self.gist_transport())
+
     async def gist_finish(
-        self, session: MutableMapping[str, Any], query: Iterable[tuple[str, str]], **options: Any
+        self,
+        session: MutableMapping[str, Any],
+        query: Iterable[tuple[str, str]],
+        *,
+        redirect_uri: str | None = None,
+        installs: bool = False,
+        subject: SubjectSource = None,
+        token_params: Mapping[str, Any] | None = None,
+        client: str | None = None,
     ) -> LoginResult:
-        """The async form of :meth:`SyncGistAppMixin.gist_finish`."""
-        return await run_async(self, callback_steps(self, session, query, **options))
+        """The async form of :meth:`SyncGistApp.gist_finish`."""
+        steps = callback_steps(
+            self.gist_registration,
+            session,
+            query,
+            redirect_uri=redirect_uri,
+            installs=installs,
+            subject=subject,
+            token_params=token_params,
+            client=client,
+        )
+        return await run_async(self, steps)
 
 
 def register(
@@ -367,7 +422,7 @@ def register(
     allow_insecure_http: bool = False,
     install_limit: InstallLimit | None = None,
     **overrides: Any,
-) -> GistApp:
+) -> Any:
     """Register Gist in an Authlib ``OAuth`` registry and return the registered app (``oauth.<name>``).
 
     Works with ``authlib.integrations.starlette_client.OAuth``, ``flask_client.OAuth`` and
@@ -404,21 +459,23 @@ def register(
         allow_insecure_http: allow ``http://`` endpoints and redirect URIs on hosts that are not loopback
             (a development flag; loopback is always allowed).
         install_limit: how many Gist-initiated install attempts may cost a token request, per browser address
-            and in total (an :class:`~gist_authlib.login.InstallLimit`; by default 10 per address and 100 in
+            and in total (an :class:`~gist_authlib._login.InstallLimit`; by default 10 per address and 100 in
             all per minute). Only matters when the routes accept installs.
         **overrides: passed on to ``oauth.register`` (``authorize_params``, ``fetch_token``,
             ``update_token``, ``client_kwargs``, an explicit ``authorize_url``, ...).
 
     Returns:
-        The Authlib app (see :class:`GistApp`), with ``gist_provider``, ``gist_scopes`` and ``gist_flow``
-        attributes. On Flask before ``init_app``, Authlib's lazy proxy to it.
+        The framework's Gist app (:class:`gist_authlib.starlette.GistStarletteApp`,
+        :class:`gist_authlib.flask.GistFlaskApp` or :class:`gist_authlib.django.GistDjangoApp`, each a
+        :class:`GistApp` and Authlib's own app class); on Flask before ``init_app``, a lazy proxy to it. The
+        adapters' own ``register`` functions return it typed.
 
     Raises:
         UnknownScopeError: a scope is not in the provider's catalogue (the message names the nearest).
         ConfigurationError: the framework's registry is not one of Authlib's three, or scopes disagree.
     """
     provider = provider or GistProvider()
-    adapter = _adapter(oauth)
+    app_cls = _app_class(oauth)
     client_kwargs_in = dict(overrides.pop("client_kwargs", None) or {})
     authorize_params = dict(overrides.get("authorize_params") or {})
     granted = _one_source_of_scopes(
@@ -428,30 +485,20 @@ def register(
         overrides["authorize_params"] = authorize_params
     if redirect_uri is not None:
         check_transport(redirect_uri, "redirect URI", allow_insecure_http=allow_insecure_http)
-    base = oauth.oauth2_client_cls
-    attrs: dict[str, Any] = {
-        "gist_provider": provider,
-        "gist_scopes": granted,
-        "gist_flow": LoginFlow(name, state_ttl=state_ttl, max_pending=max_pending_logins, pkce=pkce),
-        "gist_redirect_uri": redirect_uri,
-        "_gist_defaults": provider.authlib_kwargs(),
-        "_gist_setting_names": _setting_names(oauth, name),
-        "_gist_oauth": oauth,
-        "_gist_route_claims": _route_claims(oauth),
-        "gist_token_store": token_store,
-        "gist_allow_insecure_http": allow_insecure_http,
+    settings = _Settings(
+        provider=provider,
+        scopes=granted,
+        flow=LoginFlow(name, state_ttl=state_ttl, max_pending=max_pending_logins, pkce=pkce),
+        redirect_uri=redirect_uri,
+        token_store=token_store,
+        allow_insecure_http=allow_insecure_http,
         # Used states and codes are recorded where the tokens are (shared by every process using the store).
-        "gist_replay_guard": token_store if hasattr(token_store, "consume") else MemoryReplayGuard(),
-        "gist_install_limit": install_limit or InstallLimit(),
-    }
-    sync_client = _sync_httpx_client(base)
-    if sync_client is not None:
-        # Authlib's Flask and Django apps default to requests; one HTTP stack (httpx2) serves all.
-        attrs["client_cls"] = sync_client
-    is_async = sync_client is None and _is_async_app(base)
-    core = AsyncGistAppMixin if is_async else SyncGistAppMixin
-    app_cls = type(f"Gist{base.__name__}", (adapter.GistAppAdapter, core, base), attrs)
-
+        replay_guard=token_store if hasattr(token_store, "consume") else MemoryReplayGuard(),
+        install_limit=install_limit or InstallLimit(),
+        setting_names=_setting_names(oauth, name),
+        route_claims=oauth.__dict__.setdefault("_gist_route_claims", {}),
+        oauth=oauth,
+    )
     client_kwargs: dict[str, Any] = {
         "token_endpoint_auth_method": provider.token_endpoint_auth_method,
         "scope": " ".join(granted),
@@ -467,21 +514,23 @@ def register(
         "client_kwargs": client_kwargs,
         "compliance_fix": _gist_compliance_fix,
         "user_agent": USER_AGENT,
+        "gist_settings": settings,
     }
     if client_id is not None:
         kwargs["client_id"] = client_id
     if client_secret is not None:
         kwargs["client_secret"] = client_secret
     if token_store is not None:
-        kwargs["fetch_token"] = _store_fetcher(token_store, attrs["gist_flow"], is_async, adapter.session_of)
+        is_async = issubclass(app_cls, AsyncGistApp)
+        kwargs["fetch_token"] = _store_fetcher(token_store, settings.flow, is_async, app_cls.gist_session_of)
         kwargs["update_token"] = _store_updater(token_store, is_async)
     kwargs.update(overrides)
     app = oauth.register(name, **kwargs)
     if getattr(oauth, "app", True) is None:
         # Flask before init_app: Authlib hands back an anonymous lazy proxy. Ours also knows its name,
         # so that adapters can name their routes before the Flask app exists.
-        return adapter.lazy_app(oauth, name, attrs["_gist_route_claims"])  # type: ignore[no-any-return]
-    return app  # type: ignore[no-any-return]
+        return app_cls.gist_lazy(oauth, name, settings.route_claims)
+    return app
 
 
 def _one_source_of_scopes(
@@ -506,53 +555,18 @@ def _one_source_of_scopes(
     return first
 
 
-def _adapter(oauth: Any) -> ModuleType:
-    """The gist_authlib adapter module for an Authlib registry (found by the registry class's module)."""
+def _app_class(oauth: Any) -> type[GistApp]:
+    """The Gist app class declared for an Authlib registry's framework (found by the registry class's module)."""
     for cls in type(oauth).__mro__:
-        module = _ADAPTERS.get(cls.__module__.rpartition(".")[0]) or _ADAPTERS.get(cls.__module__)
-        if module:
-            return importlib.import_module(module)
+        found = _APP_CLASSES.get(cls.__module__.rpartition(".")[0]) or _APP_CLASSES.get(cls.__module__)
+        if found:
+            declared = getattr(importlib.import_module(found[0]), found[1])
+            assert isinstance(declared, type) and issubclass(declared, GistApp)
+            return declared
     raise ConfigurationError(
         f"gist_authlib.register() takes one of Authlib's OAuth registries (Starlette, Flask or Django), not "
         f"{type(oauth).__module__}.{type(oauth).__qualname__}."
     )
-
-
-def _route_claims(oauth: Any) -> dict[str, str]:
-    """The paths the routes of this registry's Gist registrations serve, shared by its registrations."""
-    claims: dict[str, str] = oauth.__dict__.setdefault("_gist_route_claims", {})
-    return claims
-
-
-def claim_paths(app: Any, *paths: str) -> None:
-    """Claim URL paths for the routes of the registration ``app``; a path another registration claimed is an error.
-
-    Works on Flask's lazy proxy before ``init_app`` too (it does not resolve it).
-
-    Raises:
-        ConfigurationError: two registrations of one Authlib registry would serve the same path, and the
-            second would never be reached.
-    """
-    claims: dict[str, str] | None = getattr(type(app), "_gist_route_claims", None)
-    if claims is None:
-        return
-    name = registration_name(app)
-    for path in paths:
-        owner = claims.setdefault(path.strip("/"), name)
-        if owner != name:
-            raise ConfigurationError(
-                f"The Gist registrations {owner!r} and {name!r} both route {path!r}, so the second would never be "
-                "reached. Leave the paths to their defaults (they follow the registration name) or give each "
-                "registration paths of its own."
-            )
-
-
-def registration_name(app: Any) -> str:
-    """The name ``app`` was registered under, without resolving a lazy Flask proxy."""
-    own = getattr(type(app), "gist_registration_name", None)
-    if isinstance(own, str):
-        return own
-    return str(app.name)
 
 
 def _setting_names(oauth: Any, name: str) -> dict[str, str]:
@@ -564,25 +578,6 @@ def _setting_names(oauth: Any, name: str) -> dict[str, str]:
         }
     prefix = name.upper()
     return {"client_id": f"{prefix}_CLIENT_ID", "client_secret": f"{prefix}_CLIENT_SECRET"}
-
-
-def _sync_httpx_client(base: type) -> type | None:
-    import httpx2
-
-    client_cls = getattr(base, "client_cls", None)
-    if client_cls is None or issubclass(client_cls, (httpx2.Client, httpx2.AsyncClient)):
-        return None
-    from authlib.integrations.httpx_client import OAuth2Client
-
-    sync_cls: type = OAuth2Client
-    return sync_cls
-
-
-def _is_async_app(base: type) -> bool:
-    import httpx2
-
-    client_cls = getattr(base, "client_cls", None)
-    return client_cls is not None and issubclass(client_cls, httpx2.AsyncClient)
 
 
 def _store_fetcher(store: Any, flow: LoginFlow, is_async: bool, session_of: Any) -> Any:
@@ -636,27 +631,5 @@ def _store_updater(store: Any, is_async: bool) -> Any:
 
 
 def _gist_compliance_fix(session: Any) -> None:
-    session.register_compliance_hook("access_token_response", _check_token_http_response)
-    session.register_compliance_hook("refresh_token_response", _check_token_http_response)
-
-
-def _check_token_http_response(response: Any) -> Any:
-    """Validate the token endpoint's answer before Authlib parses it; raise a typed error otherwise."""
-    status = int(response.status_code)
-    try:
-        body = response.json()
-        parsed = True
-    except (ValueError, UnicodeDecodeError):
-        body, parsed = None, False
-    if not 200 <= status < 300:
-        error = body.get("error") if isinstance(body, dict) else None
-        description = body.get("error_description") if isinstance(body, dict) else None
-        raise TokenEndpointError(
-            status,
-            str(error) if error is not None else None,
-            str(description) if description is not None else None,
-        )
-    if not parsed:
-        raise InvalidTokenResponseError("the answer is not JSON")
-    check_token_response(body)
-    return response
+    session.register_compliance_hook("access_token_response", check_token_http_response)
+    session.register_compliance_hook("refresh_token_response", check_token_http_response)
