@@ -51,7 +51,6 @@ from .provider import GistProvider
 __all__ = [
     "DEFAULT_REDIRECT_URI",
     "DEFAULT_TIMEOUT",
-    "LoginTimeoutError",
     "add_commands",
     "default_token_db",
     "run_command",
@@ -66,20 +65,6 @@ DEFAULT_TIMEOUT = 300.0
 TOKEN_VARIABLE = "GIST_TOKEN"
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 _KEY_HINT = 'python -c "from gist_authlib.tokens import TokenCipher; print(TokenCipher.generate_key())"'
-
-
-class LoginTimeoutError(LoginError):
-    """No callback reached ``gist-authlib login`` within its timeout; nothing was requested or stored."""
-
-    error = "temporarily_unavailable"
-    error_code = "login_timeout"
-    title = "The login timed out"
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__(
-            f"No answer came back from Gist within {seconds:g} s, so the login was abandoned. "
-            "Run gist-authlib login again (--timeout sets the wait)."
-        )
 
 
 # --- settings -------------------------------------------------------------------------------------------------
@@ -325,7 +310,7 @@ def _login(args: argparse.Namespace, environ: Mapping[str, str], err: TextIO, ou
             if not args.no_browser:
                 webbrowser.open(request.url)
             if not callback.done.wait(args.timeout):
-                raise LoginTimeoutError(args.timeout)
+                raise LoginError.timed_out(args.timeout)
         finally:
             server.shutdown()
             thread.join()

@@ -30,16 +30,14 @@ from urllib.parse import urlencode, urlsplit
 from .errors import (
     AccessDeniedError,
     AuthorizationError,
-    ExpiredStateError,
     GistAuthError,
     InsecureTransportError,
     InvalidTokenResponseError,
-    MissingCodeError,
-    MissingStateError,
+    LoginError,
     MixUpError,
-    ReplayedCallbackError,
+    StateError,
     TokenEndpointError,
-    TokenEndpointUnreachableError,
+    TokenExchangeError,
     UnknownStateError,
 )
 
@@ -278,11 +276,11 @@ class LoginFlow:
                 of a Gist workspace id) may be an install; any other unknown state is refused.
 
         Raises:
-            MissingStateError, UnknownStateError, ExpiredStateError, ReplayedCallbackError: the state
+            StateError (and its UnknownStateError and MixUpError): the state
                 does not belong to a login this browser started (no token request may follow).
             MixUpError: the callback names another issuer.
             AccessDeniedError, AuthorizationError: Gist reported an error for a login we started.
-            MissingCodeError: no usable code.
+            LoginError: no usable code (``code_missing``).
         """
         params = _collect(query)
         issuers = params.get("iss", [])
@@ -292,12 +290,12 @@ class LoginFlow:
         if len(states) != 1 or not states[0] or len(states[0]) > _MAX_PARAM_LENGTH:
             # An unauthenticated error callback is reported as what it claims only when it is
             # harmless to believe it; without a state it proves nothing.
-            raise MissingStateError(
+            raise StateError.missing(
                 None if len(states) < 2 else "The callback carries more than one state, so it was refused."
             )
         state = states[0]
         if not _vschar(state):
-            raise MissingStateError("The callback's state is malformed, so it was refused.")
+            raise StateError.missing("The callback's state is malformed, so it was refused.")
         now = self.clock()
         record = self._load(session, now, drop_expired=False)
         entry = record["p"].pop(state, None)
@@ -305,7 +303,7 @@ class LoginFlow:
         if entry is None:
             self._save(session, self._prune(record, now))
             if digest in record["u"]:
-                raise ReplayedCallbackError()
+                raise StateError.replayed()
             codes = params.get("code", [])
             with_code = (
                 len(codes) == 1
@@ -324,7 +322,7 @@ class LoginFlow:
         self._save(session, self._prune(record, now))
         expires_at, next_path, started_with = (*entry, None)[:3]
         if expires_at < now:
-            raise ExpiredStateError()
+            raise StateError.expired()
 
         errors = params.get("error", [])
         if errors:
@@ -336,17 +334,17 @@ class LoginFlow:
 
         codes = params.get("code", [])
         if len(codes) != 1 or not codes[0]:
-            raise MissingCodeError(
+            raise LoginError.missing_code(
                 None if len(codes) < 2 else "The callback carries more than one code, so it was refused."
             )
         if len(codes[0]) > _MAX_PARAM_LENGTH:
-            raise MissingCodeError("The callback's code is too long to be genuine.")
+            raise LoginError.missing_code("The callback's code is too long to be genuine.")
         if not _vschar(codes[0]):
-            raise MissingCodeError("The callback's code is malformed (RFC 6749 codes are printable ASCII).")
+            raise LoginError.missing_code("The callback's code is malformed (RFC 6749 codes are printable ASCII).")
         verifier = self._verifier(client_secret, state) if self.pkce else None
         exchange_uri = started_with or redirect_uri
         if not exchange_uri:
-            raise MissingStateError("This login was recorded without its redirect URI, so it cannot be finished.")
+            raise StateError.missing("This login was recorded without its redirect URI, so it cannot be finished.")
         return CallbackGrant(
             code=codes[0], redirect_uri=exchange_uri, code_verifier=verifier, next_path=next_path, state=state
         )
@@ -500,11 +498,11 @@ def translate_token_error(exc: BaseException) -> GistAuthError:
     if isinstance(exc, httpx2.HTTPStatusError):
         return TokenEndpointError(exc.response.status_code)
     if isinstance(exc, httpx2.TimeoutException):
-        return TokenEndpointUnreachableError("no answer within the timeout")
+        return TokenExchangeError.unreachable("no answer within the timeout")
     if isinstance(exc, httpx2.TooManyRedirects):
-        return TokenEndpointUnreachableError("too many redirects")
+        return TokenExchangeError.unreachable("too many redirects")
     if isinstance(exc, httpx2.TransportError):
-        return TokenEndpointUnreachableError(type(exc).__name__)
+        return TokenExchangeError.unreachable(type(exc).__name__)
     if isinstance(exc, OAuthError):
         status = 400
         return TokenEndpointError(status, exc.error or "oauth_error", exc.description)

@@ -45,11 +45,10 @@ from .errors import (
     ConfigurationError,
     GistAuthError,
     InstallError,
-    InstallLinkError,
-    InstallRateLimitedError,
     MissingCredentialsError,
-    ReplayedCallbackError,
+    StateError,
     TokenEndpointError,
+    TokenExchangeError,
 )
 from .provider import GistProvider
 
@@ -361,7 +360,7 @@ def callback_steps(
     )
     if isinstance(grant, InstallGrant):
         if reg.install_limit is not None and not reg.install_limit.allow(client):
-            raise InstallRateLimitedError()
+            raise InstallError.rate_limited()
         yield from _single_use(reg, [("code", grant.code)])
         return (yield from _install_steps(reg, grant))
     # The session said the state was pending; a copy of an older cookie, or a second callback racing the first,
@@ -419,7 +418,7 @@ def _single_use(reg: Registration, values: list[tuple[str, str]]) -> Steps[None]
     # A token store's database is blocking I/O (a worker thread in async apps); process memory is not.
     fresh = consume() if isinstance(guard, MemoryReplayGuard) else (yield Blocking(consume))
     if not fresh:
-        raise ReplayedCallbackError()
+        raise StateError.replayed()
 
 
 def _install_steps(reg: Registration, grant: InstallGrant) -> Steps[LoginResult]:
@@ -427,13 +426,14 @@ def _install_steps(reg: Registration, grant: InstallGrant) -> Steps[LoginResult]
         token = yield from _exchange(grant, {})
     except TokenEndpointError as refused:
         if refused.http_status < 500:  # Gist refused the code: a stale or forged link, not Gist failing
-            raise InstallLinkError() from None
+            raise InstallError.link_invalid() from None
         raise
     workspace_id, workspace_name = yield ReadWorkspace(token)
     if workspace_id is None:
-        raise InstallError(
+        raise TokenExchangeError(
             "Gist did not say which workspace installed the app (its token information could not be read), "
-            "so the installation was not recorded. Try installing again."
+            "so the installation was not recorded. Try installing again.",
+            error_code="workspace_unknown",
         )
     # The workspace comes from Gist's answer about the token itself; the state (anyone can forge it) must agree.
     if str(workspace_id) != grant.workspace_hint:

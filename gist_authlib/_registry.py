@@ -148,6 +148,29 @@ class GistApp:
     authorize_params: dict[str, Any] | None
     client_kwargs: dict[str, Any]
 
+    if TYPE_CHECKING:  # Authlib's methods, as every framework's class has them (each declares its own signature)
+
+        def authorize_redirect(self, *args: Any, **kwargs: Any) -> Any:
+            """Send the browser to Gist: a fresh state, PKCE, the checked ``next`` and scopes."""
+
+        def authorize_access_token(self, *args: Any, **kwargs: Any) -> Any:
+            """Check the callback and exchange its code; the validated token dict."""
+
+        def save_authorize_data(self, *args: Any, **kwargs: Any) -> Any:
+            """Record a login started with ``create_authorization_url``."""
+
+        def create_authorization_url(self, *args: Any, **kwargs: Any) -> Any:
+            """The authorization URL and state of a new login."""
+
+        def fetch_access_token(self, *args: Any, **kwargs: Any) -> Any:
+            """Exchange a code at the token endpoint; the validated token dict."""
+
+        def get(self, url: str, **kwargs: Any) -> Any:
+            """Authlib's authorized GET on the Gist API."""
+
+        def post(self, url: str, **kwargs: Any) -> Any:
+            """Authlib's authorized POST on the Gist API."""
+
     def __init__(self, framework: Any, name: str | None = None, *, gist_settings: _Settings, **kwargs: Any) -> None:
         settings = gist_settings
         self.gist_provider, self.gist_scopes, self.gist_flow = settings.provider, settings.scopes, settings.flow
@@ -220,6 +243,14 @@ class GistApp:
         caller's ``client_kwargs`` build their own HTTP stack (a proxy, mounts, an ASGI app)."""
         raise NotImplementedError
 
+    def gist_close(self) -> None:
+        """Close the registration's pooled connections (see each kind of app)."""
+        raise NotImplementedError
+
+    async def gist_aclose(self) -> None:
+        """Close the registration's pooled connections, from async code (see each kind of app)."""
+        raise NotImplementedError
+
     def _gist_own_transport(self, wrap: type[_KeepOpen] | type[_KeepOpenAsync]) -> Any:
         """The transport the caller passed in ``client_kwargs``, kept open, else ``None``."""
         given = self.client_kwargs.get("transport")
@@ -286,7 +317,7 @@ class SyncGistApp(GistApp):
         failure raised as a typed :class:`~gist_authlib.errors.TokenExchangeError`."""
         self.gist_credentials()
         try:
-            token = super().fetch_access_token(redirect_uri, **kwargs)  # type: ignore[misc]
+            token = super().fetch_access_token(redirect_uri, **kwargs)
         except Exception as exc:  # every failure of the exchange becomes a typed error
             raise translate_token_error(exc) from None
         return check_token_response(token)
@@ -367,7 +398,7 @@ class AsyncGistApp(GistApp):
         """The async form of :meth:`SyncGistApp.fetch_access_token`."""
         self.gist_credentials()
         try:
-            token = await super().fetch_access_token(redirect_uri, **kwargs)  # type: ignore[misc]
+            token = await super().fetch_access_token(redirect_uri, **kwargs)
         except Exception as exc:  # every failure of the exchange becomes a typed error
             raise translate_token_error(exc) from None
         return check_token_response(token)
@@ -422,7 +453,7 @@ def register(
     allow_insecure_http: bool = False,
     install_limit: InstallLimit | None = None,
     **overrides: Any,
-) -> Any:
+) -> GistApp:
     """Register Gist in an Authlib ``OAuth`` registry and return the registered app (``oauth.<name>``).
 
     Works with ``authlib.integrations.starlette_client.OAuth``, ``flask_client.OAuth`` and
@@ -529,8 +560,10 @@ def register(
     if getattr(oauth, "app", True) is None:
         # Flask before init_app: Authlib hands back an anonymous lazy proxy. Ours also knows its name,
         # so that adapters can name their routes before the Flask app exists.
-        return app_cls.gist_lazy(oauth, name, settings.route_claims)
-    return app
+        lazy: GistApp = app_cls.gist_lazy(oauth, name, settings.route_claims)
+        return lazy
+    registered: GistApp = app
+    return registered
 
 
 def _one_source_of_scopes(

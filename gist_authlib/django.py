@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from authlib.integrations.django_client import DjangoOAuth2App
 from authlib.integrations.httpx_client import OAuth2Client
@@ -29,7 +29,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from ._login import LoginResult, SubjectSource, remember
 from ._pages import error_page
-from ._registry import SyncGistApp
+from ._registry import GistApp, SyncGistApp
 from ._registry import register as _register
 from ._routes import CALLBACK_HEADERS, answer_callback, default_paths, log_failure, logout_session, stored_token_of
 from .canvas._endpoint import (
@@ -41,7 +41,7 @@ from .canvas._endpoint import (
     read_upto,
 )
 from .canvas._requests import CanvasKind
-from .errors import GistAuthError, SessionNotConfiguredError
+from .errors import ConfigurationError, GistAuthError
 from .provider import GistProvider
 
 __all__ = [
@@ -137,7 +137,7 @@ class GistDjangoApp(SyncGistApp, DjangoOAuth2App):  # type: ignore[misc]  # Auth
             # A new session id for the logged-in session, as django.contrib.auth.login() does: a session id an
             # attacker planted before the login (a sibling subdomain, a plain-http hop) is worth nothing after it.
             request.session.cycle_key()
-        request.gist_next, request.gist_subject = result.next_path, result.subject  # type: ignore[attr-defined]
+        request.gist_next, request.gist_subject = result.next_path, result.subject
         return result
 
     @staticmethod
@@ -164,7 +164,7 @@ def default_on_error(request: HttpRequest, error: GistAuthError) -> HttpResponse
 
 
 def gist_urls(
-    gist: GistDjangoApp,
+    gist: GistApp,
     *,
     on_login: OnLogin,
     on_error: OnError | None = None,
@@ -231,7 +231,7 @@ def gist_urls(
             name_subject = None
             if subject is not None:
                 name_subject = lambda token: subject(request, token)  # noqa: E731
-            result = gist.gist_callback(
+            result = cast(GistDjangoApp, gist).gist_callback(
                 request,
                 installs=on_install is not None,
                 subject=name_subject,
@@ -273,14 +273,14 @@ def _get_only(view: Callable[[HttpRequest], HttpResponseBase]) -> Callable[[Http
 
 def _session(request: HttpRequest) -> Any:
     if not hasattr(request, "session"):
-        raise SessionNotConfiguredError(
+        raise ConfigurationError.no_session(
             "The Gist login keeps its state in Django's session, but this request has none. Add "
             "'django.contrib.sessions.middleware.SessionMiddleware' to MIDDLEWARE (and a SESSION_ENGINE)."
         )
     return request.session
 
 
-def logout(request: HttpRequest, gist: GistDjangoApp, *, forget_token: bool = False, flush: bool = True) -> str | None:
+def logout(request: HttpRequest, gist: GistApp, *, forget_token: bool = False, flush: bool = True) -> str | None:
     """Log the session's user out: forget the Gist login (and, with ``forget_token=True``, its stored token)
     and, unless ``flush=False``, flush the session (its data and its id, as Django's own ``logout()`` does).
     Returns the subject."""
@@ -290,7 +290,7 @@ def logout(request: HttpRequest, gist: GistDjangoApp, *, forget_token: bool = Fa
     return subject
 
 
-def stored_token(request: HttpRequest, gist: GistDjangoApp) -> Any:
+def stored_token(request: HttpRequest, gist: GistApp) -> Any:
     """The :class:`~gist_authlib.tokens.StoredToken` of the session's user, or ``None`` (needs a token store)."""
     return stored_token_of(gist.gist_registration, _session(request))
 

@@ -1,5 +1,38 @@
 """The package's exception types: one hierarchy rooted at :class:`GistAuthError`.
 
+The tree, with the HTTP status a page reporting each branch carries (a leaf's ``error_code`` values say what
+happened; classes exist only where an error carries data of its own)::
+
+    GistAuthError                          the root; error (RFC 6749 name), error_code, status_code, title
+    |-- ConfigurationError          503    the developer has something to fix          (also an OAuthError)
+    |   |-- MissingCredentialsError        missing_credentials
+    |   |-- UnknownScopeError              unknown_scope (also a ValueError)
+    |   `-- InsecureTransportError         insecure_transport
+    |   (configuration_error, session_not_configured)
+    |-- LoginError                  4xx    the callback cannot complete a login: the user's side (also an OAuthError)
+    |   |-- AuthorizationError             Gist answered with error=...
+    |   |   `-- AccessDeniedError          access_denied
+    |   |-- StateError                     state_missing, state_expired, callback_replayed
+    |   |   |-- UnknownStateError          state_unknown
+    |   |   `-- MixUpError                 issuer_mismatch
+    |   `-- InstallError                   install_link_invalid (400), install_rate_limited (429), install_failed
+    |   (code_missing, login_timeout)
+    |-- TokenExchangeError          502    Gist's side of the login failed                 (also an OAuthError)
+    |   |-- TokenEndpointError             token_endpoint_error (the endpoint refused; error is Gist's name)
+    |   `-- InvalidTokenResponseError      invalid_token_response
+    |   (token_endpoint_unreachable, workspace_unknown)
+    |-- GistAPIError                502    the REST API refused a call
+    |   |-- TokenRevokedError (401), InsufficientScopeError (403), NotFoundError (404),
+    |   `-- RateLimitedError (429), GistConnectionError (no answer)
+    |-- TokenStoreError             503    the token store could not do what was asked
+    |   |-- TokenDecryptionError           token_decryption_failed
+    |   `-- StaleTokenError                stale_token
+    `-- gist_authlib.canvas.CanvasError    the Canvas side (see :mod:`gist_authlib.canvas`)
+
+The login branches are Authlib ``OAuthError`` s too, so an app's ``except OAuthError`` around
+``authorize_access_token`` catches every failure of a Gist login. API and token-store errors are not: they
+are not OAuth failures.
+
 Every message is safe to show to a user and to log: it never contains a token, an authorization code,
 a PKCE verifier or a client secret. Text that came from the other side (an ``error`` code or an
 ``error_description``) is shortened, and HTML pages escape it before showing it.
@@ -13,30 +46,22 @@ __all__ = [
     "AccessDeniedError",
     "AuthorizationError",
     "ConfigurationError",
-    "ExpiredStateError",
     "GistAPIError",
     "GistAuthError",
     "GistConnectionError",
     "InsecureTransportError",
     "InstallError",
-    "InstallLinkError",
-    "InstallRateLimitedError",
     "InsufficientScopeError",
     "InvalidTokenResponseError",
     "LoginError",
-    "MissingCodeError",
     "MissingCredentialsError",
-    "MissingStateError",
     "MixUpError",
     "NotFoundError",
     "RateLimitedError",
-    "ReplayedCallbackError",
-    "SessionNotConfiguredError",
     "StaleTokenError",
     "StateError",
     "TokenDecryptionError",
     "TokenEndpointError",
-    "TokenEndpointUnreachableError",
     "TokenExchangeError",
     "TokenRevokedError",
     "TokenStoreError",
@@ -53,11 +78,13 @@ def _short(text: object) -> str:
     return value if len(value) <= _MAX_REMOTE_TEXT else value[: _MAX_REMOTE_TEXT - 1] + "…"
 
 
-class GistAuthError(OAuthError):  # type: ignore[misc]  # Authlib ships no type hints
-    """Root of every error raised by gist_authlib; also an Authlib ``OAuthError``.
+class GistAuthError(Exception):
+    """Root of every error raised by gist_authlib.
 
-    So an app's existing ``except OAuthError`` around ``authorize_access_token`` catches every failure of a
-    Gist login, and reads the RFC 6749 name in ``error`` as it does for any other provider.
+    The login branches (:class:`ConfigurationError`, :class:`LoginError`, :class:`TokenExchangeError`) are
+    Authlib ``OAuthError`` s too, so an app's existing ``except OAuthError`` around ``authorize_access_token``
+    catches every failure of a Gist login, and reads the RFC 6749 name in ``error`` as it does for any other
+    provider.
 
     Attributes:
         error: the OAuth 2 error name (RFC 6749 where one fits: ``invalid_grant``, ``invalid_client``,
@@ -73,11 +100,28 @@ class GistAuthError(OAuthError):  # type: ignore[misc]  # Authlib ships no type 
     status_code: int = 400
     title: str = "Gist login failed"
 
-    def __init__(self, message: str) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_code: str | None = None,
+        error: str | None = None,
+        status_code: int | None = None,
+        title: str | None = None,
+    ) -> None:
         # Not OAuthError.__init__: its message would be "error: description"; ours is the plain sentence.
         Exception.__init__(self, message)
         self.message = message
         self.description = message
+        self.uri = None  # as Authlib's OAuthError has it
+        if error_code is not None:
+            self.error_code = error_code
+        if error is not None:
+            self.error = error
+        if status_code is not None:
+            self.status_code = status_code
+        if title is not None:
+            self.title = title
 
     def __str__(self) -> str:
         return self.message
@@ -89,13 +133,22 @@ class GistAuthError(OAuthError):  # type: ignore[misc]  # Authlib ships no type 
 # --- configuration: the developer has something to fix -------------------------------------------
 
 
-class ConfigurationError(GistAuthError):
-    """gist_authlib is not set up correctly; the message says which setting to fix."""
+class ConfigurationError(GistAuthError, OAuthError):  # type: ignore[misc]  # Authlib ships no type hints
+    """gist_authlib is not set up correctly; the message says which setting to fix.
+
+    ``error_code`` is ``"configuration_error"``, or ``"session_not_configured"`` when the web framework has no
+    session (:meth:`no_session`).
+    """
 
     error_code = "configuration_error"
     # Not 500: the page is ours and deliberate, and says the login is unavailable rather than broken.
     status_code = 503
     title = "Gist login is not configured"
+
+    @classmethod
+    def no_session(cls, message: str) -> ConfigurationError:
+        """The web framework has no session, so the login state cannot be kept (``message`` says how to add one)."""
+        return cls(message, error_code="session_not_configured")
 
 
 class MissingCredentialsError(ConfigurationError):
@@ -187,21 +240,35 @@ class InsecureTransportError(ConfigurationError):
         )
 
 
-class SessionNotConfiguredError(ConfigurationError):
-    """The web framework has no session, so the login state cannot be kept."""
-
-    error_code = "session_not_configured"
-
-
 # --- the login itself: the user's side (400) -----------------------------------------------------
 
 
-class LoginError(GistAuthError):
-    """The callback that came back from Gist cannot complete a login (the user's side)."""
+class LoginError(GistAuthError, OAuthError):  # type: ignore[misc]  # Authlib ships no type hints
+    """The callback that came back from Gist cannot complete a login (the user's side: a 4xx page).
+
+    ``error_code`` is ``"login_error"``, ``"code_missing"`` (:meth:`missing_code`) or ``"login_timeout"``
+    (``gist-authlib login`` waited in vain), unless a subclass says otherwise.
+    """
 
     error = "invalid_request"
     error_code = "login_error"
     status_code = 400
+
+    @classmethod
+    def missing_code(cls, message: str | None = None) -> LoginError:
+        """The callback carries a valid state but no authorization code."""
+        return cls(message or "Gist sent no authorization code back. Start the login again.", error_code="code_missing")
+
+    @classmethod
+    def timed_out(cls, seconds: float) -> LoginError:
+        """No callback reached ``gist-authlib login`` within its timeout; nothing was requested or stored."""
+        return cls(
+            f"No answer came back from Gist within {seconds:g} s, so the login was abandoned. "
+            "Run gist-authlib login again (--timeout sets the wait).",
+            error_code="login_timeout",
+            error="temporarily_unavailable",
+            title="The login timed out",
+        )
 
 
 class AuthorizationError(LoginError):
@@ -241,20 +308,31 @@ class AccessDeniedError(AuthorizationError):
 
 
 class StateError(LoginError):
-    """The callback's ``state`` does not match a login this browser started (a possible CSRF attempt)."""
+    """The callback's ``state`` does not match a login this browser started (a possible CSRF attempt).
+
+    ``error_code`` says which way: ``"state_missing"`` (:meth:`missing`), ``"state_expired"``
+    (:meth:`expired`), ``"callback_replayed"`` (:meth:`replayed`), or a subclass's.
+    """
 
     error = "mismatching_state"
     error_code = "state_error"
     title = "This login link is not valid"
 
+    @classmethod
+    def missing(cls, message: str | None = None) -> StateError:
+        """The callback carries no ``state``, or more than one."""
+        text = message or "The callback carries no state, so it cannot be matched to a login. Start again."
+        return cls(text, error_code="state_missing")
 
-class MissingStateError(StateError):
-    """The callback carries no ``state``, or more than one."""
+    @classmethod
+    def expired(cls) -> StateError:
+        """The login was started too long ago."""
+        return cls("This login was started too long ago and has expired. Start again.", error_code="state_expired")
 
-    error_code = "state_missing"
-
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or "The callback carries no state, so it cannot be matched to a login. Start again.")
+    @classmethod
+    def replayed(cls) -> StateError:
+        """The callback was already used once (a reload, the back button, or a replay)."""
+        return cls("This login callback was already used. Start the login again.", error_code="callback_replayed")
 
 
 class UnknownStateError(StateError):
@@ -307,73 +385,58 @@ class MixUpError(StateError):
 
 
 class InstallError(LoginError):
-    """A Gist-initiated install could not be completed; nothing was stored."""
+    """A Gist-initiated install could not be completed; nothing was stored.
 
-    error = "invalid_request"
+    ``error_code`` is ``"install_failed"`` (the callback and its token disagree), ``"install_link_invalid"``
+    (:meth:`link_invalid`: Gist refused the code; a stale, used or forged link) or ``"install_rate_limited"``
+    (:meth:`rate_limited`: too many attempts; 429, and no token request was sent).
+    """
+
     error_code = "install_failed"
-    status_code = 502
     title = "The installation could not be completed"
 
+    @classmethod
+    def link_invalid(cls) -> InstallError:
+        """Gist refused the code of an install callback: the link is stale, was used, or was forged."""
+        return cls(
+            "This install link is invalid or has expired. Install the app again from inside Gist.",
+            error_code="install_link_invalid",
+            error="invalid_grant",
+        )
 
-class InstallLinkError(InstallError):
-    """Gist refused the code of an install callback: the link is stale, was used, or was forged."""
-
-    error = "invalid_grant"
-    error_code = "install_link_invalid"
-    status_code = 400
-
-    def __init__(self) -> None:
-        super().__init__("This install link is invalid or has expired. Install the app again from inside Gist.")
-
-
-class InstallRateLimitedError(InstallError):
-    """Too many install attempts (from this address, or in total) in a short time; no token request was sent."""
-
-    error = "temporarily_unavailable"
-    error_code = "install_rate_limited"
-    status_code = 429
-
-    def __init__(self) -> None:
-        super().__init__("Too many installation attempts in a short time. Wait a minute and try again.")
-
-
-class ExpiredStateError(StateError):
-    """The login was started too long ago."""
-
-    error_code = "state_expired"
-
-    def __init__(self) -> None:
-        super().__init__("This login was started too long ago and has expired. Start again.")
-
-
-class ReplayedCallbackError(StateError):
-    """The callback was already used once (a reload, the back button, or a replay)."""
-
-    error_code = "callback_replayed"
-
-    def __init__(self) -> None:
-        super().__init__("This login callback was already used. Start the login again.")
-
-
-class MissingCodeError(LoginError):
-    """The callback carries a valid state but no authorization code."""
-
-    error = "invalid_request"
-    error_code = "code_missing"
-
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or "Gist sent no authorization code back. Start the login again.")
+    @classmethod
+    def rate_limited(cls) -> InstallError:
+        """Too many install attempts in a short time; no token request was sent."""
+        return cls(
+            "Too many installation attempts in a short time. Wait a minute and try again.",
+            error_code="install_rate_limited",
+            error="temporarily_unavailable",
+            status_code=429,
+        )
 
 
 # --- the token exchange: Gist's side (502) --------------------------------------------------------
 
 
-class TokenExchangeError(GistAuthError):
-    """Exchanging the authorization code for an access token failed on Gist's side."""
+class TokenExchangeError(GistAuthError, OAuthError):  # type: ignore[misc]  # Authlib ships no type hints
+    """Exchanging the authorization code for an access token failed on Gist's side (a 502 page).
+
+    ``error_code`` is ``"token_exchange_failed"``, ``"token_endpoint_unreachable"`` (:meth:`unreachable`),
+    ``"workspace_unknown"`` (an install whose workspace Gist would not name), or a subclass's.
+    """
 
     error_code = "token_exchange_failed"
     status_code = 502
     title = "Gist did not complete the login"
+
+    @classmethod
+    def unreachable(cls, reason: str) -> TokenExchangeError:
+        """The token endpoint could not be reached, or did not answer in time."""
+        return cls(
+            f"Gist's token endpoint could not be reached ({_short(reason)}). Try again in a moment.",
+            error_code="token_endpoint_unreachable",
+            error="temporarily_unavailable",
+        )
 
 
 #: What a token endpoint's status means when its answer names no error (RFC 6749 section 5.2).
@@ -402,17 +465,6 @@ class TokenEndpointError(TokenExchangeError):
             if description:
                 text += f" ({_short(description)})"
         super().__init__(text + ". Start the login again; if it keeps failing, check the client id and secret.")
-
-
-class TokenEndpointUnreachableError(TokenExchangeError):
-    """The token endpoint could not be reached, or did not answer in time."""
-
-    error = "temporarily_unavailable"
-    error_code = "token_endpoint_unreachable"
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"Gist's token endpoint could not be reached ({_short(reason)}). Try again in a moment.")
-        self.reason = reason
 
 
 class InvalidTokenResponseError(TokenExchangeError):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from authlib.integrations.flask_client import FlaskOAuth2App
 from authlib.integrations.httpx_client import OAuth2Client
@@ -30,7 +30,7 @@ from werkzeug.local import LocalProxy
 
 from ._login import LoginResult, SubjectSource, remember
 from ._pages import error_page
-from ._registry import SyncGistApp
+from ._registry import GistApp, SyncGistApp
 from ._registry import register as _register
 from ._routes import (
     CALLBACK_HEADERS,
@@ -50,7 +50,7 @@ from .canvas._endpoint import (
     read_upto,
 )
 from .canvas._requests import CanvasKind
-from .errors import GistAuthError, SessionNotConfiguredError
+from .errors import ConfigurationError, GistAuthError
 from .provider import GistProvider
 
 __all__ = [
@@ -175,8 +175,7 @@ def register(oauth: Any, name: str = "gist", **options: Any) -> GistFlaskApp:
     app = _register(oauth, name, **options)
     if not (issubclass(type(app), _LazyGistApp) or isinstance(app, GistFlaskApp)):  # never resolve the proxy
         raise TypeError("gist_authlib.flask.register() takes a Flask OAuth registry.")
-    typed: GistFlaskApp = app  # type: ignore[assignment]  # the proxy stands in for the app it creates
-    return typed
+    return cast(GistFlaskApp, app)  # the proxy stands in for the app it creates
 
 
 def default_on_error(error: GistAuthError) -> ResponseReturnValue:
@@ -186,7 +185,7 @@ def default_on_error(error: GistAuthError) -> ResponseReturnValue:
 
 
 def gist_blueprint(
-    gist: GistFlaskApp,
+    gist: GistApp,
     *,
     on_login: OnLogin,
     on_error: OnError | None = None,
@@ -244,7 +243,7 @@ def gist_blueprint(
     @blueprint.get(callback_path, endpoint="callback")
     def callback() -> Response:
         try:
-            result = gist.gist_callback(
+            result = cast(GistFlaskApp, gist).gist_callback(
                 installs=on_install is not None,
                 subject=subject,
                 redirect_uri=redirect_uri or _url_for(f"{blueprint_name}.callback", _external=True),
@@ -268,7 +267,7 @@ def _url_for(endpoint: str, **values: Any) -> str:
 
 def _session() -> Any:
     if not current_app.secret_key:
-        raise SessionNotConfiguredError(
+        raise ConfigurationError.no_session(
             "The Gist login keeps its state in Flask's session, which needs a secret key. Set "
             "app.secret_key (or SECRET_KEY in app.config) to a long random value."
         )
@@ -286,13 +285,13 @@ def _rotate_session() -> None:
         regenerate(session)
 
 
-def logout(gist: GistFlaskApp, *, forget_token: bool = False, flush: bool = True) -> str | None:
+def logout(gist: GistApp, *, forget_token: bool = False, flush: bool = True) -> str | None:
     """Log the session's user out: forget the Gist login (and, with ``forget_token=True``, its stored token)
     and, unless ``flush=False``, clear the whole session. Returns the subject."""
     return logout_session(gist.gist_registration, _session(), forget_token=forget_token, flush=flush)
 
 
-def stored_token(gist: GistFlaskApp) -> Any:
+def stored_token(gist: GistApp) -> Any:
     """The :class:`~gist_authlib.tokens.StoredToken` of the session's user, or ``None`` (needs a token store)."""
     return stored_token_of(gist.gist_registration, _session())
 

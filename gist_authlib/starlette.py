@@ -21,7 +21,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import anyio.to_thread
 from authlib.integrations.starlette_client import StarletteOAuth2App
@@ -31,7 +31,7 @@ from starlette.routing import Route
 
 from ._login import LoginResult, SubjectSource, remember
 from ._pages import error_page
-from ._registry import AsyncGistApp
+from ._registry import AsyncGistApp, GistApp
 from ._registry import register as _register
 from ._routes import CALLBACK_HEADERS, answer_callback, default_paths, log_failure, logout_session, stored_token_of
 from .canvas._endpoint import (
@@ -42,7 +42,7 @@ from .canvas._endpoint import (
     read_limit,
 )
 from .canvas._requests import CanvasKind
-from .errors import GistAuthError, SessionNotConfiguredError
+from .errors import ConfigurationError, GistAuthError
 from .provider import GistProvider
 
 __all__ = [
@@ -165,7 +165,7 @@ def default_on_error(request: Request, error: GistAuthError) -> Response:
 
 
 def gist_routes(
-    gist: GistStarletteApp,
+    gist: GistApp,
     *,
     on_login: OnLogin,
     on_error: OnError | None = None,
@@ -205,7 +205,7 @@ def gist_routes(
         ConfigurationError: another registration of the same Authlib registry already routes these paths.
 
     Requires Starlette's ``SessionMiddleware``; without it every request fails with a
-    :class:`~gist_authlib.errors.SessionNotConfiguredError` that says how to add it.
+    :class:`~gist_authlib.errors.ConfigurationError` that says how to add it.
     """
     login_path, callback_path = default_paths(gist, login_path, callback_path)
     name = gist.name
@@ -231,7 +231,7 @@ def gist_routes(
             name_subject = None
             if subject is not None:
                 name_subject = lambda token: subject(request, token)  # noqa: E731
-            result = await gist.gist_callback(
+            result = await cast(GistStarletteApp, gist).gist_callback(
                 request,
                 installs=on_install is not None,
                 subject=name_subject,
@@ -253,7 +253,7 @@ def gist_routes(
 
 def _session(request: Request) -> dict[str, Any]:
     if "session" not in request.scope:
-        raise SessionNotConfiguredError(
+        raise ConfigurationError.no_session(
             "The Gist login keeps its state in the session, but this app has no session. Add "
             "starlette.middleware.sessions.SessionMiddleware (secret_key=..., https_only=True in production) "
             "to the app's middleware."
@@ -289,7 +289,7 @@ async def logout(
     return await anyio.to_thread.run_sync(lambda: logout_session(reg, session, forget_token=forget_token, flush=flush))
 
 
-async def stored_token(request: Request, gist: GistStarletteApp) -> Any:
+async def stored_token(request: Request, gist: GistApp) -> Any:
     """The :class:`~gist_authlib.tokens.StoredToken` of the session's user, or ``None`` (needs a token store)."""
     session, reg = _session(request), gist.gist_registration
     return await anyio.to_thread.run_sync(stored_token_of, reg, session)

@@ -32,14 +32,15 @@ import gist_authlib
 from gist_authlib import ConfigurationError, GistAuthError, GistProvider
 from gist_authlib.errors import (
     AccessDeniedError,
-    ExpiredStateError,
+    GistAPIError,
+    InstallError,
     InvalidTokenResponseError,
-    MissingCodeError,
+    LoginError,
     MissingCredentialsError,
     MixUpError,
-    ReplayedCallbackError,
+    StateError,
     TokenEndpointError,
-    TokenEndpointUnreachableError,
+    TokenExchangeError,
     TokenStoreError,
     UnknownScopeError,
     UnknownStateError,
@@ -150,23 +151,67 @@ def test_a_scope_passed_to_create_authorization_url_is_checked_too() -> None:
         (MissingCredentialsError("GIST_CLIENT_ID", "client id"), "invalid_client"),
         (UnknownScopeError("read_contacts", "read_contact"), "invalid_scope"),
         (UnknownStateError(), "mismatching_state"),
-        (ReplayedCallbackError(), "mismatching_state"),
-        (ExpiredStateError(), "mismatching_state"),
+        (StateError.missing(), "mismatching_state"),
+        (StateError.expired(), "mismatching_state"),
+        (StateError.replayed(), "mismatching_state"),
         (MixUpError("https://evil.example"), "mismatching_state"),
         (AccessDeniedError(), "access_denied"),
-        (MissingCodeError(), "invalid_request"),
+        (LoginError.missing_code(), "invalid_request"),
+        (InstallError.link_invalid(), "invalid_grant"),
+        (InstallError.rate_limited(), "temporarily_unavailable"),
+        (ConfigurationError.no_session("no session"), "server_error"),
         (TokenEndpointError(400), "invalid_grant"),
         (TokenEndpointError(401), "invalid_client"),
         (TokenEndpointError(400, "invalid_scope"), "invalid_scope"),
-        (TokenEndpointUnreachableError("timeout"), "temporarily_unavailable"),
+        (TokenExchangeError.unreachable("timeout"), "temporarily_unavailable"),
         (InvalidTokenResponseError("no token"), "invalid_token_response"),
-        (TokenStoreError("down"), "server_error"),
     ],
 )
-def test_every_error_is_an_authlib_oauth_error_with_an_rfc_name(error: GistAuthError, name: str) -> None:
+def test_every_login_error_is_an_authlib_oauth_error_with_an_rfc_name(error: GistAuthError, name: str) -> None:
     assert isinstance(error, OAuthError)
     assert error.error == name
     assert error.description == str(error) == error.message
+
+
+def test_api_and_token_store_errors_are_not_oauth_errors() -> None:
+    # They are not failures of an OAuth login: an app's "except OAuthError" around a login must not swallow them.
+    for error in (TokenStoreError("down"), GistAPIError(500, None)):
+        assert isinstance(error, GistAuthError)
+        assert not isinstance(error, OAuthError)
+
+
+def _branches() -> list[type[GistAuthError]]:
+    import gist_authlib.canvas
+    import gist_authlib.errors
+
+    names = [*gist_authlib.errors.__all__, *(n for n in gist_authlib.canvas.__all__ if n.endswith("Error"))]
+    found = {getattr(gist_authlib.errors, n, None) or getattr(gist_authlib.canvas, n) for n in names}
+    return sorted(found, key=lambda cls: cls.__name__)
+
+
+@pytest.mark.parametrize("cls", _branches(), ids=lambda cls: cls.__name__)
+def test_each_error_class_status_agrees_with_its_branch(cls: type[GistAuthError]) -> None:
+    # 4xx under LoginError (the user's side), 502 under TokenExchangeError and GistAPIError (Gist's side), 503
+    # under ConfigurationError and TokenStoreError (this deployment's side).
+    expected = {LoginError: range(400, 500), TokenExchangeError: (502,), GistAPIError: (502,)}
+    expected.update({ConfigurationError: (503,), TokenStoreError: (503,)})
+    for branch, statuses in expected.items():
+        if issubclass(cls, branch):
+            assert cls.status_code in statuses, (cls, branch)
+
+
+def test_leaves_that_differ_only_by_message_are_error_codes() -> None:
+    codes = [
+        StateError.missing().error_code,
+        StateError.expired().error_code,
+        StateError.replayed().error_code,
+        UnknownStateError().error_code,
+        InstallError.link_invalid().error_code,
+        InstallError.rate_limited().error_code,
+    ]
+    assert len(set(codes)) == len(codes)
+    assert InstallError.rate_limited().status_code == 429
+    assert len(_branches()) <= 33
 
 
 def test_a_wrong_client_secret_is_an_oauth_error_in_a_hand_written_route(sandbox: tuple[GistSandbox, str]) -> None:
@@ -213,7 +258,7 @@ def test_create_authorization_url_then_save_authorize_data_is_a_protected_login(
         assert started["keys"] == ["_gist_authlib:gist"]  # the pending login, under gist_authlib's own key
         callback = httpx2.get(started["url"], follow_redirects=False, trust_env=False).headers["location"]
         assert client.get(callback.removeprefix(APP)).json() == {"ok": True, "next": "/reports"}
-        with pytest.raises(ReplayedCallbackError):  # this bare route has no except: TestClient re-raises
+        with pytest.raises(StateError):  # this bare route has no except: TestClient re-raises
             client.get(callback.removeprefix(APP))
 
 

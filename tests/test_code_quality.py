@@ -62,6 +62,7 @@ def test_examples_pass_mypy_strict() -> None:
 PROBE = """
 from authlib.integrations.starlette_client import OAuth
 import gist_authlib
+import gist_authlib.starlette
 from gist_authlib import GistProvider
 
 gist = gist_authlib.register(OAuth())
@@ -70,6 +71,10 @@ reveal_type(gist.gist_provider)
 reveal_type(gist.authorize_redirect)
 reveal_type(GistProvider.at("http://127.0.0.1:8765"))
 reveal_type(GistProvider().with_scopes({"read_campaigns": "List campaigns"}).at("http://127.0.0.1:8765"))
+typed = gist_authlib.starlette.register(OAuth(), "typed")
+reveal_type(typed)
+reveal_type(typed.authorize_redirect)
+reveal_type(typed.authorize_access_token)
 """
 
 
@@ -90,5 +95,9 @@ def test_what_a_users_mypy_sees(tmp_path: Path) -> None:
     assert revealed[0] == "gist_authlib._registry.GistApp", result.stdout
     assert revealed[1] == "gist_authlib.provider.GistProvider"
     assert revealed[2].startswith("def (*args: Any, **kwargs: Any)"), revealed[2]
-    assert revealed[3:] == ["gist_authlib.provider.GistProvider"] * 2
+    assert revealed[3:5] == ["gist_authlib.provider.GistProvider"] * 2
+    # The framework's own register() gives the declared class, whose login methods show their real parameters.
+    assert revealed[5] == "gist_authlib.starlette.GistStarletteApp"
+    assert "request: starlette.requests.Request" in revealed[6] and "next: str | None" in revealed[6], revealed[6]
+    assert "subject:" in revealed[7] and "Coroutine" in revealed[7], revealed[7]
     assert "error" not in result.stdout, result.stdout

@@ -135,13 +135,11 @@ def test_async_logins_reuse_a_connection_per_event_loop(endpoint: tuple[TokenEnd
 
 
 def test_the_workspace_lookup_goes_through_the_same_pool(endpoint: tuple[TokenEndpoint, str]) -> None:
-    from gist_authlib._login import read_workspace
-
     recorder, url = endpoint
     recorder.calls.clear()
     gist = _flask_gist(url)
-    token = gist.fetch_access_token(code="w", redirect_uri="http://127.0.0.1/cb")
-    assert read_workspace(gist, token) == ("nrrjryb4", "Acme")
+    token = gist.gist_exchange({"code": "w", "redirect_uri": "http://127.0.0.1/cb"})
+    assert gist.gist_workspace(token) == ("nrrjryb4", "Acme")
     assert [call["path"] for call in recorder.calls] == ["token", "info"]
     assert len({call["port"] for call in recorder.calls}) == 1
 

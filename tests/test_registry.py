@@ -19,7 +19,6 @@ from flask import Flask
 from starlette.config import Config
 
 import gist_authlib
-from gist_authlib.starlette import GistStarletteApp
 from gist_authlib import GistProvider
 from gist_authlib.errors import (
     InvalidTokenResponseError,
@@ -27,6 +26,7 @@ from gist_authlib.errors import (
     TokenEndpointError,
     UnknownScopeError,
 )
+from gist_authlib.starlette import GistStarletteApp
 
 if not settings.configured:
     settings.configure(SECRET_KEY="test-only", AUTHLIB_OAUTH_CLIENTS={}, USE_TZ=True)

@@ -51,7 +51,6 @@ from ._errors import (
     CanvasTooLargeError,
     DuplicateComponentIdError,
     InvalidCanvasError,
-    MalformedCanvasRequestError,
     MissingComponentIdError,
 )
 from ._requests import CanvasContext, CanvasKind, CanvasRequest, Conversation, InitializeRequest, SubmitRequest
@@ -85,7 +84,6 @@ __all__ = [
     "InvalidCanvasError",
     "List",
     "ListItem",
-    "MalformedCanvasRequestError",
     "MissingComponentIdError",
     "Raw",
     "Spacer",

@@ -23,7 +23,6 @@ from ._errors import (
     CanvasRequestError,
     CanvasRequestTooLargeError,
     InvalidCanvasError,
-    MalformedCanvasRequestError,
 )
 from ._requests import CanvasKind, InitializeRequest, SubmitRequest
 from ._signature import HeadersLike, client_secret_of, find_header, verify_canvas_signature
@@ -137,7 +136,7 @@ def _steps(
         try:
             data = json.loads(body)
         except (ValueError, RecursionError):
-            raise MalformedCanvasRequestError("The request body is not JSON.") from None
+            raise CanvasRequestError.malformed("The request body is not JSON.") from None
         request = model.from_api(data)
     except CanvasRequestError as error:
         log.warning("Gist canvas %s request refused: %s", kind, error.error_code)

@@ -16,7 +16,6 @@ __all__ = [
     "CanvasTooLargeError",
     "DuplicateComponentIdError",
     "InvalidCanvasError",
-    "MalformedCanvasRequestError",
     "MissingComponentIdError",
 ]
 
@@ -39,6 +38,12 @@ class CanvasRequestError(CanvasError):
 
     error_code = "canvas_request_error"
     status_code = 400
+
+    @classmethod
+    def malformed(cls, message: str) -> CanvasRequestError:
+        """The (correctly signed) body is not a JSON object of the shape Gist sends (``canvas_request_malformed``)."""
+        return cls(message, error_code="canvas_request_malformed")
+
     title = "The canvas request was refused"
 
 
@@ -63,13 +68,6 @@ class CanvasSignatureError(CanvasRequestError):
         }
         super().__init__(texts.get(reason, texts["mismatch"]))
         self.reason = reason
-
-
-class MalformedCanvasRequestError(CanvasRequestError):
-    """The (correctly signed) body is not a JSON object of the shape Gist sends."""
-
-    error_code = "canvas_request_malformed"
-    status_code = 400
 
 
 class CanvasRequestTooLargeError(CanvasRequestError):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Self
 
 from ..api.models import Contact, GistObject, Teammate
-from ._errors import MalformedCanvasRequestError
+from ._errors import CanvasRequestError
 
 __all__ = ["CanvasContext", "CanvasKind", "CanvasRequest", "Conversation", "InitializeRequest", "SubmitRequest"]
 
@@ -50,7 +50,7 @@ def _object(data: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
     if value is None:
         return None
     if not isinstance(value, Mapping):
-        raise MalformedCanvasRequestError(f"The request's {name!r} is not a JSON object.")
+        raise CanvasRequestError.malformed(f"The request's {name!r} is not a JSON object.")
     return value
 
 
@@ -59,7 +59,7 @@ def _identifier(data: Mapping[str, Any], name: str) -> str | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise MalformedCanvasRequestError(f"The request's {name!r} is neither a string nor a number.")
+        raise CanvasRequestError.malformed(f"The request's {name!r} is neither a string nor a number.")
     return str(value)
 
 
@@ -88,10 +88,11 @@ class InitializeRequest(GistObject):
         """Build the request from Gist's JSON body.
 
         Raises:
-            MalformedCanvasRequestError: the body is not a JSON object, or a known field has the wrong type.
+            CanvasRequestError: ``canvas_request_malformed``: the body is not a JSON object, or a known field
+                has the wrong type.
         """
         if not isinstance(data, Mapping):
-            raise MalformedCanvasRequestError(f"The request body is a JSON {type(data).__name__}, not an object.")
+            raise CanvasRequestError.malformed(f"The request body is a JSON {type(data).__name__}, not an object.")
         obj = super().from_api(data)
         values = obj.__dict__
         values["workspace_id"] = _identifier(data, "workspace_id")
