@@ -1,4 +1,4 @@
-"""The house rules that tools can check: ruff on the code, mypy --strict on the package."""
+"""The house rules that tools can check: ruff on the code, mypy --strict on the package, its import graph."""
 
 from __future__ import annotations
 
@@ -40,6 +40,26 @@ def test_layer_contracts_hold() -> None:
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout
+
+
+def test_no_import_circle_between_the_packages_modules() -> None:
+    """No module of gist_authlib imports itself back, through any number of others.
+
+    ``if TYPE_CHECKING:`` imports count: a circle only type checkers follow still ties the modules together (the
+    sandbox's _app and _inbox were one, through a type annotation).
+    """
+    import grimp
+
+    graph = grimp.build_graph("gist_authlib", cache_dir=None)
+    circles = set()
+    for module in graph.modules:
+        for imported in graph.find_modules_directly_imported_by(module):
+            back = graph.find_shortest_chain(importer=imported, imported=module)
+            if back is not None:
+                circle = (module, *back[:-1])
+                start = circle.index(min(circle))  # one name per circle, whichever module it was found from
+                circles.add(" -> ".join((*circle[start:], *circle[: start + 1])))
+    assert not circles, "Import circles:\n" + "\n".join(sorted(circles))
 
 
 def test_examples_pass_mypy_strict() -> None:
