@@ -1,14 +1,82 @@
-"""The FastAPI example; the whole app is gist_authlib/examples/fastapi_app.py (see README.md here).
+"""Gist's Ruby quickstart with FastAPI, plus a dependency that gives a view the current user's token.
 
-    uvicorn --factory examples.fastapi_app:create_app --port 8000
-    python examples/fastapi_app.py
+Routes: ``/`` welcomes with a login link, ``/auth/gist`` starts the login, ``/oauth/gist/callback``
+exchanges the code, fetches ``/teammates`` with the new token and shows them; ``/me/teammates`` lists
+them again later, through the ``current_token`` dependency.
+
+Tokens are kept in an encrypted SQLite store (GIST_TOKEN_KEY, GIST_TOKEN_DB, as in the Starlette example);
+the browser session holds only the key they are stored under. Settings come from the environment.
+
+Run it:  uvicorn --factory gist_authlib.examples.fastapi_app:create_app --port 8000
+Or:      gist-authlib demo --framework fastapi
 """
 
-from gist_authlib.examples.fastapi_app import create_app
+# No "from __future__ import annotations" here: FastAPI reads the Depends() annotations at runtime, and
+# the dependency is a local of create_app.
+import os
+from collections.abc import Mapping
+from html import escape
+from typing import Annotated, Any
 
-__all__ = ["create_app"]
+from authlib.integrations.starlette_client import OAuth
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse
+from starlette.config import Config
+from starlette.middleware.sessions import SessionMiddleware
 
-if __name__ == "__main__":
-    import runpy
+import gist_authlib
+from gist_authlib.starlette import gist_routes, stored_token
+from gist_authlib.tokens import SQLiteTokenStore
 
-    runpy.run_module("gist_authlib.examples.fastapi_app", run_name="__main__")
+
+def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
+    """Build the example app from ``environ`` (the process environment by default)."""
+    config = Config(environ=environ if environ is not None else os.environ)
+    oauth = OAuth(config)
+    store = SQLiteTokenStore(
+        config("GIST_TOKEN_DB", default="gist_tokens.sqlite3"), key=config("GIST_TOKEN_KEY", default=None)
+    )
+    gist = gist_authlib.register(oauth, scopes=config("GIST_SCOPES", default="read_teammates"), token_store=store)
+
+    async def current_token(request: Request) -> dict[str, Any]:
+        """The logged-in user's Gist token (from the store), or 401."""
+        record = await stored_token(request, gist)
+        if record is None:
+            raise HTTPException(status_code=401, detail="Log in with Gist first: /auth/gist")
+        return dict(record.token)
+
+    async def teammates_page(token: dict[str, Any]) -> HTMLResponse:
+        response = await gist.get("teammates", token=token)
+        if response.status_code != 200:
+            return HTMLResponse(f"<h1>Gist answered HTTP {response.status_code}</h1>", status_code=502)
+        teammates = response.json().get("teammates", [])
+        rows = "".join(
+            f"<li>{escape(str(t.get('name')))} &lt;{escape(str(t.get('email')))}&gt;</li>" for t in teammates
+        )
+        return HTMLResponse(
+            "<!doctype html><link rel=icon href=data:,><title>Your Gist teammates</title><h1>Logged in with Gist</h1>"
+            f'<p>Your workspace has {len(teammates)} teammates:</p><ul id="teammates">{rows}</ul>'
+            '<p><a href="/">Home</a></p>'
+        )
+
+    async def on_login(request: Request, token: dict[str, Any]) -> HTMLResponse:
+        # Already stored, keyed by workspace; gist_routes(..., subject=...) keys it by your own user id instead.
+        return await teammates_page(token)
+
+    app = FastAPI(title="Gist login example")
+
+    @app.get("/", response_class=HTMLResponse)
+    async def home() -> str:
+        return (
+            "<!doctype html><link rel=icon href=data:,>"
+            '<title>Gist example</title><h1>Welcome</h1><p><a href="/auth/gist">Log in with Gist</a></p>'
+        )
+
+    @app.get("/me/teammates", response_class=HTMLResponse)
+    async def my_teammates(token: Annotated[dict[str, Any], Depends(current_token)]) -> HTMLResponse:
+        return await teammates_page(token)
+
+    # on_install=None-returning function: installs started inside Gist are stored by workspace, then acknowledged.
+    app.router.routes.extend(gist_routes(gist, on_login=on_login, on_install=lambda request, token, workspace_id: None))
+    app.add_middleware(SessionMiddleware, secret_key=config("SESSION_SECRET"), same_site="lax")
+    return app

@@ -1,14 +1,70 @@
-"""The Flask example; the whole app is gist_authlib/examples/flask_app.py (see README.md here).
+"""Gist's Ruby quickstart, redone with Flask and gist_authlib (an application factory).
 
-    flask --app examples.flask_app:create_app run --port 8000
-    python examples/flask_app.py
+Routes: ``/`` welcomes with a login link, ``/auth/gist`` starts the login, ``/oauth/gist/callback``
+exchanges the code, fetches ``/teammates`` with the new token and shows them; ``/me/teammates`` shows them
+again with the token kept in the encrypted SQLite store (GIST_TOKEN_KEY, GIST_TOKEN_DB).
+
+Settings come from the environment (as in the Starlette example): GIST_CLIENT_ID, GIST_CLIENT_SECRET,
+SESSION_SECRET (required); GIST_AUTHORIZE_URL, GIST_ACCESS_TOKEN_URL, GIST_API_BASE_URL, GIST_SCOPES
+(optional).
+
+Run it:  flask --app gist_authlib.examples.flask_app:create_app run --port 8000
+Or:      gist-authlib demo --framework flask
 """
 
-from gist_authlib.examples.flask_app import create_app
+from __future__ import annotations
 
-__all__ = ["create_app"]
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from authlib.integrations.flask_client import OAuth
+from flask import Flask, redirect, render_template_string
+
+import gist_authlib
+from gist_authlib.flask import gist_blueprint, stored_token
+from gist_authlib.tokens import SQLiteTokenStore
+
+HOME = """<!doctype html><link rel=icon href=data:,><title>Gist example</title><h1>Welcome</h1>
+<p><a href="{{ url_for('gist_auth.login') }}">Log in with Gist</a></p>"""
+
+TEAMMATES = """<!doctype html><link rel=icon href=data:,><title>Your Gist teammates</title><h1>Logged in with Gist</h1>
+<p>Your workspace has {{ teammates|length }} teammates:</p>
+<ul id="teammates">{% for t in teammates %}<li>{{ t.name }} &lt;{{ t.email }}&gt;</li>{% endfor %}</ul>
+<p><a href="/">Home</a></p>"""
+
+
+def create_app(environ: Mapping[str, str] | None = None) -> Flask:
+    """Build the example app from ``environ`` (the process environment by default)."""
+    env = environ if environ is not None else os.environ
+    app = Flask(__name__)
+    app.secret_key = env["SESSION_SECRET"]
+    app.config.update({k: v for k, v in env.items() if k.startswith("GIST_")})
+    app.config.update(SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=env.get("SESSION_HTTPS_ONLY") == "1")
+    oauth = OAuth(app)
+    store = SQLiteTokenStore(env.get("GIST_TOKEN_DB", "gist_tokens.sqlite3"), key=env.get("GIST_TOKEN_KEY"))
+    gist = gist_authlib.register(oauth, scopes=env.get("GIST_SCOPES", "read_teammates"), token_store=store)
+
+    def teammates_page(response: Any) -> Any:
+        if response.status_code != 200:
+            return f"<h1>Gist answered HTTP {response.status_code}</h1>", 502
+        return render_template_string(TEAMMATES, teammates=response.json().get("teammates", []))
+
+    def on_login(token: dict[str, Any]) -> Any:
+        # Already stored, keyed by workspace; gist_blueprint(..., subject=...) keys it by your own user id instead.
+        return teammates_page(gist.get("teammates", token=token))
+
+    @app.get("/me/teammates")
+    def my_teammates() -> Any:
+        if stored_token(gist) is None:
+            return redirect("/auth/gist?next=/me/teammates")
+        return teammates_page(gist.get("teammates"))  # Authlib's fetch_token finds the stored token
+
+    app.add_url_rule("/", "home", lambda: render_template_string(HOME))
+    # Installs started inside Gist: stored by workspace, then on to Gist's acknowledgement (None).
+    app.register_blueprint(gist_blueprint(gist, on_login=on_login, on_install=lambda token, workspace_id: None))
+    return app
+
 
 if __name__ == "__main__":
-    import runpy
-
-    runpy.run_module("gist_authlib.examples.flask_app", run_name="__main__")
+    create_app().run(host="127.0.0.1", port=int(os.environ.get("PORT", "8000")))

@@ -27,8 +27,8 @@ __all__ = [
     "run_demo",
 ]
 
-#: Each framework's example: its module (in gist_authlib/examples/, shipped with the package), and whether it
-#: is an ASGI or a WSGI app.
+#: Each framework's example: its module (the repository's examples/ folder, shipped in the wheel as the package
+#: gist_authlib.examples), and whether it is an ASGI or a WSGI app.
 EXAMPLES: dict[str, tuple[str, str]] = {
     "starlette": ("gist_authlib.examples.starlette_app", "asgi"),
     "fastapi": ("gist_authlib.examples.fastapi_app", "asgi"),
@@ -52,8 +52,9 @@ def _module_name(framework: str) -> str:
 def example_module(framework: str) -> ModuleType:
     """Import the example app of ``framework`` (``starlette``, ``fastapi``, ``flask``, ``django``, ``canvas``).
 
-    The examples are modules of the package (:mod:`gist_authlib.examples`), so this works the same from a
-    checkout and from an installed wheel. Call the module's ``create_app(environ)`` to build the app.
+    The examples are modules of the package (:mod:`gist_authlib.examples`, the repository's ``examples/``), so
+    this works the same from a wheel and from a checkout installed with ``pip install -e .``. Call the module's
+    ``create_app(environ)`` to build the app.
     """
     return importlib.import_module(_module_name(framework))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import gc
+import importlib.util
 import secrets
 import ssl
 import sys
@@ -16,6 +17,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -27,6 +29,31 @@ from django.conf import settings
 import gist_authlib
 from gist_authlib import GistAuthError, GistProvider
 from gist_authlib.sandbox import GistSandbox, SandboxClient, ServerThread, WSGIServerThread, create_app
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _examples_from_this_checkout() -> None:
+    """Import ``gist_authlib.examples`` from this checkout's ``examples/`` folder.
+
+    pyproject.toml maps that folder to the package, but only an install applies the mapping. A run with
+    ``PYTHONPATH`` on a checkout (as each worktree tests its own code beside another checkout's editable install)
+    would otherwise import the installed checkout's examples, or find none.
+    """
+    if Path(gist_authlib.__file__).resolve().parent != ROOT / "gist_authlib":
+        return  # an installed package under test, examples and all
+    examples = ROOT / "examples"
+    spec = importlib.util.spec_from_file_location(
+        "gist_authlib.examples", examples / "__init__.py", submodule_search_locations=[str(examples)]
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    setattr(gist_authlib, "examples", module)  # noqa: B010 (mypy does not know the mapped subpackage)
+
+
+_examples_from_this_checkout()
 
 if not settings.configured:
     settings.configure(

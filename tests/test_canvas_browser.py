@@ -48,7 +48,7 @@ class Inbox:
 
 @pytest.fixture(scope="module")
 def inbox() -> Iterator[Inbox]:
-    """The sandbox's inbox with gist_authlib/examples/canvas_app.py installed, both served on loopback."""
+    """The sandbox's inbox with examples/canvas_app.py installed, both served on loopback."""
     example = demo.example_module("canvas")
     orders = ServerThread(example.create_app({"GIST_CLIENT_SECRET": SECRET})).start()
     sandbox = create_app(

@@ -1,6 +1,6 @@
 """The sandbox's inbox plays Gist for canvas apps: signed calls, the round trip with stored_data, rendering.
 
-The apps are real servers on loopback: gist_authlib/examples/canvas_app.py, a "kitchen" app that shows every component,
+The apps are real servers on loopback: examples/canvas_app.py, a "kitchen" app that shows every component,
 and a recorder that keeps the raw requests so their signatures can be checked by hand.
 """
 

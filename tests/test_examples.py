@@ -27,7 +27,7 @@ TOKEN_KEY = TokenCipher.generate_key()
 
 
 def load_example(name: str) -> ModuleType:
-    """An example app's module, ``starlette_app`` for gist_authlib/examples/starlette_app.py."""
+    """An example app's module, ``starlette_app`` for examples/starlette_app.py (the package gist_authlib.examples)."""
     return importlib.import_module(f"gist_authlib.examples.{name}")
 
 
@@ -48,7 +48,7 @@ def env_for(
 
 class DjangoRunserver:
     """``manage.py runserver`` of the Django example in a subprocess, started as a user of a checkout does:
-    ``cd examples/django_project && python manage.py runserver`` (that manage.py runs the packaged project's)."""
+    ``cd examples/django_project && python manage.py runserver``."""
 
     def __init__(self, env: dict[str, str], port: int) -> None:
         self.url = f"http://127.0.0.1:{port}"

@@ -1,4 +1,4 @@
-"""gist_authlib/examples/sync_contacts.py against the sandbox: summary, re-runs without duplicates, bad rows."""
+"""examples/sync_contacts.py against the sandbox: summary, re-runs without duplicates, bad rows."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def test_command_line_prints_the_summary(served: tuple[GistSandbox, str, str], t
     source.write_text(CSV)
     root = Path(__file__).resolve().parent.parent
     script, env = root / "examples" / "sync_contacts.py", {**os.environ, "PYTHONPATH": str(root)}
-    # As a user of a checkout runs it: examples/sync_contacts.py runs the packaged script (this worktree's).
+    # As a user of a checkout runs it: python examples/sync_contacts.py (this worktree's, and its package).
     result = subprocess.run(
         [sys.executable, str(script), str(source), "--token", token, "--base-url", url],
         env=env,

@@ -77,6 +77,12 @@ def test_the_wheel_ships_every_example_app_and_no_repository_folder(installed: I
         assert f"gist_authlib/examples/django_project/{part}" in names
     assert "gist_authlib/py.typed" in names
     assert not [name for name in names if name.startswith(("tests/", "examples/", "bench/"))]
+    # pyproject.toml lists the packages by hand (examples/ is mapped to gist_authlib.examples): none is missing.
+    sources = [
+        p.relative_to(ROOT).as_posix() for folder in ("gist_authlib", "examples") for p in (ROOT / folder).rglob("*.py")
+    ]
+    shipped = [source if source.startswith("gist_authlib/") else f"gist_authlib/{source}" for source in sources]
+    assert sorted(set(shipped) - names) == []
 
 
 def test_the_installed_package_is_the_wheels_not_the_checkouts(installed: Installed) -> None:

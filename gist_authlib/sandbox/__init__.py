@@ -9,19 +9,10 @@ Serve it with any ASGI server (``uvicorn``), or with :func:`serve` in a test.
 from __future__ import annotations
 
 from ._api import ApiFault, RateLimit
-from ._app import (
-    DEFAULT_CONTACTS,
-    DEFAULT_TEAMMATES,
-    GistSandbox,
-    SandboxClient,
-    SandboxLimits,
-    TokenFault,
-    TokenRequestRecord,
-    Workspace,
-    create_app,
-)
+from ._app import GistSandbox, TokenFault, TokenRequestRecord, create_app
 from ._inbox import CanvasApp, CanvasCall, Inbox
 from ._server import ServerThread, WSGIServerThread, serve
+from ._state import DEFAULT_CONTACTS, DEFAULT_TEAMMATES, SandboxClient, SandboxLimits, Workspace
 
 __all__ = [
     "DEFAULT_CONTACTS",

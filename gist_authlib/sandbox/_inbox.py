@@ -20,15 +20,14 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from html import escape
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-if TYPE_CHECKING:
-    from ._app import GistSandbox
+from ._state import SandboxState
 
 __all__ = ["CanvasApp", "CanvasCall", "Inbox"]
 
@@ -151,7 +150,7 @@ class Inbox:
 
     def __init__(
         self,
-        sandbox: GistSandbox,
+        sandbox: SandboxState,
         apps: Iterable[CanvasApp] = (),
         *,
         signature_header: str = SIGNATURE_HEADER,
