@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gist_authlib.tokens import MemoryTokenStore, SQLAlchemyTokenStore, SQLiteTokenStore, TokenCipher
-from gist_authlib.tokens.sqlite import SCHEMA
+from gist_authlib.tokens._sqlite import SCHEMA
 
 
 def tokens(n: int) -> list[tuple[str, dict[str, str]]]:

@@ -9,6 +9,7 @@ adapters in :mod:`gist_authlib.starlette`, :mod:`gist_authlib.flask` and :mod:`g
 
 from __future__ import annotations
 
+from ._login import InstallLimit, LoginResult
 from ._registry import GistApp, register
 from ._version import __version__
 from .client import AsyncGistClient, GistClient
@@ -32,7 +33,9 @@ __all__ = [
     "GistAuthError",
     "GistClient",
     "GistProvider",
+    "InstallLimit",
     "LoginError",
+    "LoginResult",
     "StateError",
     "TokenExchangeError",
     "TokenStoreError",

@@ -35,8 +35,8 @@ from ._flow import LoginFlow, check_transport, is_loopback
 from ._login import LoginResult, Registration, callback_steps, read_workspace, request_token, run
 from ._pages import CALLBACK_HEADERS, error_page, page
 from .api._endpoint import Call, Pages, SyncSide, paged_endpoint
-from .api.models import Page
-from .api.resources import DEFAULT_PER_PAGE, walk_pages
+from .api._models import Page
+from .api._resources import DEFAULT_PER_PAGE, walk_pages
 from .client import GistClient
 from .errors import (
     ConfigurationError,

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from ._cli_login import DEFAULT_REDIRECT_URI, add_commands, run_command
 from .errors import ConfigurationError, GistAuthError, InsufficientScopeError
 
-__all__ = ["DEFAULT_REDIRECT_URIS", "SANDBOX_SECRET_VARIABLE", "main"]
+__all__ = [
+    "main",
+]
 
 #: The sandbox's registered redirect URIs by default: an app on port 8000, reached by either loopback name, and
 #: ``gist-authlib login``'s loopback address.

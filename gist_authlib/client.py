@@ -26,8 +26,9 @@ import httpx2
 from ._effects import Blocking, Pause, UserCode, drive, drive_async
 from ._flow import check_token_response
 from ._version import USER_AGENT
-from .api import AsyncResources, SyncResources, TokenInfo
+from .api import TokenInfo
 from .api._endpoint import AsyncSide, Call, Pages, SyncSide, endpoint
+from .api._resources import AsyncResources, SyncResources
 from .errors import (
     GistAPIError,
     GistConnectionError,

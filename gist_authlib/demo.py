@@ -17,13 +17,6 @@ from typing import Any
 from urllib.parse import urljoin
 
 __all__ = [
-    "DemoError",
-    "approve_login_headlessly",
-    "click_canvas_headlessly",
-    "example_module",
-    "find_example",
-    "install_headlessly",
-    "load_example",
     "run_demo",
 ]
 

@@ -46,10 +46,6 @@ from .provider import GistProvider
 
 __all__ = [
     "GistDjangoApp",
-    "OnError",
-    "OnInstall",
-    "OnLogin",
-    "Subject",
     "canvas_urls",
     "default_on_error",
     "gist_urls",

@@ -55,10 +55,6 @@ from .provider import GistProvider
 
 __all__ = [
     "GistFlaskApp",
-    "OnError",
-    "OnInstall",
-    "OnLogin",
-    "Subject",
     "canvas_blueprint",
     "default_on_error",
     "gist_blueprint",

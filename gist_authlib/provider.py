@@ -13,14 +13,7 @@ from urllib.parse import urlsplit
 from .errors import UnknownScopeError
 
 __all__ = [
-    "CANVAS_SIGNATURE_DIGESTS",
     "DEFAULT_SCOPES",
-    "GIST_ACCESS_TOKEN_URL",
-    "GIST_API_BASE_URL",
-    "GIST_AUTHORIZE_URL",
-    "GIST_CANVAS_SIGNATURE_HEADER",
-    "GIST_CANVAS_SIGNATURE_SCHEME",
-    "GIST_INSTALL_ACK_URL",
     "OFFICIAL_SCOPES",
     "GistProvider",
 ]

@@ -47,10 +47,6 @@ from .provider import GistProvider
 
 __all__ = [
     "GistStarletteApp",
-    "OnError",
-    "OnInstall",
-    "OnLogin",
-    "Subject",
     "canvas_routes",
     "default_on_error",
     "gist_routes",

@@ -13,8 +13,6 @@ import pytest
 
 from gist_authlib import GistAuthError, GistProvider
 from gist_authlib.canvas import (
-    ERROR_TEXT,
-    MAX_CANVAS_BYTES,
     Button,
     Canvas,
     CanvasRequestError,
@@ -36,13 +34,13 @@ from gist_authlib.canvas import (
     Text,
     UrlAction,
     canvas_signature,
-    client_secret_of,
     handle_canvas_request,
     handle_canvas_request_async,
-    read_limit,
-    read_upto,
     verify_canvas_signature,
 )
+from gist_authlib.canvas._components import MAX_CANVAS_BYTES
+from gist_authlib.canvas._endpoint import ERROR_TEXT, read_limit, read_upto
+from gist_authlib.canvas._signature import client_secret_of
 from gist_authlib.errors import MissingCredentialsError
 
 SECRET = "canvas-test-secret-" + "x" * 24

@@ -22,7 +22,8 @@ from django.conf import settings
 
 import gist_authlib
 from gist_authlib import GistProvider
-from gist_authlib.canvas import ERROR_TEXT, Button, Canvas, InitializeRequest, SubmitRequest, Text
+from gist_authlib.canvas import Button, Canvas, InitializeRequest, SubmitRequest, Text
+from gist_authlib.canvas._endpoint import ERROR_TEXT
 from gist_authlib.sandbox import ServerThread, WSGIServerThread
 
 SECRET = "framework-canvas-secret-" + "k" * 20

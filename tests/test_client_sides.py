@@ -22,7 +22,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 import gist_authlib
 from gist_authlib import AsyncGistClient, GistAPIError, GistClient
 from gist_authlib.api import Contact, Tag, Team, Teammate
-from gist_authlib.api.resources import (
+from gist_authlib.api._resources import (
     AsyncContacts,
     AsyncTags,
     AsyncTeammates,

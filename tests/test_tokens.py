@@ -260,7 +260,7 @@ def test_sqlite_is_in_wal_mode(tmp_path: Path) -> None:
 def test_sqlalchemy_ddl_is_printable_for_migrations() -> None:
     from sqlalchemy import create_engine
 
-    from gist_authlib.tokens.sqlalchemy import create_table_ddl
+    from gist_authlib.tokens._sqlalchemy import create_table_ddl
 
     ddl = create_table_ddl(create_engine("postgresql+psycopg://"))
     assert "CREATE TABLE gist_tokens" in ddl and "subject VARCHAR(255) NOT NULL" in ddl

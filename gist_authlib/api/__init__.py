@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from .models import Contact, GistObject, Page, Tag, Team, Teammate, TokenInfo
-from .resources import AsyncResources, Call, SyncResources
+from ._models import Contact, GistObject, Page, Tag, Team, Teammate, TokenInfo
 
 __all__ = [
-    "AsyncResources",
-    "Call",
     "Contact",
     "GistObject",
     "Page",
-    "SyncResources",
     "Tag",
     "Team",
     "Teammate",

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Itera
 from dataclasses import dataclass
 from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 
-from .models import Page
+from ._models import Page
 
 __all__ = ["AsyncSide", "Call", "SyncSide", "endpoint", "paged_endpoint"]
 

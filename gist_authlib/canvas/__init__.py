@@ -17,7 +17,6 @@ Nothing here imports a web framework.
 from __future__ import annotations
 
 from ._components import (
-    MAX_CANVAS_BYTES,
     Action,
     Button,
     Canvas,
@@ -33,15 +32,10 @@ from ._components import (
     UrlAction,
 )
 from ._endpoint import (
-    DEFAULT_MAX_BODY_BYTES,
-    ERROR_TEXT,
-    REPLY_HEADERS,
     CanvasHandler,
     CanvasReply,
     handle_canvas_request,
     handle_canvas_request_async,
-    read_limit,
-    read_upto,
 )
 from ._errors import (
     CanvasError,
@@ -53,21 +47,15 @@ from ._errors import (
     InvalidCanvasError,
     MissingComponentIdError,
 )
-from ._requests import CanvasContext, CanvasKind, CanvasRequest, Conversation, InitializeRequest, SubmitRequest
-from ._signature import HeadersLike, canvas_signature, client_secret_of, verify_canvas_signature
+from ._requests import CanvasRequest, Conversation, InitializeRequest, SubmitRequest
+from ._signature import canvas_signature, verify_canvas_signature
 
 __all__ = [
-    "DEFAULT_MAX_BODY_BYTES",
-    "ERROR_TEXT",
-    "MAX_CANVAS_BYTES",
-    "REPLY_HEADERS",
     "Action",
     "Button",
     "Canvas",
-    "CanvasContext",
     "CanvasError",
     "CanvasHandler",
-    "CanvasKind",
     "CanvasReply",
     "CanvasRequest",
     "CanvasRequestError",
@@ -78,7 +66,6 @@ __all__ = [
     "Conversation",
     "Divider",
     "DuplicateComponentIdError",
-    "HeadersLike",
     "InitializeRequest",
     "Input",
     "InvalidCanvasError",
@@ -92,10 +79,7 @@ __all__ = [
     "Text",
     "UrlAction",
     "canvas_signature",
-    "client_secret_of",
     "handle_canvas_request",
     "handle_canvas_request_async",
-    "read_limit",
-    "read_upto",
     "verify_canvas_signature",
 ]

@@ -1,6 +1,6 @@
 """Typed views of the requests Gist sends to a canvas app's initialize and submit URLs.
 
-Like the API objects (:mod:`gist_authlib.api.models`), each keeps the whole body in ``raw``, so a field
+Like the API objects (:mod:`gist_authlib.api`), each keeps the whole body in ``raw``, so a field
 Gist adds later is not lost: ``request["new_field"]`` or ``request.raw["new_field"]``.
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Self
 
-from ..api.models import Contact, GistObject, Teammate
+from ..api._models import Contact, GistObject, Teammate
 from ._errors import CanvasRequestError
 
 __all__ = ["CanvasContext", "CanvasKind", "CanvasRequest", "Conversation", "InitializeRequest", "SubmitRequest"]

@@ -9,17 +9,14 @@ Serve it with any ASGI server (``uvicorn``), or with :func:`serve` in a test.
 from __future__ import annotations
 
 from ._api import ApiFault, RateLimit
-from ._app import GistSandbox, TokenFault, TokenRequestRecord, create_app
-from ._inbox import CanvasApp, CanvasCall, Inbox
+from ._app import GistSandbox, TokenFault, create_app
+from ._inbox import CanvasApp, Inbox
 from ._server import ServerThread, WSGIServerThread, serve
-from ._state import DEFAULT_CONTACTS, DEFAULT_TEAMMATES, SandboxClient, SandboxLimits, Workspace
+from ._state import SandboxClient, SandboxLimits, Workspace
 
 __all__ = [
-    "DEFAULT_CONTACTS",
-    "DEFAULT_TEAMMATES",
     "ApiFault",
     "CanvasApp",
-    "CanvasCall",
     "GistSandbox",
     "Inbox",
     "RateLimit",
@@ -27,7 +24,6 @@ __all__ = [
     "SandboxLimits",
     "ServerThread",
     "TokenFault",
-    "TokenRequestRecord",
     "WSGIServerThread",
     "Workspace",
     "create_app",

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from ._base import AsyncTokenStore, BaseTokenStore, StoredToken, TokenCipher, TokenStore, token_hash
-from .memory import MemoryTokenStore
-from .sqlite import SQLiteTokenStore
+from ._memory import MemoryTokenStore
+from ._sqlite import SQLiteTokenStore
 
 __all__ = [
     "AsyncTokenStore",
@@ -31,7 +31,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # SQLAlchemy is an optional extra: import its store only when asked for.
     if name == "SQLAlchemyTokenStore":
-        from .sqlalchemy import SQLAlchemyTokenStore
+        from ._sqlalchemy import SQLAlchemyTokenStore
 
         return SQLAlchemyTokenStore
     raise AttributeError(name)

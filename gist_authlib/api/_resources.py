@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from ._endpoint import AsyncSide, Call, Pages, SyncSide, endpoint, paged_endpoint
-from .models import Contact, Page, Tag, Team, Teammate
+from ._models import Contact, Page, Tag, Team, Teammate
 
 __all__ = ["AsyncResources", "Call", "SyncResources", "walk_pages"]
 

@@ -1,0 +1,165 @@
+"""The login sequence driven by hand, one effect at a time, as httpx's tests drive ``Auth.auth_flow``.
+
+No server and no driver: each test starts a login on a plain dict session, then sends the sequence the
+answers a driver would, and checks what it asks for next.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gist_authlib import GistProvider, LoginResult
+from gist_authlib._effects import Blocking, UserCode
+from gist_authlib._flow import LoginFlow
+from gist_authlib._login import (
+    FetchToken,
+    InstallLimit,
+    MemoryReplayGuard,
+    ReadWorkspace,
+    Registration,
+    authorization,
+    callback_steps,
+    remember,
+)
+from gist_authlib.errors import InstallError, InvalidTokenResponseError, StateError, TokenEndpointError
+from gist_authlib.tokens import MemoryTokenStore
+
+REDIRECT = "http://127.0.0.1:8000/oauth/gist/callback"
+TOKEN = {"access_token": "at-1", "token_type": "Bearer", "refresh_token": "rt-1", "expires_in": 3600}
+
+
+def registration(**changes: Any) -> Registration:
+    provider = GistProvider()
+    settings: dict[str, Any] = {
+        "name": "gist",
+        "client_id": "the-id",
+        "client_secret": "the-secret",
+        "provider": provider,
+        "scopes": ("read_teammates",),
+        "flow": LoginFlow("gist"),
+        "authorize_url": provider.authorize_url,
+        "token_url": provider.access_token_url,
+        "api_base_url": provider.api_base_url,
+        "redirect_uri": REDIRECT,
+        "replay_guard": MemoryReplayGuard(),
+    }
+    settings.update(changes)
+    return Registration(**settings)
+
+
+def started(reg: Registration, session: dict[str, Any], next_path: str | None = "/teammates") -> dict[str, Any]:
+    data = authorization(reg, None, {"next": next_path})
+    remember(reg, session, data)
+    return data
+
+
+def finished(steps: Any, sent: Any) -> LoginResult:
+    with pytest.raises(StopIteration) as done:
+        steps.send(sent)
+    result: LoginResult = done.value.value
+    return result
+
+
+def test_a_login_without_a_store_asks_for_the_token_only() -> None:
+    reg, session = registration(), {}
+    data = started(reg, session)
+    steps = callback_steps(reg, session, [("code", "the-code"), ("state", data["state"])])
+
+    effect = next(steps)
+    assert isinstance(effect, FetchToken)
+    assert effect.params["code"] == "the-code"
+    assert effect.params["redirect_uri"] == REDIRECT
+    assert effect.params["code_verifier"]  # S256 PKCE: the verifier goes with the code
+    assert "the-code" not in repr(effect)  # secrets stay out of reprs
+
+    result = finished(steps, TOKEN)
+    assert result.token == TOKEN
+    assert result.next_path == "/teammates"
+    assert result.subject is None and result.workspace_id is None
+
+
+def test_a_login_with_a_store_looks_up_the_workspace_then_stores_under_it() -> None:
+    store = MemoryTokenStore()
+    reg, session = registration(store=store), {}
+    data = started(reg, session)
+    steps = callback_steps(reg, session, [("code", "c"), ("state", data["state"])])
+
+    assert isinstance(next(steps), FetchToken)
+    lookup = steps.send(TOKEN)
+    assert isinstance(lookup, ReadWorkspace) and lookup.token == TOKEN
+    save = steps.send(("ws-7", "Acme"))
+    assert isinstance(save, Blocking)  # a store write: a worker thread in async apps
+    assert store.get("workspace:ws-7") is None  # nothing is stored until the driver performs it
+    save.call(*save.args)
+
+    result = finished(steps, None)
+    assert result.subject == "workspace:ws-7" and result.workspace_name == "Acme"
+    assert store.get("workspace:ws-7") is not None
+    assert session[reg.flow.subject_key] == "workspace:ws-7"
+
+
+def test_a_subject_callback_is_user_code_and_names_the_stored_token() -> None:
+    store = MemoryTokenStore()
+    reg, session = registration(store=store), {}
+    data = started(reg, session)
+
+    def subject(token: dict[str, Any]) -> str:
+        return "user-42"
+
+    steps = callback_steps(reg, session, [("code", "c"), ("state", data["state"])], subject=subject)
+    next(steps)
+    steps.send(TOKEN)
+    call = steps.send(("ws-7", "Acme"))
+    assert isinstance(call, UserCode) and call.call is subject and call.args == (TOKEN,)
+    save = steps.send("user-42")
+    assert isinstance(save, Blocking)
+    save.call(*save.args)
+    assert finished(steps, None).subject == "user-42"
+
+
+def test_a_failed_exchange_thrown_back_becomes_a_typed_error_and_stores_nothing() -> None:
+    store = MemoryTokenStore()
+    reg, session = registration(store=store), {}
+    data = started(reg, session)
+    steps = callback_steps(reg, session, [("code", "c"), ("state", data["state"])])
+    next(steps)
+    with pytest.raises(TokenEndpointError) as caught:
+        steps.throw(TokenEndpointError(401, "invalid_client"))
+    assert caught.value.error == "invalid_client"
+    assert store.get("workspace:ws-7") is None
+
+
+def test_an_unusable_token_answer_is_refused_before_any_lookup() -> None:
+    reg, session = registration(store=MemoryTokenStore()), {}
+    data = started(reg, session)
+    steps = callback_steps(reg, session, [("code", "c"), ("state", data["state"])])
+    next(steps)
+    with pytest.raises(InvalidTokenResponseError):
+        steps.send({"token_type": "bearer"})  # no access_token
+
+
+def test_a_replayed_callback_asks_for_nothing() -> None:
+    reg = registration()
+    session: dict[str, Any] = {}
+    data = started(reg, session)
+    query = [("code", "c"), ("state", data["state"])]
+    copy = dict(session)  # an older copy of the cookie, replayed after the login
+    steps = callback_steps(reg, session, query)
+    next(steps)
+    finished(steps, TOKEN)
+    with pytest.raises(StateError) as caught:
+        next(callback_steps(reg, copy, query))
+    assert caught.value.error_code == "callback_replayed"
+
+
+def test_an_install_checks_the_workspace_gist_names_against_the_state() -> None:
+    reg = registration(store=MemoryTokenStore(), install_limit=InstallLimit())
+    steps = callback_steps(reg, {}, [("code", "c"), ("state", "1234")], installs=True, redirect_uri=REDIRECT)
+    fetch = next(steps)
+    assert isinstance(fetch, FetchToken) and "code_verifier" not in fetch.params  # Gist started this flow
+    assert isinstance(steps.send(TOKEN), ReadWorkspace)
+    with pytest.raises(InstallError) as caught:
+        steps.send(("9999", "Someone else"))  # the token belongs to another workspace than the state claims
+    assert caught.value.error_code == "install_failed" and caught.value.status_code == 400
