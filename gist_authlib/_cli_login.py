@@ -17,10 +17,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import hmac
 import json
 import os
+import secrets
+import shutil
 import socket
+import stat
 import sys
+import tempfile
 import threading
 import webbrowser
 from collections.abc import Callable, Iterator, Mapping
@@ -113,8 +118,26 @@ def _open_store(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[A
     given = _setting(args.token_db, "GIST_TOKEN_DB", environ)
     path = Path(given) if given else default_token_db(environ)
     if not given:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _private_directory(path.parent)
     return SQLiteTokenStore(str(path), key=key), path
+
+
+def _private_directory(path: Path) -> None:
+    """The command line's configuration directory, created 0700, or an existing one made so.
+
+    Raises:
+        TokenStoreError: it is a symbolic link, not a directory, or another user's.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise TokenStoreError(f"{path} is a symbolic link or not a directory, so no token was kept there.")
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        raise TokenStoreError(f"{path} belongs to another user, so no token was kept there.")
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        os.chmod(path, 0o700)
 
 
 # --- login --------------------------------------------------------------------------------------------------
@@ -126,6 +149,8 @@ class _Callback:
 
     handle: Callable[[list[tuple[str, str]]], LoginResult]
     path: str
+    host: str = ""  # the Host header the browser sends to the redirect URI: its exact address and port
+    state: str = field(default="", repr=False)  # the pending login's state; other requests cannot end the login
     done: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
     result: LoginResult | None = field(default=None, repr=False)
@@ -144,12 +169,21 @@ class _Handler(BaseHTTPRequestHandler):
         if parts.path != callback.path:
             self._answer(404, _page("Not found", "This address only receives Gist's answer to a login."))
             return
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        states = [value for key, value in query if key == "state"]
+        host = self.headers.get("Host", "")
+        # Only the browser's return of this login, to this exact address (no rebound DNS name), may end it; any
+        # other request is turned away and the login keeps waiting, so that nobody can end it and take the port.
+        pending = len(states) == 1 and bool(callback.state) and hmac.compare_digest(states[0], callback.state)
+        if not hmac.compare_digest(host.lower(), callback.host.lower()) or not pending:
+            self._answer(400, _page("Not this login", "This address only receives Gist's answer to one login."))
+            return
         if not callback.lock.acquire(blocking=False) or callback.done.is_set():
             # One callback per login: a second one (a reload, a replay) changes nothing.
             self._answer(409, _page("Already answered", "This login has already ended. You can close this tab."))
             return
         try:
-            callback.result = callback.handle(parse_qsl(parts.query, keep_blank_values=True))
+            callback.result = callback.handle(query)
         except GistAuthError as exc:
             callback.error = exc
             self._answer(exc.status_code, error_page(exc))
@@ -191,6 +225,32 @@ class _LoopbackServer(ThreadingHTTPServer):
         super().__init__(address, _Handler)
 
 
+def _open_privately(url: str, cleanup: contextlib.ExitStack) -> None:
+    """Open ``url`` in the user's browser without putting it in any process's arguments.
+
+    Other local users can read every process's arguments (``/proc/<pid>/cmdline``), and the authorization URL
+    would let one of them finish this login with their own account first. The browser is given a file only
+    this user can read (0600, in a 0700 directory) that redirects to the URL; it is removed after the login.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="gist-authlib-login-"))
+    cleanup.callback(shutil.rmtree, folder, ignore_errors=True)
+    target = folder / "login.html"
+    shown = escape(url, quote=True)
+    fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(
+            f'<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url={shown}">'
+            f'<title>Log in with Gist</title><a href="{shown}">Log in with Gist</a>'
+        )
+    webbrowser.open(target.as_uri())
+
+
+def printable(text: str) -> str:
+    """Server-controlled text made safe for a terminal: every control character (ESC, BEL, the C1 range that
+    includes CSI U+009B, ...) is shown as an escape instead of being sent to the terminal."""
+    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 def _page(title: str, text: str) -> str:
     return page(title, f"<p>{escape(text)}</p>")
 
@@ -208,8 +268,14 @@ def _loopback(redirect_uri: str) -> tuple[str, int, str]:
             f"--redirect-uri must be a loopback address with a port, such as {DEFAULT_REDIRECT_URI} "
             f"(RFC 8252: the login's answer comes back to this machine), not {redirect_uri!r}."
         )
-    bind = "127.0.0.1" if host.lower().rstrip(".") == "localhost" else host.strip("[]")
-    return bind, port, parts.path or "/"
+    if host.lower().rstrip(".") == "localhost":
+        # RFC 8252 section 8.3: a name can resolve to several addresses (127.0.0.1 and ::1), and another
+        # process could listen on the one not bound here; a literal address cannot be taken that way.
+        raise ConfigurationError(
+            f"--redirect-uri names localhost; use the loopback address itself, such as {DEFAULT_REDIRECT_URI} "
+            "(RFC 8252 section 8.3), and register that redirect URI for your app in Gist's Developer Hub."
+        )
+    return host.strip("[]"), port, parts.path or "/"
 
 
 class _CommandLineEffects:
@@ -258,6 +324,9 @@ def _login(args: argparse.Namespace, environ: Mapping[str, str], err: TextIO, ou
         api_base_url=provider.api_base_url,
         redirect_uri=args.redirect_uri,
         store=store,
+        # A public client (RFC 8252 section 8.5): its client secret is no secret, so the PKCE verifier must not
+        # be derivable from it. This login's is derived under a random key kept in this process's memory only.
+        pkce_key=secrets.token_urlsafe(32),
     )
     session: dict[str, Any] = {}
     effects = _CommandLineEffects(reg)
@@ -290,10 +359,11 @@ def _login(args: argparse.Namespace, environ: Mapping[str, str], err: TextIO, ou
             session,
             authorize_url=reg.authorize_url,
             client_id=client_id,
-            client_secret=client_secret,
+            client_secret=reg.pkce_key or client_secret,
             redirect_uri=redirect_uri,
             scopes=scopes,
         )
+        callback.state, callback.host = request.state, urlsplit(redirect_uri).netloc
         # A short poll: shutdown() below waits for the loop to notice, and the standard 0.5 s would be added
         # to every login.
         thread = threading.Thread(
@@ -301,6 +371,7 @@ def _login(args: argparse.Namespace, environ: Mapping[str, str], err: TextIO, ou
         )
         thread.start()
         try:
+            stack = contextlib.ExitStack()
             print(f"Waiting up to {args.timeout:g} s for Gist's answer on {redirect_uri}.", file=err)
             if args.no_browser:
                 print("Open this URL in a browser to log in with Gist:", file=err)
@@ -308,12 +379,13 @@ def _login(args: argparse.Namespace, environ: Mapping[str, str], err: TextIO, ou
                 print("Opening your browser to log in with Gist. If it does not open, go to:", file=err)
             print(request.url, file=err, flush=True)  # alone on its line, for scripts to read
             if not args.no_browser:
-                webbrowser.open(request.url)
+                _open_privately(request.url, stack)
             if not callback.done.wait(args.timeout):
                 raise LoginError.timed_out(args.timeout)
         finally:
             server.shutdown()
             thread.join()
+            stack.close()
     if callback.error is not None:
         raise callback.error
     result = callback.result
@@ -323,7 +395,7 @@ def _login(args: argparse.Namespace, environ: Mapping[str, str], err: TextIO, ou
         return 0
     store.close()
     if result.workspace_id:
-        where = f"workspace {result.workspace_name} ({result.workspace_id})"
+        where = f"workspace {printable(str(result.workspace_name))} ({printable(result.workspace_id)})"
     else:
         where = "Gist (it did not name the workspace)"
     print(f"Logged in to {where}. The token is stored encrypted in {db_path} under {result.subject!r}.", file=err)
@@ -366,9 +438,10 @@ def _whoami(args: argparse.Namespace, environ: Mapping[str, str], err: TextIO, o
     with _client(args, environ) as client:
         info = client.token_info()
     if args.json:
-        print(json.dumps(dict(info.raw), indent=2, ensure_ascii=False), file=out)
+        print(json.dumps(dict(info.raw), indent=2, ensure_ascii=True), file=out)
     else:
-        print(f"{info.workspace_name or 'an unnamed workspace'} (workspace {info.workspace_id})", file=out)
+        name = printable(info.workspace_name or "an unnamed workspace")
+        print(f"{name} (workspace {printable(str(info.workspace_id))})", file=out)
     return 0
 
 
@@ -465,10 +538,10 @@ def _api(
                 result = client.request(method, args.path, params=params, json=payload)
         except GistAPIError as exc:
             if isinstance(exc.body, (dict, list)):
-                print(json.dumps(exc.body, indent=2, ensure_ascii=False), file=out)  # for scripts, as gh api does
+                print(json.dumps(exc.body, indent=2, ensure_ascii=True), file=out)  # for scripts, as gh api does
             raise
     if result is not None:
-        print(json.dumps(result, indent=2, ensure_ascii=False), file=out)
+        print(json.dumps(result, indent=2, ensure_ascii=True), file=out)
     return 0
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import functools
 import hashlib
+import ipaddress
 import logging
 import secrets
 import threading
@@ -123,6 +124,9 @@ class Registration:
         replay_guard: where consumed states and codes are recorded.
         install_limit: the cost limit of Gist-initiated installs, or ``None`` for none.
         setting_names: the configuration names of the client id and secret, for error messages.
+        pkce_key: what PKCE verifiers are derived under: ``None`` for the client secret (a confidential web
+            app, whose verifier then needs no storage), or a random key kept in memory for one login (a public
+            client such as the command line, whose secret is not confidential).
     """
 
     name: str
@@ -143,6 +147,7 @@ class Registration:
     setting_names: Mapping[str, str] = field(
         default_factory=lambda: {"client_id": "GIST_CLIENT_ID", "client_secret": "GIST_CLIENT_SECRET"}
     )
+    pkce_key: str | None = field(default=None, repr=False)
 
     def credentials(self) -> tuple[str, str]:
         """The client id and secret.
@@ -285,7 +290,7 @@ def authorization(reg: Registration, redirect_uri: str | None, params: Mapping[s
     request = reg.flow.issue(
         authorize_url=reg.authorize_url,
         client_id=client_id,
-        client_secret=client_secret,
+        client_secret=reg.pkce_key or client_secret,
         redirect_uri=uri,
         scopes=scopes,
         extra_params={key: str(value) for key, value in extra.items() if value is not None},
@@ -324,6 +329,7 @@ def callback_steps(
     subject: SubjectSource = None,
     token_params: Mapping[str, Any] | None = None,
     client: str | None = None,
+    forwarded_for: str | None = None,
 ) -> Steps[LoginResult]:
     """The callback of a login, as a flow of effects (drive it with :func:`run` or :func:`run_async`).
 
@@ -342,7 +348,9 @@ def callback_steps(
         subject: names the stored token's subject (see :data:`SubjectSource`).
         token_params: extra parameters for the token request (they never replace the code, the redirect
             URI or the PKCE verifier).
-        client: the browser's network address, for the install rate limit.
+        client: the address the request came from (the socket's), for the install rate limit.
+        forwarded_for: the request's ``X-Forwarded-For``, read only when ``client`` is a trusted proxy of the
+            install limit.
 
     Raises:
         GistAuthError: every failure, as its typed subclass (each is an Authlib ``OAuthError`` too).
@@ -352,14 +360,15 @@ def callback_steps(
     grant = reg.flow.finish(
         session,
         query,
-        client_secret=client_secret,
+        client_secret=reg.pkce_key or client_secret,
         redirect_uri=install_uri,
         issuer=reg.issuer,
         installs=installs,
         install_state_pattern=reg.provider.install_state_pattern,
     )
     if isinstance(grant, InstallGrant):
-        if reg.install_limit is not None and not reg.install_limit.allow(client):
+        limit = reg.install_limit
+        if limit is not None and not limit.allow(limit.client_address(client, forwarded_for)):
             raise InstallError.rate_limited()
         yield from _single_use(reg, [("code", grant.code)])
         return (yield from _install_steps(reg, grant))
@@ -496,42 +505,97 @@ class MemoryReplayGuard:
 
 
 class InstallLimit:
-    """How many Gist-initiated install attempts may cost a token request, per browser address and in total.
+    """How many Gist-initiated install attempts may cost a token request, per network and in total.
 
     Every forged install callback with a plausible state costs one token request signed with the client
-    secret; past these limits the callback answers 429 with no token request.
+    secret; past these limits the callback answers 429 with no token request. Callers are counted by network
+    (a /24 for IPv4, a /64 for IPv6: what one attacker usually holds), not by address. When the total is spent,
+    a network that has made no attempt within the window still gets one, so a few networks cannot lock every
+    genuine install out; the cost stays bounded by ``total`` plus one per network.
 
     Args:
-        per_client: attempts per client address within ``window`` seconds.
-        total: attempts from all addresses within ``window`` seconds.
+        per_client: attempts per network within ``window`` seconds.
+        total: attempts from all networks within ``window`` seconds, before only first attempts pass.
         window: the sliding window, in seconds.
+        trusted_proxies: the networks of reverse proxies in front of the app (``["10.0.0.0/8"]``). A request
+            from one of them is counted by the right-most address of its ``X-Forwarded-For`` that is not itself
+            a trusted proxy; from anywhere else, by the socket's address (the header is ignored, as anyone can
+            send it). Empty by default.
+        max_networks: how many networks are remembered at once (older ones are forgotten first).
     """
 
     def __init__(
-        self, per_client: int = 10, total: int = 100, window: float = 60.0, *, clock: Callable[[], float] = time.time
+        self,
+        per_client: int = 10,
+        total: int = 100,
+        window: float = 60.0,
+        *,
+        trusted_proxies: Iterable[str] = (),
+        max_networks: int = 100_000,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.per_client, self.total, self.window = per_client, total, window
+        self.trusted_proxies = tuple(ipaddress.ip_network(net, strict=False) for net in trusted_proxies)
+        self._max_networks = max_networks
         self._clock = clock
         self._lock = threading.Lock()
         self._all: collections.deque[float] = collections.deque()
-        self._by_client: dict[str, collections.deque[float]] = {}
+        self._by_network: collections.OrderedDict[str, collections.deque[float]] = collections.OrderedDict()
+
+    def client_address(self, peer: str | None, forwarded_for: str | None = None) -> str | None:
+        """The address a request is counted by: ``peer``, or, when ``peer`` is a trusted proxy, the right-most
+        untrusted address of ``forwarded_for``."""
+        if not forwarded_for or not self.trusted_proxies or not self._trusted(peer):
+            return peer
+        for hop in reversed([part.strip() for part in forwarded_for.split(",")]):
+            if not self._trusted(hop):
+                return hop
+        return peer
+
+    def _trusted(self, address: str | None) -> bool:
+        try:
+            ip = ipaddress.ip_address((address or "").strip("[]"))
+        except ValueError:
+            return False
+        return any(ip in net for net in self.trusted_proxies)
+
+    @staticmethod
+    def network_of(address: str | None) -> str:
+        """The bucket an address is counted in: its /24 (IPv4) or /64 (IPv6); the address itself otherwise."""
+        try:
+            ip = ipaddress.ip_address((address or "").strip("[]"))
+        except ValueError:
+            return address or "?"
+        if ip.version == 6 and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        prefix = 24 if ip.version == 4 else 64
+        return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
     def allow(self, client: str | None) -> bool:
-        """Count one attempt from ``client``; False (and nothing counted) when a limit is reached."""
+        """Count one attempt from ``client``'s network; False (and nothing counted) when a limit is reached."""
         now = self._clock()
         start = now - self.window
+        key = self.network_of(client)
         with self._lock:
             while self._all and self._all[0] <= start:
                 self._all.popleft()
-            for key in [k for k, times in self._by_client.items() if not times or times[-1] <= start]:
-                del self._by_client[key]  # bounded: only addresses seen within the window are kept
-            mine = self._by_client.setdefault(client or "?", collections.deque())
+            mine = self._by_network.get(key)
+            if mine is None:
+                mine = self._by_network[key] = collections.deque()
+            self._by_network.move_to_end(key)
             while mine and mine[0] <= start:
                 mine.popleft()
-            if len(self._all) >= self.total or len(mine) >= self.per_client:
+            first = not mine
+            if len(mine) >= self.per_client or (len(self._all) >= self.total and not first):
                 return False
             self._all.append(now)
             mine.append(now)
+            # Bounded: networks idle for a whole window go, and at most max_networks are kept.
+            while self._by_network:
+                oldest_key, oldest = next(iter(self._by_network.items()))
+                if len(self._by_network) <= self._max_networks and oldest and oldest[-1] > start:
+                    break
+                del self._by_network[oldest_key]
             return True
 
     def __repr__(self) -> str:

@@ -340,6 +340,7 @@ class SyncGistApp(GistApp):
         subject: SubjectSource = None,
         token_params: Mapping[str, Any] | None = None,
         client: str | None = None,
+        forwarded_for: str | None = None,
     ) -> LoginResult:
         """Run the login sequence on a callback's query (the options are those of ``callback_steps``)."""
         steps = callback_steps(
@@ -351,6 +352,7 @@ class SyncGistApp(GistApp):
             subject=subject,
             token_params=token_params,
             client=client,
+            forwarded_for=forwarded_for,
         )
         return run(self, steps)
 
@@ -421,6 +423,7 @@ class AsyncGistApp(GistApp):
         subject: SubjectSource = None,
         token_params: Mapping[str, Any] | None = None,
         client: str | None = None,
+        forwarded_for: str | None = None,
     ) -> LoginResult:
         """The async form of :meth:`SyncGistApp.gist_finish`."""
         steps = callback_steps(
@@ -432,6 +435,7 @@ class AsyncGistApp(GistApp):
             subject=subject,
             token_params=token_params,
             client=client,
+            forwarded_for=forwarded_for,
         )
         return await run_async(self, steps)
 
@@ -489,9 +493,10 @@ def register(
             ``gist.get(..., request=request)`` finds the token).
         allow_insecure_http: allow ``http://`` endpoints and redirect URIs on hosts that are not loopback
             (a development flag; loopback is always allowed).
-        install_limit: how many Gist-initiated install attempts may cost a token request, per browser address
-            and in total (an :class:`~gist_authlib._login.InstallLimit`; by default 10 per address and 100 in
-            all per minute). Only matters when the routes accept installs.
+        install_limit: how many Gist-initiated install attempts may cost a token request, per network and in
+            total (an :class:`~gist_authlib.InstallLimit`; by default 10 per network and 100 in all per minute,
+            counted by the socket's address unless you name your reverse proxies in its ``trusted_proxies``).
+            Only matters when the routes accept installs.
         **overrides: passed on to ``oauth.register`` (``authorize_params``, ``fetch_token``,
             ``update_token``, ``client_kwargs``, an explicit ``authorize_url``, ...).
 

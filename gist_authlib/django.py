@@ -128,6 +128,7 @@ class GistDjangoApp(SyncGistApp, DjangoOAuth2App):  # type: ignore[misc]  # Auth
             subject=subject,
             token_params=token_params,
             client=request.META.get("REMOTE_ADDR"),
+            forwarded_for=request.META.get("HTTP_X_FORWARDED_FOR"),
         )
         if not result.install:
             # A new session id for the logged-in session, as django.contrib.auth.login() does: a session id an

@@ -133,6 +133,7 @@ class GistFlaskApp(SyncGistApp, FlaskOAuth2App):  # type: ignore[misc]  # Authli
             subject=subject,
             token_params=token_params,
             client=request.remote_addr,
+            forwarded_for=request.headers.get("X-Forwarded-For"),
         )
         if not result.install:
             _rotate_session()

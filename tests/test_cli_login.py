@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,24 +184,32 @@ def test_login_stores_the_token_and_whoami_and_api_use_it(gist: Gist, tmp_path: 
     assert len(every) == len(gist.sandbox.workspace.contacts) > 2
 
 
-def test_a_forged_callback_gets_an_error_page_and_no_token_request(gist: Gist, tmp_path: Path) -> None:
+def test_a_forged_callback_is_turned_away_and_the_login_keeps_waiting(gist: Gist, tmp_path: Path) -> None:
+    # Security round three: any request without the pending state (a made-up state, no query, another Host) used
+    # to end the login, which freed the port for another process to take before the real callback arrived.
     requests_before = len(gist.sandbox.token_requests)
     process, url, _ = start_login(gist, "--json", env=gist.settings(), cwd=tmp_path)
+    port = httpx2.URL(gist.redirect_uri).port
     with browser_client(timeout=10) as attacker:
-        page = attacker.get(gist.redirect_uri, params={"code": "stolen-code", "state": "forged-state"})
-    assert page.status_code == 400
-    assert "<h1>This login link is not valid</h1>" in page.text and "state_unknown" in page.text
-    code, stdout, stderr = finish(process)
-    assert code == 1 and stdout == ""
-    assert "gist-authlib login: This callback's state was not issued to this browser session" in stderr
-    assert "stolen-code" not in stderr and "Traceback" not in stderr
+        forged = attacker.get(gist.redirect_uri, params={"code": "stolen-code", "state": "forged-state"})
+        bare = attacker.get(gist.redirect_uri)
+        rebound = attacker.get(gist.redirect_uri, headers={"Host": f"evil.example:{port}"})
+    assert [forged.status_code, bare.status_code, rebound.status_code] == [400, 400, 400]
+    assert "stolen-code" not in forged.text
     assert len(gist.sandbox.token_requests) == requests_before  # refused before any token request
-    # The login is over: the genuine answer, arriving late, finds no one listening.
+    # The genuine answer, arriving after them, still completes the login.
     with browser_client(timeout=10) as browser:
         approved = browser.get(url)
-        with pytest.raises(httpx2.ConnectError):
-            browser.get(approved.headers["location"])
-    assert len(gist.sandbox.token_requests) == requests_before
+        back = approved.headers["location"]
+        rebound_real = browser.get(back, headers={"Host": f"localhost:{port}"})  # the real query, a rebound name
+        assert rebound_real.status_code == 400
+        landed = browser.get(back)
+    assert landed.status_code == 200
+    code, stdout, stderr = finish(process)
+    assert code == 0, stderr
+    assert json.loads(stdout)["access_token"]
+    assert "stolen-code" not in stderr and "Traceback" not in stderr
+    assert len(gist.sandbox.token_requests) == requests_before + 1
 
 
 # --- in this process: the commands' error paths ---------------------------------------------------------------
@@ -301,3 +310,98 @@ def test_login_gives_up_cleanly_after_its_timeout(api_env: Gist, capsys: pytest.
     assert urlsplit(redirect_uri).port not in (None, 0)
     with pytest.raises(httpx2.ConnectError):
         httpx2.get(redirect_uri, trust_env=False)
+
+
+# --- security round three: the command line as a public client (RFC 8252) ------------------------------------
+
+
+def test_the_pkce_verifier_is_not_derivable_from_the_client_secret(gist: Gist, tmp_path: Path) -> None:
+    import base64
+    import hashlib
+
+    from gist_authlib._flow import LoginFlow
+
+    # Before: the verifier was an HMAC of the state under the client secret, which a CLI cannot keep secret.
+    process, url, _ = start_login(gist, "--json", env=gist.settings(), cwd=tmp_path)
+    query = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+    derivable = LoginFlow("gist")._verifier(CLIENT_SECRET, query["state"])
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(derivable.encode()).digest()).rstrip(b"=").decode()
+    assert query["code_challenge"] != challenge
+    be_the_browser(url)
+    code, stdout, stderr = finish(process)
+    assert code == 0, stderr  # and the random verifier, kept in the process's memory, still redeems the code
+    assert json.loads(stdout)["access_token"]
+
+
+def test_a_localhost_redirect_uri_is_refused_with_advice(api_env: Gist, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["login", "--json", "--no-browser", "--redirect-uri", "http://localhost:8787/callback"]) == 2
+    err = capsys.readouterr().err
+    assert "use the loopback address itself" in err and "http://127.0.0.1:8787/callback" in err
+
+
+def test_the_browser_is_opened_without_the_authorization_url_in_its_arguments(gist: Gist, tmp_path: Path) -> None:
+    # webbrowser runs $BROWSER with the target as its argument: a recorder shows what any local user could read
+    # in /proc/<pid>/cmdline.
+    recorded = tmp_path / "argv.txt"
+    recorder = tmp_path / "browser.py"
+    recorder.write_text(
+        "import os, sys, stat\n"
+        "from urllib.parse import urlsplit, unquote\n"
+        f"out = open({str(recorded)!r}, 'w')\n"
+        "out.write(repr(sys.argv) + '\\n')\n"
+        "path = unquote(urlsplit(sys.argv[1]).path)\n"
+        "out.write(oct(stat.S_IMODE(os.stat(path).st_mode)) + '\\n')\n"
+        "out.write(open(path).read())\n"
+    )
+    browser = f"{sys.executable} {recorder} %s"
+    process = command(
+        "login", "--json", "--redirect-uri", gist.redirect_uri, "--timeout", "30",
+        env={**gist.settings(), "BROWSER": browser}, cwd=tmp_path,
+    )  # fmt: skip
+    assert process.stderr is not None
+    url = ""
+    while not url:
+        line = process.stderr.readline()
+        assert line, "login printed no URL"
+        url = line.strip() if line.startswith("http") else ""
+    for _ in range(400):  # bounded: the recorder runs in its own process
+        if recorded.exists() and "http-equiv" in recorded.read_text():
+            break
+        time.sleep(0.05)
+    argv, mode, page = recorded.read_text().split("\n", 2)
+    assert "state=" not in argv and "code_challenge" not in argv and "file://" in argv
+    assert mode == "0o600"
+    assert "state=" in page and "http-equiv" in page  # the private file redirects to the authorization URL
+    be_the_browser(url)
+    code, _, stderr = finish(process)
+    assert code == 0, stderr
+
+
+def test_server_text_reaches_the_terminal_with_control_characters_escaped() -> None:
+    from gist_authlib._cli_login import printable
+
+    hostile = "Acme\x1b]0;pwned\x07\x1b[2J\u009b31m"
+    shown = printable(hostile)
+    assert shown.startswith("Acme") and "pwned" in shown
+    assert not any(not ch.isprintable() for ch in shown)
+    assert "\\x1b" in shown and "\\x07" in shown and "\\x9b" in shown
+    assert printable("Café Übersee") == "Café Übersee"  # printable text is left as it is
+
+
+def test_whoami_json_is_ascii_for_terminals(api_env: Gist, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    process, url, _ = start_login(api_env, "--json", env=api_env.settings(), cwd=tmp_path)
+    be_the_browser(url)
+    code, stdout, stderr = finish(process)
+    assert code == 0, stderr
+    access = json.loads(stdout)["access_token"]
+    original = api_env.sandbox.workspace.name
+    api_env.sandbox.workspace.name = "Acme \u009b31m\x1b[2J"
+    try:
+        assert cli.main(["whoami", "--token", access, "--json"]) == 0
+        out = capsys.readouterr().out
+        assert out.isascii() and "\\u009b" in out and "\\u001b" in out
+        assert cli.main(["whoami", "--token", access]) == 0
+        line = capsys.readouterr().out
+        assert "\x1b" not in line and "\u009b" not in line and "\\x1b" in line
+    finally:
+        api_env.sandbox.workspace.name = original

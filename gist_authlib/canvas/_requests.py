@@ -127,7 +127,8 @@ class SubmitRequest(InitializeRequest):
     """What Gist sends to the submit URL when a button, list row or input of the canvas is used.
 
     Attributes:
-        component_id: the id of the component used, as a string.
+        component_id: the id of the component used, as a string (always present: a submit request without one
+            is refused with 400 before any handler runs).
         input_values: the canvas's input values by input id (a new dict, yours to change).
         current_canvas: the canvas shown when the component was used, as Gist sent it.
         stored_data: the ``stored_data`` of the app's previous answer (a new dict; empty when there was none).
@@ -143,6 +144,9 @@ class SubmitRequest(InitializeRequest):
     def _read_more(self, data: Mapping[str, Any]) -> None:
         values = self.__dict__
         values["component_id"] = _identifier(data, "component_id")
+        if not values["component_id"]:
+            # An initialize body posted to the submit URL (or any body without the component used) is not a submit.
+            raise CanvasRequestError.malformed("The submit request names no component_id, so it was refused.")
         values["input_values"] = dict(_object(data, "input_values") or {})
         values["current_canvas"] = _object(data, "current_canvas")
         values["stored_data"] = dict(_object(data, "stored_data") or {})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import threading
 from pathlib import Path
 from typing import Any
@@ -65,15 +66,45 @@ LEASE = (
 
 
 def _create_private(path: str) -> None:
-    """Create the database file readable by its owner only (0600) before SQLite opens it.
+    """Create the database file readable by its owner only (0600) before SQLite opens it, or make an existing
+    one so.
 
     SQLite gives the ``-wal`` and ``-shm`` files it creates beside it the database file's permissions, so the
-    write-ahead log, which holds workspace names in clear, is private too.
+    write-ahead log, which holds workspace names in clear, is private too. A file written by an older release
+    with looser modes is tightened; a symbolic link, or a file of another user, is refused rather than followed
+    or trusted.
+
+    Raises:
+        TokenStoreError: the path is a symbolic link, not a regular file, or owned by another user.
     """
     if path == ":memory:" or path.startswith("file:"):
         return
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-    os.close(fd)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except FileExistsError:
+        for name in (path, f"{path}-wal", f"{path}-shm"):
+            _make_private(name)
+    else:
+        os.close(fd)
+
+
+def _make_private(path: str) -> None:
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISREG(info.st_mode):
+        raise TokenStoreError(
+            f"The token database {path} is a symbolic link or not a regular file, so it was not opened. "
+            "Point GIST_TOKEN_DB (or the store's path) at the real file."
+        )
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        raise TokenStoreError(
+            f"The token database {path} belongs to another user, so it was not opened: its tokens could be read "
+            "or replaced by that user. Use a file of your own."
+        )
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        os.chmod(path, 0o600)
 
 
 class SQLiteTokenStore(BaseTokenStore):
