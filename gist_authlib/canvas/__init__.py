@@ -40,12 +40,8 @@ from ._endpoint import (
 from ._errors import (
     CanvasError,
     CanvasRequestError,
-    CanvasRequestTooLargeError,
     CanvasSignatureError,
-    CanvasTooLargeError,
-    DuplicateComponentIdError,
     InvalidCanvasError,
-    MissingComponentIdError,
 )
 from ._requests import CanvasRequest, Conversation, InitializeRequest, SubmitRequest
 from ._signature import canvas_signature, verify_canvas_signature
@@ -59,19 +55,15 @@ __all__ = [
     "CanvasReply",
     "CanvasRequest",
     "CanvasRequestError",
-    "CanvasRequestTooLargeError",
     "CanvasSignatureError",
-    "CanvasTooLargeError",
     "Component",
     "Conversation",
     "Divider",
-    "DuplicateComponentIdError",
     "InitializeRequest",
     "Input",
     "InvalidCanvasError",
     "List",
     "ListItem",
-    "MissingComponentIdError",
     "Raw",
     "Spacer",
     "SubmitAction",

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, Literal
 
-from ._errors import CanvasTooLargeError, DuplicateComponentIdError, InvalidCanvasError, MissingComponentIdError
+from ._errors import InvalidCanvasError
 
 __all__ = [
     "MAX_CANVAS_BYTES",
@@ -56,7 +56,7 @@ def _check_id(component_type: str, value: object, hint: str, *, required: bool) 
     if value is None and not required:
         return
     if not isinstance(value, str) or not value.strip():
-        raise MissingComponentIdError(component_type, hint)
+        raise InvalidCanvasError.missing_id(component_type, hint)
 
 
 def _check_text(component_type: str, name: str, value: object, *, required: bool = True) -> None:
@@ -411,8 +411,8 @@ class Canvas:
 
     Raises:
         InvalidCanvasError: at construction, when a component is not a :class:`Component` or two
-            share an id (:class:`DuplicateComponentIdError`); from :meth:`to_json` and :meth:`to_dict`,
-            when the content or the stored data is over :data:`MAX_CANVAS_BYTES` (:class:`CanvasTooLargeError`)
+            share an id (``canvas_component_id_duplicate``); from :meth:`to_json` and :meth:`to_dict`,
+            when the content or the stored data is over :data:`MAX_CANVAS_BYTES` (``canvas_too_large``)
             or the stored data is not JSON.
     """
 
@@ -429,7 +429,7 @@ class Canvas:
                 )
             for component_id in component.component_ids():
                 if component_id in seen:
-                    raise DuplicateComponentIdError(component_id)
+                    raise InvalidCanvasError.duplicate_id(component_id)
                 seen.add(component_id)
         if stored_data is not None and not isinstance(stored_data, Mapping):
             raise InvalidCanvasError(f"stored_data must be a JSON object (a dict), not {type(stored_data).__name__}.")
@@ -439,7 +439,7 @@ class Canvas:
     def _parts(self) -> tuple[bytes, bytes | None]:
         content = _json_dumps({"components": [component.to_dict() for component in self.components]})
         if len(content) > MAX_CANVAS_BYTES:
-            raise CanvasTooLargeError("content", len(content), MAX_CANVAS_BYTES)
+            raise InvalidCanvasError.too_large("content", len(content), MAX_CANVAS_BYTES)
         if self.stored_data is None:
             return content, None
         try:
@@ -447,7 +447,7 @@ class Canvas:
         except (TypeError, ValueError) as exc:
             raise InvalidCanvasError(f"stored_data cannot be sent as JSON: {exc}.") from None
         if len(stored) > MAX_CANVAS_BYTES:
-            raise CanvasTooLargeError("stored_data", len(stored), MAX_CANVAS_BYTES)
+            raise InvalidCanvasError.too_large("stored_data", len(stored), MAX_CANVAS_BYTES)
         return content, stored
 
     def to_json(self) -> bytes:

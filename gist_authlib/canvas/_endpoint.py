@@ -21,7 +21,6 @@ from ..provider import GistProvider
 from ._components import Canvas, Text
 from ._errors import (
     CanvasRequestError,
-    CanvasRequestTooLargeError,
     InvalidCanvasError,
 )
 from ._requests import CanvasKind, InitializeRequest, SubmitRequest
@@ -123,8 +122,8 @@ def _steps(
     if model is None:
         raise ValueError(f"kind must be 'initialize' or 'submit', not {kind!r}.")
     if read_limit(headers, max_body_bytes) == 0 or len(body) > max_body_bytes:
-        log.warning("Gist canvas %s request refused: %s", kind, CanvasRequestTooLargeError.error_code)
-        return _error_reply(CanvasRequestTooLargeError(max_body_bytes))
+        log.warning("Gist canvas %s request refused: %s", kind, "canvas_request_too_large")
+        return _error_reply(CanvasRequestError.too_large(max_body_bytes))
     provider = provider or getattr(gist_or_secret, "gist_provider", None) or GistProvider()
     try:
         secret = client_secret_of(gist_or_secret)
