@@ -31,7 +31,7 @@ from gist_authlib.sandbox import GistSandbox, SandboxClient, ServerThread, WSGIS
 if not settings.configured:
     settings.configure(
         SECRET_KEY="django-test-secret-key-not-for-production",
-        ROOT_URLCONF="django_urlconf",
+        ROOT_URLCONF="support.django_urlconf",
         ALLOWED_HOSTS=["127.0.0.1", "localhost"],
         MIDDLEWARE=[
             "django.contrib.sessions.middleware.SessionMiddleware",
@@ -678,9 +678,9 @@ def _flask_app(stack: Stack, gists: dict[str, Any], sessions: bool) -> Any:
 
 
 def _django_app(stack: Stack, gists: dict[str, Any], sessions: bool) -> Any:
-    import django_urlconf
     from django.http import JsonResponse
     from django.urls import clear_url_caches, path
+    from support import django_urlconf
 
     from gist_authlib.django import default_on_error, gist_urls, logout, stored_token
 
@@ -856,10 +856,10 @@ def _flask_authlib_app(stack: Stack, oauth: Any, sessions: bool) -> Any:
 
 
 def _django_authlib_app(stack: Stack, oauth: Any, sessions: bool) -> Any:
-    import django_urlconf
     from authlib.integrations.django_client import OAuthError
     from django.http import HttpResponse, JsonResponse
     from django.urls import clear_url_caches, path, reverse
+    from support import django_urlconf
 
     def login(request: Any, name: str) -> Any:
         redirect_uri = request.build_absolute_uri(reverse("auth", kwargs={"name": name}))

@@ -2,7 +2,7 @@
 
 An HTTP client ignores what a browser enforces: CSP on the consent page (``form-action`` applies to the
 redirect that follows the form's POST), SameSite on the session cookie, JavaScript. So each example app is
-served as ``gist-authlib demo`` serves it (tests/demo_stack.py), the sandbox on ``localhost`` and the app on
+served as ``gist-authlib demo`` serves it (tests/support/demo_stack.py), the sandbox on ``localhost`` and the app on
 ``127.0.0.1`` so that the return from the sandbox is cross-site, as it is from real Gist, and a person's
 clicks are replayed: log in and approve, log in and deny, install from the sandbox and approve or decline. Any
 console error fails the test. A failed test leaves a screenshot of the page, named after the last step it
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 from conftest import BROWSER_TESTS, failed
-from demo_stack import APP_NAME, DemoStack, start_demo_stack
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page
+from support.demo_stack import APP_NAME, DemoStack, start_demo_stack
 
 pytestmark = BROWSER_TESTS
 

@@ -388,7 +388,7 @@ def test_a_refused_refresh_is_a_typed_error_and_keeps_the_old_token(
 
 
 def test_client_against_the_independent_server() -> None:
-    from independent_server import CONTACTS, TEAMMATES, Client, IndependentServer
+    from support.independent_server import CONTACTS, TEAMMATES, Client, IndependentServer
 
     with IndependentServer(Client("cid", "secret", ["http://127.0.0.1:9/cb"])) as server:
         server.tokens.add("independent-token")

@@ -1,8 +1,8 @@
 """The examples, pointed by their environment at an OAuth 2 server that is not our sandbox.
 
-The independent server is Authlib's own RFC 6749 server on Flask with Gist's quirks (independent_server.py).
-Starlette, FastAPI and Flask examples run in this process on loopback; the Django example runs as its users
-run it, ``manage.py runserver`` in a subprocess.
+The independent server is Authlib's own RFC 6749 server on Flask with Gist's quirks
+(tests/support/independent_server.py). Starlette, FastAPI and Flask examples run in this process on loopback;
+the Django example runs as its users run it, ``manage.py runserver`` in a subprocess.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from conftest import browser_client, free_port, query_of, start_server_process
-from independent_server import TEAMMATES, Client, IndependentServer
+from support.independent_server import TEAMMATES, Client, IndependentServer
 
 from gist_authlib.sandbox import SandboxClient, ServerThread, WSGIServerThread, create_app
 from gist_authlib.tokens import TokenCipher

@@ -16,7 +16,7 @@ from gist_authlib.sandbox import SandboxClient, ServerThread, create_app
 from gist_authlib.tokens import SQLiteTokenStore, TokenCipher
 
 ROOT = Path(__file__).resolve().parent.parent
-WORKER = str(Path(__file__).resolve().parent / "token_worker.py")
+WORKER = str(ROOT / "tests" / "support" / "token_worker.py")
 KEY = TokenCipher.generate_key()
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from postgres import postgres_server
+from support.postgres import postgres_server
 
 from gist_authlib import ConfigurationError
 from gist_authlib.errors import InvalidTokenResponseError, StaleTokenError, TokenDecryptionError

@@ -6,7 +6,7 @@ as it is from real Gist. The examples are imported by the demo's own loader and 
 demo's settings. Starlette, FastAPI and Flask run in this process; Django's settings are global to a process
 (and this test process has its own), so the Django example runs in a child process started from this file:
 
-    python tests/demo_stack.py django     # serves the example on a free loopback port, prints its URL
+    python tests/support/demo_stack.py django     # serves the example on a free loopback port, prints its URL
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from gist_authlib import demo
 from gist_authlib.sandbox import GistSandbox, SandboxClient, ServerThread, WSGIServerThread, create_app
 from gist_authlib.tokens import TokenCipher
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CLIENT_ID = "gist-demo-app"
 APP_NAME = "Gist example app"
 
