@@ -20,9 +20,11 @@ from urllib.parse import quote, urlsplit
 
 import httpx2
 import pytest
-from conftest import ADVERSARIAL, Stack, query_of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.adversarial import ADVERSARIAL
+from support.stacks import Stack
+from support.web import query_of
 
 from gist_authlib.tokens import MemoryTokenStore
 

@@ -14,7 +14,9 @@ from typing import Any
 
 import httpx2
 import pytest
-from conftest import ADVERSARIAL, FRAMEWORKS, Stack, browser_client, query_of
+from support.adversarial import ADVERSARIAL
+from support.stacks import FRAMEWORKS, Stack
+from support.web import browser_client, query_of
 
 import gist_authlib
 from gist_authlib import GistProvider

@@ -18,7 +18,6 @@ import pytest
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.flask_client import OAuth as FlaskOAuth
 from authlib.integrations.starlette_client import OAuth as StarletteOAuth
-from conftest import query_of
 from starlette.applications import Starlette
 from starlette.config import Config
 from starlette.middleware import Middleware
@@ -27,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
+from support.web import query_of
 
 import gist_authlib
 from gist_authlib import ConfigurationError, GistAuthError, GistProvider

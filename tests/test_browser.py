@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import BROWSER_TESTS, failed
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page
+from support.browser import BROWSER_TESTS, failed
 from support.demo_stack import APP_NAME, DemoStack, start_demo_stack
 
 pytestmark = BROWSER_TESTS

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 from authlib.integrations.starlette_client import OAuth
-from conftest import BROWSER_TESTS
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
+from support.browser import BROWSER_TESTS
 
 import gist_authlib
 from gist_authlib import GistProvider

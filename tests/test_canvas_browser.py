@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import BROWSER_TESTS
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 from starlette.applications import Starlette
+from support.browser import BROWSER_TESTS
 
 from gist_authlib import demo
 from gist_authlib.canvas import Canvas, InitializeRequest, Input, List, ListItem, SubmitAction, SubmitRequest, Text

@@ -17,8 +17,9 @@ from typing import Any
 
 import httpx2
 import pytest
-from conftest import FRAMEWORKS, browser_client, hang_up
 from django.conf import settings
+from support.stacks import FRAMEWORKS
+from support.web import browser_client, hang_up
 
 import gist_authlib
 from gist_authlib import GistProvider

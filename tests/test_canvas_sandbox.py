@@ -20,11 +20,11 @@ from typing import Any
 
 import httpx2
 import pytest
-from conftest import browser_client
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from support.web import browser_client
 
 from gist_authlib import demo
 from gist_authlib.canvas import (

@@ -20,7 +20,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
-from conftest import BROWSER_TESTS, browser_client, free_port
+from support.browser import BROWSER_TESTS
+from support.servers import free_port
+from support.web import browser_client
 
 from gist_authlib import GistClient, cli
 from gist_authlib.sandbox import GistSandbox, SandboxClient, ServerThread, create_app

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import Stack, query_of
+from support.stacks import Stack
+from support.web import query_of
 
 from gist_authlib.errors import (
     AccessDeniedError,

@@ -16,8 +16,9 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import browser_client, free_port, query_of, start_server_process
 from support.independent_server import TEAMMATES, Client, IndependentServer
+from support.servers import free_port, start_server_process
+from support.web import browser_client, query_of
 
 from gist_authlib.sandbox import SandboxClient, ServerThread, WSGIServerThread, create_app
 from gist_authlib.tokens import TokenCipher

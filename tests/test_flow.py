@@ -8,9 +8,9 @@ import json
 from typing import Any
 
 import pytest
-from conftest import query_of
 from hypothesis import given
 from hypothesis import strategies as st
+from support.web import query_of
 
 from gist_authlib.errors import (
     AccessDeniedError,

@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from support.servers import free_port
 
 import gist_authlib
 

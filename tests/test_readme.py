@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx2
 import pytest
-from conftest import browser_client
+from support.web import browser_client
 
 from gist_authlib.sandbox import SandboxClient, ServerThread, create_app
 

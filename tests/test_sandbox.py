@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from conftest import browser_client, hang_up, query_of
+from support.web import browser_client, hang_up, query_of
 
 from gist_authlib.sandbox import GistSandbox, SandboxClient, ServerThread, create_app
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from conftest import query_of
+from support.web import query_of
 
 from gist_authlib.cli import main
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx2
 import pytest
-from conftest import query_of
+from support.web import query_of
 
 from gist_authlib.sandbox import CanvasApp, GistSandbox, RateLimit, SandboxClient, SandboxLimits, create_app
 

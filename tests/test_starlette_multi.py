@@ -8,13 +8,13 @@ from typing import Any
 import httpx2
 import pytest
 from authlib.integrations.starlette_client import OAuth
-from conftest import browser_client, query_of
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from support.web import browser_client, query_of
 
 import gist_authlib
 from gist_authlib import GistAuthError, GistProvider

@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import browser_client, free_port, start_server_process
+from support.servers import free_port, start_server_process
+from support.web import browser_client
 
 from gist_authlib.sandbox import SandboxClient, ServerThread, create_app
 from gist_authlib.tokens import SQLiteTokenStore, TokenCipher
