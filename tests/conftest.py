@@ -1,6 +1,9 @@
 """Fixtures and hooks of the whole suite: real servers on loopback ports, apps in four frameworks, a scripted
 browser and real Chromium. The helpers they use live in tests/support/, one module per subject.
 
+The tests sit in one folder per area (login/, client/, tokens/, canvas/, sandbox/, cli/, browser/, package/), with
+no ``__init__.py``: pytest imports each test module by its file name, so no two test files may share one.
+
 Starlette and FastAPI apps run under uvicorn, Flask and Django apps under werkzeug's WSGI server, each in
 a thread on a port of its own; the sandbox runs beside them. Nothing is patched.
 """

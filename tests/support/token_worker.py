@@ -1,4 +1,4 @@
-"""Subprocess half of test_token_processes.py (run as a script, never imported by pytest as a test).
+"""Subprocess half of tests/tokens/test_token_processes.py (run as a script, never imported by pytest as a test).
 
 token_worker.py write DB KEY COUNT         save COUNT tokens, printing each index once it is committed
 token_worker.py refresh DB KEY API_URL GO_FILE   print 'ready', wait for GO_FILE, then call the API through the store

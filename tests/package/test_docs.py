@@ -5,13 +5,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_test_cited_in_the_security_page_exists() -> None:
-    cited = set(re.findall(r"`(test_\w+\.py)::(test_\w+)`", (ROOT / "docs" / "SECURITY.md").read_text()))
+    # cited as pytest node ids from the repository's root: tests/<area>/test_<name>.py::test_<name>
+    cited = set(re.findall(r"`([\w/]*test_\w+\.py)::(test_\w+)`", (ROOT / "docs" / "SECURITY.md").read_text()))
     assert len(cited) >= 20
-    missing = [f"{f}::{t}" for f, t in sorted(cited) if f"def {t}(" not in (ROOT / "tests" / f).read_text()]
+    missing = [
+        f"{f}::{t}" for f, t in sorted(cited) if not (ROOT / f).is_file() or f"def {t}(" not in (ROOT / f).read_text()
+    ]
     assert missing == []
 
 

@@ -67,7 +67,7 @@ def test_command_line_prints_the_summary(served: tuple[GistSandbox, str, str], t
     _, url, token = served
     source = tmp_path / "contacts.csv"
     source.write_text(CSV)
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     script, env = root / "examples" / "sync_contacts.py", {**os.environ, "PYTHONPATH": str(root)}
     # As a user of a checkout runs it: examples/sync_contacts.py runs the packaged script (this worktree's).
     result = subprocess.run(

@@ -16,7 +16,7 @@ import pytest
 
 from gist_authlib import GistProvider
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SECRET = "docs-canvas-secret-" + "d" * 20
 BODY = json.dumps({"workspace_id": 1, "contact": {"id": 5, "name": "Beatrix"}, "context": {"location": "inbox"}})
 

@@ -14,7 +14,7 @@ from support.web import browser_client
 
 from gist_authlib.sandbox import SandboxClient, ServerThread, create_app
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def snippet(heading: str) -> str:

@@ -23,7 +23,7 @@ from gist_authlib.starlette import canvas_routes
 
 pytestmark = BROWSER_TESTS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SECRET = "browser-canvas-secret-" + "b" * 20
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.xdist_group("wheel")  # one worker builds the wheel and the venv, once
 FRAMEWORKS = ("starlette", "fastapi", "flask", "django")
 # What a build leaves behind or a developer's tools keep; none of it belongs in a wheel's source.

@@ -17,7 +17,7 @@ from support.web import query_of
 
 from gist_authlib.cli import main
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass

@@ -16,7 +16,7 @@ from support.web import browser_client
 from gist_authlib.sandbox import SandboxClient, ServerThread, create_app
 from gist_authlib.tokens import SQLiteTokenStore, TokenCipher
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WORKER = str(ROOT / "tests" / "support" / "token_worker.py")
 KEY = TokenCipher.generate_key()
 

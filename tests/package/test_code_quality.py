@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 #: Every mypy run here shares one cache: the first (cold, on a fresh clone) analyses the dependencies, the others
 #: reuse that. The runs share a worker (the xdist group), so they never write the cache at once.
 MYPY = [sys.executable, "-m", "mypy", "--cache-dir", str(ROOT / ".mypy_cache")]

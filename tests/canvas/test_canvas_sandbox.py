@@ -45,7 +45,7 @@ from gist_authlib.canvas import (
 from gist_authlib.sandbox import CanvasApp, GistSandbox, SandboxClient, ServerThread, create_app
 from gist_authlib.starlette import canvas_routes
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ORDERS_SECRET = "orders-secret-" + "o" * 24
 KITCHEN_SECRET = "kitchen-secret-" + "k" * 24
 RECORDER_SECRET = "recorder-secret-" + "r" * 24

@@ -28,7 +28,7 @@ from gist_authlib import GistClient, cli
 from gist_authlib.sandbox import GistSandbox, SandboxClient, ServerThread, create_app
 from gist_authlib.tokens import SQLiteTokenStore, TokenCipher
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CLIENT_ID, CLIENT_SECRET = "cli-app", "cli-app-secret-0123456789"
 
 

@@ -23,7 +23,7 @@ from support.web import browser_client, query_of
 from gist_authlib.sandbox import SandboxClient, ServerThread, WSGIServerThread, create_app
 from gist_authlib.tokens import TokenCipher
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN_KEY = TokenCipher.generate_key()
 
 

@@ -35,7 +35,7 @@ import gist_authlib.testing
 
 pytest_plugins = ["pytester"]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FRAMEWORKS = ["Starlette", "FastAPI", "Flask", "Django"]
 PLUGIN = ("-p", "gist_authlib.testing", "-p", "no:cacheprovider", "-q")
 
