@@ -1,0 +1,285 @@
+"""The pytest plugin (gist_authlib/testing.py), run as its users run it: pytester runs user-style test files.
+
+The files for each framework are the snippets of docs/TESTING.md, verbatim, so the page runs as written. Each
+run is in this process (``runpytest_inprocess``) with ``-p gist_authlib.testing``, as the installed entry
+point would load it. A sabotaged sandbox shows that the snippets' own assertions catch a broken login.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import tomllib
+from pathlib import Path
+
+# Imported here so that the in-process runs find them in sys.modules. pytester forgets every module a run
+# imported, and a later import makes second copies of its classes: importing a framework afresh every time would
+# be slow, and worse, code that kept the first copies stops recognising the second. httpx2 imports httpcore2 on
+# its first request and keeps a map of httpcore2's exception classes: after a run that made the process's first
+# request, "connection refused" escaped unmapped from every later test in the process.
+import authlib.integrations.django_client
+import authlib.integrations.flask_client
+import authlib.integrations.starlette_client
+import django.test
+import fastapi.testclient
+import flask
+import httpcore2
+import pytest
+import starlette.testclient
+import uvicorn
+
+import gist_authlib.testing
+
+pytest_plugins = ["pytester"]
+
+ROOT = Path(__file__).resolve().parents[2]
+FRAMEWORKS = ["Starlette", "FastAPI", "Flask", "Django"]
+PLUGIN = ("-p", "gist_authlib.testing", "-p", "no:cacheprovider", "-q")
+
+assert authlib.integrations.django_client and authlib.integrations.flask_client and flask  # imported for the runs
+assert authlib.integrations.starlette_client and django.test and fastapi.testclient and starlette.testclient
+assert httpcore2 and uvicorn
+
+#: What a Django project's settings (or pytest-django) provide; the suite's own conftest has configured them.
+DJANGO_CONFTEST = """
+import django
+from django.conf import settings
+
+if not settings.configured:
+    settings.configure(
+        SECRET_KEY="user-suite",
+        MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware"],
+        SESSION_ENGINE="django.contrib.sessions.backends.signed_cookies",
+        INSTALLED_APPS=["django.contrib.sessions"],
+    )
+    django.setup()
+"""
+
+
+def snippet(framework: str) -> str:
+    """The test file docs/TESTING.md shows for ``framework``."""
+    page = (ROOT / "docs" / "TESTING.md").read_text()
+    section = page.split(f"\n## {framework}\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    assert len(blocks) == 1, f"docs/TESTING.md should show one test file for {framework}"
+    return str(blocks[0])
+
+
+def run_user_suite(pytester: pytest.Pytester, framework: str, code: str, conftest: str = "") -> pytest.RunResult:
+    pytester.makeconftest((DJANGO_CONFTEST if framework == "Django" else "") + conftest)
+    pytester.makepyfile(test_gist_login=code)
+    # Only the plugin under test: loading every installed plugin again for each run costs more than the run.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+        return pytester.runpytest_inprocess(*PLUGIN)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_the_snippet_for_each_framework_passes_as_written(pytester: pytest.Pytester, framework: str) -> None:
+    result = run_user_suite(pytester, framework, snippet(framework))
+    result.assert_outcomes(passed=2)
+
+
+SABOTAGE = """
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def gist_refuses_every_code(gist_sandbox):
+    gist_sandbox.force_token_error(500)
+"""
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_the_snippets_fail_when_the_login_breaks(pytester: pytest.Pytester, framework: str) -> None:
+    # The code exchange fails: the login test must fail, and the other one (deny, or the expected failure) passes.
+    result = run_user_suite(pytester, framework, snippet(framework), SABOTAGE)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*FAILED test_gist_login.py::test_login_shows_the_workspace_teammates*"])
+
+
+HELPERS = """
+import pytest
+from authlib.integrations.starlette_client import OAuth
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from gist_authlib import GistClient, GistProvider
+from gist_authlib.client import RetryPolicy
+from gist_authlib.errors import RateLimitedError
+from gist_authlib.starlette import gist_routes, stored_token
+from gist_authlib.testing import SandboxLoginError
+from gist_authlib.tokens import MemoryTokenStore
+
+
+def create_app(gist, *, redirect=False):
+    async def on_login(request, token):
+        if redirect:
+            return None  # a 303 to the next path
+        return HTMLResponse("logged in")
+
+    async def me(request: Request):
+        # The token this session stored, and Gist's answer to it, passed through as they are.
+        if await stored_token(request, gist) is None:
+            return JSONResponse({"error": "not logged in"}, status_code=401)
+        answer = await gist.get(request.query_params.get("resource", "teammates"), request=request)
+        retry_after = {"Retry-After": answer.headers["retry-after"]} if "retry-after" in answer.headers else None
+        return JSONResponse(answer.json(), status_code=answer.status_code, headers=retry_after)
+
+    return Starlette(
+        routes=[Route("/me", me), *gist_routes(gist, on_login=on_login)],
+        middleware=[Middleware(SessionMiddleware, secret_key="test-secret")],
+    )
+
+
+@pytest.fixture
+def client(gist_sandbox):
+    gist = gist_sandbox.register(
+        OAuth(), scopes="read_teammates read_contact read_tags", token_store=MemoryTokenStore(plaintext=True)
+    )
+    return TestClient(create_app(gist))
+
+
+def test_the_seeded_workspace_is_what_the_api_returns(gist_sandbox, client):
+    assert gist_sandbox.login(client).status_code == 200
+    names = [t["name"] for t in client.get("/me").json()["teammates"]]
+    assert names == [t["name"] for t in gist_sandbox.teammates] == ["Ada Lovelace", "Grace Hopper", "Alan Turing"]
+    contacts = client.get("/me", params={"resource": "contacts"}).json()["contacts"]
+    assert len(contacts) == len(gist_sandbox.contacts) == 5
+    tags = client.get("/me", params={"resource": "tags"}).json()["tags"]
+    assert tags == gist_sandbox.tags == [{"id": 701, "name": "vip"}]
+
+
+def test_a_revoked_token_gets_401(gist_sandbox, client):
+    gist_sandbox.login(client)
+    assert client.get("/me").status_code == 200
+    assert gist_sandbox.revoke_all() == 1
+    revoked = client.get("/me")
+    assert revoked.status_code == 401 and revoked.json()["errors"][0]["code"] == "unauthorized"  # Gist's answer
+
+
+def test_forced_rate_limit_and_server_errors_reach_the_app(gist_sandbox, client):
+    assert gist_sandbox.login(client).text == "logged in"
+    gist_sandbox.force_rate_limit(retry_after=7)
+    gist_sandbox.force_server_error(502)
+    limited = client.get("/me")
+    assert limited.status_code == 429 and limited.headers["retry-after"] == "7"
+    assert client.get("/me").status_code == 502
+    assert client.get("/me").status_code == 200
+
+
+def test_one_test_leaves_the_sandbox_dirty(gist_sandbox):
+    gist_sandbox.issue_token()
+    gist_sandbox.force_server_error(count=3)
+    gist_sandbox.teammates.clear()
+
+
+def test_the_next_test_gets_a_fresh_sandbox(gist_sandbox):
+    assert gist_sandbox.sandbox.tokens_issued == 0
+    assert len(gist_sandbox.sandbox.api_faults) == 0
+    assert len(gist_sandbox.teammates) == 3
+
+
+def test_login_follows_the_apps_own_redirect_to_next(gist_sandbox):
+    app = create_app(gist_sandbox.register(OAuth()), redirect=True)
+    response = gist_sandbox.login(TestClient(app), "/auth/gist?next=/me")
+    assert response.status_code == 401 and response.url.path == "/me"  # /me: no token store here
+    assert gist_sandbox.login(TestClient(app), follow_redirects=False).status_code == 303
+
+
+def test_a_custom_callback_and_a_new_scope(gist_sandbox):
+    provider = GistProvider().with_scopes(["read_campaigns"])
+    gist = gist_sandbox.register(OAuth(), "gist_eu", scopes="read_campaigns", provider=provider)
+
+    async def on_login(request, token):
+        return HTMLResponse("eu")
+
+    app = Starlette(
+        routes=gist_routes(gist, on_login=on_login, login_path="/eu/login", callback_path="/eu/callback"),
+        middleware=[Middleware(SessionMiddleware, secret_key="test-secret")],
+    )
+    with pytest.raises(SandboxLoginError, match="Received: http://testserver/eu/callback"):
+        gist_sandbox.login(TestClient(app), "/eu/login")
+    gist_sandbox.allow_redirect_uri("http://testserver/eu/callback")
+    assert gist_sandbox.login(TestClient(app), "/eu/login").text == "eu"
+
+
+def test_a_route_that_is_not_a_login_is_named(gist_sandbox, client):
+    with pytest.raises(SandboxLoginError, match="GET /nowhere answered HTTP 404"):
+        gist_sandbox.login(client, "/nowhere")
+
+
+def test_api_calls_alone_with_a_token_issued_directly(gist_sandbox):
+    token = gist_sandbox.issue_token(["read_teammates"])
+    policy = RetryPolicy(max_attempts=2, backoff_base=0, backoff_cap=0)
+    with GistClient(token, base_url=gist_sandbox.provider.api_base_url, retry=policy) as api:
+        gist_sandbox.force_rate_limit(retry_after=0)
+        assert [t.name for t in api.teammates.list()] == ["Ada Lovelace", "Grace Hopper", "Alan Turing"]
+        gist_sandbox.force_rate_limit(count=2, retry_after=0)
+        with pytest.raises(RateLimitedError):
+            api.teammates.list()
+"""
+
+
+def test_the_fixtures_helpers_in_a_user_suite(pytester: pytest.Pytester) -> None:
+    result = run_user_suite(pytester, "Starlette", HELPERS)
+    result.assert_outcomes(passed=9)
+
+
+def test_the_entry_point_loads_the_plugin_and_an_explicit_p_does_not_clash(tmp_path: Path) -> None:
+    """What pip installs from pyproject.toml's entry point, laid out by hand (no install needed)."""
+    entry_points = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]["pytest11"]
+    assert entry_points == {gist_authlib.testing.__name__: gist_authlib.testing.__name__}
+    dist_info = tmp_path / "site" / "gist_authlib_plugin_check-0.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: gist-authlib-plugin-check\nVersion: 0\n")
+    lines = "".join(f"{name} = {target}\n" for name, target in entry_points.items())
+    (dist_info / "entry_points.txt").write_text(f"[pytest11]\n{lines}")
+    (tmp_path / "test_uses_it.py").write_text(
+        textwrap.dedent(
+            """
+            def test_the_entry_point_brought_the_fixture(request, gist_sandbox):
+                plugins = request.config.pluginmanager.list_plugin_distinfo()
+                loaded = [(plugin.__name__, dist.metadata["Name"]) for plugin, dist in plugins]
+                assert ("gist_authlib.testing", "gist-authlib-plugin-check") in loaded
+                assert gist_sandbox.url.startswith("http://127.0.0.1:")
+            """
+        )
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), str(ROOT)])}
+    env.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
+
+    def pytest_run(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args, "test_uses_it.py"]
+        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+    # One run, with the plugin named by the entry point and by -p at once, as in a suite whose configuration
+    # names it: the test proves the entry point loaded it, and the run that no "already registered" error came.
+    both = pytest_run("-p", "gist_authlib.testing")
+    assert both.returncode == 0, both.stdout + both.stderr
+    assert "1 passed" in both.stdout
+
+
+def test_the_plugin_loads_without_the_testing_extra_and_says_what_to_install(tmp_path: Path) -> None:
+    """pytest loads the plugin in every suite where gist_authlib is installed, with or without Starlette."""
+    (tmp_path / "test_suite.py").write_text(
+        "def test_unrelated():\n    assert True\n\n\ndef test_wants_the_sandbox(gist_sandbox):\n    pass\n"
+    )
+    code = (
+        "import sys; sys.modules['starlette'] = None; import pytest; "  # as if Starlette were not installed
+        "sys.exit(pytest.main(['-p', 'gist_authlib.testing', '-p', 'no:cacheprovider', '-q', 'test_suite.py']))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert "1 passed, 1 error" in result.stdout, result.stdout + result.stderr
+    assert "needs Starlette and uvicorn: pip install 'gist-authlib[testing]'" in result.stdout

@@ -1,0 +1,424 @@
+"""One suite for every token store: memory, SQLite, SQLAlchemy on SQLite, SQLAlchemy on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.postgres import postgres_server
+
+from gist_authlib import ConfigurationError
+from gist_authlib.errors import InvalidTokenResponseError, StaleTokenError, TokenDecryptionError
+from gist_authlib.tokens import (
+    AsyncTokenStore,
+    BaseTokenStore,
+    MemoryTokenStore,
+    SQLAlchemyTokenStore,
+    SQLiteTokenStore,
+    TokenCipher,
+)
+
+KEY = TokenCipher.generate_key()
+OTHER_KEY = TokenCipher.generate_key()
+TOKEN = {"access_token": "gat-secret-access-token-1", "scope": "read_teammates read_teams"}
+
+Opener = Callable[..., BaseTokenStore]
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
+def _opener(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Opener:
+    """A function that opens a store on one and the same storage, with the key (or mode) asked for."""
+    if kind == "memory":
+        return lambda **kw: MemoryTokenStore(**({"key": KEY} | kw))
+    if kind == "sqlite":
+        return lambda **kw: SQLiteTokenStore(tmp_path / "tokens.sqlite3", **({"key": KEY} | kw))
+    if kind == "sqlalchemy-sqlite":
+        url = f"sqlite:///{tmp_path / 'sa-tokens.sqlite3'}"
+        return lambda **kw: SQLAlchemyTokenStore(url, **({"key": KEY} | kw))
+    url = request.getfixturevalue("postgres_url")
+    table = "t_" + uuid.uuid4().hex[:12]  # a table of its own for each test
+    return lambda **kw: SQLAlchemyTokenStore(url, table_name=table, **({"key": KEY} | kw))
+
+
+ALL = ["memory", "sqlite", "sqlalchemy-sqlite", "sqlalchemy-postgres"]
+PERSISTENT = ["sqlite", "sqlalchemy-sqlite", "sqlalchemy-postgres"]
+
+
+@pytest.fixture(params=ALL)
+def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    opened: list[BaseTokenStore] = []
+
+    def open_store(**kwargs: Any) -> BaseTokenStore:
+        store = _opener(request.param, tmp_path, request)(**kwargs)
+        opened.append(store)
+        return store
+
+    yield open_store
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture(params=PERSISTENT)
+def persistent(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Opener]]:
+    opened: list[BaseTokenStore] = []
+    make = _opener(request.param, tmp_path, request)
+
+    def open_store(**kwargs: Any) -> BaseTokenStore:
+        store = make(**kwargs)
+        opened.append(store)
+        return store
+
+    yield request.param, open_store
+    for store in opened:
+        store.close()
+
+
+def raw_rows(store: BaseTokenStore) -> str:
+    """Everything the database holds for the store's table, as text (what a stolen backup shows)."""
+    if isinstance(store, SQLiteTokenStore):
+        with sqlite3.connect(store.path) as db:
+            text = repr(db.execute("SELECT * FROM gist_tokens").fetchall())
+        files = [Path(store.path), Path(store.path + "-wal")]
+        return text + "".join(f.read_bytes().decode("latin-1") for f in files if f.exists())
+    assert isinstance(store, SQLAlchemyTokenStore)
+    from sqlalchemy import select
+
+    with store._engine.connect() as connection:  # read-only look, as an attacker with the database would
+        return repr(connection.execute(select(store._table)).fetchall())
+
+
+# --- the protocol, for every store --------------------------------------------------------------------
+
+
+def test_save_then_get_round_trips(opener: Opener) -> None:
+    store = opener()
+    saved = store.save("user-42", TOKEN, workspace_id=1234, workspace_name="Acme")
+    got = store.get("user-42")
+    assert got == saved
+    assert got is not None
+    assert got.token == TOKEN
+    assert got.scopes == ("read_teammates", "read_teams")
+    assert (got.workspace_id, got.workspace_name, got.version) == ("1234", "Acme", 1)
+    assert store.get("nobody") is None
+
+
+def test_saving_again_replaces_atomically_and_bumps_the_version(opener: Opener) -> None:
+    store = opener()
+    first = store.save("user-42", TOKEN, workspace_id=1)
+    second = store.save("user-42", {"access_token": "gat-newer"}, scopes=["read_tags"], workspace_id=1)
+    assert second.version == first.version + 1
+    assert second.created_at == first.created_at and second.updated_at >= first.updated_at
+    assert store.get("user-42").token == {"access_token": "gat-newer"}  # type: ignore[union-attr]
+    assert store.get("user-42").scopes == ("read_tags",)  # type: ignore[union-attr]
+
+
+def test_delete_and_delete_by_token(opener: Opener) -> None:
+    store = opener()
+    store.save("a", TOKEN)
+    store.save("b", {"access_token": "gat-b"})
+    assert store.find_by_token(TOKEN).subject == "a"  # type: ignore[union-attr]
+    assert store.delete_token("gat-b") is True
+    assert store.get("b") is None
+    assert store.delete("a") is True
+    assert store.delete("a") is False
+    assert store.find_by_token(TOKEN) is None
+
+
+def test_list_by_workspace(opener: Opener) -> None:
+    store = opener()
+    store.save("u1", {"access_token": "t1"}, workspace_id=7)
+    store.save("u2", {"access_token": "t2"}, workspace_id="7")
+    store.save("u3", {"access_token": "t3"}, workspace_id=8)
+    assert [s.subject for s in store.list_by_workspace(7)] == ["u1", "u2"]
+    assert store.list_by_workspace(9) == []
+
+
+def test_compare_and_set_keeps_the_newer_token(opener: Opener) -> None:
+    store = opener()
+    v1 = store.save("user", TOKEN)
+    v2 = store.compare_and_set("user", {"access_token": "gat-refreshed"}, expected_version=v1.version)
+    assert v2.version == v1.version + 1
+    with pytest.raises(StaleTokenError) as info:  # a stale writer, still holding version 1
+        store.compare_and_set("user", {"access_token": "gat-stale"}, expected_version=v1.version)
+    assert (info.value.expected_version, info.value.found_version) == (1, 2)
+    assert store.get("user").token == {"access_token": "gat-refreshed"}  # type: ignore[union-attr]
+    with pytest.raises(StaleTokenError):
+        store.compare_and_set("ghost", TOKEN, expected_version=1)
+
+
+def test_refresh_lease_goes_to_exactly_one_holder(opener: Opener) -> None:
+    store = opener()
+    v1 = store.save("user", TOKEN)
+    assert store.acquire_refresh_lease("user", version=v1.version, holder="p1") is True
+    assert store.acquire_refresh_lease("user", version=v1.version, holder="p2") is False
+    v2 = store.compare_and_set("user", {"access_token": "gat-2"}, expected_version=v1.version)
+    assert store.acquire_refresh_lease("user", version=v1.version, holder="p2") is False  # old version
+    assert store.acquire_refresh_lease("user", version=v2.version, holder="p2") is True
+
+
+@pytest.mark.parametrize(
+    "bad", [{}, {"access_token": ""}, {"access_token": 5}, {"error": "x", "access_token": "y"}, {"access_token": "a b"}]
+)
+def test_a_malformed_token_is_refused_and_nothing_is_stored(opener: Opener, bad: dict[str, Any]) -> None:
+    store = opener()
+    with pytest.raises(InvalidTokenResponseError):
+        store.save("user", bad)
+    assert store.get("user") is None
+
+
+def test_reprs_and_records_hide_tokens_and_keys(opener: Opener) -> None:
+    store = opener()
+    record = store.save("user", TOKEN)
+    for text in (repr(store), str(store), repr(record), str(record)):
+        assert TOKEN["access_token"] not in text and KEY not in text
+
+
+def test_async_form(opener: Opener) -> None:
+    import asyncio
+
+    store = AsyncTokenStore(opener())
+
+    async def scenario() -> tuple[str | None, bool]:
+        saved = await store.save("user", TOKEN, workspace_id=3)
+        await store.compare_and_set("user", {"access_token": "gat-2"}, expected_version=saved.version)
+        got = await store.get("user")
+        listed = await store.list_by_workspace(3)
+        return (got.token["access_token"] if got else None), [s.subject for s in listed] == ["user"]
+
+    assert asyncio.run(scenario()) == ("gat-2", True)
+
+
+# --- encryption at rest, for the stores that write somewhere ------------------------------------------
+
+
+def test_the_database_never_holds_a_token_in_clear(persistent: tuple[str, Opener]) -> None:
+    _, open_store = persistent
+    store = open_store()
+    store.save("user", {"access_token": "gat-find-me-if-you-can", "refresh_token": "grt-and-me"})
+    dump = raw_rows(store)
+    assert "user" in dump  # the look did see the row
+    assert "gat-find-me-if-you-can" not in dump and "grt-and-me" not in dump
+
+
+def test_a_store_without_a_key_refuses_to_start(persistent: tuple[str, Opener]) -> None:
+    _, open_store = persistent
+    with pytest.raises(ConfigurationError, match="needs an encryption key"):
+        open_store(key=None)
+    plain = open_store(key=None, plaintext=True)
+    plain.save("user", TOKEN)
+    assert plain.get("user").token == TOKEN  # type: ignore[union-attr]
+
+
+def test_a_wrong_key_names_the_key_it_needs_and_returns_nothing(persistent: tuple[str, Opener]) -> None:
+    _, open_store = persistent
+    open_store(key=KEY).save("user", TOKEN)
+    wrong = open_store(key=OTHER_KEY)
+    with pytest.raises(TokenDecryptionError) as info:
+        wrong.get("user")
+    assert info.value.key_id == TokenCipher(KEY).key_ids[0]
+    assert info.value.key_id in str(info.value) and TokenCipher(OTHER_KEY).key_ids[0] in str(info.value)
+    assert KEY not in str(info.value) and OTHER_KEY not in str(info.value)
+    with pytest.raises(TokenDecryptionError):
+        open_store(key=None, plaintext=True).get("user")
+
+
+def test_keys_rotate_out(persistent: tuple[str, Opener]) -> None:
+    _, open_store = persistent
+    open_store(key=KEY).save("old", TOKEN)
+    both = open_store(key=[OTHER_KEY, KEY])  # the new key first: it encrypts; the old one still decrypts
+    assert both.get("old").token == TOKEN  # type: ignore[union-attr]
+    both.save("new", {"access_token": "gat-new"})
+    assert both.rotate_keys() == 1
+    only_new = open_store(key=OTHER_KEY)
+    assert only_new.get("old").token == TOKEN  # type: ignore[union-attr]
+    assert only_new.get("new").token == {"access_token": "gat-new"}  # type: ignore[union-attr]
+
+
+def test_invalid_keys_are_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="not a valid Fernet key"):
+        TokenCipher("too-short")
+    with pytest.raises(ConfigurationError):
+        TokenCipher([])
+
+
+def test_sqlite_is_in_wal_mode(tmp_path: Path) -> None:
+    store = SQLiteTokenStore(tmp_path / "t.sqlite3", key=KEY)
+    with sqlite3.connect(store.path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    store.close()
+
+
+def test_sqlalchemy_ddl_is_printable_for_migrations() -> None:
+    from sqlalchemy import create_engine
+
+    from gist_authlib.tokens._sqlalchemy import create_table_ddl
+
+    ddl = create_table_ddl(create_engine("postgresql+psycopg://"))
+    assert "CREATE TABLE gist_tokens" in ddl and "subject VARCHAR(255) NOT NULL" in ddl
+    assert "CREATE INDEX gist_tokens_workspace" in ddl
+
+
+def test_find_by_refresh_token(opener: Opener) -> None:
+    store = opener()
+    store.save("user", {"access_token": "gat-1", "refresh_token": "grt-1"})
+    assert store.find_by_refresh_token("grt-1").subject == "user"  # type: ignore[union-attr]
+    assert store.find_by_refresh_token("grt-other") is None
+    assert store.find_by_refresh_token("") is None
+    assert "grt-1" not in repr(store.get("user"))
+
+
+def test_authlibs_own_refresh_writes_back_through_update_token(tmp_path: Path) -> None:
+    """Authlib refreshes an expired stored token itself (``gist.get(..., request=...)``) and calls update_token
+    with the new token and the old refresh token only: the store must still find and replace the row."""
+    import asyncio
+    import time
+
+    from authlib.integrations.starlette_client import OAuth
+
+    import gist_authlib
+    from gist_authlib import GistProvider
+    from gist_authlib.sandbox import SandboxClient, ServerThread, create_app
+
+    sandbox = create_app(clients=[SandboxClient("cid", "csecret", ("http://127.0.0.1:9/cb",))], token_ttl=3600)
+    store = SQLiteTokenStore(tmp_path / "authlib-refresh.sqlite3", key=KEY)
+    token = sandbox.issue_token("cid", ["read_teams"], expires_in=3600)
+    token["expires_at"] = int(time.time()) - 10
+    store.save("user", token)
+
+    class Request:  # what Authlib's fetch_token hook reads: a request with a session
+        def __init__(self) -> None:
+            self.session = {"_gist_authlib:gist:subject": "user"}
+
+    with ServerThread(sandbox) as server:
+        gist = gist_authlib.register(
+            OAuth(), client_id="cid", client_secret="csecret", provider=GistProvider.at(server.url), token_store=store
+        )
+        response = asyncio.run(gist.get("teams", request=Request()))
+    assert response.status_code == 200
+    assert sandbox.refresh_requests == 1
+    stored = store.get("user")
+    assert stored is not None and stored.version == 2
+    assert stored.token["access_token"] != token["access_token"]
+    store.close()
+
+
+# --- security round two: single use, rows bound to their subject, private files ---------------------------
+
+
+def test_consumed_values_are_refused_a_second_time_until_they_expire(opener: Opener) -> None:
+    store = opener()
+    assert store.consume(["state-hash", "code-hash"], ttl=60) is True
+    assert store.consume(["code-hash"], ttl=60) is False
+    assert store.consume(["another-state", "state-hash"], ttl=60) is False
+    assert store.consume(["another-state"], ttl=60) is True  # the refused call recorded nothing
+    assert store.consume(["short-lived"], ttl=0.05) is True
+    import time
+
+    time.sleep(0.1)
+    assert store.consume(["short-lived"], ttl=60) is True
+
+
+def test_consume_lets_exactly_one_of_racing_callers_win(persistent: tuple[str, Opener]) -> None:
+    import threading
+
+    _, open_store = persistent
+    stores = [open_store(), open_store()]  # two connections to one database, as two app processes have
+    start = threading.Barrier(8)
+    results: list[bool] = []
+
+    def race(store: BaseTokenStore) -> None:
+        start.wait()
+        results.append(store.consume(["the-code-hash"], ttl=60))
+
+    threads = [threading.Thread(target=race, args=(stores[i % 2],)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 7 + [True]
+
+
+def execute_raw(store: BaseTokenStore, sql: str, params: dict[str, Any]) -> None:
+    """Change rows with the database's own tools, as someone with write access to it would."""
+    if isinstance(store, SQLiteTokenStore):
+        with sqlite3.connect(store.path) as db:
+            db.execute(sql, params)
+        return
+    assert isinstance(store, SQLAlchemyTokenStore)
+    from sqlalchemy import text
+
+    with store._engine.begin() as connection:
+        connection.execute(text(sql.replace("gist_tokens", store._table.name)), params)
+
+
+def test_a_ciphertext_copied_into_another_subjects_row_is_refused(persistent: tuple[str, Opener]) -> None:
+    _, open_store = persistent
+    store = open_store()
+    store.save("alice", {"access_token": "gat-alice"})
+    store.save("mallory", {"access_token": "gat-mallory"})
+    execute_raw(
+        store,
+        "UPDATE gist_tokens SET token = (SELECT token FROM gist_tokens WHERE subject = 'alice'), "
+        "key_id = (SELECT key_id FROM gist_tokens WHERE subject = 'alice') WHERE subject = 'mallory'",
+        {},
+    )
+    with pytest.raises(TokenDecryptionError, match="copied from another row"):
+        store.get("mallory")
+    assert store.get("alice").token == {"access_token": "gat-alice"}  # type: ignore[union-attr]
+    assert store.migrate() == 0  # a copied row is never adopted by a migration either
+    with pytest.raises(TokenDecryptionError):
+        store.get("mallory")
+
+
+def test_an_encrypted_store_reads_plaintext_rows_only_after_an_explicit_migration(
+    persistent: tuple[str, Opener],
+) -> None:
+    _, open_store = persistent
+    open_store(key=None, plaintext=True).save("planted", {"access_token": "gat-planted"})
+    store = open_store()
+    with pytest.raises(TokenDecryptionError, match=r"store\.migrate\(\)"):
+        store.get("planted")
+    assert store.migrate() == 1
+    assert store.get("planted").token == {"access_token": "gat-planted"}  # type: ignore[union-attr]
+    assert "gat-planted" not in raw_rows(store)
+    assert store.migrate() == 0
+
+
+def test_rows_written_by_version_0_1_are_bound_by_the_migration(persistent: tuple[str, Opener]) -> None:
+    import json
+
+    _, open_store = persistent
+    store = open_store()
+    store.save("old-user", {"access_token": "gat-new-form"})
+    # gist_authlib 0.1 encrypted the token dict alone, naming no subject.
+    legacy = TokenCipher(KEY).encrypt(json.dumps({"access_token": "gat-old-form"}).encode()).decode()
+    execute_raw(store, "UPDATE gist_tokens SET token = :token WHERE subject = 'old-user'", {"token": legacy})
+    with pytest.raises(TokenDecryptionError, match="older or unencrypted form"):
+        store.get("old-user")
+    assert store.migrate() == 1
+    assert store.get("old-user").token == {"access_token": "gat-old-form"}  # type: ignore[union-attr]
+
+
+def test_the_sqlite_files_are_private_to_their_owner(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    old_umask = os.umask(0o022)  # a common default, under which files come out world-readable
+    try:
+        store = SQLiteTokenStore(tmp_path / "private.sqlite3", key=KEY)
+        store.save("user", TOKEN, workspace_name="Acme")
+        files = [tmp_path / "private.sqlite3", tmp_path / "private.sqlite3-wal", tmp_path / "private.sqlite3-shm"]
+        modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in files}
+        store.close()
+    finally:
+        os.umask(old_umask)
+    assert modes == dict.fromkeys(modes, 0o600), modes
