@@ -162,14 +162,17 @@ def test_install_attempts_are_rate_limited_before_any_token_request(make_stack: 
     ADVERSARIAL["install attempts past the limit"] += 5
 
 
-def test_the_install_limit_counts_per_address_and_in_total() -> None:
+def test_the_install_limit_counts_per_network_and_in_total() -> None:
     now = [1000.0]
     limit = InstallLimit(per_client=2, total=3, window=60, clock=lambda: now[0])
     assert [limit.allow("10.0.0.1") for _ in range(3)] == [True, True, False]
-    assert [limit.allow("10.0.0.2") for _ in range(2)] == [True, False]  # the total of 3 is reached
+    assert [limit.allow("10.0.0.2") for _ in range(2)] == [False, False]  # the same /24: the same bucket
+    assert [limit.allow("10.0.1.2") for _ in range(2)] == [True, False]  # the total of 3 is reached
+    assert limit.allow("10.0.2.2") is True  # past the total, a network's first attempt still passes
+    assert limit.allow("10.0.2.2") is False
     now[0] += 61
-    assert limit.allow("10.0.0.2") is True  # the window moved on
-    assert len(limit._by_client) == 1  # addresses with nothing left in the window are forgotten
+    assert limit.allow("10.0.1.2") is True  # the window moved on
+    assert len(limit._by_network) == 1  # networks with nothing left in the window are forgotten
 
 
 # --- the cookie budget --------------------------------------------------------------------------------------
