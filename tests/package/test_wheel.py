@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import site
 import subprocess
 import sys
 import zipfile
@@ -44,9 +45,10 @@ class Installed:
         )
 
 
-def _check(command: list[str]) -> None:
+def _check(command: list[str]) -> str:
     result = subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
     assert result.returncode == 0, f"{' '.join(command)}\n{result.stdout}\n{result.stderr}"
+    return result.stdout
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +62,13 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     (wheel,) = (base / "dist").glob("gist_authlib-*.whl")
     venv = base / "venv"
     _check([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)])
+    # --system-site-packages gives the *base* interpreter's site-packages. Run from inside a virtualenv (as most
+    # people run the suite), the dependencies live in that virtualenv instead: a path file hands the new venv
+    # every site-packages folder the running interpreter imports from. Folders named in a .pth are added to
+    # sys.path without running their own .pth files, so an editable gist-authlib there does not shadow the wheel.
+    purelib = _check([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
+    outer = [folder for folder in (*site.getsitepackages(), site.getusersitepackages()) if Path(folder).is_dir()]
+    (Path(purelib.strip()) / "_running_interpreter.pth").write_text("".join(f"{folder}\n" for folder in outer))
     # The machine's pip, run by the venv's interpreter, installs into the venv; --ignore-installed because the
     # machine's site-packages may hold an editable gist-authlib of the same version.
     _check([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", "--no-index",
