@@ -174,8 +174,8 @@ class _Handler(BaseHTTPRequestHandler):
         host = self.headers.get("Host", "")
         # Only the browser's return of this login, to this exact address (no rebound DNS name), may end it; any
         # other request is turned away and the login keeps waiting, so that nobody can end it and take the port.
-        pending = len(states) == 1 and bool(callback.state) and hmac.compare_digest(states[0], callback.state)
-        if not hmac.compare_digest(host.lower(), callback.host.lower()) or not pending:
+        pending = len(states) == 1 and bool(callback.state) and _same(states[0], callback.state)
+        if not _same(host.lower(), callback.host.lower()) or not pending:
             self._answer(400, _page("Not this login", "This address only receives Gist's answer to one login."))
             return
         if not callback.lock.acquire(blocking=False) or callback.done.is_set():
@@ -223,6 +223,11 @@ class _LoopbackServer(ThreadingHTTPServer):
         if ":" in address[0]:  # [::1]
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
+
+
+def _same(given: str, expected: str) -> bool:
+    """A constant-time comparison that also takes text a browser or a script sent in any encoding."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
 
 
 def _open_privately(url: str, cleanup: contextlib.ExitStack) -> None:

@@ -511,7 +511,8 @@ class InstallLimit:
     secret; past these limits the callback answers 429 with no token request. Callers are counted by network
     (a /24 for IPv4, a /64 for IPv6: what one attacker usually holds), not by address. When the total is spent,
     a network that has made no attempt within the window still gets one, so a few networks cannot lock every
-    genuine install out; the cost stays bounded by ``total`` plus one per network.
+    genuine install out, up to ``total`` more first attempts a window; the cost stays bounded by twice
+    ``total`` a window.
 
     Args:
         per_client: attempts per network within ``window`` seconds.
@@ -540,6 +541,7 @@ class InstallLimit:
         self._clock = clock
         self._lock = threading.Lock()
         self._all: collections.deque[float] = collections.deque()
+        self._grace: collections.deque[float] = collections.deque()  # first attempts let through past the total
         self._by_network: collections.OrderedDict[str, collections.deque[float]] = collections.OrderedDict()
 
     def client_address(self, peer: str | None, forwarded_for: str | None = None) -> str | None:
@@ -547,27 +549,21 @@ class InstallLimit:
         untrusted address of ``forwarded_for``."""
         if not forwarded_for or not self.trusted_proxies or not self._trusted(peer):
             return peer
-        for hop in reversed([part.strip() for part in forwarded_for.split(",")]):
-            if not self._trusted(hop):
+        for hop in reversed([_host_only(part) for part in forwarded_for.split(",")]):
+            if hop and not self._trusted(hop):
                 return hop
         return peer
 
     def _trusted(self, address: str | None) -> bool:
-        try:
-            ip = ipaddress.ip_address((address or "").strip("[]"))
-        except ValueError:
-            return False
-        return any(ip in net for net in self.trusted_proxies)
+        ip = _ip(address)
+        return ip is not None and any(ip in net for net in self.trusted_proxies)
 
     @staticmethod
     def network_of(address: str | None) -> str:
         """The bucket an address is counted in: its /24 (IPv4) or /64 (IPv6); the address itself otherwise."""
-        try:
-            ip = ipaddress.ip_address((address or "").strip("[]"))
-        except ValueError:
+        ip = _ip(address)
+        if ip is None:
             return address or "?"
-        if ip.version == 6 and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
         prefix = 24 if ip.version == 4 else 64
         return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
@@ -577,18 +573,24 @@ class InstallLimit:
         start = now - self.window
         key = self.network_of(client)
         with self._lock:
-            while self._all and self._all[0] <= start:
-                self._all.popleft()
+            for times in (self._all, self._grace):
+                while times and times[0] <= start:
+                    times.popleft()
             mine = self._by_network.get(key)
             if mine is None:
                 mine = self._by_network[key] = collections.deque()
             self._by_network.move_to_end(key)
             while mine and mine[0] <= start:
                 mine.popleft()
-            first = not mine
-            if len(mine) >= self.per_client or (len(self._all) >= self.total and not first):
+            if len(mine) >= self.per_client:
                 return False
-            self._all.append(now)
+            if len(self._all) >= self.total:
+                # Past the total, only a network's first attempt passes, and only so many of those.
+                if mine or len(self._grace) >= self.total:
+                    return False
+                self._grace.append(now)
+            else:
+                self._all.append(now)
             mine.append(now)
             # Bounded: networks idle for a whole window go, and at most max_networks are kept.
             while self._by_network:
@@ -600,6 +602,27 @@ class InstallLimit:
 
     def __repr__(self) -> str:
         return f"InstallLimit(per_client={self.per_client}, total={self.total}, window={self.window})"
+
+
+def _host_only(hop: str) -> str:
+    """An ``X-Forwarded-For`` hop without its port (``9.9.9.9:1234``, ``[2001:db8::1]:443``)."""
+    hop = hop.strip()
+    if hop.startswith("["):
+        return hop[1:].partition("]")[0]
+    if hop.count(":") == 1:
+        return hop.partition(":")[0]
+    return hop
+
+
+def _ip(address: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address, an IPv4-mapped IPv6 one as its IPv4 address; None when it is none."""
+    try:
+        ip = ipaddress.ip_address((address or "").strip().strip("[]").partition("%")[0])
+    except ValueError:
+        return None
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
 
 
 # -- the drivers and the shared effects ------------------------------------------------------------------------

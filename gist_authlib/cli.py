@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from ._cli_login import DEFAULT_REDIRECT_URI, add_commands, run_command
+from ._cli_login import DEFAULT_REDIRECT_URI, add_commands, printable, run_command
 from .errors import ConfigurationError, GistAuthError, InsufficientScopeError
 
 __all__ = [
@@ -139,10 +139,11 @@ def _script_command(args: argparse.Namespace) -> int:
     try:
         return run_command(args)
     except ConfigurationError as exc:
-        print(f"gist-authlib {args.command}: {exc}", file=sys.stderr)
+        print(f"gist-authlib {args.command}: {printable(str(exc))}", file=sys.stderr)
         return 2
     except GistAuthError as exc:  # the package's messages are safe to show: never a token, code or secret
-        print(f"gist-authlib {args.command}: {exc}", file=sys.stderr)
+        # They may quote what a server said (an error description): no control character reaches the terminal.
+        print(f"gist-authlib {args.command}: {printable(str(exc))}", file=sys.stderr)
         if isinstance(exc, InsufficientScopeError) and exc.scope:
             print(
                 f"gist-authlib {args.command}: to get it: gist-authlib login --scope {exc.scope} ...", file=sys.stderr

@@ -131,7 +131,7 @@ class GistStarletteApp(AsyncGistApp, StarletteOAuth2App):  # type: ignore[misc] 
             subject=subject,
             token_params=token_params,
             client=request.client.host if request.client else None,
-            forwarded_for=request.headers.get("x-forwarded-for"),
+            forwarded_for=", ".join(request.headers.getlist("x-forwarded-for")) or None,
         )
         # Starlette's sessions live in the signed cookie itself: there is no server-side session id to fix in
         # place, so nothing to rotate (a server-side session store must rotate its id here).

@@ -144,7 +144,7 @@ class SubmitRequest(InitializeRequest):
     def _read_more(self, data: Mapping[str, Any]) -> None:
         values = self.__dict__
         values["component_id"] = _identifier(data, "component_id")
-        if not values["component_id"]:
+        if not str(values["component_id"] or "").strip():
             # An initialize body posted to the submit URL (or any body without the component used) is not a submit.
             raise CanvasRequestError.malformed("The submit request names no component_id, so it was refused.")
         values["input_values"] = dict(_object(data, "input_values") or {})

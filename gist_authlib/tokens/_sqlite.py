@@ -82,10 +82,12 @@ def _create_private(path: str) -> None:
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0), 0o600)
     except FileExistsError:
-        for name in (path, f"{path}-wal", f"{path}-shm"):
-            _make_private(name)
+        _make_private(path)
     else:
         os.close(fd)
+    # Checked for a new database too: a -wal or -shm planted beside it in a shared folder would be used as is.
+    for name in (f"{path}-wal", f"{path}-shm"):
+        _make_private(name)
 
 
 def _make_private(path: str) -> None:

@@ -407,3 +407,10 @@ def test_whoami_json_is_ascii_for_terminals(api_env: Gist, tmp_path: Path, capsy
         assert "\x1b" not in line and "\u009b" not in line and "\\x1b" in line
     finally:
         api_env.sandbox.workspace.name = original
+
+
+def test_error_messages_reach_the_terminal_escaped(api_env: Gist, capsys: pytest.CaptureFixture[str]) -> None:
+    # Errors may quote what a server (or an argument) said: an error description, a scope name.
+    assert cli.main(["login", "--json", "--scope", "read_\x1b]0;pwned\x07x"]) == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err and "\\x1b" in err

@@ -142,3 +142,38 @@ def test_a_submit_without_component_id_is_refused_before_the_handler() -> None:
     # The same body is a valid initialize request: the handler runs.
     assert handle_canvas_request(body, headers, "initialize", handler, secret=secret).status == 200
     assert len(calls) == 1
+
+
+# --- the red-team pass over round three ------------------------------------------------------------------------
+
+
+def test_forwarded_hops_with_ports_and_mapped_proxies_are_read_as_addresses() -> None:
+    limit = InstallLimit(per_client=1, total=100, trusted_proxies=["10.0.0.0/8"], clock=lambda: 1000.0)
+    assert limit.client_address("::ffff:10.0.0.1", "9.9.9.9:1234") == "9.9.9.9"  # a dual-stack proxy is trusted
+    assert limit.client_address("10.0.0.1", "[2001:db8::1]:443, 10.0.0.2") == "2001:db8::1"
+    assert limit.client_address("10.0.0.1", "5.5.5.5, ") == "5.5.5.5"  # an empty hop is no address
+    # Each source port is not a bucket of its own.
+    allowed = sum(limit.allow(limit.client_address("10.0.0.1", f"9.9.9.9:{port}")) for port in range(1000, 1100))
+    assert allowed == 1
+
+
+def test_first_attempts_past_the_total_are_bounded_too() -> None:
+    limit = InstallLimit(per_client=10, total=5, clock=lambda: 1000.0)
+    allowed = sum(limit.allow(f"2001:db8:{n:x}::1") for n in range(1000))  # a thousand /64s of one /48
+    assert allowed == 10  # the total, then as many first attempts: twice the total a window, at most
+
+
+def test_a_wal_planted_beside_a_new_database_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "tokens.sqlite3"
+    wal = tmp_path / "tokens.sqlite3-wal"
+    wal.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(TokenStoreError, match="symbolic link"):
+        SQLiteTokenStore(db, key=KEY)
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_a_non_ascii_state_at_the_loopback_server_is_compared_not_crashed() -> None:
+    from gist_authlib._cli_login import _same
+
+    assert _same("état", "état") and not _same("état", "etat")
+    assert not _same("\udcff", "x")  # a lone surrogate, as a decoded request line can hold
