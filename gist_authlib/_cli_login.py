@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import dataclasses
 import hmac
+import ipaddress
 import json
 import os
 import secrets
@@ -280,7 +281,20 @@ def _loopback(redirect_uri: str) -> tuple[str, int, str]:
             f"--redirect-uri names localhost; use the loopback address itself, such as {DEFAULT_REDIRECT_URI} "
             "(RFC 8252 section 8.3), and register that redirect URI for your app in Gist's Developer Hub."
         )
-    return host.strip("[]"), port, parts.path or "/"
+    address = host.strip("[]")
+    written_port = parts.netloc.rpartition(":")[2]
+    try:
+        canonical = str(ipaddress.ip_address(address)) == address
+    except ValueError:
+        canonical = False
+    if not canonical or port == 80 or written_port != str(port):
+        # Browsers send the Host header normalised ([::1], no :80, no leading zeros); the loopback server only
+        # answers the exact Host of its redirect URI, so a URI in another form could never finish a login.
+        raise ConfigurationError(
+            f"--redirect-uri must be written as a browser sends it back, such as {DEFAULT_REDIRECT_URI}: "
+            "the shortest form of the address, and a port other than 80 without leading zeros."
+        )
+    return address, port, parts.path or "/"
 
 
 class _CommandLineEffects:

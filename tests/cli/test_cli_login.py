@@ -414,3 +414,12 @@ def test_error_messages_reach_the_terminal_escaped(api_env: Gist, capsys: pytest
     assert cli.main(["login", "--json", "--scope", "read_\x1b]0;pwned\x07x"]) == 2
     err = capsys.readouterr().err
     assert "\x1b" not in err and "\x07" not in err and "\\x1b" in err
+
+
+def test_a_redirect_uri_a_browser_would_send_back_in_another_form_is_refused(
+    api_env: Gist, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The loopback server answers only the exact Host of its redirect URI; browsers normalise these forms.
+    for uri in ("http://127.0.0.1:80/cb", "http://[0:0:0:0:0:0:0:1]:8787/cb", "http://127.0.0.1:08787/cb"):
+        assert cli.main(["login", "--json", "--no-browser", "--redirect-uri", uri]) == 2
+        assert "as a browser sends it back" in capsys.readouterr().err
