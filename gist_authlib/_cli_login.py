@@ -1,11 +1,12 @@
 """``gist-authlib login``, ``whoami`` and ``api``: Gist from scripts and command-line tools.
 
-``login`` is the loopback flow of RFC 8252: a one-shot HTTP server on 127.0.0.1 receives the callback, and
-the login rules are the package's own (:class:`~gist_authlib._flow.LoginFlow`: a single-use state, S256 PKCE,
-the ``iss`` check), with a plain dict as the session. The code is exchanged with one POST to the token
-endpoint (client credentials in the body, as Gist expects; no redirect followed) and the answer is checked by
-:func:`~gist_authlib._flow.check_token_response`. The token is then printed as JSON (``--json``) or kept in an
-encrypted :class:`~gist_authlib.tokens.SQLiteTokenStore`, where ``whoami`` and ``api`` find it.
+``login`` is the loopback flow of RFC 8252, as a public client: a one-shot HTTP server on a loopback address
+receives the callback, and the login is the package's one sequence (:func:`~gist_authlib._login.callback_steps`
+over a :class:`~gist_authlib._login.Registration`, with a plain dict as the session), whose two effects this
+module performs: the token request (:func:`~gist_authlib._login.request_token`, checked like the apps') and the
+workspace lookup. The PKCE verifier comes from a random key kept in memory for one login. The token is then
+printed as JSON (``--json``) or kept in an encrypted :class:`~gist_authlib.tokens.SQLiteTokenStore`, where
+``whoami`` and ``api`` find it.
 
 Settings are the apps' ``GIST_*`` variables (``GIST_CLIENT_ID``, ``GIST_CLIENT_SECRET``, ``GIST_AUTHORIZE_URL``,
 ``GIST_ACCESS_TOKEN_URL``, ``GIST_API_BASE_URL``, ``GIST_SCOPES``, ``GIST_TOKEN_DB``, ``GIST_TOKEN_KEY``), and

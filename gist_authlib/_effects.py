@@ -63,6 +63,21 @@ def _is_async(call: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(getattr(call, "__call__", None))  # noqa: B004
 
 
+@dataclass(frozen=True, slots=True)
+class _Done:
+    """The flow returned: ``value`` is its result."""
+
+    value: Any
+
+
+def _advance(steps: Steps[Any], answer: Any, failure: BaseException | None) -> Any:
+    """Send the last effect's answer (or throw its failure) into ``steps``: its next effect, or :class:`_Done`."""
+    try:
+        return steps.throw(failure) if failure is not None else steps.send(answer)
+    except StopIteration as done:
+        return _Done(done.value)
+
+
 def run_to_completion(awaitable: Awaitable[T]) -> T:
     """The result of an ``async`` callback's awaitable, from plain code (a new event loop).
 
@@ -103,12 +118,7 @@ def drive(
     """
     answer: Any = None
     failure: BaseException | None = None
-    while True:
-        try:
-            effect = steps.throw(failure) if failure is not None else steps.send(answer)
-        except StopIteration as done:
-            result: T = done.value
-            return result
+    while not isinstance(effect := _advance(steps, answer, failure), _Done):
         answer, failure = None, None
         try:
             if isinstance(effect, (Blocking, UserCode)):
@@ -123,6 +133,8 @@ def drive(
                 raise TypeError(f"Nothing performs the effect {type(effect).__name__}.")
         except Exception as exc:  # thrown back into the flow, which decides what it means
             failure = exc
+    result: T = effect.value
+    return result
 
 
 async def drive_async(
@@ -137,12 +149,7 @@ async def drive_async(
 
     answer: Any = None
     failure: BaseException | None = None
-    while True:
-        try:
-            effect = steps.throw(failure) if failure is not None else steps.send(answer)
-        except StopIteration as done:
-            result: T = done.value
-            return result
+    while not isinstance(effect := _advance(steps, answer, failure), _Done):
         answer, failure = None, None
         try:
             if isinstance(effect, UserCode) and _is_async(effect.call):
@@ -159,3 +166,5 @@ async def drive_async(
                 raise TypeError(f"Nothing performs the effect {type(effect).__name__}.")
         except Exception as exc:  # thrown back into the flow, which decides what it means
             failure = exc
+    result: T = effect.value
+    return result

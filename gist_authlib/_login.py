@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias, TypedDict
 from urllib.parse import urlencode, urlsplit
 
 import httpx2
@@ -55,6 +55,7 @@ from .provider import GistProvider
 
 __all__ = [
     "AsyncLoginEffects",
+    "CallbackOptions",
     "FetchToken",
     "InstallLimit",
     "LoginEffects",
@@ -317,6 +318,17 @@ def remember(reg: Registration, session: MutableMapping[str, Any], data: Mapping
 
 
 # -- finishing a login: the sequence ------------------------------------------------------------------------
+
+
+class CallbackOptions(TypedDict, total=False):
+    """The keyword options of :func:`callback_steps`, as the apps' ``gist_finish`` passes them on."""
+
+    redirect_uri: str | None
+    installs: bool
+    subject: SubjectSource
+    token_params: Mapping[str, Any] | None
+    client: str | None
+    forwarded_for: str | None
 
 
 def callback_steps(

@@ -19,18 +19,18 @@ import threading
 import weakref
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 import httpx2
 
 from ._flow import LoginFlow, check_token_http_response, check_token_response, check_transport, translate_token_error
 from ._login import (
+    CallbackOptions,
     InstallLimit,
     LoginResult,
     MemoryReplayGuard,
     Registration,
     ReplayGuard,
-    SubjectSource,
     authorization,
     callback_steps,
     read_workspace,
@@ -331,30 +331,10 @@ class SyncGistApp(GistApp):
         return read_workspace(self.gist_registration, token, transport=self.gist_transport())
 
     def gist_finish(
-        self,
-        session: MutableMapping[str, Any],
-        query: Iterable[tuple[str, str]],
-        *,
-        redirect_uri: str | None = None,
-        installs: bool = False,
-        subject: SubjectSource = None,
-        token_params: Mapping[str, Any] | None = None,
-        client: str | None = None,
-        forwarded_for: str | None = None,
+        self, session: MutableMapping[str, Any], query: Iterable[tuple[str, str]], **options: Unpack[CallbackOptions]
     ) -> LoginResult:
         """Run the login sequence on a callback's query (the options are those of ``callback_steps``)."""
-        steps = callback_steps(
-            self.gist_registration,
-            session,
-            query,
-            redirect_uri=redirect_uri,
-            installs=installs,
-            subject=subject,
-            token_params=token_params,
-            client=client,
-            forwarded_for=forwarded_for,
-        )
-        return run(self, steps)
+        return run(self, callback_steps(self.gist_registration, session, query, **options))
 
 
 class AsyncGistApp(GistApp):
@@ -414,30 +394,10 @@ class AsyncGistApp(GistApp):
         return await read_workspace_async(self.gist_registration, token, transport=self.gist_transport())
 
     async def gist_finish(
-        self,
-        session: MutableMapping[str, Any],
-        query: Iterable[tuple[str, str]],
-        *,
-        redirect_uri: str | None = None,
-        installs: bool = False,
-        subject: SubjectSource = None,
-        token_params: Mapping[str, Any] | None = None,
-        client: str | None = None,
-        forwarded_for: str | None = None,
+        self, session: MutableMapping[str, Any], query: Iterable[tuple[str, str]], **options: Unpack[CallbackOptions]
     ) -> LoginResult:
         """The async form of :meth:`SyncGistApp.gist_finish`."""
-        steps = callback_steps(
-            self.gist_registration,
-            session,
-            query,
-            redirect_uri=redirect_uri,
-            installs=installs,
-            subject=subject,
-            token_params=token_params,
-            client=client,
-            forwarded_for=forwarded_for,
-        )
-        return await run_async(self, steps)
+        return await run_async(self, callback_steps(self.gist_registration, session, query, **options))
 
 
 def register(
