@@ -133,22 +133,39 @@ def test_login_json_prints_a_working_token_and_uses_state_and_pkce(gist: Gist, t
 def test_the_login_in_chromium_ends_on_its_page_with_no_console_error(
     gist: Gist, tmp_path: Path, chromium_browser: Any
 ) -> None:
-    # What a person sees after `gist-authlib login`: the command's own page, in Chromium, with nothing on it
-    # that its strict CSP blocks (its empty icon needs `img-src data:`).
-    process, url, _ = start_login(gist, "--json", env=gist.settings(), cwd=tmp_path)
+    # What a person sees after `gist-authlib login`: the private file the command hands the browser, which
+    # redirects to Gist, then the command's own page, in Chromium, with nothing on it that its strict CSP blocks
+    # (its empty icon needs `img-src data:`). A stray request to the command's port sees its refusal page.
+    handed = tmp_path / "handed.txt"
+    recorder = tmp_path / "browser.py"
+    recorder.write_text(f"import sys\nopen({str(handed)!r}, 'w').write(sys.argv[1])\n")
+    process = command(
+        "login", "--json", "--redirect-uri", gist.redirect_uri, "--timeout", "30",
+        env={**gist.settings(), "BROWSER": f"{sys.executable} {recorder} %s"}, cwd=tmp_path,
+    )  # fmt: skip
+    for _ in range(400):  # bounded: the recorder runs in its own process
+        if handed.exists() and handed.read_text():
+            break
+        time.sleep(0.05)
+    file_uri = handed.read_text()
+    assert file_uri.startswith("file://")
     context = chromium_browser.new_context()
     errors: list[str] = []
     try:
+        stray = context.new_page()
+        stray.goto(gist.redirect_uri)
+        refused = stray.inner_text("body")
         page = context.new_page()
         page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
         page.on("pageerror", lambda error: errors.append(f"page error: {error}"))
-        page.goto(url)  # the sandbox approves at once and redirects to the command's loopback server
+        page.goto(file_uri)  # redirects to Gist; the sandbox approves at once and sends the browser back
         page.wait_for_url(f"{gist.redirect_uri}?**")
         text = page.inner_text("body")
     finally:
         context.close()
     code, _, stderr = finish(process)
     assert code == 0, stderr
+    assert "only receives Gist's answer to one login" in refused
     assert "You can close this tab" in text
     assert errors == []
 
