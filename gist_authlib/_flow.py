@@ -5,11 +5,17 @@ these functions, once, so that all frameworks and call paths behave alike. Nothi
 
 State handling, and why it differs from Authlib's:
 
-* a state is 256 bits from :mod:`secrets`, single use, and expires (10 minutes by default);
-* it is kept in the browser's session, so a state issued to one browser is unknown to another;
+* a state is 256 bits from :mod:`secrets`, single use, and expires (10 minutes by default); it also carries
+  when it was issued, a tag of the browser it was issued to and a MAC under a key derived from the client
+  secret, so a refused callback can be told apart: forged, expired, issued to another browser, or issued to
+  this one whose login cookie did not come back;
+* pending logins are kept in the browser, in a signed cookie of their own per registration
+  (:class:`LoginCookie`), which only the login start writes and only the callback reads: nothing else an app
+  does with its session (another tab's write, a ``SameSite=Strict`` session cookie) can lose them. A login
+  recorded with ``save_authorize_data`` (no response to set a cookie on) is kept in the session, as before;
 * several logins may be pending at once (two tabs), up to ``max_pending`` per registration;
-* the PKCE verifier is not stored anywhere: it is an HMAC of the state under the client secret, so the
-  session cookie (signed, not encrypted, in Starlette and Flask) never carries it.
+* the PKCE verifier is not stored anywhere: it is an HMAC of the state under the client secret, so no cookie
+  (signed, not encrypted) ever carries it.
 """
 
 from __future__ import annotations
@@ -24,8 +30,10 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
+
+from itsdangerous import BadSignature, URLSafeSerializer
 
 from .errors import (
     AccessDeniedError,
@@ -45,7 +53,9 @@ __all__ = [
     "AuthorizationRequest",
     "CallbackGrant",
     "InstallGrant",
+    "LoginCookie",
     "LoginFlow",
+    "PendingJar",
     "check_token_http_response",
     "check_token_response",
     "check_transport",
@@ -61,6 +71,11 @@ MAX_NEXT_LENGTH = 512
 #: The most bytes (as JSON) one registration's pending logins may take in the session: browsers drop cookies
 #: over 4,096 bytes, so whatever logins an attacker forces a browser to start, the session cookie stays usable.
 PENDING_BUDGET = 1536
+#: The login cookie's name, after the ``__Host-`` prefix (https) and before the registration's name.
+LOGIN_COOKIE_PREFIX = "gist_login_"
+# A state: 32 random bytes, the issue time (5 bytes, seconds), a tag of the browser (6 bytes), a MAC (10 bytes).
+_NONCE, _TIME, _TAG, _MAC = 32, 5, 6, 10
+_STATE_BYTES = _NONCE + _TIME + _TAG + _MAC
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,9 +199,14 @@ class LoginFlow:
         redirect_uri: str,
         scopes: Iterable[str],
         extra_params: Mapping[str, str] | None = None,
+        browser: str | None = None,
     ) -> AuthorizationRequest:
-        """Issue a fresh state and build the authorization URL; nothing is recorded yet (see :meth:`remember`)."""
-        state = secrets.token_urlsafe(32)
+        """Issue a fresh state and build the authorization URL; nothing is recorded yet (see :meth:`remember`).
+
+        ``browser`` is the id of the browser's login cookie (:attr:`PendingJar.browser`): a tag of it goes
+        into the state, so a callback brought back by another browser is named as such.
+        """
+        state = self._new_state(client_secret, browser)
         params: dict[str, str] = {
             "response_type": "code",
             "client_id": client_id,
@@ -260,25 +280,28 @@ class LoginFlow:
         issuer: str | None = None,
         installs: bool = False,
         install_state_pattern: str | None = None,
+        cookie: PendingJar | None = None,
     ) -> CallbackGrant | InstallGrant:
-        """Check a callback's query against the session and consume its state.
+        """Check a callback's query against the browser's pending logins and consume its state.
 
-        The state is consumed before anything else can fail, so a callback can never be used twice.
+        The state is consumed before anything else can fail, so a callback can never be used twice. Pending
+        logins are looked up in the login cookie (``cookie``), then in ``session`` (logins recorded with
+        ``save_authorize_data``, and the command line's).
 
         Args:
             redirect_uri: this callback's URL: used for a login recorded without one, and for installs (a
                 login recorded by :meth:`remember` is exchanged with the redirect URI it was started with).
             issuer: the authorization server's issuer; a callback carrying another ``iss`` (RFC 9207) is
                 refused as a mix-up attempt.
-            installs: treat a callback with a code and a state this browser was never issued as a
-                Gist-initiated install (an :class:`InstallGrant`) instead of refusing it.
+            installs: treat a callback with a code and a state this app never issued as a Gist-initiated
+                install (an :class:`InstallGrant`) instead of refusing it.
             install_state_pattern: with ``installs``, only a state matching this regular expression (the shape
                 of a Gist workspace id) may be an install; any other unknown state is refused.
+            cookie: the request's login cookie, opened (:meth:`LoginCookie.open`).
 
         Raises:
-            StateError (and its UnknownStateError and MixUpError): the state
-                does not belong to a login this browser started (no token request may follow).
-            MixUpError: the callback names another issuer.
+            StateError (and its UnknownStateError and MixUpError): the state does not belong to a login this
+                browser has pending; ``error_code`` names the one cause (no token request may follow).
             AccessDeniedError, AuthorizationError: Gist reported an error for a login we started.
             LoginError: no usable code (``code_missing``).
         """
@@ -297,32 +320,28 @@ class LoginFlow:
         if not _vschar(state):
             raise StateError.missing("The callback's state is malformed, so it was refused.")
         now = self.clock()
-        record = self._load(session, now, drop_expired=False)
-        entry = record["p"].pop(state, None)
         digest = _digest(state)
+        holders: list[MutableMapping[str, Any]] = [cookie.session] if cookie and cookie.status == "ok" else []
+        holders.append(session)
+        entry, holder, record = None, session, self._load(session, now, drop_expired=False)
+        for place in holders:
+            found = self._load(place, now, drop_expired=False)
+            entry = found["p"].pop(state, None)
+            if entry is not None or digest in found["u"]:
+                holder, record = place, found
+                break
         if entry is None:
-            self._save(session, self._prune(record, now))
-            if digest in record["u"]:
-                raise StateError.replayed()
-            codes = params.get("code", [])
-            with_code = (
-                len(codes) == 1
-                and 0 < len(codes[0]) <= _MAX_PARAM_LENGTH
-                and _vschar(codes[0])
-                and not params.get("error")
+            used = record["u"].get(digest)
+            if used is not None:  # this browser's own login, whose callback came back once more
+                raise StateError.repeated(used[1], completed=used[2])
+            return self._unknown(
+                state, params, now, cookie, client_secret, redirect_uri, installs, install_state_pattern
             )
-            shaped = install_state_pattern is None or re.fullmatch(install_state_pattern, state) is not None
-            if installs and with_code and redirect_uri and shaped:
-                return InstallGrant(code=codes[0], redirect_uri=redirect_uri, workspace_hint=state)
-            # Nothing of this registration in the session at all: most likely the session cookie did not come
-            # back with the callback (SameSite=Strict, a Secure cookie over http, another host name).
-            empty = not record["p"] and not record["u"]
-            raise UnknownStateError(install_hint=with_code and not installs and shaped, no_session=empty)
-        record["u"][digest] = round(now + self.state_ttl, 1)
-        self._save(session, self._prune(record, now))
         expires_at, next_path, started_with = (*entry, None)[:3]
+        record["u"][digest] = [round(now + self.state_ttl, 1), next_path, False]
+        self._save(holder, self._prune(record, now))
         if expires_at < now:
-            raise StateError.expired()
+            raise StateError.expired(next_path)
 
         errors = params.get("error", [])
         if errors:
@@ -349,12 +368,83 @@ class LoginFlow:
             code=codes[0], redirect_uri=exchange_uri, code_verifier=verifier, next_path=next_path, state=state
         )
 
+    def complete(self, holder: MutableMapping[str, Any], state: str) -> None:
+        """Mark the consumed ``state`` in ``holder`` (a session, or a login cookie's) as a completed login: a
+        repeated callback of it then sends the browser on instead of failing."""
+        now = self.clock()
+        record = self._load(holder, now)
+        used = record["u"].get(_digest(state))
+        if used is not None:
+            used[2] = True
+            self._save(holder, record)
+
+    def _unknown(
+        self,
+        state: str,
+        params: dict[str, list[str]],
+        now: float,
+        cookie: PendingJar | None,
+        client_secret: str,
+        redirect_uri: str | None,
+        installs: bool,
+        install_state_pattern: str | None,
+    ) -> InstallGrant:
+        """A state this browser has no pending login for: an install, or the one cause of the refusal."""
+        issued = self._read_state(client_secret, state)
+        if issued is None:  # not a state of ours: a Gist-initiated install, or forged
+            codes = params.get("code", [])
+            with_code = (
+                len(codes) == 1
+                and 0 < len(codes[0]) <= _MAX_PARAM_LENGTH
+                and _vschar(codes[0])
+                and not params.get("error")
+            )
+            shaped = install_state_pattern is None or re.fullmatch(install_state_pattern, state) is not None
+            if installs and with_code and redirect_uri and shaped:
+                return InstallGrant(code=codes[0], redirect_uri=redirect_uri, workspace_hint=state)
+            raise UnknownStateError(install_hint=with_code and not installs and shaped)
+        issued_at, tag = issued
+        if issued_at + self.state_ttl < now:
+            raise StateError.expired()
+        if cookie is None or cookie.status == "ok":
+            mine = cookie is not None and hmac.compare_digest(tag, self._tag(client_secret, cookie.browser))
+            raise UnknownStateError("login_dropped" if mine else "state_other_browser")
+        raise UnknownStateError("login_cookie_missing" if cookie.status == "absent" else "login_cookie_invalid")
+
     def pending_count(self, session: Mapping[str, Any]) -> int:
         """How many logins this browser has started and not finished (expired ones included)."""
         value = session.get(self.session_key)
         return len(value.get("p", {})) if isinstance(value, dict) else 0
 
     # -- internals ----------------------------------------------------------------------------------
+
+    def _new_state(self, client_secret: str, browser: str | None) -> str:
+        body = (
+            secrets.token_bytes(_NONCE)
+            + int(self.clock()).to_bytes(_TIME, "big")
+            + (self._tag(client_secret, browser) if browser else bytes(_TAG))
+        )
+        mac = _mac(client_secret, "state", self.name, body)[:_MAC]
+        return base64.urlsafe_b64encode(body + mac).rstrip(b"=").decode()
+
+    def _read_state(self, client_secret: str, state: str) -> tuple[float, bytes] | None:
+        """When a state of this registration was issued, and its browser tag; ``None`` for any other state."""
+        if len(state) != -(-_STATE_BYTES * 4 // 3):
+            return None
+        try:
+            raw = base64.urlsafe_b64decode(state + "=" * (-len(state) % 4))
+        except ValueError:
+            return None
+        body, mac = raw[:-_MAC], raw[-_MAC:]
+        if len(raw) != _STATE_BYTES or not hmac.compare_digest(
+            mac, _mac(client_secret, "state", self.name, body)[:_MAC]
+        ):
+            return None
+        issued_at = int.from_bytes(body[_NONCE : _NONCE + _TIME], "big")
+        return float(issued_at), body[_NONCE + _TIME :]
+
+    def _tag(self, client_secret: str, browser: str) -> bytes:
+        return _mac(client_secret, "browser", self.name, browser.encode())[:_TAG]
 
     def _verifier(self, client_secret: str, state: str) -> str:
         message = f"gist-authlib pkce\0{self.name}\0{state}".encode()
@@ -364,7 +454,7 @@ class LoginFlow:
     def _load(self, session: Mapping[str, Any], now: float, *, drop_expired: bool = True) -> dict[str, dict[str, Any]]:
         value = session.get(self.session_key)
         pending: dict[str, list[Any]] = {}
-        used: dict[str, float] = {}
+        used: dict[str, list[Any]] = {}
         if isinstance(value, dict):
             # A session is data we wrote, but a cookie session can be old or odd: keep only well-formed rows.
             for state, entry in (value.get("p") or {}).items():
@@ -375,17 +465,27 @@ class LoginFlow:
                     and all(item is None or isinstance(item, str) for item in entry[1:])
                 ):
                     pending[str(state)] = entry
-            for digest, expiry in (value.get("u") or {}).items():
-                if isinstance(expiry, (int, float)):
-                    used[str(digest)] = float(expiry)
+            for digest, entry in (value.get("u") or {}).items():
+                # [expiry, next path, completed]; a bare expiry is an older session's record.
+                if isinstance(entry, (int, float)):
+                    used[str(digest)] = [float(entry), None, False]
+                elif (
+                    isinstance(entry, list)
+                    and len(entry) == 3
+                    and isinstance(entry[0], (int, float))
+                    and (entry[1] is None or isinstance(entry[1], str))
+                    and isinstance(entry[2], bool)
+                ):
+                    used[str(digest)] = entry
         record: dict[str, dict[str, Any]] = {"p": pending, "u": used}
         return self._prune(record, now) if drop_expired else record
 
     def _prune(self, record: dict[str, dict[str, Any]], now: float) -> dict[str, dict[str, Any]]:
-        record["p"] = {s: e for s, e in record["p"].items() if e[0] >= now}
-        used = {d: t for d, t in record["u"].items() if t >= now}
+        # An expired login is kept for one more state_ttl: its callback is then named "expired", with its next.
+        record["p"] = {s: e for s, e in record["p"].items() if e[0] + self.state_ttl >= now}
+        used = {d: e for d, e in record["u"].items() if e[0] >= now}
         while len(used) > self.max_pending:
-            del used[min(used, key=used.__getitem__)]
+            del used[min(used, key=lambda d: used[d][0])]
         record["u"] = used
         return record
 
@@ -395,6 +495,123 @@ class LoginFlow:
             session[self.session_key] = json.loads(json.dumps(record))
         else:
             session.pop(self.session_key, None)
+
+
+CookieStatus = Literal["absent", "invalid", "ok"]
+
+
+@dataclass(frozen=True, slots=True)
+class CookieToSet:
+    """A ``Set-Cookie`` to send, as the keyword arguments Starlette's, Flask's and Django's
+    ``response.set_cookie`` all take."""
+
+    key: str
+    value: str
+    max_age: int
+    secure: bool
+    path: str = "/"
+    httponly: bool = True
+    samesite: str = "lax"
+
+    def kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of ``response.set_cookie``."""
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __repr__(self) -> str:
+        return f"CookieToSet(key={self.key!r}, max_age={self.max_age}, secure={self.secure})"
+
+
+class PendingJar:
+    """One request's login cookie, opened: its status, the browser's id and its pending logins.
+
+    Attributes:
+        status: ``"absent"`` (no login cookie came back), ``"invalid"`` (signed under another key, or not
+            ours), or ``"ok"``.
+        browser: the browser's random id (a fresh one when the cookie was absent or invalid).
+        session: the pending logins, in the shape :class:`LoginFlow` keeps in a session (pass it where a
+            session is asked for).
+        secure: whether the cookie came back under its ``__Host-`` (https) name.
+    """
+
+    __slots__ = ("_cookie", "_key", "_original", "browser", "secure", "session", "status")
+
+    def __init__(self, cookie: LoginCookie, key: str, status: CookieStatus, browser: str, record: Any) -> None:
+        self._cookie, self._key = cookie, key
+        self.status: CookieStatus = status
+        self.browser = browser
+        self.session: dict[str, Any] = {cookie.flow.session_key: record} if record else {}
+        self._original = json.dumps(self.session, sort_keys=True)
+        self.secure = False
+
+    @property
+    def changed(self) -> bool:
+        """Whether the pending logins changed since the cookie was read (the response must set it again)."""
+        return json.dumps(self.session, sort_keys=True) != self._original
+
+    def to_set(self, *, secure: bool | None = None) -> CookieToSet:
+        """The cookie to send back (``Secure`` and ``__Host-`` when ``secure``, by default as it came): the
+        pending logins signed, or an expired cookie when none is left."""
+        secure = self.secure if secure is None else secure
+        record = self.session.get(self._cookie.flow.session_key)
+        name = self._cookie.cookie_name(secure=secure)
+        if not record:
+            return CookieToSet(name, "", 0, secure)
+        value = self._cookie.serializer(self._key).dumps({"b": self.browser, "r": record})
+        return CookieToSet(name, value, self._cookie.max_age, secure)
+
+    def __repr__(self) -> str:
+        return f"PendingJar(status={self.status!r})"
+
+
+class LoginCookie:
+    """The cookie that keeps one registration's pending logins in the browser, out of the app's session.
+
+    Written only by the login start and read only by the callback, so nothing else an app does with its
+    session can lose a pending login. It is signed (HMAC-SHA256 under a key derived from the client secret),
+    ``HttpOnly``, ``SameSite=Lax`` (the return from Gist is a cross-site top-level navigation), ``Secure`` and
+    named with the ``__Host-`` prefix when the redirect URI is https, and lives ``2 * state_ttl`` seconds. It
+    holds states, expiry times, redirect URIs and checked ``next`` paths: no secret (the PKCE verifier is
+    derived from the state again at the callback). Its path is ``/``: the login start must read the logins
+    other tabs have pending to keep them.
+
+    Args:
+        flow: the registration's login rules (its name, ``state_ttl`` and budget).
+    """
+
+    def __init__(self, flow: LoginFlow) -> None:
+        self.flow = flow
+        self.max_age = int(2 * flow.state_ttl)
+
+    def cookie_name(self, *, secure: bool) -> str:
+        """The cookie's name: ``__Host-gist_login_<name>`` on https, ``gist_login_<name>`` on http."""
+        return ("__Host-" if secure else "") + LOGIN_COOKIE_PREFIX + self.flow.name
+
+    def serializer(self, secret: str) -> URLSafeSerializer:
+        """The signer of the cookie's value, under a key derived from ``secret`` (the client secret)."""
+        key = _mac(secret, "login cookie", self.flow.name, b"")
+        return URLSafeSerializer(key, salt="gist-authlib login cookie")
+
+    def open(self, cookies: Mapping[str, str], secret: str) -> PendingJar:
+        """Read the request's login cookie (either name), checking its signature."""
+        raw = cookies.get(self.cookie_name(secure=True))
+        secure = raw is not None
+        raw = raw or cookies.get(self.cookie_name(secure=False))
+        jar = self._read(raw, secret)
+        jar.secure = secure
+        return jar
+
+    def _read(self, raw: str | None, secret: str) -> PendingJar:
+        fresh = secrets.token_urlsafe(12)
+        if not raw:
+            return PendingJar(self, secret, "absent", fresh, None)
+        try:
+            value = self.serializer(secret).loads(raw)
+        except BadSignature:
+            return PendingJar(self, secret, "invalid", fresh, None)
+        browser = value.get("b") if isinstance(value, dict) else None
+        if not isinstance(browser, str) or not 8 <= len(browser) <= 32:
+            return PendingJar(self, secret, "invalid", fresh, None)
+        return PendingJar(self, secret, "ok", browser, value.get("r"))
 
 
 def check_transport(url: str, what: str, *, allow_insecure_http: bool) -> None:
@@ -530,6 +747,12 @@ def _same(a: str, b: str) -> bool:
 def _vschar(value: str) -> bool:
     """RFC 6749's VSCHAR: printable ASCII, which every genuine code and state is made of."""
     return all(0x20 <= ord(ch) <= 0x7E for ch in value)
+
+
+def _mac(secret: str, purpose: str, name: str, message: bytes) -> bytes:
+    """An HMAC under a key derived from ``secret`` for one purpose of one registration."""
+    key = hmac.new(secret.encode(), f"gist-authlib {purpose}\0{name}".encode(), hashlib.sha256).digest()
+    return hmac.new(key, message, hashlib.sha256).digest()
 
 
 def _digest(state: str) -> str:

@@ -26,15 +26,18 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias, TypedDict
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx2
 
 from ._effects import Blocking, Steps, UserCode, drive, drive_async
 from ._flow import (
     CallbackGrant,
+    CookieToSet,
     InstallGrant,
+    LoginCookie,
     LoginFlow,
+    PendingJar,
     check_token_http_response,
     check_token_response,
     check_transport,
@@ -50,6 +53,7 @@ from .errors import (
     StateError,
     TokenEndpointError,
     TokenExchangeError,
+    UnknownStateError,
 )
 from .provider import GistProvider
 
@@ -60,6 +64,7 @@ __all__ = [
     "InstallLimit",
     "LoginEffects",
     "LoginResult",
+    "LoginStart",
     "MemoryReplayGuard",
     "ReadWorkspace",
     "Registration",
@@ -67,14 +72,17 @@ __all__ = [
     "SubjectSource",
     "authorization",
     "callback_steps",
+    "canonical_move",
     "forget_login",
     "login_subject",
+    "open_login_cookie",
     "read_workspace",
     "read_workspace_async",
     "remember",
     "request_token",
     "run",
     "run_async",
+    "start_login",
 ]
 
 log = logging.getLogger("gist_authlib.login")
@@ -87,6 +95,8 @@ SubjectSource: TypeAlias = str | Callable[[dict[str, Any]], str | Awaitable[str 
 # ``authorize_redirect`` passes ``redirect_uri=`` beside that dict, so the effective one travels under our name.
 _REDIRECT_KEY = "gist_redirect_uri"
 _NEXT_KEY = "gist_next"
+# The query parameter a login moved to the redirect URI's host carries, so that it is never moved twice.
+_MOVED_KEY = "gist_moved"
 # OpenID Connect arguments Authlib's authorize_access_token accepts; Gist issues no ID token.
 _OPENID_ONLY = ("claims_options", "claims_cls", "leeway")
 # The workspace lookup after a login: one retry, within five seconds.
@@ -263,7 +273,9 @@ class LoginResult:
 # -- starting a login (no I/O) --------------------------------------------------------------------------
 
 
-def authorization(reg: Registration, redirect_uri: str | None, params: Mapping[str, Any]) -> dict[str, Any]:
+def authorization(
+    reg: Registration, redirect_uri: str | None, params: Mapping[str, Any], *, browser: str | None = None
+) -> dict[str, Any]:
     """What ``create_authorization_url`` returns: the URL, the state, and what ``save_authorize_data`` records.
 
     ``params`` are the extra authorization parameters; gist_authlib reads ``next`` (a same-origin path to
@@ -295,6 +307,7 @@ def authorization(reg: Registration, redirect_uri: str | None, params: Mapping[s
         redirect_uri=uri,
         scopes=scopes,
         extra_params={key: str(value) for key, value in extra.items() if value is not None},
+        browser=browser,
     )
     data: dict[str, Any] = {"url": request.url, "state": request.state, _REDIRECT_KEY: uri, _NEXT_KEY: next_path}
     if request.code_verifier:
@@ -317,6 +330,75 @@ def remember(reg: Registration, session: MutableMapping[str, Any], data: Mapping
     reg.flow.remember(session, state, redirect_uri=str(uri), next_path=data.get(_NEXT_KEY))
 
 
+@dataclass(frozen=True, slots=True)
+class LoginStart:
+    """How the login start answers: send the browser to ``url`` and, when given, set ``cookie`` (the login
+    cookie with the new pending login). Without a cookie, ``url`` moves the browser to the redirect URI's host
+    first (:func:`canonical_move`)."""
+
+    url: str
+    cookie: CookieToSet | None = None
+
+
+def open_login_cookie(reg: Registration, cookies: Mapping[str, str]) -> PendingJar:
+    """The request's login cookie of ``reg``, opened and checked.
+
+    Raises:
+        MissingCredentialsError: the client secret (the cookie's signing key derives from it) is not set.
+    """
+    _, client_secret = reg.credentials()
+    return LoginCookie(reg.flow).open(cookies, reg.pkce_key or client_secret)
+
+
+def canonical_move(reg: Registration, request_url: str, redirect_uri: str) -> str | None:
+    """Where to move a login that started on another host than its redirect URI's, or ``None``.
+
+    The login cookie is set on the host the login starts on and must come back to the callback's: a login
+    started on ``localhost`` for a ``127.0.0.1`` redirect URI (or ``www.`` against a bare host) would never
+    meet its cookie. The move goes to the same path and query on the redirect URI's scheme and host, once:
+    a request that was moved already (behind a proxy that hides the browser's host) is not moved again.
+    """
+    target, here = urlsplit(redirect_uri), urlsplit(request_url)
+    if not target.hostname or not here.hostname or target.hostname == here.hostname:
+        return None
+    query = [pair for pair in parse_qsl(here.query, keep_blank_values=True)]
+    if any(key == _MOVED_KEY for key, _ in query):
+        log.warning(
+            "Gist login %r: the login was moved to %s, the redirect URI's host, but arrived as %s again; a proxy "
+            "in front of the app may not pass the browser's Host header on.",
+            reg.name,
+            target.hostname,
+            here.hostname,
+        )
+        return None
+    query.append((_MOVED_KEY, "1"))
+    return urlunsplit((target.scheme, target.netloc, here.path or "/", urlencode(query), ""))
+
+
+def start_login(
+    reg: Registration,
+    cookies: Mapping[str, str],
+    request_url: str,
+    redirect_uri: str | None,
+    params: Mapping[str, Any],
+) -> LoginStart:
+    """The login start of ``authorize_redirect``, framework-free: move to the canonical host, or issue a state,
+    record it in the login cookie and answer with the authorization URL and the cookie to set.
+
+    Raises:
+        the errors of :func:`authorization`.
+    """
+    uri = reg.effective_redirect_uri(redirect_uri)
+    moved = canonical_move(reg, request_url, uri)
+    if moved is not None:
+        reg.credentials()  # a missing client id is reported here, not after the move
+        return LoginStart(moved)
+    jar = open_login_cookie(reg, cookies)
+    data = authorization(reg, uri, params, browser=jar.browser)
+    remember(reg, jar.session, data)
+    return LoginStart(data["url"], jar.to_set(secure=uri.startswith("https:")))
+
+
 # -- finishing a login: the sequence ------------------------------------------------------------------------
 
 
@@ -329,6 +411,7 @@ class CallbackOptions(TypedDict, total=False):
     token_params: Mapping[str, Any] | None
     client: str | None
     forwarded_for: str | None
+    cookie: PendingJar | None
 
 
 def callback_steps(
@@ -342,6 +425,7 @@ def callback_steps(
     token_params: Mapping[str, Any] | None = None,
     client: str | None = None,
     forwarded_for: str | None = None,
+    cookie: PendingJar | None = None,
 ) -> Steps[LoginResult]:
     """The callback of a login, as a flow of effects (drive it with :func:`run` or :func:`run_async`).
 
@@ -363,30 +447,48 @@ def callback_steps(
         client: the address the request came from (the socket's), for the install rate limit.
         forwarded_for: the request's ``X-Forwarded-For``, read only when ``client`` is a trusted proxy of the
             install limit.
+        cookie: the request's login cookie (:func:`open_login_cookie`), where the login start kept the
+            pending login; the callback consumes its state there (send ``cookie.to_set()`` back when
+            ``cookie.changed``), and marks the login completed when it succeeds.
 
     Raises:
         GistAuthError: every failure, as its typed subclass (each is an Authlib ``OAuthError`` too).
     """
     _, client_secret = reg.credentials()
     install_uri = reg.effective_redirect_uri(redirect_uri) if installs and redirect_uri else redirect_uri
-    grant = reg.flow.finish(
-        session,
-        query,
-        client_secret=reg.pkce_key or client_secret,
-        redirect_uri=install_uri,
-        issuer=reg.issuer,
-        installs=installs,
-        install_state_pattern=reg.provider.install_state_pattern,
-    )
+    query = list(query)
+    try:
+        grant = reg.flow.finish(
+            session,
+            query,
+            client_secret=reg.pkce_key or client_secret,
+            redirect_uri=install_uri,
+            issuer=reg.issuer,
+            installs=installs,
+            install_state_pattern=reg.provider.install_state_pattern,
+            cookie=cookie,
+        )
+    except UnknownStateError as refused:
+        if refused.error_code == "state_unknown":
+            raise
+        # Issued by this app, but this browser has no pending login for it: the callback URL reached a request
+        # that cannot finish it. Consume it, so that it is never used anywhere; one consumed before is a replay.
+        values = [(key, value) for key, value in query if key in ("state", "code")]
+        if not (yield from _single_use(reg, values)):
+            raise StateError.replayed() from None
+        raise
     if isinstance(grant, InstallGrant):
         limit = reg.install_limit
         if limit is not None and not limit.allow(limit.client_address(client, forwarded_for)):
             raise InstallError.rate_limited()
-        yield from _single_use(reg, [("code", grant.code)])
+        if not (yield from _single_use(reg, [("code", grant.code)])):
+            raise StateError.replayed()
         return (yield from _install_steps(reg, grant))
-    # The session said the state was pending; a copy of an older cookie, or a second callback racing the first,
-    # would say so too. What was consumed is also recorded server-side, so neither sends a token request.
-    yield from _single_use(reg, [("state", grant.state), ("code", grant.code)])
+    # The browser said the state was pending; a second callback racing the first (a double click), or a copy of
+    # an older cookie, would say so too. What was consumed is also recorded server-side, so neither sends a
+    # token request.
+    if not (yield from _single_use(reg, [("state", grant.state), ("code", grant.code)])):
+        raise StateError.repeated(grant.next_path, completed=False)
 
     params = {key: str(value) for key, value in (token_params or {}).items() if key not in _OPENID_ONLY}
     token = yield from _exchange(grant, params)
@@ -411,6 +513,9 @@ def callback_steps(
             )
         )
         session[reg.flow.subject_key] = key
+    for holder in (session, cookie.session if cookie is not None else None):
+        if holder is not None:
+            reg.flow.complete(holder, grant.state)
     log.info("Gist login %r completed", reg.name)
     return LoginResult(
         token=token,
@@ -430,16 +535,15 @@ def _exchange(grant: CallbackGrant | InstallGrant, extra: Mapping[str, str]) -> 
     return check_token_response(token)
 
 
-def _single_use(reg: Registration, values: list[tuple[str, str]]) -> Steps[None]:
-    """Record one-time values (state, code) as consumed; a value consumed before means a replayed callback."""
+def _single_use(reg: Registration, values: list[tuple[str, str]]) -> Steps[bool]:
+    """Record one-time values (state, code) as consumed; False (recording nothing) when one was consumed before."""
     guard = reg.replay_guard
     salt = f"{reg.name}\0{reg.client_id}"
     digests = [hashlib.sha256(f"{salt}\0{kind}\0{value}".encode()).hexdigest() for kind, value in values]
     consume = functools.partial(guard.consume, digests, ttl=reg.flow.state_ttl)
     # A token store's database is blocking I/O (a worker thread in async apps); process memory is not.
-    fresh = consume() if isinstance(guard, MemoryReplayGuard) else (yield Blocking(consume))
-    if not fresh:
-        raise StateError.replayed()
+    fresh: bool = consume() if isinstance(guard, MemoryReplayGuard) else (yield Blocking(consume))
+    return fresh
 
 
 def _install_steps(reg: Registration, grant: InstallGrant) -> Steps[LoginResult]:

@@ -23,20 +23,30 @@ from typing import TYPE_CHECKING, Any, Unpack
 
 import httpx2
 
-from ._flow import LoginFlow, check_token_http_response, check_token_response, check_transport, translate_token_error
+from ._flow import (
+    LoginFlow,
+    PendingJar,
+    check_token_http_response,
+    check_token_response,
+    check_transport,
+    translate_token_error,
+)
 from ._login import (
     CallbackOptions,
     InstallLimit,
     LoginResult,
+    LoginStart,
     MemoryReplayGuard,
     Registration,
     ReplayGuard,
     authorization,
     callback_steps,
+    open_login_cookie,
     read_workspace,
     read_workspace_async,
     run,
     run_async,
+    start_login,
 )
 from ._version import USER_AGENT
 from .errors import ConfigurationError
@@ -229,6 +239,18 @@ class GistApp:
 
     def _gist_authorization(self, redirect_uri: str | None, params: Mapping[str, Any]) -> dict[str, Any]:
         return authorization(self.gist_registration, redirect_uri, {**(self.authorize_params or {}), **params})
+
+    def gist_start(
+        self, cookies: Mapping[str, str], request_url: str, redirect_uri: str | None, params: Mapping[str, Any]
+    ) -> LoginStart:
+        """The login start of every framework's ``authorize_redirect``: where to send the browser, and the login
+        cookie to set (see :func:`gist_authlib._login.start_login`)."""
+        merged = {**(self.authorize_params or {}), **params}
+        return start_login(self.gist_registration, cookies, request_url, redirect_uri, merged)
+
+    def gist_login_cookie(self, cookies: Mapping[str, str]) -> PendingJar:
+        """The request's login cookie of this registration, opened (what the callback reads)."""
+        return open_login_cookie(self.gist_registration, cookies)
 
     def _get_oauth_client(self, **metadata: Any) -> Any:
         # Authlib builds a new HTTP client (and, without a transport, a new TLS context and connection pool) for

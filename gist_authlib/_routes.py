@@ -11,10 +11,11 @@ import logging
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from ._login import LoginResult, Registration, forget_login, login_subject
 from ._pages import CALLBACK_HEADERS
-from .errors import ConfigurationError, GistAuthError
+from .errors import ConfigurationError, GistAuthError, StateError
 
 __all__ = [
     "CALLBACK_HEADERS",
@@ -24,7 +25,10 @@ __all__ = [
     "default_paths",
     "log_failure",
     "logout_session",
+    "needs_bounce",
     "registration_name",
+    "repeat_target",
+    "retry_url",
     "stored_token_of",
 ]
 
@@ -98,9 +102,33 @@ def answer_callback(result: LoginResult, on_login: Callable[..., Any], on_instal
 
 
 def log_failure(logger: logging.Logger, name: str, error: GistAuthError) -> None:
-    """The one log line of a failed login, on the adapter's logger (its code only: the message may quote the
-    callback)."""
-    logger.warning("Gist login %r failed: %s", name, error.error_code)
+    """The one log line of a failed login, on the adapter's logger: the RFC 6749 ``error``, the library's
+    ``error_code`` and the developer's explanation (never the message, which may quote the callback)."""
+    hint = f": {error.hint}" if error.hint else ""
+    logger.warning("Gist login %r failed: %s (%s)%s", name, error.error, error.error_code, hint)
+
+
+def repeat_target(error: GistAuthError) -> str | None:
+    """Where a repeated callback of a login this browser completed goes (its ``next`` page), else ``None``."""
+    if isinstance(error, StateError) and error.error_code == "callback_repeated" and error.completed:
+        return error.next_path or "/"
+    return None
+
+
+def retry_url(login_url: str | None, error: GistAuthError) -> str | None:
+    """The error page's "Log in again" link: the login route, with the failed login's ``next`` when known."""
+    next_path = getattr(error, "next_path", None)
+    if login_url is None or not next_path:
+        return login_url
+    return f"{login_url}{'&' if '?' in login_url else '?'}{urlencode({'next': next_path})}"
+
+
+def needs_bounce(method: str, fetch_site: str | None, session_empty: bool) -> bool:
+    """Whether a callback must be opened again from this site first: it came from Gist cross-site (the
+    browser says so in its ``Sec-Fetch-Site`` header, ``fetch_site``) with no session, as happens when the
+    app's session cookie is ``SameSite=Strict``. The bounce keeps that session: it comes back on the
+    same-site request."""
+    return method == "GET" and session_empty and fetch_site == "cross-site"
 
 
 def logout_session(

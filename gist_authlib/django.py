@@ -27,11 +27,22 @@ from django.http.response import HttpResponseBase
 from django.urls import URLPattern, path, reverse
 from django.views.decorators.csrf import csrf_exempt
 
+from ._flow import PendingJar
 from ._login import LoginResult, SubjectSource, remember
-from ._pages import error_page
+from ._pages import bounce_page, error_page
 from ._registry import GistApp, SyncGistApp
 from ._registry import register as _register
-from ._routes import CALLBACK_HEADERS, answer_callback, default_paths, log_failure, logout_session, stored_token_of
+from ._routes import (
+    CALLBACK_HEADERS,
+    answer_callback,
+    default_paths,
+    log_failure,
+    logout_session,
+    needs_bounce,
+    repeat_target,
+    retry_url,
+    stored_token_of,
+)
 from .canvas._endpoint import (
     DEFAULT_MAX_BODY_BYTES,
     REPLY_HEADERS,
@@ -74,24 +85,34 @@ class GistDjangoApp(SyncGistApp, DjangoOAuth2App):  # type: ignore[misc]  # Auth
     client_cls = OAuth2Client
 
     def save_authorize_data(self, request: HttpRequest, **kwargs: Any) -> None:
-        """Record a login started with ``create_authorization_url`` in the session (never its secrets)."""
+        """Record a login started with ``create_authorization_url`` in the session (never its secrets).
+
+        There is no response here to set the login cookie on, so such a login lives in the session, as with
+        plain Authlib: prefer ``authorize_redirect``, whose pending login nothing else can overwrite.
+        """
         remember(self.gist_registration, _session(request), kwargs)
 
     def authorize_redirect(
         self, request: HttpRequest, redirect_uri: str | None = None, *, next: str | None = None, **params: Any
     ) -> HttpResponse:
-        """Send the browser to Gist: credentials and scopes checked, a fresh state recorded, S256 PKCE.
+        """Send the browser to Gist: credentials and scopes checked, a fresh state kept in the registration's
+        login cookie (not in the session), S256 PKCE.
+
+        With a configured redirect URI on another host than this request's, the browser is first sent to the
+        same path on that host (the login cookie must be set where the callback will arrive).
 
         Args:
-            request: the Django request (its session keeps the pending login).
+            request: the Django request.
             redirect_uri: the callback URL (``request.build_absolute_uri(...)``); a configured one wins.
             next: where to return after the login (checked: same-origin paths only).
             **params: extra authorization parameters (``scope=`` is checked against the catalogue).
         """
-        data = self.create_authorization_url(redirect_uri, next=next, **params)
-        self.save_authorize_data(request, **data)
-        response = HttpResponseRedirect(data["url"])
+        _session(request)
+        start = self.gist_start(request.COOKIES, request.build_absolute_uri(), redirect_uri, {"next": next, **params})
+        response = HttpResponseRedirect(start.url)
         response["Cache-Control"] = "no-store"
+        if start.cookie is not None:
+            response.set_cookie(**start.cookie.kwargs())
         return response
 
     def authorize_access_token(
@@ -103,6 +124,10 @@ class GistDjangoApp(SyncGistApp, DjangoOAuth2App):  # type: ignore[misc]  # Auth
         returning one) or else the Gist workspace. Extra keyword arguments go to the token request. Afterwards
         ``request.gist_next`` holds the checked ``next`` path (``"/"`` by default) and ``request.gist_subject``
         the stored subject.
+
+        The login cookie is read here but cannot be rewritten (this returns a token, not a response): its
+        consumed state is recorded server-side too, so a second use of the callback fails as
+        ``callback_repeated`` with the login's ``next_path`` on the error.
 
         Raises:
             GistAuthError: every failure, typed; each is also an Authlib ``OAuthError``.
@@ -118,8 +143,13 @@ class GistDjangoApp(SyncGistApp, DjangoOAuth2App):  # type: ignore[misc]  # Auth
         redirect_uri: str | None = None,
         token_params: dict[str, Any] | None = None,
     ) -> LoginResult:
-        """The whole callback as a :class:`~gist_authlib.LoginResult` (what :func:`gist_urls` uses)."""
+        """The whole callback as a :class:`~gist_authlib.LoginResult` (what :func:`gist_urls` uses).
+
+        The opened login cookie is left in ``request.gist_login_cookie``: a view that answers sets it again
+        when it ``changed`` (:func:`gist_urls` does).
+        """
         params = request.GET if request.method == "GET" else request.POST
+        jar = request.gist_login_cookie = self.gist_login_cookie(request.COOKIES)
         result = self.gist_finish(
             _session(request),
             [(key, value) for key, values in params.lists() for value in values],
@@ -129,6 +159,7 @@ class GistDjangoApp(SyncGistApp, DjangoOAuth2App):  # type: ignore[misc]  # Auth
             token_params=token_params,
             client=request.META.get("REMOTE_ADDR"),
             forwarded_for=request.META.get("HTTP_X_FORWARDED_FOR"),
+            cookie=jar,
         )
         if not result.install:
             # A new session id for the logged-in session, as django.contrib.auth.login() does: a session id an
@@ -153,11 +184,13 @@ def register(oauth: Any, name: str = "gist", **options: Any) -> GistDjangoApp:
 
 
 def default_on_error(request: HttpRequest, error: GistAuthError) -> HttpResponse:
-    """Answer a failed login with a short HTML page: 400 for the user's side, 502 for Gist's side."""
-    retry = getattr(request, "gist_login_url", None)
-    return HttpResponse(
-        error_page(error, retry_url=retry), status=error.status_code, content_type="text/html; charset=utf-8"
-    )
+    """Answer a failed login with a short HTML page: 400 for the user's side, 502 for Gist's side. The
+    developer's explanation is on it only in debug mode (``settings.DEBUG``); it is always logged."""
+    from django.conf import settings
+
+    retry = retry_url(getattr(request, "gist_login_url", None), error)
+    page = error_page(error, retry_url=retry, debug=bool(settings.DEBUG))
+    return HttpResponse(page, status=error.status_code, content_type="text/html; charset=utf-8")
 
 
 def gist_urls(
@@ -224,6 +257,14 @@ def gist_urls(
 
     def callback(request: HttpRequest) -> HttpResponseBase:
         response: HttpResponseBase | None
+        session = getattr(request, "session", None)
+        if session is not None and needs_bounce(
+            request.method or "", request.headers.get("Sec-Fetch-Site"), session.is_empty()
+        ):
+            response = HttpResponse(bounce_page(request.build_absolute_uri()))
+            for header, value in CALLBACK_HEADERS.items():
+                response[header] = value
+            return response
         try:
             name_subject = None
             if subject is not None:
@@ -237,7 +278,11 @@ def gist_urls(
             answer = answer_callback(result, on_login, on_install)
             response = _checked(answer.call, answer.call(request, *answer.args)) or _see_other(answer.fallback)
         except GistAuthError as error:
-            response = _fail(request, error)
+            target = repeat_target(error)
+            response = _see_other(target) if target else _fail(request, error)
+        jar: PendingJar | None = getattr(request, "gist_login_cookie", None)
+        if jar is not None and jar.changed:
+            response.set_cookie(**jar.to_set().kwargs())
         for header, value in CALLBACK_HEADERS.items():
             response[header] = value
         return response

@@ -12,8 +12,9 @@ happened; classes exist only where an error carries data of its own)::
     |-- LoginError                  4xx    the callback cannot complete a login: the user's side (also an OAuthError)
     |   |-- AuthorizationError             Gist answered with error=...
     |   |   `-- AccessDeniedError          access_denied
-    |   |-- StateError                     state_missing, state_expired, callback_replayed
-    |   |   |-- UnknownStateError          state_unknown
+    |   |-- StateError                     state_missing, state_expired, callback_replayed, callback_repeated
+    |   |   |-- UnknownStateError          state_unknown, login_cookie_missing, login_cookie_invalid,
+    |   |   |                              login_dropped, state_other_browser
     |   |   `-- MixUpError                 issuer_mismatch
     |   `-- InstallError                   install_link_invalid (400), install_rate_limited (429), install_failed
     |   (code_missing, login_timeout)
@@ -93,6 +94,8 @@ class GistAuthError(Exception):
         error_code: a short, stable machine-readable name of gist_authlib's own (``"state_unknown"``, ...).
         status_code: the HTTP status a web page reporting this error should carry.
         title: a one-line summary fit for a page heading.
+        hint: the developer's explanation of the cause and its fix, or ``None``: logged, and shown on error
+            pages only in debug mode (``message`` is what an end user reads).
     """
 
     error: str | None = "server_error"
@@ -108,6 +111,7 @@ class GistAuthError(Exception):
         error: str | None = None,
         status_code: int | None = None,
         title: str | None = None,
+        hint: str | None = None,
     ) -> None:
         # Not OAuthError.__init__: its message would be "error: description"; ours is the plain sentence.
         Exception.__init__(self, message)
@@ -122,6 +126,7 @@ class GistAuthError(Exception):
             self.status_code = status_code
         if title is not None:
             self.title = title
+        self.hint = hint
 
     def __str__(self) -> str:
         return self.message
@@ -311,12 +316,23 @@ class StateError(LoginError):
     """The callback's ``state`` does not match a login this browser started (a possible CSRF attempt).
 
     ``error_code`` says which way: ``"state_missing"`` (:meth:`missing`), ``"state_expired"``
-    (:meth:`expired`), ``"callback_replayed"`` (:meth:`replayed`), or a subclass's.
+    (:meth:`expired`), ``"callback_replayed"`` (:meth:`replayed`: another browser, or a copy of the callback,
+    brought back a callback that was already used), ``"callback_repeated"`` (:meth:`repeated`: this browser
+    opened the callback of its own login again, by a refresh, the back button or a double click), or a
+    subclass's.
+
+    Attributes:
+        next_path: the checked ``next`` path of the login this callback belonged to, when known (a page can
+            offer to start it again, or, for a repeated callback, go there).
+        completed: for ``callback_repeated``, whether this browser's login was completed (the routes then send
+            the browser on to ``next_path`` instead of showing an error).
     """
 
     error = "mismatching_state"
     error_code = "state_error"
     title = "This login link is not valid"
+    next_path: str | None = None
+    completed: bool = False
 
     @classmethod
     def missing(cls, message: str | None = None) -> StateError:
@@ -325,50 +341,104 @@ class StateError(LoginError):
         return cls(text, error_code="state_missing")
 
     @classmethod
-    def expired(cls) -> StateError:
-        """The login was started too long ago."""
-        return cls("This login was started too long ago and has expired. Start again.", error_code="state_expired")
+    def expired(cls, next_path: str | None = None) -> StateError:
+        """The login was started too long ago (the consent page stayed open)."""
+        error = cls(
+            "This login was started too long ago and has expired. Start it again.",
+            error_code="state_expired",
+            title="This login has expired",
+            hint="The login's state outlived state_ttl (10 minutes by default) before the callback came back: "
+            "the consent page stayed open. The page offers to start the login again, keeping its next path.",
+        )
+        error.next_path = next_path
+        return error
 
     @classmethod
     def replayed(cls) -> StateError:
-        """The callback was already used once (a reload, the back button, or a replay)."""
-        return cls("This login callback was already used. Start the login again.", error_code="callback_replayed")
+        """The callback was already used once, and not by this browser's own login (a copied callback URL)."""
+        return cls(
+            "This login link was already used. Start the login again.",
+            error_code="callback_replayed",
+            hint="The state of this callback was consumed before (server-side single use): a copy of a callback "
+            "URL another request already used. No token request was made.",
+        )
+
+    @classmethod
+    def repeated(cls, next_path: str | None, *, completed: bool) -> StateError:
+        """This browser opened the callback of its own login a second time (a refresh, the back button, a
+        double click): no second token request is made."""
+        error = cls(
+            "This login link was already used by this browser." + ("" if completed else " Start the login again."),
+            error_code="callback_repeated",
+            title="This login was already used",
+            hint="The browser that started this login opened its callback again (a refresh, the back button or "
+            "a double click on Approve). No second token request was made; the ready-made routes send the "
+            "browser to the login's next page when the first callback completed it.",
+        )
+        error.next_path, error.completed = next_path, completed
+        return error
+
+
+#: Why a state was refused (``UnknownStateError.error_code``): the user's sentence, and the developer's.
+_UNKNOWN_STATE: dict[str, tuple[str, str]] = {
+    "state_unknown": (
+        "This login link was not issued by this site, so it was refused.",
+        "The callback's state does not carry this registration's signature: it was forged, or issued under "
+        "another client secret, or by another app on the same redirect URI.",
+    ),
+    "login_cookie_missing": (
+        "Your browser did not send back the login cookie of this site, so the login could not be matched to "
+        "you. Try logging in again.",
+        "The state was issued by this app, but the callback brought no login cookie back. The usual causes: the "
+        "login started on another host name than the redirect URI's (configure GIST_REDIRECT_URI so that "
+        "logins move to its host first), the browser blocks cookies, or a Secure cookie (https redirect URI) "
+        "was sent back over plain http://.",
+    ),
+    "login_cookie_invalid": (
+        "This login could not be checked, so it was refused. Try logging in again.",
+        "The login cookie came back signed under another key: the login started on an instance with another "
+        "client secret (every instance must share the same one), or the client secret changed while the login "
+        "was pending.",
+    ),
+    "login_dropped": (
+        "This login was replaced by newer logins started in this browser. Try logging in again.",
+        "The browser started more logins than max_pending_logins (8 by default) after this one, or their "
+        "size went past the login cookie's budget, so the oldest was dropped.",
+    ),
+    "state_other_browser": (
+        "This login link was started in another browser, so it was refused. Start the login in this browser.",
+        "The state was issued by this app to another browser (its login cookie names another browser): the "
+        "callback URL was opened elsewhere, or somebody tried to make this browser finish their login (login "
+        "CSRF).",
+    ),
+}
 
 
 class UnknownStateError(StateError):
-    """The state was never issued to this browser session (forged, or issued to another browser).
+    """The state was never issued to this browser, or this browser's login cookie did not come back.
+
+    ``error_code`` names the one cause: ``"state_unknown"`` (not issued by this app), ``"login_cookie_missing"``
+    (issued by this app, but no login cookie came back), ``"login_cookie_invalid"`` (the cookie is signed under
+    another key), ``"login_dropped"`` (newer logins in this browser pushed it out), ``"state_other_browser"``
+    (issued to another browser).
 
     Attributes:
         install_hint: the callback looks like an install started from inside Gist, which this app does not
-            accept (the message says how to enable them).
-        no_session: the browser brought back no pending login at all: most likely its session cookie was not
-            sent with the callback (the message names the cookie settings to check).
+            accept (the hint says how to enable them).
     """
 
     error_code = "state_unknown"
 
-    def __init__(self, *, install_hint: bool = False, no_session: bool = False) -> None:
-        text = (
-            "This callback's state was not issued to this browser session, so the login was refused. "
-            "Start the login again from this browser."
-        )
-        if no_session:
-            text += (
-                " The browser sent no pending login back at all, which usually means the session cookie did not "
-                "come back with the return from Gist: the session cookie must be SameSite=Lax, not Strict (the "
-                "return from Gist is a cross-site navigation); a Secure (https_only) cookie is not sent over "
-                "plain http://; and the login must start on the same host name as the callback (localhost and "
-                "127.0.0.1 are different sites)."
-            )
+    def __init__(self, cause: str = "state_unknown", *, install_hint: bool = False) -> None:
+        text, hint = _UNKNOWN_STATE[cause]
         if install_hint:
             # Gist-initiated installs arrive exactly like this (state = workspace id); say how to accept them.
-            text += (
-                " If it came from installing the app inside Gist, this app does not accept installs: its "
-                "developer can enable them by passing on_install=... to the Gist login routes."
+            hint += (
+                " If it came from installing the app inside Gist, this app does not accept installs: enable them "
+                "by passing on_install=... to the Gist login routes."
             )
-        super().__init__(text)
+        super().__init__(text, error_code=cause, hint=hint)
         self.install_hint = install_hint
-        self.no_session = no_session
 
 
 class MixUpError(StateError):

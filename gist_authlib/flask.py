@@ -21,15 +21,27 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from typing import Any, cast
+from urllib.parse import unquote_to_bytes
 
 from authlib.integrations.flask_client import FlaskOAuth2App
 from authlib.integrations.httpx_client import OAuth2Client
-from flask import Blueprint, Response, current_app, g, has_request_context, make_response, redirect, request, session
+from flask import (
+    Blueprint,
+    Response,
+    after_this_request,
+    current_app,
+    g,
+    has_request_context,
+    make_response,
+    redirect,
+    request,
+    session,
+)
 from flask.typing import ResponseReturnValue
 from werkzeug.local import LocalProxy
 
 from ._login import LoginResult, SubjectSource, remember
-from ._pages import error_page
+from ._pages import bounce_page, error_page
 from ._registry import GistApp, SyncGistApp
 from ._registry import register as _register
 from ._routes import (
@@ -38,7 +50,10 @@ from ._routes import (
     default_paths,
     log_failure,
     logout_session,
+    needs_bounce,
     registration_name,
+    repeat_target,
+    retry_url,
     stored_token_of,
 )
 from .canvas._endpoint import (
@@ -50,7 +65,7 @@ from .canvas._endpoint import (
     read_upto,
 )
 from .canvas._requests import CanvasKind
-from .errors import ConfigurationError, GistAuthError
+from .errors import ConfigurationError, GistAuthError, LoginError
 from .provider import GistProvider
 
 __all__ = [
@@ -83,24 +98,34 @@ class GistFlaskApp(SyncGistApp, FlaskOAuth2App):  # type: ignore[misc]  # Authli
     client_cls = OAuth2Client
 
     def save_authorize_data(self, **kwargs: Any) -> None:
-        """Record a login started with ``create_authorization_url`` in Flask's session (never its secrets)."""
+        """Record a login started with ``create_authorization_url`` in Flask's session (never its secrets).
+
+        There is no response here to set the login cookie on, so such a login lives in the session, as with
+        plain Authlib: prefer ``authorize_redirect``, whose pending login nothing else can overwrite.
+        """
         remember(self.gist_registration, _session(), kwargs)
 
     def authorize_redirect(
         self, redirect_uri: str | None = None, *, next: str | None = None, **params: Any
     ) -> Response:
-        """Send the browser to Gist: credentials and scopes checked, a fresh state recorded, S256 PKCE.
+        """Send the browser to Gist: credentials and scopes checked, a fresh state kept in the registration's
+        login cookie (not in the session), S256 PKCE.
+
+        With a configured redirect URI on another host than this request's, the browser is first sent to the
+        same path on that host (the login cookie must be set where the callback will arrive).
 
         Args:
             redirect_uri: the callback URL (``url_for(..., _external=True)``); a configured one wins.
             next: where to return after the login (checked: same-origin paths only).
             **params: extra authorization parameters (``scope=`` is checked against the catalogue).
         """
-        data = self.create_authorization_url(redirect_uri, next=next, **params)
-        self.save_authorize_data(**data)
+        _session()
+        start = self.gist_start(request.cookies, request.url, redirect_uri, {"next": next, **params})
         response = make_response("", 302)
-        response.headers["Location"] = data["url"]
+        response.headers["Location"] = start.url
         response.headers["Cache-Control"] = "no-store"
+        if start.cookie is not None:
+            response.set_cookie(**start.cookie.kwargs())
         return response
 
     def authorize_access_token(self, *, subject: SubjectSource = None, **token_params: Any) -> dict[str, Any]:
@@ -123,8 +148,24 @@ class GistFlaskApp(SyncGistApp, FlaskOAuth2App):  # type: ignore[misc]  # Authli
         redirect_uri: str | None = None,
         token_params: dict[str, Any] | None = None,
     ) -> LoginResult:
-        """The whole callback as a :class:`~gist_authlib.LoginResult` (what :func:`gist_blueprint` uses)."""
+        """The whole callback as a :class:`~gist_authlib.LoginResult` (what :func:`gist_blueprint` uses).
+
+        The login cookie is read here and set again on this request's response when its pending logins
+        changed (Flask's ``after_this_request``), whatever route answers.
+        """
         params = request.args if request.method == "GET" else request.form
+        try:  # Werkzeug keeps an escape that is not UTF-8 as it came ("%FF"), which would pass for printable text
+            unquote_to_bytes(request.query_string).decode("utf-8")
+        except UnicodeDecodeError:
+            raise LoginError.missing_code("The callback's parameters are not valid UTF-8, so it was refused.") from None
+        jar = self.gist_login_cookie(request.cookies)
+
+        @after_this_request
+        def keep_cookie(response: Response) -> Response:
+            if jar.changed:
+                response.set_cookie(**jar.to_set().kwargs())
+            return response
+
         result = self.gist_finish(
             _session(),
             list(params.items(multi=True)),
@@ -134,6 +175,7 @@ class GistFlaskApp(SyncGistApp, FlaskOAuth2App):  # type: ignore[misc]  # Authli
             token_params=token_params,
             client=request.remote_addr,
             forwarded_for=request.headers.get("X-Forwarded-For"),
+            cookie=jar,
         )
         if not result.install:
             _rotate_session()
@@ -176,9 +218,11 @@ def register(oauth: Any, name: str = "gist", **options: Any) -> GistFlaskApp:
 
 
 def default_on_error(error: GistAuthError) -> ResponseReturnValue:
-    """Answer a failed login with a short HTML page: 400 for the user's side, 502 for Gist's side."""
-    retry = g.get("gist_login_url")
-    return error_page(error, retry_url=retry), error.status_code, {"Content-Type": "text/html; charset=utf-8"}
+    """Answer a failed login with a short HTML page: 400 for the user's side, 502 for Gist's side. The
+    developer's explanation is on it only in debug mode (``app.debug``); it is always logged."""
+    retry = retry_url(g.get("gist_login_url"), error)
+    page = error_page(error, retry_url=retry, debug=current_app.debug)
+    return page, error.status_code, {"Content-Type": "text/html; charset=utf-8"}
 
 
 def gist_blueprint(
@@ -239,6 +283,10 @@ def gist_blueprint(
 
     @blueprint.get(callback_path, endpoint="callback")
     def callback() -> Response:
+        if current_app.secret_key and needs_bounce(request.method, request.headers.get("Sec-Fetch-Site"), not session):
+            response = make_response(bounce_page(request.url))
+            response.headers.update(CALLBACK_HEADERS)
+            return response
         try:
             result = cast(GistFlaskApp, gist).gist_callback(
                 installs=on_install is not None,
@@ -249,7 +297,8 @@ def gist_blueprint(
             returned = answer.call(*answer.args)
             response = make_response(returned if returned is not None else redirect(answer.fallback, 303))
         except GistAuthError as error:
-            response = _fail(error)
+            target = repeat_target(error)
+            response = make_response(redirect(target, 303)) if target else _fail(error)
         response.headers.update(CALLBACK_HEADERS)
         return response
 

@@ -29,11 +29,22 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from ._flow import PendingJar
 from ._login import LoginResult, SubjectSource, remember
-from ._pages import error_page
+from ._pages import bounce_page, error_page
 from ._registry import AsyncGistApp, GistApp
 from ._registry import register as _register
-from ._routes import CALLBACK_HEADERS, answer_callback, default_paths, log_failure, logout_session, stored_token_of
+from ._routes import (
+    CALLBACK_HEADERS,
+    answer_callback,
+    default_paths,
+    log_failure,
+    logout_session,
+    needs_bounce,
+    repeat_target,
+    retry_url,
+    stored_token_of,
+)
 from .canvas._endpoint import (
     DEFAULT_MAX_BODY_BYTES,
     REPLY_HEADERS,
@@ -72,23 +83,36 @@ class GistStarletteApp(AsyncGistApp, StarletteOAuth2App):  # type: ignore[misc] 
     """
 
     async def save_authorize_data(self, request: Request, **kwargs: Any) -> None:
-        """Record a login started with ``create_authorization_url`` in the session (never its secrets)."""
+        """Record a login started with ``create_authorization_url`` in the session (never its secrets).
+
+        There is no response here to set the login cookie on, so such a login lives in the session, as with
+        plain Authlib: prefer ``authorize_redirect``, whose pending login nothing else can overwrite.
+        """
         remember(self.gist_registration, _session(request), kwargs)
 
     async def authorize_redirect(
         self, request: Request, redirect_uri: Any = None, *, next: str | None = None, **params: Any
     ) -> RedirectResponse:
-        """Send the browser to Gist: credentials and scopes checked, a fresh state recorded, S256 PKCE.
+        """Send the browser to Gist: credentials and scopes checked, a fresh state kept in the registration's
+        login cookie (not in the session), S256 PKCE.
+
+        With a configured redirect URI on another host than this request's, the browser is first sent to the
+        same path on that host (the login cookie must be set where the callback will arrive).
 
         Args:
-            request: the Starlette request (its session keeps the pending login).
+            request: the Starlette request.
             redirect_uri: the callback URL (``request.url_for(...)``); a configured redirect URI wins.
             next: where to return after the login (checked: same-origin paths only).
             **params: extra authorization parameters (``scope=`` is checked against the catalogue).
         """
-        data = await self.create_authorization_url(str(redirect_uri) if redirect_uri else None, next=next, **params)
-        await self.save_authorize_data(request, **data)
-        return RedirectResponse(data["url"], status_code=302, headers={"Cache-Control": "no-store"})
+        _session(request)
+        start = self.gist_start(
+            request.cookies, str(request.url), str(redirect_uri) if redirect_uri else None, {"next": next, **params}
+        )
+        response = RedirectResponse(start.url, status_code=302, headers={"Cache-Control": "no-store"})
+        if start.cookie is not None:
+            response.set_cookie(**start.cookie.kwargs())
+        return response
 
     async def authorize_access_token(
         self, request: Request, *, subject: SubjectSource = None, **token_params: Any
@@ -99,6 +123,10 @@ class GistStarletteApp(AsyncGistApp, StarletteOAuth2App):  # type: ignore[misc] 
         function of the token returning one) or else the Gist workspace. Extra keyword arguments go to the
         token request. Afterwards ``request.state.gist_next`` holds the checked ``next`` path of the login
         (``"/"`` when none was given) and ``request.state.gist_subject`` the stored subject.
+
+        The login cookie is read here but cannot be rewritten (this returns a token, not a response): its
+        consumed state is recorded server-side too, so a second use of the callback fails as
+        ``callback_repeated`` with the login's ``next_path`` on the error.
 
         Raises:
             GistAuthError: every failure, typed; each is also an Authlib ``OAuthError``.
@@ -115,8 +143,13 @@ class GistStarletteApp(AsyncGistApp, StarletteOAuth2App):  # type: ignore[misc] 
         redirect_uri: str | None = None,
         token_params: dict[str, Any] | None = None,
     ) -> LoginResult:
-        """The whole callback as a :class:`~gist_authlib.LoginResult` (what :func:`gist_routes` uses)."""
+        """The whole callback as a :class:`~gist_authlib.LoginResult` (what :func:`gist_routes` uses).
+
+        The opened login cookie is left in ``request.state.gist_login_cookie``: a route that answers sets it
+        again when it ``changed`` (:func:`gist_routes` does).
+        """
         session = _session(request)
+        jar = request.state.gist_login_cookie = self.gist_login_cookie(request.cookies)
         if request.method == "POST":  # response_mode=form_post
             async with request.form() as form:
                 params = [(key, value) for key, value in form.multi_items() if isinstance(value, str)]
@@ -132,6 +165,7 @@ class GistStarletteApp(AsyncGistApp, StarletteOAuth2App):  # type: ignore[misc] 
             token_params=token_params,
             client=request.client.host if request.client else None,
             forwarded_for=", ".join(request.headers.getlist("x-forwarded-for")) or None,
+            cookie=jar,
         )
         # Starlette's sessions live in the signed cookie itself: there is no server-side session id to fix in
         # place, so nothing to rotate (a server-side session store must rotate its id here).
@@ -155,10 +189,12 @@ def register(oauth: Any, name: str = "gist", **options: Any) -> GistStarletteApp
 
 
 def default_on_error(request: Request, error: GistAuthError) -> Response:
-    """Answer a failed login with a short HTML page: 400 for the user's side, 502 for Gist's side."""
+    """Answer a failed login with a short HTML page: 400 for the user's side, 502 for Gist's side. The
+    developer's explanation is on it only in debug mode (``Starlette(debug=True)``); it is always logged."""
     login_name = request.scope.get("gist_authlib.login_route")
-    retry = str(request.url_for(login_name)) if login_name else None
-    return HTMLResponse(error_page(error, retry_url=retry), status_code=error.status_code)
+    retry = retry_url(str(request.url_for(login_name)) if login_name else None, error)
+    debug = bool(getattr(request.scope.get("app"), "debug", False))
+    return HTMLResponse(error_page(error, retry_url=retry, debug=debug), status_code=error.status_code)
 
 
 def gist_routes(
@@ -224,6 +260,10 @@ def gist_routes(
         return response
 
     async def callback(request: Request) -> Response:
+        if needs_bounce(request.method, request.headers.get("sec-fetch-site"), not request.scope.get("session", True)):
+            response: Response = HTMLResponse(bounce_page(str(request.url)))
+            response.headers.update(CALLBACK_HEADERS)
+            return response
         try:
             name_subject = None
             if subject is not None:
@@ -235,10 +275,14 @@ def gist_routes(
                 redirect_uri=redirect_uri or str(request.url_for(callback_name)),
             )
             answer = answer_callback(result, on_login, on_install)
-            response = await _call_optional(answer.call, request, *answer.args)
-            response = response or RedirectResponse(answer.fallback, status_code=303)
+            returned = await _call_optional(answer.call, request, *answer.args)
+            response = returned or RedirectResponse(answer.fallback, status_code=303)
         except GistAuthError as error:
-            response = await _fail(request, error)
+            target = repeat_target(error)
+            response = RedirectResponse(target, status_code=303) if target else await _fail(request, error)
+        jar: PendingJar | None = getattr(request.state, "gist_login_cookie", None)
+        if jar is not None and jar.changed:
+            response.set_cookie(**jar.to_set().kwargs())
         response.headers.update(CALLBACK_HEADERS)
         return response
 

@@ -296,7 +296,13 @@ def test_a_configured_redirect_uri_wins_over_the_host_header(sandbox: tuple[Gist
     assert gist.gist_redirect_uri == CALLBACK
     with TestClient(app, base_url="http://127.0.0.1") as client:
         forged = client.get("/login", headers={"Host": "evil.example"}, follow_redirects=False)
-        assert query_of(forged.headers["location"])["redirect_uri"] == CALLBACK
+        # The login moves to the configured redirect URI's host first, where its cookie will come back...
+        moved = forged.headers["location"]
+        assert moved == f"{APP}/login?gist_moved=1"
+        assert "set-cookie" not in forged.headers
+        # ...and is sent to Gist from there, with the configured redirect URI.
+        started = client.get(moved.removeprefix(APP), follow_redirects=False)
+        assert query_of(started.headers["location"])["redirect_uri"] == CALLBACK
         assert log_in(client).json()["access_token"]
 
 

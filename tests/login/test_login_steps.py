@@ -149,8 +149,13 @@ def test_a_replayed_callback_asks_for_nothing() -> None:
     steps = callback_steps(reg, session, query)
     next(steps)
     finished(steps, TOKEN)
+    # The same browser (its older cookie still names the login): a repeat, with the login's next page.
     with pytest.raises(StateError) as caught:
         next(callback_steps(reg, copy, query))
+    assert caught.value.error_code == "callback_repeated"
+    # The same callback from a browser that never started it: a replay.
+    with pytest.raises(StateError) as caught:
+        next(callback_steps(reg, {}, query))
     assert caught.value.error_code == "callback_replayed"
 
 

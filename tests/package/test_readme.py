@@ -78,4 +78,4 @@ def test_the_already_using_authlib_snippet_runs_as_written(served: Any) -> None:
     assert page.status_code == 200 and str(page.url) == f"{app_url}/"
     with browser_client(timeout=10) as browser:
         forged = browser.get(f"{app_url}/auth/gist", params={"code": "x", "state": "forged"})
-    assert forged.status_code == 400 and "not issued to this browser" in forged.text
+    assert forged.status_code == 400 and "not issued by this site" in forged.text
