@@ -241,7 +241,11 @@ class GistApp:
         return authorization(self.gist_registration, redirect_uri, {**(self.authorize_params or {}), **params})
 
     def gist_start(
-        self, cookies: Mapping[str, str], request_url: str, redirect_uri: str | None, params: Mapping[str, Any]
+        self,
+        cookies: Mapping[str, str],
+        request_url: str,
+        redirect_uri: str | None,
+        params: Mapping[str, Any],
     ) -> LoginStart:
         """The login start of every framework's ``authorize_redirect``: where to send the browser, and the login
         cookie to set (see :func:`gist_authlib._login.start_login`)."""

@@ -125,9 +125,10 @@ def retry_url(login_url: str | None, error: GistAuthError) -> str | None:
 
 def needs_bounce(method: str, fetch_site: str | None, session_empty: bool) -> bool:
     """Whether a callback must be opened again from this site first: it came from Gist cross-site (the
-    browser says so in its ``Sec-Fetch-Site`` header, ``fetch_site``) with no session, as happens when the
-    app's session cookie is ``SameSite=Strict``. The bounce keeps that session: it comes back on the
-    same-site request."""
+    browser says so in its ``Sec-Fetch-Site`` header, ``fetch_site``) and brought no session. A
+    ``SameSite=Strict`` session cookie is not sent on a cross-site navigation, nor on the redirects that follow
+    it, so without the bounce the app would overwrite that session, and the page after the login would not see
+    the one it wrote. The bounce costs one same-site hop when the session is merely new (``Lax`` cookies)."""
     return method == "GET" and session_empty and fetch_site == "cross-site"
 
 

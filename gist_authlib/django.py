@@ -168,6 +168,20 @@ class GistDjangoApp(SyncGistApp, DjangoOAuth2App):  # type: ignore[misc]  # Auth
         request.gist_next, request.gist_subject = result.next_path, result.subject
         return result
 
+    def gist_bounce(self, request: HttpRequest) -> HttpResponse | None:
+        """The same-site bounce of a callback, or ``None`` when none is needed: answer with it first in a
+        hand-written callback view when ``SESSION_COOKIE_SAMESITE = "Strict"`` (:func:`gist_urls` does). A
+        callback that came from Gist cross-site without the session the browser had at the login start is
+        opened again from this site, and the session comes back with it."""
+        session = getattr(request, "session", None)
+        fetch_site = request.headers.get("Sec-Fetch-Site")
+        if session is None or not needs_bounce(request.method or "", fetch_site, session.is_empty()):
+            return None
+        response = HttpResponse(bounce_page(request.build_absolute_uri()))
+        for header, value in CALLBACK_HEADERS.items():
+            response[header] = value
+        return response
+
     @staticmethod
     def gist_session_of(request: Any) -> Any:
         """The session Authlib's ``fetch_token(request)`` reads the logged-in subject from."""
@@ -257,13 +271,8 @@ def gist_urls(
 
     def callback(request: HttpRequest) -> HttpResponseBase:
         response: HttpResponseBase | None
-        session = getattr(request, "session", None)
-        if session is not None and needs_bounce(
-            request.method or "", request.headers.get("Sec-Fetch-Site"), session.is_empty()
-        ):
-            response = HttpResponse(bounce_page(request.build_absolute_uri()))
-            for header, value in CALLBACK_HEADERS.items():
-                response[header] = value
+        response = cast(GistDjangoApp, gist).gist_bounce(request)
+        if response is not None:
             return response
         try:
             name_subject = None

@@ -183,6 +183,19 @@ class GistFlaskApp(SyncGistApp, FlaskOAuth2App):  # type: ignore[misc]  # Authli
         g.gist_next, g.gist_subject = result.next_path, result.subject
         return result
 
+    def gist_bounce(self) -> Response | None:
+        """The same-site bounce of a callback, or ``None`` when none is needed: answer with it first in a
+        hand-written callback view when the app's session cookie is ``SameSite=Strict`` (:func:`gist_blueprint`
+        does). A callback that came from Gist cross-site without the session the browser had at the login
+        start is opened again from this site, and the session comes back with it."""
+        if not current_app.secret_key:
+            return None
+        if not needs_bounce(request.method, request.headers.get("Sec-Fetch-Site"), not session):
+            return None
+        response = make_response(bounce_page(request.url))
+        response.headers.update(CALLBACK_HEADERS)
+        return response
+
     @staticmethod
     def gist_session_of(request: Any = None) -> Any:
         """Flask's session inside a request, else ``None`` (Authlib's ``fetch_token`` is called without one)."""
@@ -283,10 +296,9 @@ def gist_blueprint(
 
     @blueprint.get(callback_path, endpoint="callback")
     def callback() -> Response:
-        if current_app.secret_key and needs_bounce(request.method, request.headers.get("Sec-Fetch-Site"), not session):
-            response = make_response(bounce_page(request.url))
-            response.headers.update(CALLBACK_HEADERS)
-            return response
+        bounce = cast(GistFlaskApp, gist).gist_bounce()
+        if bounce is not None:
+            return bounce
         try:
             result = cast(GistFlaskApp, gist).gist_callback(
                 installs=on_install is not None,

@@ -106,9 +106,8 @@ class GistStarletteApp(AsyncGistApp, StarletteOAuth2App):  # type: ignore[misc] 
             **params: extra authorization parameters (``scope=`` is checked against the catalogue).
         """
         _session(request)
-        start = self.gist_start(
-            request.cookies, str(request.url), str(redirect_uri) if redirect_uri else None, {"next": next, **params}
-        )
+        uri = str(redirect_uri) if redirect_uri else None
+        start = self.gist_start(request.cookies, str(request.url), uri, {"next": next, **params})
         response = RedirectResponse(start.url, status_code=302, headers={"Cache-Control": "no-store"})
         if start.cookie is not None:
             response.set_cookie(**start.cookie.kwargs())
@@ -171,6 +170,16 @@ class GistStarletteApp(AsyncGistApp, StarletteOAuth2App):  # type: ignore[misc] 
         # place, so nothing to rotate (a server-side session store must rotate its id here).
         request.state.gist_next, request.state.gist_subject = result.next_path, result.subject
         return result
+
+    async def gist_bounce(self, request: Request) -> Response | None:
+        """The same-site bounce of a callback, or ``None`` when none is needed: answer with it first in a
+        hand-written callback route when the app's session cookie is ``SameSite=Strict`` (:func:`gist_routes`
+        does). A callback that came from Gist cross-site without the session the browser had at the login
+        start is opened again from this site, and the session comes back with it."""
+        session_empty = not request.scope.get("session", True)
+        if not needs_bounce(request.method, request.headers.get("sec-fetch-site"), session_empty):
+            return None
+        return HTMLResponse(bounce_page(str(request.url)), headers=CALLBACK_HEADERS)
 
     @staticmethod
     def gist_session_of(request: Any) -> Any:
@@ -260,10 +269,9 @@ def gist_routes(
         return response
 
     async def callback(request: Request) -> Response:
-        if needs_bounce(request.method, request.headers.get("sec-fetch-site"), not request.scope.get("session", True)):
-            response: Response = HTMLResponse(bounce_page(str(request.url)))
-            response.headers.update(CALLBACK_HEADERS)
-            return response
+        bounce = await cast(GistStarletteApp, gist).gist_bounce(request)
+        if bounce is not None:
+            return bounce
         try:
             name_subject = None
             if subject is not None:
