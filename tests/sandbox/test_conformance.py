@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import pytest
@@ -101,23 +101,31 @@ class Client(Protocol):
     def get(self, gist: Gist, token: Mapping[str, Any], path: str) -> Any: ...
 
 
-@dataclass
-class RequestsOAuthlib:
-    """requests-oauthlib's OAuth2Session: PKCE kept in the session, HTTP Basic unless include_client_id=True."""
+class Recording:
+    """Keeps the token endpoint's answers as the client library saw them (its ``access_token_response`` hook)."""
 
-    answers: list[Any] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.answers: list[Any] = []
 
-    def session(self, pkce: bool = False, token: Mapping[str, Any] | None = None) -> OAuth2Session:
-        session = OAuth2Session(
-            CLIENT_ID, redirect_uri=REDIRECT, scope=SCOPES, pkce="S256" if pkce else None, token=token
-        )
-        session.trust_env = False
+    def recorded(self, session: Any) -> Any:
+        """``session``, its token answers recorded here."""
         session.register_compliance_hook("access_token_response", self.seen)
         return session
 
     def seen(self, answer: Any) -> Any:
         self.answers.append(answer)
         return answer
+
+
+class RequestsOAuthlib(Recording):
+    """requests-oauthlib's OAuth2Session: PKCE kept in the session, HTTP Basic unless include_client_id=True."""
+
+    def session(self, pkce: bool = False, token: Mapping[str, Any] | None = None) -> OAuth2Session:
+        session = OAuth2Session(
+            CLIENT_ID, redirect_uri=REDIRECT, scope=SCOPES, pkce="S256" if pkce else None, token=token
+        )
+        session.trust_env = False
+        return self.recorded(session)
 
     def start(self, gist: Gist, pkce: bool) -> Login:
         session = self.session(pkce)
@@ -196,12 +204,12 @@ class OAuthlibByHand:
             return http.get(uri, headers=headers)
 
 
-@dataclass
-class Authlib:
+class Authlib(Recording):
     """Authlib's own clients (requests or httpx2): the code verifier and state are the app's to keep."""
 
-    kind: type[Any]
-    answers: list[Any] = field(default_factory=list)
+    def __init__(self, kind: type[Any]) -> None:
+        super().__init__()
+        self.kind = kind
 
     def session(self, *, secret: str = SECRET, basic: bool = False, pkce: bool = False, **kwargs: Any) -> Any:
         options = {"trust_env": False} if self.kind is AuthlibHttpxClient else {}
@@ -217,12 +225,7 @@ class Authlib:
         )
         if self.kind is AuthlibRequestsSession:
             session.trust_env = False
-        session.register_compliance_hook("access_token_response", self.seen)
-        return session
-
-    def seen(self, answer: Any) -> Any:
-        self.answers.append(answer)
-        return answer
+        return self.recorded(session)
 
     def start(self, gist: Gist, pkce: bool) -> Login:
         verifier = secrets.token_urlsafe(48) if pkce else None
