@@ -13,12 +13,16 @@ from collections.abc import Sequence
 from ._cli_login import DEFAULT_REDIRECT_URI, add_commands, printable, run_command
 from .errors import ConfigurationError, GistAuthError, InsufficientScopeError
 
+#: The forms ``gist-authlib sandbox --print-settings`` prints (gist_authlib.sandbox._settings renders them).
+SETTINGS_FORMS = ("env", "flask", "django")
+
 __all__ = [
     "main",
 ]
 
-#: The sandbox's registered redirect URIs by default: an app on port 8000, reached by either loopback name, and
-#: ``gist-authlib login``'s loopback address.
+#: The sandbox's registered redirect URIs by default: an app's callback reached by either loopback name, and
+#: ``gist-authlib login``'s loopback address. Loopback redirect URIs match on any port (RFC 8252 section 7.3), so
+#: these also serve ``flask run``'s port 5000 and any other.
 DEFAULT_REDIRECT_URIS = (
     "http://127.0.0.1:8000/oauth/gist/callback",
     "http://localhost:8000/oauth/gist/callback",
@@ -58,17 +62,51 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     sandbox.add_argument("--port", type=int, default=8765, help="port (default 8765)")
     sandbox.add_argument("--client-id", default="gist-sandbox-app", help="the registered app's client id")
-    sandbox.add_argument(
+    secret = sandbox.add_mutually_exclusive_group()
+    secret.add_argument(
         "--client-secret",
         default=None,
-        help=f"the app's client secret (default: ${SANDBOX_SECRET_VARIABLE}, else a new random one each run)",
+        help=f"the app's client secret (default: ${SANDBOX_SECRET_VARIABLE}, else the one kept in --state-dir, "
+        "made on the first run and the same on every run after)",
+    )
+    secret.add_argument(
+        "--new-secret",
+        action="store_true",
+        help="replace the kept client secret with a new one (an app still sending the old one is told it changed)",
+    )
+    sandbox.add_argument(
+        "--state-dir",
+        default=None,
+        metavar="DIR",
+        help="where the client secret is kept, in a file only you can read "
+        "(default: $XDG_STATE_HOME/gist-authlib/sandbox, else ~/.local/state/gist-authlib/sandbox)",
     )
     sandbox.add_argument(
         "--redirect-uri",
         action="append",
         default=None,
         metavar="URI",
-        help="a registered redirect URI (repeatable; default: " + " and ".join(DEFAULT_REDIRECT_URIS) + ")",
+        help="a registered redirect URI (repeatable; default: "
+        + " and ".join(DEFAULT_REDIRECT_URIS)
+        + "); one on localhost or a loopback IP matches on any port",
+    )
+    sandbox.add_argument(
+        "--exact-ports",
+        action="store_true",
+        help="match the port of loopback redirect URIs too, as for any other host",
+    )
+    sandbox.add_argument(
+        "--print-settings",
+        default="env",
+        choices=SETTINGS_FORMS,
+        help="print the app's settings as environment lines (env, the default: a .env file, Starlette's Config), "
+        "Flask's app.config.update(...) or Django's AUTHLIB_OAUTH_CLIENTS",
+    )
+    sandbox.add_argument(
+        "--write-env",
+        default=None,
+        metavar="PATH",
+        help="also set the settings in this .env file (its other lines are kept; it is made readable by you only)",
     )
     sandbox.add_argument(
         "--scope",
@@ -154,8 +192,9 @@ def _script_command(args: argparse.Namespace) -> int:
 def _sandbox(args: argparse.Namespace) -> int:
     from .provider import GistProvider
     from .sandbox import CanvasApp, SandboxClient, ServerThread, create_app
+    from .sandbox._settings import render_settings, sandbox_settings, write_env_file
 
-    prefix = _settings_prefix(args.name)
+    _settings_prefix(args.name)  # refuses a name Authlib could not read settings by
     official = GistProvider()
     provider = official.with_scopes(args.scope)  # refuses a malformed name (ValueError)
     extra = [scope for scope in dict.fromkeys(args.scope) if scope not in official.scopes]
@@ -167,29 +206,36 @@ def _sandbox(args: argparse.Namespace) -> int:
                 "the sandbox accepts it, Gist would not.",
                 file=sys.stderr,
             )
-    secret = args.client_secret or os.environ.get(SANDBOX_SECRET_VARIABLE) or secrets.token_urlsafe(24)
+    secret, retired, where = _sandbox_secret(args)
     redirect_uris = tuple(dict.fromkeys(args.redirect_uri or DEFAULT_REDIRECT_URIS))
     canvas = [CanvasApp.at(args.client_id, args.canvas_url)] if args.canvas_url else []
     sandbox = create_app(
-        clients=[SandboxClient(args.client_id, secret, redirect_uris)],
+        clients=[SandboxClient(args.client_id, secret, redirect_uris, retired_secret_digests=retired)],
         scopes=provider.scopes,
         auto_approve=args.auto_approve,
         canvas_apps=canvas,
+        any_loopback_port=not args.exact_ports,
     )
     server = ServerThread(sandbox, host=args.host, port=args.port).start()
+    try:
+        settings = sandbox_settings(args.name, args.client_id, secret, server.url)
+        written = write_env_file(args.write_env, settings) if args.write_env else None
+    except BaseException:
+        server.stop()
+        raise
     print(f"Gist sandbox on {server.url}/")
-    print(f"  {prefix}_CLIENT_ID={args.client_id}")
-    print(f"  {prefix}_CLIENT_SECRET={secret}")
-    print(f"  {prefix}_AUTHORIZE_URL={server.url}/oauth/authorize")
-    print(f"  {prefix}_ACCESS_TOKEN_URL={server.url}/oauth/token")
-    print(f"  {prefix}_API_BASE_URL={server.url}/")
-    print(f"  redirect URIs: {', '.join(redirect_uris)}")
+    print("\n".join(render_settings(args.print_settings, args.name, settings)))
+    ports = "" if args.exact_ports else " (on localhost or a loopback IP, any port)"
+    print(f"  redirect URIs: {', '.join(redirect_uris)}{ports}")
     if canvas:
         print(f"  canvas app: {canvas[0].initialize_url} and {canvas[0].submit_url}; inbox at {server.url}/inbox")
     if extra:
         print(f"  extra scopes: {' '.join(extra)} (in the app: provider=GistProvider().with_scopes({extra!r}))")
     if args.auto_approve:
         print("  every login is approved without a consent page")
+    print(f"  client secret: {where}")
+    if written is not None:
+        print(f"  settings written to {written}")
     print("Ctrl-C stops.")
     sys.stdout.flush()
     try:
@@ -199,6 +245,40 @@ def _sandbox(args: argparse.Namespace) -> int:
         return 0
     finally:
         server.stop()
+
+
+def _sandbox_secret(args: argparse.Namespace) -> tuple[str, tuple[str, ...], str]:
+    """The sandbox app's client secret, the digests of those it replaced, and where it came from (for the output).
+
+    A secret given (the flag, then the variable) is used as it is and kept nowhere; otherwise the one kept under
+    the state directory, made on the first run and replaced with ``--new-secret``. Where nothing can be kept (a
+    read-only home), a new secret serves this run, and a note says why.
+    """
+    from .sandbox._settings import default_state_dir, keep_secret
+
+    if args.client_secret:
+        return args.client_secret, (), "from --client-secret (kept nowhere)"
+    given = os.environ.get(SANDBOX_SECRET_VARIABLE)
+    if given and args.new_secret:
+        raise ValueError(
+            f"--new-secret replaces the kept client secret, but ${SANDBOX_SECRET_VARIABLE} is set and wins: unset it."
+        )
+    if given:
+        return given, (), f"from ${SANDBOX_SECRET_VARIABLE} (kept nowhere)"
+    state_dir = args.state_dir or default_state_dir()
+    try:
+        kept = keep_secret(state_dir, args.client_id, rotate=args.new_secret)
+    except OSError as exc:
+        if args.new_secret or args.state_dir:  # asked for explicitly: a failure to keep it is an error
+            raise
+        print(f"gist-authlib: note: the client secret cannot be kept ({exc}); this run has its own.", file=sys.stderr)
+        return secrets.token_urlsafe(24), (), "new for this run only (it could not be kept)"
+    if kept.new and kept.retired_digests:
+        where = f"new, kept in {kept.path}; an app sending the previous one is told it changed"
+    else:
+        made = "made and " if kept.new else ""
+        where = f"{made}kept in {kept.path}: the same on every run (--new-secret replaces it)"
+    return kept.secret, kept.retired_digests, where
 
 
 def _settings_prefix(name: str) -> str:

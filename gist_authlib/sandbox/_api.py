@@ -18,6 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ._rules import REALM
+
 __all__ = ["ApiFault", "RateLimit", "RestAPI", "SandboxToken"]
 
 #: Which scopes allow each kind of access (any one of them suffices).
@@ -109,12 +111,23 @@ class RestAPI:
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
         value = value.strip()
         now = self.clock()
+        sent = scheme.lower() == "bearer" and bool(value)
         with self._lock:
-            token = self._tokens.get(value) if scheme.lower() == "bearer" else None
+            token = self._tokens.get(value) if sent else None
             if token is None or token.revoked or (token.expires_at is not None and token.expires_at < now):
-                return api_error(401, "unauthorized", "A valid access token is required.")
+                # RFC 6750 section 3: a challenge on every 401, with an error code only when a token was sent.
+                challenge = f'Bearer realm="{REALM}"'
+                if sent:
+                    challenge += (
+                        ', error="invalid_token", error_description="The access token is unknown, revoked or expired"'
+                    )
+                headers = {"WWW-Authenticate": challenge}
+                return api_error(401, "unauthorized", "A valid access token is required.", headers=headers)
             if any_of and not any(scope in token.scopes for scope in any_of):
-                return api_error(403, "insufficient_scope", f"This token lacks the {any_of[0]} scope.", scope=any_of[0])
+                challenge = f'Bearer realm="{REALM}", error="insufficient_scope", scope="{any_of[0]}"'
+                message = f"This token lacks the {any_of[0]} scope."
+                headers = {"WWW-Authenticate": challenge}
+                return api_error(403, "insufficient_scope", message, scope=any_of[0], headers=headers)
             return self._throttle(value, now)
 
     def _throttle(self, token: str, now: float) -> Response | None:

@@ -12,10 +12,11 @@ import hashlib
 import hmac
 import json
 import secrets
+import shlex
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any
@@ -30,6 +31,7 @@ from starlette.routing import Route
 from ..provider import OFFICIAL_SCOPES
 from ._api import ApiFault, RateLimit, RestAPI, SandboxToken
 from ._inbox import CanvasApp, Inbox
+from ._rules import CHALLENGE_PATTERN, REALM, description, params_once, redirect_uri_matches, secret_digest
 from ._state import SandboxClient, SandboxLimits, Workspace
 
 __all__ = ["GistSandbox", "TokenFault", "TokenRequestRecord", "create_app"]
@@ -37,6 +39,10 @@ __all__ = ["GistSandbox", "TokenFault", "TokenRequestRecord", "create_app"]
 CSRF_COOKIE = "gist_sandbox_csrf"
 _GRANT_TYPES = {name: name for name in ("authorization_code", "refresh_token", "client_credentials", "password")}
 _MAX_LOGGED = 200  # characters of a request's value kept in a log entry
+_NOT_A_FORM = (
+    "Send the token request as an application/x-www-form-urlencoded body (RFC 6749 section 4.1.3), "
+    "or a JSON object of strings."
+)
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,7 @@ class GistSandbox(RestAPI):
         send_iss: bool = True,
         canvas_apps: Iterable[CanvasApp] = (),
         limits: SandboxLimits | None = None,
+        any_loopback_port: bool = True,
     ) -> None:
         self.limits = limits or SandboxLimits()
         self.clients: dict[str, SandboxClient] = {c.client_id: c for c in clients}
@@ -123,6 +130,7 @@ class GistSandbox(RestAPI):
         self.rate_limit = rate_limit
         self.token_ttl = token_ttl
         self.send_iss = send_iss
+        self.any_loopback_port = any_loopback_port
         self.api_faults: deque[ApiFault] = deque()
         self.api_requests = 0
         self._windows: dict[str, tuple[float, int]] = {}
@@ -269,35 +277,81 @@ class GistSandbox(RestAPI):
 
     # -- authorization endpoint ---------------------------------------------------------------------
 
-    def _check_authorize(self, params: Mapping[str, str]) -> tuple[SandboxClient, tuple[str, ...]] | Response:
+    def _check_authorize(
+        self, params: Mapping[str, str], issuer: str, repeated: Sequence[str] = ()
+    ) -> tuple[SandboxClient, tuple[str, ...]] | Response:
+        """The app and the scopes of a valid authorization request, else the answer refusing it.
+
+        Until the client and its redirect URI are known good, a refusal is a page and never a redirect (RFC 6749
+        section 4.1.2.1); once they are, it is a redirect to the app carrying ``error``, ``error_description``
+        and the ``state``, as the RFC asks.
+        """
+        twice = [name for name in ("client_id", "redirect_uri") if name in repeated]
+        if twice:
+            return _error_page(
+                "Malformed request",
+                f"{' and '.join(twice)} was sent more than once, so there is no telling where to send the answer.",
+            )
         client = self.clients.get(params.get("client_id", ""))
         if client is None:
-            return _error_page("Unknown app", "No app with this client_id is registered.")
+            return self._unknown_client_page(params.get("client_id", ""))
         received = params.get("redirect_uri", "")
-        if received not in client.redirect_uris:
-            return _redirect_mismatch_page(received, client.redirect_uris)
-        if params.get("response_type") != "code":
-            return _error_page("Unsupported response type", "Only response_type=code is supported.")
-        scopes = tuple(dict.fromkeys(params.get("scope", "").split()))
+        loopback = self.any_loopback_port
+        if not any(redirect_uri_matches(uri, received, any_loopback_port=loopback) for uri in client.redirect_uris):
+            return _redirect_mismatch_page(received, client.redirect_uris, self.any_loopback_port)
+        refusal = self._authorize_refusal(params, repeated)
+        if refusal is not None:
+            error, text = refusal
+            state = params.get("state") if "state" not in repeated else None
+            answer = {"error": error, "error_description": description(text), "state": state}
+            return _redirect(received, {**answer, "iss": issuer if self.send_iss else None})
+        return client, _scopes(params)
+
+    def _authorize_refusal(self, params: Mapping[str, str], repeated: Sequence[str]) -> tuple[str, str] | None:
+        """The error code and description refusing a request from a known app to a registered URI, if any."""
+        if repeated:
+            return "invalid_request", f"Sent more than once: {', '.join(repeated)} (RFC 6749 section 3.1)."
+        response_type = params.get("response_type")
+        if response_type is None:
+            return "invalid_request", "response_type is missing; send response_type=code."
+        if response_type != "code":
+            return "unsupported_response_type", "Only response_type=code is supported."
+        scopes = _scopes(params)
+        if not scopes:
+            return "invalid_scope", "The request names no scope."
         unknown = [s for s in scopes if s not in self.scopes]
         if unknown:
-            return _error_page(
-                "Unknown scope",
-                f"These scopes are not in the sandbox's catalogue: {', '.join(unknown)}. If Gist has added them, "
-                "start the sandbox with --scope NAME for each (or pass scopes= to create_app).",
+            return "invalid_scope", (
+                f"Not in the sandbox's catalogue: {' '.join(unknown)}. If Gist has added them, start the sandbox "
+                "with --scope NAME for each (or pass scopes= to create_app)."
             )
-        if not scopes:
-            return _error_page("No scope", "The request names no scope.")
-        method = params.get("code_challenge_method")
-        if params.get("code_challenge") and method not in (None, "S256"):
-            return _error_page("Unsupported PKCE method", "Only code_challenge_method=S256 is supported.")
-        return client, scopes
+        challenge, method = params.get("code_challenge"), params.get("code_challenge_method")
+        if challenge is None:
+            if method is not None:
+                return "invalid_request", "code_challenge_method was sent without a code_challenge."
+        elif method != "S256":
+            # RFC 7636 section 4.3: a challenge without a method is a plain one.
+            return "invalid_request", "Only code_challenge_method=S256 is supported (no method means plain)."
+        elif not CHALLENGE_PATTERN.fullmatch(challenge):
+            return "invalid_request", "code_challenge must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~."
+        return None
+
+    def _unknown_client_page(self, client_id: str) -> HTMLResponse:
+        """Name the client id received, those registered, and the setting or flag that makes them agree."""
+        registered = ", ".join(f"<code>{escape(c)}</code>" for c in self.clients) or "none"
+        body = (
+            f'<p>No app with the client_id <code id="received">{escape(client_id) or "(none)"}</code> is '
+            f"registered in this sandbox. Registered: {registered}.</p>\n"
+            "<p>Set your app's client id (the <code>GIST_CLIENT_ID</code> setting, <code>&lt;NAME&gt;_CLIENT_ID</code> "
+            "for a registration with another name, or <code>client_id</code> in Django's "
+            "<code>AUTHLIB_OAUTH_CLIENTS</code>) to the one the sandbox printed, or start the sandbox with "
+            f"<code>--client-id {escape(shlex.quote(client_id or 'YOUR_CLIENT_ID'))}</code>.</p>"
+        )
+        return _page("Unknown app", body, 400)
 
     async def _authorize(self, request: Request) -> Response:
-        params = _single_params(request.query_params.multi_items())
-        if params is None:
-            return _error_page("Malformed request", "A parameter was sent more than once.")
-        checked = self._check_authorize(params)
+        params, repeated = params_once(request.query_params.multi_items())
+        checked = self._check_authorize(params, _origin(request), repeated)
         if isinstance(checked, Response):
             return checked
         client, scopes = checked
@@ -374,11 +428,11 @@ class GistSandbox(RestAPI):
         if isinstance(decided, Response):
             return decided
         params, decision = decided
-        checked = self._check_authorize(params)
+        issuer = _origin(request)
+        checked = self._check_authorize(params, issuer)
         if isinstance(checked, Response):
             return checked
         _, scopes = checked
-        issuer = _origin(request)
         if decision == "approve":
             return self._approve(params, scopes, issuer)
         answer = {"error": "access_denied", "state": params.get("state"), "iss": issuer if self.send_iss else None}
@@ -387,7 +441,7 @@ class GistSandbox(RestAPI):
     def _check_install(self, client_id: str, scope: str) -> tuple[SandboxClient, tuple[str, ...]] | Response:
         client = self.clients.get(client_id)
         if client is None:
-            return _error_page("Unknown app", "No app with this client_id is registered.")
+            return self._unknown_client_page(client_id)
         if not client.redirect_uris:
             return _error_page("No redirect URI", "The app has no redirect URI registered to install through.")
         scopes = tuple(dict.fromkeys(scope.split()))
@@ -491,21 +545,45 @@ class GistSandbox(RestAPI):
             if fault.status is not None:
                 self._record(None, None, fault.status, "fault")
                 return Response(fault.body, status_code=fault.status, media_type=fault.content_type)
-        params = await _token_params(request)
+        parsed = await _token_params(request)
+        if parsed is None:
+            return self._token_error(None, None, 400, "invalid_request", _NOT_A_FORM)
+        params, repeated = parsed
         client_id, grant_type = params.get("client_id"), params.get("grant_type")
-        if request.headers.get("authorization", "").lower().startswith("basic "):
-            # Gist takes client credentials in the body only.
-            return self._token_error(client_id, grant_type, 401, "invalid_client", "Use client_secret_post.")
+        if repeated:
+            text = f"Sent more than once: {', '.join(repeated)} (RFC 6749 section 3.2)."
+            return self._token_error(client_id, grant_type, 400, "invalid_request", text)
+        scheme, _, _ = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "basic":
+            # Gist takes client credentials in the body only. A client that tried HTTP authentication is told
+            # which scheme failed (RFC 6749 section 5.2), as HTTP asks of every 401 (RFC 9110 section 15.5.2).
+            return self._token_error(
+                client_id,
+                grant_type,
+                401,
+                "invalid_client",
+                "Gist takes client credentials in the body (client_secret_post), not in HTTP Basic.",
+                challenge=f'Basic realm="{REALM}", charset="UTF-8"',
+            )
         client = self.clients.get(client_id or "")
-        secret = params.get("client_secret") or ""
-        if client is None or not hmac.compare_digest(secret.encode("utf-8", "replace"), client.client_secret.encode()):
-            return self._token_error(client_id, grant_type, 401, "invalid_client", "Unknown client or bad secret.")
+        secret = params.get("client_secret")
+        refused = self._client_refusal(client, secret)
+        if refused is not None or client is None:
+            # No HTTP authentication was tried: a 400, as a 401 would have to name a scheme (RFC 9110).
+            return self._token_error(client_id, grant_type, 400, "invalid_client", refused)
+        if grant_type is None:
+            return self._token_error(client_id, None, 400, "invalid_request", "grant_type is missing.")
         if grant_type == "refresh_token" and self.token_ttl is not None:
             return self._refresh(client, params)
         if grant_type != "authorization_code":
-            return self._token_error(client_id, grant_type, 400, "unsupported_grant_type", None)
+            text = "The sandbox, like Gist, grants authorization_code only."
+            return self._token_error(client_id, grant_type, 400, "unsupported_grant_type", text)
+        missing = [name for name in ("code", "redirect_uri") if name not in params]
+        if missing:
+            text = f"Missing: {' and '.join(missing)} (RFC 6749 section 4.1.3)."
+            return self._token_error(client_id, grant_type, 400, "invalid_request", text)
         with self._lock:
-            code = self._codes.get(params.get("code") or "")
+            code = self._codes.get(params["code"])
             problem = self._check_code(code, client.client_id, params)
             if problem is not None or code is None:
                 if code is not None and code.used:
@@ -514,9 +592,8 @@ class GistSandbox(RestAPI):
                         token = self._tokens.get(issued)
                         if token is not None:
                             token.revoked = True
-                error = problem or "invalid_grant"
-                status = 401 if error == "invalid_client" else 400
-                return self._token_error(client_id, grant_type, status, error, None, locked=True)
+                error, text = problem or ("invalid_grant", "Unknown authorization code.")
+                return self._token_error(client_id, grant_type, 400, error, text, locked=True)
             code.used = True
             answer = self._mint(client.client_id, code.scopes, self.token_ttl)
             code.tokens.append(answer["access_token"])
@@ -524,28 +601,69 @@ class GistSandbox(RestAPI):
         # Gist's answer is the access token alone; with token_ttl the sandbox rehearses expiring tokens.
         return JSONResponse(answer, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
+    def _client_refusal(self, client: SandboxClient | None, secret: str | None) -> str | None:
+        """Why the body's client credentials do not authenticate a client (``None`` when they do)."""
+        if client is None:
+            return (
+                "Unknown client_id: set the client id setting (GIST_CLIENT_ID) to the one the sandbox printed, "
+                "or start the sandbox with --client-id."
+            )
+        if secret is None:
+            return "client_secret is missing from the body (Gist takes client_secret_post)."
+        if hmac.compare_digest(secret.encode("utf-8", "replace"), client.client_secret.encode()):
+            return None
+        if secret_digest(secret) in client.retired_secret_digests:
+            return (
+                "This client secret was replaced: the sandbox was restarted with a new one (--new-secret). "
+                "Copy the client secret it printed last into your settings."
+            )
+        return (
+            "Bad client secret. The sandbox prints its client secret when it starts; if it was restarted with "
+            "a new one, copy that into your settings."
+        )
+
     def _refresh(self, client: SandboxClient, params: Mapping[str, str]) -> Response:
+        if "refresh_token" not in params:
+            text = "refresh_token is missing."
+            return self._token_error(client.client_id, "refresh_token", 400, "invalid_request", text)
         with self._lock:
-            old = self._refresh_tokens.pop(params.get("refresh_token") or "", None)
+            old = self._refresh_tokens.pop(params["refresh_token"], None)
             previous = self._tokens.get(old or "")
             if previous is None or previous.client_id != client.client_id or previous.revoked:
-                return self._token_error(client.client_id, "refresh_token", 400, "invalid_grant", None, locked=True)
+                text = "Unknown, used or revoked refresh token."
+                return self._token_error(client.client_id, "refresh_token", 400, "invalid_grant", text, locked=True)
             previous.revoked = True
             self._forget(old or "")  # revoked by its refresh: nothing will look it up again
             answer = self._mint(client.client_id, previous.scopes, self.token_ttl)
             self._log(TokenRequestRecord(client.client_id, "refresh_token", 200, None))
         return JSONResponse(answer, headers={"Cache-Control": "no-store"})
 
-    def _check_code(self, code: _Code | None, client_id: str, params: Mapping[str, str]) -> str | None:
-        if code is None or code.used or code.expires_at < self.clock() or code.client_id != client_id:
-            return "invalid_grant"
-        if params.get("redirect_uri") != code.redirect_uri:
-            return "invalid_grant"
-        if code.challenge is not None:
-            verifier = params.get("code_verifier") or ""
-            digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-            if not verifier or not hmac.compare_digest(digest.encode(), code.challenge.encode("utf-8", "replace")):
-                return "invalid_grant"
+    def _check_code(self, code: _Code | None, client_id: str, params: Mapping[str, str]) -> tuple[str, str] | None:
+        """The error code and description refusing to exchange ``code`` (``None`` when it may be exchanged)."""
+        if code is None:
+            return "invalid_grant", "Unknown authorization code."
+        if code.used:
+            return "invalid_grant", "This code was used before; the tokens it issued are now revoked."
+        if code.expires_at < self.clock():
+            return "invalid_grant", f"This code has expired (codes last {int(self.code_ttl)} seconds)."
+        if code.client_id != client_id:
+            return "invalid_grant", "This code was issued to another client."
+        if params["redirect_uri"] != code.redirect_uri:
+            return "invalid_grant", "redirect_uri is not the one of the authorization request."
+        verifier = params.get("code_verifier")
+        if code.challenge is None:
+            if verifier is not None:
+                # RFC 9700 section 2.1.1: a verifier for a code issued without a challenge is refused, or an
+                # attacker could inject a stolen code that was never bound to PKCE.
+                return "invalid_grant", "code_verifier was sent, but the authorization request had no code_challenge."
+            return None
+        if verifier is None:
+            return "invalid_grant", "code_verifier is missing: the authorization request had a code_challenge."
+        if not CHALLENGE_PATTERN.fullmatch(verifier):
+            return "invalid_request", "code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~."
+        digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        if not hmac.compare_digest(digest.encode(), code.challenge.encode("utf-8", "replace")):
+            return "invalid_grant", "code_verifier does not match the code_challenge."
         return None
 
     def _record(self, client_id: str | None, grant_type: str | None, status: int, error: str | None) -> None:
@@ -571,9 +689,10 @@ class GistSandbox(RestAPI):
         grant_type: str | None,
         status: int,
         error: str,
-        description: str | None,
+        text: str | None,
         *,
         locked: bool = False,
+        challenge: str | None = None,
     ) -> Response:
         record = TokenRequestRecord(client_id, grant_type, status, error)
         if locked:
@@ -582,9 +701,12 @@ class GistSandbox(RestAPI):
             with self._lock:
                 self._log(record)
         body: dict[str, str] = {"error": error}
-        if description:
-            body["error_description"] = description
-        return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+        if text:
+            body["error_description"] = description(text)
+        headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+        if challenge is not None:
+            headers["WWW-Authenticate"] = challenge
+        return JSONResponse(body, status_code=status, headers=headers)
 
 
 def create_app(
@@ -601,11 +723,12 @@ def create_app(
     send_iss: bool = True,
     canvas_apps: Iterable[CanvasApp] = (),
     limits: SandboxLimits | None = None,
+    any_loopback_port: bool = True,
 ) -> GistSandbox:
     """Make a local Gist as an ASGI app.
 
     Args:
-        clients: the registered apps (client id, secret, exact redirect URIs).
+        clients: the registered apps (client id, secret, redirect URIs).
         workspace: the workspace and its teammates; a seeded one by default.
         scopes: the scope catalogue; Gist's official scopes by default (pass
             ``provider.scopes`` to accept scopes a provider was extended with).
@@ -621,6 +744,10 @@ def create_app(
         canvas_apps: the canvas apps installed in the workspace; ``/inbox`` shows their canvases.
         limits: how many codes, tokens and log entries the sandbox keeps (a :class:`SandboxLimits`; its
             defaults keep a long run within a few megabytes). Codes are also dropped when they expire.
+        any_loopback_port: a registered redirect URI on ``localhost`` or a loopback IP literal matches the same
+            URI on any port (RFC 8252 section 7.3), so that an app on ``flask run``'s port 5000 logs in with the
+            default ``http://127.0.0.1:8000/...`` registration. ``False`` asks for the exact port, as for every
+            other host.
 
     Returns:
         A :class:`GistSandbox`: serve it with any ASGI server, and read ``token_requests`` in tests.
@@ -638,6 +765,7 @@ def create_app(
         send_iss=send_iss,
         canvas_apps=canvas_apps,
         limits=limits,
+        any_loopback_port=any_loopback_port,
     )
 
 
@@ -658,25 +786,40 @@ def keep_newest(log: list[Any], limit: int) -> None:
         del log[:excess]
 
 
-def _single_params(items: Iterable[tuple[str, str]]) -> dict[str, str] | None:
-    params: dict[str, str] = {}
-    for key, value in items:
-        if key in params:
-            return None
-        params[key] = value
-    return params
+def _scopes(params: Mapping[str, str]) -> tuple[str, ...]:
+    """The scopes a request names, once each (RFC 6749 section 3.3: separated by spaces)."""
+    return tuple(dict.fromkeys(scope for scope in params.get("scope", "").split(" ") if scope))
 
 
-async def _token_params(request: Request) -> dict[str, str]:
-    content_type = request.headers.get("content-type", "")
+class _Pairs(list[tuple[str, Any]]):
+    """A JSON object's members in order, repeated names included (``json.loads``'s ``object_pairs_hook``)."""
+
+
+async def _token_params(request: Request) -> tuple[dict[str, str], list[str]] | None:
+    """The token request's parameters and the names sent twice; ``None`` for a body that is neither a form nor
+    a JSON object of strings (RFC 6749 asks for a form; Gist also reads JSON, which clients have been seen sending)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     raw = await request.body()
-    if content_type.startswith("application/json"):
+    if content_type == "application/json":
         try:
-            data = json.loads(raw)
+            data = json.loads(raw, object_pairs_hook=_Pairs)
         except ValueError:
-            return {}
-        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
-    return dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+            return None
+        if not isinstance(data, _Pairs):
+            return None
+        items: list[tuple[str, str]] = []
+        for key, value in data:
+            if isinstance(value, list):  # an array, or an object (a _Pairs)
+                return None
+            if value is not None:  # a null counts as omitted, as an empty form value does
+                items.append((key, value if isinstance(value, str) else json.dumps(value)))
+        return params_once(items)
+    if content_type != "application/x-www-form-urlencoded":
+        return None
+    try:
+        return params_once(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
+    except UnicodeDecodeError:
+        return None
 
 
 def _origin(request: Request) -> str:
@@ -703,15 +846,29 @@ def _error_page(title: str, message: str, status: int = 400) -> HTMLResponse:
     return _page(title, f"<p>{escape(message)}</p>", status)
 
 
-def _redirect_mismatch_page(received: str, registered: Iterable[str]) -> HTMLResponse:
-    """Name the URI received and those registered, so that a typo or a host mix-up is plain to see."""
+def _redirect_mismatch_page(received: str, registered: Iterable[str], any_loopback_port: bool) -> HTMLResponse:
+    """Name the URI received, those registered, and the flag that registers it."""
     items = "".join(f"<li><code>{escape(uri)}</code></li>" for uri in registered) or "<li>(none)</li>"
+    ports = (
+        "port too, except on <code>localhost</code> or a loopback IP such as <code>127.0.0.1</code>, whose port may "
+        "be any"
+        if any_loopback_port
+        else "port too"
+    )
+    if received:
+        fix = (
+            f'<p>To register it, start the sandbox with <code id="fix">--redirect-uri '
+            f"{escape(shlex.quote(received))}</code> (repeatable, one for each redirect URI; in Python, add it to "
+            "the app's <code>SandboxClient(redirect_uris=...)</code>).</p>"
+        )
+    else:
+        fix = "<p>Send the redirect_uri of your app's callback: a login needs one.</p>"
     body = (
-        "<p>The redirect_uri of this request does not exactly match one registered for this app in the "
-        "Developer Hub (scheme, host, port and path must be equal; <code>localhost</code> and "
-        "<code>127.0.0.1</code> are different hosts).</p>\n"
+        "<p>The redirect_uri of this request is not one registered for this app in the sandbox (scheme, host, path "
+        f"and query must be equal, and the {ports}; <code>localhost</code> and <code>127.0.0.1</code> are different "
+        "hosts).</p>\n"
         f'<p>Received: <code id="received">{escape(received) or "(none)"}</code></p>\n'
-        f'<p>Registered:</p>\n<ul id="registered">{items}</ul>'
+        f'<p>Registered:</p>\n<ul id="registered">{items}</ul>\n{fix}'
     )
     return _page("Redirect URI not registered", body, 400)
 

@@ -68,14 +68,20 @@ class SandboxClient:
     Attributes:
         client_id: the app's client id.
         client_secret: the app's client secret.
-        redirect_uris: the redirect URIs registered for the app; a login must use one of them exactly.
+        redirect_uris: the redirect URIs registered for the app; a login must use one of them exactly, but for
+            the port of a loopback one (``http://127.0.0.1/...``, ``http://localhost:8000/...``), which may be any
+            (RFC 8252 section 7.3; ``create_app(any_loopback_port=False)`` asks for the exact port too).
         name: the app's name, shown on the consent page.
+        retired_secret_digests: SHA-256 hex digests of secrets the app had before (``gist-authlib sandbox
+            --new-secret`` keeps them), so that a token request still sending one is told the secret was replaced.
+            Only digests: the sandbox never accepts nor shows a retired secret.
     """
 
     client_id: str
     client_secret: str
     redirect_uris: tuple[str, ...]
     name: str = "Sandbox App"
+    retired_secret_digests: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"SandboxClient(client_id={self.client_id!r}, redirect_uris={self.redirect_uris!r}, name={self.name!r})"

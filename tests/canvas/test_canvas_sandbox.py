@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import os
 import re
 import subprocess
 import sys
@@ -333,7 +334,7 @@ def test_install_adds_or_replaces_an_app() -> None:
     ]
 
 
-def test_sandbox_command_installs_a_canvas_url() -> None:
+def test_sandbox_command_installs_a_canvas_url(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [
             sys.executable,
@@ -347,6 +348,7 @@ def test_sandbox_command_installs_a_canvas_url() -> None:
         ],
         stdout=subprocess.PIPE,
         text=True,
+        env={**os.environ, "XDG_STATE_HOME": str(tmp_path)},  # where it keeps its secret: not the home's
     )
     try:
         assert process.stdout is not None

@@ -3,13 +3,18 @@ its refusals of bad flags, which need no subprocess)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2
 import pytest
@@ -24,31 +29,45 @@ ROOT = Path(__file__).resolve().parents[2]
 class Running:
     origin: str
     settings: dict[str, str]
-    lines: list[str]
+    lines: list[str]  # stripped
+    raw: list[str]  # as printed, indentation included
     stderr: str  # filled in when the command has stopped
 
 
 @contextmanager
-def sandbox_command(*args: str, env: dict[str, str] | None = None) -> Iterator[Running]:
-    """Run ``python -m gist_authlib sandbox --port 0 ARGS`` until the block ends; yield what it printed."""
+def sandbox_command(*args: str, env: dict[str, str] | None = None, state: Path | None = None) -> Iterator[Running]:
+    """Run ``python -m gist_authlib sandbox --port 0 ARGS`` until the block ends; yield what it printed.
+
+    Its client secret is kept under ``state`` ($XDG_STATE_HOME), a fresh folder unless given: never the home's.
+    """
     environ = {k: v for k, v in os.environ.items() if k != "GIST_SANDBOX_CLIENT_SECRET"}
+    fresh = tempfile.TemporaryDirectory() if state is None else contextlib.nullcontext(str(state))
+    with fresh as folder:
+        environ["XDG_STATE_HOME"] = folder
+        with _running(args, {**environ, **(env or {})}) as running:
+            yield running
+
+
+@contextmanager
+def _running(args: tuple[str, ...], env: dict[str, str]) -> Iterator[Running]:
     process = subprocess.Popen(
         [sys.executable, "-m", "gist_authlib", "sandbox", "--port", "0", *args],
         cwd=ROOT,
-        env={**environ, **(env or {})},
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
         assert process.stdout is not None and process.stderr is not None
-        lines: list[str] = []
-        while not lines or lines[-1] != "Ctrl-C stops.":
+        raw: list[str] = []
+        while not raw or raw[-1] != "Ctrl-C stops.":
             line = process.stdout.readline()
             assert line, f"the sandbox stopped: {process.stderr.read()}"
-            lines.append(line.strip())
+            raw.append(line.rstrip("\n"))
+        lines = [line.strip() for line in raw]
         settings = dict(line.split("=", 1) for line in lines if "=" in line and " " not in line.split("=", 1)[0])
-        running = Running(lines[0].split(" on ")[1].rstrip("/"), settings, lines, "")
+        running = Running(lines[0].split(" on ")[1].rstrip("/"), settings, lines, raw, "")
         yield running
     finally:
         process.terminate()
@@ -65,17 +84,102 @@ def authorize(origin: str, redirect_uri: str, scope: str = "read_teammates") -> 
     return httpx2.get(f"{origin}/oauth/authorize", params=params, trust_env=False)
 
 
-def test_by_default_both_loopback_names_are_registered_and_a_mismatch_names_them() -> None:
+def test_by_default_both_loopback_names_are_registered_on_any_port_and_a_mismatch_names_them() -> None:
     with sandbox_command() as sandbox:
-        for host in ("127.0.0.1", "localhost"):
-            page = authorize(sandbox.origin, f"http://{host}:8000/oauth/gist/callback")
+        # flask run's 5000, uvicorn's 8000, Django's runserver 8000: any port of a loopback callback (RFC 8252 7.3)
+        for host, port in (("127.0.0.1", 8000), ("localhost", 8000), ("127.0.0.1", 5000), ("localhost", 5000)):
+            page = authorize(sandbox.origin, f"http://{host}:{port}/oauth/gist/callback")
             assert page.status_code == 200 and ">Approve<" in page.text
-        mismatch = authorize(sandbox.origin, "http://127.0.0.1:8001/oauth/gist/callback")
+        mismatch = authorize(sandbox.origin, "http://127.0.0.1:5000/auth/callback")
     assert mismatch.status_code == 400 and "location" not in mismatch.headers
-    assert '<code id="received">http://127.0.0.1:8001/oauth/gist/callback</code>' in mismatch.text
+    assert '<code id="received">http://127.0.0.1:5000/auth/callback</code>' in mismatch.text
+    assert '<code id="fix">--redirect-uri http://127.0.0.1:5000/auth/callback</code>' in mismatch.text
     for registered in ("http://127.0.0.1:8000/oauth/gist/callback", "http://localhost:8000/oauth/gist/callback"):
         assert f"<li><code>{registered}</code></li>" in mismatch.text
     assert len(sandbox.settings["GIST_CLIENT_SECRET"]) > 20
+
+
+def test_the_secret_is_kept_privately_across_restarts_and_a_new_one_tells_the_old_one_it_changed(
+    tmp_path: Path,
+) -> None:
+    from gist_authlib.sandbox._settings import keep_secret
+
+    folder = tmp_path / "gist-authlib" / "sandbox"
+    with sandbox_command(state=tmp_path) as first:
+        pass
+    kept = folder / "gist-sandbox-app.json"
+    old = first.settings["GIST_CLIENT_SECRET"]
+    assert f"client secret: made and kept in {kept}: the same on every run (--new-secret replaces it)" in first.lines
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600 and stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert keep_secret(folder, "gist-sandbox-app").secret == old  # what the next run reads
+    with sandbox_command("--new-secret", "--auto-approve", state=tmp_path) as second:
+        redirect_uri = "http://localhost:5000/oauth/gist/callback"  # flask run's port, on the default registration
+        code = query_of(authorize(second.origin, redirect_uri).headers["location"])["code"]
+        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
+        refused = httpx2.post(
+            f"{second.origin}/oauth/token",
+            data={**form, "client_id": "gist-sandbox-app", "client_secret": old},
+            trust_env=False,
+        )
+    new = second.settings["GIST_CLIENT_SECRET"]
+    assert new != old and keep_secret(folder, "gist-sandbox-app").secret == new
+    assert f"client secret: new, kept in {kept}; an app sending the previous one is told it changed" in second.lines
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_client"
+    assert "was replaced" in refused.json()["error_description"]
+    assert old not in refused.text and new not in refused.text and old not in kept.read_text()
+
+
+def test_print_settings_flask_and_write_env_wire_a_flask_app_that_logs_in(tmp_path: Path) -> None:
+    from authlib.integrations.flask_client import OAuth
+    from dotenv import dotenv_values
+    from flask import Flask
+    from starlette.config import Config
+
+    import gist_authlib
+    from gist_authlib.flask import gist_blueprint
+
+    env_file = tmp_path / ".env"
+    env_file.write_text("SESSION_SECRET=kept-as-it-was\nGIST_CLIENT_ID=an-old-one\n")
+    with sandbox_command("--print-settings", "flask", "--write-env", str(env_file)) as sandbox:
+        snippet = "\n".join(sandbox.raw[1 : sandbox.raw.index(")") + 1])
+        app = Flask(__name__)
+        app.config["SECRET_KEY"] = "test-secret"
+        exec(snippet, {"app": app})  # as pasted into an app factory
+        gist = gist_authlib.register(OAuth(app))
+        app.register_blueprint(
+            gist_blueprint(
+                gist, on_login=lambda token: gist.get("teammates", token=token).json()["teammates"][0]["name"]
+            )
+        )
+        # Flask's test client is http://localhost: the default registration's port does not matter on loopback.
+        page = log_in_with_flask(app.test_client())
+    assert page.status_code == 200 and page.text == "Ada Lovelace"
+    assert snippet.startswith("# Flask: in your app factory") and "app.config.update(" in snippet
+    assert f"settings written to {env_file}" in sandbox.lines
+    written = {key: app.config[key] for key in app.config if key.startswith("GIST_")}
+    assert len(written) == 5 and written["GIST_ACCESS_TOKEN_URL"] == f"{sandbox.origin}/oauth/token"
+    assert {k: v for k, v in dotenv_values(env_file).items() if k.startswith("GIST_")} == written
+    assert dotenv_values(env_file)["SESSION_SECRET"] == "kept-as-it-was"
+    assert all(Config(env_file)(key) == value for key, value in written.items())
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+
+
+def log_in_with_flask(client: Any) -> Any:
+    """Walk a login through a Flask test client, approving on the sandbox's consent page over real HTTP."""
+    start = client.get("/auth/gist")
+    assert start.status_code == 302, start.text
+    with httpx2.Client(trust_env=False) as browser:
+        consent = browser.get(start.headers["location"])
+        assert consent.status_code == 200, consent.text
+        fields = {
+            name: consent.text.split(f'name="{name}" value="')[1].split('"')[0] for name in ("request", "csrf_token")
+        }
+        approved = browser.post(
+            f"{urlsplit(str(consent.url))._replace(query='').geturl()}", data={**fields, "decision": "approve"}
+        )
+    callback = urlsplit(approved.headers["location"])
+    assert callback.netloc == "localhost", callback
+    return client.get(f"{callback.path}?{callback.query}")
 
 
 def test_flags_set_scopes_redirect_uris_a_stable_secret_and_the_settings_prefix() -> None:
@@ -102,11 +206,11 @@ def test_flags_set_scopes_redirect_uris_a_stable_secret_and_the_settings_prefix(
         )
         assert authorize(sandbox.origin, other).status_code == 302
         default = authorize(sandbox.origin, "http://127.0.0.1:8000/oauth/gist/callback")
-        unknown = authorize(sandbox.origin, mine, "read_invoices")
+        unknown = query_of(authorize(sandbox.origin, mine, "read_invoices").headers["location"])
     assert callback.startswith(mine + "?")
     assert token.status_code == 200 and token.json()["access_token"]
     assert default.status_code == 400  # the flags replace the default redirect URIs
-    assert unknown.status_code == 400 and "--scope" in unknown.text
+    assert unknown["error"] == "invalid_scope" and "--scope NAME" in unknown["error_description"]
     assert sandbox.settings == {
         "GIST_EU_CLIENT_ID": "gist-sandbox-app",
         "GIST_EU_CLIENT_SECRET": "stable-secret-from-the-environment",
@@ -114,7 +218,8 @@ def test_flags_set_scopes_redirect_uris_a_stable_secret_and_the_settings_prefix(
         "GIST_EU_ACCESS_TOKEN_URL": f"{sandbox.origin}/oauth/token",
         "GIST_EU_API_BASE_URL": f"{sandbox.origin}/",
     }
-    assert f"redirect URIs: {mine}, {other}" in sandbox.lines
+    assert f"redirect URIs: {mine}, {other} (on localhost or a loopback IP, any port)" in sandbox.lines
+    assert "client secret: from $GIST_SANDBOX_CLIENT_SECRET (kept nowhere)" in sandbox.lines
     assert any("extra scopes: read_campaigns read_forms" in line for line in sandbox.lines)
 
 
@@ -132,13 +237,29 @@ def test_the_flag_wins_over_the_environment_and_extra_scopes_show_on_the_consent
     assert "read_campaigns" not in sandbox.stderr
 
 
-def test_bad_flags_fail_with_a_clear_message_before_serving(capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_flags_fail_with_a_clear_message_before_serving(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     # In this process: the command's own entry point, which the console script hands its exit code to.
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     for args, says in [
         (["--scope", "read_a,read_b"], "without spaces or commas"),
         (["--name", "gist-eu"], "--name must be a registration name"),
+        (["--write-env", str(tmp_path / "no-such-folder" / ".env")], "No such file or directory"),
+        (["--state-dir", str(tmp_path / "a-file")], "not a directory"),
     ]:
+        (tmp_path / "a-file").write_text("")
         assert main(["sandbox", "--port", "0", *args]) == 1
         printed = capsys.readouterr()
         assert says in printed.err and "Traceback" not in printed.err
         assert printed.out == ""
+    monkeypatch.setenv("GIST_SANDBOX_CLIENT_SECRET", "from-the-environment")
+    assert main(["sandbox", "--port", "0", "--new-secret"]) == 1
+    assert "GIST_SANDBOX_CLIENT_SECRET is set and wins: unset it" in capsys.readouterr().err
+    for args, says in [
+        (["--new-secret", "--client-secret", "x"], "--client-secret: not allowed with argument --new-secret"),
+        (["--print-settings", "yaml"], "invalid choice: 'yaml'"),
+    ]:
+        with pytest.raises(SystemExit) as exited:
+            main(["sandbox", *args])
+        assert exited.value.code == 2 and says in capsys.readouterr().err

@@ -224,7 +224,8 @@ def test_a_wrong_client_secret_is_an_oauth_error_in_a_hand_written_route(sandbox
         response = log_in(client)
     assert response.status_code == 400
     assert response.text == "invalid_client"
-    assert isinstance(errors[0], TokenEndpointError) and errors[0].http_status == 401
+    # 400: the secret went in the body, no HTTP authentication a 401 could name (the sandbox's RFC 9110 rule).
+    assert isinstance(errors[0], TokenEndpointError) and errors[0].http_status == 400
     assert len(gist_sandbox.token_requests) == before + 1
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import subprocess
 import sys
 import warnings
@@ -87,13 +88,14 @@ def test_demo_serves_one_framework_at_a_time_and_checks_all_only_with_check(caps
     assert "--framework all needs --check" in capsys.readouterr().err
 
 
-def test_sandbox_command_serves_and_prints_what_to_configure() -> None:
+def test_sandbox_command_serves_and_prints_what_to_configure(tmp_path: Path) -> None:
     import httpx2
 
     process = subprocess.Popen(
         [sys.executable, "-m", "gist_authlib", "sandbox", "--port", "0", "--client-id", "my-app"],
         stdout=subprocess.PIPE,
         text=True,
+        env={**os.environ, "XDG_STATE_HOME": str(tmp_path)},  # where it keeps its secret: not the home's
     )
     try:
         assert process.stdout is not None

@@ -8,27 +8,17 @@ after 2N. A collection that grows with the traffic, one added later included, ma
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 from collections import deque
 from typing import Any
 
 import httpx2
 import pytest
+from support.sandbox_http import REDIRECT, Clock, s256
 from support.web import query_of
 
 from gist_authlib.sandbox import CanvasApp, GistSandbox, RateLimit, SandboxClient, SandboxLimits, create_app
 
-REDIRECT = "http://127.0.0.1:9/oauth/gist/callback"
 SMALL = SandboxLimits(codes=4, tokens=4, records=4, canvas_calls=4, inbox_visits=4, events=4, contacts=8, tags=4)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def held(sandbox: GistSandbox) -> dict[str, int]:
@@ -52,10 +42,6 @@ def sandbox_with(clock: Clock, limits: SandboxLimits, **kwargs: Any) -> GistSand
         token_ttl=3600,  # tokens with refresh tokens, so that refreshes leave their traces too
         **kwargs,
     )
-
-
-def s256(verifier: str) -> str:
-    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
 
 
 async def one_round(http: httpx2.AsyncClient, n: int) -> None:
@@ -178,5 +164,5 @@ def test_log_entries_keep_at_most_200_characters_of_what_a_request_named() -> No
 
     asyncio.run(run())
     [record] = sandbox.token_requests
-    assert (record.client_id, record.grant_type, record.status) == ("x" * 200, "x" * 200, 401)
+    assert (record.client_id, record.grant_type, record.status) == ("x" * 200, "x" * 200, 400)
     assert sandbox.installs_acknowledged == [{"client_id": "x" * 200, "workspace_id": "x" * 200}]
