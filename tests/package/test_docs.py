@@ -23,3 +23,11 @@ def test_readme_quick_start_matches_ci() -> None:
     ci_command = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
     assert ci_command in readme
     assert "gist-authlib demo" in readme
+
+
+def test_every_error_code_the_login_failures_page_names_is_raised_by_the_package() -> None:
+    page = (ROOT / "docs" / "LOGIN_FAILURES.md").read_text()
+    named = set(re.findall(r"^\| `(\w+)` \|", page, flags=re.MULTILINE)) - {"error_code"}
+    source = (ROOT / "gist_authlib" / "errors.py").read_text()
+    assert len(named) >= 10
+    assert sorted(code for code in named if f'"{code}"' not in source) == []
