@@ -29,6 +29,7 @@ from typing import Any, Protocol, TypeAlias, TypedDict
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx2
+from authlib.oidc.core import UserInfo
 
 from ._effects import Blocking, Steps, UserCode, drive, drive_async
 from ._flow import (
@@ -83,6 +84,7 @@ __all__ = [
     "run",
     "run_async",
     "start_login",
+    "userinfo_of",
 ]
 
 log = logging.getLogger("gist_authlib.login")
@@ -493,7 +495,11 @@ def callback_steps(
     params = {key: str(value) for key, value in (token_params or {}).items() if key not in _OPENID_ONLY}
     token = yield from _exchange(grant, params)
     store = reg.store
-    workspace_id, workspace_name = (yield ReadWorkspace(token)) if store is not None else (None, None)
+    # Who logged in, as Authlib's OpenID providers put it in the token: a Gist login identifies the workspace
+    # that granted access (Gist has no endpoint for the teammate who clicked Approve).
+    workspace_id, workspace_name = yield ReadWorkspace(token)
+    if workspace_id is not None:
+        token["userinfo"] = userinfo_of(workspace_id, workspace_name)
     named: Any = subject
     if callable(subject):
         named = yield UserCode(subject, (dict(token),))
@@ -563,6 +569,7 @@ def _install_steps(reg: Registration, grant: InstallGrant) -> Steps[LoginResult]
     # The workspace comes from Gist's answer about the token itself; the state (anyone can forge it) must agree.
     if str(workspace_id) != grant.workspace_hint:
         raise InstallError("The installation callback names another workspace than its token; nothing was stored.")
+    token["userinfo"] = userinfo_of(workspace_id, workspace_name)
     key = f"workspace:{workspace_id}"
     if reg.store is not None:
         yield Blocking(
@@ -835,6 +842,17 @@ async def read_workspace_async(
 def _workspace(info: Any) -> tuple[str | None, str | None]:
     workspace_id = info.workspace_id
     return (str(workspace_id) if workspace_id is not None else None), info.workspace_name
+
+
+def userinfo_of(workspace_id: str, workspace_name: str | None) -> UserInfo:
+    """What a Gist login identifies, as the OpenID claims Authlib's providers put in ``token["userinfo"]``:
+    ``sub`` (the workspace id: stable, and unique per workspace) and ``name`` (its name), plus Gist's own
+    ``workspace_id`` and ``workspace_name``. A Gist login identifies the workspace that granted access, not the
+    teammate who clicked Approve (Gist's API has no endpoint for that person)."""
+    claims = {"sub": str(workspace_id), "workspace_id": str(workspace_id)}
+    if workspace_name is not None:
+        claims.update(name=workspace_name, workspace_name=workspace_name)
+    return UserInfo(claims)
 
 
 # -- around a login --------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import importlib
+import inspect
 import threading
 import weakref
 from collections.abc import Iterable, Mapping, MutableMapping
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Unpack
 
 import httpx2
+from authlib.oidc.core import UserInfo
 
 from ._flow import (
     LoginFlow,
@@ -47,9 +49,10 @@ from ._login import (
     run,
     run_async,
     start_login,
+    userinfo_of,
 )
 from ._version import USER_AGENT
-from .errors import ConfigurationError
+from .errors import ConfigurationError, TokenExchangeError
 from .provider import GistProvider
 
 if TYPE_CHECKING:
@@ -157,6 +160,7 @@ class GistApp:
     api_base_url: str
     authorize_params: dict[str, Any] | None
     client_kwargs: dict[str, Any]
+    _fetch_token: Any
 
     if TYPE_CHECKING:  # Authlib's methods, as every framework's class has them (each declares its own signature)
 
@@ -356,6 +360,23 @@ class SyncGistApp(GistApp):
         """The login sequence's workspace lookup, on the registration's pooled transport."""
         return read_workspace(self.gist_registration, token, transport=self.gist_transport())
 
+    def userinfo(self, **kwargs: Any) -> UserInfo:
+        """Who logged in, as Authlib's ``userinfo()`` answers for OpenID providers: the claims of the token's
+        workspace (``sub``, ``name``, ``workspace_id``, ``workspace_name``; see
+        :func:`gist_authlib._login.userinfo_of`). A token from a Gist login carries them already
+        (``token["userinfo"]``) and is not looked up again; otherwise Gist is asked with the token.
+
+        Args:
+            token: the token (or ``request=``: the token Authlib's ``fetch_token`` finds for it).
+
+        Raises:
+            TokenExchangeError: Gist did not say which workspace the token belongs to (``workspace_unknown``).
+        """
+        token = kwargs.get("token")
+        if token is None and kwargs.get("request") is not None and self._fetch_token is not None:
+            token = self._fetch_token(kwargs["request"])
+        return _userinfo_from(token) or _userinfo_or_fail(self.gist_workspace(_need_token(token)))
+
     def gist_finish(
         self, session: MutableMapping[str, Any], query: Iterable[tuple[str, str]], **options: Unpack[CallbackOptions]
     ) -> LoginResult:
@@ -419,11 +440,42 @@ class AsyncGistApp(GistApp):
         """The login sequence's workspace lookup, on the registration's pooled transport."""
         return await read_workspace_async(self.gist_registration, token, transport=self.gist_transport())
 
+    async def userinfo(self, **kwargs: Any) -> UserInfo:
+        """The async form of :meth:`SyncGistApp.userinfo`."""
+        token = kwargs.get("token")
+        if token is None and kwargs.get("request") is not None and self._fetch_token is not None:
+            token = self._fetch_token(kwargs["request"])
+            if inspect.isawaitable(token):
+                token = await token
+        known = _userinfo_from(token)
+        return known or _userinfo_or_fail(await self.gist_workspace(_need_token(token)))
+
     async def gist_finish(
         self, session: MutableMapping[str, Any], query: Iterable[tuple[str, str]], **options: Unpack[CallbackOptions]
     ) -> LoginResult:
         """The async form of :meth:`SyncGistApp.gist_finish`."""
         return await run_async(self, callback_steps(self.gist_registration, session, query, **options))
+
+
+def _userinfo_from(token: Any) -> UserInfo | None:
+    info = token.get("userinfo") if isinstance(token, Mapping) else None
+    return UserInfo(info) if isinstance(info, Mapping) and info.get("sub") else None
+
+
+def _need_token(token: Any) -> Mapping[str, Any]:
+    if not isinstance(token, Mapping) or not token.get("access_token"):
+        raise ConfigurationError("userinfo() needs token=... (or request=... with a token store on the registration).")
+    return token
+
+
+def _userinfo_or_fail(workspace: tuple[str | None, str | None]) -> UserInfo:
+    workspace_id, workspace_name = workspace
+    if workspace_id is None:
+        raise TokenExchangeError(
+            "Gist did not say which workspace this token belongs to (its token information could not be read).",
+            error_code="workspace_unknown",
+        )
+    return userinfo_of(workspace_id, workspace_name)
 
 
 def register(

@@ -120,7 +120,7 @@ def test_login_json_prints_a_working_token_and_uses_state_and_pkce(gist: Gist, t
     code, stdout, stderr = finish(process)
     assert code == 0, stderr
     token = json.loads(stdout)
-    assert set(token) == {"access_token"}
+    assert set(token) == {"access_token", "userinfo"}
     assert token["access_token"] not in stderr  # the token goes to stdout only
     assert [(r.grant_type, r.status) for r in gist.sandbox.token_requests[requests_before:]] == [
         ("authorization_code", 200)

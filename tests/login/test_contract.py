@@ -47,7 +47,15 @@ def test_login_hands_token_to_on_login_and_lists_teammates(make_stack: Any, rout
     assert response.status_code == 200
     assert response.json()["teammates"] == [t["name"] for t in stack.sandbox.workspace.teammates]
     assert len(stack.tokens) == 1
-    assert set(stack.tokens[0]) == {"access_token"}
+    # The token, and who logged in as Authlib's OpenID providers say it (Gist identifies the workspace).
+    assert set(stack.tokens[0]) == {"access_token", "userinfo"}
+    workspace = stack.sandbox.workspace
+    assert stack.tokens[0]["userinfo"] == {
+        "sub": str(workspace.id),
+        "name": workspace.name,
+        "workspace_id": str(workspace.id),
+        "workspace_name": workspace.name,
+    }
     assert stack.errors == []
     assert [r.status for r in stack.sandbox.token_requests] == [200]
 

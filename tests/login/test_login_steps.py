@@ -62,7 +62,7 @@ def finished(steps: Any, sent: Any) -> LoginResult:
     return result
 
 
-def test_a_login_without_a_store_asks_for_the_token_only() -> None:
+def test_a_login_without_a_store_asks_for_the_token_and_who_granted_it() -> None:
     reg, session = registration(), {}
     data = started(reg, session)
     steps = callback_steps(reg, session, [("code", "the-code"), ("state", data["state"])])
@@ -74,10 +74,13 @@ def test_a_login_without_a_store_asks_for_the_token_only() -> None:
     assert effect.params["code_verifier"]  # S256 PKCE: the verifier goes with the code
     assert "the-code" not in repr(effect)  # secrets stay out of reprs
 
-    result = finished(steps, TOKEN)
-    assert result.token == TOKEN
+    lookup = steps.send(TOKEN)  # who logged in: the workspace, as userinfo (no store needed)
+    assert isinstance(lookup, ReadWorkspace)
+    result = finished(steps, ("ws-7", "Acme"))
+    assert result.token["access_token"] == TOKEN["access_token"]
+    assert result.token["userinfo"] == {"sub": "ws-7", "name": "Acme", "workspace_id": "ws-7", "workspace_name": "Acme"}
     assert result.next_path == "/teammates"
-    assert result.subject is None and result.workspace_id is None
+    assert result.subject is None and result.workspace_id == "ws-7"
 
 
 def test_a_login_with_a_store_looks_up_the_workspace_then_stores_under_it() -> None:
@@ -112,7 +115,8 @@ def test_a_subject_callback_is_user_code_and_names_the_stored_token() -> None:
     next(steps)
     steps.send(TOKEN)
     call = steps.send(("ws-7", "Acme"))
-    assert isinstance(call, UserCode) and call.call is subject and call.args == (TOKEN,)
+    assert isinstance(call, UserCode) and call.call is subject
+    assert call.args[0]["access_token"] == TOKEN["access_token"] and call.args[0]["userinfo"]["sub"] == "ws-7"
     save = steps.send("user-42")
     assert isinstance(save, Blocking)
     save.call(*save.args)
@@ -148,7 +152,8 @@ def test_a_replayed_callback_asks_for_nothing() -> None:
     copy = dict(session)  # an older copy of the cookie, replayed after the login
     steps = callback_steps(reg, session, query)
     next(steps)
-    finished(steps, TOKEN)
+    steps.send(TOKEN)
+    finished(steps, ("ws-7", None))
     # The same browser (its older cookie still names the login): a repeat, with the login's next page.
     with pytest.raises(StateError) as caught:
         next(callback_steps(reg, copy, query))

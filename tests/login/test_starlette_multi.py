@@ -150,4 +150,4 @@ def test_plain_authlib_calls_work_on_a_gist_registration(two_gists: dict[str, An
         callback = browser.get(authorize).headers["location"]
         answer = browser.get(callback)
     assert answer.status_code == 200, answer.text
-    assert answer.json() == {"token_keys": ["access_token"], "teammates": 3}
+    assert answer.json() == {"token_keys": ["access_token", "userinfo"], "teammates": 3}
