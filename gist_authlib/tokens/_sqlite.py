@@ -84,7 +84,8 @@ def _create_private(path: str) -> None:
     or trusted.
 
     Raises:
-        TokenStoreError: the path is a symbolic link, not a regular file, or owned by another user.
+        TokenStoreError: the path is a symbolic link, not a regular file, or owned by another user; or the file
+            cannot be created (no such folder, no permission).
     """
     if path == ":memory:" or path.startswith("file:"):
         return
@@ -92,6 +93,8 @@ def _create_private(path: str) -> None:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0), 0o600)
     except FileExistsError:
         _make_private(path)
+    except OSError as exc:
+        raise TokenStoreError(f"Cannot create the token database {path}: {exc.strerror}.") from None
     else:
         os.close(fd)
     # Checked for a new database too: a -wal or -shm planted beside it in a shared folder would be used as is.
