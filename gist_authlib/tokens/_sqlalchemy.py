@@ -338,9 +338,14 @@ class SQLAlchemyTokenStore(BaseTokenStore):
         result: list[str] = self._run(lambda connection: [r[0] for r in connection.execute(query)])
         return result
 
+    @property
+    def url(self) -> str:
+        """The database's URL, its password hidden."""
+        return str(self._engine.url.render_as_string(hide_password=True))
+
     def close(self) -> None:
         """Dispose of the engine's connection pool (when the store created the engine)."""
         self._engine.dispose()
 
     def __repr__(self) -> str:
-        return f"<SQLAlchemyTokenStore {self._engine.url.render_as_string(hide_password=True)}>"
+        return f"<SQLAlchemyTokenStore {self.url}>"
