@@ -41,15 +41,20 @@ __all__ = [
     "TokenCipher",
     "TokenStore",
     "admit_install_attempt",
+    "create_table_ddl",
     "open_token_store",
     "token_hash",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    # SQLAlchemy is an optional extra: import its store only when asked for.
+    # SQLAlchemy is an optional extra: import its store (and its DDL) only when asked for.
     if name == "SQLAlchemyTokenStore":
         from ._sqlalchemy import SQLAlchemyTokenStore
 
         return SQLAlchemyTokenStore
+    if name == "create_table_ddl":
+        from ._sqlalchemy import create_table_ddl
+
+        return create_table_ddl
     raise AttributeError(name)
