@@ -44,17 +44,22 @@ def test_token_store_benchmark_runs_and_prints_every_store() -> None:
     ]
 
 
-def test_login_benchmark_quick_run_prints_every_line() -> None:
-    # The worktree's package, also in the benchmark's own child processes (it passes its path on).
+def run_bench(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``bench/<script>`` with the worktree's package, also in the benchmark's own child processes (it passes
+    its path on)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "login.py"), "--quick"],
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
         env=env,
     )
+
+
+def test_login_benchmark_quick_run_prints_every_line() -> None:
+    result = run_bench("login.py", "--quick")
     assert result.returncode == 0, result.stderr
     parts: dict[str, list[str]] = {}
     for line in result.stdout.splitlines():
@@ -86,17 +91,7 @@ def test_login_benchmark_quick_run_prints_every_line() -> None:
 def test_instances_benchmark_quick_run_prints_both_setups(postgres_url: str) -> None:
     from support.postgres import fresh_database
 
-    # The worktree's package, also in the benchmark's own child processes (it passes its path on).
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    database = fresh_database(postgres_url)
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "instances.py"), "--quick", "--database-url", database],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=env,
-    )
+    result = run_bench("instances.py", "--quick", "--database-url", fresh_database(postgres_url))
     assert result.returncode == 0, result.stderr
     rows = {line.split("  ")[0]: line.split()[2:] for line in result.stdout.splitlines() if "instance" in line}
     assert list(rows) == ["1 instance", "3 instances"], result.stdout
