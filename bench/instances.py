@@ -149,10 +149,11 @@ def routed(url: str, instance: str) -> str:
 
 @dataclass
 class Burst:
-    """One burst's figures: latencies of the logins that succeeded (seconds), failures, logins a second."""
+    """One burst's figures: latencies of the logins that succeeded (seconds), why the others failed, logins a
+    second."""
 
     latencies: list[float]
-    failures: int
+    failures: list[str]
     rate: float
 
 
@@ -162,7 +163,7 @@ async def burst(instances: list[str], logins: int, concurrency: int) -> Burst:
     slots = asyncio.Semaphore(concurrency)
     n_instances = len(instances)
 
-    async def login(n: int) -> float | None:
+    async def login(n: int) -> float | str:
         browser = httpx2.AsyncClient(transport=transport, timeout=60, trust_env=False)  # the pool closes once
         async with slots:
             started = time.perf_counter()
@@ -170,9 +171,11 @@ async def burst(instances: list[str], logins: int, concurrency: int) -> Burst:
                 start = await browser.get(f"{instances[n % n_instances]}/auth/gist")
                 gist = await browser.get(start.headers["location"])
                 done = await browser.get(routed(gist.headers["location"], instances[(n + 1) % n_instances]))
-            except (httpx2.HTTPError, KeyError):
-                return None
-            return time.perf_counter() - started if done.status_code == 200 else None
+            except (httpx2.HTTPError, KeyError) as exc:
+                return repr(exc)[:200]
+            if done.status_code != 200:
+                return f"the callback answered {done.status_code}: {done.text[:200]}"
+            return time.perf_counter() - started
 
     started = time.perf_counter()
     try:
@@ -180,8 +183,8 @@ async def burst(instances: list[str], logins: int, concurrency: int) -> Burst:
     finally:
         await transport.aclose()
     elapsed = time.perf_counter() - started
-    good = [r for r in results if r is not None]
-    return Burst(good, logins - len(good), len(good) / elapsed)
+    good = [r for r in results if isinstance(r, float)]
+    return Burst(good, [r for r in results if isinstance(r, str)], len(good) / elapsed)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -220,7 +223,7 @@ def main() -> None:
     )
     figures = {
         name: (
-            sum(b.failures for b in bursts),
+            sum(len(b.failures) for b in bursts),
             statistics.median(percentile(b.latencies, 0.5) for b in bursts),
             statistics.median(percentile(b.latencies, 0.95) for b in bursts),
             statistics.median(b.rate for b in bursts),
@@ -233,6 +236,10 @@ def main() -> None:
             f"{name:<12} {failures:>8} {p50 * 1000:8.1f} {p95 * 1000:8.1f} {rate:9.1f} "
             f"{p50 / base_p50:9.2f}x {p95 / base_p95:9.2f}x {rate / base_rate:10.2f}x"
         )
+
+    for name, bursts in per_run.items():
+        for reason in sorted({reason for b in bursts for reason in b.failures}):
+            print(f"{name} failed: {reason}")
 
 
 if __name__ == "__main__":
