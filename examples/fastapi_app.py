@@ -4,7 +4,8 @@ Routes: ``/`` welcomes with a login link, ``/auth/gist`` starts the login, ``/oa
 exchanges the code, fetches ``/teammates`` with the new token and shows them; ``/me/teammates`` lists
 them again later, through the ``current_token`` dependency.
 
-Tokens are kept in an encrypted SQLite store (GIST_TOKEN_KEY, GIST_TOKEN_DB, as in the Starlette example);
+Tokens are kept in an encrypted store (GIST_TOKEN_KEY; GIST_TOKEN_DB, a SQLite file or a database URL such as
+postgresql://..., and GIST_TRUSTED_PROXIES, as in the Starlette example);
 the browser session holds only the key they are stored under. Settings come from the environment.
 
 Run it:  uvicorn --factory gist_authlib.examples.fastapi_app:create_app --port 8000
@@ -25,18 +26,24 @@ from starlette.config import Config
 from starlette.middleware.sessions import SessionMiddleware
 
 import gist_authlib
+from gist_authlib import InstallLimit
 from gist_authlib.starlette import gist_routes, stored_token
-from gist_authlib.tokens import SQLiteTokenStore
+from gist_authlib.tokens import open_token_store
 
 
 def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
     """Build the example app from ``environ`` (the process environment by default)."""
     config = Config(environ=environ if environ is not None else os.environ)
     oauth = OAuth(config)
-    store = SQLiteTokenStore(
+    store = open_token_store(
         config("GIST_TOKEN_DB", default="gist_tokens.sqlite3"), key=config("GIST_TOKEN_KEY", default=None)
     )
-    gist = gist_authlib.register(oauth, scopes=config("GIST_SCOPES", default="read_teammates"), token_store=store)
+    gist = gist_authlib.register(
+        oauth,
+        scopes=config("GIST_SCOPES", default="read_teammates"),
+        token_store=store,
+        install_limit=InstallLimit(trusted_proxies=config("GIST_TRUSTED_PROXIES", default="")),
+    )
 
     async def current_token(request: Request) -> dict[str, Any]:
         """The logged-in user's Gist token (from the store), or 401."""

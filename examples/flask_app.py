@@ -2,11 +2,12 @@
 
 Routes: ``/`` welcomes with a login link, ``/auth/gist`` starts the login, ``/oauth/gist/callback``
 exchanges the code, fetches ``/teammates`` with the new token and shows them; ``/me/teammates`` shows them
-again with the token kept in the encrypted SQLite store (GIST_TOKEN_KEY, GIST_TOKEN_DB).
+again with the token kept in the encrypted store (GIST_TOKEN_KEY; GIST_TOKEN_DB, a SQLite file or a database URL
+such as postgresql://... that several instances share).
 
 Settings come from the environment (as in the Starlette example): GIST_CLIENT_ID, GIST_CLIENT_SECRET,
-SESSION_SECRET (required); GIST_AUTHORIZE_URL, GIST_ACCESS_TOKEN_URL, GIST_API_BASE_URL, GIST_SCOPES
-(optional).
+SESSION_SECRET (required); GIST_AUTHORIZE_URL, GIST_ACCESS_TOKEN_URL, GIST_API_BASE_URL, GIST_SCOPES,
+GIST_TRUSTED_PROXIES (optional).
 
 Run it:  flask --app gist_authlib.examples.flask_app:create_app run --port 8000
 Or:      gist-authlib demo --framework flask
@@ -22,8 +23,9 @@ from authlib.integrations.flask_client import OAuth
 from flask import Flask, redirect, render_template_string
 
 import gist_authlib
+from gist_authlib import InstallLimit
 from gist_authlib.flask import gist_blueprint, stored_token
-from gist_authlib.tokens import SQLiteTokenStore
+from gist_authlib.tokens import open_token_store
 
 HOME = """<!doctype html><link rel=icon href=data:,><title>Gist example</title><h1>Welcome</h1>
 <p><a href="{{ url_for('gist_auth.login') }}">Log in with Gist</a></p>"""
@@ -42,8 +44,13 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     app.config.update({k: v for k, v in env.items() if k.startswith("GIST_")})
     app.config.update(SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=env.get("SESSION_HTTPS_ONLY") == "1")
     oauth = OAuth(app)
-    store = SQLiteTokenStore(env.get("GIST_TOKEN_DB", "gist_tokens.sqlite3"), key=env.get("GIST_TOKEN_KEY"))
-    gist = gist_authlib.register(oauth, scopes=env.get("GIST_SCOPES", "read_teammates"), token_store=store)
+    store = open_token_store(env.get("GIST_TOKEN_DB", "gist_tokens.sqlite3"), key=env.get("GIST_TOKEN_KEY"))
+    gist = gist_authlib.register(
+        oauth,
+        scopes=env.get("GIST_SCOPES", "read_teammates"),
+        token_store=store,
+        install_limit=InstallLimit(trusted_proxies=env.get("GIST_TRUSTED_PROXIES", "")),
+    )
 
     def teammates_page(response: Any) -> Any:
         if response.status_code != 200:

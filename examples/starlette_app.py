@@ -2,8 +2,8 @@
 
 Routes: ``/`` welcomes with a login link, ``/auth/gist`` starts the login, ``/oauth/gist/callback``
 exchanges the code, fetches ``/teammates`` with the new token and shows them; ``/me/teammates`` shows them
-again later with the stored token. Tokens are kept in an encrypted SQLite store, keyed by Gist workspace;
-the session cookie holds only that key.
+again later with the stored token. Tokens are kept in an encrypted store (a SQLite file, or a database
+that several instances share), keyed by Gist workspace; the session cookie holds only that key.
 
 Settings come from the environment, so the same file runs against real Gist, the sandbox, or any server
 that speaks the same protocol:
@@ -14,7 +14,10 @@ that speaks the same protocol:
     GIST_SCOPES                               space-separated (optional; read_teammates by default)
     GIST_TOKEN_KEY                            encrypts stored tokens (required; make one with
                                               python -c "from gist_authlib.tokens import TokenCipher as C; print(C.generate_key())")
-    GIST_TOKEN_DB                             the SQLite token store (optional; gist_tokens.sqlite3)
+    GIST_TOKEN_DB                             the token store: a SQLite file (optional; gist_tokens.sqlite3), or
+                                              a database URL (postgresql://...) that several instances share
+    GIST_TRUSTED_PROXIES                      your reverse proxies' networks (optional; "10.0.0.0/8, ..."): the
+                                              install limit then counts callers by X-Forwarded-For
 
 Run it:  uvicorn --factory gist_authlib.examples.starlette_app:create_app --port 8000
 Or let ``gist-authlib demo`` run it against the local sandbox.
@@ -38,19 +41,24 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 import gist_authlib
-from gist_authlib import AsyncGistClient, GistAPIError
+from gist_authlib import AsyncGistClient, GistAPIError, InstallLimit
 from gist_authlib.starlette import gist_routes, stored_token
-from gist_authlib.tokens import SQLiteTokenStore
+from gist_authlib.tokens import open_token_store
 
 
 def create_app(environ: Mapping[str, str] | None = None) -> Starlette:
     """Build the example app from ``environ`` (the process environment by default)."""
     config = Config(environ=environ if environ is not None else os.environ)
     oauth = OAuth(config)
-    store = SQLiteTokenStore(
+    store = open_token_store(
         config("GIST_TOKEN_DB", default="gist_tokens.sqlite3"), key=config("GIST_TOKEN_KEY", default=None)
     )
-    gist = gist_authlib.register(oauth, scopes=config("GIST_SCOPES", default="read_teammates"), token_store=store)
+    gist = gist_authlib.register(
+        oauth,
+        scopes=config("GIST_SCOPES", default="read_teammates"),
+        token_store=store,
+        install_limit=InstallLimit(trusted_proxies=config("GIST_TRUSTED_PROXIES", default="")),
+    )
     # One connection pool for the whole process; each user's calls go through with_token(...) on it.
     api = AsyncGistClient.from_authlib(gist, None)
 

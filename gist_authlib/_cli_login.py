@@ -106,9 +106,10 @@ def default_token_db(environ: Mapping[str, str] = os.environ) -> Path:
     return Path(config) / "gist-authlib" / "tokens.sqlite3"
 
 
-def _open_store(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[Any, Path]:
-    """The encrypted token store the options and variables name, and its path."""
-    from .tokens import SQLiteTokenStore
+def _open_store(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[Any, str]:
+    """The encrypted token store the options and variables name (a file path or a database URL), and where it is
+    (a URL without its password)."""
+    from .tokens import SQLiteTokenStore, open_token_store
 
     key = environ.get("GIST_TOKEN_KEY")
     if not key:
@@ -118,10 +119,12 @@ def _open_store(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[A
             + (", or pass --json to print the token instead." if hasattr(args, "json") else ".")
         )
     given = _setting(args.token_db, "GIST_TOKEN_DB", environ)
-    path = Path(given) if given else default_token_db(environ)
     if not given:
+        path = default_token_db(environ)
         _private_directory(path.parent)
-    return SQLiteTokenStore(str(path), key=key), path
+        given = str(path)
+    store = open_token_store(given, key=key)
+    return store, store.path if isinstance(store, SQLiteTokenStore) else getattr(store, "url", "the database")
 
 
 def _private_directory(path: Path) -> None:
@@ -588,11 +591,14 @@ def _token_options(parser: argparse.ArgumentParser) -> None:
         "else a token from the store)",
     )
     parser.add_argument("--subject", help="which stored token (default: $GIST_SUBJECT, else the only one stored)")
-    parser.add_argument("--token-db", help="the token store (default: $GIST_TOKEN_DB, else " + _db_hint() + ")")
+    parser.add_argument("--token-db", help=_db_hint())
 
 
 def _db_hint() -> str:
-    return "$XDG_CONFIG_HOME/gist-authlib/tokens.sqlite3"
+    return (
+        "the token store, a SQLite file or a database URL such as postgresql://... "
+        "(default: $GIST_TOKEN_DB, else $XDG_CONFIG_HOME/gist-authlib/tokens.sqlite3)"
+    )
 
 
 def add_commands(commands: Any) -> None:
@@ -637,7 +643,7 @@ def add_commands(commands: Any) -> None:
     )
     login.add_argument("--json", action="store_true", help="print the token as JSON on stdout instead of storing it")
     login.add_argument("--subject", help="store the token under this name (default: workspace:<id>, from Gist)")
-    login.add_argument("--token-db", help="the token store (default: $GIST_TOKEN_DB, else " + _db_hint() + ")")
+    login.add_argument("--token-db", help=_db_hint())
     _endpoint_options(login, login=True)
 
     whoami = commands.add_parser("whoami", help="the Gist workspace a token belongs to (GET /token)")

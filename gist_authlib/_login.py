@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeAlias, TypedDict
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypedDict
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx2
@@ -57,6 +57,9 @@ from .errors import (
     UnknownStateError,
 )
 from .provider import GistProvider
+
+if TYPE_CHECKING:
+    from .tokens import InstallCounter
 
 __all__ = [
     "AsyncLoginEffects",
@@ -481,8 +484,12 @@ def callback_steps(
         raise
     if isinstance(grant, InstallGrant):
         limit = reg.install_limit
-        if limit is not None and not limit.allow(limit.client_address(client, forwarded_for)):
-            raise InstallError.rate_limited()
+        if limit is not None:
+            admit = functools.partial(limit.allow, limit.client_address(client, forwarded_for))
+            # Counted in a shared store's database: blocking I/O (a worker thread in async apps).
+            allowed = (yield Blocking(admit)) if limit.shared else admit()
+            if not allowed:
+                raise InstallError.rate_limited()
         if not (yield from _single_use(reg, [("code", grant.code)])):
             raise StateError.replayed()
         return (yield from _install_steps(reg, grant))
@@ -635,17 +642,26 @@ class InstallLimit:
     (a /24 for IPv4, a /64 for IPv6: what one attacker usually holds), not by address. When the total is spent,
     a network that has made no attempt within the window still gets one, so a few networks cannot lock every
     genuine install out, up to ``total`` more first attempts a window; the cost stays bounded by twice
-    ``total`` a window.
+    ``total`` a window (:func:`gist_authlib.tokens.admit_install_attempt` is the rule).
+
+    The attempts are counted by ``counter``: in process memory by default, so each app instance has a limit of
+    its own; ``register`` counts them in its token store instead when that store is shared (SQLite, SQLAlchemy),
+    which makes one limit for every instance using the database.
 
     Args:
         per_client: attempts per network within ``window`` seconds.
         total: attempts from all networks within ``window`` seconds, before only first attempts pass.
         window: the sliding window, in seconds.
-        trusted_proxies: the networks of reverse proxies in front of the app (``["10.0.0.0/8"]``). A request
-            from one of them is counted by the right-most address of its ``X-Forwarded-For`` that is not itself
-            a trusted proxy; from anywhere else, by the socket's address (the header is ignored, as anyone can
-            send it). Empty by default.
-        max_networks: how many networks are remembered at once (older ones are forgotten first).
+        trusted_proxies: the networks of reverse proxies in front of the app (``["10.0.0.0/8"]``, or one string
+            of them separated by commas or spaces, as an environment variable holds them). A request from one of
+            them is counted by the right-most address of its ``X-Forwarded-For`` that is not itself a trusted
+            proxy; from anywhere else, by the socket's address (the header is ignored, as anyone can send it).
+            Empty by default.
+        max_networks: how many networks the default counter remembers at once (older ones are forgotten first).
+        counter: where the attempts are counted (an :class:`~gist_authlib.tokens.InstallCounter`: a
+            :class:`~gist_authlib.tokens.MemoryInstallCounter` by default, or a shared token store).
+        name: what the attempts are counted under in ``counter`` (the registration's name), so that two
+            registrations sharing one store have a limit each.
     """
 
     def __init__(
@@ -654,18 +670,48 @@ class InstallLimit:
         total: int = 100,
         window: float = 60.0,
         *,
-        trusted_proxies: Iterable[str] = (),
+        trusted_proxies: str | Iterable[str] = (),
         max_networks: int = 100_000,
         clock: Callable[[], float] = time.time,
+        counter: InstallCounter | None = None,
+        name: str = "",
     ) -> None:
         self.per_client, self.total, self.window = per_client, total, window
-        self.trusted_proxies = tuple(ipaddress.ip_network(net, strict=False) for net in trusted_proxies)
+        proxies = trusted_proxies.replace(",", " ").split() if isinstance(trusted_proxies, str) else trusted_proxies
+        try:
+            self.trusted_proxies = tuple(ipaddress.ip_network(net.strip(), strict=False) for net in proxies)
+        except ValueError as exc:
+            raise ConfigurationError(f"A trusted proxy is not a network or an address: {exc}.") from None
+        self._counter_given = counter is not None
+        if counter is None:
+            from .tokens import MemoryInstallCounter  # here: import gist_authlib need not load the token stores
+
+            counter = MemoryInstallCounter(max_networks=max_networks)
+        self.counter: InstallCounter = counter
+        self.name = name
         self._max_networks = max_networks
         self._clock = clock
-        self._lock = threading.Lock()
-        self._all: collections.deque[float] = collections.deque()
-        self._grace: collections.deque[float] = collections.deque()  # first attempts let through past the total
-        self._by_network: collections.OrderedDict[str, collections.deque[float]] = collections.OrderedDict()
+
+    def counting_in(self, counter: InstallCounter, name: str) -> InstallLimit:
+        """The same limit, counting in ``counter`` (a shared token store) under ``name``."""
+        return InstallLimit(
+            self.per_client,
+            self.total,
+            self.window,
+            trusted_proxies=[str(net) for net in self.trusted_proxies],
+            max_networks=self._max_networks,
+            clock=self._clock,
+            counter=counter,
+            name=name,
+        )
+
+    def for_registration(self, name: str, store: Any) -> InstallLimit:
+        """The limit registration ``name`` uses: this one; or, when this one counts in its default memory counter
+        and the registration's token store is shared (SQLite, SQLAlchemy), the same limit counting in the store,
+        which every instance using its database shares."""
+        if self._counter_given or not getattr(store, "shared", False) or not hasattr(store, "count_install_attempt"):
+            return self
+        return self.counting_in(store, name)
 
     def client_address(self, peer: str | None, forwarded_for: str | None = None) -> str | None:
         """The address a request is counted by: ``peer``, or, when ``peer`` is a trusted proxy, the right-most
@@ -691,40 +737,30 @@ class InstallLimit:
         return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
     def allow(self, client: str | None) -> bool:
-        """Count one attempt from ``client``'s network; False (and nothing counted) when a limit is reached."""
-        now = self._clock()
-        start = now - self.window
-        key = self.network_of(client)
-        with self._lock:
-            for times in (self._all, self._grace):
-                while times and times[0] <= start:
-                    times.popleft()
-            mine = self._by_network.get(key)
-            if mine is None:
-                mine = self._by_network[key] = collections.deque()
-            self._by_network.move_to_end(key)
-            while mine and mine[0] <= start:
-                mine.popleft()
-            if len(mine) >= self.per_client:
-                return False
-            if len(self._all) >= self.total:
-                # Past the total, only a network's first attempt passes, and only so many of those.
-                if mine or len(self._grace) >= self.total:
-                    return False
-                self._grace.append(now)
-            else:
-                self._all.append(now)
-            mine.append(now)
-            # Bounded: networks idle for a whole window go, and at most max_networks are kept.
-            while self._by_network:
-                oldest_key, oldest = next(iter(self._by_network.items()))
-                if len(self._by_network) <= self._max_networks and oldest and oldest[-1] > start:
-                    break
-                del self._by_network[oldest_key]
-            return True
+        """Count one attempt from ``client``'s network; False (and nothing counted) when a limit is reached.
+
+        With a token store as the counter this is one short database transaction (blocking I/O).
+
+        Raises:
+            TokenStoreError: the store's database failed.
+        """
+        return self.counter.count_install_attempt(
+            self.network_of(client),
+            registration=self.name,
+            now=self._clock(),
+            window=self.window,
+            per_client=self.per_client,
+            total=self.total,
+        )
+
+    @property
+    def shared(self) -> bool:
+        """Whether the counts are shared by every process using the counter (a shared token store)."""
+        return bool(getattr(self.counter, "shared", False))
 
     def __repr__(self) -> str:
-        return f"InstallLimit(per_client={self.per_client}, total={self.total}, window={self.window})"
+        where = f", counter={self.counter!r}" if self.shared else ""
+        return f"InstallLimit(per_client={self.per_client}, total={self.total}, window={self.window}{where})"
 
 
 def _host_only(hop: str) -> str:

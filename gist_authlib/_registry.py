@@ -16,6 +16,8 @@ import atexit
 import contextlib
 import importlib
 import inspect
+import logging
+import os
 import threading
 import weakref
 from collections.abc import Iterable, Mapping, MutableMapping
@@ -59,6 +61,8 @@ if TYPE_CHECKING:
     import asyncio
 
 __all__ = ["AsyncGistApp", "GistApp", "SyncGistApp", "register"]
+
+log = logging.getLogger("gist_authlib.registry")
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -525,10 +529,15 @@ def register(
         state_ttl: seconds a started login stays valid.
         max_pending_logins: logins one browser may have pending at once (tabs).
         pkce: send an S256 PKCE challenge with every login.
-        token_store: a :mod:`gist_authlib.tokens` store. Every finished login then saves its token under a
+        token_store: a :mod:`gist_authlib.tokens` store, or where one is: a SQLite file's path or a database URL
+            (``postgresql://...``), opened with :func:`~gist_authlib.tokens.open_token_store` and the key in the
+            environment variable ``GIST_TOKEN_KEY``. Every finished login then saves its token under a
             subject (the one the app names, else the Gist workspace), the session keeps only that subject,
             and Authlib's ``fetch_token`` and ``update_token`` read and write the store (so
-            ``gist.get(..., request=request)`` finds the token).
+            ``gist.get(..., request=request)`` finds the token). A shared store (SQLite, SQLAlchemy) also keeps
+            the used login states and codes and the install limit's counts, for every instance using its
+            database; without one they live in this process's memory, and ``register`` logs a warning that says
+            so (docs/INSTANCES.md).
         allow_insecure_http: allow ``http://`` endpoints and redirect URIs on hosts that are not loopback
             (a development flag; loopback is always allowed).
         install_limit: how many Gist-initiated install attempts may cost a token request, per network and in
@@ -559,6 +568,15 @@ def register(
         overrides["authorize_params"] = authorize_params
     if redirect_uri is not None:
         check_transport(redirect_uri, "redirect URI", allow_insecure_http=allow_insecure_http)
+    if isinstance(token_store, (str, os.PathLike)):
+        token_store = _open_store(token_store)
+    if not getattr(token_store, "shared", False):
+        log.warning(
+            "Gist registration %r has no shared token store: used login states and codes (replay protection) and "
+            "the install limit live in this process's memory. Running several instances, give register() "
+            "token_store= a database every instance uses (docs/INSTANCES.md).",
+            name,
+        )
     settings = _Settings(
         provider=provider,
         scopes=granted,
@@ -568,7 +586,7 @@ def register(
         allow_insecure_http=allow_insecure_http,
         # Used states and codes are recorded where the tokens are (shared by every process using the store).
         replay_guard=token_store if hasattr(token_store, "consume") else MemoryReplayGuard(),
-        install_limit=install_limit or InstallLimit(),
+        install_limit=(install_limit or InstallLimit()).for_registration(name, token_store),
         setting_names=_setting_names(oauth, name),
         route_claims=oauth.__dict__.setdefault("_gist_route_claims", {}),
         oauth=oauth,
@@ -607,6 +625,20 @@ def register(
         return lazy
     registered: GistApp = app
     return registered
+
+
+def _open_store(location: str | os.PathLike[str]) -> Any:
+    """The store ``register(token_store="...")`` names, with its key from ``GIST_TOKEN_KEY``."""
+    from .tokens import open_token_store
+
+    key = os.environ.get("GIST_TOKEN_KEY")
+    if not key:
+        raise ConfigurationError(
+            "register(token_store=...) was given a path or a database URL, and its tokens are encrypted with the key "
+            "in the environment variable GIST_TOKEN_KEY, which is not set. Set it (make a key with "
+            "gist_authlib.tokens.TokenCipher.generate_key()), or pass open_token_store(..., key=...)."
+        )
+    return open_token_store(location, key=key)
 
 
 def _one_source_of_scopes(

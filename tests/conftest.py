@@ -132,6 +132,15 @@ def full_chromium() -> Any:
 COSTLY_FIXTURES = {"postgres_url": "postgres"}
 
 
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL server's test database, as a SQLAlchemy URL (one server per worker)."""
+    from support.postgres import postgres_server
+
+    with postgres_server() as url:
+        yield url
+
+
 #: Modules whose tests each run for seconds (subprocesses); with the groups, they are handed out first.
 LONG_MODULES = ("test_bench.py", "test_testing_plugin.py")
 

@@ -1,37 +1,60 @@
 """Token storage: a small protocol and three stores (memory, SQLite, SQLAlchemy), encrypted at rest.
 
->>> from gist_authlib.tokens import SQLiteTokenStore, TokenCipher
->>> store = SQLiteTokenStore("tokens.sqlite3", key=os.environ["GIST_TOKEN_KEY"])   # doctest: +SKIP
->>> store.save("user-42", token, workspace_id=1234)                                # doctest: +SKIP
+>>> from gist_authlib.tokens import open_token_store
+>>> store = open_token_store(os.environ["GIST_TOKEN_DB"], key=os.environ["GIST_TOKEN_KEY"])   # doctest: +SKIP
+>>> store.save("user-42", token, workspace_id=1234)                                          # doctest: +SKIP
 
-``SQLAlchemyTokenStore`` needs the ``sqlalchemy`` extra and imports SQLAlchemy only when used.
+``GIST_TOKEN_DB`` is a file path (``SQLiteTokenStore``, one machine) or a database URL such as
+``postgresql://...`` (``SQLAlchemyTokenStore``, several machines). ``SQLAlchemyTokenStore`` needs the
+``sqlalchemy`` extra (``postgres`` for PostgreSQL) and imports SQLAlchemy only when used. A shared store also
+keeps what must hold across an app's instances: the used login states and codes, and the install limit's counts
+(see docs/INSTANCES.md).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ._base import AsyncTokenStore, BaseTokenStore, StoredToken, TokenCipher, TokenStore, token_hash
-from ._memory import MemoryTokenStore
+from ._base import (
+    AsyncTokenStore,
+    BaseTokenStore,
+    InstallCounter,
+    StoredToken,
+    TokenCipher,
+    TokenStore,
+    admit_install_attempt,
+    token_hash,
+)
+from ._memory import MemoryInstallCounter, MemoryTokenStore
+from ._open import open_token_store
 from ._sqlite import SQLiteTokenStore
 
 __all__ = [
     "AsyncTokenStore",
     "BaseTokenStore",
+    "InstallCounter",
+    "MemoryInstallCounter",
     "MemoryTokenStore",
     "SQLAlchemyTokenStore",
     "SQLiteTokenStore",
     "StoredToken",
     "TokenCipher",
     "TokenStore",
+    "admit_install_attempt",
+    "create_table_ddl",
+    "open_token_store",
     "token_hash",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    # SQLAlchemy is an optional extra: import its store only when asked for.
+    # SQLAlchemy is an optional extra: import its store (and its DDL) only when asked for.
     if name == "SQLAlchemyTokenStore":
         from ._sqlalchemy import SQLAlchemyTokenStore
 
         return SQLAlchemyTokenStore
+    if name == "create_table_ddl":
+        from ._sqlalchemy import create_table_ddl
+
+        return create_table_ddl
     raise AttributeError(name)

@@ -12,15 +12,27 @@ import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from .._flow import check_token_response
 from ..errors import ConfigurationError, StaleTokenError, TokenDecryptionError
 
-__all__ = ["AsyncTokenStore", "BaseTokenStore", "StoredToken", "TokenCipher", "TokenStore"]
+__all__ = [
+    "AsyncTokenStore",
+    "BaseTokenStore",
+    "InstallCounter",
+    "StoredToken",
+    "TokenCipher",
+    "TokenStore",
+    "admit_install_attempt",
+]
 
 T = TypeVar("T")
 Row = dict[str, Any]
+#: How an admitted install attempt is counted: within the total, or as a first attempt past it.
+AttemptKind = Literal["total", "grace"]
+#: Decides an install attempt from the counts (the network's, the total's, past the total); see _count_attempt.
+Admit = Callable[[int, int, int], AttemptKind | None]
 PLAINTEXT = "plaintext"
 
 #: The columns of a stored row (the SQL stores use these names as they are).
@@ -157,6 +169,52 @@ class TokenStore(Protocol):
     def acquire_refresh_lease(self, subject: str, *, version: int, holder: str, ttl: float = 30.0) -> bool: ...
 
 
+@runtime_checkable
+class InstallCounter(Protocol):
+    """Where :class:`~gist_authlib.InstallLimit` counts Gist-initiated install attempts: process memory
+    (:class:`~gist_authlib.tokens.MemoryInstallCounter`, the default) or a token store's database, which every
+    instance using that database shares."""
+
+    def count_install_attempt(
+        self, network: str, *, registration: str, now: float, window: float, per_client: int, total: int
+    ) -> bool:
+        """Count one attempt from ``network`` for ``registration`` at ``now``, atomically, when
+        :func:`admit_install_attempt` admits it over the attempts of the last ``window`` seconds; False (and
+        nothing counted) when it does not."""
+        ...
+
+
+def admit_install_attempt(mine: int, counted: int, grace: int, *, per_client: int, total: int) -> AttemptKind | None:
+    """The install limit's rule, the same wherever the attempts are counted.
+
+    Args:
+        mine: attempts of the caller's network within the window.
+        counted: attempts within the window counted in the total.
+        grace: first attempts let through past the total within the window.
+        per_client: the most a network may make within the window.
+        total: the most all networks may make within the window before only first attempts pass.
+
+    Returns:
+        ``"total"`` or ``"grace"`` (how to count the attempt), or ``None``: refused. A network that has made no
+        attempt within the window still passes when the total is spent, so that a few networks cannot lock
+        every genuine install out, up to ``total`` such first attempts: the cost stays bounded by twice
+        ``total`` a window.
+    """
+    if mine >= per_client:
+        return None
+    if counted < total:
+        return "total"
+    if mine or grace >= total:
+        return None
+    return "grace"
+
+
+def bounded_key(value: str, limit: int = 64) -> str:
+    """``value`` as it is when short enough for a key column, else its SHA-256 (a forwarded hop that is not an
+    address can be any text)."""
+    return value if len(value) <= limit else hashlib.sha256(value.encode()).hexdigest()[:limit]
+
+
 class BaseTokenStore:
     """The logic of every store; subclasses implement the ``_``-prefixed row operations.
 
@@ -168,6 +226,9 @@ class BaseTokenStore:
 
     #: Whether this store may hold tokens in clear without ``plaintext=True`` (only the memory store).
     _volatile = False
+    #: Whether every process that opens the same storage shares what this store holds (tokens, consumed login
+    #: states, install attempts); False for the memory store, whose state lives in one process.
+    shared = True
 
     def __init__(
         self,
@@ -220,6 +281,12 @@ class BaseTokenStore:
     def _consume(self, digests: list[str], until: float, now: float) -> bool:
         """Atomically: forget entries expired by ``now``; if none of ``digests`` is recorded, record them all
         (valid until ``until``) and return True; else record nothing and return False."""
+        raise NotImplementedError
+
+    def _count_attempt(self, registration: str, network: str, start: float, now: float, admit: Admit) -> bool:
+        """Atomically: forget ``registration``'s attempts made at or before ``start``; ask ``admit`` with the
+        counts of what is left (the network's, the total's, the first attempts past the total); record one attempt
+        of ``network`` at ``now`` of the kind it answers and return True, or record nothing and return False."""
         raise NotImplementedError
 
     # -- public API -------------------------------------------------------------------------------
@@ -310,6 +377,21 @@ class BaseTokenStore:
         """
         now = self._clock()
         return self._consume(list(digests), now + ttl, now)
+
+    def count_install_attempt(
+        self, network: str, *, registration: str, now: float, window: float, per_client: int, total: int
+    ) -> bool:
+        """Count one Gist-initiated install attempt from ``network`` (see :class:`InstallCounter`), atomically
+        across every process sharing the store; False, counting nothing, when the limit is reached.
+
+        At most twice ``total`` attempts of a registration are kept (the refused ones are not recorded), and
+        those older than ``window`` seconds are deleted by the next call.
+        """
+
+        def admit(mine: int, counted: int, grace: int) -> AttemptKind | None:
+            return admit_install_attempt(mine, counted, grace, per_client=per_client, total=total)
+
+        return self._count_attempt(bounded_key(registration), bounded_key(network), now - window, now, admit)
 
     def migrate(self) -> int:
         """Bring every row up to this store's rules; returns how many rows were rewritten.

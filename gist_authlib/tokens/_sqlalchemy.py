@@ -1,17 +1,26 @@
 """SQLAlchemyTokenStore: tokens in PostgreSQL or MySQL (or any SQLAlchemy 2 database) for apps on several machines.
 
-Uses SQLAlchemy Core only. The table is created on first use; teams that manage migrations themselves can
-create it from the DDL in the README (or ``print(create_table_ddl(engine))``) and pass ``create_table=False``.
+Uses SQLAlchemy Core only. The tables are created on first use, safely when several instances start at once on
+a fresh database; teams that manage migrations themselves can create them from ``print(create_table_ddl(engine))``
+and pass ``create_table=False``.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from ..errors import TokenStoreError
-from ._base import COLUMNS, BaseTokenStore, Row
+from ._base import COLUMNS, Admit, BaseTokenStore, Row
 
 __all__ = ["SQLAlchemyTokenStore", "create_table_ddl", "token_table"]
+
+#: The PostgreSQL advisory lock held while the tables are created (the first instance creates them, the others wait
+#: and find them): ``int.from_bytes(b"gistddl")``.
+DDL_LOCK = 0x67697374646C
+#: How long to wait between tries when creating the tables failed (another instance creating them at the same time
+#: on a database without advisory locks); after the last, the error is raised.
+DDL_RETRIES = (0.05, 0.2, 0.5, 1.0)
 
 _UPDATED = ("token", "key_id", "token_hash", "refresh_hash", "scopes", "workspace_id", "workspace_name", "updated_at")
 _LOOKUPS = frozenset({"token_hash", "refresh_hash"})
@@ -51,17 +60,39 @@ def consumed_table(metadata: Any, name: str = "gist_consumed") -> Any:
     return Table(name, metadata, Column("digest", String(64), primary_key=True), Column("until", Float, nullable=False))
 
 
+def attempt_tables(metadata: Any, name: str = "gist_tokens") -> tuple[Any, Any]:
+    """The install limit's tables, named after the token table (``gist_install_attempts`` and ``gist_locks`` for
+    ``gist_tokens``): the attempts within the window (at most twice the limit's total rows a registration), and
+    one row a registration whose update serializes the counting across instances."""
+    from sqlalchemy import BigInteger, Column, Float, Index, Integer, SmallInteger, String, Table
+
+    prefix = name.removesuffix("_tokens")
+    attempts = Table(
+        f"{prefix}_install_attempts",
+        metadata,
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+        Column("registration", String(64), nullable=False),
+        Column("network", String(64), nullable=False),
+        Column("grace", SmallInteger, nullable=False),
+        Column("at", Float, nullable=False),
+    )
+    Index(f"{prefix}_install_attempts_at", attempts.c.registration, attempts.c.at)
+    locks = Table(f"{prefix}_locks", metadata, Column("name", String(64), primary_key=True), Column("held_at", Float))
+    return attempts, locks
+
+
 def create_table_ddl(engine: Any, name: str = "gist_tokens") -> str:
     """The ``CREATE TABLE`` and ``CREATE INDEX`` statements for ``engine``'s dialect, as text."""
     from sqlalchemy import MetaData
     from sqlalchemy.schema import CreateIndex, CreateTable
 
     metadata = MetaData()
-    table = token_table(metadata, name)
-    statements = [str(CreateTable(table).compile(engine)).strip()]
-    statements.append(str(CreateTable(consumed_table(metadata)).compile(engine)).strip())
+    tables = [token_table(metadata, name), consumed_table(metadata), *attempt_tables(metadata, name)]
+    statements = [str(CreateTable(table).compile(engine)).strip() for table in tables]
     statements += [
-        str(CreateIndex(index).compile(engine)).strip() for index in sorted(table.indexes, key=lambda i: i.name)
+        str(CreateIndex(index).compile(engine)).strip()
+        for table in tables
+        for index in sorted(table.indexes, key=lambda i: str(i.name))
     ]
     return ";\n".join(statements) + ";\n"
 
@@ -71,11 +102,14 @@ class SQLAlchemyTokenStore(BaseTokenStore):
 
     Args:
         url: a database URL (``postgresql+psycopg://user:pw@host/db``, ``mysql+pymysql://...``,
-            ``sqlite:///tokens.db``) or an existing ``Engine``.
+            ``sqlite:///tokens.db``) or an existing ``Engine``. :func:`~gist_authlib.tokens.open_token_store`
+            also takes ``postgresql://`` (with the driver the ``postgres`` extra installs).
         key: a Fernet key or a list of keys; see :class:`~gist_authlib.tokens.TokenCipher`.
         plaintext: store tokens unencrypted; refused unless asked for.
         table_name: the table's name.
-        create_table: create the table (and indexes) if missing, on first use.
+        create_table: create the tables (and indexes) if missing, on first use. Any number of instances may do so
+            at once on a fresh database: on PostgreSQL the first takes an advisory lock and the others wait for it;
+            elsewhere a conflict with another instance's creation is tried again.
         engine_options: passed to ``create_engine`` when ``url`` is a string.
     """
 
@@ -96,12 +130,28 @@ class SQLAlchemyTokenStore(BaseTokenStore):
         metadata = MetaData()
         self._table = token_table(metadata, table_name)
         self._consumed = consumed_table(metadata)
+        self._attempts, self._locks = attempt_tables(metadata, table_name)
         self._errors = SQLAlchemyError
         if create_table:
+            self._create_tables()
+
+    def _create_tables(self) -> None:
+        """Create what is missing, in one transaction; several instances may start at once on a fresh database."""
+        from sqlalchemy import text
+
+        for pause in (*DDL_RETRIES, None):
             try:
-                self._table.metadata.create_all(self._engine, checkfirst=True)
-            except SQLAlchemyError as exc:
-                raise TokenStoreError(f"Cannot create the token table: {type(exc).__name__}.") from None
+                with self._engine.begin() as connection:
+                    if connection.dialect.name == "postgresql":
+                        # DDL is transactional there: the others wait here, then find every table created.
+                        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": DDL_LOCK})
+                    self._table.metadata.create_all(connection, checkfirst=True)
+                return
+            except self._errors as exc:
+                # Elsewhere two instances can both find a table missing and both create it: the loser tries again.
+                if pause is None:
+                    raise TokenStoreError(f"Cannot create the token table: {type(exc).__name__}.") from None
+                time.sleep(pause)
 
     def _run(self, work: Any) -> Any:
         try:
@@ -249,6 +299,38 @@ class SQLAlchemyTokenStore(BaseTokenStore):
                 return False
             raise
 
+    def _count_attempt(self, registration: str, network: str, start: float, now: float, admit: Admit) -> bool:
+        from sqlalchemy import case, delete, func, insert, select, update
+
+        attempts, locks = self._attempts, self._locks
+
+        def total(condition: Any) -> Any:
+            return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+        def work(connection: Any) -> bool:
+            # The registration's lock row, updated first: every instance's count waits here until this one commits.
+            held = connection.execute(update(locks).where(locks.c.name == registration).values(held_at=now))
+            if held.rowcount == 0:
+                connection.execute(insert(locks).values(name=registration, held_at=now))
+            mine_ = attempts.c.registration == registration
+            connection.execute(delete(attempts).where(mine_, attempts.c.at <= start))
+            counts = select(
+                total(attempts.c.network == network), total(attempts.c.grace == 0), total(attempts.c.grace == 1)
+            ).where(mine_)
+            mine, counted, grace = connection.execute(counts).one()
+            kind = admit(int(mine), int(counted), int(grace))
+            if kind is not None:
+                row = {"registration": registration, "network": network, "grace": int(kind == "grace"), "at": now}
+                connection.execute(insert(attempts).values(row))
+            return kind is not None
+
+        try:
+            return bool(self._run(work))
+        except TokenStoreError:
+            # Two instances inserting a registration's first lock row at once: the loser's insert fails, and its
+            # second try finds the row (any other failure fails again, and is raised).
+            return bool(self._run(work))
+
     def _all_subjects(self) -> list[str]:
         from sqlalchemy import select
 
@@ -256,9 +338,14 @@ class SQLAlchemyTokenStore(BaseTokenStore):
         result: list[str] = self._run(lambda connection: [r[0] for r in connection.execute(query)])
         return result
 
+    @property
+    def url(self) -> str:
+        """The database's URL, its password hidden."""
+        return str(self._engine.url.render_as_string(hide_password=True))
+
     def close(self) -> None:
         """Dispose of the engine's connection pool (when the store created the engine)."""
         self._engine.dispose()
 
     def __repr__(self) -> str:
-        return f"<SQLAlchemyTokenStore {self._engine.url.render_as_string(hide_password=True)}>"
+        return f"<SQLAlchemyTokenStore {self.url}>"

@@ -10,11 +10,13 @@ import os
 import sqlite3
 import stat
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ..errors import TokenStoreError
-from ._base import COLUMNS, BaseTokenStore, Row
+from ._base import COLUMNS, Admit, BaseTokenStore, Row
 
 __all__ = ["SCHEMA", "SQLiteTokenStore"]
 
@@ -41,6 +43,13 @@ CREATE TABLE IF NOT EXISTS gist_consumed (
     digest TEXT PRIMARY KEY,           -- SHA-256 of a used login state or code (never the value itself)
     until  REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS gist_install_attempts (
+    registration TEXT NOT NULL,        -- the registration's name
+    network      TEXT NOT NULL,        -- the caller's /24 or /64 (its SHA-256 when longer than 64 characters)
+    grace        INTEGER NOT NULL,     -- 1: a first attempt let through past the total
+    at           REAL NOT NULL         -- when (at most twice the limit's total rows a registration, in its window)
+);
+CREATE INDEX IF NOT EXISTS gist_install_attempts_at ON gist_install_attempts (registration, at);
 """
 
 _INSERT_COLUMNS = ", ".join(COLUMNS)
@@ -75,7 +84,8 @@ def _create_private(path: str) -> None:
     or trusted.
 
     Raises:
-        TokenStoreError: the path is a symbolic link, not a regular file, or owned by another user.
+        TokenStoreError: the path is a symbolic link, not a regular file, or owned by another user; or the file
+            cannot be created (no such folder, no permission).
     """
     if path == ":memory:" or path.startswith("file:"):
         return
@@ -83,6 +93,8 @@ def _create_private(path: str) -> None:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0), 0o600)
     except FileExistsError:
         _make_private(path)
+    except OSError as exc:
+        raise TokenStoreError(f"Cannot create the token database {path}: {exc.strerror}.") from None
     else:
         os.close(fd)
     # Checked for a new database too: a -wal or -shm planted beside it in a shared folder would be used as is.
@@ -175,26 +187,45 @@ class SQLiteTokenStore(BaseTokenStore):
         except sqlite3.Error as exc:
             raise TokenStoreError(f"The token database {self.path} failed: {exc}.") from None
 
-    def _consume(self, digests: list[str], until: float, now: float) -> bool:
-        marks = ", ".join("?" * len(digests))
+    @contextmanager
+    def _write_transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction across processes: what runs in it cannot interleave with another's."""
         try:
             with self._lock:
-                # One write transaction across processes: the check and the insert cannot interleave with another.
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    self._db.execute("DELETE FROM gist_consumed WHERE until < ?", (now,))
-                    seen = self._db.execute(f"SELECT 1 FROM gist_consumed WHERE digest IN ({marks})", digests)
-                    if seen.fetchone() is not None:
-                        self._db.execute("COMMIT")
-                        return False
-                    self._db.executemany("INSERT INTO gist_consumed VALUES (?, ?)", [(d, until) for d in digests])
-                    self._db.execute("COMMIT")
-                    return True
+                    yield self._db
                 except BaseException:
                     self._db.execute("ROLLBACK")
                     raise
+                self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise TokenStoreError(f"The token database {self.path} failed: {exc}.") from None
+
+    def _consume(self, digests: list[str], until: float, now: float) -> bool:
+        marks = ", ".join("?" * len(digests))
+        with self._write_transaction() as db:
+            db.execute("DELETE FROM gist_consumed WHERE until < ?", (now,))
+            if db.execute(f"SELECT 1 FROM gist_consumed WHERE digest IN ({marks})", digests).fetchone() is not None:
+                return False
+            db.executemany("INSERT INTO gist_consumed VALUES (?, ?)", [(d, until) for d in digests])
+            return True
+
+    def _count_attempt(self, registration: str, network: str, start: float, now: float, admit: Admit) -> bool:
+        with self._write_transaction() as db:
+            db.execute("DELETE FROM gist_install_attempts WHERE registration = ? AND at <= ?", (registration, start))
+            mine, counted, grace = db.execute(
+                "SELECT COALESCE(SUM(network = ?), 0), COALESCE(SUM(grace = 0), 0), COALESCE(SUM(grace = 1), 0) "
+                "FROM gist_install_attempts WHERE registration = ?",
+                (network, registration),
+            ).fetchone()
+            kind = admit(mine, counted, grace)
+            if kind is not None:
+                db.execute(
+                    "INSERT INTO gist_install_attempts VALUES (?, ?, ?, ?)",
+                    (registration, network, int(kind == "grace"), now),
+                )
+            return kind is not None
 
     def _all_subjects(self) -> list[str]:
         return [r["subject"] for r in self._execute("SELECT subject FROM gist_tokens ORDER BY subject")]

@@ -27,7 +27,7 @@ from support.web import browser_client
 
 from gist_authlib import GistClient, cli
 from gist_authlib.sandbox import GistSandbox, SandboxClient, ServerThread, create_app
-from gist_authlib.tokens import SQLiteTokenStore, TokenCipher
+from gist_authlib.tokens import SQLiteTokenStore, TokenCipher, open_token_store
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT_ID, CLIENT_SECRET = "cli-app", "cli-app-secret-0123456789"
@@ -297,6 +297,25 @@ def test_whoami_and_api_without_a_token_say_how_to_get_one(
     assert "pick one with --subject" in capsys.readouterr().err
     assert cli.main(["whoami", "--json", "--subject", "workspace:2", "--token-db", str(tmp_path / "t.sqlite3")]) == 0
     assert json.loads(capsys.readouterr().out) == {"workspace_id": 100001, "workspace_name": "Sandbox Workspace"}
+
+
+def test_whoami_reads_a_store_named_by_a_database_url_and_never_prints_its_password(
+    api_env: Gist, postgres_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from support.postgres import fresh_database
+
+    # As a hosting service hands the URL out: no driver named, a password (the test server trusts loopback).
+    url = fresh_database(postgres_url).replace("postgresql+psycopg://postgres@", "postgresql://postgres:pw-s3cret@")
+    key = TokenCipher.generate_key()
+    monkeypatch.setenv("GIST_TOKEN_KEY", key)
+    monkeypatch.setenv("GIST_TOKEN_DB", url)
+    assert cli.main(["whoami"]) == 1
+    err = capsys.readouterr().err
+    assert "No Gist token is stored in postgresql+psycopg://postgres:***@" in err and "pw-s3cret" not in err
+    with open_token_store(url, key=key) as store:
+        store.save("workspace:1", api_env.sandbox.issue_token(CLIENT_ID, ["read_teammates"]))
+    assert cli.main(["whoami", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["workspace_name"] == "Sandbox Workspace"
 
 
 def test_login_checks_its_settings_before_anything_starts(

@@ -44,17 +44,22 @@ def test_token_store_benchmark_runs_and_prints_every_store() -> None:
     ]
 
 
-def test_login_benchmark_quick_run_prints_every_line() -> None:
-    # The worktree's package, also in the benchmark's own child processes (it passes its path on).
+def run_bench(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``bench/<script>`` with the worktree's package, also in the benchmark's own child processes (it passes
+    its path on)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "login.py"), "--quick"],
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
         env=env,
     )
+
+
+def test_login_benchmark_quick_run_prints_every_line() -> None:
+    result = run_bench("login.py", "--quick")
     assert result.returncode == 0, result.stderr
     parts: dict[str, list[str]] = {}
     for line in result.stdout.splitlines():
@@ -81,3 +86,15 @@ def test_login_benchmark_quick_run_prints_every_line() -> None:
     failures = [re.findall(r"(?:raw Authlib|gist_authlib)\s+(\d+)\s", row) for row in parts["3"]]
     assert [found for found in failures if found] == [["0"]] * 6  # no login failed under load
     assert len(rows("5", "import gist_authlib")) == 1 and len(rows("5", "import authlib")) == 1
+
+
+def test_instances_benchmark_quick_run_prints_both_setups(postgres_url: str) -> None:
+    from support.postgres import fresh_database
+
+    result = run_bench("instances.py", "--quick", "--database-url", fresh_database(postgres_url))
+    assert result.returncode == 0, result.stderr
+    rows = {line.split("  ")[0]: line.split()[2:] for line in result.stdout.splitlines() if "instance" in line}
+    assert list(rows) == ["1 instance", "3 instances"], result.stdout
+    assert [row[0] for row in rows.values()] == ["0", "0"]  # no login failed
+    assert all(re.fullmatch(r"\d+\.\d\dx", figure) for row in rows.values() for figure in row[-3:]), rows
+    assert rows["1 instance"][-3:] == ["1.00x"] * 3

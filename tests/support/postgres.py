@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,3 +61,14 @@ def postgres_server() -> Iterator[str]:
             [*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True, timeout=60, check=False
         )
         shutil.rmtree(root, ignore_errors=True)
+
+
+def fresh_database(url: str) -> str:
+    """A new, empty database on the server of ``url`` (a SQLAlchemy URL from :func:`postgres_server`); its URL."""
+    import psycopg
+
+    server, _, _ = url.rpartition("/")
+    name = "db_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return f"{server}/{name}"

@@ -20,13 +20,21 @@ def free_port() -> int:
 
 def start_server_process(args: list[str], *, port: int, env: dict[str, str], cwd: Any) -> Any:
     """Start a server subprocess and wait until it answers on ``port``; its stderr explains a failure."""
+    return wait_until_serving(spawn_server_process(args, env=env, cwd=cwd), port, args)
+
+
+def spawn_server_process(args: list[str], *, env: dict[str, str], cwd: Any) -> Any:
+    """Start a server subprocess without waiting (start several at once, then :func:`wait_until_serving`)."""
     import os
     import subprocess
+
+    return subprocess.Popen(args, cwd=cwd, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def wait_until_serving(process: Any, port: int, args: list[str]) -> Any:
+    """Wait until the server ``process`` answers on ``port`` (30 s at most); its stderr explains a failure."""
     import time
 
-    process = subprocess.Popen(
-        args, cwd=cwd, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.postgres import postgres_server
 
 from gist_authlib import ConfigurationError
 from gist_authlib.errors import InvalidTokenResponseError, StaleTokenError, TokenDecryptionError
@@ -27,12 +26,6 @@ OTHER_KEY = TokenCipher.generate_key()
 TOKEN = {"access_token": "gat-secret-access-token-1", "scope": "read_teammates read_teams"}
 
 Opener = Callable[..., BaseTokenStore]
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    with postgres_server() as url:
-        yield url
 
 
 def _opener(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Opener:

@@ -1,8 +1,9 @@
 """Settings of the Django example. Everything secret or site-specific comes from the environment.
 
 GIST_CLIENT_ID, GIST_CLIENT_SECRET, SESSION_SECRET, GIST_TOKEN_KEY (required); GIST_AUTHORIZE_URL,
-GIST_ACCESS_TOKEN_URL, GIST_API_BASE_URL, GIST_SCOPES, GIST_TOKEN_DB (optional). gist_authlib reads Authlib's own Django setting,
-AUTHLIB_OAUTH_CLIENTS["gist"].
+GIST_ACCESS_TOKEN_URL, GIST_API_BASE_URL, GIST_SCOPES, GIST_TOKEN_DB (a SQLite file, or a database URL such as
+postgresql://... that several instances share), GIST_TRUSTED_PROXIES (optional). gist_authlib reads Authlib's own
+Django setting, AUTHLIB_OAUTH_CLIENTS["gist"].
 """
 
 from __future__ import annotations
@@ -43,5 +44,7 @@ AUTHLIB_OAUTH_CLIENTS = {
     }
 }
 GIST_SCOPES = os.environ.get("GIST_SCOPES", "read_teammates")
-GIST_TOKEN_DB = os.environ.get("GIST_TOKEN_DB", "gist_tokens.sqlite3")
+GIST_TOKEN_DB = os.environ.get("GIST_TOKEN_DB", "gist_tokens.sqlite3")  # a file path or a database URL
 GIST_TOKEN_KEY = os.environ.get("GIST_TOKEN_KEY")  # encrypts stored tokens; required
+# Your reverse proxies' networks ("10.0.0.0/8, ..."): the install limit then counts callers by X-Forwarded-For.
+GIST_TRUSTED_PROXIES = os.environ.get("GIST_TRUSTED_PROXIES", "")

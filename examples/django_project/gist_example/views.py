@@ -11,12 +11,18 @@ from django.shortcuts import redirect
 from django.utils.html import escape
 
 import gist_authlib
+from gist_authlib import InstallLimit
 from gist_authlib.django import stored_token
-from gist_authlib.tokens import SQLiteTokenStore
+from gist_authlib.tokens import open_token_store
 
 oauth = OAuth()
-store = SQLiteTokenStore(settings.GIST_TOKEN_DB, key=settings.GIST_TOKEN_KEY)
-gist = gist_authlib.register(oauth, scopes=settings.GIST_SCOPES, token_store=store)
+store = open_token_store(settings.GIST_TOKEN_DB, key=settings.GIST_TOKEN_KEY)
+gist = gist_authlib.register(
+    oauth,
+    scopes=settings.GIST_SCOPES,
+    token_store=store,
+    install_limit=InstallLimit(trusted_proxies=settings.GIST_TRUSTED_PROXIES),
+)
 
 
 def home(request: HttpRequest) -> HttpResponse:
