@@ -380,6 +380,27 @@ def canonical_move(reg: Registration, request_url: str, redirect_uri: str) -> st
     return urlunsplit((target.scheme, target.netloc, here.path or "/", urlencode(query), ""))
 
 
+def _check_callback_path(reg: Registration, configured: str, callback: str | None) -> None:
+    """Refuse a configured redirect URI whose path cannot reach the app's callback route, before any user is sent
+    to Gist (a redirect URI copied from another provider's ``/auth`` would come back to the wrong route).
+
+    A proxy may strip a path prefix the app does not know about, so a configured path that ends with the
+    callback's is accepted.
+    """
+    if not reg.redirect_uri or not callback:
+        return
+    wanted, mounted = urlsplit(configured).path or "/", urlsplit(str(callback)).path or "/"
+    if wanted == mounted or wanted.endswith(mounted.rstrip("/") or "/"):
+        return
+    setting = reg.setting_names.get("redirect_uri", f"{reg.name.upper()}_REDIRECT_URI")
+    raise ConfigurationError(
+        f"{setting} is {configured!r}, whose path {wanted!r} is not where this app's Gist callback is mounted "
+        f"({mounted!r}): Gist would send every user back to a route that cannot finish the login. Set {setting} "
+        f"to the callback's URL (ending in {mounted!r}) and register it in Gist's Developer Hub, or mount the "
+        f"callback at {wanted!r}."
+    )
+
+
 def start_login(
     reg: Registration,
     cookies: Mapping[str, str],
@@ -394,6 +415,7 @@ def start_login(
         the errors of :func:`authorization`.
     """
     uri = reg.effective_redirect_uri(redirect_uri)
+    _check_callback_path(reg, uri, redirect_uri)
     moved = canonical_move(reg, request_url, uri)
     if moved is not None:
         reg.credentials()  # a missing client id is reported here, not after the move

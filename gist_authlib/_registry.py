@@ -90,6 +90,7 @@ class _Settings:
     replay_guard: ReplayGuard
     install_limit: InstallLimit
     setting_names: Mapping[str, str]
+    environ_fallback: bool
     route_claims: dict[str, str]
     oauth: Any
 
@@ -191,6 +192,11 @@ class GistApp:
 
     def __init__(self, framework: Any, name: str | None = None, *, gist_settings: _Settings, **kwargs: Any) -> None:
         settings = gist_settings
+        names = settings.setting_names
+        from_environ = (lambda key: os.environ.get(names[key]) or None) if settings.environ_fallback else None
+        if from_environ is not None:
+            for key in ("client_id", "client_secret"):
+                kwargs[key] = kwargs.get(key) or from_environ(key)
         self.gist_provider, self.gist_scopes, self.gist_flow = settings.provider, settings.scopes, settings.flow
         self.gist_token_store, self.gist_allow_insecure_http = settings.token_store, settings.allow_insecure_http
         self.gist_replay_guard, self.gist_install_limit = settings.replay_guard, settings.install_limit
@@ -207,7 +213,7 @@ class GistApp:
             # Read here, not in register(): a Flask registry has no app (and no config) until init_app.
             oauth = settings.oauth
             configured = type(oauth).framework_integration_cls.load_config(oauth, name, ("redirect_uri",))
-            uri = (configured or {}).get("redirect_uri")
+            uri = (configured or {}).get("redirect_uri") or (from_environ("redirect_uri") if from_environ else None)
             if uri:
                 check_transport(str(uri), "redirect URI", allow_insecure_http=self.gist_allow_insecure_http)
                 self.gist_redirect_uri = str(uri)
@@ -588,6 +594,8 @@ def register(
         replay_guard=token_store if hasattr(token_store, "consume") else MemoryReplayGuard(),
         install_limit=(install_limit or InstallLimit()).for_registration(name, token_store),
         setting_names=_setting_names(oauth, name),
+        # Flask reads app.config only; GIST_* exported in the shell are read too, where app.config has none.
+        environ_fallback="flask" in type(oauth).__module__,
         route_claims=oauth.__dict__.setdefault("_gist_route_claims", {}),
         oauth=oauth,
     )
@@ -681,11 +689,11 @@ def _setting_names(oauth: Any, name: str) -> dict[str, str]:
     module = type(oauth).__module__
     if "django" in module:
         return {
-            "client_id": f'settings.AUTHLIB_OAUTH_CLIENTS["{name}"]["client_id"]',
-            "client_secret": f'settings.AUTHLIB_OAUTH_CLIENTS["{name}"]["client_secret"]',
+            key: f'settings.AUTHLIB_OAUTH_CLIENTS["{name}"]["{key}"]'
+            for key in ("client_id", "client_secret", "redirect_uri")
         }
     prefix = name.upper()
-    return {"client_id": f"{prefix}_CLIENT_ID", "client_secret": f"{prefix}_CLIENT_SECRET"}
+    return {key: f"{prefix}_{key.upper()}" for key in ("client_id", "client_secret", "redirect_uri")}
 
 
 def _store_fetcher(store: Any, flow: LoginFlow, is_async: bool, session_of: Any) -> Any:

@@ -104,7 +104,9 @@ def answer_callback(result: LoginResult, on_login: Callable[..., Any], on_instal
 def log_failure(logger: logging.Logger, name: str, error: GistAuthError) -> None:
     """The one log line of a failed login, on the adapter's logger: the RFC 6749 ``error``, the library's
     ``error_code`` and the developer's explanation (never the message, which may quote the callback)."""
-    hint = f": {error.hint}" if error.hint else ""
+    # A configuration error's message is the developer's, and quotes nothing from the callback.
+    explained = error.hint or (error.message if isinstance(error, ConfigurationError) else None)
+    hint = f": {explained}" if explained else ""
     logger.warning("Gist login %r failed: %s (%s)%s", name, error.error, error.error_code, hint)
 
 

@@ -534,7 +534,21 @@ class TokenEndpointError(TokenExchangeError):
             text += f" with the error {self.remote_error!r}"
             if description:
                 text += f" ({_short(description)})"
-        super().__init__(text + ". Start the login again; if it keeps failing, check the client id and secret.")
+        # What Gist answered, for the log line (the page shows it only in debug mode): the developer's cause.
+        answered = f"error={self.remote_error!r}" if self.remote_error else "no error name"
+        if description:
+            answered += f", error_description={_short(description)!r}"
+        fixes = {
+            "invalid_client": "the client id or secret is wrong (a sandbox restarted with --new-secret, or a "
+            "secret rotated in Gist's Developer Hub): update GIST_CLIENT_SECRET",
+            "invalid_grant": "the code expired, was used already, or was issued for another redirect URI",
+        }
+        hint = f"Gist's token endpoint answered HTTP {http_status} ({answered})."
+        if self.remote_error in fixes:
+            hint += f" Usually {fixes[self.remote_error]}."
+        super().__init__(
+            text + ". Start the login again; if it keeps failing, check the client id and secret.", hint=hint
+        )
 
 
 class InvalidTokenResponseError(TokenExchangeError):
