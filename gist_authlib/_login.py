@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypedDict
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx2
-from authlib.oidc.core import UserInfo
 
 from ._effects import Blocking, Steps, UserCode, drive, drive_async
 from ._flow import (
@@ -59,6 +58,8 @@ from .errors import (
 from .provider import GistProvider
 
 if TYPE_CHECKING:
+    from authlib.oidc.core import UserInfo
+
     from .tokens import InstallCounter
 
 __all__ = [
@@ -907,6 +908,8 @@ def userinfo_of(workspace_id: str, workspace_name: str | None) -> UserInfo:
     ``sub`` (the workspace id: stable, and unique per workspace) and ``name`` (its name), plus Gist's own
     ``workspace_id`` and ``workspace_name``. A Gist login identifies the workspace that granted access, not the
     teammate who clicked Approve (Gist's API has no endpoint for that person)."""
+    from authlib.oidc.core import UserInfo  # here: the OpenID package takes a tenth of a second to import
+
     claims = {"sub": str(workspace_id), "workspace_id": str(workspace_id)}
     if workspace_name is not None:
         claims.update(name=workspace_name, workspace_name=workspace_name)

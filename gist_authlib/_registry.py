@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Unpack
 
 import httpx2
-from authlib.oidc.core import UserInfo
 
 from ._flow import (
     LoginFlow,
@@ -59,6 +58,8 @@ from .provider import GistProvider
 
 if TYPE_CHECKING:
     import asyncio
+
+    from authlib.oidc.core import UserInfo
 
 __all__ = ["AsyncGistApp", "GistApp", "SyncGistApp", "register"]
 
@@ -469,7 +470,11 @@ class AsyncGistApp(GistApp):
 
 def _userinfo_from(token: Any) -> UserInfo | None:
     info = token.get("userinfo") if isinstance(token, Mapping) else None
-    return UserInfo(info) if isinstance(info, Mapping) and info.get("sub") else None
+    if not isinstance(info, Mapping) or not info.get("sub"):
+        return None
+    from authlib.oidc.core import UserInfo
+
+    return UserInfo(info)
 
 
 def _need_token(token: Any) -> Mapping[str, Any]:

@@ -25,6 +25,8 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 import gist_authlib
+import gist_authlib.flask
+import gist_authlib.starlette
 from gist_authlib import GistProvider
 from gist_authlib.errors import ConfigurationError
 from gist_authlib.sandbox import GistSandbox, SandboxClient, ServerThread, create_app
