@@ -14,6 +14,13 @@ the app's own side (the token exchange, API calls) goes over real HTTP from the 
         app = create_app(gist)                         # your app, with gist_routes(gist, ...)
         response = gist_sandbox.login(TestClient(app)) # login -> consent -> callback
         assert "Ada Lovelace" in response.text
+
+An app built when its module is imported has registered Gist already, with its own settings:
+``gist_sandbox.use(myapp.gist)`` points that registration at the sandbox until the test ends::
+
+    def test_login(gist_sandbox):
+        gist_sandbox.use(myapp.gist)
+        assert "Ada Lovelace" in gist_sandbox.login(TestClient(myapp.app)).text
 """
 
 from __future__ import annotations
@@ -41,12 +48,30 @@ _MISSING_EXTRA = (
     "pip install 'gist-authlib[testing]'. ({module} is not installed.)"
 )
 
-__all__ = ["TEST_CLIENT_ORIGINS", "GistSandboxFixture", "SandboxLoginError", "gist_sandbox"]
+__all__ = ["TEST_CLIENT_ORIGINS", "GistSandboxFixture", "SandboxLoginError", "SandboxUse", "gist_sandbox"]
 
 #: The origins framework test clients use by default, for which the sandbox registers redirect URIs:
 #: Starlette/FastAPI's ``TestClient`` and Django's ``Client`` (``testserver``), Flask's test client
 #: (``localhost``), and a server on loopback.
 TEST_CLIENT_ORIGINS = ("http://testserver", "http://localhost", "http://127.0.0.1")
+
+#: What :meth:`GistSandboxFixture.use` changes on a registration, and puts back. The endpoints and credentials
+#: are what Authlib reads; ``gist_registration`` reads them afresh on every login, so swapping them is enough. The
+#: pooled transports are swapped too, so that the test's connections are its own and are closed after it.
+_USED_ATTRIBUTES = (
+    "client_id",
+    "client_secret",
+    "authorize_url",
+    "access_token_url",
+    "api_base_url",
+    "client_kwargs",
+    "gist_provider",
+    "gist_allow_insecure_http",
+    "gist_redirect_uri",
+    "_gist_pool",
+    "_gist_pools",
+)
+_ABSENT = object()
 
 _REDIRECTS = (301, 302, 303, 307, 308)
 _MAX_APP_REDIRECTS = 10
@@ -84,6 +109,7 @@ class GistSandboxFixture:
         self.provider = GistProvider.at(url)
         self.client_id = client_id
         self.client_secret = client_secret
+        self._uses: list[SandboxUse] = []
 
     def __repr__(self) -> str:
         return f"<GistSandboxFixture {self.url} client_id={self.client_id!r}>"
@@ -110,10 +136,7 @@ class GistSandboxFixture:
         a loopback name; the callbacks ``/oauth/<name>/callback`` on :data:`TEST_CLIENT_ORIGINS` are
         registered.
         """
-        provider: GistProvider = kwargs.pop("provider", None) or GistProvider()
-        provider = provider.at(self.url)
-        for scope, description in provider.scopes.items():
-            self.sandbox.scopes.setdefault(scope, description)
+        provider = self._provider_for(kwargs.pop("provider", None) or GistProvider())
         kwargs.setdefault("allow_insecure_http", True)
         self.allow_redirect_uri(*_callbacks(name))
         from ._registry import register as _register
@@ -122,10 +145,80 @@ class GistSandboxFixture:
             oauth, name, client_id=self.client_id, client_secret=self.client_secret, provider=provider, **kwargs
         )
 
+    def use(self, app: Any, *, redirect_uri: str | None = None) -> SandboxUse:
+        """Point an existing registration at the sandbox until the test ends (or the ``with`` block does).
+
+        For an app built when its module is imported (``oauth = OAuth(); gist = gist_authlib.register(oauth)``
+        at module level): by the time a test runs, the registration has read its settings, so
+        :meth:`settings` comes too late. ``use(myapp.gist)`` (or ``use(oauth.gist)``, or a Flask registry's
+        lazy proxy) gives that registration the sandbox's client id, secret and endpoints, allows plain
+        ``http://`` redirect URIs (``http://testserver`` is not loopback) and sets aside a configured redirect
+        URI (the callback is then on the test client's host; pass ``redirect_uri`` to name one), with pooled
+        connections of its own. The callbacks ``/oauth/<name>/callback`` on :data:`TEST_CLIENT_ORIGINS` are
+        registered, and the registration's scopes are accepted by the sandbox.
+
+        Everything is put back, the very objects, when the test ends (the fixture's teardown), or on leaving
+        ``with gist_sandbox.use(app) as gist:``; the connections opened meanwhile are closed. Its scopes, token
+        store and ``on_login`` stay the app's own.
+
+        Returns:
+            A :class:`SandboxUse`: ``.app`` is the registration (the Flask proxy resolved), ``.restore()``
+            puts it back early; as a context manager it gives the registration and restores on exit.
+
+        Raises:
+            TypeError: ``app`` is not a Gist registration (what :func:`gist_authlib.register` returns).
+        """
+        from ._registry import GistApp
+
+        target = app
+        resolve = getattr(app, "_get_current_object", None)  # Flask's lazy proxy (werkzeug's LocalProxy)
+        if callable(resolve):
+            try:
+                target = resolve()
+            except RuntimeError as exc:
+                raise TypeError(
+                    f"gist_sandbox.use() could not resolve the Flask registration: {exc} Call oauth.init_app(app) "
+                    "(or pass the Flask app to OAuth) before the test uses it."
+                ) from None
+        if not isinstance(target, GistApp):
+            raise TypeError(
+                "gist_sandbox.use() takes a Gist registration (what gist_authlib.register returns, or oauth.gist), "
+                f"not {type(target).__module__}.{type(target).__qualname__}."
+            )
+        if redirect_uri is not None:
+            self.allow_redirect_uri(redirect_uri)
+        self.allow_redirect_uri(*_callbacks(target.name))
+        saved = {key: vars(target).get(key, _ABSENT) for key in _USED_ATTRIBUTES}
+        client_kwargs = {key: value for key, value in target.client_kwargs.items() if key != "redirect_uri"}
+        provider = self._provider_for(target.gist_provider)
+        for key, value in {
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            **provider.authlib_kwargs(),
+            "client_kwargs": client_kwargs,
+            "gist_provider": provider,
+            "gist_allow_insecure_http": True,
+            "gist_redirect_uri": redirect_uri,
+            "_gist_pool": None,
+            "_gist_pools": None,
+        }.items():
+            setattr(target, key, value)
+        used = SandboxUse(target, saved, self._uses)
+        self._uses.append(used)
+        return used
+
+    def _provider_for(self, provider: GistProvider) -> GistProvider:
+        """``provider`` with the sandbox's endpoints and no issuer of its own; its scopes are made the sandbox's."""
+        at_sandbox = replace(provider.at(self.url), issuer=None)
+        for scope, description in at_sandbox.scopes.items():
+            self.sandbox.scopes.setdefault(scope, description)
+        return at_sandbox
+
     def settings(self, name: str = "gist") -> dict[str, str]:
         """The settings of a registration named ``name`` (``GIST_CLIENT_ID``, ...) for an app configured by them.
 
-        For an app that calls :func:`gist_authlib.register` itself with settings from its configuration.
+        For an app factory that calls :func:`gist_authlib.register` itself with settings from its
+        configuration; an app built at import time has read its settings already: see :meth:`use`.
         Such an app refuses ``http://testserver`` as a redirect URI (not loopback, not https): use a test
         client on ``http://localhost`` (Flask's default; ``TestClient(app, base_url="http://localhost")``).
         """
@@ -263,6 +356,47 @@ class GistSandboxFixture:
             self.sandbox.fail_next_token_request(status, body)
 
 
+class SandboxUse:
+    """A registration pointed at the sandbox by :meth:`GistSandboxFixture.use`, and the means to put it back.
+
+    Attributes:
+        app: the registration (a Flask registry's lazy proxy resolved to its app).
+    """
+
+    def __init__(self, app: Any, saved: dict[str, Any], uses: list[SandboxUse]) -> None:
+        self.app = app
+        self._saved = saved
+        self._uses = uses
+
+    def __repr__(self) -> str:
+        return f"<SandboxUse of {self.app!r}{'' if self in self._uses else ' (restored)'}>"
+
+    def __enter__(self) -> Any:
+        return self.app
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.restore()
+
+    def restore(self) -> None:
+        """Put the registration back as it was (the same objects), closing the connections it pooled meanwhile.
+
+        A later :meth:`~GistSandboxFixture.use` of the same registration still in force is undone first. Calling
+        it again does nothing; the fixture calls it for every use left when the test ends.
+        """
+        if self not in self._uses:
+            return
+        for later in reversed(self._uses[self._uses.index(self) + 1 :]):
+            if later.app is self.app:
+                later.restore()
+        self._uses.remove(self)
+        self.app.gist_close()  # the pools of the sandbox's connections, not the app's own (set aside)
+        for key, value in self._saved.items():
+            if value is _ABSENT:
+                vars(self.app).pop(key, None)
+            else:
+                setattr(self.app, key, value)
+
+
 class _Current:
     """The session's one ASGI server serves whichever sandbox the running test made."""
 
@@ -308,9 +442,12 @@ def gist_sandbox(_gist_sandbox_server: tuple[ServerThread, _Current]) -> Iterato
     client_secret = "sandbox-secret-" + secrets.token_urlsafe(16)
     sandbox = create_app(clients=[SandboxClient(client_id, client_secret, _callbacks("gist"), name="App under test")])
     current.app = sandbox
+    fixture = GistSandboxFixture(server.url, sandbox, client_id, client_secret)
     try:
-        yield GistSandboxFixture(server.url, sandbox, client_id, client_secret)
+        yield fixture
     finally:
+        while fixture._uses:  # the latest first: each registration ends as it was before the test
+            fixture._uses[-1].restore()
         current.app = None
 
 

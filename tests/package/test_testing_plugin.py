@@ -1,8 +1,10 @@
 """The pytest plugin (gist_authlib/testing.py), run as its users run it: pytester runs user-style test files.
 
 The files for each framework are the snippets of docs/TESTING.md, verbatim, so the page runs as written. Each
-run is in this process (``runpytest_inprocess``) with ``-p gist_authlib.testing``, as the installed entry
-point would load it. A sabotaged sandbox shows that the snippets' own assertions catch a broken login.
+Starlette, FastAPI and Flask run is in this process (``runpytest_inprocess``) with ``-p gist_authlib.testing``,
+as the installed entry point would load it; the Django pages run under pytest-django, in a project of their own
+with database sessions, in a subprocess. A sabotaged sandbox shows that the snippets' own assertions catch a
+broken login, and a fixture around each test of an app built at import checks that its registration is put back.
 """
 
 from __future__ import annotations
@@ -36,50 +38,63 @@ import gist_authlib.testing
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[2]
-FRAMEWORKS = ["Starlette", "FastAPI", "Flask", "Django"]
+FRAMEWORKS = ["Starlette", "FastAPI", "Flask"]
 PLUGIN = ("-p", "gist_authlib.testing", "-p", "no:cacheprovider", "-q")
+#: The settings an app built at import reads from the environment, as a deployment would have them.
+PRODUCTION_ENV = {"GIST_CLIENT_ID": "production-client-id", "GIST_CLIENT_SECRET": "production-client-secret"}
 
 assert authlib.integrations.django_client and authlib.integrations.flask_client and flask  # imported for the runs
 assert authlib.integrations.starlette_client and django.test and fastapi.testclient and starlette.testclient
 assert httpcore2 and uvicorn
 
-#: What a Django project's settings (or pytest-django) provide; the suite's own conftest has configured them.
-DJANGO_CONFTEST = """
-import django
-from django.conf import settings
 
-if not settings.configured:
-    settings.configure(
-        SECRET_KEY="user-suite",
-        MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware"],
-        SESSION_ENGINE="django.contrib.sessions.backends.signed_cookies",
-        INSTALLED_APPS=["django.contrib.sessions"],
-    )
-    django.setup()
-"""
+def page_section(heading: str) -> str:
+    """The text of docs/TESTING.md under ``heading`` (a ``## `` or ``### `` line), up to the next heading."""
+    page = (ROOT / "docs" / "TESTING.md").read_text()
+    return re.split(r"\n#{2,3} ", page.split(f"\n{heading}\n", 1)[1], maxsplit=1)[0]
 
 
 def snippet(framework: str) -> str:
     """The test file docs/TESTING.md shows for ``framework``."""
-    page = (ROOT / "docs" / "TESTING.md").read_text()
-    section = page.split(f"\n## {framework}\n", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    blocks = re.findall(r"```python\n(.*?)```", page_section(f"## {framework}"), re.DOTALL)
     assert len(blocks) == 1, f"docs/TESTING.md should show one test file for {framework}"
     return str(blocks[0])
 
 
-def run_user_suite(pytester: pytest.Pytester, framework: str, code: str, conftest: str = "") -> pytest.RunResult:
-    pytester.makeconftest((DJANGO_CONFTEST if framework == "Django" else "") + conftest)
-    pytester.makepyfile(test_gist_login=code)
+def page_files(heading: str) -> dict[str, str]:
+    """The files docs/TESTING.md shows under ``heading``, by the path on each block's first line (``# myapp.py``)."""
+    blocks = re.findall(r"```(?:python|ini)\n# ([\w/]+\.(?:py|ini))\b.*?\n(.*?)```", page_section(heading), re.DOTALL)
+    files = {path: text for path, text in blocks}
+    assert len(files) == len(blocks), f"docs/TESTING.md shows a file twice under {heading}"
+    return files
+
+
+def run_user_suite(
+    pytester: pytest.Pytester, files: dict[str, str], conftest: str = "", *, around: str = ""
+) -> pytest.RunResult:
+    """Run the user's ``files`` (their ``conftest.py`` followed by ``conftest``) in the folder ``suite``, under a
+    conftest of fixtures ``around`` them: pytest sets up the autouse fixtures of an outer conftest first, and
+    tears them down last."""
+    pytester.makeconftest(around)
+    suite = pytester.mkdir("suite")
+    (suite / "conftest.py").write_text(files.get("conftest.py", "") + conftest)
+    for path, text in files.items():
+        if path != "conftest.py":
+            (suite / path).write_text(text)
     # Only the plugin under test: loading every installed plugin again for each run costs more than the run.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    environ = dict(os.environ)
+    try:
+        os.environ.update(PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", **PRODUCTION_ENV)
         return pytester.runpytest_inprocess(*PLUGIN)
+    finally:  # what the run's conftest set (a module-level app's settings) does not outlive it
+        for key in os.environ.keys() - environ.keys():
+            del os.environ[key]
+        os.environ.update(environ)
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_the_snippet_for_each_framework_passes_as_written(pytester: pytest.Pytester, framework: str) -> None:
-    result = run_user_suite(pytester, framework, snippet(framework))
+    result = run_user_suite(pytester, {"test_gist_login.py": snippet(framework)})
     result.assert_outcomes(passed=2)
 
 
@@ -96,9 +111,86 @@ def gist_refuses_every_code(gist_sandbox):
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_the_snippets_fail_when_the_login_breaks(pytester: pytest.Pytester, framework: str) -> None:
     # The code exchange fails: the login test must fail, and the other one (deny, or the expected failure) passes.
-    result = run_user_suite(pytester, framework, snippet(framework), SABOTAGE)
+    result = run_user_suite(pytester, {"test_gist_login.py": snippet(framework)}, SABOTAGE)
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*FAILED test_gist_login.py::test_login_shows_the_workspace_teammates*"])
+    result.stdout.fnmatch_lines(["*FAILED suite/test_gist_login.py::test_login_shows_the_workspace_teammates*"])
+
+
+#: Around each test of an app built at import: set up before gist_sandbox (autouse, in an outer conftest), torn
+#: down after it, it finds the registration holding its very objects again, with the settings read at import.
+RESTORED = """
+
+import importlib
+
+import pytest
+
+from gist_authlib import GistProvider
+
+
+@pytest.fixture(autouse=True)
+def the_registration_is_put_back():
+    module = importlib.import_module("{module}")
+    gist = getattr(module.gist, "_get_current_object", lambda: module.gist)()  # Flask's lazy proxy
+    before = dict(vars(gist))
+    assert gist.client_id == "production-client-id"
+    yield
+    assert vars(gist).keys() == before.keys()
+    assert [key for key, value in before.items() if vars(gist)[key] is not value] == []
+    assert gist.client_id == "production-client-id" and gist.authorize_url == GistProvider().authorize_url
+"""
+MODULE_LEVEL = {"Starlette and FastAPI": "myapp", "Flask": "myapp"}
+
+
+@pytest.mark.parametrize("sabotaged", [False, True], ids=["as written", "sabotaged"])
+@pytest.mark.parametrize("framework", MODULE_LEVEL)
+def test_an_app_built_at_import_is_tested_as_the_page_shows(
+    pytester: pytest.Pytester, framework: str, sabotaged: bool
+) -> None:
+    files = {**page_files("## Apps built at import time"), **page_files(f"### {framework}")}
+    assert sorted(files) == ["conftest.py", "myapp.py", "test_myapp.py"]
+    result = run_user_suite(
+        pytester, files, SABOTAGE if sabotaged else "", around=RESTORED.format(module=MODULE_LEVEL[framework])
+    )
+    if sabotaged:
+        result.assert_outcomes(passed=1, failed=1)
+        result.stdout.fnmatch_lines(["*FAILED suite/test_myapp.py::test_login_shows_the_workspace_teammates*"])
+    else:
+        result.assert_outcomes(passed=2)
+
+
+def test_the_django_pages_run_under_pytest_django_with_database_sessions(tmp_path: Path) -> None:
+    """Both Django pages, as written, in a project whose sessions are in the database: one run, with a copy of
+    the tests under a sabotaged sandbox (only the two login tests may fail there)."""
+    files = page_files("### Django")
+    assert sorted(files) == ["mysite/settings.py", "mysite/urls.py", "pytest.ini", "test_mysite.py"]
+    assert "SESSION_ENGINE" not in files["mysite/settings.py"]  # Django's default: sessions in the database
+    (tmp_path / "mysite").mkdir()
+    (tmp_path / "mysite" / "__init__.py").write_text("")
+    for path in ("pytest.ini", "mysite/settings.py", "mysite/urls.py"):
+        (tmp_path / path).write_text(files[path])
+    (tmp_path / "conftest.py").write_text(RESTORED.format(module="mysite.urls"))
+    for folder, conftest in (("as_written", ""), ("sabotaged", SABOTAGE)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "__init__.py").write_text("")
+        (tmp_path / folder / "conftest.py").write_text(conftest)
+        (tmp_path / folder / "test_mysite.py").write_text(files["test_mysite.py"])
+        (tmp_path / folder / "test_gist_login.py").write_text(snippet("Django"))
+    env = {
+        **os.environ,
+        **PRODUCTION_ENV,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+    }
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    command = [sys.executable, "-m", "pytest", "-p", "pytest_django.plugin", *PLUGIN, "-rfE"]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+    summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr
+    assert re.fullmatch(r"2 failed, 6 passed in [\d.]+s", summary), result.stdout + result.stderr
+    failed = sorted(line.split(" - ")[0] for line in result.stdout.splitlines() if line.startswith("FAILED "))
+    assert failed == [
+        "FAILED sabotaged/test_gist_login.py::test_login_shows_the_workspace_teammates",
+        "FAILED sabotaged/test_mysite.py::test_login_shows_the_workspace_teammates",
+    ]
 
 
 HELPERS = """
@@ -230,7 +322,7 @@ def test_api_calls_alone_with_a_token_issued_directly(gist_sandbox):
 
 
 def test_the_fixtures_helpers_in_a_user_suite(pytester: pytest.Pytester) -> None:
-    result = run_user_suite(pytester, "Starlette", HELPERS)
+    result = run_user_suite(pytester, {"test_gist_login.py": HELPERS})
     result.assert_outcomes(passed=9)
 
 

@@ -1,0 +1,104 @@
+"""gist_sandbox.use(): what it changes on a registration, what it refuses, and how it puts everything back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from authlib.integrations.django_client import OAuth as DjangoOAuth
+from authlib.integrations.flask_client import OAuth as FlaskOAuth
+from authlib.integrations.starlette_client import OAuth
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.testclient import TestClient
+
+import gist_authlib
+from gist_authlib import GistProvider
+from gist_authlib.starlette import gist_routes
+from gist_authlib.testing import GistSandboxFixture
+
+PRODUCTION = {"client_id": "production-id", "client_secret": "production-secret"}
+
+
+def starlette_app(gist: Any) -> Starlette:
+    async def on_login(request: Request, token: dict[str, Any]) -> PlainTextResponse:
+        teammates = await gist.get("teammates", token=token)  # 403 unless the login granted read_teammates
+        return PlainTextResponse(f"logged in, teammates {teammates.status_code}")
+
+    return Starlette(
+        routes=gist_routes(gist, on_login=on_login),
+        middleware=[Middleware(SessionMiddleware, secret_key="test-secret")],
+    )
+
+
+def test_only_a_gist_registration_is_taken(gist_sandbox: GistSandboxFixture) -> None:
+    oauth = OAuth()
+    oauth.register("github", client_id="id", authorize_url="https://github.com/login/oauth/authorize")
+    with pytest.raises(TypeError, match=r"takes a Gist registration .* not authlib\..*StarletteOAuth2App"):
+        gist_sandbox.use(oauth.github)
+    with pytest.raises(TypeError, match=r"not builtins\.str"):
+        gist_sandbox.use("gist")
+    lazy = gist_authlib.register(FlaskOAuth())  # a Flask registry with no app yet
+    with pytest.raises(TypeError, match=r"OAuth is not init with Flask app\. Call oauth\.init_app\(app\)"):
+        gist_sandbox.use(lazy)
+    assert gist_sandbox._uses == []
+
+
+def test_an_issuer_and_extra_scopes_of_the_apps_provider_work_against_the_sandbox(
+    gist_sandbox: GistSandboxFixture,
+) -> None:
+    provider = GistProvider(issuer="https://app.getgist.com").with_scopes(["read_campaigns"])
+    gist = gist_authlib.register(OAuth(), scopes="read_campaigns", provider=provider, **PRODUCTION)
+    with gist_sandbox.use(gist):
+        assert gist.gist_provider.scopes == provider.scopes  # the sandbox now accepts read_campaigns
+        assert gist_sandbox.login(TestClient(starlette_app(gist))).text == "logged in, teammates 403"
+    assert gist.gist_provider is provider and gist.gist_scopes == ("read_campaigns",)
+
+
+def test_a_configured_redirect_uri_is_set_aside_or_replaced(gist_sandbox: GistSandboxFixture) -> None:
+    gist = gist_authlib.register(
+        OAuth(),
+        redirect_uri="https://app.example.com/oauth/gist/callback",
+        client_kwargs={"redirect_uri": "https://app.example.com/oauth/gist/callback"},
+        **PRODUCTION,
+    )
+    own_kwargs = gist.client_kwargs
+    with gist_sandbox.use(gist):
+        assert gist.gist_redirect_uri is None and "redirect_uri" not in gist.client_kwargs
+        assert gist_sandbox.login(TestClient(starlette_app(gist))).text == "logged in, teammates 200"
+    assert gist.client_kwargs is own_kwargs and own_kwargs["redirect_uri"].startswith("https://app.example.com/")
+    # Named: every login uses it, and the sandbox has it registered.
+    with gist_sandbox.use(gist, redirect_uri="http://localhost/oauth/gist/callback"):
+        assert "http://localhost/oauth/gist/callback" in gist_sandbox.redirect_uris
+        response = gist_sandbox.login(TestClient(starlette_app(gist), base_url="http://localhost"))
+        assert response.text == "logged in, teammates 200"
+    assert gist.gist_redirect_uri == "https://app.example.com/oauth/gist/callback"
+
+
+def test_the_apps_own_pool_is_set_aside_and_kept_open(gist_sandbox: GistSandboxFixture) -> None:
+    gist = gist_authlib.register(DjangoOAuth(), **PRODUCTION)
+    gist.gist_transport()  # the app had pooled connections before the test
+    own_pool = gist._gist_pool
+    with gist_sandbox.use(gist):
+        assert gist._gist_pool is None
+        gist.gist_transport()
+        test_pool = gist._gist_pool
+    assert gist._gist_pool is own_pool and test_pool is not own_pool
+    gist.gist_close()
+
+
+def test_uses_are_undone_latest_first(gist_sandbox: GistSandboxFixture) -> None:
+    gist = gist_authlib.register(OAuth(), **PRODUCTION)
+    before = dict(vars(gist))
+    outer = gist_sandbox.use(gist)
+    inner = gist_sandbox.use(gist, redirect_uri="http://testserver/oauth/gist/callback")
+    assert gist.gist_redirect_uri == "http://testserver/oauth/gist/callback"
+    outer.restore()  # undoes the inner use first, so that the registration ends as it began
+    assert vars(gist) == before and gist_sandbox._uses == []
+    inner.restore()  # nothing left to do
+    outer.restore()
+    assert vars(gist) == before
+    assert "(restored)" in repr(inner)
