@@ -238,10 +238,8 @@ class LoginFlow:
         if checked is not None and len(checked) > MAX_NEXT_LENGTH:
             checked = None
         pending[state] = [round(now + self.state_ttl, 1), checked, redirect_uri]
-        # Drop the oldest pending logins past the count, and past the byte budget (the newest always stays).
-        while len(pending) > self.max_pending or (len(pending) > 1 and _size(record) > PENDING_BUDGET):
-            oldest = min(pending, key=lambda s: pending[s][0])
-            del pending[oldest]
+        while len(pending) > self.max_pending:  # the oldest pending logins past the count go first
+            del pending[min(pending, key=lambda s: pending[s][0])]
         self._save(session, record)
 
     def start(
@@ -490,6 +488,7 @@ class LoginFlow:
         return record
 
     def _save(self, session: MutableMapping[str, Any], record: dict[str, dict[str, Any]]) -> None:
+        _fit(record)
         # Assign a new value every time: Django only saves a session whose keys were assigned.
         if record["p"] or record["u"]:
             session[self.session_key] = json.loads(json.dumps(record))
@@ -530,7 +529,8 @@ class PendingJar:
         browser: the browser's random id (a fresh one when the cookie was absent or invalid).
         session: the pending logins, in the shape :class:`LoginFlow` keeps in a session (pass it where a
             session is asked for).
-        secure: whether the cookie came back under its ``__Host-`` (https) name.
+        secure: whether the login's redirect URI is https: the cookie is then named ``__Host-...`` and
+            ``Secure``.
     """
 
     __slots__ = ("_cookie", "_key", "_original", "browser", "secure", "session", "status")
@@ -548,15 +548,15 @@ class PendingJar:
         """Whether the pending logins changed since the cookie was read (the response must set it again)."""
         return json.dumps(self.session, sort_keys=True) != self._original
 
-    def to_set(self, *, secure: bool | None = None) -> CookieToSet:
-        """The cookie to send back (``Secure`` and ``__Host-`` when ``secure``, by default as it came): the
-        pending logins signed, or an expired cookie when none is left."""
-        secure = self.secure if secure is None else secure
+    def to_set(self) -> CookieToSet:
+        """The cookie to send back (``Secure`` and ``__Host-`` on https): the pending logins signed, or an
+        expired cookie when none is left."""
+        secure = self.secure
         record = self.session.get(self._cookie.flow.session_key)
         name = self._cookie.cookie_name(secure=secure)
         if not record:
             return CookieToSet(name, "", 0, secure)
-        value = self._cookie.serializer(self._key).dumps({"b": self.browser, "r": record})
+        value = self._cookie.serializer(self._key).dumps({"b": self.browser, "r": record, "s": secure})
         return CookieToSet(name, value, self._cookie.max_age, secure)
 
     def __repr__(self) -> str:
@@ -591,16 +591,18 @@ class LoginCookie:
         key = _mac(secret, "login cookie", self.flow.name, b"")
         return URLSafeSerializer(key, salt="gist-authlib login cookie")
 
-    def open(self, cookies: Mapping[str, str], secret: str) -> PendingJar:
-        """Read the request's login cookie (either name), checking its signature."""
-        raw = cookies.get(self.cookie_name(secure=True))
-        secure = raw is not None
-        raw = raw or cookies.get(self.cookie_name(secure=False))
-        jar = self._read(raw, secret)
+    def open(self, cookies: Mapping[str, str], secret: str, *, secure: bool) -> PendingJar:
+        """Read the request's login cookie, checking its signature.
+
+        ``secure`` (an https redirect URI) reads the ``__Host-`` name only: a cookie under the plain name can be
+        planted from a sibling subdomain or over plain http, and must never stand for this browser's login.
+        The flag is signed into the value too, so a value copied from one name to the other is refused.
+        """
+        jar = self._read(cookies.get(self.cookie_name(secure=secure)), secret, secure)
         jar.secure = secure
         return jar
 
-    def _read(self, raw: str | None, secret: str) -> PendingJar:
+    def _read(self, raw: str | None, secret: str, secure: bool) -> PendingJar:
         fresh = secrets.token_urlsafe(12)
         if not raw:
             return PendingJar(self, secret, "absent", fresh, None)
@@ -609,7 +611,7 @@ class LoginCookie:
         except BadSignature:
             return PendingJar(self, secret, "invalid", fresh, None)
         browser = value.get("b") if isinstance(value, dict) else None
-        if not isinstance(browser, str) or not 8 <= len(browser) <= 32:
+        if not isinstance(browser, str) or not 8 <= len(browser) <= 32 or value.get("s") is not secure:
             return PendingJar(self, secret, "invalid", fresh, None)
         return PendingJar(self, secret, "ok", browser, value.get("r"))
 
@@ -730,6 +732,23 @@ def translate_token_error(exc: BaseException) -> GistAuthError:
 
 def _size(record: Mapping[str, Any]) -> int:
     return len(json.dumps(record, separators=(",", ":")))
+
+
+def _fit(record: dict[str, dict[str, Any]]) -> None:
+    """Keep the whole record (pending and used logins) within :data:`PENDING_BUDGET`, whatever logins were
+    forced on the browser: used logins lose their ``next`` path first (oldest first), then go (oldest first),
+    then the oldest pending logins go; the newest pending login always stays."""
+    pending, used = record["p"], record["u"]
+    while _size(record) > PENDING_BUDGET:
+        with_next = [d for d in used if used[d][1] is not None]
+        if with_next:
+            used[min(with_next, key=lambda d: used[d][0])][1] = None
+        elif used:
+            del used[min(used, key=lambda d: used[d][0])]
+        elif len(pending) > 1:
+            del pending[min(pending, key=lambda s: pending[s][0])]
+        else:
+            return
 
 
 def _collect(query: Iterable[tuple[str, str]]) -> dict[str, list[str]]:

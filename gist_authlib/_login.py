@@ -346,14 +346,16 @@ class LoginStart:
     cookie: CookieToSet | None = None
 
 
-def open_login_cookie(reg: Registration, cookies: Mapping[str, str]) -> PendingJar:
-    """The request's login cookie of ``reg``, opened and checked.
+def open_login_cookie(reg: Registration, cookies: Mapping[str, str], url: str | None) -> PendingJar:
+    """The request's login cookie of ``reg``, opened and checked; ``url`` is the login's redirect URI as the
+    caller knows it (a configured one wins): on https only the ``__Host-`` cookie is read.
 
     Raises:
         MissingCredentialsError: the client secret (the cookie's signing key derives from it) is not set.
     """
     _, client_secret = reg.credentials()
-    return LoginCookie(reg.flow).open(cookies, reg.pkce_key or client_secret)
+    secure = urlsplit(reg.redirect_uri or url or "").scheme == "https"
+    return LoginCookie(reg.flow).open(cookies, reg.pkce_key or client_secret, secure=secure)
 
 
 def canonical_move(reg: Registration, request_url: str, redirect_uri: str) -> str | None:
@@ -390,8 +392,10 @@ def _check_callback_path(reg: Registration, configured: str, callback: str | Non
     """
     if not reg.redirect_uri or not callback:
         return
-    wanted, mounted = urlsplit(configured).path or "/", urlsplit(str(callback)).path or "/"
-    if wanted == mounted or wanted.endswith(mounted.rstrip("/") or "/"):
+    # A trailing slash is the framework's to settle (Starlette redirects to the route without it).
+    wanted = urlsplit(configured).path.rstrip("/") or "/"
+    mounted = urlsplit(str(callback)).path.rstrip("/") or "/"
+    if wanted == mounted or wanted.endswith(mounted):
         return
     setting = reg.setting_names.get("redirect_uri", f"{reg.name.upper()}_REDIRECT_URI")
     raise ConfigurationError(
@@ -421,10 +425,10 @@ def start_login(
     if moved is not None:
         reg.credentials()  # a missing client id is reported here, not after the move
         return LoginStart(moved)
-    jar = open_login_cookie(reg, cookies)
+    jar = open_login_cookie(reg, cookies, uri)
     data = authorization(reg, uri, params, browser=jar.browser)
     remember(reg, jar.session, data)
-    return LoginStart(data["url"], jar.to_set(secure=uri.startswith("https:")))
+    return LoginStart(data["url"], jar.to_set())
 
 
 # -- finishing a login: the sequence ------------------------------------------------------------------------
@@ -500,9 +504,11 @@ def callback_steps(
         if refused.error_code == "state_unknown":
             raise
         # Issued by this app, but this browser has no pending login for it: the callback URL reached a request
-        # that cannot finish it. Consume it, so that it is never used anywhere; one consumed before is a replay.
-        values = [(key, value) for key, value in query if key in ("state", "code")]
-        if not (yield from _single_use(reg, values)):
+        # that cannot finish it. Its (state, code) pair is consumed, so that this callback is never used anywhere;
+        # a pair consumed before (by the login that completed, or here) is a replay. The state alone is not:
+        # anyone who saw the authorization URL knows it, and must not be able to burn the login with it.
+        states, codes = [v for k, v in query if k == "state"], [v for k, v in query if k == "code"]
+        if len(states) == 1 and len(codes) == 1 and not (yield from _single_use(reg, [_pair(states[0], codes[0])])):
             raise StateError.replayed() from None
         raise
     if isinstance(grant, InstallGrant):
@@ -519,7 +525,8 @@ def callback_steps(
     # The browser said the state was pending; a second callback racing the first (a double click), or a copy of
     # an older cookie, would say so too. What was consumed is also recorded server-side, so neither sends a
     # token request.
-    if not (yield from _single_use(reg, [("state", grant.state), ("code", grant.code)])):
+    pair = _pair(grant.state, grant.code)
+    if not (yield from _single_use(reg, [("state", grant.state), ("code", grant.code), pair])):
         raise StateError.repeated(grant.next_path, completed=False)
 
     params = {key: str(value) for key, value in (token_params or {}).items() if key not in _OPENID_ONLY}
@@ -569,6 +576,11 @@ def _exchange(grant: CallbackGrant | InstallGrant, extra: Mapping[str, str]) -> 
     except Exception as exc:  # every failure of the exchange becomes a typed error, with no request text in it
         raise translate_token_error(exc) from None
     return check_token_response(token)
+
+
+def _pair(state: str, code: str) -> tuple[str, str]:
+    """The one-time value of a whole callback: its state and code together."""
+    return ("callback", f"{state}\0{code}")
 
 
 def _single_use(reg: Registration, values: list[tuple[str, str]]) -> Steps[bool]:

@@ -267,9 +267,10 @@ class GistApp:
         merged = {**(self.authorize_params or {}), **params}
         return start_login(self.gist_registration, cookies, request_url, redirect_uri, merged)
 
-    def gist_login_cookie(self, cookies: Mapping[str, str]) -> PendingJar:
-        """The request's login cookie of this registration, opened (what the callback reads)."""
-        return open_login_cookie(self.gist_registration, cookies)
+    def gist_login_cookie(self, cookies: Mapping[str, str], url: str | None) -> PendingJar:
+        """The request's login cookie of this registration, opened (what the callback reads); ``url`` is the
+        callback's own URL (https: only the ``__Host-`` cookie is read)."""
+        return open_login_cookie(self.gist_registration, cookies, url)
 
     def _get_oauth_client(self, **metadata: Any) -> Any:
         # Authlib builds a new HTTP client (and, without a transport, a new TLS context and connection pool) for

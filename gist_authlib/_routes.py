@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from ._login import LoginResult, Registration, forget_login, login_subject
 from ._pages import CALLBACK_HEADERS
@@ -21,6 +21,7 @@ __all__ = [
     "CALLBACK_HEADERS",
     "Answer",
     "answer_callback",
+    "bounce_target",
     "claim_paths",
     "default_paths",
     "log_failure",
@@ -123,6 +124,16 @@ def retry_url(login_url: str | None, error: GistAuthError) -> str | None:
     if login_url is None or not next_path:
         return login_url
     return f"{login_url}{'&' if '?' in login_url else '?'}{urlencode({'next': next_path})}"
+
+
+def bounce_target(configured: str | None, request_url: str) -> str:
+    """Where the same-site bounce of a callback goes: the request's own URL, on the configured redirect URI's
+    scheme, host and path when one is set (behind a TLS proxy the app may see its own URL as ``http://``, and the
+    bounce must not carry the code over plain http)."""
+    if not configured:
+        return request_url
+    target = urlsplit(configured)
+    return urlunsplit((target.scheme, target.netloc, target.path, urlsplit(request_url).query, ""))
 
 
 def needs_bounce(method: str, fetch_site: str | None, session_empty: bool) -> bool:

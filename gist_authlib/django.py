@@ -35,6 +35,7 @@ from ._registry import register as _register
 from ._routes import (
     CALLBACK_HEADERS,
     answer_callback,
+    bounce_target,
     default_paths,
     log_failure,
     logout_session,
@@ -149,11 +150,12 @@ class GistDjangoApp(SyncGistApp, DjangoOAuth2App):  # type: ignore[misc]  # Auth
         when it ``changed`` (:func:`gist_urls` does).
         """
         params = request.GET if request.method == "GET" else request.POST
-        jar = request.gist_login_cookie = self.gist_login_cookie(request.COOKIES)
+        own_url = redirect_uri or request.build_absolute_uri(request.path)
+        jar = request.gist_login_cookie = self.gist_login_cookie(request.COOKIES, own_url)
         result = self.gist_finish(
             _session(request),
             [(key, value) for key, values in params.lists() for value in values],
-            redirect_uri=redirect_uri or request.build_absolute_uri(request.path),
+            redirect_uri=own_url,
             installs=installs,
             subject=subject,
             token_params=token_params,
@@ -177,7 +179,7 @@ class GistDjangoApp(SyncGistApp, DjangoOAuth2App):  # type: ignore[misc]  # Auth
         fetch_site = request.headers.get("Sec-Fetch-Site")
         if session is None or not needs_bounce(request.method or "", fetch_site, session.is_empty()):
             return None
-        response = HttpResponse(bounce_page(request.build_absolute_uri()))
+        response = HttpResponse(bounce_page(bounce_target(self.gist_redirect_uri, request.build_absolute_uri())))
         for header, value in CALLBACK_HEADERS.items():
             response[header] = value
         return response

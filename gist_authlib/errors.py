@@ -73,6 +73,13 @@ __all__ = [
 _MAX_REMOTE_TEXT = 200
 
 
+def _error_name(text: object) -> str:
+    """An OAuth ``error`` name from outside, as RFC 6749 allows one (printable ASCII without ``"`` and ``\\``),
+    shortened: any other character becomes ``?``, so a callback cannot write a line break into a log."""
+    allowed = "".join(ch if 0x20 <= ord(ch) <= 0x7E and ch not in '"\\' else "?" for ch in str(text))
+    return _short(allowed)
+
+
 def _short(text: object) -> str:
     """Shorten text that came from outside so that a hostile server cannot flood a page or a log."""
     value = str(text)
@@ -289,7 +296,7 @@ class AuthorizationError(LoginError):
     title = "Gist did not authorize the login"
 
     def __init__(self, error: str, description: str | None = None) -> None:
-        self.error = _short(error)
+        self.error = _error_name(error)
         self.remote_description = _short(description) if description else None
         text = f"Gist answered the login with the error {self.error!r}"
         if self.remote_description:
@@ -527,7 +534,7 @@ class TokenEndpointError(TokenExchangeError):
     def __init__(self, http_status: int, error: str | None = None, description: str | None = None) -> None:
         self.http_status = http_status
         #: The error name Gist sent, if any (shortened); ``error`` falls back to the RFC 6749 name of the status.
-        self.remote_error = _short(error) if error else None
+        self.remote_error = _error_name(error) if error else None
         self.error = self.remote_error or _TOKEN_STATUS_ERRORS.get(http_status, "server_error")
         text = f"Gist's token endpoint answered HTTP {http_status}"
         if self.remote_error:

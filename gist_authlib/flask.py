@@ -47,6 +47,7 @@ from ._registry import register as _register
 from ._routes import (
     CALLBACK_HEADERS,
     answer_callback,
+    bounce_target,
     default_paths,
     log_failure,
     logout_session,
@@ -158,7 +159,7 @@ class GistFlaskApp(SyncGistApp, FlaskOAuth2App):  # type: ignore[misc]  # Authli
             unquote_to_bytes(request.query_string).decode("utf-8")
         except UnicodeDecodeError:
             raise LoginError.missing_code("The callback's parameters are not valid UTF-8, so it was refused.") from None
-        jar = self.gist_login_cookie(request.cookies)
+        jar = self.gist_login_cookie(request.cookies, redirect_uri or request.base_url)
 
         @after_this_request
         def keep_cookie(response: Response) -> Response:
@@ -192,7 +193,7 @@ class GistFlaskApp(SyncGistApp, FlaskOAuth2App):  # type: ignore[misc]  # Authli
             return None
         if not needs_bounce(request.method, request.headers.get("Sec-Fetch-Site"), not session):
             return None
-        response = make_response(bounce_page(request.url))
+        response = make_response(bounce_page(bounce_target(self.gist_redirect_uri, request.url)))
         response.headers.update(CALLBACK_HEADERS)
         return response
 

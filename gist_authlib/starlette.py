@@ -37,6 +37,7 @@ from ._registry import register as _register
 from ._routes import (
     CALLBACK_HEADERS,
     answer_callback,
+    bounce_target,
     default_paths,
     log_failure,
     logout_session,
@@ -148,13 +149,13 @@ class GistStarletteApp(AsyncGistApp, StarletteOAuth2App):  # type: ignore[misc] 
         again when it ``changed`` (:func:`gist_routes` does).
         """
         session = _session(request)
-        jar = request.state.gist_login_cookie = self.gist_login_cookie(request.cookies)
+        own_url = redirect_uri or str(request.url.replace(query=""))
+        jar = request.state.gist_login_cookie = self.gist_login_cookie(request.cookies, own_url)
         if request.method == "POST":  # response_mode=form_post
             async with request.form() as form:
                 params = [(key, value) for key, value in form.multi_items() if isinstance(value, str)]
         else:
             params = request.query_params.multi_items()
-        own_url = redirect_uri or str(request.url.replace(query=""))
         result = await self.gist_finish(
             session,
             params,
@@ -179,7 +180,9 @@ class GistStarletteApp(AsyncGistApp, StarletteOAuth2App):  # type: ignore[misc] 
         session_empty = not request.scope.get("session", True)
         if not needs_bounce(request.method, request.headers.get("sec-fetch-site"), session_empty):
             return None
-        return HTMLResponse(bounce_page(str(request.url)), headers=CALLBACK_HEADERS)
+        return HTMLResponse(
+            bounce_page(bounce_target(self.gist_redirect_uri, str(request.url))), headers=CALLBACK_HEADERS
+        )
 
     @staticmethod
     def gist_session_of(request: Any) -> Any:
