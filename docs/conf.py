@@ -27,7 +27,8 @@ extensions = [
 ]
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 root_doc = "index"
-exclude_patterns = ["_build", "_ext", "Thumbs.db", ".DS_Store"]
+# CONTRIBUTING.md is shown through reference/CONTRIBUTING.md (an include), so that the guides' glob leaves it out.
+exclude_patterns = ["_build", "_ext", "CONTRIBUTING.md", "Thumbs.db", ".DS_Store"]
 
 myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3  # links to a page's sections: [text](SECURITY.md#limits-and-advice)
