@@ -16,7 +16,7 @@ from gist_authlib import __version__  # noqa: E402
 
 project = "gist_authlib"
 author = "gist_authlib developers"
-copyright = "gist_authlib developers"  # noqa: A001
+copyright = "gist_authlib developers"
 release = version = __version__
 
 extensions = [

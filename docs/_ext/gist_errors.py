@@ -185,9 +185,7 @@ def _no_stale_sections(app: Sphinx, env: BuildEnvironment) -> None:
     labels = env.get_domain("std").labels  # type: ignore[attr-defined]
     for label, (docname, _anchor, _title) in sorted(labels.items()):
         if label.startswith(LABEL_PREFIX) and label[len(LABEL_PREFIX) :] not in known:
-            LOGGER.warning(
-                "section %r describes an error_code gist_authlib no longer has", label, location=docname
-            )
+            LOGGER.warning("section %r describes an error_code gist_authlib no longer has", label, location=docname)
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
