@@ -45,6 +45,7 @@ FAST_SUBSET = [
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.download_python = "never"
+os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")  # nor may uv fetch one when asked for a version it lacks
 nox.options.sessions = ["tests", "lowest"]
 nox.options.reuse_venv = "yes"
 
