@@ -236,8 +236,10 @@ def check_command(words: list[str], cwd: Path, scratch: Path) -> Path:
         words = words[1:]
     if not words:
         return cwd
-    program, args = words[0], words[1:]
     shown = shlex.join(words)
+    if words[:3] in (["python", "-m", "nox"], ["python3", "-m", "nox"]):
+        words = ["nox", *words[3:]]
+    program, args = words[0], words[1:]
     if program == "export":
         assert all(re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", word) for word in args), shown
     elif program == "cd":
@@ -269,9 +271,10 @@ def check_command(words: list[str], cwd: Path, scratch: Path) -> Path:
     elif program == "bash":
         assert (cwd / args[0]).is_file(), shown
     elif program == "nox":
+        assert _module_exists("nox"), shown
         sessions = args[args.index("-s") + 1 :] if "-s" in args else []
         noxfile = (ROOT / "noxfile.py").read_text()
-        for session in sessions:
+        for session in sessions[: sessions.index("--")] if "--" in sessions else sessions:
             assert re.search(rf"^def {session.split('-')[0]}\(", noxfile, re.MULTILINE), shown
     elif program == "sphinx-build":
         assert _module_exists("sphinx") and (cwd / "docs" / "conf.py").is_file(), shown
