@@ -1,7 +1,7 @@
 """SQLAlchemyTokenStore: tokens in PostgreSQL or MySQL (or any SQLAlchemy 2 database) for apps on several machines.
 
 Uses SQLAlchemy Core only. The table is created on first use; teams that manage migrations themselves can
-create it from the DDL in the README (or ``print(create_table_ddl(engine))``) and pass ``create_table=False``.
+create it from the DDL in docs/IDENTITY.md (or ``print(create_table_ddl(engine))``) and pass ``create_table=False``.
 """
 
 from __future__ import annotations
