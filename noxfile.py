@@ -108,13 +108,15 @@ def tests(session: nox.Session) -> None:
 @nox.session(python=PYTHONS[0])
 def lowest(session: nox.Session) -> None:
     """The fast subset with the lowest version of each dependency pyproject.toml allows (uv's lowest-direct
-    resolution), on the lowest Python it allows. A dependency whose minimum fails here gets a higher minimum."""
+    resolution), on the lowest Python it allows; ``-- --full`` runs the whole suite so. A dependency whose minimum
+    fails here gets a higher minimum."""
     if session.venv_backend != "uv":
         session.error("the lowest session needs uv (pip install uv): pip cannot resolve to the lowest versions")
     session.install("--resolution", "lowest-direct", "-e", ".[test]")
     # What was resolved, in the log: the versions this run proved to work.
     session.run("uv", "pip", "freeze", "--python", str(Path(session.bin) / "python"), external=True, silent=False)
-    _pytest(session, *FAST_SUBSET, *session.posargs)
+    full = "--full" in session.posargs
+    _pytest(session, *([] if full else FAST_SUBSET), *[arg for arg in session.posargs if arg != "--full"])
 
 
 @nox.session(python=False)
