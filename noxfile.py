@@ -28,10 +28,10 @@ PYTHONS = ["3.11", "3.12", "3.13"]
 #: What the sessions on other Pythons run: the suite's core, fast and version-sensitive. The login in all four
 #: frameworks and its rules (asyncio, ssl, http.cookies, the contract suite), the API client (sync and async),
 #: the token stores (sqlite3, SQLAlchemy, PostgreSQL), the sandbox and canvases. Left to the one full run: the
-#: browser (Chromium behaves the same whatever Python drives it), the adversarial suites (the contract suite
-#: covers their code paths, in a tenth of their time), the multi-process token tests, the command line's login
-#: (subprocesses), and tests/package (ruff, mypy, the wheel, the docs and the benchmarks check the code and its
-#: packaging, not the interpreter).
+#: browser (Chromium behaves the same whatever Python drives it), the adversarial suites (hostile inputs through
+#: the login code the contract suite runs; 25 CPU-seconds), the multi-process token tests, the command line's
+#: login (subprocesses), and tests/package (ruff, mypy, the wheel, the docs and the benchmarks check the code and
+#: its packaging, not the interpreter).
 FAST_SUBSET = [
     "tests/login",
     "tests/client",
