@@ -206,7 +206,8 @@ class Registration:
         if not uri:
             raise ConfigurationError(
                 "No redirect URI: pass redirect_uri to authorize_redirect, or set it once for the registration "
-                "(register(..., redirect_uri=...), or the framework setting named in the README)."
+                "(register(..., redirect_uri=...), or its REDIRECT_URI setting: GIST_REDIRECT_URI for a registration "
+                "named gist; in Django, redirect_uri in AUTHLIB_OAUTH_CLIENTS)."
             )
         check_transport(uri, "redirect URI", allow_insecure_http=self.allow_insecure_http)
         return uri

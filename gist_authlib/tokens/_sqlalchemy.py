@@ -2,7 +2,7 @@
 
 Uses SQLAlchemy Core only. The tables are created on first use, safely when several instances start at once on
 a fresh database; teams that manage migrations themselves can create them from ``print(create_table_ddl(engine))``
-and pass ``create_table=False``.
+(docs/IDENTITY.md) and pass ``create_table=False``.
 """
 
 from __future__ import annotations

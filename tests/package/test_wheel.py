@@ -1,38 +1,36 @@
-"""The package as a wheel user meets it: built, installed in a fresh venv, run from a folder far from any checkout.
+"""The release build, and the package as a wheel user meets it: installed in a fresh venv, run from a folder far
+from any checkout.
 
-The wheel is built from a copy of this worktree with the setuptools already installed (no build isolation, so
-no download), and installed with ``--no-deps --no-index`` into a venv that sees this machine's site-packages
-for the dependencies. Every run is from a temporary folder with no ``PYTHONPATH``, so nothing can come from
+``python -m build`` makes the sdist from a copy of this worktree and the wheel from that sdist, with the
+setuptools already installed (no build isolation, so no download); ``twine check --strict`` checks both. The
+wheel is installed with ``--no-deps --no-index`` into a venv that sees this machine's site-packages for the
+dependencies. Every run is from a temporary folder with no ``PYTHONPATH``, so nothing can come from
 the repository: the demo must find its example apps inside the installed package.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import site
 import subprocess
 import sys
+import tarfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support.venvs import ROOT, copy_source, make_venv, pip_install, run_checked
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.xdist_group("wheel")  # one worker builds the wheel and the venv, once
 FRAMEWORKS = ("starlette", "fastapi", "flask", "django")
-# What a build leaves behind or a developer's tools keep; none of it belongs in a wheel's source.
-NOT_SOURCE = shutil.ignore_patterns(
-    ".git", "__pycache__", "*.egg-info", "build", "dist", ".venv", ".*_cache", ".hypothesis", "*.sqlite3*"
-)
 
 
 @dataclass(frozen=True)
 class Installed:
-    """A wheel of this worktree and a fresh venv it is installed in."""
+    """The sdist and the wheel of this worktree, and a fresh venv the wheel is installed in."""
 
+    sdist: Path
     wheel: Path
     venv: Path
     elsewhere: Path  # a working directory outside any checkout
@@ -45,37 +43,20 @@ class Installed:
         )
 
 
-def _check(command: list[str]) -> str:
-    result = subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
-    assert result.returncode == 0, f"{' '.join(command)}\n{result.stdout}\n{result.stderr}"
-    return result.stdout
-
-
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     base = tmp_path_factory.mktemp("wheel")
-    # pip builds a local folder in place (build/, *.egg-info): build a copy, never the worktree itself.
-    source = base / "source"
-    shutil.copytree(ROOT, source, ignore=NOT_SOURCE)
-    _check([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
-            "-w", str(base / "dist"), str(source)])  # fmt: skip
+    # The release build: an sdist, and the wheel built from that sdist (so the sdist is proven complete), with the
+    # setuptools already installed (no build isolation, so no download).
+    source = copy_source(base / "source")
+    run_checked([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(base / "dist"), str(source)])
+    (sdist,) = (base / "dist").glob("gist_authlib-*.tar.gz")
     (wheel,) = (base / "dist").glob("gist_authlib-*.whl")
     venv = base / "venv"
-    _check([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)])
-    # --system-site-packages gives the *base* interpreter's site-packages. Run from inside a virtualenv (as most
-    # people run the suite), the dependencies live in that virtualenv instead: a path file hands the new venv
-    # every site-packages folder the running interpreter imports from. Folders named in a .pth are added to
-    # sys.path without running their own .pth files, so an editable gist-authlib there does not shadow the wheel.
-    purelib = _check([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
-    outer = [folder for folder in (*site.getsitepackages(), site.getusersitepackages()) if Path(folder).is_dir()]
-    (Path(purelib.strip()) / "_running_interpreter.pth").write_text("".join(f"{folder}\n" for folder in outer))
-    # The machine's pip, run by the venv's interpreter, installs into the venv; --ignore-installed because the
-    # machine's site-packages may hold an editable gist-authlib of the same version.
-    _check([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", "--no-index",
-            "--ignore-installed", str(wheel)])  # fmt: skip
+    pip_install(make_venv(venv), str(wheel))
     elsewhere = base / "elsewhere"
     elsewhere.mkdir()
-    yield Installed(wheel, venv, elsewhere)
+    yield Installed(sdist, wheel, venv, elsewhere)
 
 
 def test_the_wheel_ships_every_example_app_and_no_repository_folder(installed: Installed) -> None:
@@ -119,3 +100,28 @@ def test_demo_check_works_from_the_wheel_in_every_framework(installed: Installed
         shown = check.split(f"{framework} example (", 1)[1].split(")", 1)[0]
         assert Path(shown).is_relative_to(installed.venv), shown
         assert Path(shown).exists()
+
+
+def test_twine_check_strict_passes_on_the_sdist_and_the_wheel(installed: Installed) -> None:
+    files = [str(installed.sdist), str(installed.wheel)]
+    printed = run_checked([sys.executable, "-m", "twine", "check", "--strict", *files])
+    assert printed.count("PASSED") == 2
+
+
+def test_the_sdist_carries_the_tests_the_docs_and_their_tools(installed: Installed) -> None:
+    with tarfile.open(installed.sdist) as sdist:
+        names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
+    for part in ("tests/conftest.py", "tests/support/snippets.py", "tests/package/test_wheel.py", "docs/conf.py",
+                 "docs/GETTING_STARTED.md", "docs/_ext/gist_errors.py", "CHANGELOG.md", "LICENSE", "noxfile.py",
+                 "_backend/gist_authlib_build.py", "scripts/install-test-deps.sh", "bench/RESULTS.md",
+                 "examples/django_project/manage.py", "gist_authlib/py.typed"):  # fmt: skip
+        assert part in names, part
+    assert not [name for name in names if "__pycache__" in name or "/_build/" in name or name.endswith(".sqlite3")]
+
+
+def test_the_version_comes_from_one_place(installed: Installed) -> None:
+    import gist_authlib
+
+    assert installed.wheel.name.startswith(f"gist_authlib-{gist_authlib.__version__}-")
+    assert installed.sdist.name == f"gist_authlib-{gist_authlib.__version__}.tar.gz"
+    assert "version =" not in (ROOT / "pyproject.toml").read_text().split("[project]")[1].split("\n[")[0]

@@ -1,0 +1,44 @@
+"""Sphinx configuration of gist_authlib's documentation (MyST Markdown pages, API reference from docstrings).
+
+Build it with ``sphinx-build -W docs docs/_build/html`` (tests/package/test_docs_site.py builds it in the suite,
+warnings as errors).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+sys.path[:0] = [str(DOCS.parent), str(DOCS / "_ext")]  # this checkout's package first, then the local extension
+
+from gist_authlib import __version__  # noqa: E402
+
+project = "gist_authlib"
+author = "gist_authlib developers"
+copyright = "gist_authlib developers"
+release = version = __version__
+
+extensions = [
+    "myst_parser",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",  # the docstrings' Google-style Args:, Returns:, Attributes: sections
+    "gist_errors",  # the troubleshooting table, generated from gist_authlib.errors
+]
+source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
+root_doc = "index"
+# CONTRIBUTING.md is shown through reference/CONTRIBUTING.md (an include), so that the guides' glob leaves it out.
+exclude_patterns = ["_build", "_ext", "CONTRIBUTING.md", "Thumbs.db", ".DS_Store"]
+
+myst_enable_extensions = ["colon_fence", "deflist"]
+myst_heading_anchors = 3  # links to a page's sections: [text](SECURITY.md#limits-and-advice)
+
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_default_options = {"show-inheritance": True}
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+napoleon_use_ivar = True
+
+html_theme = "furo"
+html_title = f"gist_authlib {release}"
