@@ -435,6 +435,8 @@ class UnknownStateError(StateError):
     """
 
     error_code = "state_unknown"
+    #: Every ``error_code`` this class carries (one per cause).
+    error_codes: tuple[str, ...] = tuple(_UNKNOWN_STATE)
 
     def __init__(self, cause: str = "state_unknown", *, install_hint: bool = False) -> None:
         text, hint = _UNKNOWN_STATE[cause]

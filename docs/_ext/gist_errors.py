@@ -5,6 +5,7 @@ its fix), the class that carries it (linked to the API reference), the OAuth ``e
 of the page that reports it. The codes are found in the code itself, so the table cannot drift:
 
 - every class under :class:`gist_authlib.GistAuthError` contributes its own ``error_code`` attribute;
+- every class that lists ``error_codes`` (one per cause its constructor takes) contributes each;
 - every call that passes ``error_code="..."`` (the classmethods of the error classes, and raises elsewhere)
   contributes that code, for the class it builds.
 
@@ -126,6 +127,8 @@ def error_codes() -> list[ErrorCode]:
     for cls in classes.values():
         if "error_code" in cls.__dict__:
             rows[cls.error_code] = row(cls, cls.error_code, cls.error, cls.status_code)  # type: ignore[attr-defined]
+        for code in cls.__dict__.get("error_codes", ()):  # a class whose causes are its constructor's argument
+            rows.setdefault(code, row(cls, code, cls.error, cls.status_code))  # type: ignore[attr-defined]
     for code, name, keywords in _keyword_codes(package, classes):
         cls = classes[name]
         rows.setdefault(

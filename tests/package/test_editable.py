@@ -23,7 +23,7 @@ from gist_authlib.errors import StateError
 from gist_authlib.examples import sync_contacts
 
 reveal_type(gist_authlib.register)
-reveal_type(StateError.expired)
+reveal_type(StateError.replayed)
 reveal_type(sync_contacts.main)
 version: int = gist_authlib.__version__  # the one error this file has, which only a typed import can report
 """
