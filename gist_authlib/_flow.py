@@ -21,6 +21,7 @@ State handling, and why it differs from Authlib's:
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -588,8 +589,7 @@ class LoginCookie:
 
     def serializer(self, secret: str) -> URLSafeSerializer:
         """The signer of the cookie's value, under a key derived from ``secret`` (the client secret)."""
-        key = _mac(secret, "login cookie", self.flow.name, b"")
-        return URLSafeSerializer(key, salt="gist-authlib login cookie")
+        return _serializer(secret, self.flow.name)
 
     def open(self, cookies: Mapping[str, str], secret: str, *, secure: bool) -> PendingJar:
         """Read the request's login cookie, checking its signature.
@@ -766,6 +766,13 @@ def _same(a: str, b: str) -> bool:
 def _vschar(value: str) -> bool:
     """RFC 6749's VSCHAR: printable ASCII, which every genuine code and state is made of."""
     return all(0x20 <= ord(ch) <= 0x7E for ch in value)
+
+
+@functools.lru_cache(maxsize=64)
+def _serializer(secret: str, name: str) -> URLSafeSerializer:
+    """One signer per client secret and registration (itsdangerous derives its key again for each new one)."""
+    key = _mac(secret, "login cookie", name, b"")
+    return URLSafeSerializer(key, salt="gist-authlib login cookie", signer_kwargs={"digest_method": hashlib.sha256})
 
 
 def _mac(secret: str, purpose: str, name: str, message: bytes) -> bytes:
