@@ -109,6 +109,7 @@ class GistAuthError(Exception):
     error_code: str = "gist_auth_error"
     status_code: int = 400
     title: str = "Gist login failed"
+    hint: str | None = None
 
     def __init__(
         self,
