@@ -173,8 +173,8 @@ class GistDjangoApp(SyncGistApp, DjangoOAuth2App):  # type: ignore[misc]  # Auth
     def gist_bounce(self, request: HttpRequest) -> HttpResponse | None:
         """The same-site bounce of a callback, or ``None`` when none is needed: answer with it first in a
         hand-written callback view when ``SESSION_COOKIE_SAMESITE = "Strict"`` (:func:`gist_urls` does). A
-        callback that came from Gist cross-site without the session the browser had at the login start is
-        opened again from this site, and the session comes back with it."""
+        callback that came from Gist cross-site with no session is opened again from this site, and a
+        ``SameSite=Strict`` session cookie comes back with it."""
         session = getattr(request, "session", None)
         fetch_site = request.headers.get("Sec-Fetch-Site")
         if session is None or not needs_bounce(request.method or "", fetch_site, session.is_empty()):

@@ -187,8 +187,8 @@ class GistFlaskApp(SyncGistApp, FlaskOAuth2App):  # type: ignore[misc]  # Authli
     def gist_bounce(self) -> Response | None:
         """The same-site bounce of a callback, or ``None`` when none is needed: answer with it first in a
         hand-written callback view when the app's session cookie is ``SameSite=Strict`` (:func:`gist_blueprint`
-        does). A callback that came from Gist cross-site without the session the browser had at the login
-        start is opened again from this site, and the session comes back with it."""
+        does). A callback that came from Gist cross-site with no session is opened again from this site, and a
+        ``SameSite=Strict`` session cookie comes back with it."""
         if not current_app.secret_key:
             return None
         if not needs_bounce(request.method, request.headers.get("Sec-Fetch-Site"), not session):

@@ -175,8 +175,8 @@ class GistStarletteApp(AsyncGistApp, StarletteOAuth2App):  # type: ignore[misc] 
     async def gist_bounce(self, request: Request) -> Response | None:
         """The same-site bounce of a callback, or ``None`` when none is needed: answer with it first in a
         hand-written callback route when the app's session cookie is ``SameSite=Strict`` (:func:`gist_routes`
-        does). A callback that came from Gist cross-site without the session the browser had at the login
-        start is opened again from this site, and the session comes back with it."""
+        does). A callback that came from Gist cross-site with no session is opened again from this site, and a
+        ``SameSite=Strict`` session cookie comes back with it."""
         session_empty = not request.scope.get("session", True)
         if not needs_bounce(request.method, request.headers.get("sec-fetch-site"), session_empty):
             return None
