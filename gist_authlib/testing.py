@@ -118,7 +118,8 @@ class GistSandboxFixture:
 
     @property
     def redirect_uris(self) -> tuple[str, ...]:
-        """The redirect URIs registered for the sandbox app; a login must use one of them exactly."""
+        """The redirect URIs registered for the sandbox app; a login must use one of them (on a loopback host, on any
+        port: RFC 8252 section 7.3)."""
         return self.sandbox.clients[self.client_id].redirect_uris
 
     def allow_redirect_uri(self, *uris: str) -> None:
