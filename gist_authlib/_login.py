@@ -107,6 +107,8 @@ _MOVED_KEY = "gist_moved"
 _OPENID_ONLY = ("claims_options", "claims_cls", "leeway")
 # The workspace lookup after a login: one retry, within five seconds.
 _LOOKUP_RETRY = RetryPolicy(max_attempts=2, deadline=5.0)
+# The trusted_proxies entry that stands for a Unix socket (a request with no peer address).
+_UNIX = "unix:"
 
 
 class ReplayGuard(Protocol):
@@ -675,7 +677,7 @@ class InstallLimit:
 
     Every forged install callback with a plausible state costs one token request signed with the client
     secret; past these limits the callback answers 429 with no token request. Callers are counted by network
-    (a /24 for IPv4, a /64 for IPv6: what one attacker usually holds), not by address. When the total is spent,
+    (a /24 for IPv4, a /48 for IPv6: what one attacker usually holds), not by address. When the total is spent,
     a network that has made no attempt within the window still gets one, so a few networks cannot lock every
     genuine install out, up to ``total`` more first attempts a window; the cost stays bounded by twice
     ``total`` a window (:func:`gist_authlib.tokens.admit_install_attempt` is the rule).
@@ -692,7 +694,8 @@ class InstallLimit:
             of them separated by commas or spaces, as an environment variable holds them). A request from one of
             them is counted by the right-most address of its ``X-Forwarded-For`` that is not itself a trusted
             proxy; from anywhere else, by the socket's address (the header is ignored, as anyone can send it).
-            Empty by default.
+            ``"unix:"`` trusts a request with no peer address: the app served on a Unix socket behind its proxy
+            (``uvicorn --uds``, ``gunicorn --bind unix:``). Empty by default.
         max_networks: how many networks the default counter remembers at once (older ones are forgotten first).
         counter: where the attempts are counted (an :class:`~gist_authlib.tokens.InstallCounter`: a
             :class:`~gist_authlib.tokens.MemoryInstallCounter` by default, or a shared token store).
@@ -714,8 +717,12 @@ class InstallLimit:
     ) -> None:
         self.per_client, self.total, self.window = per_client, total, window
         proxies = trusted_proxies.replace(",", " ").split() if isinstance(trusted_proxies, str) else trusted_proxies
+        proxies = [net.strip() for net in proxies if net.strip()]
+        #: ``unix:`` among the trusted proxies: the app is served on a Unix socket behind its proxy, so a request
+        #: with no peer address came through that proxy.
+        self.trusts_unix_socket = _UNIX in proxies
         try:
-            self.trusted_proxies = tuple(ipaddress.ip_network(net.strip(), strict=False) for net in proxies)
+            self.trusted_proxies = tuple(ipaddress.ip_network(net, strict=False) for net in proxies if net != _UNIX)
         except ValueError as exc:
             raise ConfigurationError(f"A trusted proxy is not a network or an address: {exc}.") from None
         self._counter_given = counter is not None
@@ -734,7 +741,7 @@ class InstallLimit:
             self.per_client,
             self.total,
             self.window,
-            trusted_proxies=[str(net) for net in self.trusted_proxies],
+            trusted_proxies=[str(net) for net in self.trusted_proxies] + ([_UNIX] if self.trusts_unix_socket else []),
             max_networks=self._max_networks,
             clock=self._clock,
             counter=counter,
@@ -752,7 +759,7 @@ class InstallLimit:
     def client_address(self, peer: str | None, forwarded_for: str | None = None) -> str | None:
         """The address a request is counted by: ``peer``, or, when ``peer`` is a trusted proxy, the right-most
         untrusted address of ``forwarded_for``."""
-        if not forwarded_for or not self.trusted_proxies or not self._trusted(peer):
+        if not forwarded_for or not self._trusted(peer):
             return peer
         for hop in reversed([_host_only(part) for part in forwarded_for.split(",")]):
             if hop and not self._trusted(hop):
@@ -760,16 +767,19 @@ class InstallLimit:
         return peer
 
     def _trusted(self, address: str | None) -> bool:
+        if not address:  # no peer address: a Unix socket, trusted only when "unix:" was named
+            return self.trusts_unix_socket
         ip = _ip(address)
         return ip is not None and any(ip in net for net in self.trusted_proxies)
 
     @staticmethod
     def network_of(address: str | None) -> str:
-        """The bucket an address is counted in: its /24 (IPv4) or /64 (IPv6); the address itself otherwise."""
+        """The bucket an address is counted in: its /24 (IPv4) or /48 (IPv6: a site, as one home line or small
+        server may hold the 256 /64s of a /56); the address itself otherwise."""
         ip = _ip(address)
         if ip is None:
             return address or "?"
-        prefix = 24 if ip.version == 4 else 64
+        prefix = 24 if ip.version == 4 else 48
         return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
     def allow(self, client: str | None) -> bool:

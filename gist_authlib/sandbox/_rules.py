@@ -74,8 +74,8 @@ def redirect_uri_matches(registered: str, received: str, *, any_loopback_port: b
     """
     if received == registered:
         return True
-    if not any_loopback_port:
-        return False
+    if not any_loopback_port or any(ch <= " " or ch == "\x7f" for ch in received):
+        return False  # urlsplit drops tabs and line breaks anywhere: such a URI would compare equal to another
     want, got = urlsplit(registered), urlsplit(received)
     want_netloc, got_netloc = _NETLOC.fullmatch(want.netloc), _NETLOC.fullmatch(got.netloc)
     if want_netloc is None or got_netloc is None or not _loopback_host(want_netloc["host"]):
@@ -88,6 +88,8 @@ def redirect_uri_matches(registered: str, received: str, *, any_loopback_port: b
         and (got_port is None or int(got_port) <= 65535)
         and (got.path, got.query, got.fragment) == (want.path, want.query, want.fragment)
         and "#" not in received
+        # What follows the authority, as written: urlsplit cannot tell "cb?" from "cb".
+        and received[len(got.scheme) + 3 + len(got.netloc) :] == registered[len(want.scheme) + 3 + len(want.netloc) :]
     )
 
 

@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS gist_consumed (
 );
 CREATE TABLE IF NOT EXISTS gist_install_attempts (
     registration TEXT NOT NULL,        -- the registration's name
-    network      TEXT NOT NULL,        -- the caller's /24 or /64 (its SHA-256 when longer than 64 characters)
+    network      TEXT NOT NULL,        -- the caller's /24 or /48 (its SHA-256 when longer than 64 characters)
     grace        INTEGER NOT NULL,     -- 1: a first attempt let through past the total
     at           REAL NOT NULL         -- when (at most twice the limit's total rows a registration, in its window)
 );

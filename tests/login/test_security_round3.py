@@ -159,7 +159,7 @@ def test_forwarded_hops_with_ports_and_mapped_proxies_are_read_as_addresses() ->
 
 def test_first_attempts_past_the_total_are_bounded_too() -> None:
     limit = InstallLimit(per_client=10, total=5, clock=lambda: 1000.0)
-    allowed = sum(limit.allow(f"2001:db8:{n:x}::1") for n in range(1000))  # a thousand /64s of one /48
+    allowed = sum(limit.allow(f"2001:db8:{n:x}::1") for n in range(1000))  # a thousand networks (/48s)
     assert allowed == 10  # the total, then as many first attempts: twice the total a window, at most
 
 
