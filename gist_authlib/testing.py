@@ -57,7 +57,9 @@ TEST_CLIENT_ORIGINS = ("http://testserver", "http://localhost", "http://127.0.0.
 
 #: What :meth:`GistSandboxFixture.use` changes on a registration, and puts back. The endpoints and credentials
 #: are what Authlib reads; ``gist_registration`` reads them afresh on every login, so swapping them is enough. The
-#: pooled transports are swapped too, so that the test's connections are its own and are closed after it.
+#: pooled transports are swapped too, so that the test's connections are its own and are closed after it, and so are
+#: the install limit's counts and the in-memory record of used states: an app built at import time keeps them for
+#: the whole test session, and one test's installs must not refuse the next test's.
 _USED_ATTRIBUTES = (
     "client_id",
     "client_secret",
@@ -70,11 +72,28 @@ _USED_ATTRIBUTES = (
     "gist_redirect_uri",
     "_gist_pool",
     "_gist_pools",
+    "gist_install_limit",
+    "gist_replay_guard",
 )
 _ABSENT = object()
 
 _REDIRECTS = (301, 302, 303, 307, 308)
 _MAX_APP_REDIRECTS = 10
+
+
+def _fresh_limit(limit: Any) -> Any:
+    """The same install limit, counting afresh in memory for this test."""
+    from ._login import InstallLimit
+
+    proxies = [str(net) for net in limit.trusted_proxies] + (["unix:"] if limit.trusts_unix_socket else [])
+    return InstallLimit(limit.per_client, limit.total, limit.window, trusted_proxies=proxies)
+
+
+def _fresh_guard(guard: Any) -> Any:
+    """A fresh in-memory record of used states and codes for this test; a token store's is the app's own."""
+    from ._login import MemoryReplayGuard
+
+    return MemoryReplayGuard() if isinstance(guard, MemoryReplayGuard) else guard
 
 
 @functools.cache
@@ -202,6 +221,8 @@ class GistSandboxFixture:
             "gist_redirect_uri": redirect_uri,
             "_gist_pool": None,
             "_gist_pools": None,
+            "gist_install_limit": _fresh_limit(target.gist_install_limit),
+            "gist_replay_guard": _fresh_guard(target.gist_replay_guard),
         }.items():
             setattr(target, key, value)
         used = SandboxUse(target, saved, self._uses)

@@ -95,12 +95,24 @@ def env_value(value: str) -> str:
 def write_env_file(path: str | os.PathLike[str], settings: Mapping[str, str]) -> Path:
     """Set ``settings`` in the ``.env`` file at ``path``: its lines for them are replaced, the others kept, missing
     ones added at the end. The file is written whole (a reader never sees half of it) and made 0600, as it holds a
-    client secret. Returns the file's path (a symbolic link's target, if it is one)."""
-    target = Path(path).resolve()
+    client secret. Returns the file's path.
+
+    Raises:
+        OSError: the path is a symbolic link (a checked-out ``.env -> ~/.bashrc`` must not be rewritten), not a
+            regular file, or another user's file (theirs to edit, not to be replaced by one only we can read).
+    """
+    given = Path(path)
+    target = given.parent.resolve() / given.name
     try:
-        existing = target.read_text(encoding="utf-8").splitlines()
+        info = target.lstat()
     except FileNotFoundError:
         existing = []
+    else:
+        if stat.S_ISLNK(info.st_mode) or not stat.S_ISREG(info.st_mode):
+            raise OSError(f"{target} is a symbolic link or not a regular file: the settings were not written there.")
+        if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+            raise OSError(f"{target} belongs to another user: the settings were not written there.")
+        existing = target.read_text(encoding="utf-8").splitlines()
     lines: list[str] = []
     written: set[str] = set()
     for line in existing:

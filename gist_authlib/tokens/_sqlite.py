@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from ..errors import TokenStoreError
 from ._base import COLUMNS, Admit, BaseTokenStore, Row
@@ -74,6 +75,20 @@ LEASE = (
 )
 
 
+def _plain_path(path: str) -> str:
+    """The file of a ``file:`` location (which the SQLite library may open as a URI, past the checks that keep the
+    database private): its path, without URI options, so that the file is created and checked like any other."""
+    if not path.startswith("file:"):
+        return path
+    rest = path[len("file:") :].split("?", 1)[0].split("#", 1)[0]
+    if rest.startswith("//"):  # file://host/path: only this machine's files
+        host, _, rest = rest[2:].partition("/")
+        if host not in ("", "localhost"):
+            raise TokenStoreError(f"The token database {path} names another host; give a local file's path.")
+        rest = "/" + rest
+    return unquote(rest) or ":memory:"
+
+
 def _create_private(path: str) -> None:
     """Create the database file readable by its owner only (0600) before SQLite opens it, or make an existing
     one so.
@@ -87,7 +102,7 @@ def _create_private(path: str) -> None:
         TokenStoreError: the path is a symbolic link, not a regular file, or owned by another user; or the file
             cannot be created (no such folder, no permission).
     """
-    if path == ":memory:" or path.startswith("file:"):
+    if path in (":memory:", ""):
         return
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0), 0o600)
@@ -133,7 +148,9 @@ class SQLiteTokenStore(BaseTokenStore):
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 10.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.path = str(path)
+        self.path = _plain_path(str(path))
+        #: An in-memory database lives in this process only, as the memory store's tokens do.
+        self.shared = self.path not in (":memory:", "")
         self._lock = threading.Lock()
         _create_private(self.path)
         try:

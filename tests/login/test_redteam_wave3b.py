@@ -1,5 +1,5 @@
 """Red team, wave three (b): weaknesses of the install limit's buckets, the strict sandbox's loopback redirect URIs,
-``gist-authlib sandbox --write-env`` and ``gist_sandbox.use()``. Each test fails until its weakness is fixed."""
+``gist-authlib sandbox --write-env`` and ``gist_sandbox.use()``. Each test failed before its fix."""
 
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ from gist_authlib.testing import GistSandboxFixture
 
 
 def test_one_ipv6_56_cannot_lock_every_genuine_install_out() -> None:
-    """Callers were bucketed by /64 for IPv6 (now /48), and past the total a bucket's first attempt still passes, "so that a
-    few networks cannot lock every genuine install out". One /56 (what a home line or a small VPS gets) is 256
+    """Callers were bucketed by /64 for IPv6 (now /48), and past the total a bucket's first attempt still passes,
+    "so that a few networks cannot lock every genuine install out". One /56 (what a home line or a small VPS gets) is 256
     /64s: 10 of them spend the total, 100 more spend the first attempts past it, and then a genuine install from
     anywhere else is refused for the whole window."""
     limit = InstallLimit(per_client=10, total=100, window=60, clock=lambda: 1000.0)
