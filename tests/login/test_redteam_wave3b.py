@@ -30,9 +30,9 @@ from gist_authlib.testing import GistSandboxFixture
 
 def test_one_ipv6_56_cannot_lock_every_genuine_install_out() -> None:
     """Callers were bucketed by /64 for IPv6 (now /48), and past the total a bucket's first attempt still passes,
-    "so that a few networks cannot lock every genuine install out". One /56 (what a home line or a small VPS gets) is 256
-    /64s: 10 of them spend the total, 100 more spend the first attempts past it, and then a genuine install from
-    anywhere else is refused for the whole window."""
+    "so that a few networks cannot lock every genuine install out". One /56 (what a home line or a small VPS gets)
+    is 256 /64s: 10 of them spent the total, 100 more the first attempts past it, and then a genuine install from
+    anywhere else was refused for the whole window."""
     limit = InstallLimit(per_client=10, total=100, window=60, clock=lambda: 1000.0)
     for network in range(10):
         for _ in range(10):
