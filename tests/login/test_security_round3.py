@@ -108,10 +108,11 @@ def test_a_genuine_install_passes_after_ten_networks_spent_the_total() -> None:
     assert not limit.allow("198.51.100.7")  # past the total, only first attempts pass: the cost stays bounded
 
 
-def test_ipv6_addresses_are_counted_by_their_64() -> None:
+def test_ipv6_addresses_are_counted_by_their_48() -> None:
     limit = InstallLimit(per_client=2, total=100, clock=lambda: 1000.0)
     assert [limit.allow(f"2001:db8:1:2::{n:x}") for n in range(1, 5)] == [True, True, False, False]
-    assert limit.allow("2001:db8:1:3::1")
+    assert not limit.allow("2001:db8:1:3::1")  # another /64 of the same /48: the same site
+    assert limit.allow("2001:db8:2::1")
     assert InstallLimit.network_of("::ffff:192.0.2.44") == "192.0.2.0/24"
 
 
