@@ -536,13 +536,14 @@ class PendingJar:
 
     __slots__ = ("_cookie", "_key", "_original", "browser", "secure", "session", "status")
 
-    def __init__(self, cookie: LoginCookie, key: str, status: CookieStatus, browser: str, record: Any) -> None:
-        self._cookie, self._key = cookie, key
+    def __init__(
+        self, cookie: LoginCookie, key: str, secure: bool, status: CookieStatus, browser: str, record: Any = None
+    ) -> None:
+        self._cookie, self._key, self.secure = cookie, key, secure
         self.status: CookieStatus = status
         self.browser = browser
         self.session: dict[str, Any] = {cookie.flow.session_key: record} if record else {}
         self._original = json.dumps(self.session, sort_keys=True)
-        self.secure = False
 
     @property
     def changed(self) -> bool:
@@ -552,13 +553,12 @@ class PendingJar:
     def to_set(self) -> CookieToSet:
         """The cookie to send back (``Secure`` and ``__Host-`` on https): the pending logins signed, or an
         expired cookie when none is left."""
-        secure = self.secure
         record = self.session.get(self._cookie.flow.session_key)
-        name = self._cookie.cookie_name(secure=secure)
+        name = self._cookie.cookie_name(secure=self.secure)
         if not record:
-            return CookieToSet(name, "", 0, secure)
-        value = self._cookie.serializer(self._key).dumps({"b": self.browser, "r": record, "s": secure})
-        return CookieToSet(name, value, self._cookie.max_age, secure)
+            return CookieToSet(name, "", 0, self.secure)
+        value = self._cookie.serializer(self._key).dumps({"b": self.browser, "r": record, "s": self.secure})
+        return CookieToSet(name, value, self._cookie.max_age, self.secure)
 
     def __repr__(self) -> str:
         return f"PendingJar(status={self.status!r})"
@@ -598,22 +598,20 @@ class LoginCookie:
         planted from a sibling subdomain or over plain http, and must never stand for this browser's login.
         The flag is signed into the value too, so a value copied from one name to the other is refused.
         """
-        jar = self._read(cookies.get(self.cookie_name(secure=secure)), secret, secure)
-        jar.secure = secure
-        return jar
+        return self._read(cookies.get(self.cookie_name(secure=secure)), secret, secure)
 
     def _read(self, raw: str | None, secret: str, secure: bool) -> PendingJar:
         fresh = secrets.token_urlsafe(12)
         if not raw:
-            return PendingJar(self, secret, "absent", fresh, None)
+            return PendingJar(self, secret, secure, "absent", fresh)
         try:
             value = self.serializer(secret).loads(raw)
         except BadSignature:
-            return PendingJar(self, secret, "invalid", fresh, None)
+            return PendingJar(self, secret, secure, "invalid", fresh)
         browser = value.get("b") if isinstance(value, dict) else None
         if not isinstance(browser, str) or not 8 <= len(browser) <= 32 or value.get("s") is not secure:
-            return PendingJar(self, secret, "invalid", fresh, None)
-        return PendingJar(self, secret, "ok", browser, value.get("r"))
+            return PendingJar(self, secret, secure, "invalid", fresh)
+        return PendingJar(self, secret, secure, "ok", browser, value.get("r"))
 
 
 def check_transport(url: str, what: str, *, allow_insecure_http: bool) -> None:
