@@ -206,3 +206,64 @@ def test_a_callback_that_cannot_be_finished_names_its_cause(chromium_browser: Br
     finally:
         mine.close()
         theirs.close()
+
+
+def test_the_pages_of_a_setup_mistake_say_what_fixes_it(
+    context: BrowserContext, gist_site: tuple[GistSandbox, str]
+) -> None:
+    """What a developer sees in a browser while setting up: the sandbox's page for a redirect URI it does not know
+    names the flag that registers it; a configured redirect URI that cannot reach the mounted callback is refused
+    before anyone is sent to Gist; and in debug mode an error page adds the developer's explanation."""
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.sessions import SessionMiddleware
+
+    import gist_authlib
+    from gist_authlib import GistProvider
+    from gist_authlib.starlette import gist_routes
+
+    sandbox, sandbox_url = gist_site
+    sandbox.add_client(
+        SandboxClient("setup-app", "setup-secret-0123456789", ("http://127.0.0.1:8000/oauth/gist/callback",))
+    )
+    tab = context.new_page()
+    answer = tab.goto(
+        f"{sandbox_url}/oauth/authorize?response_type=code&client_id=setup-app&state=s"
+        "&redirect_uri=http%3A%2F%2F127.0.0.1%3A8000%2Felsewhere"
+    )
+    assert answer is not None and answer.status == 400
+    assert "--redirect-uri" in tab.inner_text("body")
+
+    server = ServerThread()
+    gist = gist_authlib.starlette.register(
+        _oauth(),
+        client_id="setup-app",
+        client_secret="setup-secret-0123456789",
+        provider=GistProvider.at(sandbox_url),
+        redirect_uri=f"{server.url}/auth",  # another provider's callback path, copied
+    )
+    server.start(
+        Starlette(
+            debug=True,
+            routes=gist_routes(gist, on_login=lambda request, token: None),
+            middleware=[Middleware(SessionMiddleware, secret_key="setup-test")],
+        )
+    )
+    try:
+        refused = tab.goto(f"{server.url}/auth/gist")
+        assert refused is not None and refused.status == 503
+        assert tab.url == f"{server.url}/auth/gist"  # nobody was sent to Gist
+        assert "GIST_REDIRECT_URI" in tab.inner_text("body") and "/oauth/gist/callback" in tab.inner_text("body")
+        forged = tab.goto(f"{server.url}/oauth/gist/callback?code=x&state=forged")
+        assert forged is not None and forged.status == 400
+        body = tab.inner_text("body")
+        assert "mismatching_state (state_unknown)" in body
+        assert "For the developer:" in body  # debug mode: the explanation the log has
+    finally:
+        server.stop()
+
+
+def _oauth() -> Any:
+    from authlib.integrations.starlette_client import OAuth
+
+    return OAuth()
