@@ -27,12 +27,12 @@ from django.http.response import HttpResponseBase
 from django.urls import URLPattern, path, reverse
 from django.views.decorators.csrf import csrf_exempt
 
-from ._flow import PendingJar
-from ._login import LoginResult, SubjectSource, remember
-from ._pages import bounce_page, error_page
-from ._registry import GistApp, SyncGistApp
-from ._registry import register as _register
-from ._routes import (
+from .._flow import PendingJar
+from .._login import LoginResult, SubjectSource, remember
+from .._pages import bounce_page, error_page
+from .._registry import GistApp, SyncGistApp
+from .._registry import register as _register
+from .._routes import (
     CALLBACK_HEADERS,
     answer_callback,
     bounce_target,
@@ -44,7 +44,7 @@ from ._routes import (
     retry_url,
     stored_token_of,
 )
-from .canvas._endpoint import (
+from ..canvas._endpoint import (
     DEFAULT_MAX_BODY_BYTES,
     REPLY_HEADERS,
     CanvasHandler,
@@ -52,9 +52,9 @@ from .canvas._endpoint import (
     read_limit,
     read_upto,
 )
-from .canvas._requests import CanvasKind
-from .errors import ConfigurationError, GistAuthError
-from .provider import GistProvider
+from ..canvas._requests import CanvasKind
+from ..errors import ConfigurationError, GistAuthError
+from ..provider import GistProvider
 
 __all__ = [
     "GistDjangoApp",
