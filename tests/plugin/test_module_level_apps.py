@@ -184,8 +184,8 @@ def registrations_come_back() -> Iterator[None]:
         assert oauth.gist.client_id == PRODUCTION["GIST_CLIENT_ID"]
         assert oauth.gist.client_secret == PRODUCTION["GIST_CLIENT_SECRET"]
         assert oauth.gist.authorize_url == GistProvider().authorize_url
-        assert oauth.gist.gist_redirect_uri == PRODUCTION["GIST_REDIRECT_URI"]
-        assert oauth.gist.gist_allow_insecure_http is False
+        assert oauth.gist.gist_registration.redirect_uri == PRODUCTION["GIST_REDIRECT_URI"]
+        assert oauth.gist.gist_registration.allow_insecure_http is False
 
 
 def test_nothing_left_running_at_import_points_anywhere_but_production() -> None:
@@ -238,7 +238,7 @@ def test_a_django_app_built_at_import_logs_in_with_the_sandbox(gist_sandbox: Gis
         gist_sandbox.use(django_oauth.gist) as gist,
         override_settings(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["testserver"]),
     ):
-        assert gist.gist_redirect_uri is None  # production's set aside: the callback is on the test client's host
+        assert gist.gist_registration.redirect_uri is None  # production's set aside: the callback is on the test client's host
         answer = answer_of(log_in_both(gist_sandbox, DjangoClient(), "http://testserver"))
         pool = gist._gist_pool
     assert answer["provider"] == "gist" and answer["teammates"][-1] == "Alan Turing"
