@@ -3,9 +3,9 @@
 ``login`` is the loopback flow of RFC 8252, as a public client: a one-shot HTTP server on a loopback address
 receives the callback, and the login is the package's one sequence (:func:`~gist_authlib._login.callback_steps`
 over a :class:`~gist_authlib._login.Registration`, with a plain dict as the session), whose requests (the token
-exchange and the workspace lookup) this module sends on a one-shot client. The PKCE verifier comes from a random key kept in memory for one login. The token is then
-printed as JSON (``--json``) or kept in an encrypted :class:`~gist_authlib.tokens.SQLiteTokenStore`, where
-``whoami`` and ``api`` find it.
+exchange and the workspace lookup) this module sends on a one-shot client. The PKCE verifier comes from a random
+key kept in memory for one login. The token is then printed as JSON (``--json``) or kept in an encrypted
+:class:`~gist_authlib.tokens.SQLiteTokenStore`, where ``whoami`` and ``api`` find it.
 
 Settings are the apps' ``GIST_*`` variables (``GIST_CLIENT_ID``, ``GIST_CLIENT_SECRET``, ``GIST_AUTHORIZE_URL``,
 ``GIST_ACCESS_TOKEN_URL``, ``GIST_API_BASE_URL``, ``GIST_SCOPES``, ``GIST_TOKEN_DB``, ``GIST_TOKEN_KEY``), and

@@ -166,7 +166,7 @@ class Registration:
     replay_guard: ReplayGuard = field(default_factory=MemoryReplayGuard)
     install_limit: InstallLimit = field(default_factory=InstallLimit)
     refusal_limit: InstallLimit = field(default_factory=lambda: InstallLimit(per_client=30, total=300))
-    setting_names: Mapping[str, str] = field(default=None, repr=False)  # type: ignore[assignment]
+    setting_names: Mapping[str, str] = field(default_factory=dict, repr=False)
     fetch_token: Callable[..., Any] | None = field(default=None, repr=False)
     error_page: Callable[..., str] | None = field(default=None, repr=False)
     pkce_key: str | None = field(default=None, repr=False)
@@ -591,8 +591,8 @@ def _callback(
     reg.credentials()
     install_uri = reg.effective_redirect_uri(redirect_uri) if installs and redirect_uri else redirect_uri
     params: dict[str, list[str]] = {}
-    for key, value in request.params:
-        params.setdefault(key, []).append(value)
+    for name, value in request.params:
+        params.setdefault(name, []).append(value)
     kept = reg.cookie.load_session(session)
     try:
         grant = check_callback(reg, [cookie, kept], params, redirect_uri=install_uri, installs=installs)
@@ -611,13 +611,13 @@ def _callback(
         raise StateError.repeated(grant.next_path, completed=False)
     extra = {key: str(value) for key, value in (token_params or {}).items() if key not in _OPENID_ONLY}
     token, workspace = yield from exchange_steps(reg, {**extra, **grant.token_params()}, lookup=True)
-    workspace_id, workspace_name = workspace or (None, None)
+    workspace_id, workspace_name = workspace if workspace is not None else (None, None)
     named: Any = subject
     if callable(subject):
         named = yield UserCode(subject, (dict(token),))
     if named is not None and not isinstance(named, str):
         raise ConfigurationError(f"The login's subject must be a string (a user id) or None, not {type(named)!r}.")
-    key = None
+    key: str | None = None
     if reg.store is not None:
         key = named or (f"workspace:{workspace_id}" if workspace_id else f"login:{secrets.token_urlsafe(16)}")
         yield Blocking(_save(reg, key, token, workspace_id, workspace_name))

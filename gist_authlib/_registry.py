@@ -118,6 +118,22 @@ class GistApp:
     authorize_params: dict[str, Any] | None
     client_kwargs: dict[str, Any]
 
+    if TYPE_CHECKING:  # Authlib's methods, which every framework's class has (each declares its own signature)
+
+        def authorize_redirect(self, *args: Any, **kwargs: Any) -> Any: ...
+        def authorize_access_token(self, *args: Any, **kwargs: Any) -> Any: ...
+        def save_authorize_data(self, *args: Any, **kwargs: Any) -> Any: ...
+        def create_authorization_url(self, *args: Any, **kwargs: Any) -> Any: ...
+        def fetch_access_token(self, *args: Any, **kwargs: Any) -> Any: ...
+        def userinfo(self, *args: Any, **kwargs: Any) -> Any: ...
+        def get(self, url: str, **kwargs: Any) -> Any: ...
+        def post(self, url: str, **kwargs: Any) -> Any: ...
+        def put(self, url: str, **kwargs: Any) -> Any: ...
+        def patch(self, url: str, **kwargs: Any) -> Any: ...
+        def delete(self, url: str, **kwargs: Any) -> Any: ...
+        def gist_close(self) -> None: ...
+        async def gist_aclose(self) -> None: ...
+
     def __init__(self, framework: Any, name: str, *, gist: dict[str, Any], **kwargs: Any) -> None:
         oauth, provider, insecure = gist.pop("oauth"), gist["provider"], gist["allow_insecure_http"]
         # Flask reads app.config only; GIST_* exported in the shell are read too, where app.config has none (an
@@ -285,7 +301,7 @@ class GistApp:
     def _gist_pooled(self) -> tuple[Any, Any]:
         raise NotImplementedError
 
-    def _gist_new_stack(self, transport_cls: type[Any], client_cls: type[T]) -> tuple[Any, T]:
+    def _gist_new_stack(self, transport_cls: type[Any], client_cls: type[Any]) -> tuple[Any, Any]:
         """A pooled transport (the caller's ``client_kwargs["transport"]`` when given) and the registration's own
         HTTP client over it, for the token exchange."""
         given = self.client_kwargs.get("transport")
@@ -571,11 +587,11 @@ def register(
         check_transport(redirect_uri, "redirect URI", allow_insecure_http=allow_insecure_http)
     store = _open_store(token_store) if isinstance(token_store, (str, os.PathLike)) else token_store
     shared = bool(getattr(store, "shared", False))
-    if store is not None and not shared:
-        log.warning(
-            "Gist registration %r keeps its tokens in a store that is not shared between processes: used login "
-            "states and codes and the install limit live in this process's memory. Running several instances, "
-            "give register() token_store= a database every instance uses (docs/INSTANCES.md).",
+    if not shared:  # a warning where the app asked for storage that is not shared; news for a minimal app
+        (log.info if store is None else log.warning)(
+            "Gist registration %r has no token store shared between processes: used login states and codes and "
+            "the install limit live in this process's memory. Running several instances, give register() "
+            "token_store= a database every instance uses (docs/INSTANCES.md).",
             name,
         )
     limit = install_limit or InstallLimit()

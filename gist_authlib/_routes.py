@@ -180,8 +180,8 @@ def logout_session(
 ) -> str | None:
     """Forget the session's Gist login (and, if asked, its stored token), then, unless ``flush`` is False,
     clear the whole session. Returns the subject. Blocking (a token store's database)."""
-    subject = session.pop(reg.subject_key, None)
-    subject = subject if isinstance(subject, str) else None
+    popped = session.pop(reg.subject_key, None)
+    subject = popped if isinstance(popped, str) else None
     if forget_token and reg.store is not None and subject is not None:
         reg.store.delete(subject)
     if flush:

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ._pending import CookieToSet
 
-__all__ = ["CookieToSet", "Reply", "Request"]
+__all__ = ["CookieToSet", "Headers", "Reply", "Request"]
+
+
+class Headers(Protocol):
+    """A request's headers as every framework keeps them: looked up by name, whatever its case."""
+
+    def get(self, key: str, /) -> str | None:
+        """The header's value, or ``None``."""
+        ...
 
 
 @dataclass(slots=True)
@@ -30,7 +38,7 @@ class Request:
     method: str
     url: str
     params: list[tuple[str, str]]
-    headers: Mapping[str, str]
+    headers: Headers
     session: MutableMapping[str, Any] | None
     session_empty: bool = False
     client: str | None = None

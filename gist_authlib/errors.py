@@ -410,7 +410,7 @@ _UNKNOWN_STATE: dict[str, tuple[str, str]] = {
     ),
     "login_dropped": (
         "This login was replaced by newer logins started in this browser. Try logging in again.",
-        "The browser started more logins than max_pending_logins (8 by default) after this one, or their "
+        "The browser started more logins than max_pending_logins (10 by default) after this one, or their "
         "size went past the login cookie's budget, so the oldest was dropped.",
     ),
     "state_other_browser": (

@@ -20,7 +20,7 @@ only translates between Starlette and the login core (:mod:`gist_authlib._routes
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from authlib.integrations.starlette_client import StarletteOAuth2App
@@ -29,7 +29,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from . import _web
-from ._login import LoginResult
+from ._login import LoginResult, SubjectSource
 from ._registry import AsyncGistApp, GistApp
 from ._registry import register as _register
 from ._routes import callback_route, default_paths, login_route, logout_session, page_reply, stored_token_of
@@ -67,6 +67,15 @@ class GistStarletteApp(AsyncGistApp, StarletteOAuth2App):  # type: ignore[misc] 
     The login cookie cannot be rewritten there (a token is returned, not a response): a second use of the
     callback fails as ``callback_repeated`` with the login's ``next_path`` on the error."""
 
+    if TYPE_CHECKING:  # the signatures of the login methods (gist_authlib._registry.AsyncGistApp), for editors
+
+        async def authorize_redirect(
+            self, request: Request, redirect_uri: Any = None, *, next: str | None = None, **params: Any
+        ) -> Response: ...
+        async def authorize_access_token(
+            self, request: Request, *, subject: SubjectSource = None, **token_params: Any
+        ) -> dict[str, Any]: ...
+
     def gist_request(self, request: Request, params: list[tuple[str, str]] | None = None) -> _web.Request:
         """The Starlette request as the login reads it."""
         scope = request.scope
@@ -92,7 +101,7 @@ class GistStarletteApp(AsyncGistApp, StarletteOAuth2App):  # type: ignore[misc] 
 
     def gist_response(self, reply: _web.Reply) -> Response:
         """The Starlette response of a reply."""
-        response = reply.native
+        response: Response = reply.native
         if response is None:
             response = HTMLResponse(reply.body, reply.status)
             if reply.location is not None:
@@ -121,7 +130,7 @@ class GistStarletteApp(AsyncGistApp, StarletteOAuth2App):  # type: ignore[misc] 
     def gist_session_of(request: Any) -> Any:
         """The session Authlib's ``fetch_token(request)`` reads the logged-in subject from."""
         scope = getattr(request, "scope", None)  # request.session itself raises without SessionMiddleware
-        return scope.get("session") if isinstance(scope, dict) else None
+        return scope.get("session") if isinstance(scope, dict) else getattr(request, "session", None)
 
 
 def register(oauth: Any, name: str = "gist", **options: Any) -> GistStarletteApp:

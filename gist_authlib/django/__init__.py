@@ -18,7 +18,7 @@ only translates between Django and the login core (:mod:`gist_authlib._routes`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from authlib.integrations.django_client import DjangoOAuth2App
 from authlib.integrations.httpx_client import OAuth2Client
@@ -178,18 +178,16 @@ def gist_urls(
     def run(request: HttpRequest, route: Any, **options: Any) -> HttpResponseBase:
         namespace = request.resolver_match.namespace if request.resolver_match else ""
         urls = [reverse(f"{namespace}:{url}" if namespace else url) for url in (login_name, callback_name)]
-        request.gist_login_url = urls[0]  # type: ignore[attr-defined]  # read by default_on_error
+        request.gist_login_url = urls[0]  # read by default_on_error
         uri = redirect_uri or request.build_absolute_uri(urls[1])
         options.update(on_error=bind(on_error, request), login_url=urls[0])
         return gist.gist_response(
             gist.gist_run(route(gist.gist_registration, gist.gist_request(request), uri, **options))
         )
 
-    @require_GET
     def login(request: HttpRequest) -> HttpResponseBase:
         return run(request, login_route)
 
-    @require_GET
     def callback(request: HttpRequest) -> HttpResponseBase:
         return run(
             request,
@@ -200,7 +198,11 @@ def gist_urls(
             logged_in=gist.gist_logged_in,
         )
 
-    return [path(login_path, login, name=login_name), path(callback_path, callback, name=callback_name)]
+    get_only = cast(Callable[[Callable[[HttpRequest], HttpResponseBase]], Any], require_GET)
+    return [
+        path(login_path, get_only(login), name=login_name),
+        path(callback_path, get_only(callback), name=callback_name),
+    ]
 
 
 def logout(request: HttpRequest, gist: GistApp, *, forget_token: bool = False, flush: bool = True) -> str | None:

@@ -583,7 +583,7 @@ def test_the_provider_of_a_registered_app_is_used() -> None:
     class Registered:
         client_secret = SECRET
 
-        class gist_registration:  # noqa: N801  # the registered app's typed registration, as far as canvases read it
+        class gist_registration:  # the registered app's typed registration, as far as canvases read it
             provider = GistProvider(canvas_signature_header="X-Body-Signature", canvas_signature_scheme="")
 
     body = encode(INITIALIZE)

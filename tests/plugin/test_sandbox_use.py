@@ -81,12 +81,12 @@ def test_a_configured_redirect_uri_is_set_aside_or_replaced(gist_sandbox: GistSa
 def test_the_apps_own_pool_is_set_aside_and_kept_open(gist_sandbox: GistSandboxFixture) -> None:
     gist = gist_authlib.register(DjangoOAuth(), **PRODUCTION)
     gist.gist_transport()  # the app had pooled connections before the test
-    own_pool = gist._gist_pool
+    own_pool = gist._gist_stack
     with gist_sandbox.use(gist):
-        assert gist._gist_pool is None
+        assert gist._gist_stack is None
         gist.gist_transport()
-        test_pool = gist._gist_pool
-    assert gist._gist_pool is own_pool and test_pool is not own_pool
+        test_pool = gist._gist_stack
+    assert gist._gist_stack is own_pool and test_pool is not own_pool
     gist.gist_close()
 
 
