@@ -481,7 +481,7 @@ def check_callback(
     now, used_key = reg.clock(), digest(state)
     login = None
     for place in places:
-        login = place.take(state, now, reg.state_ttl)
+        login = place.take(state, now, reg.state_ttl, reg.max_pending)
         if login is not None:
             break
         used = place.used.get(used_key)

@@ -81,11 +81,14 @@ class PendingLogins:
             del self.pending[min(self.pending, key=lambda s: self.pending[s].expires_at)]
         self.changed = True
 
-    def take(self, state: str, now: float, ttl: float) -> Pending | None:
-        """Consume a pending login: it becomes a used one. ``None`` when this browser has none for ``state``."""
+    def take(self, state: str, now: float, ttl: float, max_used: int) -> Pending | None:
+        """Consume a pending login: it becomes a used one (the newest ``max_used`` are kept). ``None`` when this
+        browser has none for ``state``."""
         login = self.pending.pop(state, None)
         if login is not None:
             self.used[digest(state)] = Used(round(now + ttl, 1), login.next_path)
+            while len(self.used) > max_used:
+                del self.used[min(self.used, key=lambda d: self.used[d].expires_at)]
             self.changed = True
         return login
 

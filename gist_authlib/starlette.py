@@ -19,6 +19,7 @@ only translates between Starlette and the login core (:mod:`gist_authlib._routes
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -185,7 +186,7 @@ def gist_routes(
     login_name, callback_name = f"{gist.name}_login", f"{gist.name}_callback"
 
     def bind(call: Callable[..., Any] | None, request: Request) -> Any:
-        return (lambda *args: call(request, *args)) if call is not None else None
+        return functools.partial(call, request) if call is not None else None  # still seen as async when it is
 
     async def run(request: Request, route: Any, **options: Any) -> Response:
         native = gist.gist_request(request)

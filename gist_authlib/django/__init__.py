@@ -17,6 +17,7 @@ only translates between Django and the login core (:mod:`gist_authlib._routes`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -173,7 +174,7 @@ def gist_urls(
     login_name, callback_name = f"{gist.name}_login", f"{gist.name}_callback"
 
     def bind(call: Callable[..., Any] | None, request: HttpRequest) -> Any:
-        return (lambda *args: call(request, *args)) if call is not None else None
+        return functools.partial(call, request) if call is not None else None  # still seen as async when it is
 
     def run(request: HttpRequest, route: Any, **options: Any) -> HttpResponseBase:
         namespace = request.resolver_match.namespace if request.resolver_match else ""
