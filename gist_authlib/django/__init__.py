@@ -55,8 +55,11 @@ from ..canvas._endpoint import (
 from ..canvas._requests import CanvasKind
 from ..errors import ConfigurationError, GistAuthError
 from ..provider import GistProvider
+from ._store import DjangoTokenStore, default_store
 
 __all__ = [
+    "DjangoTokenStore",
+    "GistBackend",
     "GistDjangoApp",
     "canvas_urls",
     "default_on_error",
@@ -192,7 +195,10 @@ class GistDjangoApp(SyncGistApp, DjangoOAuth2App):  # type: ignore[misc]  # Auth
 
 def register(oauth: Any, name: str = "gist", **options: Any) -> GistDjangoApp:
     """:func:`gist_authlib.register` for a Django ``OAuth``, typed: the same arguments, and the app as a
-    :class:`GistDjangoApp`."""
+    :class:`GistDjangoApp`. With ``"gist_authlib.django"`` in ``INSTALLED_APPS`` and no ``token_store`` given,
+    tokens are kept in the project's database (:class:`DjangoTokenStore`)."""
+    if "token_store" not in options:
+        options["token_store"] = default_store()
     app = _register(oauth, name, **options)
     if not isinstance(app, GistDjangoApp):
         raise TypeError("gist_authlib.django.register() takes a Django OAuth registry.")
@@ -212,7 +218,7 @@ def default_on_error(request: HttpRequest, error: GistAuthError) -> HttpResponse
 def gist_urls(
     gist: GistApp,
     *,
-    on_login: OnLogin,
+    on_login: OnLogin | None = None,
     on_error: OnError | None = None,
     subject: Subject | None = None,
     login_path: str | None = None,
@@ -230,7 +236,9 @@ def gist_urls(
 
     Args:
         gist: the app returned by :func:`gist_authlib.register` on a Django ``OAuth``.
-        on_login: receives the request and the validated token dict, after the token was stored.
+        on_login: receives the request and the validated token dict, after the token was stored. Without it,
+            with ``django.contrib.auth`` installed, the login's Django user is logged in
+            (:func:`gist_authlib.django.auth.login_from_gist`) and sent to ``next``, else ``LOGIN_REDIRECT_URL``.
         on_error: receives the request and the error; defaults to :func:`default_on_error`.
         subject: with a token store, ``subject(request, token)`` returns the user id to store the token under.
         login_path: where the login starts (Django style, no leading slash); defaults to ``auth/<name>``.
@@ -242,8 +250,12 @@ def gist_urls(
             acknowledgement URL.
 
     Raises:
-        ConfigurationError: another registration of the same Authlib registry already routes these paths.
+        ConfigurationError: another registration of the same Authlib registry already routes these paths, or
+            neither ``on_login`` nor ``django.contrib.auth`` is there to finish a login.
     """
+    default_next = on_login is None
+    if on_login is None:
+        on_login = _login_django_user()
     login_path, callback_path = default_paths(gist, login_path, callback_path, leading_slash=False)
     name = gist.name
     login_name, callback_name = f"{name}_login", f"{name}_callback"
@@ -264,9 +276,13 @@ def gist_urls(
 
     def login(request: HttpRequest) -> HttpResponseBase:
         try:
-            response: HttpResponseBase = gist.authorize_redirect(
-                request, _redirect_uri(request), next=request.GET.get("next")
-            )
+            next_path = request.GET.get("next")
+            if default_next and not next_path:
+                from django.conf import settings
+                from django.shortcuts import resolve_url
+
+                next_path = resolve_url(settings.LOGIN_REDIRECT_URL)
+            response: HttpResponseBase = gist.authorize_redirect(request, _redirect_uri(request), next=next_path)
         except GistAuthError as error:
             return _fail(request, error)
         return response
@@ -302,6 +318,29 @@ def gist_urls(
         path(login_path, _get_only(login), name=login_name),
         path(callback_path, _get_only(callback), name=callback_name),
     ]
+
+
+def _login_django_user() -> OnLogin:
+    """The ``on_login`` of :func:`gist_urls` given none: log the login's Django user in."""
+    from django.apps import apps
+
+    if not apps.is_installed("django.contrib.auth"):
+        raise ConfigurationError(
+            "gist_urls() needs on_login=..., or django.contrib.auth in INSTALLED_APPS to log Django users in."
+        )
+    from .auth import login_from_gist
+
+    return lambda request, token: login_from_gist(request, token, getattr(request, "gist_next", None))
+
+
+def __getattr__(name: str) -> Any:
+    # The backend's module imports django.contrib.auth's models, which exist only once the apps are loaded (this
+    # package is imported while they load, as an INSTALLED_APPS entry).
+    if name == "GistBackend":
+        from .auth import GistBackend
+
+        return GistBackend
+    raise AttributeError(name)
 
 
 def _checked(func: Callable[..., Any], result: Any, *, optional: bool = True) -> Any:
