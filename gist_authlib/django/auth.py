@@ -26,7 +26,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from .._flow import SESSION_KEY_PREFIX, safe_next_path
-from ..errors import ConfigurationError, LoginError
+from ..errors import ConfigurationError, LoginError, TokenExchangeError
 from .apps import BACKEND
 
 __all__ = ["GistBackend", "login_from_gist", "user_for_login"]
@@ -139,6 +139,7 @@ def login_from_gist(
 
     Raises:
         ConfigurationError: ``GistBackend`` is not in ``AUTHENTICATION_BACKENDS``.
+        TokenExchangeError: Gist did not say which workspace logged in (``error_code`` ``"workspace_unknown"``).
         LoginError: no user may log in for this login (``error_code`` ``"login_refused"``, a 403 page).
     """
     if BACKEND not in settings.AUTHENTICATION_BACKENDS:
@@ -147,6 +148,12 @@ def login_from_gist(
             "ModelBackend (or pass on_login= to gist_urls())."
         )
     userinfo = token.get("userinfo") or {}
+    if not userinfo.get("sub"):
+        raise TokenExchangeError(
+            "Gist did not say which workspace logged in (its token information could not be read), so no user "
+            "could be logged in. Try again in a moment.",
+            error_code="workspace_unknown",
+        )
     user = authenticate(request, gist_workspace_id=userinfo.get("sub"), gist_token=token)
     if user is None:
         raise LoginError(

@@ -172,3 +172,15 @@ def test_without_a_token_key_the_login_fails_and_stores_nothing(monkeypatch: pyt
         assert failed.status_code == 503
         assert (GistToken.objects.count(), users()) == (0, [])
     assert TOKEN_KEY  # the other tests' project has one
+
+
+def test_a_login_whose_workspace_gist_did_not_name_logs_no_one_in(django_project: None) -> None:
+    from django.test import RequestFactory
+
+    from gist_authlib.django.auth import login_from_gist
+    from gist_authlib.errors import TokenExchangeError
+
+    request = RequestFactory().get("/oauth/gist/callback")
+    with pytest.raises(TokenExchangeError) as info:  # Gist's token information could not be read
+        login_from_gist(request, {"access_token": "gat-x"}, "/")
+    assert info.value.error_code == "workspace_unknown" and users() == []
