@@ -105,8 +105,9 @@ def project_urls(gist: Any) -> list[Any]:
 
 
 @contextmanager
-def serve_site(**settings: Any) -> Iterator[Site]:
-    """The project (with ``settings`` on top of its own) and an auto-approving sandbox, both on loopback."""
+def serve_site(*, auto_approve: bool = True, **settings: Any) -> Iterator[Site]:
+    """The project (with ``settings`` on top of its own) and a sandbox (approving every login unless
+    ``auto_approve=False``: then its consent page asks), both on loopback."""
     from authlib.integrations.django_client import OAuth
     from django.core.handlers.wsgi import WSGIHandler
     from django.urls import clear_url_caches
@@ -119,7 +120,7 @@ def serve_site(**settings: Any) -> Iterator[Site]:
     app_server, sandbox_server = WSGIServerThread(), ServerThread()
     sandbox = create_app(
         clients=[SandboxClient("django-app", "django-secret", (f"{app_server.url}/oauth/gist/callback",))],
-        auto_approve=True,
+        auto_approve=auto_approve,
     )
     try:
         with django_project(**settings):
