@@ -343,6 +343,10 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
+def __dir__() -> list[str]:
+    return sorted([*globals(), "GistBackend"])
+
+
 def _checked(func: Callable[..., Any], result: Any, *, optional: bool = True) -> Any:
     """A callback's answer, which must be a Django response (or None where that is allowed)."""
     if (result is None and optional) or isinstance(result, HttpResponseBase):
