@@ -328,6 +328,11 @@ def _login_django_user() -> OnLogin:
         raise ConfigurationError(
             "gist_urls() needs on_login=..., or django.contrib.auth in INSTALLED_APPS to log Django users in."
         )
+    if not apps.is_installed("gist_authlib.django"):
+        raise ConfigurationError(
+            'gist_urls() without on_login logs Django users in through the app "gist_authlib.django": add it to '
+            "INSTALLED_APPS and run python manage.py migrate, or pass on_login=..."
+        )
     from .auth import login_from_gist
 
     return lambda request, token: login_from_gist(request, token, getattr(request, "gist_next", None))

@@ -184,3 +184,24 @@ def test_a_login_whose_workspace_gist_did_not_name_logs_no_one_in(django_project
     with pytest.raises(TokenExchangeError) as info:  # Gist's token information could not be read
         login_from_gist(request, {"access_token": "gat-x"}, "/")
     assert info.value.error_code == "workspace_unknown" and users() == []
+
+
+@pytest.mark.parametrize(
+    ("apps", "message"),
+    [
+        (["django.contrib.sessions"], "django.contrib.auth in INSTALLED_APPS"),
+        (["django.contrib.auth", "django.contrib.contenttypes", "django.contrib.sessions"], '"gist_authlib.django"'),
+    ],
+)
+def test_gist_urls_without_on_login_says_which_app_is_missing(apps: list[str], message: str) -> None:
+    from authlib.integrations.django_client import OAuth
+    from django.test import override_settings
+
+    import gist_authlib
+    from gist_authlib import ConfigurationError
+    from gist_authlib.django import gist_urls
+
+    gist = gist_authlib.register(OAuth(), client_id="id", client_secret="secret")
+    with override_settings(INSTALLED_APPS=apps), pytest.raises(ConfigurationError, match=message):
+        gist_urls(gist)
+    assert gist_urls(gist, on_login=lambda request, token: None)  # with on_login, no app is needed
