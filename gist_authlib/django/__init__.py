@@ -251,7 +251,7 @@ def gist_urls(
 
     Raises:
         ConfigurationError: another registration of the same Authlib registry already routes these paths, or
-            neither ``on_login`` nor ``django.contrib.auth`` is there to finish a login.
+            without ``on_login``, ``django.contrib.auth`` or the ``gist_authlib.django`` app is not installed.
     """
     default_next = on_login is None
     if on_login is None:
