@@ -26,6 +26,7 @@ from .errors import InsecureTransportError, InvalidTokenResponseError, TokenEndp
 __all__ = [
     "MAX_NEXT_LENGTH",
     "MAX_PARAM_LENGTH",
+    "SESSION_KEY_PREFIX",
     "check_token_answer",
     "check_token_response",
     "check_transport",
@@ -41,6 +42,8 @@ __all__ = [
     "vschar",
 ]
 
+#: The prefix of every key the login keeps in an app's session (the subject, logins ``save_authorize_data`` records).
+SESSION_KEY_PREFIX = "_gist_authlib:"
 #: The longest state, code or ``next`` value a callback may carry.
 MAX_PARAM_LENGTH = 2048
 #: The longest ``next`` path kept for after a login; a longer one falls back to ``/``.

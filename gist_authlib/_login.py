@@ -32,6 +32,7 @@ from ._effects import Blocking, Steps, UserCode
 from ._flow import (
     MAX_NEXT_LENGTH,
     MAX_PARAM_LENGTH,
+    SESSION_KEY_PREFIX,
     browser_tag,
     check_token_answer,
     check_transport,
@@ -192,7 +193,7 @@ class Registration:
             "install_ack_url": self.provider.install_ack_url
             if own
             else origin + urlsplit(self.provider.install_ack_url).path,
-            "subject_key": f"_gist_authlib:{self.name}:subject",
+            "subject_key": f"{SESSION_KEY_PREFIX}{self.name}:subject",
             "setting_names": self.setting_names or _default_names(self.name),
         }
         for key, value in derived.items():

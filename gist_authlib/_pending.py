@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from ._flow import digest, mac
+from ._flow import SESSION_KEY_PREFIX, digest, mac
 
 __all__ = ["COOKIE_BUDGET", "CookieToSet", "LoginCookie", "Pending", "PendingLogins", "Used", "cookie_value"]
 
@@ -33,7 +33,6 @@ __all__ = ["COOKIE_BUDGET", "CookieToSet", "LoginCookie", "Pending", "PendingLog
 #: attributes pass 4,096 bytes, so whatever logins an attacker forces on a browser, the cookie stays usable.
 COOKIE_BUDGET = 3072
 _PREFIX = "gist_login_"
-_SESSION_PREFIX = "_gist_authlib:"
 
 
 @dataclass(slots=True)
@@ -197,7 +196,7 @@ class LoginCookie:
     def __init__(self, name: str, *, state_ttl: float, max_pending: int, clock: Callable[[], float]) -> None:
         self.name, self.state_ttl, self.max_pending, self.clock = name, state_ttl, max_pending, clock
         self.max_age = int(2 * state_ttl)
-        self.session_key = _SESSION_PREFIX + name
+        self.session_key = SESSION_KEY_PREFIX + name
 
     def cookie_name(self, *, secure: bool) -> str:
         """``__Host-gist_login_<name>`` on https, ``gist_login_<name>`` on http."""

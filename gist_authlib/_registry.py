@@ -195,6 +195,11 @@ class GistApp:
         """The session Authlib's ``fetch_token(request)`` reads the logged-in subject from (per framework)."""
         raise NotImplementedError
 
+    @staticmethod
+    def gist_default_store() -> TokenStore | None:
+        """The token store of a registration given none (the framework's own database, where it has one)."""
+        return None
+
     @classmethod
     def gist_lazy(cls, oauth: Any, name: str, claims: dict[str, str]) -> Any:
         """The app of a registry that has no framework app yet (Flask before ``init_app``)."""
@@ -555,7 +560,8 @@ def register(
             and Authlib's ``fetch_token`` and ``update_token`` read and write the store (so
             ``gist.get(..., request=request)`` finds the token). A shared store (SQLite, SQLAlchemy) also keeps
             the used login states and codes and the install limit's counts, for every instance using its
-            database; without one they live in this process's memory (docs/INSTANCES.md).
+            database; without one they live in this process's memory (docs/INSTANCES.md). With
+            ``"gist_authlib.django"`` in a Django project's ``INSTALLED_APPS``, the project's database is the default.
         allow_insecure_http: allow ``http://`` endpoints and redirect URIs on hosts that are not loopback
             (a development flag; loopback is always allowed).
         install_limit: how many Gist-initiated install attempts may cost a token request, per network and in
@@ -586,6 +592,7 @@ def register(
     if redirect_uri is not None:
         check_transport(redirect_uri, "redirect URI", allow_insecure_http=allow_insecure_http)
     store = _open_store(token_store) if isinstance(token_store, (str, os.PathLike)) else token_store
+    store = store if store is not None else app_cls.gist_default_store()
     shared = bool(getattr(store, "shared", False))
     if not shared:  # a warning where the app asked for storage that is not shared; news for a minimal app
         (log.info if store is None else log.warning)(

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from ._effects import Steps, UserCode
-from ._login import LoginResult, Registration, callback_steps, start_login
+from ._login import LoginResult, Registration, callback_steps, log_failure, start_login
 from ._pages import CALLBACK_HEADERS, bounce_page, error_page
 from ._web import Reply, Request
 from .errors import ConfigurationError, GistAuthError, StateError
@@ -78,10 +78,17 @@ def claim_paths(app: Any, *paths: str) -> None:
 
 
 def login_route(
-    reg: Registration, request: Request, redirect_uri: str, *, on_error: Answer | None, login_url: str | None
+    reg: Registration,
+    request: Request,
+    redirect_uri: str,
+    *,
+    on_error: Answer | None,
+    login_url: str | None,
+    default_next: str | None = None,
 ) -> Steps[Reply]:
-    """``GET /auth/<name>``: the login start (``?next=`` kept for after the login), or its error page."""
-    next_path = next((value for key, value in request.params if key == "next"), None)
+    """``GET /auth/<name>``: the login start (``?next=`` kept for after the login, else ``default_next``), or its
+    error page."""
+    next_path = next((value for key, value in request.params if key == "next"), default_next)
     try:
         return start_login(reg, request, redirect_uri, {"next": next_path})
     except GistAuthError as error:
@@ -114,11 +121,15 @@ def callback_route(
             reg, request, cookie, redirect_uri=redirect_uri, installs=on_install is not None, subject=subject
         )
         logged_in(request, result)
-        if result.install:
-            assert on_install is not None and result.ack_url is not None
-            native, fallback = (yield UserCode(on_install, (result.token, result.workspace_id))), result.ack_url
-        else:
-            native, fallback = (yield UserCode(on_login, (result.token,))), result.next_path
+        try:  # the app's answer may refuse the login too (a GistAuthError): logged once, as the core's are
+            if result.install:
+                assert on_install is not None and result.ack_url is not None
+                native, fallback = (yield UserCode(on_install, (result.token, result.workspace_id))), result.ack_url
+            else:
+                native, fallback = (yield UserCode(on_login, (result.token,))), result.next_path
+        except GistAuthError as refused:
+            log_failure(reg, refused)
+            raise
         reply = Reply(native=native) if native is not None else Reply(303, fallback)
     except GistAuthError as error:
         done = isinstance(error, StateError) and error.error_code == "callback_repeated" and error.completed

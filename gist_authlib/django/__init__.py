@@ -42,10 +42,12 @@ from ..canvas._endpoint import (
     read_limit,
     read_upto,
 )
-from ..errors import GistAuthError
+from ..errors import ConfigurationError, GistAuthError
 from ..provider import GistProvider
 
 __all__ = [
+    "DjangoTokenStore",
+    "GistBackend",
     "GistDjangoApp",
     "canvas_urls",
     "default_on_error",
@@ -126,6 +128,13 @@ class GistDjangoApp(SyncGistApp, DjangoOAuth2App):  # type: ignore[misc]  # Auth
         """The session Authlib's ``fetch_token(request)`` reads the logged-in subject from."""
         return getattr(request, "session", None)
 
+    @staticmethod
+    def gist_default_store() -> Any:
+        """With ``"gist_authlib.django"`` in ``INSTALLED_APPS``, the project's database (:class:`DjangoTokenStore`)."""
+        from ._store import default_store
+
+        return default_store()
+
 
 def register(oauth: Any, name: str = "gist", **options: Any) -> GistDjangoApp:
     """:func:`gist_authlib.register` for a Django ``OAuth``, typed: the same arguments, and the app as a
@@ -148,7 +157,7 @@ def default_on_error(request: HttpRequest, error: GistAuthError) -> HttpResponse
 def gist_urls(
     gist: GistApp,
     *,
-    on_login: OnLogin,
+    on_login: OnLogin | None = None,
     on_error: OnError | None = None,
     subject: Subject | None = None,
     login_path: str | None = None,
@@ -164,12 +173,17 @@ def gist_urls(
     ``on_error(request, error)`` (by default :func:`default_on_error`). Needs Django's ``SessionMiddleware``; both
     views are GET-only, so ``CsrfViewMiddleware`` may stay on. The URL names are ``<name>_login`` and
     ``<name>_callback``. The arguments are those of :func:`gist_authlib.starlette.gist_routes`; paths are Django
-    style, without a leading slash (``auth/<name>``, ``oauth/<name>/callback`` by default).
+    style, without a leading slash (``auth/<name>``, ``oauth/<name>/callback`` by default). Without ``on_login``,
+    the login's Django user is logged in (:func:`gist_authlib.django.auth.login_from_gist`, which needs
+    ``django.contrib.auth`` and this app in ``INSTALLED_APPS``) and sent to ``next``, else ``LOGIN_REDIRECT_URL``.
 
     Raises:
-        ConfigurationError: another registration of the same Authlib registry already routes these paths.
+        ConfigurationError: another registration of the same Authlib registry already routes these paths, or
+            without ``on_login``, ``django.contrib.auth`` or the ``gist_authlib.django`` app is not installed.
     """
     assert isinstance(gist, GistDjangoApp)
+    logs_users_in = on_login is None
+    on_login = on_login or _login_django_user()
     login_path, callback_path = default_paths(gist, login_path, callback_path, slash="")
     login_name, callback_name = f"{gist.name}_login", f"{gist.name}_callback"
 
@@ -187,7 +201,10 @@ def gist_urls(
         )
 
     def login(request: HttpRequest) -> HttpResponseBase:
-        return run(request, login_route)
+        from django.conf import settings
+        from django.shortcuts import resolve_url  # at a request: a URL name resolves only once the URLconf is loaded
+
+        return run(request, login_route, default_next=resolve_url(settings.LOGIN_REDIRECT_URL) * logs_users_in or None)
 
     def callback(request: HttpRequest) -> HttpResponseBase:
         return run(
@@ -204,6 +221,38 @@ def gist_urls(
         path(login_path, get_only(login), name=login_name),
         path(callback_path, get_only(callback), name=callback_name),
     ]
+
+
+def _login_django_user() -> OnLogin:
+    """The ``on_login`` of :func:`gist_urls` given none: log the login's Django user in."""
+    from django.apps import apps
+
+    if not apps.is_installed("django.contrib.auth"):
+        raise ConfigurationError(
+            "gist_urls() needs on_login=..., or django.contrib.auth in INSTALLED_APPS to log Django users in."
+        )
+    if not apps.is_installed("gist_authlib.django"):
+        raise ConfigurationError(
+            'gist_urls() without on_login logs Django users in through the app "gist_authlib.django": add it to '
+            "INSTALLED_APPS and run python manage.py migrate, or pass on_login=..."
+        )
+    from .auth import login_from_gist
+
+    return lambda request, token: login_from_gist(request, token, getattr(request, "gist_next", None))
+
+
+def __getattr__(name: str) -> Any:
+    # The backend's and the store's modules import Django's models, which exist only once the apps are loaded (this
+    # package is imported while they load, as an INSTALLED_APPS entry).
+    if name == "GistBackend":
+        from .auth import GistBackend
+
+        return GistBackend
+    if name == "DjangoTokenStore":
+        from ._store import DjangoTokenStore
+
+        return DjangoTokenStore
+    raise AttributeError(name)
 
 
 def logout(request: HttpRequest, gist: GistApp, *, forget_token: bool = False, flush: bool = True) -> str | None:

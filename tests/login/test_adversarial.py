@@ -32,7 +32,7 @@ from gist_authlib.tokens import MemoryTokenStore
 
 
 class Clock:
-    """The login flows' time source (``LoginFlow(clock=...)``): the real time, plus what a test lets pass."""
+    """The login flows' time source (the registration's ``clock``): the real time, plus what a test lets pass."""
 
     def __init__(self) -> None:
         self.offset = 0.0

@@ -31,7 +31,7 @@ KEY = TokenCipher.generate_key()
 Opener = Callable[[], BaseTokenStore]
 
 
-@pytest.fixture(params=["memory-counter", "memory", "sqlite", "sqlalchemy-sqlite", "sqlalchemy-postgres"])
+@pytest.fixture(params=["memory-counter", "memory", "sqlite", "sqlalchemy-sqlite", "sqlalchemy-postgres", "django"])
 def counter(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], InstallCounter]]:
     """A function opening one and the same install counter each call (a new connection for a database)."""
     opened: list[Any] = []
@@ -45,6 +45,11 @@ def counter(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable
             store: BaseTokenStore = SQLiteTokenStore(tmp_path / "tokens.sqlite3", key=KEY)
         elif kind == "sqlalchemy-sqlite":
             store = SQLAlchemyTokenStore(f"sqlite:///{tmp_path / 'sa.sqlite3'}", key=KEY)
+        elif kind == "django":  # a Django project's database (SQLite), each thread on a connection of its own
+            from gist_authlib.django import DjangoTokenStore
+
+            request.getfixturevalue("django_project")
+            store = DjangoTokenStore(key=KEY)
         else:
             store = SQLAlchemyTokenStore(request.getfixturevalue("postgres_url"), key=KEY, table_name=tmp_path.name)
         opened.append(store)
