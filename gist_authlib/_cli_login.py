@@ -40,7 +40,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from ._flow import LoginFlow, check_transport, is_loopback
 from ._login import LoginResult, Registration, callback_steps, read_workspace, request_token, run
-from ._pages import CALLBACK_HEADERS, error_page, page
+from ._pages import CALLBACK_HEADERS, PAGE_HEADERS, error_page, page
 from .api._endpoint import Call, Pages, SyncSide, paged_endpoint
 from .api._models import Page
 from .api._resources import DEFAULT_PER_PAGE, walk_pages
@@ -204,7 +204,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, status: int, html: str) -> None:
         data = html.encode()
         self.send_response(status)
-        for name, value in {**CALLBACK_HEADERS, "Content-Security-Policy": "default-src 'none'; img-src data:"}.items():
+        for name, value in {**CALLBACK_HEADERS, **PAGE_HEADERS}.items():
             self.send_header(name, value)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
