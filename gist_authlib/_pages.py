@@ -68,10 +68,14 @@ def page(title: str, body: str, *, head: str = _STYLE_ELEMENT) -> str:
 
 
 def error_page(error: GistAuthError, *, retry_url: str | None = None, debug: bool = False) -> str:
-    """The page of a failed login, for an end user: what happened (``error.message``), a link to start again,
-    and the error's RFC 6749 name and ``error_code`` to quote. With ``debug`` (the framework's debug mode) the
-    developer's explanation (``error.hint``) is shown too; otherwise it goes to the log only."""
-    retry = f'<p><a class="button" href="{escape(retry_url)}">Log in again</a></p>\n' if retry_url else ""
+    """The page of a failed login, for an end user: what happened (``error.message``, never developer text), a
+    link to ``retry_url`` unless logging in again cannot help (``error.retry`` is False: the site's own setup
+    stopped the login), and the error's RFC 6749 name and ``error_code`` to quote. With ``debug`` (the
+    framework's debug mode) the developer's explanation (``error.hint``) is shown too; otherwise it goes to the
+    log only."""
+    retry = (
+        f'<p><a class="button" href="{escape(retry_url)}">Log in again</a></p>\n' if retry_url and error.retry else ""
+    )
     codes = escape(f"{error.error or 'error'} ({error.error_code})")
     hint = (
         f'<p class="muted"><strong>For the developer:</strong> {escape(error.hint)}</p>\n'

@@ -182,6 +182,8 @@ def _script_command(args: argparse.Namespace) -> int:
     except GistAuthError as exc:  # the package's messages are safe to show: never a token, code or secret
         # They may quote what a server said (an error description): no control character reaches the terminal.
         print(f"gist-authlib {args.command}: {printable(str(exc))}", file=sys.stderr)
+        if exc.hint and exc.hint != str(exc):  # the terminal's reader is the developer: the cause and its fix
+            print(f"gist-authlib {args.command}: {printable(exc.hint)}", file=sys.stderr)
         if isinstance(exc, InsufficientScopeError) and exc.scope:
             print(
                 f"gist-authlib {args.command}: to get it: gist-authlib login --scope {exc.scope} ...", file=sys.stderr
