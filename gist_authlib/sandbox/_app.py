@@ -804,7 +804,7 @@ async def _token_params(request: Request) -> tuple[dict[str, str], list[str]] | 
     if content_type == "application/json":
         try:
             data = json.loads(raw, object_pairs_hook=_Pairs)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
             return None
         if not isinstance(data, _Pairs):
             return None
