@@ -293,6 +293,7 @@ def test_bad_flags_fail_with_a_clear_message_before_serving(
         (["--name", "gist-eu"], "--name must be a registration name"),
         (["--write-env", str(tmp_path / "no-such-folder" / ".env")], "No such file or directory"),
         (["--state-dir", str(tmp_path / "a-file")], "not a directory"),
+        (["--redirect-uri", "http://[::1/oauth/gist/callback"], "is not a redirect URI"),
     ]:
         (tmp_path / "a-file").write_text("")
         assert main(["sandbox", "--port", "0", *args]) == 1
