@@ -44,7 +44,7 @@ from ._effects import drive
 from ._flow import check_transport, is_loopback
 from ._limits import send
 from ._login import LoginResult, Registration, authorization, callback_steps, remember
-from ._pages import CALLBACK_HEADERS, error_page, page
+from ._pages import CALLBACK_HEADERS, PAGE_HEADERS, error_page, page
 from ._version import USER_AGENT
 from ._web import Request
 from .api._endpoint import Call, Pages, SyncSide, paged_endpoint
@@ -210,7 +210,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, status: int, html: str) -> None:
         data = html.encode()
         self.send_response(status)
-        for name, value in {**CALLBACK_HEADERS, "Content-Security-Policy": "default-src 'none'; img-src data:"}.items():
+        for name, value in {**CALLBACK_HEADERS, **PAGE_HEADERS}.items():
             self.send_header(name, value)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))

@@ -14,7 +14,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from ._effects import Steps, UserCode
 from ._login import LoginResult, Registration, callback_steps, log_failure, start_login
-from ._pages import CALLBACK_HEADERS, bounce_page, error_page
+from ._pages import CALLBACK_HEADERS, PAGE_HEADERS, bounce_page, error_page
 from ._web import Reply, Request
 from .errors import ConfigurationError, GistAuthError, StateError
 
@@ -164,7 +164,9 @@ def page_reply(
     retry = login_url
     if login_url and next_path:
         retry = f"{login_url}{'&' if '?' in login_url else '?'}{urlencode({'next': next_path})}"
-    return Reply(error.status_code, body=(render or error_page)(error, retry_url=retry, debug=debug))
+    return Reply(
+        error.status_code, body=(render or error_page)(error, retry_url=retry, debug=debug), headers=dict(PAGE_HEADERS)
+    )
 
 
 def bounce_reply(reg: Registration, request: Request) -> Reply | None:
@@ -183,7 +185,7 @@ def bounce_reply(reg: Registration, request: Request) -> Reply | None:
     if reg.redirect_uri:
         own = urlsplit(reg.redirect_uri)
         target = urlunsplit((own.scheme, own.netloc, own.path, urlsplit(request.url).query, ""))
-    return Reply(200, body=bounce_page(target), headers=dict(CALLBACK_HEADERS))
+    return Reply(200, body=bounce_page(target), headers={**CALLBACK_HEADERS, **PAGE_HEADERS})
 
 
 def logout_session(

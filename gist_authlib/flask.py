@@ -179,7 +179,7 @@ def default_on_error(error: GistAuthError) -> ResponseReturnValue:
     """The error page :func:`gist_blueprint` answers a failed login with, for an ``on_error`` that adds to it: 400
     for the user's side, 502 for Gist's, 503 for the site's; the developer's explanation only with ``app.debug``."""
     reply = page_reply(error, g.get("gist_login_url"), debug=current_app.debug)
-    return reply.body, reply.status, {"Content-Type": "text/html; charset=utf-8"}
+    return reply.body, reply.status, {**reply.headers, "Content-Type": "text/html; charset=utf-8"}
 
 
 def gist_blueprint(

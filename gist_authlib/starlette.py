@@ -219,7 +219,7 @@ def default_on_error(request: Request, error: GistAuthError) -> Response:
     the user's side, 502 for Gist's, 503 for the site's; the developer's explanation only in debug mode."""
     debug = bool(getattr(request.scope.get("app"), "debug", False))
     reply = page_reply(error, request.scope.get("gist_authlib.login_url"), debug=debug)
-    return HTMLResponse(reply.body, reply.status)
+    return HTMLResponse(reply.body, reply.status, headers=reply.headers)
 
 
 async def logout(request: Request, gist: GistApp, *, forget_token: bool = False, flush: bool = True) -> str | None:

@@ -86,7 +86,8 @@ def read_upto(read: Callable[[int], bytes], limit: int) -> bytes:
 
 
 def _error_reply(error: CanvasRequestError | ConfigurationError) -> CanvasReply:
-    body = json.dumps({"error": error.error_code, "message": error.message}).encode("utf-8")
+    # str(): a configuration error's own text is the developer's fix (its message only says the site failed).
+    body = json.dumps({"error": error.error_code, "message": str(error)}).encode("utf-8")
     return CanvasReply(error.status_code, body)
 
 
@@ -129,7 +130,7 @@ def _steps(
     try:
         secret = client_secret_of(gist_or_secret)
     except ConfigurationError as error:
-        log.error("Gist canvas %s request cannot be checked: %s", kind, error.message)
+        log.error("Gist canvas %s request cannot be checked: %s", kind, error)
         return _error_reply(error)
     try:
         verify_canvas_signature(body, headers, secret, provider)

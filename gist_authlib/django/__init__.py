@@ -44,6 +44,7 @@ from ..canvas._endpoint import (
 )
 from ..errors import ConfigurationError, GistAuthError
 from ..provider import GistProvider
+from ._store import DjangoTokenStore
 
 __all__ = [
     "DjangoTokenStore",
@@ -151,7 +152,7 @@ def default_on_error(request: HttpRequest, error: GistAuthError) -> HttpResponse
     from django.conf import settings
 
     reply = page_reply(error, getattr(request, "gist_login_url", None), debug=bool(settings.DEBUG))
-    return HttpResponse(reply.body, status=reply.status, content_type="text/html; charset=utf-8")
+    return HttpResponse(reply.body, status=reply.status, headers=reply.headers, content_type="text/html; charset=utf-8")
 
 
 def gist_urls(
@@ -242,17 +243,17 @@ def _login_django_user() -> OnLogin:
 
 
 def __getattr__(name: str) -> Any:
-    # The backend's and the store's modules import Django's models, which exist only once the apps are loaded (this
+    # The backend's module imports django.contrib.auth's models, which exist only once the apps are loaded (this
     # package is imported while they load, as an INSTALLED_APPS entry).
     if name == "GistBackend":
         from .auth import GistBackend
 
         return GistBackend
-    if name == "DjangoTokenStore":
-        from ._store import DjangoTokenStore
-
-        return DjangoTokenStore
     raise AttributeError(name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), "GistBackend"])
 
 
 def logout(request: HttpRequest, gist: GistApp, *, forget_token: bool = False, flush: bool = True) -> str | None:

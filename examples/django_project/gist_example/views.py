@@ -32,7 +32,8 @@ def home(request: HttpRequest) -> HttpResponse:
 @login_required  # type: ignore[untyped-decorator]  # Django ships no type hints
 def my_teammates(request: HttpRequest) -> HttpResponse:
     link = request.user.gist_workspaces.first()  # the Gist workspace connected to this user (gist_authlib's model)
-    stored = gist.gist_registration.store.list_by_workspace(link.workspace_id) if link is not None else []
+    store = gist.gist_registration.store  # the project's database (gist_authlib.django is installed)
+    stored = store.list_by_workspace(link.workspace_id) if link is not None and store is not None else []
     if not stored:  # a user who signed in with a password connects a workspace by logging in with Gist
         return redirect("/auth/gist?next=/me/teammates")
     response = gist.get("teammates", token=stored[0].token)
