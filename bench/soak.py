@@ -11,7 +11,10 @@ After ``--warm`` seconds (untimed), every ``--every`` seconds it prints for the 
 size, open file descriptors, threads and database connections (PostgreSQL: the database's backends in
 ``pg_stat_activity`` but the monitor's own; SQLite: the process's open handles of the database file, from
 ``/proc/<pid>/fd``), the database's size (SQLite: its main file), and the p50 and p99 of the logins and of the API
-calls finished in that interval. At the end, a verdict on growth: the last interval against the first.
+calls finished in that interval. At the end, a verdict on growth: the last interval against the first, where
+the resident set may grow by 10% and each count by 4 (or 10%, if more) before it says "GREW"; latencies are
+compared too, without a verdict (the shared machine's noise moves them). ``--quick``, a few seconds, is the
+smoke run for CI.
 
 Bounded: every loop stops at the run's deadline and after a fixed count, every request times out after
 ``REQUEST_TIMEOUT`` seconds, every server is on 127.0.0.1. Needs Linux (``/proc``).
