@@ -626,39 +626,32 @@ def child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))}
 
 
-def start_serving_child() -> tuple[subprocess.Popen[str], Any]:
-    """Part 3's child process (its servers may still be starting), and the file its log goes to: under load, raw
-    Authlib's failures log a traceback each."""
-    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed by served_in_child)
-    command = [sys.executable, __file__, "--serve"]
-    child = subprocess.Popen(
-        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=child_env(), text=True
-    )
-    return child, log
-
-
 @contextmanager
-def served_in_child(started: tuple[subprocess.Popen[str], Any]) -> Iterator[dict[tuple[str, str], tuple[str, str]]]:
+def served_in_child() -> Iterator[dict[tuple[str, str], tuple[str, str]]]:
     """Every (framework, setup) app beside a sandbox of its own, served by one child process; yields
-    {(framework, setup): (app URL, start path)}. Only one is under load at a time; the others sit idle."""
-    child, log = started
-    assert child.stdin is not None and child.stdout is not None
-    try:
-        line = child.stdout.readline()
-        if not line:
-            log.seek(0)
-            raise RuntimeError(f"The servers of part 3 did not start: {log.read()[-2000:]}")
-        served = json.loads(line)
-        yield {(fw, setup): tuple(served[f"{fw}/{setup}"]) for fw in FRAMEWORKS for setup in SETUPS}
-    finally:
-        child.stdin.close()  # the child serves until its stdin closes
+    {(framework, setup): (app URL, start path)}. Only one is under load at a time; the others sit idle. The
+    child's log goes to a file: under load, raw Authlib's failures log a traceback each."""
+    with tempfile.TemporaryFile(mode="w+") as log:
+        command = [sys.executable, __file__, "--serve"]
+        child = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=child_env(), text=True
+        )
+        assert child.stdin is not None and child.stdout is not None
         try:
-            child.wait(30)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait(30)
-        child.stdout.close()
-        log.close()
+            line = child.stdout.readline()
+            if not line:
+                log.seek(0)
+                raise RuntimeError(f"The servers of part 3 did not start: {log.read()[-2000:]}")
+            served = json.loads(line)
+            yield {(fw, setup): tuple(served[f"{fw}/{setup}"]) for fw in FRAMEWORKS for setup in SETUPS}
+        finally:
+            child.stdin.close()  # the child serves until its stdin closes
+            try:
+                child.wait(30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait(30)
+            child.stdout.close()
 
 
 def serve() -> None:
@@ -712,14 +705,14 @@ async def burst(app_url: str, start: str, n: int) -> tuple[list[float], int, flo
     return good, n - len(good), elapsed
 
 
-def part3(args: argparse.Namespace, child: tuple[subprocess.Popen[str], Any], out: Callable[[str], None]) -> None:
+def part3(args: argparse.Namespace, out: Callable[[str], None]) -> None:
     out("")
     out(f"3. load: {args.load} concurrent logins a burst (start, Gist, callback), median of {args.runs} bursts")
     out(
         f"{'framework':<10} {'server':<8} {'setup':<14} {'failures':>8} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'logins/s':>9} {'ours/raw':>9}  target: 0 failures"
     )
-    with served_in_child(child) as served:
+    with served_in_child() as served:
         for target in served.values():  # warm every server (first requests, imports, pools)
             asyncio.run(burst(*target, args.warm))
         failures = dict.fromkeys(served, 0)
@@ -884,10 +877,9 @@ def main() -> None:
         f"gist_authlib {gist_authlib.__version__} ({PACKAGE_ROOT}), Authlib {authlib.__version__}, "
         f"Python {sys.version.split()[0]}: medians of {args.runs} runs"
     )
-    # A quick run starts the children of parts 3 and 4 first, to start up beside the other parts (its timings
-    # mean nothing); a full run starts each when its turn comes, so that it slows no timed part down.
+    # A quick run starts part 4's children first, to start up beside the other parts (its figures mean nothing);
+    # a full run starts them when their turn comes, so that they slow no timed part down.
     early = start_memory_children(args) if args.quick and 4 in parts else None
-    serving = start_serving_child() if args.quick and 3 in parts else None
     loop = asyncio.new_event_loop()
     mocked: dict[str, float] = {}
     if parts & {1, 2}:
@@ -896,7 +888,7 @@ def main() -> None:
         part2(args, loop, mocked, out)
     loop.close()
     if 3 in parts:
-        part3(args, serving or start_serving_child(), out)
+        part3(args, out)
     if 4 in parts:
         part4(args, early or start_memory_children(args), out)
     if 5 in parts:
