@@ -32,7 +32,8 @@ A login is the app's two requests; the browser's visit to Gist in between is not
      WSGITransport. Times per login: "app", the app's own time (perf_counter around each call of the app,
      inside the transport, less the time spent in the mocked Gist's handler); "CPU", the same span in this
      process's CPU time (process_time), which a busy machine's descheduling does not inflate; and "round", the
-     whole round as the browser sees it (the transport's own work included). Target: ours <= 1.05x raw (app).
+     whole round as the browser sees it (the transport's own work included). Target: ours <= 1.05x raw, in app
+     time; on a busy machine read the CPU ratio (the apps start no thread here, so it is the same work).
   2. a real token endpoint: the sandbox (ServerThread, in this process) on loopback, over HTTP and over TLS
      (a CA made at start with trustme). "https" gives each app a CA bundle file (certifi's plus the CA), which
      every new HTTP client loads into a new TLS context as ``verify=True`` does against production Gist;
@@ -471,7 +472,7 @@ def part1(args: argparse.Namespace, loop: asyncio.AbstractEventLoop, out: Callab
     out(f"1. in process, Gist mocked, equal work: ms per login (start + callback), {args.logins} logins a line")
     out(
         f"{'framework':<10} {'setup':<14} {'app p50':>8} {'app p99':>8} {'ours/raw':>9} {'CPU p50':>8} {'ours/raw':>9} "
-        f"{'round p50':>10} {'round p99':>10} {'ours/raw':>9}  target: app ours/raw <= 1.05x"
+        f"{'round p50':>10} {'round p99':>10} {'ours/raw':>9}  target: ours/raw <= 1.05x"
     )
     mock = {"transport": httpx2.MockTransport(mocked_gist_api)}
     ours_p50: dict[str, float] = {}
@@ -486,11 +487,11 @@ def part1(args: argparse.Namespace, loop: asyncio.AbstractEventLoop, out: Callab
         raw, ours_p50[framework] = figures["raw"], figures["ours"].p50
         for setup in SETUPS:
             f = figures[setup]
-            app_ratio = f.app50 / raw.app50
-            tail = f"  {verdict(app_ratio <= 1.05)}" if setup == "ours" else ""
+            app_ratio, cpu_ratio = f.app50 / raw.app50, f.cpu50 / raw.cpu50
+            tail = f"  app {verdict(app_ratio <= 1.05)}, CPU {verdict(cpu_ratio <= 1.05)}" if setup == "ours" else ""
             out(
                 f"{framework:<10} {LABELS[setup]:<14} {f.app50 * 1000:8.3f} {f.app99 * 1000:8.3f} {app_ratio:8.2f}x "
-                f"{f.cpu50 * 1000:8.3f} {f.cpu50 / raw.cpu50:8.2f}x "
+                f"{f.cpu50 * 1000:8.3f} {cpu_ratio:8.2f}x "
                 f"{f.p50 * 1000:10.3f} {f.p99 * 1000:10.3f} {f.p50 / raw.p50:8.2f}x{tail}"
             )
     return ours_p50
