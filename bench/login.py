@@ -12,9 +12,10 @@ writes, the same redirects, the same two requests to Gist):
   ours  ``gist_authlib.register`` and the ready-made routes (``gist_routes``, ``gist_blueprint``, ``gist_urls``).
         The start keeps the state and verifier in its signed login cookie (the session is not written). The
         callback reads that cookie, records the state and code as used (the in-memory replay guard), exchanges
-        the code and makes the ``GET /token`` on the registration's pooled HTTP client, checks the token,
-        puts the workspace in ``token["userinfo"]``, calls ``on_login`` (which copies ``workspace_id`` into the
-        session), marks the login cookie done and, in Django, cycles the session key.
+        the code on the registration's pooled transport and checks the token, makes the ``GET /token`` through
+        a ``GistClient`` on that transport, puts the workspace in ``token["userinfo"]``, calls ``on_login``
+        (which copies ``workspace_id`` into the session), marks the login cookie done and, in Django, cycles the
+        session key.
   raw   ``OAuth().register("gist", ...)`` and two hand-written routes as Authlib's documentation shows them, with
         S256 PKCE as ours sends it. The start is ``authorize_redirect`` (Authlib keeps the state and verifier in
         the session); the callback is ``authorize_access_token`` in a try/except OAuthError, then
