@@ -225,9 +225,13 @@ def gist_blueprint(
 
     def run(route: Any, **options: Any) -> Response:
         app = cast(GistFlaskApp, gist)
-        g.gist_login_url = url_for(f"{blueprint_name}.login")
+
+        def login_url() -> str:
+            g.gist_login_url = url_for(f"{blueprint_name}.login")
+            return str(g.gist_login_url)
+
         uri = redirect_uri or url_for(f"{blueprint_name}.callback", _external=True)
-        options.update(on_error=on_error, login_url=g.gist_login_url)
+        options.update(on_error=on_error, login_url=login_url)
         steps = route(app.gist_registration, app.gist_request(), uri, **options)
         return app.gist_response(app.gist_run(steps))
 

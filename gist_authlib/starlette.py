@@ -190,7 +190,11 @@ def gist_routes(
 
     async def run(request: Request, route: Any, **options: Any) -> Response:
         native = gist.gist_request(request)
-        login_url = request.scope["gist_authlib.login_url"] = str(request.url_for(login_name))
+
+        def login_url() -> str:
+            url = request.scope["gist_authlib.login_url"] = str(request.url_for(login_name))
+            return url
+
         uri = redirect_uri or str(request.url_for(callback_name))
         options.update(on_error=bind(on_error, request), login_url=login_url)
         return gist.gist_response(await gist.gist_run(route(gist.gist_registration, native, uri, **options)))

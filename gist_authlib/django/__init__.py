@@ -193,10 +193,16 @@ def gist_urls(
 
     def run(request: HttpRequest, route: Any, **options: Any) -> HttpResponseBase:
         namespace = request.resolver_match.namespace if request.resolver_match else ""
-        urls = [reverse(f"{namespace}:{url}" if namespace else url) for url in (login_name, callback_name)]
-        request.gist_login_url = urls[0]  # read by default_on_error
-        uri = redirect_uri or request.build_absolute_uri(urls[1])
-        options.update(on_error=bind(on_error, request), login_url=urls[0])
+
+        def url_of(name: str) -> str:
+            return str(reverse(f"{namespace}:{name}" if namespace else name))
+
+        def login_url() -> str:
+            url = request.gist_login_url = url_of(login_name)  # read by default_on_error
+            return url
+
+        uri = redirect_uri or request.build_absolute_uri(url_of(callback_name))
+        options.update(on_error=bind(on_error, request), login_url=login_url)
         return gist.gist_response(
             gist.gist_run(route(gist.gist_registration, gist.gist_request(request), uri, **options))
         )
