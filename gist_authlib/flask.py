@@ -145,13 +145,6 @@ class GistFlaskApp(SyncGistApp, FlaskOAuth2App):  # type: ignore[misc]  # Authli
         self.gist_logged_in(native, result)
         return result.token
 
-    def gist_bounce(self) -> Response | None:
-        """The same-site bounce of a callback, or ``None``: answer with it first in a hand-written callback view
-        when the app's session cookie is ``SameSite=Strict`` (:func:`gist_blueprint` does)."""
-        from ._routes import bounce_reply
-
-        reply = bounce_reply(self.gist_registration, self.gist_request())
-        return self.gist_response(reply) if reply is not None else None
 
     @staticmethod
     def gist_session_of(request: Any = None) -> Any:

@@ -116,13 +116,6 @@ class GistDjangoApp(SyncGistApp, DjangoOAuth2App):  # type: ignore[misc]  # Auth
             request.native.session.cycle_key()
         request.native.gist_next, request.native.gist_subject = result.next_path, result.subject
 
-    def gist_bounce(self, request: HttpRequest) -> HttpResponseBase | None:
-        """The same-site bounce of a callback, or ``None``: answer with it first in a hand-written callback view
-        when ``SESSION_COOKIE_SAMESITE = "Strict"`` (:func:`gist_urls` does)."""
-        from .._routes import bounce_reply
-
-        reply = bounce_reply(self.gist_registration, self.gist_request(request))
-        return self.gist_response(reply) if reply is not None else None
 
     @staticmethod
     def gist_session_of(request: Any) -> Any:
