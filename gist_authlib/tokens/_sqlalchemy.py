@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from ..errors import TokenStoreError
-from ._base import COLUMNS, Admit, BaseTokenStore, Row
+from ._base import COLUMNS, Admit, BaseTokenStore, DatabaseLoginState, Row
 
 __all__ = ["SQLAlchemyTokenStore", "create_table_ddl", "token_table"]
 
@@ -97,7 +97,7 @@ def create_table_ddl(engine: Any, name: str = "gist_tokens") -> str:
     return ";\n".join(statements) + ";\n"
 
 
-class SQLAlchemyTokenStore(BaseTokenStore):
+class SQLAlchemyTokenStore(DatabaseLoginState, BaseTokenStore):
     """Tokens in a SQL database through SQLAlchemy 2 Core, encrypted with the key given.
 
     Args:

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from ..errors import TokenStoreError
-from ._base import COLUMNS, Admit, BaseTokenStore, Row
+from ._base import COLUMNS, Admit, BaseTokenStore, DatabaseLoginState, Row
 
 __all__ = ["SCHEMA", "SQLiteTokenStore"]
 
@@ -136,7 +136,7 @@ def _make_private(path: str) -> None:
         os.chmod(path, 0o600)
 
 
-class SQLiteTokenStore(BaseTokenStore):
+class SQLiteTokenStore(DatabaseLoginState, BaseTokenStore):
     """Tokens in a SQLite file, encrypted with the key given.
 
     Args:

@@ -19,7 +19,7 @@ from gist_authlib import ConfigurationError, InstallLimit, TokenStoreError
 from gist_authlib.tokens import (
     BaseTokenStore,
     InstallCounter,
-    MemoryInstallCounter,
+    MemoryLoginState,
     MemoryTokenStore,
     SQLAlchemyTokenStore,
     SQLiteTokenStore,
@@ -31,12 +31,12 @@ KEY = TokenCipher.generate_key()
 Opener = Callable[[], BaseTokenStore]
 
 
-@pytest.fixture(params=["memory-counter", "memory", "sqlite", "sqlalchemy-sqlite", "sqlalchemy-postgres"])
+@pytest.fixture(params=["memory", "sqlite", "sqlalchemy-sqlite", "sqlalchemy-postgres"])
 def counter(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], InstallCounter]]:
     """A function opening one and the same install counter each call (a new connection for a database)."""
     opened: list[Any] = []
     kind = request.param
-    shared: Any = {"memory-counter": MemoryInstallCounter, "memory": MemoryTokenStore}.get(kind, lambda: None)()
+    shared: Any = MemoryLoginState() if kind == "memory" else None
 
     def open_counter() -> InstallCounter:
         if shared is not None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +17,8 @@ from gist_authlib.errors import InvalidTokenResponseError, StaleTokenError, Toke
 from gist_authlib.tokens import (
     AsyncTokenStore,
     BaseTokenStore,
+    LoginState,
+    MemoryLoginState,
     MemoryTokenStore,
     SQLAlchemyTokenStore,
     SQLiteTokenStore,
@@ -307,17 +311,52 @@ def test_authlibs_own_refresh_writes_back_through_update_token(tmp_path: Path) -
 # --- security round two: single use, rows bound to their subject, private files ---------------------------
 
 
-def test_consumed_values_are_refused_a_second_time_until_they_expire(opener: Opener) -> None:
-    store = opener()
-    assert store.consume(["state-hash", "code-hash"], ttl=60) is True
-    assert store.consume(["code-hash"], ttl=60) is False
-    assert store.consume(["another-state", "state-hash"], ttl=60) is False
-    assert store.consume(["another-state"], ttl=60) is True  # the refused call recorded nothing
-    assert store.consume(["short-lived"], ttl=0.05) is True
-    import time
+def digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
 
+
+@pytest.fixture(params=ALL)
+def login_state(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LoginState]:
+    """Each LoginState: process memory, or a SQL store's database (the memory token store is none)."""
+    if request.param == "memory":
+        yield MemoryLoginState()
+        return
+    store = _opener(request.param, tmp_path, request)()
+    assert isinstance(store, LoginState) and store.shared
+    yield store
+    store.close()
+
+
+def test_only_the_sql_stores_and_the_memory_record_are_login_states(tmp_path: Path) -> None:
+    assert not isinstance(MemoryTokenStore(), LoginState)
+    assert not hasattr(MemoryTokenStore(), "consume")
+    assert isinstance(MemoryLoginState(), LoginState) and not MemoryLoginState().shared
+
+
+def test_consumed_values_are_refused_a_second_time_until_they_expire(login_state: LoginState) -> None:
+    state, code, other = digest("state"), digest("code"), digest("another-state")
+    assert login_state.consume([state, code], ttl=60) is True
+    assert login_state.consume([code], ttl=60) is False
+    assert login_state.consume([other, state], ttl=60) is False
+    assert login_state.consume([other], ttl=60) is True  # the refused call recorded nothing
+    assert login_state.consume([digest("short-lived")], ttl=0.05) is True
     time.sleep(0.1)
-    assert store.consume(["short-lived"], ttl=60) is True
+    assert login_state.consume([digest("short-lived")], ttl=60) is True
+
+
+def test_a_flood_of_new_values_keeps_the_memory_record_bounded_and_its_live_entries_first() -> None:
+    now = [1000.0]
+    record = MemoryLoginState(max_entries=100, clock=lambda: now[0])
+    assert record.consume([digest("genuine")], ttl=600)
+    now[0] += 1
+    for n in range(99):  # short-lived values fill the record, then expire
+        assert record.consume([digest(f"short-{n}")], ttl=5)
+    now[0] += 10
+    for n in range(99):  # the flood finds room in what expired, and the genuine entry stays
+        assert record.consume([digest(f"flood-{n}")], ttl=600)
+    assert record.consume([digest("genuine")], ttl=600) is False
+    assert record.consume([digest("one-more")], ttl=600)  # full of live entries: the oldest live one goes
+    assert record.consume([digest("genuine")], ttl=600) is True
 
 
 def test_consume_lets_exactly_one_of_racing_callers_win(persistent: tuple[str, Opener]) -> None:
@@ -330,7 +369,8 @@ def test_consume_lets_exactly_one_of_racing_callers_win(persistent: tuple[str, O
 
     def race(store: BaseTokenStore) -> None:
         start.wait()
-        results.append(store.consume(["the-code-hash"], ttl=60))
+        assert isinstance(store, LoginState)
+        results.append(store.consume([digest("the-code")], ttl=60))
 
     threads = [threading.Thread(target=race, args=(stores[i % 2],)) for i in range(8)]
     for thread in threads:
