@@ -55,9 +55,12 @@ def token_table(metadata: Any, name: str = "gist_tokens") -> Any:
 
 def consumed_table(metadata: Any, name: str = "gist_consumed") -> Any:
     """The table of used login states and codes (their SHA-256 only), for server-side single use."""
-    from sqlalchemy import Column, Float, String, Table
+    from sqlalchemy import Column, Float, Index, String, Table
 
-    return Table(name, metadata, Column("digest", String(64), primary_key=True), Column("until", Float, nullable=False))
+    digest, until = Column("digest", String(64), primary_key=True), Column("until", Float, nullable=False)
+    table = Table(name, metadata, digest, until)
+    Index(f"{name}_until", table.c.until)
+    return table
 
 
 def attempt_tables(metadata: Any, name: str = "gist_tokens") -> tuple[Any, Any]:
@@ -146,6 +149,8 @@ class SQLAlchemyTokenStore(DatabaseLoginState, BaseTokenStore):
                         # DDL is transactional there: the others wait here, then find every table created.
                         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": DDL_LOCK})
                     self._table.metadata.create_all(connection, checkfirst=True)
+                    for index in self._consumed.indexes:  # databases made by earlier releases lack it
+                        index.create(connection, checkfirst=True)
                 return
             except self._errors as exc:
                 # Elsewhere two instances can both find a table missing and both create it: the loser tries again.
@@ -281,9 +286,15 @@ class SQLAlchemyTokenStore(DatabaseLoginState, BaseTokenStore):
         table = self._consumed
 
         def work(connection: Any) -> bool:
-            connection.execute(delete(table).where(table.c.until < now))
-            if connection.execute(select(table.c.digest).where(table.c.digest.in_(digests))).first() is not None:
-                return False
+            # Expired values go a batch at a time, found through the index on until: bounded work per call.
+            stale = list(connection.execute(select(table.c.digest).where(table.c.until < now).limit(64)).scalars())
+            found = connection.execute(select(table.c.digest, table.c.until).where(table.c.digest.in_(digests)))
+            for digest, expires in found:
+                if expires >= now:
+                    return False
+                stale.append(digest)  # recorded before and expired, not purged yet
+            if stale:
+                connection.execute(delete(table).where(table.c.digest.in_(stale), table.c.until < now))
             # Two racing writers both insert; the primary key lets exactly one of them commit.
             connection.execute(insert(table), [{"digest": d, "until": until} for d in digests])
             return True
@@ -293,7 +304,8 @@ class SQLAlchemyTokenStore(DatabaseLoginState, BaseTokenStore):
         except TokenStoreError:
             # _run turns the loser's IntegrityError into a TokenStoreError: look again to tell the two apart.
             def seen(connection: Any) -> bool:
-                return connection.execute(select(table.c.digest).where(table.c.digest.in_(digests))).first() is not None
+                query = select(table.c.digest).where(table.c.digest.in_(digests), table.c.until >= now)
+                return connection.execute(query).first() is not None
 
             if self._run(seen):
                 return False

@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS gist_consumed (
     digest TEXT PRIMARY KEY,           -- SHA-256 of a used login state or code (never the value itself)
     until  REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS gist_consumed_until ON gist_consumed (until);
 CREATE TABLE IF NOT EXISTS gist_install_attempts (
     registration TEXT NOT NULL,        -- the registration's name
     network      TEXT NOT NULL,        -- the caller's /24 or /48 (its SHA-256 when longer than 64 characters)
@@ -69,6 +70,9 @@ REPLACE = (
     f"UPDATE gist_tokens SET {_SET_PARAMS}, version = version + 1, lease_holder = NULL, lease_until = NULL "
     f"WHERE subject = :subject AND version = :expected RETURNING {_INSERT_COLUMNS}"
 )
+#: Expired used values go a batch at a time, found through the index on ``until``: each call does bounded work
+#: whatever the table holds, and a backlog drains, as every call records at most two rows.
+PURGE_CONSUMED = "DELETE FROM gist_consumed WHERE digest IN (SELECT digest FROM gist_consumed WHERE until < ? LIMIT 64)"
 LEASE = (
     "UPDATE gist_tokens SET lease_holder = :holder, lease_until = :until "
     "WHERE subject = :subject AND version = :version AND (lease_until IS NULL OR lease_until <= :now)"
@@ -222,10 +226,12 @@ class SQLiteTokenStore(DatabaseLoginState, BaseTokenStore):
     def _consume(self, digests: list[str], until: float, now: float) -> bool:
         marks = ", ".join("?" * len(digests))
         with self._write_transaction() as db:
-            db.execute("DELETE FROM gist_consumed WHERE until < ?", (now,))
-            if db.execute(f"SELECT 1 FROM gist_consumed WHERE digest IN ({marks})", digests).fetchone() is not None:
+            db.execute(PURGE_CONSUMED, (now,))
+            live = f"SELECT 1 FROM gist_consumed WHERE digest IN ({marks}) AND until >= ?"
+            if db.execute(live, (*digests, now)).fetchone() is not None:
                 return False
-            db.executemany("INSERT INTO gist_consumed VALUES (?, ?)", [(d, until) for d in digests])
+            # REPLACE: a value recorded before may still have its expired row, not yet purged.
+            db.executemany("INSERT OR REPLACE INTO gist_consumed VALUES (?, ?)", [(d, until) for d in digests])
             return True
 
     def _count_attempt(self, registration: str, network: str, start: float, now: float, admit: Admit) -> bool:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.postgres import fresh_database
 
 from gist_authlib import ConfigurationError
 from gist_authlib.errors import InvalidTokenResponseError, StaleTokenError, TokenDecryptionError
@@ -455,3 +456,63 @@ def test_the_sqlite_files_are_private_to_their_owner(tmp_path: Path) -> None:
     finally:
         os.umask(old_umask)
     assert modes == dict.fromkeys(modes, 0o600), modes
+
+
+# --- the used-values table: indexed, purged a batch at a time --------------------------------------------
+
+
+def _old_database(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[str], Any]:
+    """A consumed-values table as earlier releases made it (no index on ``until``); a function running SQL on it."""
+    if kind == "sqlite":
+        path = tmp_path / "tokens.sqlite3"
+        with sqlite3.connect(path) as db:
+            db.execute("CREATE TABLE gist_consumed (digest TEXT PRIMARY KEY, until REAL NOT NULL)")
+
+        def run_sqlite(sql: str) -> Any:
+            with sqlite3.connect(path) as db:
+                return db.execute(sql).fetchall()
+
+        return run_sqlite
+    from sqlalchemy import create_engine, text
+
+    url = fresh_database(request.getfixturevalue("postgres_url"))
+    engine = create_engine(url)
+    request.addfinalizer(engine.dispose)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE gist_consumed (digest VARCHAR(64) PRIMARY KEY, until FLOAT NOT NULL)"))
+
+    def run_postgres(sql: str) -> Any:
+        with engine.begin() as connection:
+            result = connection.execute(text(sql))
+            return result.fetchall() if result.returns_rows else None
+
+    run_postgres.url = url  # type: ignore[attr-defined]
+    return run_postgres
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "sqlalchemy-postgres"])
+def test_a_database_of_an_earlier_release_gains_the_expiry_index_and_expired_rows_go_in_batches(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    run = _old_database(kind, tmp_path, request)
+    run("INSERT INTO gist_consumed SELECT 'old-' || n, 1.0 FROM " + _series(kind, 200))
+    if kind == "sqlite":
+        store: BaseTokenStore = SQLiteTokenStore(tmp_path / "tokens.sqlite3", key=KEY)
+        indexes = run("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'gist_consumed'")
+    else:
+        store = SQLAlchemyTokenStore(run.url, key=KEY)  # type: ignore[attr-defined]
+        indexes = run("SELECT indexname FROM pg_indexes WHERE tablename = 'gist_consumed'")
+    assert ("gist_consumed_until",) in indexes
+    assert isinstance(store, LoginState)
+    counts = []
+    for n in range(4):  # each call deletes a bounded batch of the 200 expired rows, never all at once
+        assert store.consume([digest(f"new-{n}")], ttl=60)
+        counts.append(run("SELECT COUNT(*) FROM gist_consumed")[0][0])
+    assert counts == [137, 74, 11, 4]
+    store.close()
+
+
+def _series(kind: str, count: int) -> str:
+    if kind == "sqlite":
+        return f"(WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < {count}) SELECT n FROM s)"
+    return f"generate_series(1, {count}) AS n"
