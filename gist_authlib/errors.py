@@ -26,6 +26,8 @@ happened; classes exist only where an error carries data of its own)::
     |   |-- TokenRevokedError (401), InsufficientScopeError (403), NotFoundError (404),
     |   `-- RateLimitedError (429), GistConnectionError (no answer)
     |-- TokenStoreError             503    the token store could not do what was asked
+    |   |-- TokenStoreUnavailableError     token_store_timeout, token_store_full, token_store_read_only,
+    |   |                                  token_store_corrupt, token_store_unreachable
     |   |-- TokenDecryptionError           token_decryption_failed
     |   `-- StaleTokenError                stale_token
     `-- gist_authlib.canvas.CanvasError    the Canvas side (see :mod:`gist_authlib.canvas`)
@@ -66,6 +68,7 @@ __all__ = [
     "TokenExchangeError",
     "TokenRevokedError",
     "TokenStoreError",
+    "TokenStoreUnavailableError",
     "UnknownScopeError",
     "UnknownStateError",
 ]
@@ -691,6 +694,43 @@ class TokenStoreError(GistAuthError):
     error_code = "token_store_error"
     status_code = 503
     title = "Stored Gist tokens are unavailable"
+
+
+#: Why a token database cannot be used just now: (what it is, how to fix it).
+_STORE_FAULTS = {
+    "token_store_timeout": (
+        "did not answer in time",
+        "Another process held its write lock past the busy timeout (SQLite), or a statement or the server took "
+        "longer than its timeout (a stalled or frozen database server). Look for a long transaction or a stuck "
+        "server; the timeouts are settings of the store (docs/RELIABILITY.md).",
+    ),
+    "token_store_full": ("is full", "Free space on the database's disk (or raise its size limit)."),
+    "token_store_read_only": (
+        "is read-only",
+        "Mount its volume read-write and give the app's user write permission on the file and its folder.",
+    ),
+    "token_store_corrupt": (
+        "is corrupted",
+        "Restore the database file from a backup (or delete it: users log in again).",
+    ),
+    "token_store_unreachable": (
+        "cannot be reached",
+        "Check that the database server runs and that its host, port and credentials are right.",
+    ),
+}
+
+
+class TokenStoreUnavailableError(TokenStoreError):
+    """The token database cannot be used just now: locked or stalled past its timeout, full, read-only,
+    corrupted or unreachable (``error_code`` says which). Nothing was written, and the store recovers by itself
+    once the fault is gone, with no restart."""
+
+    #: Every ``error_code`` this class carries (one per cause).
+    error_codes: tuple[str, ...] = tuple(_STORE_FAULTS)
+
+    def __init__(self, cause: str, where: str = "The token database") -> None:
+        what, hint = _STORE_FAULTS[cause]
+        super().__init__(f"{where} {what}; nothing was written.", error_code=cause, hint=hint)
 
 
 class TokenDecryptionError(TokenStoreError):

@@ -6,17 +6,19 @@ machine (several uvicorn workers); a process killed mid-write leaves every commi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import stat
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from ..errors import TokenStoreError
+from ..errors import TokenStoreError, TokenStoreUnavailableError
 from ._base import COLUMNS, Admit, BaseTokenStore, DatabaseLoginState, Row
 
 __all__ = ["SCHEMA", "SQLiteTokenStore"]
@@ -140,41 +142,94 @@ def _make_private(path: str) -> None:
         os.chmod(path, 0o600)
 
 
+#: What a failed call's SQLite result code (its primary code, the low byte) means for the caller.
+_CAUSES = {
+    sqlite3.SQLITE_BUSY: "token_store_timeout",
+    sqlite3.SQLITE_LOCKED: "token_store_timeout",
+    sqlite3.SQLITE_FULL: "token_store_full",
+    sqlite3.SQLITE_READONLY: "token_store_read_only",
+    sqlite3.SQLITE_CORRUPT: "token_store_corrupt",
+    sqlite3.SQLITE_NOTADB: "token_store_corrupt",
+}
+
+
+def _failure(exc: sqlite3.Error, path: str) -> TokenStoreError:
+    cause = _CAUSES.get(getattr(exc, "sqlite_errorcode", 0) & 0xFF)
+    if cause is not None:
+        return TokenStoreUnavailableError(cause, f"The token database {path}")
+    return TokenStoreError(f"The token database {path} failed: {exc}.")
+
+
+class _Connection(sqlite3.Connection):
+    """A connection the store can track weakly: it closes when its thread ends."""
+
+
 class SQLiteTokenStore(DatabaseLoginState, BaseTokenStore):
     """Tokens in a SQLite file, encrypted with the key given.
+
+    Each thread has a connection of its own, so a read never waits behind another thread's call, and in WAL mode
+    never behind a writer (of this process or another); a write waits at most ``busy_timeout`` for another
+    writer's lock. A database that is locked past it, full, read-only or corrupted raises
+    :class:`~gist_authlib.errors.TokenStoreUnavailableError` (the login answers its 503 page), and a connection
+    that failed is opened afresh by the next call, so a database freed, remounted or restored is used again with
+    no restart.
 
     Args:
         path: the database file (created with its table on first use).
         key: a Fernet key or a list of keys (the first encrypts); see :class:`~gist_authlib.tokens.TokenCipher`.
         plaintext: store tokens unencrypted; refused unless asked for.
-        busy_timeout: seconds to wait for another process's write to finish.
+        busy_timeout: seconds a write waits for another writer's lock before giving up.
     """
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 10.0, **kwargs: Any) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout: float = 5.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.path = _plain_path(str(path))
         #: An in-memory database lives in this process only, as the memory store's tokens do.
         self.shared = self.path not in (":memory:", "")
-        self._lock = threading.Lock()
+        self.busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
+        self._lock = threading.Lock()  # an in-memory database is one connection, which the threads take in turn
         _create_private(self.path)
         try:
-            # isolation_level=None: no implicit transactions; every statement below commits on its own.
-            self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            # NORMAL is durable across process crashes in WAL mode; only a power loss can drop the last commits.
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            self._db.executescript(SCHEMA)
+            # Kept open for the store's life: the in-memory database itself, or for a file the connection that
+            # stays open, so that threads' connections closing never checkpoint and delete the write-ahead log.
+            self._first = self._connect()
+            self._first.execute("PRAGMA journal_mode = WAL")
+            self._first.executescript(SCHEMA)
         except sqlite3.Error as exc:
-            raise TokenStoreError(f"Cannot open the token database {self.path}: {exc}.") from None
+            raise _failure(exc, self.path) from None
+
+    def _connect(self) -> _Connection:
+        db = sqlite3.connect(
+            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False, factory=_Connection
+        )
+        db.row_factory = sqlite3.Row
+        # NORMAL is durable across process crashes in WAL mode; only a power loss can drop the last commits.
+        db.execute("PRAGMA synchronous = NORMAL")
+        self._connections.add(db)
+        return db
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """The calling thread's connection; a failure is raised as a TokenStoreError, and a connection that
+        failed other than by waiting is dropped, so the next call opens the database afresh."""
+        with contextlib.nullcontext() if self.shared else self._lock:
+            db = self._local.__dict__.get("db") if self.shared else self._first
+            try:
+                if db is None:
+                    db = self._local.db = self._connect()
+                yield db
+            except sqlite3.Error as exc:
+                error = _failure(exc, self.path)
+                if self.shared and db is not None and error.error_code != "token_store_timeout":
+                    self._local.db = None
+                    db.close()
+                raise error from None
 
     def _execute(self, sql: str, params: dict[str, Any] | tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        try:
-            with self._lock:
-                return self._db.execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
-            raise TokenStoreError(f"The token database {self.path} failed: {exc}.") from None
+        with self._connection() as db:
+            return db.execute(sql, params).fetchall()
 
     def _upsert(self, row: Row) -> Row:
         return dict(self._execute(UPSERT, row)[0])
@@ -202,26 +257,22 @@ class SQLiteTokenStore(DatabaseLoginState, BaseTokenStore):
 
     def _take_lease(self, subject: str, version: int, holder: str, until: float, now: float) -> bool:
         params = {"subject": subject, "version": version, "holder": holder, "until": until, "now": now}
-        try:
-            with self._lock:
-                return self._db.execute(LEASE, params).rowcount == 1
-        except sqlite3.Error as exc:
-            raise TokenStoreError(f"The token database {self.path} failed: {exc}.") from None
+        with self._connection() as db:
+            return db.execute(LEASE, params).rowcount == 1
 
     @contextmanager
     def _write_transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction across processes: what runs in it cannot interleave with another's."""
-        try:
-            with self._lock:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise TokenStoreError(f"The token database {self.path} failed: {exc}.") from None
+        with self._connection() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:  # SQLite has rolled back by itself after some failures
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                raise
 
     def _consume(self, digests: list[str], until: float, now: float) -> bool:
         marks = ", ".join("?" * len(digests))
@@ -254,9 +305,9 @@ class SQLiteTokenStore(DatabaseLoginState, BaseTokenStore):
         return [r["subject"] for r in self._execute("SELECT subject FROM gist_tokens ORDER BY subject")]
 
     def close(self) -> None:
-        """Close the database connection."""
-        with self._lock:
-            self._db.close()
+        """Close the database connections (each thread's, and the one kept open)."""
+        for db in [*self._connections, self._first]:
+            db.close()
 
     def __repr__(self) -> str:
         return f"<SQLiteTokenStore {self.path}>"

@@ -14,7 +14,12 @@ import pytest
 from support.postgres import fresh_database
 
 from gist_authlib import ConfigurationError
-from gist_authlib.errors import InvalidTokenResponseError, StaleTokenError, TokenDecryptionError
+from gist_authlib.errors import (
+    InvalidTokenResponseError,
+    StaleTokenError,
+    TokenDecryptionError,
+    TokenStoreUnavailableError,
+)
 from gist_authlib.tokens import (
     AsyncTokenStore,
     BaseTokenStore,
@@ -516,3 +521,46 @@ def _series(kind: str, count: int) -> str:
     if kind == "sqlite":
         return f"(WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < {count}) SELECT n FROM s)"
     return f"generate_series(1, {count}) AS n"
+
+
+# --- SQLite under a lock held by another process ------------------------------------------------------------
+
+
+def test_a_locked_sqlite_file_fails_each_write_within_its_busy_timeout_and_never_delays_reads(tmp_path: Path) -> None:
+    import threading
+
+    store = SQLiteTokenStore(tmp_path / "tokens.sqlite3", key=KEY, busy_timeout=0.5)
+    store.save("reader", TOKEN)
+    other = sqlite3.connect(tmp_path / "tokens.sqlite3", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process's long write transaction
+    outcomes: list[tuple[str, float]] = []
+
+    def write(n: int) -> None:
+        started = time.monotonic()
+        try:
+            store.save(f"user-{n}", TOKEN)
+            outcomes.append(("saved", time.monotonic() - started))
+        except TokenStoreUnavailableError as exc:
+            outcomes.append((exc.error_code, time.monotonic() - started))
+
+    started = time.monotonic()
+    writers = [threading.Thread(target=write, args=(n,)) for n in range(8)]
+    for thread in writers:
+        thread.start()
+    time.sleep(0.1)
+    read_started = time.monotonic()
+    assert store.get("reader") is not None
+    read_took = time.monotonic() - read_started
+    for thread in writers:
+        thread.join()
+    everything_took = time.monotonic() - started
+    other.execute("ROLLBACK")
+    other.close()
+    assert [code for code, _ in outcomes] == ["token_store_timeout"] * 8
+    # Each write waited its own busy timeout at once, not in turn (8 in turn would take 4 s); the read, not at all.
+    assert max(took for _, took in outcomes) < 2.0 and everything_took < 2.5, outcomes
+    assert read_took < 0.3, read_took
+    assert store.subjects() == ["reader"]  # nothing half-stored
+    store.save("user-after", TOKEN)  # the lock gone, the same store writes again
+    assert store.subjects() == ["reader", "user-after"]
+    store.close()
