@@ -10,8 +10,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..errors import TokenStoreError
+from ..errors import TokenStoreError, TokenStoreUnavailableError
 from ._base import COLUMNS, Admit, BaseTokenStore, DatabaseLoginState, Row
+from ._connections import Watch, failure, postgres_options
 
 __all__ = ["SQLAlchemyTokenStore", "create_table_ddl", "token_table"]
 
@@ -24,6 +25,10 @@ DDL_RETRIES = (0.05, 0.2, 0.5, 1.0)
 
 _UPDATED = ("token", "key_id", "token_hash", "refresh_hash", "scopes", "workspace_id", "workspace_name", "updated_at")
 _LOOKUPS = frozenset({"token_hash", "refresh_hash"})
+
+
+class _DeadConnection(Exception):
+    """A pooled connection was found closed before the call used it: safe to try the call again."""
 
 
 def token_table(metadata: Any, name: str = "gist_tokens") -> Any:
@@ -125,11 +130,23 @@ class SQLAlchemyTokenStore(DatabaseLoginState, BaseTokenStore):
         engine_options: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        from sqlalchemy import MetaData, create_engine
+        from sqlalchemy import MetaData, create_engine, make_url
         from sqlalchemy.exc import SQLAlchemyError
 
         super().__init__(**kwargs)
-        self._engine = create_engine(url, **(engine_options or {})) if isinstance(url, str) else url
+        #: How long one call may take before the watchdog ends it (PostgreSQL URLs: statement_timeout + 1 s).
+        self._deadline: float | None = None
+        if isinstance(url, str):
+            options = dict(engine_options or {})
+            parsed = make_url(url)
+            if parsed.get_backend_name() == "postgresql":
+                parsed, defaults, self._deadline = postgres_options(parsed)
+                options["connect_args"] = defaults | options.get("connect_args", {})
+            self._engine = create_engine(parsed, **options)
+        else:
+            self._engine = url
+        # A pooled connection is checked before each call (its server may have restarted since): not on SQLite.
+        self._ping = self._engine.dialect.name != "sqlite"
         metadata = MetaData()
         self._table = token_table(metadata, table_name)
         self._consumed = consumed_table(metadata)
@@ -159,12 +176,28 @@ class SQLAlchemyTokenStore(DatabaseLoginState, BaseTokenStore):
                 time.sleep(pause)
 
     def _run(self, work: Any) -> Any:
+        watch = Watch()
         try:
-            with self._engine.begin() as connection:
-                return work(connection)
+            try:
+                return self._transaction(work, watch, ping=self._ping)
+            except _DeadConnection:
+                # The server closed the pooled connections (a restart): SQLAlchemy discarded them; once more, anew.
+                return self._transaction(work, watch, ping=False)
         except self._errors as exc:
-            # The driver's message can quote parameters; name only the failure's type.
-            raise TokenStoreError(f"The token database failed ({type(exc).__name__}); nothing was written.") from None
+            raise failure(exc, watch) from None
+
+    def _transaction(self, work: Any, watch: Watch, *, ping: bool) -> Any:
+        from sqlalchemy.exc import DBAPIError
+
+        with self._engine.begin() as connection, watch.guard(connection.connection.dbapi_connection, self._deadline):
+            if ping:
+                try:
+                    connection.exec_driver_sql("SELECT 1")
+                except DBAPIError as exc:
+                    if exc.connection_invalidated and not watch.fired:
+                        raise _DeadConnection from None
+                    raise
+            return work(connection)
 
     def _select(self, connection: Any, subject: str) -> Row | None:
         from sqlalchemy import select
@@ -301,6 +334,8 @@ class SQLAlchemyTokenStore(DatabaseLoginState, BaseTokenStore):
 
         try:
             return bool(self._run(work))
+        except TokenStoreUnavailableError:
+            raise
         except TokenStoreError:
             # _run turns the loser's IntegrityError into a TokenStoreError: look again to tell the two apart.
             def seen(connection: Any) -> bool:
@@ -338,6 +373,8 @@ class SQLAlchemyTokenStore(DatabaseLoginState, BaseTokenStore):
 
         try:
             return bool(self._run(work))
+        except TokenStoreUnavailableError:
+            raise
         except TokenStoreError:
             # Two instances inserting a registration's first lock row at once: the loser's insert fails, and its
             # second try finds the row (any other failure fails again, and is raised).

@@ -224,3 +224,28 @@ def test_trusted_proxies_that_are_no_networks_are_a_configuration_error() -> Non
     with pytest.raises(ConfigurationError, match="trusted proxy"):
         InstallLimit(trusted_proxies="10.0.0.0/8 proxy.internal")
     assert InstallLimit(trusted_proxies="").trusted_proxies == ()
+
+
+def test_a_postgres_store_has_timeouts_and_keepalives_by_default_and_its_url_overrides_each(postgres_url: str) -> None:
+    def session(location: str) -> tuple[str, dict[str, str]]:
+        store = open_token_store(location, key=KEY)
+        assert isinstance(store, SQLAlchemyTokenStore)
+        with store._engine.connect() as connection:  # a look at the session the store's connections get
+            timeout = connection.exec_driver_sql("SHOW statement_timeout").scalar()
+            parameters = connection.connection.dbapi_connection.info.get_parameters()  # type: ignore[union-attr]
+        store.close()
+        return str(timeout), parameters
+
+    timeout, parameters = session(postgres_url)
+    assert timeout == "5s"
+    assert {k: parameters.get(k) for k in ("connect_timeout", "keepalives", "keepalives_idle")} == {
+        "connect_timeout": "5",
+        "keepalives": "1",
+        "keepalives_idle": "10",
+    }
+    timeout, parameters = session(f"{postgres_url}?connect_timeout=3&statement_timeout=2s&keepalives_idle=30")
+    assert timeout == "2s"
+    assert (parameters["connect_timeout"], parameters["keepalives_idle"]) == ("3", "30")
+    with pytest.raises(ConfigurationError, match="statement_timeout") as refused:
+        open_token_store("postgresql://app:hunter2@127.0.0.1/app?statement_timeout=soon", key=KEY)
+    assert "hunter2" not in str(refused.value)
