@@ -89,26 +89,41 @@ class TokenCipher:
     """Fernet encryption of tokens at rest, with key rotation.
 
     Args:
-        keys: one Fernet key, or several: the first encrypts, all decrypt (so an old key can stay until
-            :meth:`BaseTokenStore.rotate_keys` has re-encrypted everything with the new one).
+        keys: one Fernet key, or several, newest first: the first encrypts, all decrypt (so an old key can stay
+            until :meth:`BaseTokenStore.rotate_keys` has re-encrypted everything with the new one). Several keys
+            are a list, or one string of keys separated by commas, as ``GIST_TOKEN_KEY`` holds them
+            (``"new-key,old-key"``; spaces around each are ignored).
 
     Make a key with :meth:`generate_key` and keep it outside the database (an environment variable or a
     secrets manager).
+
+    Raises:
+        ConfigurationError: no key, or one that is not a Fernet key (the message says which position, never a key).
     """
 
     def __init__(self, keys: str | bytes | Sequence[str | bytes]) -> None:
         from cryptography.fernet import Fernet, MultiFernet
 
-        items = [keys] if isinstance(keys, (str, bytes)) else list(keys)
+        if isinstance(keys, bytes):
+            keys = keys.decode("ascii", "replace")
+        # Fernet keys are url-safe base64, which never holds a comma.
+        items = [key.strip() for key in keys.split(",")] if isinstance(keys, str) else list(keys)
         if not items:
             raise ConfigurationError("TokenCipher needs at least one key (TokenCipher.generate_key() makes one).")
-        try:
-            fernets = [Fernet(k) for k in items]
-        except (ValueError, TypeError):
-            raise ConfigurationError(
-                "A token-store key is not a valid Fernet key (32 url-safe base64-encoded bytes). "
-                "Make one with gist_authlib.tokens.TokenCipher.generate_key()."
-            ) from None
+        fernets = []
+        for position, key in enumerate(items, 1):
+            try:
+                fernets.append(Fernet(key))
+            except (ValueError, TypeError):
+                which = (
+                    f"Key {position} of {len(items)} in the token-store keys"
+                    if len(items) > 1
+                    else "The token-store key"
+                )
+                raise ConfigurationError(
+                    f"{which} is not a valid Fernet key (32 url-safe base64-encoded bytes; several keys are "
+                    "separated by commas, newest first). Make one with gist_authlib.tokens.TokenCipher.generate_key()."
+                ) from None
         self._fernet = MultiFernet(fernets)
         self.key_ids = [_key_id(k) for k in items]
 

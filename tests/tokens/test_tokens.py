@@ -253,6 +253,19 @@ def test_invalid_keys_are_a_configuration_error() -> None:
         TokenCipher([])
 
 
+def test_several_keys_in_one_string_are_newest_first_and_a_bad_one_is_named_by_its_position() -> None:
+    old = TokenCipher(KEY).encrypt(b"sealed with the old key")
+    both = TokenCipher(f" {OTHER_KEY} ,\n{KEY}\n")  # as GIST_TOKEN_KEY holds them: commas, stray whitespace
+    assert both.key_ids == TokenCipher([OTHER_KEY, KEY]).key_ids
+    assert both.decrypt(old) == b"sealed with the old key"
+    assert TokenCipher(OTHER_KEY).decrypt(both.encrypt(b"new")) == b"new"  # the first key encrypts
+    assert TokenCipher(f"{OTHER_KEY},{KEY}".encode()).key_ids == both.key_ids
+    for keys, position in [(f"{OTHER_KEY},{KEY[:-4]},{KEY}", "Key 2 of 3"), (f"{OTHER_KEY},", "Key 2 of 2")]:
+        with pytest.raises(ConfigurationError, match=position) as refused:
+            TokenCipher(keys)
+        assert OTHER_KEY not in str(refused.value) and KEY[:-4] not in str(refused.value)
+
+
 def test_sqlite_is_in_wal_mode(tmp_path: Path) -> None:
     store = SQLiteTokenStore(tmp_path / "t.sqlite3", key=KEY)
     with sqlite3.connect(store.path) as db:
