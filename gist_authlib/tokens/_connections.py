@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import ConfigurationError, TokenStoreError, TokenStoreUnavailableError
 from ._sqlite import _failure as sqlite_failure
 
-__all__ = ["DEFAULTS", "Watch", "failure", "postgres_options"]
+__all__ = ["DEFAULTS", "Watch", "failure", "postgres_options", "shown"]
 
 #: libpq's connection parameters set when the URL names none of its own (seconds), and ``statement_timeout`` (ms),
 #: which the store turns into the session setting of that name.
@@ -67,6 +67,16 @@ def postgres_options(url: Any) -> tuple[Any, dict[str, Any], float | None]:
     options = query.pop("options", None)
     extra["options"] = f"{options} {setting}" if options else setting
     return url.set(query=query), extra, seconds + _GRACE if seconds else None
+
+
+def shown(url: Any) -> str:
+    """``url`` as it may be shown (a repr, a log line, the command line): its password hidden, and the value of
+    every query parameter whose name holds "password" or "secret" (``password=``, ``sslpassword=``)."""
+    query = {
+        name: "***" if "password" in name.lower() or "secret" in name.lower() else value
+        for name, value in url.query.items()
+    }
+    return str(url.set(query=query).render_as_string(hide_password=True)).replace("=%2A%2A%2A", "=***")
 
 
 class Watch:

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import TokenStoreError, TokenStoreUnavailableError
 from ._base import COLUMNS, Admit, BaseTokenStore, DatabaseLoginState, Row
-from ._connections import Watch, failure, postgres_options
+from ._connections import Watch, failure, postgres_options, shown
 
 __all__ = ["SQLAlchemyTokenStore", "create_table_ddl", "token_table"]
 
@@ -389,8 +389,8 @@ class SQLAlchemyTokenStore(DatabaseLoginState, BaseTokenStore):
 
     @property
     def url(self) -> str:
-        """The database's URL, its password hidden."""
-        return str(self._engine.url.render_as_string(hide_password=True))
+        """The database's URL, its password hidden (also one given in its query string)."""
+        return shown(self._engine.url)
 
     def close(self) -> None:
         """Dispose of the engine's connection pool (when the store created the engine)."""

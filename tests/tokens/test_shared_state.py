@@ -249,3 +249,23 @@ def test_a_postgres_store_has_timeouts_and_keepalives_by_default_and_its_url_ove
     with pytest.raises(ConfigurationError, match="statement_timeout") as refused:
         open_token_store("postgresql://app:hunter2@127.0.0.1/app?statement_timeout=soon", key=KEY)
     assert "hunter2" not in str(refused.value)
+
+
+def test_passwords_in_a_database_urls_query_string_are_hidden_wherever_the_url_is_shown(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gist_authlib.cli import main
+
+    secrets = ["hunter2-in-query", "ssl-key-pass", "api-secret-value", "pw-at-the-usual-place"]
+    url = postgres_url.replace("postgres@", f"postgres:{secrets[3]}@")  # the server trusts loopback: never checked
+    url += f"?password={secrets[0]}&sslpassword={secrets[1]}&application_name=gist"
+    store = open_token_store(f"{url}&Client_Secret={secrets[2]}", key=KEY, create_table=False)  # never connects
+    shown = [store.url, repr(store), repr(gist_authlib.InstallLimit().for_registration("gist", store))]
+    assert all("Client_Secret=***" in text and "application_name=gist" in text for text in shown), shown
+    store.close()
+    monkeypatch.setenv("GIST_TOKEN_KEY", KEY)
+    assert main(["whoami", "--token-db", url]) != 0  # no token stored: the message names the database
+    printed = capsys.readouterr()
+    assert "sslpassword=***" in printed.err and "postgres:***@" in printed.err, printed.err
+    for text in [*shown, printed.out, printed.err]:
+        assert not any(secret in text for secret in secrets), text
