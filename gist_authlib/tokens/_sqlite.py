@@ -192,11 +192,13 @@ class SQLiteTokenStore(DatabaseLoginState, BaseTokenStore):
         self._lock = threading.Lock()  # an in-memory database is one connection, which the threads take in turn
         _create_private(self.path)
         try:
-            # Kept open for the store's life: the in-memory database itself, or for a file the connection that
-            # stays open, so that threads' connections closing never checkpoint and delete the write-ahead log.
+            # An in-memory database lives in this connection. A file's is closed: no connection is kept beyond a
+            # thread's, so that one opened while the file was read-only or broken does not outlive the fault.
             self._first = self._connect()
             self._first.execute("PRAGMA journal_mode = WAL")
             self._first.executescript(SCHEMA)
+            if self.shared:
+                self._first.close()
         except sqlite3.Error as exc:
             raise _failure(exc, self.path) from None
 
@@ -212,20 +214,26 @@ class SQLiteTokenStore(DatabaseLoginState, BaseTokenStore):
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
-        """The calling thread's connection; a failure is raised as a TokenStoreError, and a connection that
-        failed other than by waiting is dropped, so the next call opens the database afresh."""
+        """The calling thread's connection (an in-memory database's one connection, in turn). A failure is raised as
+        a TokenStoreError; a connection that failed other than by waiting, or that was opened on a file it cannot
+        write (it would stay read-only), is not kept, so the next call opens the database afresh."""
         with contextlib.nullcontext() if self.shared else self._lock:
-            db = self._local.__dict__.get("db") if self.shared else self._first
+            db: sqlite3.Connection | None = self._local.__dict__.get("db") if self.shared else self._first
+            keep = True
             try:
                 if db is None:
-                    db = self._local.db = self._connect()
+                    db = self._connect()
+                    keep = os.access(self.path, os.W_OK)
+                    self._local.db = db if keep else None
                 yield db
             except sqlite3.Error as exc:
                 error = _failure(exc, self.path)
-                if self.shared and db is not None and error.error_code != "token_store_timeout":
+                keep = keep and error.error_code == "token_store_timeout"
+                raise error from None
+            finally:
+                if self.shared and db is not None and not keep:
                     self._local.db = None
                     db.close()
-                raise error from None
 
     def _execute(self, sql: str, params: dict[str, Any] | tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with self._connection() as db:
