@@ -176,6 +176,19 @@ def test_an_unusable_location_is_a_configuration_error_without_its_password(
     assert "hunter2" not in str(raised.value) and raised.value.__cause__ is None
 
 
+@pytest.mark.parametrize("location", ["sqlite://", "sqlite:///:memory:", ":memory:"])
+def test_an_in_memory_sqlite_store_is_not_shared(location: str) -> None:
+    """An in-memory SQLite database lives in one process, as the memory store does: ``register`` warns about it, and
+    the install limit it counts knows it counts for this instance alone."""
+    store = open_token_store(location, plaintext=True)
+    try:
+        assert isinstance(store, SQLiteTokenStore)
+        assert store.shared is False
+        assert InstallLimit().for_registration("gist", store).shared is False
+    finally:
+        store.close()
+
+
 def test_a_store_without_a_key_or_in_no_folder_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="encryption key"):
         open_token_store(tmp_path / "t.sqlite3")

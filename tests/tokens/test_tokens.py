@@ -18,6 +18,7 @@ from gist_authlib.errors import (
     InvalidTokenResponseError,
     StaleTokenError,
     TokenDecryptionError,
+    TokenStoreError,
     TokenStoreUnavailableError,
 )
 from gist_authlib.tokens import (
@@ -29,6 +30,7 @@ from gist_authlib.tokens import (
     SQLAlchemyTokenStore,
     SQLiteTokenStore,
     TokenCipher,
+    open_token_store,
 )
 
 KEY = TokenCipher.generate_key()
@@ -474,6 +476,31 @@ def test_the_sqlite_files_are_private_to_their_owner(tmp_path: Path) -> None:
     finally:
         os.umask(old_umask)
     assert modes == dict.fromkeys(modes, 0o600), modes
+
+
+def test_a_file_uri_token_db_is_private_and_no_symlink_is_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``GIST_TOKEN_DB=file:tokens.db`` (no ``://``: a path, which the SQLite library may open as a URI) gets the same
+    checks as any other path: created private under a loose umask, and a symbolic link under its name refused."""
+    import os
+    import stat
+
+    monkeypatch.chdir(tmp_path)
+    old = os.umask(0o022)
+    try:
+        store = open_token_store("file:tokens.db", plaintext=True)
+        store.save("user-1", TOKEN, workspace_name="Acme Secret Project")
+        store.close()
+    finally:
+        os.umask(old)
+    # Where the SQLite library honours URIs (most builds) the file is tokens.db; elsewhere it is "file:tokens.db".
+    created = next(p for p in (tmp_path / "tokens.db", tmp_path / "file:tokens.db") if p.exists())
+    assert stat.S_IMODE(created.stat().st_mode) & 0o077 == 0, oct(created.stat().st_mode)
+
+    (tmp_path / "link.db").symlink_to(tmp_path / "elsewhere.db")
+    with pytest.raises(TokenStoreError, match=r"symbolic link"):
+        open_token_store("file:link.db", plaintext=True)
 
 
 # --- the used-values table: indexed, purged a batch at a time --------------------------------------------
