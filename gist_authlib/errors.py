@@ -26,8 +26,8 @@ happened; classes exist only where an error carries data of its own)::
     |   |-- TokenRevokedError (401), InsufficientScopeError (403), NotFoundError (404),
     |   `-- RateLimitedError (429), GistConnectionError (no answer)
     |-- TokenStoreError             503    the token store could not do what was asked
-    |   |-- TokenStoreUnavailableError     token_store_timeout, token_store_full, token_store_read_only,
-    |   |                                  token_store_corrupt, token_store_unreachable
+    |   |                                  (token_store_timeout, token_store_full, token_store_read_only,
+    |   |                                  token_store_corrupt, token_store_unreachable)
     |   |-- TokenDecryptionError           token_decryption_failed
     |   `-- StaleTokenError                stale_token
     `-- gist_authlib.canvas.CanvasError    the Canvas side (see :mod:`gist_authlib.canvas`)
@@ -68,7 +68,6 @@ __all__ = [
     "TokenExchangeError",
     "TokenRevokedError",
     "TokenStoreError",
-    "TokenStoreUnavailableError",
     "UnknownScopeError",
     "UnknownStateError",
 ]
@@ -688,14 +687,6 @@ def _error_detail(body: object) -> str:
 # --- token storage -------------------------------------------------------------------------------
 
 
-class TokenStoreError(GistAuthError):
-    """The token store could not do what was asked; nothing was half-written."""
-
-    error_code = "token_store_error"
-    status_code = 503
-    title = "Stored Gist tokens are unavailable"
-
-
 #: Why a token database cannot be used just now: (what it is, how to fix it).
 _STORE_FAULTS = {
     "token_store_timeout": (
@@ -720,17 +711,26 @@ _STORE_FAULTS = {
 }
 
 
-class TokenStoreUnavailableError(TokenStoreError):
-    """The token database cannot be used just now: locked or stalled past its timeout, full, read-only,
-    corrupted or unreachable (``error_code`` says which). Nothing was written, and the store recovers by itself
-    once the fault is gone, with no restart."""
+class TokenStoreError(GistAuthError):
+    """The token store could not do what was asked; nothing was half-written.
 
-    #: Every ``error_code`` this class carries (one per cause).
+    ``error_code`` is ``"token_store_error"``, or when the database cannot be used just now (:meth:`unavailable`)
+    what is wrong with it: ``token_store_timeout``, ``token_store_full``, ``token_store_read_only``,
+    ``token_store_corrupt`` or ``token_store_unreachable``. The store recovers from those by itself once the fault
+    is gone, with no restart.
+    """
+
+    error_code = "token_store_error"
+    #: The causes :meth:`unavailable` takes, each its own ``error_code``.
     error_codes: tuple[str, ...] = tuple(_STORE_FAULTS)
+    status_code = 503
+    title = "Stored Gist tokens are unavailable"
 
-    def __init__(self, cause: str, where: str = "The token database") -> None:
+    @classmethod
+    def unavailable(cls, cause: str, where: str = "The token database") -> TokenStoreError:
+        """The database cannot be used just now: ``cause`` is one of :attr:`error_codes`."""
         what, hint = _STORE_FAULTS[cause]
-        super().__init__(f"{where} {what}; nothing was written.", error_code=cause, hint=hint)
+        return cls(f"{where} {what}; nothing was written.", error_code=cause, hint=hint)
 
 
 class TokenDecryptionError(TokenStoreError):

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from ..errors import ConfigurationError, TokenStoreError, TokenStoreUnavailableError
+from ..errors import ConfigurationError, TokenStoreError
 from ._sqlite import _failure as sqlite_failure
 
 __all__ = ["DEFAULTS", "Watch", "failure", "postgres_options", "shown"]
@@ -159,5 +159,5 @@ def failure(exc: Exception, watch: Watch) -> TokenStoreError:
     ):
         cause = "token_store_unreachable"
     if cause is not None:
-        return TokenStoreUnavailableError(cause)
+        return TokenStoreError.unavailable(cause)
     return TokenStoreError(f"The token database failed ({type(exc).__name__}); nothing was written.")

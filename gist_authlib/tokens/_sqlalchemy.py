@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..errors import TokenStoreError, TokenStoreUnavailableError
+from ..errors import TokenStoreError
 from ._base import COLUMNS, Admit, BaseTokenStore, DatabaseLoginState, Row
 from ._connections import Watch, failure, postgres_options, shown
 
@@ -334,9 +334,10 @@ class SQLAlchemyTokenStore(DatabaseLoginState, BaseTokenStore):
 
         try:
             return bool(self._run(work))
-        except TokenStoreUnavailableError:
-            raise
-        except TokenStoreError:
+        except TokenStoreError as error:
+            if error.error_code in TokenStoreError.error_codes:  # the database is down, not a lost race
+                raise
+
             # _run turns the loser's IntegrityError into a TokenStoreError: look again to tell the two apart.
             def seen(connection: Any) -> bool:
                 query = select(table.c.digest).where(table.c.digest.in_(digests), table.c.until >= now)
@@ -373,9 +374,9 @@ class SQLAlchemyTokenStore(DatabaseLoginState, BaseTokenStore):
 
         try:
             return bool(self._run(work))
-        except TokenStoreUnavailableError:
-            raise
-        except TokenStoreError:
+        except TokenStoreError as error:
+            if error.error_code in TokenStoreError.error_codes:
+                raise
             # Two instances inserting a registration's first lock row at once: the loser's insert fails, and its
             # second try finds the row (any other failure fails again, and is raised).
             return bool(self._run(work))

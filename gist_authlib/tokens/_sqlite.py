@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from ..errors import TokenStoreError, TokenStoreUnavailableError
+from ..errors import TokenStoreError
 from ._base import COLUMNS, Admit, BaseTokenStore, DatabaseLoginState, Row
 
 __all__ = ["SCHEMA", "SQLiteTokenStore"]
@@ -156,7 +156,7 @@ _CAUSES = {
 def _failure(exc: sqlite3.Error, path: str) -> TokenStoreError:
     cause = _CAUSES.get(getattr(exc, "sqlite_errorcode", 0) & 0xFF)
     if cause is not None:
-        return TokenStoreUnavailableError(cause, f"The token database {path}")
+        return TokenStoreError.unavailable(cause, f"The token database {path}")
     return TokenStoreError(f"The token database {path} failed: {exc}.")
 
 
@@ -170,7 +170,7 @@ class SQLiteTokenStore(DatabaseLoginState, BaseTokenStore):
     Each thread has a connection of its own, so a read never waits behind another thread's call, and in WAL mode
     never behind a writer (of this process or another); a write waits at most ``busy_timeout`` for another
     writer's lock. A database that is locked past it, full, read-only or corrupted raises
-    :class:`~gist_authlib.errors.TokenStoreUnavailableError` (the login answers its 503 page), and a connection
+    :class:`~gist_authlib.errors.TokenStoreError` (the login answers its 503 page), and a connection
     that failed is opened afresh by the next call, so a database freed, remounted or restored is used again with
     no restart.
 

@@ -270,7 +270,7 @@ def test_passwords_in_a_database_urls_query_string_are_hidden_wherever_the_url_i
     from gist_authlib.cli import main
 
     secrets = ["hunter2-in-query", "ssl-key-pass", "api-secret-value", "pw-at-the-usual-place"]
-    url = postgres_url.replace("postgres@", f"postgres:{secrets[3]}@")  # the server trusts loopback: never checked
+    url = fresh_database(postgres_url).replace("postgres@", f"postgres:{secrets[3]}@")  # trusted loopback: unchecked
     url += f"?password={secrets[0]}&sslpassword={secrets[1]}&application_name=gist"
     store = open_token_store(f"{url}&Client_Secret={secrets[2]}", key=KEY, create_table=False)  # never connects
     shown = [store.url, repr(store), repr(gist_authlib.InstallLimit().for_registration("gist", store))]
