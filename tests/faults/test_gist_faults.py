@@ -18,16 +18,20 @@ import httpx2
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from support.gist_faults import Answer, Delay, GistFaults, Hang, Huge, Reset, Status, Trickle
+from support.stacks import Stack
+from support.web import browser_client
 
-from gist_authlib import AsyncGistClient, GistClient
+from gist_authlib import AsyncGistClient, GistClient, GistProvider
 from gist_authlib.client import RetryPolicy
 from gist_authlib.errors import (
     GistAPIError,
     GistConnectionError,
     RateLimitedError,
+    TokenExchangeError,
     UnexpectedAnswerError,
 )
 from gist_authlib.sandbox import GistSandbox, SandboxClient, ServerThread, create_app
+from gist_authlib.tokens import MemoryTokenStore
 
 HUGE = 100 * 1024 * 1024
 #: The API client's deadline in these tests, and the slack its faults may take on top (a generous bound).
@@ -155,32 +159,179 @@ def test_each_fault_gives_its_typed_error_in_time_leaks_nothing_and_the_next_cal
     assert wait_for(lambda: faults.open_connections() == 0)
 
 
-@pytest.mark.parametrize("side", ["sync", "async"])
-def test_a_post_that_got_no_answer_is_not_sent_again(
-    side: str, gist: tuple[GistSandbox, GistFaults, str], portal: BlockingPortal
-) -> None:
-    _, faults, token = gist
-    client = Client(side, portal, token, faults.url)
+@pytest.fixture(params=["sync", "async"])
+def client(
+    request: pytest.FixtureRequest, gist: tuple[GistSandbox, GistFaults, str], portal: BlockingPortal
+) -> Iterator[Client]:
+    """A client of each side for the faulty Gist."""
+    made = Client(str(request.param), portal, gist[2], gist[1].url)
+    yield made
+    made.close()
+
+
+def test_a_post_that_got_no_answer_is_not_sent_again(gist: tuple[GistSandbox, GistFaults, str], client: Client) -> None:
+    faults = gist[1]
     faults.inject("/conversations", Reset())
-    try:
-        with pytest.raises(GistConnectionError):
-            client.run(lambda c: c.post("conversations", {"body": "Hello"}))
-    finally:
-        client.close()
+    with pytest.raises(GistConnectionError):
+        client.run(lambda c: c.post("conversations", {"body": "Hello"}))
     assert len(faults.served("/conversations")) == 1
 
 
-@pytest.mark.parametrize("side", ["sync", "async"])
 def test_a_fault_that_clears_within_the_deadline_is_retried_through(
-    side: str, gist: tuple[GistSandbox, GistFaults, str], portal: BlockingPortal
+    gist: tuple[GistSandbox, GistFaults, str], client: Client
 ) -> None:
-    sandbox, faults, token = gist
-    client = Client(side, portal, token, faults.url)
+    sandbox, faults, _ = gist
     faults.inject("/teammates", Status(503, retry_after="1"), times=1)
-    try:
-        started = time.monotonic()
-        assert len(client.run(lambda c: c.teammates.list())) == len(sandbox.workspace.teammates)
-        assert 1.0 <= time.monotonic() - started < DEADLINE + SLACK
-    finally:
-        client.close()
+    started = time.monotonic()
+    assert len(client.run(lambda c: c.teammates.list())) == len(sandbox.workspace.teammates)
+    assert 1.0 <= time.monotonic() - started < DEADLINE + SLACK
     assert [entry.fault for entry in faults.served("/teammates")] == ["Status", None]
+
+
+# --- the login ---------------------------------------------------------------------------------------------------
+
+#: How long a failed login may keep its user waiting (the apps register with timeout=1).
+LOGIN_BOUND = 8.0
+LOGIN_FRAMEWORKS = ["starlette", "flask", "django"]
+#: (fault of the token endpoint, the error_code the login reports, or None where only its branch is fixed)
+TOKEN_ENDPOINT_FAULTS: dict[str, tuple[Any, str | None]] = {
+    "delay": (Delay(30), "token_endpoint_unreachable"),
+    "503 with Retry-After": (Status(503, retry_after="1"), "token_endpoint_error"),
+    "not JSON": (Answer(b"<html>Gist is down</html>"), "invalid_token_response"),
+    "wrong JSON shape": (Answer([{"access_token": "tok"}]), "invalid_token_response"),
+    "huge body": (Huge(HUGE), None),
+    "huge body, size not declared": (Huge(HUGE, declared=False), None),
+    "hang after the headers": (Hang(30), "token_endpoint_unreachable"),
+    "trickle": (Trickle(interval=0.05, seconds=12), None),
+    "reset": (Reset(), "token_endpoint_unreachable"),
+}
+#: Faults of GET /token, the workspace lookup an install cannot do without.
+LOOKUP_FAULTS: dict[str, Any] = {
+    "delay": Delay(30),
+    "503 with Retry-After": Status(503, retry_after="1"),
+    "500": Status(500),
+    "not JSON": Answer(b"<html>Gist is down</html>"),
+    "wrong JSON shape": Answer([]),
+    "a field of the wrong type": Answer({"workspace_id": {"id": 1}}),
+    "huge body": Huge(HUGE),
+    "hang after the headers": Hang(30),
+    "trickle": Trickle(interval=0.05, seconds=12),
+    "reset": Reset(),
+}
+#: The lookup's faults that wait out its deadline (seconds each) run in one async and one sync app: Django's
+#: lookup is Flask's code (the sync GistApp).
+SLOW_LOOKUPS = ("delay", "hang after the headers", "trickle")
+LOOKUP_CASES = [
+    pytest.param(name, framework, id=f"{name}-{framework}")
+    for name in LOOKUP_FAULTS
+    for framework in (("starlette", "flask") if name in SLOW_LOOKUPS else LOGIN_FRAMEWORKS)
+]
+
+
+@pytest.fixture
+def faulty_stack(make_stack: Callable[..., Stack], request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
+    """An app of the framework, registered with Gist's token endpoint and API behind the fault layer."""
+    made: list[GistFaults] = []
+
+    def build(framework: str, *, installs: bool = False) -> tuple[Stack, GistFaults, MemoryTokenStore]:
+        faults = GistFaults().start()
+        made.append(faults)
+        store = MemoryTokenStore()
+        settings = {"provider": GistProvider.at(faults.url), "token_store": store, "timeout": 1.0}
+        stack = make_stack(framework, register_kwargs=settings, accept_installs=installs)
+        faults.upstream = stack.sandbox_url  # the browser's visits to Gist go through it too, unharmed
+        return stack, faults, store
+
+    yield build
+    for faults in made:
+        faults.stop()
+
+
+def timed(get: Callable[[], httpx2.Response], huge: bool) -> tuple[httpx2.Response, float, int]:
+    """The response, how long it took, and the peak of memory traced meanwhile (for huge bodies only)."""
+    if huge:
+        tracemalloc.start()
+    started = time.monotonic()
+    try:
+        response = get()
+        return response, time.monotonic() - started, tracemalloc.get_traced_memory()[1] if huge else 0
+    finally:
+        if huge:
+            tracemalloc.stop()
+
+
+def assert_got_the_error_page(response: httpx2.Response, took: float, stack: Stack, code: str | None) -> None:
+    assert response.status_code == 502 and response.headers["content-type"].startswith("text/html")
+    assert took < LOGIN_BOUND, f"the error page came after {took:.1f} s"
+    error = stack.errors[-1]
+    assert isinstance(error, TokenExchangeError), repr(error)
+    assert code is None or error.error_code == code, error.error_code
+    assert "Gist is down" not in response.text
+
+
+def assert_the_huge_body_was_not_read(faults: GistFaults, path: str, peak: int) -> None:
+    sent = [entry for entry in faults.served(path) if entry.fault == "Huge"]
+    assert sent and wait_for(lambda: all(entry.done for entry in sent))
+    assert max(entry.sent for entry in sent) < HUGE // 4, "the answer was read whole"
+    assert peak < 24 * 1024 * 1024, f"{peak} bytes at the peak"
+
+
+@pytest.mark.parametrize("framework", LOGIN_FRAMEWORKS)
+@pytest.mark.parametrize("name", list(TOKEN_ENDPOINT_FAULTS))
+def test_a_faulty_token_endpoint_gives_the_error_page_in_time_stores_nothing_and_the_next_login_works(
+    faulty_stack: Callable[..., Any], framework: str, name: str
+) -> None:
+    stack, faults, store = faulty_stack(framework)
+    fault, code = TOKEN_ENDPOINT_FAULTS[name]
+    faults.inject("/oauth/token", fault)
+    with browser_client(follow_redirects=False, timeout=60) as browser:
+        callback = stack.authorize(browser, stack.start_login(browser))
+        response, took, peak = timed(lambda: browser.get(callback), isinstance(fault, Huge))
+    assert_got_the_error_page(response, took, stack, code)
+    assert len(faults.served("/oauth/token")) == 1  # one token request per code, never repeated
+    assert stack.logins == [] and store.get("gist-user") is None
+    if isinstance(fault, Huge):
+        assert_the_huge_body_was_not_read(faults, "/oauth/token", peak)
+
+    faults.clear()
+    assert stack.login().status_code == 200
+    assert len(stack.tokens) == 1 and store.get("gist-user") is not None
+
+
+@pytest.mark.parametrize(("name", "framework"), LOOKUP_CASES)
+def test_a_faulty_token_information_fails_an_install_in_time_stores_nothing_and_the_next_install_works(
+    faulty_stack: Callable[..., Any], name: str, framework: str
+) -> None:
+    stack, faults, store = faulty_stack(framework, installs=True)
+    fault = LOOKUP_FAULTS[name]
+    workspace = f"workspace:{stack.sandbox.workspace.id}"
+    faults.inject("/token", fault)
+    with browser_client(follow_redirects=False, timeout=60) as browser:
+        callback = browser.get(stack.sandbox.install_url(faults.url, stack.client_id)).headers["location"]
+        response, took, peak = timed(lambda: browser.get(callback), isinstance(fault, Huge))
+    assert_got_the_error_page(response, took, stack, "workspace_unknown")
+    assert stack.installs == [] and store.get(workspace) is None
+    assert stack.sandbox.installs_acknowledged == []
+    if isinstance(fault, Huge):
+        assert_the_huge_body_was_not_read(faults, "/token", peak)
+
+    faults.clear()
+    with browser_client(follow_redirects=False, timeout=10) as browser:
+        callback = browser.get(stack.sandbox.install_url(faults.url, stack.client_id)).headers["location"]
+        assert browser.get(callback).status_code == 303
+    assert store.get(workspace) is not None and len(stack.installs) == 1
+
+
+@pytest.mark.parametrize("framework", ["starlette", "flask"])
+def test_a_login_whose_token_information_hangs_completes_in_time_without_a_workspace(
+    faulty_stack: Callable[..., Any], framework: str
+) -> None:
+    """A login (not an install) does without the workspace when Gist will not name it (docs/IDENTITY.md): the
+    token is stored under the app's subject, in time."""
+    stack, faults, store = faulty_stack(framework)
+    faults.inject("/token", Hang(30))
+    started = time.monotonic()
+    assert stack.login().status_code == 200
+    assert time.monotonic() - started < LOGIN_BOUND
+    record = store.get("gist-user")
+    assert record is not None and record.workspace_id is None and "userinfo" not in stack.tokens[0]
