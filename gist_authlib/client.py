@@ -113,10 +113,16 @@ _Flow = Generator[Any, Any, T]
 
 @dataclass(frozen=True, slots=True)
 class _Send:
-    """Send ``request`` and read its answer's body, capped, before ``deadline``; the answer is (response, body)."""
+    """Send ``request``, its timeouts cut to what is left of ``deadline``, and read its answer's body, capped,
+    before the deadline; the answer is (response, body)."""
 
     request: httpx2.Request
     deadline: Deadline
+
+    def cut(self, timeout: httpx2.Timeout) -> httpx2.Request:
+        """The request, its ``timeout`` cut (past the deadline: ``httpx2.ReadTimeout``)."""
+        self.request.extensions["timeout"] = self.deadline.timeout(timeout).as_dict()
+        return self.request
 
 
 @dataclass(frozen=True)
@@ -234,9 +240,7 @@ class _Core:
             and expires_at - self.refresh.leeway <= now
         )
 
-    def refresh_request(
-        self, http: httpx2.Client | httpx2.AsyncClient, token: Mapping[str, Any], deadline: Deadline
-    ) -> httpx2.Request:
+    def refresh_request(self, http: httpx2.Client | httpx2.AsyncClient, token: Mapping[str, Any]) -> httpx2.Request:
         """The refresh request for ``token``: client credentials in the body, and no bearer header."""
         assert self.refresh is not None
         form = {
@@ -245,7 +249,7 @@ class _Core:
             "client_id": self.refresh.client_id,
             "client_secret": self.refresh.client_secret,
         }
-        return http.build_request("POST", self.refresh.token_url, data=form, timeout=deadline.timeout(http.timeout))
+        return http.build_request("POST", self.refresh.token_url, data=form)
 
     def parse_refresh(self, status: int, content: bytes, now: float, old: Mapping[str, Any]) -> dict[str, Any]:
         """Validate a refresh answer; returns the new token (keeping the old refresh token if none came)."""
@@ -312,10 +316,10 @@ class _Core:
         left = deadline.remaining()
         if left is not None and left < _DEADLINE_SLACK:
             return GistConnectionError.deadline_exceeded(self.retry.deadline, method=method, path=path)
-        reason = (
-            "no answer within the timeout" if isinstance(failure, httpx2.TimeoutException) else type(failure).__name__
+        timed_out = isinstance(failure, httpx2.TimeoutException)
+        return GistConnectionError(
+            "no answer within the timeout" if timed_out else type(failure).__name__, method=method, path=path
         )
-        return GistConnectionError(reason, method=method, path=path)
 
 
 def _stored(store: Any, subject: str) -> dict[str, Any]:
@@ -551,17 +555,9 @@ class _ClientBase:
                 token = yield _Exclusive(self._refresh_flow())
                 if token is not None and core.on_token_update is not None:
                     yield UserCode(core.on_token_update, (dict(token),))
+            # The bearer header is read at each attempt: a refresh between attempts changes it.
+            request = self._http.build_request(method, url, params=call.params, json=call.json, headers=core.auth)
             try:
-                # The bearer header is read at each attempt (a refresh between attempts changes it), and the
-                # timeouts are cut to what is left of the deadline.
-                request = self._http.build_request(
-                    method,
-                    url,
-                    params=call.params,
-                    json=call.json,
-                    headers=core.auth,
-                    timeout=deadline.timeout(self._http.timeout),
-                )
                 response, content = yield _Send(request, deadline)
             except httpx2.TransportError as exc:
                 delay = core.retry_delay(attempt, deadline, None) if idempotent else None
@@ -603,7 +599,7 @@ class _ClientBase:
     def _refresh_http(self, token: Mapping[str, Any]) -> _Flow[dict[str, Any]]:
         deadline = Deadline(self._core.retry.deadline)
         try:
-            response, content = yield _Send(self._core.refresh_request(self._http, token, deadline), deadline)
+            response, content = yield _Send(self._core.refresh_request(self._http, token), deadline)
         except httpx2.TransportError as exc:
             raise self._core.unreachable(exc, deadline, method="POST", path="token refresh") from None
         except AnswerTooLarge as exc:
@@ -757,7 +753,7 @@ class GistClient(_ClientBase, SyncResources, SyncSide):
 
     def _perform(self, step: Any) -> Any:
         if isinstance(step, _Send):
-            response = self._http.send(step.request, stream=True)
+            response = self._http.send(step.cut(self._http.timeout), stream=True)
             return response, read_bounded(response, limit=self._max_answer_bytes, deadline=step.deadline)
         with self._refresh_lock:
             return self._drive(step.flow)
@@ -839,7 +835,7 @@ class AsyncGistClient(_ClientBase, AsyncResources, AsyncSide):
 
     async def _perform(self, step: Any) -> Any:
         if isinstance(step, _Send):
-            response = await self._http.send(step.request, stream=True)
+            response = await self._http.send(step.cut(self._http.timeout), stream=True)
             return response, await aread_bounded(response, limit=self._max_answer_bytes, deadline=step.deadline)
         async with self._refresh_lock:
             return await self._drive(step.flow)

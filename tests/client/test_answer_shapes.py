@@ -170,3 +170,16 @@ def test_an_error_status_keeps_its_own_error_whatever_its_body() -> None:
     with pytest.raises(GistAPIError) as raised:
         call_on("sync", answering("[]", status=422), lambda c: c.teammates.list())
     assert type(raised.value) is GistAPIError and raised.value.status == 422
+
+
+@pytest.mark.parametrize("side", ["sync", "async"])
+def test_max_answer_bytes_caps_every_answer_and_the_cap_is_a_setting(side: str) -> None:
+    body = json.dumps({"teammates": [{"id": i, "name": "x" * 100} for i in range(20)]})  # about 2.6 KB
+    assert len(call_on(side, answering(body), lambda c: c.teammates.list())) == 20  # far under the default
+    with pytest.raises(UnexpectedAnswerError) as raised:
+        call_on(side, answering(body), lambda c: c.teammates.list(), max_answer_bytes=1000)
+    error = raised.value
+    assert error.error_code == "answer_too_large" and error.limit == 1000 and error.status == 200
+    assert "GET teammates" in str(error) and "max_answer_bytes (1000)" in str(error)
+    with pytest.raises(UnexpectedAnswerError, match="max_answer_bytes"):  # an error status is capped as well
+        call_on(side, answering(body, status=500), lambda c: c.teammates.list(), max_answer_bytes=1000)
