@@ -225,7 +225,7 @@ class GistFaults:
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
         self._thread = threading.Thread(target=self._loop.run_forever, name="gist-faults", daemon=True)
         self._client: httpx2.AsyncClient | None = None
-        self._connections: set[asyncio.Task[None]] = set()
+        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
     def start(self) -> GistFaults:
         self._thread.start()
@@ -280,9 +280,11 @@ class GistFaults:
 
     async def _shutdown(self) -> None:
         self._server.close()
-        for task in list(self._connections):
-            task.cancel()
-        await asyncio.gather(*self._connections, return_exceptions=True)
+        # Cut the connections rather than cancel their tasks: each fault's wait ends on the closed connection.
+        for writer in list(self._connections.values()):
+            writer.transport.abort()
+        if self._connections:
+            await asyncio.wait(list(self._connections), timeout=5)
         if self._client is not None:
             await self._client.aclose()
 
@@ -300,7 +302,7 @@ class GistFaults:
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._connections.add(task)
+        self._connections[task] = writer
         try:
             for _ in range(_MAX_REQUESTS_PER_CONNECTION):
                 exchange = await self._read_request(reader, writer)
@@ -318,7 +320,7 @@ class GistFaults:
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, httpx2.HTTPError):
             return
         finally:
-            self._connections.discard(task)
+            self._connections.pop(task, None)
             writer.close()
 
     async def _read_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Exchange | None:
