@@ -119,9 +119,22 @@ class _Send:
     request: httpx2.Request
     deadline: Deadline
 
-    def cut(self, timeout: httpx2.Timeout) -> httpx2.Request:
-        """The request, its ``timeout`` cut (past the deadline: ``httpx2.ReadTimeout``)."""
-        self.request.extensions["timeout"] = self.deadline.timeout(timeout).as_dict()
+    def cut(self) -> httpx2.Request:
+        """The request, each of its timeouts cut to what is left of the deadline.
+
+        Raises:
+            httpx2.ReadTimeout: the deadline has passed.
+        """
+        left = self.deadline.remaining()
+        if left is not None:
+            if left <= 0:
+                raise httpx2.ReadTimeout("the call ran past its deadline")
+            waits = self.request.extensions["timeout"]  # what build_request set: the client's timeouts
+            # Most attempts have more time left than any of their timeouts: nothing to cut, nothing to build.
+            if any(wait is None or wait > left for wait in waits.values()):
+                self.request.extensions["timeout"] = {
+                    name: left if wait is None or wait > left else wait for name, wait in waits.items()
+                }
         return self.request
 
 
@@ -753,7 +766,7 @@ class GistClient(_ClientBase, SyncResources, SyncSide):
 
     def _perform(self, step: Any) -> Any:
         if isinstance(step, _Send):
-            response = self._http.send(step.cut(self._http.timeout), stream=True)
+            response = self._http.send(step.cut(), stream=True)
             return response, read_bounded(response, limit=self._max_answer_bytes, deadline=step.deadline)
         with self._refresh_lock:
             return self._drive(step.flow)
@@ -835,7 +848,7 @@ class AsyncGistClient(_ClientBase, AsyncResources, AsyncSide):
 
     async def _perform(self, step: Any) -> Any:
         if isinstance(step, _Send):
-            response = await self._http.send(step.cut(self._http.timeout), stream=True)
+            response = await self._http.send(step.cut(), stream=True)
             return response, await aread_bounded(response, limit=self._max_answer_bytes, deadline=step.deadline)
         async with self._refresh_lock:
             return await self._drive(step.flow)
