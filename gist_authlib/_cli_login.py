@@ -499,6 +499,8 @@ def _per_page(value: Any) -> int:
 class _Listing(SyncSide):
     """Any list endpoint of Gist's API, walked page after page with the package's pagination rule."""
 
+    _client: GistClient
+
     def __init__(self, client: GistClient) -> None:
         self._client = client
         #: The key Gist wrapped the list in (``contacts`` in ``{"contacts": [...], "pages": ...}``).
