@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, ParamSpec, Protocol, TypedDict, TypeVar, cast, runtime_checkable
+from typing import TYPE_CHECKING, Literal, ParamSpec, Protocol, TypedDict, TypeVar, Unpack, cast, runtime_checkable
 
 from .._flow import check_token_response
 from ..errors import ConfigurationError, StaleTokenError, TokenDecryptionError
@@ -642,6 +642,14 @@ def _access_token(token: Mapping[str, object] | str) -> str:
     return value
 
 
+class _About(TypedDict, total=False):
+    """What :meth:`TokenStore.save` records beside the token."""
+
+    scopes: Iterable[str] | None
+    workspace_id: str | int | None
+    workspace_name: str | None
+
+
 class AsyncTokenStore:
     """The async form of a store: each call runs the wrapped synchronous store in a worker thread.
 
@@ -658,19 +666,9 @@ class AsyncTokenStore:
 
         return await anyio.to_thread.run_sync(functools.partial(func, *args, **kwargs))
 
-    async def save(
-        self,
-        subject: str,
-        token: Mapping[str, object],
-        *,
-        scopes: Iterable[str] | None = None,
-        workspace_id: str | int | None = None,
-        workspace_name: str | None = None,
-    ) -> StoredToken:
+    async def save(self, subject: str, token: Mapping[str, object], **about: Unpack[_About]) -> StoredToken:
         """See :meth:`BaseTokenStore.save`."""
-        return await self._run(
-            self.sync.save, subject, token, scopes=scopes, workspace_id=workspace_id, workspace_name=workspace_name
-        )
+        return await self._run(self.sync.save, subject, token, **about)
 
     async def get(self, subject: str) -> StoredToken | None:
         """See :meth:`BaseTokenStore.get`."""
