@@ -236,7 +236,7 @@ def run_demo(
         try:
             if check:
                 items = approve_login_headlessly(app_server.url)
-                expected = [t["name"] for t in sandbox.workspace.teammates]
+                expected = [str(t["name"]) for t in sandbox.workspace.teammates]
                 missing = [name for name in expected if not any(name in item for item in items)]
                 if missing:
                     raise DemoError(f"The page after login does not list {', '.join(missing)}.")

@@ -40,6 +40,7 @@ from .provider import GistProvider
 
 if TYPE_CHECKING:
     from .sandbox import GistSandbox, ServerThread
+    from .sandbox._app import TokenAnswer
 
 # pytest loads this module in every suite of a project that has gist_authlib installed (the entry point does
 # not depend on the extra), so the sandbox and its web framework are imported only when a test uses them.
@@ -357,7 +358,7 @@ class GistSandboxFixture:
 
     # -- tokens and faults ----------------------------------------------------------------------------
 
-    def issue_token(self, scopes: Iterable[str] = ("read_teammates",)) -> dict[str, Any]:
+    def issue_token(self, scopes: Iterable[str] = ("read_teammates",)) -> TokenAnswer:
         """A token for the sandbox app, as if a login had completed (for tests of API calls alone)."""
         return self.sandbox.issue_token(self.client_id, tuple(scopes))
 
