@@ -29,7 +29,6 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from .._pages import PAGE_HEADERS, page, page_csp
-from .._types import JSON
 from ..provider import OFFICIAL_SCOPES
 from ._api import ApiFault, RateLimit, RestAPI, SandboxToken
 from ._inbox import CanvasApp, Inbox
@@ -252,7 +251,7 @@ class GistSandbox(RestAPI):
     def fail_next_token_request(
         self,
         status: int | None = 500,
-        body: bytes | str | dict[str, JSON] = b'{"error": "server_error"}',
+        body: bytes | str | Mapping[str, object] = b'{"error": "server_error"}',
         *,
         content_type: str = "application/json",
         delay: float = 0.0,
@@ -261,7 +260,9 @@ class GistSandbox(RestAPI):
 
         ``status=None`` with a ``delay`` only slows the next request down.
         """
-        raw = json.dumps(body).encode() if isinstance(body, dict) else body.encode() if isinstance(body, str) else body
+        if isinstance(body, Mapping):
+            body = json.dumps(dict(body))
+        raw = body.encode() if isinstance(body, str) else body
         self.token_faults.append(TokenFault(status=status, body=raw, content_type=content_type, delay=delay))
 
     @property
