@@ -13,7 +13,6 @@ from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 from urllib.parse import urljoin
 
 __all__ = [
@@ -184,7 +183,7 @@ def run_demo(
     port: int = 8000,
     sandbox_port: int = 8765,
     check: bool = False,
-    out: Callable[[str], Any] = print,
+    out: Callable[[str], object] = print,
 ) -> int:
     """Start the sandbox and the example app; with ``check``, log in headlessly and stop.
 
