@@ -19,7 +19,6 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx2
@@ -726,10 +725,3 @@ def _compliance_fix(session: Any) -> None:
         return response
 
     session.register_compliance_hook("refresh_token_response", check)
-
-
-def rebind(app: GistApp, **changes: Any) -> Registration:
-    """Give ``app`` a registration with ``changes`` (``gist_sandbox.use``), returning the one it had."""
-    before = app.gist_registration
-    app.gist_registration = replace(before, **changes)
-    return before
