@@ -1,0 +1,119 @@
+"""Red team, round five: attacks on the rewritten login core (one framework-free login, the login cookie read by its
+exact name, eviction, the refusal limit, ``sub`` only from Gist, the bounded token exchange), against real apps.
+
+Each test is one finding and fails until it is fixed; its docstring gives the severity, the attack and the
+expected behaviour. The lead redistributes them by subject.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx2
+import pytest
+from support.stacks import Stack
+
+import gist_authlib
+from gist_authlib import GistProvider
+from gist_authlib.sandbox import GistSandbox, SandboxClient, ServerThread, create_app
+
+
+class HostileGist(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
+    """The app's own transport to Gist: each request goes on to the sandbox on loopback, except those of a path
+    given a canned answer (the token endpoint ``/oauth/token``, the token information ``/token``), answered once
+    each, as a hostile or broken Gist would."""
+
+    def __init__(self) -> None:
+        self.sync, self.async_ = httpx2.HTTPTransport(), httpx2.AsyncHTTPTransport()
+        self.canned: dict[str, list[Callable[[], httpx2.Response]]] = {}
+        self.answered: list[str] = []
+
+    def answer(self, path: str, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        """Answer the next request for ``path`` with ``status``, ``headers`` and the raw ``body``."""
+        headers = {"content-type": "application/json", **(headers or {})}
+        self.canned.setdefault(path, []).append(lambda: httpx2.Response(status, headers=headers, content=body))
+
+    def _canned(self, request: httpx2.Request) -> httpx2.Response | None:
+        queue = self.canned.get(request.url.path)
+        if not queue:
+            return None
+        self.answered.append(request.url.path)
+        return queue.pop(0)()
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        return self._canned(request) or self.sync.handle_request(request)
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        return self._canned(request) or await self.async_.handle_async_request(request)
+
+
+@pytest.fixture
+def hostile(make_stack: Callable[..., Stack], framework: str) -> Iterator[tuple[Stack, HostileGist]]:
+    """A stack in ``framework`` on loopback whose app reaches Gist through :class:`HostileGist`."""
+    gist = HostileGist()
+    stack = make_stack(framework, register_kwargs={"client_kwargs": {"transport": gist}})
+    yield stack, gist
+
+
+def _login_against(stack: Stack) -> httpx2.Response:
+    with stack.browser() as browser:
+        return browser.get(stack.authorize(browser, stack.start_login(browser)))
+
+
+# --- the token exchange: odd answers must be a typed error page, never a 500 --------------------------------
+
+DEEP = b"[" * 5000 + b"]" * 5000  # 10 KB: well within the 64 KiB cap, and deeper than Python's JSON parser goes
+
+
+def test_a_token_endpoint_answering_deeply_nested_json_gets_the_error_page_not_a_500(
+    hostile: tuple[Stack, HostileGist],
+) -> None:
+    """Severity: low (availability, an unhandled exception). Attack: the token endpoint (or whoever answers for it:
+    a proxy, a captive portal) answers 200 with 10 KB of nested brackets, within the 64 KiB cap. ``json.loads``
+    raises ``RecursionError``, which is not a ``ValueError``: ``check_token_answer`` lets it through and the app
+    answers 500 with a traceback in its log. Expected: the 502 error page (``invalid_token_response``), as for any
+    other answer that is not a token."""
+    stack, gist = hostile
+    gist.answer("/oauth/token", 200, DEEP)
+    answer = _login_against(stack)
+    assert gist.answered == ["/oauth/token"]
+    assert answer.status_code == 502, (answer.status_code, answer.text[:200])
+
+
+def test_a_token_information_answer_of_deeply_nested_json_is_no_500(hostile: tuple[Stack, HostileGist]) -> None:
+    """Severity: low (availability). Attack: ``GET /token`` (the workspace lookup after the exchange) answers 200 with
+    nested brackets within its 16 KiB cap. ``_workspace`` catches ``ValueError`` and ``ShapeError`` only, so the
+    ``RecursionError`` reaches the framework: 500. Expected: ``invalid_token_info``, the 502 error page."""
+    stack, gist = hostile
+    gist.answer("/token", 200, DEEP)
+    answer = _login_against(stack)
+    assert gist.answered == ["/token"]
+    assert answer.status_code == 502, (answer.status_code, answer.text[:200])
+
+
+def test_a_token_that_is_not_ascii_gets_the_error_page_not_a_500(hostile: tuple[Stack, HostileGist]) -> None:
+    """Severity: low (availability). Attack: the token endpoint answers ``{"access_token": "tök€n"}``. The token
+    passes ``check_token_response`` (a string, no whitespace), then the workspace lookup builds ``Authorization:
+    Bearer tök€n``, which httpx refuses with ``UnicodeEncodeError`` outside the lookup's ``except``: 500. Expected:
+    the token is refused as implausible (RFC 6750's b64token is ASCII), the 502 error page, nothing stored."""
+    stack, gist = hostile
+    gist.answer("/oauth/token", 200, b'{"access_token": "t\\u00f6k\\u20acn", "token_type": "bearer"}')
+    answer = _login_against(stack)
+    assert answer.status_code == 502, (answer.status_code, answer.text[:200])
+    assert stack.tokens == []
+
+
+def test_a_token_answer_that_fails_to_decompress_gets_the_error_page_not_a_500(
+    hostile: tuple[Stack, HostileGist],
+) -> None:
+    """Severity: low (availability). Attack: the token endpoint answers ``Content-Encoding: gzip`` with a body that
+    is not gzip. Reading it raises ``httpx2.DecodingError``, a ``RequestError`` but not a ``TransportError``, which
+    ``exchange_steps`` does not catch: 500. Expected: the 502 error page (Gist unreachable or not answering a
+    token), as for every other broken answer."""
+    stack, gist = hostile
+    gist.answer("/oauth/token", 200, b"this is not gzip at all", {"content-encoding": "gzip"})
+    answer = _login_against(stack)
+    assert gist.answered == ["/oauth/token"]
+    assert answer.status_code == 502, (answer.status_code, answer.text[:200])
