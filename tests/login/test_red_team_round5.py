@@ -14,6 +14,7 @@ from typing import Any
 import httpx2
 import pytest
 from support.stacks import Stack
+from support.web import query_of
 
 import gist_authlib
 from gist_authlib import GistProvider
@@ -117,3 +118,79 @@ def test_a_token_answer_that_fails_to_decompress_gets_the_error_page_not_a_500(
     answer = _login_against(stack)
     assert gist.answered == ["/oauth/token"]
     assert answer.status_code == 502, (answer.status_code, answer.text[:200])
+
+
+def test_a_compressed_token_answer_is_capped_before_it_is_inflated(hostile: tuple[Stack, HostileGist]) -> None:
+    """Severity: low (memory, from a hostile or intercepted token endpoint). Attack: the token endpoint answers 64 KB
+    of gzip (``Content-Encoding: gzip``, a declared length under the 64 KiB cap) that inflates to 64 MiB. httpx
+    inflates each network chunk whole before ``read_bounded`` counts it, so one login allocates about 135 MB (a
+    normal login about 0.5 MB) before the answer is refused as too large; a few such logins at once exhaust a
+    small instance. Expected: the cap bounds what is inflated too (inflate at most the cap plus one byte, e.g.
+    by reading raw chunks through a ``zlib.decompressobj`` with ``max_length``, or by refusing a compressed
+    answer: the exchange need not ask for one), so the login allocates a few MB at most and gets the 502 page."""
+    import tracemalloc
+
+    stack, gist = hostile
+    bomb = gzip.compress(b" " * (64 * 1024 * 1024))
+    assert len(bomb) < 64 * 1024  # within the cap as sent
+    tracemalloc.start()
+    try:
+        gist.answer("/oauth/token", 200, bomb, {"content-encoding": "gzip"})
+        answer = _login_against(stack)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert answer.status_code == 502, answer.text[:200]
+    assert peak < 8 * 1024 * 1024, f"one login allocated {peak / 1e6:.0f} MB to refuse a 64 KB answer"
+
+
+
+# --- who logged in ------------------------------------------------------------------------------------------
+
+
+def _userinfo(stack: Stack, token: dict[str, Any]) -> dict[str, Any]:
+    gist = stack.apps["gist"]
+    if stack.framework in ("starlette", "fastapi"):
+        import asyncio
+
+        return dict(asyncio.run(gist.userinfo(token=token)))
+    return dict(gist.userinfo(token=token))
+
+
+def test_userinfo_believes_only_the_sub_it_checked_not_the_claims_written_beside_it(
+    make_stack: Callable[..., Stack], framework: str
+) -> None:
+    """Severity: low (identity spoofing in apps that key on a claim other than ``sub``). Attack: a client of the app
+    (a mobile app or a script sending its token to the backend) sends its own genuine token, whose ``userinfo``
+    keeps the true ``sub`` but names another workspace in ``workspace_id``, ``workspace_name`` and ``name``.
+    ``trusted_userinfo`` checks ``sub`` alone against what this process issued (or the store holds) and then
+    returns the whole dict it was given, so ``userinfo(token=...)`` answers the forged ``workspace_id`` and name,
+    the very claims its docstring lists as who logged in. Expected: the claims answered are the ones the library
+    stored for that token (or Gist's answer), whatever else the token dict carries."""
+    stack = make_stack(framework, redirect_after_login=True)
+    assert stack.login().status_code == 303
+    token = stack.tokens[0]
+    genuine = dict(token["userinfo"])
+    forged_claims = {"workspace_id": "victim0001", "workspace_name": "Victim Inc", "name": "Victim Inc"}
+    forged = {**token, "userinfo": {**genuine, **forged_claims}}
+    answered = _userinfo(stack, forged)
+    assert answered["sub"] == genuine["sub"]
+    assert {key: answered.get(key) for key in forged_claims} == {key: genuine.get(key) for key in forged_claims}
+
+
+# --- the ready-made routes and Authlib's own methods ask Gist for the same login --------------------------------
+
+
+def test_the_ready_made_login_route_sends_the_registrations_authorize_params(
+    make_stack: Callable[..., Stack], framework: str
+) -> None:
+    """Severity: low (a regression of this wave; behaviour differs between route styles). Attack: none; a
+    configuration is silently ignored. ``register(oauth, authorize_params={"prompt": "consent"})`` is Authlib's own
+    way to add parameters to every authorization request, and ``authorize_redirect`` (hand-written routes) sends
+    them. Before this wave the ready-made login route called ``authorize_redirect`` and sent them too; now
+    ``login_route`` calls ``start_login`` with ``{"next": ...}`` only, so the library's routes drop them. Expected:
+    the ready-made login route and ``authorize_redirect`` send the same authorization request."""
+    stack = make_stack(framework, wire="memory", register_kwargs={"authorize_params": {"prompt": "consent"}})
+    with stack.browser() as browser:
+        authorize_url = stack.start_login(browser)
+    assert query_of(authorize_url).get("prompt") == "consent", authorize_url
