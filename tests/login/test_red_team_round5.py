@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from authlib.integrations.base_client import OAuthError
 from support.stacks import Stack
 from support.web import query_of
 
@@ -194,3 +195,106 @@ def test_the_ready_made_login_route_sends_the_registrations_authorize_params(
     with stack.browser() as browser:
         authorize_url = stack.start_login(browser)
     assert query_of(authorize_url).get("prompt") == "consent", authorize_url
+
+
+# --- pending logins kept in the session (save_authorize_data): forced starts -----------------------------------
+
+APP = "http://127.0.0.1"
+SESSION_CALLBACK = f"{APP}/auth"
+BROWSER_COOKIE_LIMIT = 4096  # RFC 6265bis: a cookie whose name and value pass 4,096 bytes is ignored whole
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[tuple[GistSandbox, str]]:
+    server = ServerThread()
+    app = create_app(clients=[SandboxClient("the-id", "the-secret", (SESSION_CALLBACK,))], auto_approve=True)
+    server.start(app)
+    yield app, server.url
+    server.stop()
+
+
+def _two_step_app(url: str) -> Any:
+    """Authlib's two-step login as an app writes it: ``create_authorization_url`` with the page to return to, then
+    ``save_authorize_data`` (the pending login kept in Starlette's signed-cookie session)."""
+    from authlib.integrations.starlette_client import OAuth
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.sessions import SessionMiddleware
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+    from starlette.routing import Route
+
+    oauth = OAuth()
+    gist = gist_authlib.register(oauth, client_id="the-id", client_secret="the-secret", provider=GistProvider.at(url))
+
+    async def login(request: Request) -> Response:
+        data = await gist.create_authorization_url(SESSION_CALLBACK, next=request.query_params.get("next"))
+        await gist.save_authorize_data(request, redirect_uri=SESSION_CALLBACK, **data)
+        return RedirectResponse(data["url"], 302)
+
+    async def auth(request: Request) -> Response:
+        try:
+            token = await gist.authorize_access_token(request)
+        except OAuthError as error:
+            return PlainTextResponse(str(getattr(error, "error_code", error.error)), 400)
+        return JSONResponse({"sub": token["userinfo"]["sub"], "next": request.state.gist_next})
+
+    return Starlette(
+        routes=[Route("/login", login), Route("/auth", auth)],
+        middleware=[Middleware(SessionMiddleware, secret_key="test")],
+    )
+
+
+class CookieLimitedBrowser:
+    """A browser's cookie jar as far as size goes: a ``Set-Cookie`` whose name and value pass 4,096 bytes is
+    ignored, and the cookie it would have replaced is kept (what Chromium and Firefox do)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client, self.refused = client, 0
+
+    def get(self, path: str) -> Any:
+        before = type(self.client.cookies)(self.client.cookies)
+        response = self.client.get(path, follow_redirects=False)
+        for header in response.headers.get_list("set-cookie"):
+            if len(header.partition(";")[0]) > BROWSER_COOKIE_LIMIT:
+                self.refused += 1
+                self.client.cookies = before
+        return response
+
+
+def test_forced_two_step_logins_keep_the_session_cookie_within_what_browsers_keep(
+    sandbox: tuple[GistSandbox, str],
+) -> None:
+    """Severity: low (a victim's session and login broken for up to 20 minutes). Attack: an app uses Authlib's
+    two-step login (``create_authorization_url(next=...)``, ``save_authorize_data``), which keeps pending logins in
+    the app's session rather than in the budgeted login cookie. A page the attacker controls makes the victim's
+    browser start logins with 500-character ``next`` paths (top-level navigations in a popup it keeps). Each one
+    adds a pending login of about 650 characters to the session: ``save_session`` applies no budget (the login
+    cookie's 3,072 characters) and no eviction order, so after a few starts Starlette's signed session cookie passes
+    4,096 bytes and browsers drop every ``Set-Cookie`` of it. From then on nothing the app writes to that session
+    sticks. An attacker who fills it to just under the limit with nine starts (calibrated on their own browser: the
+    sizes do not depend on the victim) makes the victim's own next login fail as ``login_cookie_missing``: its
+    pending login never reached the browser. Expected: the session-kept record keeps
+    within the same budget and order as the login cookie (``next`` paths trimmed first), so the session cookie
+    stays under 4,096 bytes and the victim's login finishes, with its own ``next``."""
+    from starlette.testclient import TestClient
+
+    _, url = sandbox
+    with TestClient(_two_step_app(url), base_url=APP) as client:
+        browser = CookieLimitedBrowser(client)
+        # The attacker fills the session to just under what a browser keeps, with at most nine pending logins (a
+        # tenth start would push the oldest out): long next paths first, then shorter ones into the room left. The
+        # sizes are the same in every browser with an empty session, so the attacker calibrates on their own.
+        kept = 0
+        for length in [499] * 9 + [400, 300, 200, 150, 100, 70, 50, 35, 25, 15, 10, 5, 2, 1]:
+            if kept == 9:
+                break
+            refused = browser.refused
+            assert browser.get("/login?next=/" + "n" * (length - 1)).status_code == 302
+            kept += browser.refused == refused
+        authorize = browser.get("/login?next=/my/page").headers["location"]
+        callback = httpx2.get(authorize, follow_redirects=False, trust_env=False).headers["location"]
+        finished = browser.get(callback.removeprefix(APP))
+    assert finished.status_code == 200, finished.text[:300]
+    assert browser.refused == 0, f"{browser.refused} session cookies were too large for a browser to keep"
+    assert finished.status_code == 200 and finished.json()["next"] == "/my/page"
