@@ -201,13 +201,15 @@ def test_the_ready_made_login_route_sends_the_registrations_authorize_params(
 
 APP = "http://127.0.0.1"
 SESSION_CALLBACK = f"{APP}/auth"
+PROXIED_CALLBACK = "https://app.test/auth"
 BROWSER_COOKIE_LIMIT = 4096  # RFC 6265bis: a cookie whose name and value pass 4,096 bytes is ignored whole
 
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[tuple[GistSandbox, str]]:
     server = ServerThread()
-    app = create_app(clients=[SandboxClient("the-id", "the-secret", (SESSION_CALLBACK,))], auto_approve=True)
+    callbacks = (SESSION_CALLBACK, PROXIED_CALLBACK)
+    app = create_app(clients=[SandboxClient("the-id", "the-secret", callbacks)], auto_approve=True)
     server.start(app)
     yield app, server.url
     server.stop()
@@ -298,3 +300,67 @@ def test_forced_two_step_logins_keep_the_session_cookie_within_what_browsers_kee
     assert finished.status_code == 200, finished.text[:300]
     assert browser.refused == 0, f"{browser.refused} session cookies were too large for a browser to keep"
     assert finished.status_code == 200 and finished.json()["next"] == "/my/page"
+
+
+# --- hand-written routes behind a TLS-terminating proxy ---------------------------------------------------------
+
+
+class TLSTerminatingProxy(httpx2.BaseTransport):
+    """What a TLS-terminating reverse proxy does to a request: the browser speaks https, the app receives http,
+    every header (the ``Cookie`` header included) passed on as it came."""
+
+    def __init__(self, app: httpx2.BaseTransport) -> None:
+        self.app = app
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        request.url = request.url.copy_with(scheme="http")
+        return self.app.handle_request(request)
+
+
+def test_a_hand_written_login_behind_a_tls_proxy_finds_its_own_login_cookie(
+    sandbox: tuple[GistSandbox, str], memory: Any
+) -> None:
+    """Severity: low (every login fails; no security loss). Attack: none; a common deployment. An app behind a
+    TLS-terminating proxy writes Authlib's two routes and, since the app sees ``http://``, passes its public
+    ``https://`` redirect URI to ``authorize_redirect`` (configuring none for the registration). The login cookie
+    is then set as ``__Host-gist_login_gist`` (Secure), and the browser sends it back; but
+    ``authorize_access_token`` decides which name to read from the callback request's own URL (``http://``), reads
+    only the plain ``gist_login_gist``, and refuses every login as ``login_cookie_missing``. Expected: the callback
+    reads the ``__Host-`` cookie whenever it is present (only the app's own https origin can set that name, so
+    preferring it is safe), and the login finishes."""
+    from authlib.integrations.starlette_client import OAuth
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.sessions import SessionMiddleware
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, PlainTextResponse, Response
+    from starlette.routing import Route
+    from support.in_memory import SyncASGITransport
+    from support.web import browser_client
+
+    _, url = sandbox
+    oauth = OAuth()
+    gist_authlib.register(oauth, client_id="the-id", client_secret="the-secret", provider=GistProvider.at(url))
+
+    async def login(request: Request) -> Response:
+        response: Response = await oauth.gist.authorize_redirect(request, PROXIED_CALLBACK)
+        return response
+
+    async def auth(request: Request) -> Response:
+        try:
+            token = await oauth.gist.authorize_access_token(request)
+        except OAuthError as error:
+            return PlainTextResponse(str(getattr(error, "error_code", error.error)), 400)
+        return JSONResponse({"sub": token["userinfo"]["sub"]})
+
+    app = Starlette(
+        routes=[Route("/login", login), Route("/auth", auth)],
+        middleware=[Middleware(SessionMiddleware, secret_key="test", https_only=True)],
+    )
+    proxy = TLSTerminatingProxy(SyncASGITransport(app, memory.loop))
+    with browser_client(transport=proxy, base_url="https://app.test", follow_redirects=False) as browser:
+        start = browser.get("/login")
+        assert start.status_code == 302 and "__Host-gist_login_gist=" in start.headers["set-cookie"]
+        callback = httpx2.get(start.headers["location"], follow_redirects=False, trust_env=False)
+        finished = browser.get(callback.headers["location"])
+    assert finished.status_code == 200, finished.text
