@@ -145,6 +145,32 @@ def test_a_compressed_token_answer_is_capped_before_it_is_inflated(hostile: tupl
     assert peak < 8 * 1024 * 1024, f"one login allocated {peak / 1e6:.0f} MB to refuse a 64 KB answer"
 
 
+ODD_EXPIRIES = [
+    b'{"access_token": "odd-1", "token_type": "bearer", "expires_in": "soon"}',
+    b'{"access_token": "odd-2", "token_type": "bearer", "expires_in": 1e400}',
+    b'{"access_token": "odd-3", "token_type": "bearer", "expires_at": "tomorrow"}',
+]
+
+
+@pytest.mark.parametrize("body", ODD_EXPIRIES, ids=["expires_in-text", "expires_in-infinite", "expires_at-text"])
+def test_a_token_whose_expiry_is_not_a_number_never_reaches_the_app(
+    hostile: tuple[Stack, HostileGist], body: bytes
+) -> None:
+    """Severity: low (availability; the bad token is kept in the store). Attack: the token endpoint answers a token
+    whose ``expires_in`` is text or ``1e400`` (which Python's JSON reads as infinity), or whose ``expires_at`` is
+    text. ``check_token_response`` looks at ``access_token`` and ``token_type`` only, so the login accepts it,
+    stores it and hands it to ``on_login``; the first API call with it (``gist.get("teammates", token=token)``,
+    what these apps' ``on_login`` does, as the README shows) makes Authlib's ``OAuth2Token`` run ``int()`` on it:
+    ``ValueError`` or ``OverflowError``, a 500, and again on every later call that reads the stored token.
+    Expected: RFC 6749 section 5.1 makes ``expires_in`` a number of seconds: a token answer with an expiry that is
+    not a finite number is refused as ``invalid_token_response`` (the 502 page, nothing stored), or the expiry is
+    dropped so the token works; never a 500."""
+    stack, gist = hostile
+    gist.answer("/oauth/token", 200, body)
+    answer = _login_against(stack)
+    assert gist.answered == ["/oauth/token"]
+    assert answer.status_code in (200, 502), (answer.status_code, answer.text[:200])
+
 
 # --- who logged in ------------------------------------------------------------------------------------------
 
