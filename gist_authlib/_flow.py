@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import math
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -169,8 +170,13 @@ def check_token_response(token: object) -> dict[str, Any]:
     access_token = token.get("access_token")
     if not isinstance(access_token, str) or not access_token.strip():
         raise InvalidTokenResponseError("the answer has no access_token string")
-    if len(access_token) > 8192 or any(ch.isspace() for ch in access_token):
+    # RFC 6750's b64token is printable ASCII without spaces: anything else cannot go into an Authorization header.
+    if len(access_token) > 8192 or not vschar(access_token) or " " in access_token:
         raise InvalidTokenResponseError("the access_token is not a plausible bearer token")
+    for name in ("expires_in", "expires_at"):  # Authlib computes with them: a number, or digits
+        value = token.get(name)
+        if value is not None and not _finite_number(value):
+            raise InvalidTokenResponseError(f"its {name} is not a number")
     token_type = token.get("token_type")
     if token_type is not None and str(token_type).lower() != "bearer":
         raise InvalidTokenResponseError(f"the token type {str(token_type)[:30]!r} is not bearer")
@@ -186,7 +192,7 @@ def check_token_answer(status: int, body: bytes) -> dict[str, Any]:
     """
     try:
         parsed: object = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested past the parser's depth: not a token answer either
         parsed = None
     if not 200 <= status < 300:
         fields = parsed if isinstance(parsed, dict) else {}
@@ -197,3 +203,9 @@ def check_token_answer(status: int, body: bytes) -> dict[str, Any]:
     if parsed is None:
         raise InvalidTokenResponseError("the answer is not JSON")
     return check_token_response(parsed)
+
+
+def _finite_number(value: object) -> bool:
+    if isinstance(value, str):
+        return value.isascii() and value.isdigit() and len(value) <= 12
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

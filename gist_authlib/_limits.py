@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import zlib
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -18,6 +19,7 @@ import httpx2
 from ._types import JSON
 
 __all__ = [
+    "ACCEPT_ENCODING",
     "Answer",
     "AnswerTooLarge",
     "Deadline",
@@ -90,31 +92,63 @@ class Deadline:
             raise httpx2.ReadTimeout("the answer took longer than its deadline")
 
 
-def _declared_too_large(response: httpx2.Response, limit: int) -> bool:
-    declared = response.headers.get("content-length", "")
-    return declared.isdigit() and int(declared) > limit
+#: The content encodings asked for, which :func:`read_bounded` inflates itself within the cap (httpx2's own decoders
+#: would inflate a 64 KB chunk to 64 MB before any cap could look at it).
+ACCEPT_ENCODING = "gzip, deflate"
+
+
+class _Body:
+    """An answer's body as it arrives, inflated chunk by chunk and never past ``limit`` bytes."""
+
+    def __init__(self, response: httpx2.Response, limit: int) -> None:
+        self.limit, self.status, self.data = limit, response.status_code, bytearray()
+        encoding = response.headers.get("content-encoding", "").strip().lower()
+        if encoding not in ("", "identity", "gzip", "x-gzip", "deflate"):
+            raise httpx2.DecodingError(f"the answer's content encoding {encoding[:20]!r} was not asked for")
+        # MAX_WBITS | 32 reads a zlib or a gzip header, as servers label either one "deflate".
+        self.inflate = zlib.decompressobj(zlib.MAX_WBITS | 32) if encoding not in ("", "identity") else None
+        declared = response.headers.get("content-length", "")
+        if self.inflate is None and declared.isdigit() and int(declared) > limit:
+            raise AnswerTooLarge(limit, self.status)
+
+    def add(self, chunk: bytes) -> None:
+        try:
+            while chunk and len(self.data) <= self.limit:
+                if self.inflate is None:
+                    self.data += chunk
+                    break
+                self.data += self.inflate.decompress(chunk, self.limit + 1 - len(self.data))
+                chunk = self.inflate.unconsumed_tail
+        except zlib.error:
+            raise httpx2.DecodingError("the answer's body could not be inflated") from None
+        if len(self.data) > self.limit:
+            raise AnswerTooLarge(self.limit, self.status)
+
+    def whole(self) -> bytes:
+        if self.inflate is not None and not self.inflate.eof and self.data:
+            raise httpx2.DecodingError("the answer's compressed body ended early")
+        return bytes(self.data)
 
 
 def read_bounded(response: httpx2.Response, *, limit: int, deadline: Deadline) -> bytes:
-    """The body of a streamed ``response``, at most ``limit`` bytes (decoded), read before ``deadline``.
+    """The body of a streamed ``response``, at most ``limit`` bytes once inflated, read before ``deadline``.
 
     The response is closed either way.
 
     Raises:
         AnswerTooLarge: the body (as declared, or as read) is larger than ``limit``.
+        httpx2.DecodingError: a content encoding that was not asked for, or a body that does not inflate.
         httpx2.TimeoutException: the deadline passed between two chunks, or a chunk took longer than the
             request's read timeout.
     """
     try:
-        if _declared_too_large(response, limit):
-            raise AnswerTooLarge(limit, response.status_code)
-        body = bytearray()
-        for chunk in response.iter_bytes():
-            body += chunk
-            if len(body) > limit:
-                raise AnswerTooLarge(limit, response.status_code)
+        if response.is_stream_consumed:  # built in memory (a mock transport): its body is read and inflated already
+            return _in_memory(response, limit)
+        body = _Body(response, limit)
+        for chunk in response.iter_raw():
+            body.add(chunk)
             deadline.check()
-        return bytes(body)
+        return body.whole()
     finally:
         response.close()
 
@@ -122,26 +156,34 @@ def read_bounded(response: httpx2.Response, *, limit: int, deadline: Deadline) -
 async def aread_bounded(response: httpx2.Response, *, limit: int, deadline: Deadline) -> bytes:
     """The async form of :func:`read_bounded`."""
     try:
-        if _declared_too_large(response, limit):
-            raise AnswerTooLarge(limit, response.status_code)
-        body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > limit:
-                raise AnswerTooLarge(limit, response.status_code)
+        if response.is_stream_consumed:
+            return _in_memory(response, limit)
+        body = _Body(response, limit)
+        async for chunk in response.aiter_raw():
+            body.add(chunk)
             deadline.check()
-        return bytes(body)
+        return body.whole()
     finally:
         await response.aclose()
+
+
+def _in_memory(response: httpx2.Response, limit: int) -> bytes:
+    if len(response.content) > limit:
+        raise AnswerTooLarge(limit, response.status_code)
+    return response.content
 
 
 def read_json(body: bytes) -> JSON:
     """``body`` parsed as JSON.
 
     Raises:
-        ValueError: it is not JSON (``json.JSONDecodeError`` and ``UnicodeDecodeError`` are both ValueErrors).
+        ValueError: it is not JSON, or nested too deeply to parse (``json.JSONDecodeError`` and
+            ``UnicodeDecodeError`` are ValueErrors; a ``RecursionError`` becomes one).
     """
-    parsed: JSON = json.loads(body)
+    try:
+        parsed: JSON = json.loads(body)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None
     return parsed
 
 
@@ -166,6 +208,7 @@ class Send:
 def send(client: httpx2.Client, effect: Send) -> Answer:
     """Perform a :class:`Send` with a sync client."""
     effect.request.extensions["timeout"] = effect.deadline.timeout(client.timeout).as_dict()
+    effect.request.headers["Accept-Encoding"] = ACCEPT_ENCODING
     response = client.send(effect.request, stream=True)
     body = read_bounded(response, limit=effect.limit, deadline=effect.deadline)
     return Answer(response.status_code, response.headers, body)
@@ -174,6 +217,7 @@ def send(client: httpx2.Client, effect: Send) -> Answer:
 async def asend(client: httpx2.AsyncClient, effect: Send) -> Answer:
     """Perform a :class:`Send` with an async client."""
     effect.request.extensions["timeout"] = effect.deadline.timeout(client.timeout).as_dict()
+    effect.request.headers["Accept-Encoding"] = ACCEPT_ENCODING
     response = await client.send(effect.request, stream=True)
     body = await aread_bounded(response, limit=effect.limit, deadline=effect.deadline)
     return Answer(response.status_code, response.headers, body)

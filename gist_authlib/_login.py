@@ -15,7 +15,6 @@ import collections
 import functools
 import hashlib
 import hmac
-import json
 import logging
 import re
 import secrets
@@ -46,7 +45,7 @@ from ._flow import (
     vschar,
 )
 from ._install_limit import InstallLimit
-from ._limits import AnswerTooLarge, Deadline, Send
+from ._limits import Answer, AnswerTooLarge, Deadline, Send, read_json
 from ._pending import LoginCookie, Pending, PendingLogins
 from ._version import USER_AGENT
 from ._web import Reply, Request
@@ -136,6 +135,7 @@ class Registration:
         redirect_uri: the configured redirect URI, which wins over any other.
         default_redirect_uri: the redirect URI used when neither the configured one nor the caller's is set.
         allow_insecure_http: allow ``http://`` off loopback.
+        authorize_params: extra parameters of every authorization URL (Authlib's ``authorize_params``).
         state_ttl: seconds a started login stays valid.
         max_pending: logins one browser may have pending at once.
         pkce: send an S256 PKCE challenge with every login.
@@ -166,6 +166,7 @@ class Registration:
     redirect_uri: str | None = None
     default_redirect_uri: str | None = None
     allow_insecure_http: bool = False
+    authorize_params: Mapping[str, object] = field(default_factory=dict, repr=False)
     state_ttl: float = 600.0
     max_pending: int = 10
     pkce: bool = True
@@ -345,7 +346,8 @@ def authorization(
         MissingCredentialsError, UnknownScopeError, InsecureTransportError, ConfigurationError.
     """
     client_id, _ = reg.credentials()
-    extra = {key: value for key, value in params.items() if key not in _OPENID_ONLY and value is not None}
+    merged = {**reg.authorize_params, **params}
+    extra = {key: value for key, value in merged.items() if key not in _OPENID_ONLY and value is not None}
     next_path = extra.pop("next", None)
     if "state" in extra:
         raise ConfigurationError("gist_authlib issues and checks the login state itself; do not pass state=.")
@@ -754,6 +756,8 @@ def exchange_steps(
         answer = yield Send(token_request(reg, params), TOKEN_ANSWER_LIMIT, deadline)
     except AnswerTooLarge:
         raise InvalidTokenResponseError(f"the answer is larger than {TOKEN_ANSWER_LIMIT} bytes") from None
+    except httpx2.DecodingError:
+        raise InvalidTokenResponseError("the answer could not be decoded") from None
     except httpx2.TimeoutException:
         raise TokenExchangeError.unreachable(f"no answer within {reg.timeout:g} seconds") from None
     except httpx2.TransportError as exc:
@@ -765,7 +769,7 @@ def exchange_steps(
     workspace = yield from _lookup(reg, token, deadline)
     if workspace is not None:
         token["userinfo"] = userinfo_of(*workspace)
-        reg.issued.add(token["access_token"], workspace[0])
+        reg.issued.add(token["access_token"], workspace)
     return token, workspace
 
 
@@ -785,6 +789,8 @@ def _lookup(reg: Registration, token: Mapping[str, object], deadline: Deadline) 
     for attempt in (1, 2):
         try:
             answer = yield Send(httpx2.Request("GET", url, headers=headers), TOKEN_INFO_LIMIT, deadline)
+        except httpx2.DecodingError:
+            answer = Answer(200, httpx2.Headers(), b"")  # Gist answered, but nothing readable: not token information
         except (httpx2.TransportError, AnswerTooLarge):
             answer = None
         if answer is not None and 200 <= answer.status < 300:
@@ -804,7 +810,7 @@ def _workspace(body: bytes) -> tuple[str, str | None] | None:
     from .api._models import ShapeError
 
     try:
-        info = TokenInfo.from_shape(json.loads(body))
+        info = TokenInfo.from_shape(read_json(body))
     except (ValueError, ShapeError):
         raise TokenExchangeError(
             "Gist's answer about the new token was not token information, so the login was not completed.",
@@ -832,40 +838,39 @@ def userinfo_of(workspace_id: str, workspace_name: str | None) -> UserInfo:
 
 
 class IssuedTokens:
-    """Which workspace each token this process's logins issued belongs to, by a digest of the token (the most
-    recent ``max_entries``): what lets ``userinfo(token=...)`` believe a token's ``userinfo`` without asking Gist."""
+    """The workspace (id and name) of each token this process's logins issued, by a digest of the token (the most
+    recent ``max_entries``): what lets ``userinfo(token=...)`` answer without asking Gist."""
 
     def __init__(self, max_entries: int = 10_000) -> None:
-        self._subjects: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self._workspaces: collections.OrderedDict[str, tuple[str, str | None]] = collections.OrderedDict()
         self._max, self._lock = max_entries, threading.Lock()
 
-    def add(self, access_token: str, sub: str) -> None:
-        """Remember that ``access_token`` belongs to workspace ``sub``."""
+    def add(self, access_token: str, workspace: tuple[str, str | None]) -> None:
+        """Remember that ``access_token`` belongs to ``workspace`` (its id and name)."""
         with self._lock:
-            self._subjects[digest(access_token)] = sub
-            while len(self._subjects) > self._max:
-                self._subjects.popitem(last=False)
+            self._workspaces[digest(access_token)] = workspace
+            while len(self._workspaces) > self._max:
+                self._workspaces.popitem(last=False)
 
-    def get(self, access_token: str) -> str | None:
+    def get(self, access_token: str) -> tuple[str, str | None] | None:
         """The workspace ``access_token`` belongs to, when this process issued it."""
-        return self._subjects.get(digest(access_token))
+        return self._workspaces.get(digest(access_token))
 
 
 def trusted_userinfo(reg: Registration, token: object) -> Steps[UserInfo | None]:
-    """The ``userinfo`` a token carries, when this library put it there for this very token (this process's
-    login issued it, or the token store holds it under that workspace); ``None`` otherwise, and then Gist must be
-    asked: a ``userinfo`` from anywhere else is never believed."""
+    """Who a token's login identified, from what this library itself keeps for that very token (this process's
+    login issued it, or the token store holds it under its workspace), whatever the token dict says; ``None``
+    otherwise, and then Gist must be asked. Only the ``sub`` a token carries is looked at (to find nothing when it
+    names another workspace); the claims answered are the library's own."""
     info = token.get("userinfo") if isinstance(token, Mapping) else None
     access_token = token.get("access_token") if isinstance(token, Mapping) else None
     if not isinstance(info, Mapping) or not isinstance(access_token, str) or not info.get("sub"):
         return None
-    sub = str(info["sub"])
-    trusted = reg.issued.get(access_token) == sub
-    if not trusted and reg.store is not None:
+    workspace = reg.issued.get(access_token)
+    if workspace is None and reg.store is not None:
         record = yield Blocking(functools.partial(reg.store.find_by_token, access_token))
-        trusted = record is not None and record.workspace_id == sub
-    if not trusted:
+        if record is not None and record.workspace_id is not None:
+            workspace = (record.workspace_id, record.workspace_name)
+    if workspace is None or workspace[0] != str(info["sub"]):
         return None
-    from authlib.oidc.core import UserInfo
-
-    return UserInfo(info)
+    return userinfo_of(*workspace)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import secrets
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -32,6 +33,9 @@ __all__ = ["COOKIE_BUDGET", "CookieToSet", "LoginCookie", "Pending", "PendingLog
 #: The most characters the login cookie's value may take: browsers drop a cookie whose name, value and
 #: attributes pass 4,096 bytes, so whatever logins an attacker forces on a browser, the cookie stays usable.
 COOKIE_BUDGET = 3072
+#: The most characters (as JSON) the logins ``save_authorize_data`` keeps in the app's session may take, which
+#: shares its cookie with the app's own data.
+SESSION_BUDGET = 1536
 _PREFIX = "gist_login_"
 
 
@@ -209,8 +213,12 @@ class LoginCookie:
         planted from a sibling subdomain or over plain http. The flag is signed into the value too, so a value
         copied from one name to the other is refused.
         """
+        # Only the app's own https origin can set a __Host- cookie: read it even where the request looks http (a
+        # hand-written route behind a proxy that ends TLS, whose login started with an https redirect URI).
+        host_only = cookie_value(cookie_header, self.cookie_name(secure=True))
+        secure = secure or host_only is not None
         fresh = PendingLogins("absent", secrets.token_urlsafe(12), secure)
-        raw = cookie_value(cookie_header, self.cookie_name(secure=secure))
+        raw = host_only if secure else cookie_value(cookie_header, self.cookie_name(secure=False))
         if not raw:
             return fresh
         try:
@@ -245,7 +253,11 @@ class LoginCookie:
         return logins
 
     def save_session(self, logins: PendingLogins, session: MutableMapping[str, object]) -> None:
-        """Keep ``logins`` in ``session`` (assigned anew: Django saves a session only when a key is set)."""
+        """Keep ``logins`` in ``session`` (assigned anew: Django saves a session only when a key is set), within
+        :data:`SESSION_BUDGET` by the cookie's eviction order, as a session cookie must stay within what browsers
+        keep whatever logins are forced on it."""
+        while len(json.dumps(logins.to_json(), separators=(",", ":"))) > SESSION_BUDGET and _evict(logins):
+            pass
         if logins.pending or logins.used:
             session[self.session_key] = logins.to_json()
         else:

@@ -162,6 +162,7 @@ class GistApp:
             api_base_url=self.api_base_url,
             redirect_uri=str(redirect_uri) if redirect_uri else None,
             default_redirect_uri=self.client_kwargs.get("redirect_uri"),
+            authorize_params=dict(self.authorize_params or {}),
             fetch_token=kwargs.get("fetch_token"),
             **gist,
         )
@@ -222,12 +223,9 @@ class GistApp:
         setting to fill in."""
         return self.gist_registration.credentials()
 
-    def _gist_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        return {**(self.authorize_params or {}), **params}
-
     def _gist_start(self, request: Request, redirect_uri: Any, params: Mapping[str, Any]) -> Any:
         uri = str(redirect_uri) if redirect_uri else None
-        return self.gist_response(start_login(self.gist_registration, request, uri, self._gist_params(params)))
+        return self.gist_response(start_login(self.gist_registration, request, uri, params))
 
     def _gist_remember(self, request: Request, data: Mapping[str, Any]) -> None:
         reg = self.gist_registration
@@ -380,7 +378,7 @@ class SyncGistApp(GistApp):
     def create_authorization_url(self, redirect_uri: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """Authlib's ``create_authorization_url`` for Gist: credentials and scopes checked, a fresh state, S256
         PKCE; pass ``next="/path"`` to come back there. Record it with ``save_authorize_data``."""
-        return authorization(self.gist_registration, redirect_uri, self._gist_params(kwargs))
+        return authorization(self.gist_registration, redirect_uri, kwargs)
 
     def fetch_access_token(self, redirect_uri: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """Authlib's ``fetch_access_token``: the code exchanged on the pooled client, the answer validated, every
@@ -489,7 +487,7 @@ class AsyncGistApp(GistApp):
 
     async def create_authorization_url(self, redirect_uri: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """The async form of :meth:`SyncGistApp.create_authorization_url` (no I/O happens)."""
-        return authorization(self.gist_registration, redirect_uri, self._gist_params(kwargs))
+        return authorization(self.gist_registration, redirect_uri, kwargs)
 
     async def fetch_access_token(self, redirect_uri: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """The async form of :meth:`SyncGistApp.fetch_access_token`."""

@@ -25,7 +25,7 @@ import httpx2
 
 from ._effects import Blocking, Pause, UserCode, drive, drive_async
 from ._flow import check_token_response
-from ._limits import AnswerTooLarge, Deadline, aread_bounded, read_bounded, read_json
+from ._limits import ACCEPT_ENCODING, AnswerTooLarge, Deadline, aread_bounded, read_bounded, read_json
 from ._types import JSON
 from ._version import USER_AGENT
 from .api import Page, TokenInfo
@@ -261,7 +261,7 @@ class _Core:
         self.on_token_update = on_token_update
         # The pool's headers are shared by every client on it; the bearer header goes with each request, so
         # clients for different tokens can share one pool (see with_token).
-        self.headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        self.headers = {"Accept": "application/json", "Accept-Encoding": ACCEPT_ENCODING, "User-Agent": USER_AGENT}
         self.auth = {"Authorization": f"Bearer {self.token['access_token']}"} if self.token is not None else {}
 
     def url(self, path: str) -> str:
@@ -653,6 +653,8 @@ class _ClientBase:
                 continue
             except AnswerTooLarge as exc:
                 raise UnexpectedAnswerError.too_large(exc.status or 0, exc.limit, method=method, path=path) from None
+            except httpx2.DecodingError:
+                raise UnexpectedAnswerError(0, "its body could not be decoded", method=method, path=path) from None
             if response.status_code in RETRY_STATUSES and idempotent:
                 delay = core.retry_delay(attempt, deadline, _retry_after(response))
                 if delay is not None:
@@ -690,6 +692,8 @@ class _ClientBase:
             raise self._core.unreachable(exc, deadline, method="POST", path="token refresh") from None
         except AnswerTooLarge as exc:
             raise InvalidTokenResponseError(f"the refresh answer is larger than {exc.limit} bytes") from None
+        except httpx2.DecodingError:
+            raise InvalidTokenResponseError("the refresh answer could not be decoded") from None
         return self._core.parse_refresh(response.status_code, content, time.time(), token)
 
     # --- more clients on the same pool, and constructors ---------------------------------------------------

@@ -1,8 +1,8 @@
-"""Red team, round five: attacks on the rewritten login core (one framework-free login, the login cookie read by its
-exact name, eviction, the refusal limit, ``sub`` only from Gist, the bounded token exchange), against real apps.
-
-Each test is one finding and fails until it is fixed; its docstring gives the severity, the attack and the
-expected behaviour. The lead redistributes them by subject.
+"""Hostile answers from Gist and forced edges of the login, against real apps in every framework: odd token and
+token-information answers (nesting, non-ASCII tokens, bad encodings, compression bombs, expiries that are no
+numbers) get the error page, never a 500; who logged in is the library's own record; the ready-made routes send
+the registration's authorize parameters; logins kept in the session keep within their budget; a hand-written
+login behind a TLS proxy finds its ``__Host-`` cookie. Each test's docstring names the attack it holds off.
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ class HostileGist(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
     def answer(self, path: str, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
         """Answer the next request for ``path`` with ``status``, ``headers`` and the raw ``body``."""
         headers = {"content-type": "application/json", **(headers or {})}
-        self.canned.setdefault(path, []).append(lambda: httpx2.Response(status, headers=headers, content=body))
+        # Streamed, as a server's answer arrives (content= would be read, and inflated, at once).
+        stream = httpx2.ByteStream(body)
+        self.canned.setdefault(path, []).append(lambda: httpx2.Response(status, headers=headers, stream=stream))
 
     def _canned(self, request: httpx2.Request) -> httpx2.Response | None:
         queue = self.canned.get(request.url.path)
