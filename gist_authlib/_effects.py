@@ -39,7 +39,7 @@ Steps: TypeAlias = Generator[object, Any, T]
 class Blocking:
     """Blocking work of the package's own (a token store's database): a worker thread in an event loop."""
 
-    call: Callable[..., object]
+    call: Callable[..., object] = field(repr=False)  # a partial may hold a token: never in a repr
     args: tuple[object, ...] = field(default=(), repr=False)
 
 
@@ -47,7 +47,7 @@ class Blocking:
 class UserCode:
     """An app's own callback, plain or ``async``; the answer is what it returned (see the module's rule)."""
 
-    call: Callable[..., object]
+    call: Callable[..., object] = field(repr=False)  # a partial may hold a token: never in a repr
     args: tuple[object, ...] = field(default=(), repr=False)
 
 
