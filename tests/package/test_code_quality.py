@@ -27,7 +27,6 @@ def test_ruff_passes() -> None:
             "examples",
             "bench",
             "docs",
-            "_backend",
             "noxfile.py",
         ],
         cwd=ROOT,
