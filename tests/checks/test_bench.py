@@ -1,4 +1,5 @@
-"""The benchmarks still run (tiny sizes; speed is reported by the benchmarks themselves, never asserted)."""
+"""The benchmarks still run (``nox -s bench``): each script at its smallest settings, every line it prints there.
+Speed is reported by the benchmarks themselves, never asserted."""
 
 from __future__ import annotations
 
@@ -9,39 +10,20 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+#: Every script in bench/ and the test here that runs it at its smallest settings.
+SMOKE_RUNS = {
+    "api_calls.py": "test_api_calls_benchmark_runs_and_prints_every_line",
+    "token_store.py": "test_token_store_benchmark_runs_and_prints_every_store",
+    "login.py": "test_login_benchmark_quick_run_prints_every_line",
+    "instances.py": "test_instances_benchmark_quick_run_prints_both_setups",
+    "sandbox_memory.py": "test_sandbox_memory_benchmark_prints_each_checkpoint",
+}
 
 
-def test_api_calls_benchmark_runs_and_prints_every_line() -> None:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "api_calls.py"), "--requests", "10", "--runs", "1"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    rows = [line for line in result.stdout.splitlines() if re.search(r"\d+\.\d\dx$", line)]
-    assert len(rows) == 16
-    assert sum("(c) raw Authlib" in row for row in rows) == 4
-
-
-def test_token_store_benchmark_runs_and_prints_every_store() -> None:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "token_store.py"), "--tokens", "20", "--runs", "1"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    rows = [line for line in result.stdout.splitlines() if line.rstrip().endswith("x")]
-    assert [row.split("  ")[0].strip() for row in rows] == [
-        "bare sqlite3 (plaintext)",
-        "SQLiteTokenStore",
-        "SQLiteTokenStore plaintext",
-        "SQLAlchemyTokenStore (sqlite)",
-        "MemoryTokenStore",
-    ]
+def test_every_benchmark_has_a_smoke_run_here() -> None:
+    scripts = {path.name for path in (ROOT / "bench").glob("*.py") if not path.name.startswith("_")}
+    assert scripts == set(SMOKE_RUNS)
+    assert all(callable(globals().get(test)) for test in SMOKE_RUNS.values())
 
 
 def run_bench(script: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -56,6 +38,27 @@ def run_bench(script: str, *args: str) -> subprocess.CompletedProcess[str]:
         check=False,
         env=env,
     )
+
+
+def test_api_calls_benchmark_runs_and_prints_every_line() -> None:
+    result = run_bench("api_calls.py", "--requests", "10", "--runs", "1")
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if re.search(r"\d+\.\d\dx$", line)]
+    assert len(rows) == 16
+    assert sum("(c) raw Authlib" in row for row in rows) == 4
+
+
+def test_token_store_benchmark_runs_and_prints_every_store() -> None:
+    result = run_bench("token_store.py", "--tokens", "20", "--runs", "1")
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.rstrip().endswith("x")]
+    assert [row.split("  ")[0].strip() for row in rows] == [
+        "bare sqlite3 (plaintext)",
+        "SQLiteTokenStore",
+        "SQLiteTokenStore plaintext",
+        "SQLAlchemyTokenStore (sqlite)",
+        "MemoryTokenStore",
+    ]
 
 
 def test_login_benchmark_quick_run_prints_every_line() -> None:
@@ -98,3 +101,11 @@ def test_instances_benchmark_quick_run_prints_both_setups(postgres_url: str) -> 
     assert [row[0] for row in rows.values()] == ["0", "0"]  # no login failed
     assert all(re.fullmatch(r"\d+\.\d\dx", figure) for row in rows.values() for figure in row[-3:]), rows
     assert rows["1 instance"][-3:] == ["1.00x"] * 3
+
+
+def test_sandbox_memory_benchmark_prints_each_checkpoint() -> None:
+    result = run_bench("sandbox_memory.py", "--pairs", "20,40", "--warmup", "5")
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines() if re.match(r"^\s+\d+\s+\d", line)]
+    assert [row[0] for row in rows] == ["20", "40"], result.stdout
+    assert all("codes" in " ".join(row) and "tokens" in " ".join(row) for row in rows), result.stdout

@@ -111,7 +111,7 @@ def test_twine_check_strict_passes_on_the_sdist_and_the_wheel(installed: Install
 def test_the_sdist_carries_the_tests_the_docs_and_their_tools(installed: Installed) -> None:
     with tarfile.open(installed.sdist) as sdist:
         names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
-    for part in ("tests/conftest.py", "tests/support/snippets.py", "tests/package/test_wheel.py", "docs/conf.py",
+    for part in ("tests/conftest.py", "tests/support/snippets.py", "tests/checks/test_wheel.py", "docs/conf.py",
                  "docs/GETTING_STARTED.md", "docs/_ext/gist_errors.py", "CHANGELOG.md", "LICENSE", "noxfile.py",
                  "scripts/install-test-deps.sh", "bench/RESULTS.md",
                  "examples/django_project/manage.py", "gist_authlib/py.typed"):  # fmt: skip
