@@ -55,6 +55,9 @@ FAST_SUBSET = [
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.download_python = "never"
 os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")  # nor may uv fetch one when asked for a version it lacks
+# uv installs no bytecode unless asked (pip compiles it): where PYTHONDONTWRITEBYTECODE is set too, every process of
+# a session then compiled every module it imported, and servers started in subprocesses took seconds to answer.
+os.environ.setdefault("UV_COMPILE_BYTECODE", "1")
 nox.options.sessions = ["tests", "lowest"]
 nox.options.reuse_venv = "yes"
 
