@@ -95,11 +95,8 @@ def wait_until_serving(process: subprocess.Popen[bytes], port: int) -> None:
 
 
 @contextlib.contextmanager
-def pool(database_url: str) -> Iterator[list[str]]:
-    """The sandbox and three instances, started at once on the database; yields the instances' URLs."""
-    ports = [free_port() for _ in range(3)]
-    instances = [f"http://127.0.0.1:{port}" for port in ports]
-    redirect_uri = f"{instances[0]}/oauth/gist/callback"
+def sandbox_child(redirect_uri: str) -> Iterator[str]:
+    """The sandbox in a child process of its own, with this benchmark's app registered; yields its URL."""
     sandbox = subprocess.Popen(
         [sys.executable, __file__, "--serve-sandbox", redirect_uri],
         stdin=subprocess.PIPE,
@@ -107,39 +104,59 @@ def pool(database_url: str) -> Iterator[list[str]]:
         env=child_env({}),
         text=True,
     )
-    servers: list[subprocess.Popen[bytes]] = []
     try:
         assert sandbox.stdout is not None
-        gist = json.loads(sandbox.stdout.readline())["url"]
-        from gist_authlib.tokens import TokenCipher
-
-        env = child_env(
-            {
-                "GIST_CLIENT_ID": CLIENT_ID,
-                "GIST_CLIENT_SECRET": CLIENT_SECRET,
-                "GIST_AUTHORIZE_URL": f"{gist}/oauth/authorize",
-                "GIST_ACCESS_TOKEN_URL": f"{gist}/oauth/token",
-                "GIST_API_BASE_URL": f"{gist}/",
-                "GIST_REDIRECT_URI": redirect_uri,
-                "SESSION_SECRET": "bench-session-secret-" + "k" * 24,
-                "GIST_TOKEN_KEY": TokenCipher.generate_key(),
-                "GIST_TOKEN_DB": database_url,
-            }
-        )
-        args = [sys.executable, "-m", "uvicorn", "--factory", "examples.starlette_app:create_app"]
-        args += ["--host", "127.0.0.1", "--log-level", "error", "--no-access-log", "--port"]
-        servers = [subprocess.Popen([*args, str(port)], cwd=ROOT, env=env) for port in ports]
-        for server, port in zip(servers, ports, strict=True):
-            wait_until_serving(server, port)
-        yield instances
+        yield json.loads(sandbox.stdout.readline())["url"]
     finally:
-        for server in servers:
-            server.terminate()
-        for server in servers:
-            server.wait(30)
         if sandbox.stdin is not None:
-            sandbox.stdin.close()
+            sandbox.stdin.close()  # the sandbox serves until its stdin closes
         sandbox.wait(30)
+
+
+def start_example(
+    port: int, gist: str, redirect_uri: str, database_url: str, token_key: str
+) -> subprocess.Popen[bytes]:
+    """``examples/starlette_app.py`` under uvicorn on ``port`` (still starting: see wait_until_serving), against the
+    sandbox at ``gist``, its tokens in ``database_url`` (``GIST_TOKEN_DB``)."""
+    env = child_env(
+        {
+            "GIST_CLIENT_ID": CLIENT_ID,
+            "GIST_CLIENT_SECRET": CLIENT_SECRET,
+            "GIST_AUTHORIZE_URL": f"{gist}/oauth/authorize",
+            "GIST_ACCESS_TOKEN_URL": f"{gist}/oauth/token",
+            "GIST_API_BASE_URL": f"{gist}/",
+            "GIST_REDIRECT_URI": redirect_uri,
+            "SESSION_SECRET": "bench-session-secret-" + "k" * 24,
+            "GIST_TOKEN_KEY": token_key,
+            "GIST_TOKEN_DB": database_url,
+        }
+    )
+    args = [sys.executable, "-m", "uvicorn", "--factory", "examples.starlette_app:create_app"]
+    args += ["--host", "127.0.0.1", "--log-level", "error", "--no-access-log", "--port", str(port)]
+    return subprocess.Popen(args, cwd=ROOT, env=env)
+
+
+@contextlib.contextmanager
+def pool(database_url: str) -> Iterator[list[str]]:
+    """The sandbox and three instances, started at once on the database; yields the instances' URLs."""
+    from gist_authlib.tokens import TokenCipher
+
+    ports = [free_port() for _ in range(3)]
+    instances = [f"http://127.0.0.1:{port}" for port in ports]
+    redirect_uri = f"{instances[0]}/oauth/gist/callback"
+    servers: list[subprocess.Popen[bytes]] = []
+    with sandbox_child(redirect_uri) as gist:
+        try:
+            key = TokenCipher.generate_key()
+            servers = [start_example(port, gist, redirect_uri, database_url, key) for port in ports]
+            for server, port in zip(servers, ports, strict=True):
+                wait_until_serving(server, port)
+            yield instances
+        finally:
+            for server in servers:
+                server.terminate()
+            for server in servers:
+                server.wait(30)
 
 
 def routed(url: str, instance: str) -> str:

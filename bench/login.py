@@ -1,40 +1,54 @@
 """Benchmark: a whole "Log in with Gist" through gist_authlib against hand-written raw Authlib routes.
 
-Every figure is a ratio of two setups measured side by side in one run; within a run the setups take
-turns in rounds, so that a burst of noise on the (shared) machine lands on all of them alike, and the
-figures are medians over the runs. A login is the app's two requests: the start (``/auth/gist``, a 302 to
-Gist) and the callback (which exchanges the code and answers 303); the browser's visit to Gist between
-them is not timed in parts 1 and 2.
+Both sides do the same work for a login, in Starlette, Flask and Django (the same S256 PKCE, the same session
+writes, the same redirects, the same two requests to Gist):
 
-  ours   gist_authlib.register + the ready-made routes (gist_routes, gist_blueprint, gist_urls); on_login
-         writes the user into the session and returns None (a 303 to the next path).
-  raw    ``OAuth().register("gist", ...)`` and two hand-written routes as Authlib's documentation shows them
-         (authorize_redirect, authorize_access_token in a try/except OAuthError, a redirect), with S256 PKCE
-         as ours sends it. In Flask and Django, raw Authlib is given Authlib's own httpx client class (its
-         default is requests), the HTTP stack gist_authlib uses there, so that the same transport applies
-         and the ratio is the cost of our layer, not of requests against httpx2.
+  the start     answers 302 to Gist's authorize URL with a fresh ``state`` and an S256 ``code_challenge``,
+                keeping the state and the verifier for the callback;
+  the callback  checks the state, exchanges the code (``POST /oauth/token``, client_secret_post, with the
+                ``code_verifier``), asks Gist who logged in (one ``GET /token`` with the fresh token, answering
+                ``{"workspace_id", "workspace_name"}``), writes ``session["workspace_id"]`` and answers 303 to ``/``.
 
-  1. in process, the token endpoint mocked (an httpx2.MockTransport in ``client_kwargs`` of both
-     registrations): Starlette and Django through httpx2's ASGITransport and WSGITransport (Django's own
-     test Client leaks a little on every request), Flask through its test client.
-     Target: ours <= 1.05x raw, per framework.
+  ours  ``gist_authlib.register`` and the ready-made routes (``gist_routes``, ``gist_blueprint``, ``gist_urls``).
+        The start keeps the state and verifier in its signed login cookie (the session is not written). The
+        callback reads that cookie, records the state and code as used (the in-memory replay guard), exchanges
+        the code on the registration's pooled transport and checks the token, makes the ``GET /token`` through
+        a ``GistClient`` on that transport, puts the workspace in ``token["userinfo"]``, calls ``on_login``
+        (which copies ``workspace_id`` into the session), marks the login cookie done and, in Django, cycles the
+        session key.
+  raw   ``OAuth().register("gist", ...)`` and two hand-written routes as Authlib's documentation shows them, with
+        S256 PKCE as ours sends it. The start is ``authorize_redirect`` (Authlib keeps the state and verifier in
+        the session); the callback is ``authorize_access_token`` in a try/except OAuthError, then
+        ``oauth.gist.get("token", token=token)`` (awaited in Starlette), ``workspace_id`` read from its JSON into
+        the session, and a 303. Authlib builds a new HTTP client for each of the two requests. In Flask and
+        Django raw Authlib is given Authlib's own httpx client class (its default there is requests), the HTTP
+        stack gist_authlib uses, so that the same transport applies and the ratio is our layer's cost.
+
+Every figure is a ratio of setups measured side by side in one run: within a run the setups take turns in rounds
+(25 logins each), so that noise on the shared machine lands on all alike; the figures are medians over the runs.
+A login is the app's two requests; the browser's visit to Gist in between is not timed in parts 1 and 2.
+
+  1. in process, Gist mocked (one httpx2.MockTransport answering ``POST /oauth/token`` and ``GET /token``, given
+     to both registrations in ``client_kwargs``); every app driven through httpx2's ASGITransport or
+     WSGITransport. Times per login: "app", the app's own time (perf_counter around each call of the app,
+     inside the transport, less the time spent in the mocked Gist's handler); "CPU", the same span in this
+     process's CPU time (process_time), which a busy machine's descheduling does not inflate; and "round", the
+     whole round as the browser sees it (the transport's own work included). Target: ours <= 1.05x raw, in app
+     time; on a busy machine read the CPU ratio (the apps start no thread here, so it is the same work).
   2. a real token endpoint: the sandbox (ServerThread, in this process) on loopback, over HTTP and over TLS
-     (a CA made at start with trustme). Over TLS both apps trust it through ``client_kwargs["verify"]``: "https"
-     gives a CA bundle file (certifi's with the CA added), which every new HTTP client loads into a new TLS
-     context as ``verify=True`` does against production Gist; "https-ctx" gives a ready SSLContext, raw
-     Authlib's best case (a new client then costs a connection and a handshake only). Target: ours <= 0.20x
-     raw, and ours <= 2 x (ours mocked + one bare pooled httpx2 round trip to the same token endpoint,
-     measured in the same rounds).
-  3. load: bursts of concurrent logins by separate browsers (cookie jars) from this process, against an app
-     served by uvicorn (Starlette) or the package's threaded WSGI server (Flask, Django) beside its sandbox,
-     both in a child process on loopback; each login is the browser's three requests (start, Gist, callback).
-     Failures (target 0), p50, p99, logins per second; ours against raw.
-  4. memory: the resident set size of a child process after N1 and N2 logins in process (token endpoint
-     mocked). Target: ours after N2 within 10% of after N1 (pending and consumed states stay bounded).
-  5. ``import gist_authlib`` against ``import authlib.integrations.httpx_client``: the import alone, timed
-     inside fresh interpreters, alternating, median of several. Target <= 1.2x.
+     (a CA made at start with trustme). "https" gives each app a CA bundle file (certifi's plus the CA), which
+     every new HTTP client loads into a new TLS context as ``verify=True`` does against production Gist;
+     "https-ctx" gives a ready SSLContext, raw Authlib's best case. Target: ours <= 0.20x raw, and ours <= 2 x
+     (ours mocked + one bare pooled httpx2 round trip to the same token endpoint, measured in the same rounds).
+  3. load: bursts of concurrent logins by separate browsers (cookie jars), against an app served by uvicorn
+     (Starlette) or the package's threaded WSGI server (Flask, Django) beside its sandbox, in a child process on
+     loopback; each login is the browser's three requests. Failures (target 0), p50, p99, logins per second.
+  4. memory: the resident set size of a child process after N1 and N2 logins in process (Gist mocked). Target:
+     ours after N2 within 10% of after N1.
+  5. ``import gist_authlib`` against ``import authlib.integrations.httpx_client``, timed inside fresh
+     interpreters from cached bytecode, alternating, median of several. Target <= 1.2x.
 
-    python bench/login.py [--quick] [--parts 1,2,3,4,5] [--runs 5] [--logins 200] [--real-logins 100]
+    python bench/login.py [--quick] [--parts 1,2,3,4,5] [--runs 5] [--logins 200] [--real-logins 50]
                           [--load 200] [--memory 1000,10000] [--imports 15]
 """
 
@@ -54,7 +68,7 @@ import tempfile
 import time
 import types
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,9 +88,7 @@ CLIENT_ID = "bench-app"
 CLIENT_SECRET = "bench-secret-" + "s" * 24
 SESSION_SECRET = "bench-session-secret-" + "k" * 24
 MOCK_ORIGIN = "https://gist.bench.example"
-STARLETTE_BASE = "http://127.0.0.1:8000"  # the in-process Starlette app's origin (ASGITransport)
-FLASK_BASE = "http://localhost"  # Flask's test client
-DJANGO_HOST = "127.0.0.1"  # the in-process Django app's host (WSGITransport)
+BASE = "http://127.0.0.1:8000"  # the in-process apps' origin, as their transport presents it
 ROUND = 25  # logins per setup before the next setup's turn
 # A CA file given as verify=<path> (part 2's "https") still works; httpx2 only warns that it is deprecated.
 warnings.filterwarnings("ignore", message="`verify=<str>` is deprecated", category=DeprecationWarning)
@@ -84,28 +96,68 @@ PACKAGE_ROOT = str(Path(gist_authlib.__file__).resolve().parent.parent)
 MIB = 1024 * 1024
 
 
-# -- the token endpoint, mocked --------------------------------------------------------------------------
-
-
-def mocked_token_endpoint(request: httpx2.Request) -> httpx2.Response:
-    """Gist's token endpoint as a function: the access token alone, for any code."""
-    form = parse_qs(request.content.decode())
-    if request.url.path != "/oauth/token" or not form.get("code"):
-        return httpx2.Response(400, json={"error": "invalid_request"})
-    return httpx2.Response(200, json={"access_token": "gat_" + secrets.token_urlsafe(24)})
+def verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
 
 
 def query(url: str) -> dict[str, str]:
     return {key: values[0] for key, values in parse_qs(urlsplit(url).query).items()}
 
 
-def mocked_gist(authorization_url: str) -> str:
-    """What Gist would redirect the browser to after Approve: the callback with a fresh code and the state."""
+class Clock:
+    """The in-process apps' own time so far, in seconds of the wall clock and of this process's CPU: their time
+    less the mocked Gist's. Requests run one at a time, so one pair of counters serves every app."""
+
+    wall = 0.0
+    cpu = 0.0
+
+    @classmethod
+    def now(cls) -> tuple[float, float]:
+        return cls.wall, cls.cpu
+
+
+@contextmanager
+def clocked(sign: int) -> Iterator[None]:
+    """Add (``sign`` 1) or take away (-1) the time spent in the block to or from the Clock."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        yield
+    finally:
+        Clock.wall += sign * (time.perf_counter() - wall)
+        Clock.cpu += sign * (time.process_time() - cpu)
+
+
+# -- Gist, mocked --------------------------------------------------------------------------------------------
+
+
+def mocked_gist_api(request: httpx2.Request) -> httpx2.Response:
+    """Gist's token endpoint and token info as a function: an access token for any code, and a workspace for
+    any bearer token."""
+    with clocked(-1):
+        if request.url.path == "/oauth/token" and parse_qs(request.content.decode()).get("code"):
+            return httpx2.Response(200, json={"access_token": "gat_" + secrets.token_urlsafe(24)})
+        if request.url.path == "/token" and request.headers.get("authorization", "").startswith("Bearer gat_"):
+            return httpx2.Response(200, json={"workspace_id": "ws_bench", "workspace_name": "Bench"})
+        return httpx2.Response(400, json={"error": "invalid_request"})
+
+
+def mocked_consent(authorization_url: str) -> str:
+    """Where Gist would send the browser after Approve: the callback with a fresh code and the state."""
     asked = query(authorization_url)
     return f"{asked['redirect_uri']}?{urlencode({'code': secrets.token_urlsafe(16), 'state': asked['state']})}"
 
 
 # -- the apps: ours and raw Authlib in each framework -------------------------------------------------------
+
+
+@dataclass
+class App:
+    """An app under test: the app object, the path that starts a login, its callback URL, and (Django) its URLs."""
+
+    app: Any
+    start: str
+    callback: str
+    django_patterns: list[Any] | None = None
 
 
 def raw_kwargs(origin: str, client_kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -135,17 +187,7 @@ def register_ours(oauth: Any, origin: str, client_kwargs: dict[str, Any]) -> Any
     )
 
 
-@dataclass
-class App:
-    """An app under test: the app object, the path that starts a login, and its callback URL as seen in process."""
-
-    app: Any
-    start: str
-    callback: str
-    django_patterns: list[Any] | None = None
-
-
-def starlette_app(setup: str, origin: str, client_kwargs: dict[str, Any], base: str = STARLETTE_BASE) -> App:
+def starlette_app(setup: str, origin: str, client_kwargs: dict[str, Any], base: str = BASE) -> App:
     from authlib.integrations.starlette_client import OAuth, OAuthError
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
@@ -162,7 +204,7 @@ def starlette_app(setup: str, origin: str, client_kwargs: dict[str, Any], base: 
         gist = register_ours(oauth, origin, client_kwargs)
 
         async def on_login(request: Request, token: dict[str, Any]) -> None:
-            request.session["user"] = "bench-user"
+            request.session["workspace_id"] = token["userinfo"]["workspace_id"]
 
         app = Starlette(routes=gist_routes(gist, on_login=on_login), middleware=middleware)
         return App(app, "/auth/gist", f"{base}/oauth/gist/callback")
@@ -175,17 +217,18 @@ def starlette_app(setup: str, origin: str, client_kwargs: dict[str, Any], base: 
 
     async def auth(request: Request) -> Response:
         try:
-            await oauth.gist.authorize_access_token(request)
+            token = await oauth.gist.authorize_access_token(request)
         except OAuthError as error:
             return PlainTextResponse(f"Login failed: {error.error}", status_code=400)
-        request.session["user"] = "bench-user"
+        info = await oauth.gist.get("token", token=token)
+        request.session["workspace_id"] = info.json()["workspace_id"]
         return RedirectResponse("/", status_code=303)
 
     app = Starlette(routes=[Route("/login", login), Route("/auth", auth, name="auth")], middleware=middleware)
     return App(app, "/login", f"{base}/auth")
 
 
-def flask_app(setup: str, origin: str, client_kwargs: dict[str, Any], base: str = FLASK_BASE) -> App:
+def flask_app(setup: str, origin: str, client_kwargs: dict[str, Any], base: str = BASE) -> App:
     from authlib.integrations.flask_client import FlaskOAuth2App, OAuth, OAuthError
     from authlib.integrations.httpx_client import OAuth2Client
     from flask import Flask, redirect, session, url_for
@@ -199,7 +242,7 @@ def flask_app(setup: str, origin: str, client_kwargs: dict[str, Any], base: str 
         gist = register_ours(oauth, origin, client_kwargs)
 
         def on_login(token: dict[str, Any]) -> None:
-            session["user"] = "bench-user"
+            session["workspace_id"] = token["userinfo"]["workspace_id"]
 
         app.register_blueprint(gist_blueprint(gist, on_login=on_login))
         return App(app, "/auth/gist", f"{base}/oauth/gist/callback")
@@ -216,17 +259,17 @@ def flask_app(setup: str, origin: str, client_kwargs: dict[str, Any], base: str 
     @app.get("/auth")
     def auth() -> Any:
         try:
-            oauth.gist.authorize_access_token()
+            token = oauth.gist.authorize_access_token()
         except OAuthError as error:
             return f"Login failed: {error.error}", 400
-        session["user"] = "bench-user"
+        session["workspace_id"] = oauth.gist.get("token", token=token).json()["workspace_id"]
         return redirect("/", 303)
 
     return App(app, "/login", f"{base}/auth")
 
 
 def configure_django() -> None:
-    """Django's settings for this process: signed-cookie sessions, no database, a URLconf filled per section."""
+    """Django's settings for this process: signed-cookie sessions, no database, one URLconf (use_django_urls)."""
     import django
     from django.conf import settings
 
@@ -250,18 +293,15 @@ def configure_django() -> None:
     django.setup()
 
 
-def use_django_urls(*apps: App) -> None:
+def use_django_urls(apps: Iterable[App]) -> None:
     """Serve these Django apps' URL patterns (one URLconf for the process)."""
     from django.urls import clear_url_caches
 
-    patterns: list[Any] = []
-    for app in apps:
-        patterns += app.django_patterns or []
-    sys.modules["bench_login_urls"].urlpatterns = patterns
+    sys.modules["bench_login_urls"].urlpatterns = [p for app in apps for p in app.django_patterns or []]
     clear_url_caches()
 
 
-def django_app(setup: str, origin: str, client_kwargs: dict[str, Any], base: str = f"http://{DJANGO_HOST}") -> App:
+def django_app(setup: str, origin: str, client_kwargs: dict[str, Any], base: str = BASE) -> App:
     configure_django()
     from authlib.integrations.django_client import DjangoOAuth2App, OAuth, OAuthError
     from authlib.integrations.httpx_client import OAuth2Client
@@ -276,10 +316,9 @@ def django_app(setup: str, origin: str, client_kwargs: dict[str, Any], base: str
         gist = register_ours(oauth, origin, client_kwargs)
 
         def on_login(request: HttpRequest, token: dict[str, Any]) -> None:
-            request.session["user"] = "bench-user"
+            request.session["workspace_id"] = token["userinfo"]["workspace_id"]
 
-        patterns = gist_urls(gist, on_login=on_login)
-        return App(WSGIHandler(), "/auth/gist", f"{base}/oauth/gist/callback", patterns)
+        return App(WSGIHandler(), "/auth/gist", f"{base}/oauth/gist/callback", gist_urls(gist, on_login=on_login))
 
     class HttpxDjangoApp(DjangoOAuth2App):
         client_cls = OAuth2Client
@@ -291,22 +330,23 @@ def django_app(setup: str, origin: str, client_kwargs: dict[str, Any], base: str
 
     def auth(request: HttpRequest) -> HttpResponse:
         try:
-            oauth.gist.authorize_access_token(request)
+            token = oauth.gist.authorize_access_token(request)
         except OAuthError as error:
             return HttpResponseBadRequest(f"Login failed: {error.error}")
-        request.session["user"] = "bench-user"
+        request.session["workspace_id"] = oauth.gist.get("token", token=token).json()["workspace_id"]
         return HttpResponse(status=303, headers={"Location": "/"})
 
-    patterns = [path("raw/login", login, name="raw_login"), path("raw/auth", auth, name="raw_auth")]
+    patterns = [path("raw/login", login), path("raw/auth", auth, name="raw_auth")]
     return App(WSGIHandler(), "/raw/login", f"{base}/raw/auth", patterns)
 
 
 BUILDERS: dict[str, Callable[..., App]] = {"starlette": starlette_app, "flask": flask_app, "django": django_app}
 
 
-# -- driving an app in process ----------------------------------------------------------------------------
+# -- driving an app in process ------------------------------------------------------------------------------
 
-Gist = Callable[[str], str]  # the authorization URL -> the callback URL Gist sends the browser to
+Consent = Callable[[str], str]  # the authorization URL -> the callback URL Gist sends the browser to
+Sample = tuple[float, float, float]  # one login: the whole round, the app's own wall time and CPU time, in seconds
 
 
 class LoginFailed(RuntimeError):
@@ -318,74 +358,73 @@ def expect(status: int, wanted: tuple[int, ...], step: str, body: str = "") -> N
         raise LoginFailed(f"{step} answered {status}: {body[:300]}")
 
 
+def timed_asgi(app: Any) -> Any:
+    """``app``, its calls counted on the Clock."""
+
+    async def timed(scope: Any, receive: Any, send: Any) -> None:
+        with clocked(1):
+            await app(scope, receive, send)
+
+    return timed
+
+
+def timed_wsgi(app: Any) -> Any:
+    """``app``, its calls (its body read and closed included: Django finishes a request on close) timed."""
+
+    def timed(environ: Any, start_response: Any) -> list[bytes]:
+        with clocked(1):
+            result = app(environ, start_response)
+            try:
+                return [b"".join(result)]
+            finally:
+                if hasattr(result, "close"):
+                    result.close()
+
+    return timed
+
+
 class Driver:
-    """Runs timed logins through one app in process; ``logins(n)`` returns n latencies in seconds."""
+    """Runs timed logins through one app in process, through httpx2's ASGI or WSGI transport (not Django's test
+    Client: each of its requests registers signal receivers that are never released, which part 4 would count
+    against the app). ``logins(n)`` gives n samples; a new visitor (no cookies) each time."""
 
-    def __init__(self, framework: str, app: App, gist: Gist, loop: asyncio.AbstractEventLoop) -> None:
-        self.framework, self.app, self.gist, self.loop = framework, app, gist, loop
-        self.http: httpx2.AsyncClient | None = None
-        self.wsgi: httpx2.Client | None = None
+    def __init__(self, framework: str, app: App, consent: Consent, loop: asyncio.AbstractEventLoop) -> None:
+        self.app, self.consent, self.loop = app, consent, loop
+        self.client: httpx2.AsyncClient | httpx2.Client
         if framework == "starlette":
-            self.http = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app.app), base_url=STARLETTE_BASE)
-        elif framework == "django":
-            # Not Django's test Client: each of its requests registers signal receivers whose finalizers are
-            # never released (about 1.3 KB a login), which part 4 would count against the app.
-            self.wsgi = httpx2.Client(transport=httpx2.WSGITransport(app=app.app), base_url=f"http://{DJANGO_HOST}")
+            self.client = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=timed_asgi(app.app)), base_url=BASE)
+        else:
+            self.client = httpx2.Client(transport=httpx2.WSGITransport(app=timed_wsgi(app.app)), base_url=BASE)
 
-    def logins(self, n: int) -> list[float]:
-        if self.framework == "starlette":
-            return self.loop.run_until_complete(self._async_logins(n))
-        one = self._flask_login if self.framework == "flask" else self._django_login
-        return [one() for _ in range(n)]
+    def logins(self, n: int) -> list[Sample]:
+        return self.loop.run_until_complete(self._logins(n))
 
-    async def _async_logins(self, n: int) -> list[float]:
-        assert self.http is not None
-        latencies = []
+    async def _get(self, url: str) -> httpx2.Response:
+        if isinstance(self.client, httpx2.AsyncClient):
+            return await self.client.get(url)
+        return self.client.get(url)
+
+    async def _logins(self, n: int) -> list[Sample]:
+        samples = []
         for _ in range(n):
-            self.http.cookies.clear()  # a new visitor each time
-            started = time.perf_counter()
-            first = await self.http.get(self.app.start)
+            self.client.cookies.clear()
+            (wall, cpu), started = Clock.now(), time.perf_counter()
+            first = await self._get(self.app.start)
+            whole = time.perf_counter() - started
             expect(first.status_code, (302,), "the start", first.text)
-            start_time = time.perf_counter() - started
-            callback = self.gist(first.headers["location"])
+            callback = self.consent(first.headers["location"])
             started = time.perf_counter()
-            done = await self.http.get(callback)
-            latencies.append(start_time + time.perf_counter() - started)
+            done = await self._get(callback)
+            whole += time.perf_counter() - started
             expect(done.status_code, (303,), "the callback", done.text)
-        return latencies
-
-    def _flask_login(self) -> float:
-        client = self.app.app.test_client()
-        started = time.perf_counter()
-        first = client.get(self.app.start)
-        start_time = time.perf_counter() - started
-        expect(first.status_code, (302,), "the start", first.get_data(as_text=True))
-        callback = self.gist(first.headers["Location"])
-        started = time.perf_counter()
-        done = client.get(callback)
-        latency = start_time + time.perf_counter() - started
-        expect(done.status_code, (303,), "the callback", done.get_data(as_text=True))
-        return latency
-
-    def _django_login(self) -> float:
-        assert self.wsgi is not None
-        self.wsgi.cookies.clear()  # a new visitor each time
-        started = time.perf_counter()
-        first = self.wsgi.get(self.app.start)
-        start_time = time.perf_counter() - started
-        expect(first.status_code, (302,), "the start", first.text)
-        callback = self.gist(first.headers["location"])
-        started = time.perf_counter()
-        done = self.wsgi.get(callback)
-        latency = start_time + time.perf_counter() - started
-        expect(done.status_code, (303,), "the callback", done.text)
-        return latency
+            samples.append((whole, Clock.wall - wall, Clock.cpu - cpu))
+        return samples
 
     def close(self) -> None:
-        if self.http is not None:
-            self.loop.run_until_complete(self.http.aclose())
-        if self.wsgi is not None:
-            self.wsgi.close()
+        if isinstance(self.client, httpx2.AsyncClient):
+            self.loop.run_until_complete(self.client.aclose())
+        else:
+            self.client.close()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -395,60 +434,71 @@ def percentile(values: list[float], q: float) -> float:
 
 @dataclass
 class Figure:
-    """One setup's medians over the runs, in seconds."""
+    """One setup's medians over the runs of its per-run p50 and p99, in seconds: of the whole round (``p50``,
+    ``p99``), of the app's own wall time (``app50``, ``app99``) and of its CPU time (``cpu50``, ``cpu99``)."""
 
     p50: float
     p99: float
+    app50: float
+    app99: float
+    cpu50: float
+    cpu99: float
 
 
-def interleaved(setups: dict[str, Callable[[int], list[float]]], n: int, runs: int) -> dict[str, Figure]:
-    """Each setup's p50 and p99 per run (setups taking turns in rounds), then the medians over runs."""
+def interleaved(setups: dict[str, Callable[[int], list[Sample]]], n: int, runs: int) -> dict[str, Figure]:
+    """Each setup's percentiles per run (setups taking turns in rounds), then their medians over the runs."""
     for logins in setups.values():  # warm every setup (imports, pools, first-request work) before timing
         logins(min(10, n))
     rounds = max(1, n // ROUND)
-    per_run: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in setups}
+    per_run: dict[str, list[list[float]]] = {name: [] for name in setups}
     for _ in range(runs):
-        samples: dict[str, list[float]] = {name: [] for name in setups}
+        samples: dict[str, list[Sample]] = {name: [] for name in setups}
         for _ in range(rounds):
             for name, logins in setups.items():
                 samples[name] += logins(max(1, n // rounds))
-        for name, latencies in samples.items():
-            per_run[name][0].append(percentile(latencies, 0.5))
-            per_run[name][1].append(percentile(latencies, 0.99))
-    return {name: Figure(statistics.median(p50s), statistics.median(p99s)) for name, (p50s, p99s) in per_run.items()}
+        for name, taken in samples.items():
+            columns = [list(column) for column in zip(*taken, strict=True)]  # whole, app wall, app CPU
+            per_run[name].append([percentile(column, q) for column in columns for q in (0.5, 0.99)])
+    return {
+        name: Figure(*(statistics.median(column) for column in zip(*rows, strict=True)))
+        for name, rows in per_run.items()
+    }
 
 
-def verdict(ok: bool) -> str:
-    return "met" if ok else "NOT met"
-
-
-# -- part 1: in process, token endpoint mocked ----------------------------------------------------------------
+# -- part 1: in process, Gist mocked ------------------------------------------------------------------------
 
 
 def part1(args: argparse.Namespace, loop: asyncio.AbstractEventLoop, out: Callable[[str], None]) -> dict[str, float]:
     out("")
-    out(f"1. in process, token endpoint mocked: ms per login (start + callback), {args.logins} logins a line")
-    out(f"{'framework':<10} {'setup':<14} {'p50 ms':>8} {'p99 ms':>8} {'ours/raw':>9}  target <= 1.05x")
-    mock = {"transport": httpx2.MockTransport(mocked_token_endpoint)}
+    out(f"1. in process, Gist mocked, equal work: ms per login (start + callback), {args.logins} logins a line")
+    out(
+        f"{'framework':<10} {'setup':<14} {'app p50':>8} {'app p99':>8} {'ours/raw':>9} {'CPU p50':>8} {'ours/raw':>9} "
+        f"{'round p50':>10} {'round p99':>10} {'ours/raw':>9}  target: ours/raw <= 1.05x"
+    )
+    mock = {"transport": httpx2.MockTransport(mocked_gist_api)}
     ours_p50: dict[str, float] = {}
     for framework in FRAMEWORKS:
         apps = {setup: BUILDERS[framework](setup, MOCK_ORIGIN, mock) for setup in SETUPS}
         if framework == "django":
-            use_django_urls(*apps.values())
-        drivers = {setup: Driver(framework, apps[setup], mocked_gist, loop) for setup in SETUPS}
+            use_django_urls(apps.values())
+        drivers = {setup: Driver(framework, apps[setup], mocked_consent, loop) for setup in SETUPS}
         figures = interleaved({s: d.logins for s, d in drivers.items()}, args.logins, args.runs)
         for driver in drivers.values():
             driver.close()
-        ratio = figures["ours"].p50 / figures["raw"].p50
-        ours_p50[framework] = figures["ours"].p50
+        raw, ours_p50[framework] = figures["raw"], figures["ours"].p50
         for setup in SETUPS:
-            figure = figures[setup]
-            tail = f"{ratio:8.2f}x  {verdict(ratio <= 1.05)}" if setup == "ours" else f"{1:8.2f}x"
-            out(f"{framework:<10} {LABELS[setup]:<14} {figure.p50 * 1000:8.3f} {figure.p99 * 1000:8.3f} {tail}")
+            f = figures[setup]
+            app_ratio, cpu_ratio = f.app50 / raw.app50, f.cpu50 / raw.cpu50
+            tail = f"  app {verdict(app_ratio <= 1.05)}, CPU {verdict(cpu_ratio <= 1.05)}" if setup == "ours" else ""
+            out(
+                f"{framework:<10} {LABELS[setup]:<14} {f.app50 * 1000:8.3f} {f.app99 * 1000:8.3f} {app_ratio:8.2f}x "
+                f"{f.cpu50 * 1000:8.3f} {cpu_ratio:8.2f}x "
+                f"{f.p50 * 1000:10.3f} {f.p99 * 1000:10.3f} {f.p50 / raw.p50:8.2f}x{tail}"
+            )
     return ours_p50
 
 
-# -- part 2: the sandbox on loopback, HTTP and TLS --------------------------------------------------------------
+# -- part 2: the sandbox on loopback, HTTP and TLS ----------------------------------------------------------
 
 
 @dataclass
@@ -463,6 +513,7 @@ class Tls:
 
 
 def make_tls() -> Tls:
+    import certifi
     import trustme
 
     ca = trustme.CA()
@@ -472,23 +523,19 @@ def make_tls() -> Tls:
     cert.private_key_pem.write_to_path(str(workdir / "key.pem"))
     context = ssl.create_default_context()
     ca.configure_trust(context)
-    import certifi
-
     bundle = workdir / "bundle.pem"
     bundle.write_bytes(Path(certifi.where()).read_bytes() + b"\n" + ca.cert_pem.bytes())
     return Tls(str(workdir / "cert.pem"), str(workdir / "key.pem"), context, str(bundle))
 
 
-def bare_round_trips(
-    gist: httpx2.Client, bare: httpx2.Client, origin: str, redirect_uri: str
-) -> Callable[[int], list[float]]:
+def bare_round_trips(hop: httpx2.Client, bare: httpx2.Client, origin: str, redirect_uri: str) -> Callable[..., Any]:
     """n bare pooled POSTs to the token endpoint, each exchanging a code got (untimed) just before."""
 
-    def round_trips(n: int) -> list[float]:
-        latencies = []
+    def round_trips(n: int) -> list[Sample]:
+        samples = []
         for _ in range(n):
             asked = {"response_type": "code", "client_id": CLIENT_ID, "redirect_uri": redirect_uri}
-            approved = gist.get(f"{origin}/oauth/authorize", params={**asked, "scope": "read_teammates"})
+            approved = hop.get(f"{origin}/oauth/authorize", params={**asked, "scope": "read_teammates"})
             form = {
                 "grant_type": "authorization_code",
                 "code": query(approved.headers["location"])["code"],
@@ -498,9 +545,10 @@ def bare_round_trips(
             }
             started = time.perf_counter()
             answer = bare.post(f"{origin}/oauth/token", data=form)
-            latencies.append(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
             expect(answer.status_code, (200,), "the bare token request", answer.text)
-        return latencies
+            samples.append((elapsed, elapsed, elapsed))
+        return samples
 
     return round_trips
 
@@ -510,27 +558,26 @@ def measure_real(
 ) -> dict[str, Figure]:
     """Every framework's ours and raw, and the bare round trip, against the sandbox over HTTP (or TLS);
     ``app_verify`` is what both apps are given as ``client_kwargs["verify"]`` (None: nothing)."""
-    certificate = {"ssl_certfile": tls.certfile, "ssl_keyfile": tls.keyfile} if tls is not None else {}
-    server = ServerThread(**certificate)
+    server = ServerThread(**({"ssl_certfile": tls.certfile, "ssl_keyfile": tls.keyfile} if tls else {}))
     sandbox = create_app(auto_approve=True)
     server.start(sandbox)
     verify: ssl.SSLContext | bool = tls.context if tls is not None else True
-    client_kwargs: dict[str, Any] = {"verify": app_verify} if app_verify is not None else {}
     hop = httpx2.Client(verify=verify, trust_env=False)  # the browser's untimed visit to Gist
     bare = httpx2.Client(verify=verify, trust_env=False)
 
-    def gist(authorization_url: str) -> str:
+    def consent(authorization_url: str) -> str:
         answer = hop.get(authorization_url)
         expect(answer.status_code, (302,), "the sandbox's authorize", answer.text)
         return str(answer.headers["location"])
 
     try:
+        client_kwargs: dict[str, Any] = {"verify": app_verify} if app_verify is not None else {}
         apps = {(fw, setup): BUILDERS[fw](setup, server.url, client_kwargs) for fw in FRAMEWORKS for setup in SETUPS}
-        use_django_urls(apps["django", "raw"], apps["django", "ours"])
+        use_django_urls(apps.values())
         callbacks = tuple(app.callback for app in apps.values())
         sandbox.add_client(SandboxClient(CLIENT_ID, CLIENT_SECRET, callbacks))
-        drivers = {key: Driver(key[0], app, gist, loop) for key, app in apps.items()}
-        setups: dict[str, Callable[[int], list[float]]] = {f"{fw}/{s}": d.logins for (fw, s), d in drivers.items()}
+        drivers = {key: Driver(key[0], app, consent, loop) for key, app in apps.items()}
+        setups: dict[str, Callable[[int], list[Sample]]] = {f"{fw}/{s}": d.logins for (fw, s), d in drivers.items()}
         setups["bare"] = bare_round_trips(hop, bare, server.url, callbacks[0])
         figures = interleaved(setups, args.real_logins, args.runs)
         for driver in drivers.values():
@@ -543,10 +590,7 @@ def measure_real(
 
 
 def part2(
-    args: argparse.Namespace,
-    loop: asyncio.AbstractEventLoop,
-    mocked: dict[str, float],
-    out: Callable[[str], None],
+    args: argparse.Namespace, loop: asyncio.AbstractEventLoop, mocked: dict[str, float], out: Callable[[str], None]
 ) -> None:
     out("")
     out(f"2. a real token endpoint (the sandbox on loopback): ms per login, {args.real_logins} logins a line")
@@ -555,9 +599,6 @@ def part2(
         "target <= 0.20x; ours <= 2 x (mocked + round trip)"
     )
     tls = make_tls()
-    # "https": each app is given a CA bundle file (certifi's plus the test CA), so that a new HTTP client loads
-    # it into a new TLS context, as verify=True does against production Gist. "https-ctx": a ready SSLContext,
-    # so that a new client costs only a new connection and its handshake (raw Authlib's best case).
     transports: dict[str, tuple[Tls | None, ssl.SSLContext | str | None]] = {
         "http": (None, None),
         "https": (tls, tls.bundle),
@@ -568,8 +609,7 @@ def part2(
         trip = figures["bare"]
         for framework in FRAMEWORKS:
             raw, ours = figures[f"{framework}/raw"], figures[f"{framework}/ours"]
-            ratio = ours.p50 / raw.p50
-            bound = 2 * (mocked[framework] + trip.p50)
+            ratio, bound = ours.p50 / raw.p50, 2 * (mocked[framework] + trip.p50)
             head = f"{transport:<10} {framework:<10}"
             out(f"{head} {LABELS['raw']:<14} {raw.p50 * 1000:8.3f} {raw.p99 * 1000:8.3f} {1:8.2f}x")
             out(
@@ -580,7 +620,7 @@ def part2(
         out(f"{transport:<10} {'-':<10} {'bare round trip':<14} {trip.p50 * 1000:8.3f} {trip.p99 * 1000:8.3f}")
 
 
-# -- part 3: load through real servers --------------------------------------------------------------------------
+# -- part 3: load through real servers ----------------------------------------------------------------------
 
 
 def child_env() -> dict[str, str]:
@@ -588,50 +628,32 @@ def child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))}
 
 
-@dataclass
-class ServingChild:
-    """Part 3's child process, started (its servers may still be starting), and the file its log goes to."""
-
-    process: subprocess.Popen[str]
-    log: Any
-
-
-def start_serving_child() -> ServingChild:
-    # The child's log goes to a file: under load, raw Authlib's failures log a traceback each.
-    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed by served_in_child)
-    process = subprocess.Popen(
-        [sys.executable, __file__, "--serve"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=log,
-        env=child_env(),
-        text=True,
-    )
-    return ServingChild(process, log)
-
-
 @contextmanager
-def served_in_child(started: ServingChild) -> Iterator[dict[tuple[str, str], tuple[str, str]]]:
+def served_in_child() -> Iterator[dict[tuple[str, str], tuple[str, str]]]:
     """Every (framework, setup) app beside a sandbox of its own, served by one child process; yields
-    {(framework, setup): (app URL, start path)}. Only one is under load at a time; the others sit idle."""
-    child, log = started.process, started.log
-    assert child.stdin is not None and child.stdout is not None
-    try:
-        line = child.stdout.readline()
-        if not line:
-            log.seek(0)
-            raise RuntimeError(f"The servers of part 3 did not start: {log.read()[-2000:]}")
-        served = json.loads(line)
-        yield {(fw, setup): tuple(served[f"{fw}/{setup}"]) for fw in FRAMEWORKS for setup in SETUPS}
-    finally:
-        child.stdin.close()  # the child serves until its stdin closes
+    {(framework, setup): (app URL, start path)}. Only one is under load at a time; the others sit idle. The
+    child's log goes to a file: under load, raw Authlib's failures log a traceback each."""
+    with tempfile.TemporaryFile(mode="w+") as log:
+        command = [sys.executable, __file__, "--serve"]
+        child = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=child_env(), text=True
+        )
+        assert child.stdin is not None and child.stdout is not None
         try:
-            child.wait(30)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait(30)
-        child.stdout.close()
-        log.close()
+            line = child.stdout.readline()
+            if not line:
+                log.seek(0)
+                raise RuntimeError(f"The servers of part 3 did not start: {log.read()[-2000:]}")
+            served = json.loads(line)
+            yield {(fw, setup): tuple(served[f"{fw}/{setup}"]) for fw in FRAMEWORKS for setup in SETUPS}
+        finally:
+            child.stdin.close()  # the child serves until its stdin closes
+            try:
+                child.wait(30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait(30)
+            child.stdout.close()
 
 
 def serve() -> None:
@@ -650,7 +672,7 @@ def serve() -> None:
             sandbox.add_client(SandboxClient(CLIENT_ID, CLIENT_SECRET, (app.callback,)))
             servers += [sandbox_server.start(sandbox), app_server.start(app.app)]
             served[f"{framework}/{setup}"] = (app_server.url, app.start)
-    use_django_urls(*django_apps)
+    use_django_urls(django_apps)
     print(json.dumps(served), flush=True)
     sys.stdin.read()
     for server in servers:
@@ -685,14 +707,14 @@ async def burst(app_url: str, start: str, n: int) -> tuple[list[float], int, flo
     return good, n - len(good), elapsed
 
 
-def part3(args: argparse.Namespace, child: ServingChild, out: Callable[[str], None]) -> None:
+def part3(args: argparse.Namespace, out: Callable[[str], None]) -> None:
     out("")
     out(f"3. load: {args.load} concurrent logins a burst (start, Gist, callback), median of {args.runs} bursts")
     out(
         f"{'framework':<10} {'server':<8} {'setup':<14} {'failures':>8} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'logins/s':>9} {'ours/raw':>9}  target: 0 failures"
     )
-    with served_in_child(child) as served:
+    with served_in_child() as served:
         for target in served.values():  # warm every server (first requests, imports, pools)
             asyncio.run(burst(*target, args.warm))
         failures = dict.fromkeys(served, 0)
@@ -703,25 +725,25 @@ def part3(args: argparse.Namespace, child: ServingChild, out: Callable[[str], No
                 failures[key] += failed
                 if good:
                     per_run[key].append((percentile(good, 0.5), percentile(good, 0.99), len(good) / elapsed))
+    nan = float("nan")
     for framework in FRAMEWORKS:
         server = "uvicorn" if framework == "starlette" else "wsgiref"
-        rates = {
-            s: statistics.median(r[2] for r in per_run[framework, s]) if per_run[framework, s] else 0.0 for s in SETUPS
+        medians = {
+            s: [statistics.median(column) for column in zip(*per_run[framework, s], strict=True)] or [nan, nan, 0.0]
+            for s in SETUPS
         }
         for setup in SETUPS:
-            runs = per_run[framework, setup]
-            p50 = statistics.median(r[0] for r in runs) if runs else float("nan")
-            p99 = statistics.median(r[1] for r in runs) if runs else float("nan")
-            ratio = rates[setup] / rates["raw"] if rates["raw"] else float("nan")
+            p50, p99, rate = medians[setup]
+            raw_rate = medians["raw"][2]
             fails = failures[framework, setup]
             tail = f"  {verdict(fails == 0)}" if setup == "ours" else ""
             out(
-                f"{framework:<10} {server:<8} {LABELS[setup]:<14} {fails:>8} {p50 * 1000:8.1f} "
-                f"{p99 * 1000:8.1f} {rates[setup]:9.1f} {ratio:8.2f}x{tail}"
+                f"{framework:<10} {server:<8} {LABELS[setup]:<14} {fails:>8} {p50 * 1000:8.1f} {p99 * 1000:8.1f} "
+                f"{rate:9.1f} {rate / raw_rate if raw_rate else nan:8.2f}x{tail}"
             )
 
 
-# -- part 4: memory ----------------------------------------------------------------------------------------------
+# -- part 4: memory -----------------------------------------------------------------------------------------
 
 
 def resident_bytes() -> int:
@@ -732,62 +754,53 @@ def resident_bytes() -> int:
 
 
 def memory_child(setups: list[tuple[str, str]], checkpoints: list[int]) -> None:
-    """The child of part 4: for each (framework, setup) in turn, logins in process (token endpoint mocked), RSS
-    printed at each checkpoint. A full run gives each pair a child of its own; a quick run, one child for all."""
+    """The child of part 4: for each (framework, setup) in turn, logins in process (Gist mocked), RSS printed
+    at each checkpoint. A full run gives each pair a child of its own; a quick run, one child for all."""
     for framework, setup in setups:
         loop = asyncio.new_event_loop()
-        app = BUILDERS[framework](setup, MOCK_ORIGIN, {"transport": httpx2.MockTransport(mocked_token_endpoint)})
+        app = BUILDERS[framework](setup, MOCK_ORIGIN, {"transport": httpx2.MockTransport(mocked_gist_api)})
         if framework == "django":
-            use_django_urls(app)
-        driver = Driver(framework, app, mocked_gist, loop)
+            use_django_urls([app])
+        driver = Driver(framework, app, mocked_consent, loop)
         done = 0
         for target in checkpoints:
             while done < target:
-                step = min(ROUND, target - done)
-                driver.logins(step)
-                done += step
+                done += len(driver.logins(min(ROUND, target - done)))
             gc.collect()
-            line = {"framework": framework, "setup": setup, "logins": done, "rss": resident_bytes()}
-            print(json.dumps(line), flush=True)
+            print(json.dumps({"framework": framework, "setup": setup, "rss": resident_bytes()}), flush=True)
         driver.close()
         loop.close()
 
 
-MemoryChildren = list["subprocess.Popen[str]"]
-
-
-def start_memory_children(args: argparse.Namespace) -> MemoryChildren:
-    """Part 4's children, all started at once (what they measure is memory, not time): one per (framework,
-    setup), so that no setup's memory is another's; in a quick run, whose figures mean nothing, one for all."""
-    first, last = args.memory
+def start_memory_children(args: argparse.Namespace) -> list[subprocess.Popen[str]]:
+    """Part 4's children, all started at once (they measure memory, not time): one per (framework, setup), so
+    that no setup's memory is another's; in a quick run, whose figures mean nothing, one for all."""
     pairs = [f"{framework}/{setup}" for framework in FRAMEWORKS for setup in SETUPS]
-    groups = [",".join(pairs)] if args.quick else pairs
+    checkpoints = ",".join(map(str, args.memory))
     return [
         subprocess.Popen(
-            [sys.executable, __file__, "--memory-child", group, f"{first},{last}"],
+            [sys.executable, __file__, "--memory-child", group, checkpoints],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             env=child_env(),
         )
-        for group in groups
+        for group in ([",".join(pairs)] if args.quick else pairs)
     ]
 
 
-def part4(args: argparse.Namespace, children: MemoryChildren, out: Callable[[str], None]) -> None:
+def part4(args: argparse.Namespace, children: list[subprocess.Popen[str]], out: Callable[[str], None]) -> None:
     first, last = args.memory
     out("")
-    out(f"4. memory: resident set size of a process after {first} and {last} logins (token endpoint mocked)")
+    out(f"4. memory: resident set size of a process after {first} and {last} logins (Gist mocked)")
     out(f"{'framework':<10} {'setup':<14} {f'MiB @{first}':>11} {f'MiB @{last}':>11} {'ratio':>7}  target <= 1.10x")
     sizes: dict[tuple[str, str], list[int]] = {}
     for child in children:
         stdout, stderr = child.communicate(timeout=3600)
         if child.returncode != 0:
             raise RuntimeError(f"A memory child failed: {stderr[-2000:]}")
-        for line in stdout.splitlines():
-            if line.startswith("{"):
-                seen = json.loads(line)
-                sizes.setdefault((seen["framework"], seen["setup"]), []).append(seen["rss"])
+        for seen in (json.loads(line) for line in stdout.splitlines() if line.startswith("{")):
+            sizes.setdefault((seen["framework"], seen["setup"]), []).append(seen["rss"])
     for framework in FRAMEWORKS:
         for setup in SETUPS:
             at_first, at_last = sizes[framework, setup]
@@ -796,17 +809,15 @@ def part4(args: argparse.Namespace, children: MemoryChildren, out: Callable[[str
             out(f"{framework:<10} {LABELS[setup]:<14} {at_first / MIB:11.2f} {at_last / MIB:11.2f} {ratio:6.3f}x{tail}")
 
 
-# -- part 5: import time -------------------------------------------------------------------------------------------
+# -- part 5: import time ------------------------------------------------------------------------------------
 
 IMPORT_PROBE = "import time; s = time.perf_counter(); import {module}; print(time.perf_counter() - s)"
 
 
 def part5(args: argparse.Namespace, out: Callable[[str], None]) -> None:
     modules = {"raw": "authlib.integrations.httpx_client", "ours": "gist_authlib"}
-    # Both sides import from cached bytecode, as from an installed wheel (pip compiles it). A checkout has none
-    # for gist_authlib, and with PYTHONDONTWRITEBYTECODE set would compile its modules in every interpreter
-    # while Authlib's come compiled. The children keep their bytecode in a folder of their own, written by one
-    # untimed import of each module.
+    # Both sides import from cached bytecode, as from an installed wheel (pip compiles it), which a checkout
+    # lacks: the children keep their bytecode in a folder of their own, written by one untimed import of each.
     with tempfile.TemporaryDirectory(prefix="gist-bench-pycache-") as cache:
         env = {k: v for k, v in child_env().items() if k != "PYTHONDONTWRITEBYTECODE"} | {"PYTHONPYCACHEPREFIX": cache}
         for module in modules.values():
@@ -828,7 +839,7 @@ def part5(args: argparse.Namespace, out: Callable[[str], None]) -> None:
     out(f"{'import ' + modules['ours']:<40} {medians['ours'] * 1000:8.1f} {ratio:7.2f}x  {verdict(ratio <= 1.2)}")
 
 
-# -- main ----------------------------------------------------------------------------------------------------------
+# -- main ---------------------------------------------------------------------------------------------------
 
 
 def main() -> None:
@@ -868,10 +879,9 @@ def main() -> None:
         f"gist_authlib {gist_authlib.__version__} ({PACKAGE_ROOT}), Authlib {authlib.__version__}, "
         f"Python {sys.version.split()[0]}: medians of {args.runs} runs"
     )
-    # A quick run starts the children of parts 3 and 4 first, to start up beside the other parts (its timings
-    # mean nothing); a full run starts each when its turn comes, so that it slows no timed part down.
+    # A quick run starts part 4's children first, to start up beside the other parts (its figures mean nothing);
+    # a full run starts them when their turn comes, so that they slow no timed part down.
     early = start_memory_children(args) if args.quick and 4 in parts else None
-    serving = start_serving_child() if args.quick and 3 in parts else None
     loop = asyncio.new_event_loop()
     mocked: dict[str, float] = {}
     if parts & {1, 2}:
@@ -880,7 +890,7 @@ def main() -> None:
         part2(args, loop, mocked, out)
     loop.close()
     if 3 in parts:
-        part3(args, serving or start_serving_child(), out)
+        part3(args, out)
     if 4 in parts:
         part4(args, early or start_memory_children(args), out)
     if 5 in parts:

@@ -12,7 +12,24 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent
 sys.path[:0] = [str(DOCS.parent), str(DOCS / "_ext")]  # this checkout's package first, then the local extension
 
+# The Django app's modules (its models, admin and authentication backend) can be imported only in a configured
+# Django: the API reference imports them.
+import django  # noqa: E402
+from django.conf import settings  # noqa: E402
+
 from gist_authlib import __version__  # noqa: E402
+
+settings.configure(
+    INSTALLED_APPS=[
+        "django.contrib.admin",
+        "django.contrib.auth",
+        "django.contrib.contenttypes",
+        "django.contrib.messages",
+        "django.contrib.sessions",
+        "gist_authlib.django",
+    ]
+)
+django.setup()
 
 project = "gist_authlib"
 author = "gist_authlib developers"

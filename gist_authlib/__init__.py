@@ -9,7 +9,8 @@ adapters in :mod:`gist_authlib.starlette`, :mod:`gist_authlib.flask` and :mod:`g
 
 from __future__ import annotations
 
-from ._login import InstallLimit, LoginResult
+from ._install_limit import InstallLimit
+from ._login import LoginResult
 from ._registry import GistApp, register
 from ._version import __version__
 from .client import AsyncGistClient, GistClient

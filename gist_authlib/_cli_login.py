@@ -2,11 +2,10 @@
 
 ``login`` is the loopback flow of RFC 8252, as a public client: a one-shot HTTP server on a loopback address
 receives the callback, and the login is the package's one sequence (:func:`~gist_authlib._login.callback_steps`
-over a :class:`~gist_authlib._login.Registration`, with a plain dict as the session), whose two effects this
-module performs: the token request (:func:`~gist_authlib._login.request_token`, checked like the apps') and the
-workspace lookup. The PKCE verifier comes from a random key kept in memory for one login. The token is then
-printed as JSON (``--json``) or kept in an encrypted :class:`~gist_authlib.tokens.SQLiteTokenStore`, where
-``whoami`` and ``api`` find it.
+over a :class:`~gist_authlib._login.Registration`, with a plain dict as the session), whose requests (the token
+exchange and the workspace lookup) this module sends on a one-shot client. The PKCE verifier comes from a random
+key kept in memory for one login. The token is then printed as JSON (``--json``) or kept in an encrypted
+:class:`~gist_authlib.tokens.SQLiteTokenStore`, where ``whoami`` and ``api`` find it.
 
 Settings are the apps' ``GIST_*`` variables (``GIST_CLIENT_ID``, ``GIST_CLIENT_SECRET``, ``GIST_AUTHORIZE_URL``,
 ``GIST_ACCESS_TOKEN_URL``, ``GIST_API_BASE_URL``, ``GIST_SCOPES``, ``GIST_TOKEN_DB``, ``GIST_TOKEN_KEY``), and
@@ -18,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import hmac
 import ipaddress
 import json
@@ -38,9 +38,15 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from ._flow import LoginFlow, check_transport, is_loopback
-from ._login import LoginResult, Registration, callback_steps, read_workspace, request_token, run
-from ._pages import CALLBACK_HEADERS, error_page, page
+import httpx2
+
+from ._effects import drive
+from ._flow import check_transport, is_loopback
+from ._limits import send
+from ._login import LoginResult, Registration, authorization, callback_steps, remember
+from ._pages import CALLBACK_HEADERS, PAGE_HEADERS, error_page, page
+from ._version import USER_AGENT
+from ._web import Request
 from .api._endpoint import Call, Pages, SyncSide, paged_endpoint
 from .api._models import Page
 from .api._resources import DEFAULT_PER_PAGE, walk_pages
@@ -204,7 +210,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, status: int, html: str) -> None:
         data = html.encode()
         self.send_response(status)
-        for name, value in {**CALLBACK_HEADERS, "Content-Security-Policy": "default-src 'none'; img-src data:"}.items():
+        for name, value in {**CALLBACK_HEADERS, **PAGE_HEADERS}.items():
             self.send_header(name, value)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
@@ -301,20 +307,6 @@ def _loopback(redirect_uri: str) -> tuple[str, int, str]:
     return address, port, parts.path or "/"
 
 
-class _CommandLineEffects:
-    """The command line's side of the login sequence (:mod:`gist_authlib._login`): the token request and the
-    workspace lookup, performed outside any Authlib app."""
-
-    def __init__(self, reg: Registration) -> None:
-        self.reg = reg
-
-    def gist_exchange(self, params: dict[str, str]) -> dict[str, Any]:
-        return request_token(self.reg, params)
-
-    def gist_workspace(self, token: Mapping[str, Any]) -> tuple[str | None, str | None]:
-        return read_workspace(self.reg, token)
-
-
 def _login(args: argparse.Namespace, environ: Mapping[str, str], err: TextIO, out: TextIO) -> int:
     provider = _provider(args, environ)
     client_id = _setting(args.client_id, "GIST_CLIENT_ID", environ)
@@ -341,7 +333,7 @@ def _login(args: argparse.Namespace, environ: Mapping[str, str], err: TextIO, ou
         client_secret=client_secret,
         provider=provider,
         scopes=scopes,
-        flow=LoginFlow("gist", state_ttl=args.timeout),
+        state_ttl=args.timeout,
         authorize_url=provider.authorize_url,
         token_url=provider.access_token_url,
         api_base_url=provider.api_base_url,
@@ -352,12 +344,15 @@ def _login(args: argparse.Namespace, environ: Mapping[str, str], err: TextIO, ou
         pkce_key=secrets.token_urlsafe(32),
     )
     session: dict[str, Any] = {}
-    effects = _CommandLineEffects(reg)
     redirect_uri = args.redirect_uri
 
     def handle(query: list[tuple[str, str]]) -> LoginResult:
+        request = Request("GET", redirect_uri, query, {}, session)
+        cookie = reg.cookie.load(None, reg.secret, secure=False)  # a terminal keeps no cookie: the session has it
         try:
-            return run(effects, callback_steps(reg, session, query, subject=args.subject or None))
+            with httpx2.Client(trust_env=False, follow_redirects=False, headers={"User-Agent": USER_AGENT}) as http:
+                steps = callback_steps(reg, request, cookie, subject=args.subject or None)
+                return drive(steps, functools.partial(send, http))
         except UnknownStateError as exc:
             if exc.install_hint:  # its advice is for web apps; this login was started here, in the terminal
                 raise UnknownStateError() from None
@@ -377,16 +372,10 @@ def _login(args: argparse.Namespace, environ: Mapping[str, str], err: TextIO, ou
             parts = urlsplit(redirect_uri)
             named_host = parts.netloc.rsplit(":", 1)[0]  # as written, [::1] with its brackets
             redirect_uri = urlunsplit(parts._replace(netloc=f"{named_host}:{server.server_address[1]}"))
-            reg = effects.reg = dataclasses.replace(reg, redirect_uri=redirect_uri)
-        request = reg.flow.start(
-            session,
-            authorize_url=reg.authorize_url,
-            client_id=client_id,
-            client_secret=reg.pkce_key or client_secret,
-            redirect_uri=redirect_uri,
-            scopes=scopes,
-        )
-        callback.state, callback.host = request.state, urlsplit(redirect_uri).netloc
+            reg = dataclasses.replace(reg, redirect_uri=redirect_uri)
+        started = authorization(reg, redirect_uri, {})
+        remember(reg, session, started)
+        callback.state, callback.host = started["state"], urlsplit(redirect_uri).netloc
         # A short poll: shutdown() below waits for the loop to notice, and the standard 0.5 s would be added
         # to every login.
         thread = threading.Thread(
@@ -400,9 +389,9 @@ def _login(args: argparse.Namespace, environ: Mapping[str, str], err: TextIO, ou
                 print("Open this URL in a browser to log in with Gist:", file=err)
             else:
                 print("Opening your browser to log in with Gist. If it does not open, go to:", file=err)
-            print(request.url, file=err, flush=True)  # alone on its line, for scripts to read
+            print(started["url"], file=err, flush=True)  # alone on its line, for scripts to read
             if not args.no_browser:
-                _open_privately(request.url, stack)
+                _open_privately(started["url"], stack)
             if not callback.done.wait(args.timeout):
                 raise LoginError.timed_out(args.timeout)
         finally:

@@ -10,11 +10,22 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import httpx2
 
-__all__ = ["AnswerTooLarge", "Deadline", "aread_bounded", "read_bounded", "read_json"]
+__all__ = [
+    "Answer",
+    "AnswerTooLarge",
+    "Deadline",
+    "Send",
+    "aread_bounded",
+    "asend",
+    "read_bounded",
+    "read_json",
+    "send",
+]
 
 
 class AnswerTooLarge(Exception):
@@ -123,3 +134,37 @@ def read_json(body: bytes) -> Any:
         ValueError: it is not JSON (``json.JSONDecodeError`` and ``UnicodeDecodeError`` are both ValueErrors).
     """
     return json.loads(body)
+
+
+class Answer(NamedTuple):
+    """An answer read whole (within its cap): its status, headers and body."""
+
+    status: int
+    headers: httpx2.Headers
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """The effect of a flow that needs an HTTP request sent: answer it with an :class:`Answer` whose body is at
+    most ``limit`` bytes, read before ``deadline`` (:func:`send` and :func:`asend` do)."""
+
+    request: httpx2.Request
+    limit: int
+    deadline: Deadline
+
+
+def send(client: httpx2.Client, effect: Send) -> Answer:
+    """Perform a :class:`Send` with a sync client."""
+    effect.request.extensions["timeout"] = effect.deadline.timeout(client.timeout).as_dict()
+    response = client.send(effect.request, stream=True)
+    body = read_bounded(response, limit=effect.limit, deadline=effect.deadline)
+    return Answer(response.status_code, response.headers, body)
+
+
+async def asend(client: httpx2.AsyncClient, effect: Send) -> Answer:
+    """Perform a :class:`Send` with an async client."""
+    effect.request.extensions["timeout"] = effect.deadline.timeout(client.timeout).as_dict()
+    response = await client.send(effect.request, stream=True)
+    body = await aread_bounded(response, limit=effect.limit, deadline=effect.deadline)
+    return Answer(response.status_code, response.headers, body)

@@ -1,55 +1,65 @@
-"""The one Gist login sequence: check the callback, exchange the code, look up the workspace, store, answer.
+"""The one Gist login: start it, check its callback, exchange the code, learn the workspace, store, answer.
 
-It is written once, without I/O of its own, over a typed :class:`Registration` (credentials, provider, flow,
-scopes, store, replay guard, install limit, issuer). :func:`callback_steps` is a flow of the package's effects
-(:mod:`gist_authlib._effects`) plus two of its own, :class:`FetchToken` and :class:`ReadWorkspace`, which a
-:class:`LoginEffects` (or :class:`AsyncLoginEffects`) object performs: :func:`run` and :func:`run_async` drive
-it with the package's one pair of drivers. A failure of a step is thrown back into the flow, which turns it
-into the package's typed error.
-
-Every login goes through here: the registered Authlib app's own methods (``authorize_redirect``,
-``authorize_access_token``, ``create_authorization_url``, ``save_authorize_data``), the routes of the
-framework adapters, which call them, and ``gist-authlib login``, whose effects object posts the code from the
-command line.
+It is written once, without I/O of its own, over the one typed :class:`Registration` that :func:`gist_authlib.register`
+builds. :func:`start_login` is a plain function of the request (no I/O); :func:`callback_steps` is a flow that
+yields the effects it needs (an HTTP request to send, :class:`~gist_authlib._limits.Send`; blocking store work;
+the app's own callbacks) and is sent their answers, as httpx's ``Auth.auth_flow`` is. The registered app drives it
+with the package's sync or async driver over its one pooled HTTP client. Every login goes through here: Authlib's
+own methods on the registered app, the ready-made routes (which call them) and ``gist-authlib login``.
 """
 
 from __future__ import annotations
 
+import base64
 import collections
 import functools
 import hashlib
-import ipaddress
+import hmac
+import json
 import logging
+import re
 import secrets
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypedDict
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Any, TypeAlias
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import httpx2
 
-from ._effects import Blocking, Steps, UserCode, drive, drive_async
+from ._effects import Blocking, Steps, UserCode
 from ._flow import (
-    CallbackGrant,
-    CookieToSet,
-    InstallGrant,
-    LoginCookie,
-    LoginFlow,
-    PendingJar,
-    check_token_http_response,
-    check_token_response,
+    MAX_NEXT_LENGTH,
+    MAX_PARAM_LENGTH,
+    SESSION_KEY_PREFIX,
+    browser_tag,
+    check_token_answer,
     check_transport,
-    translate_token_error,
+    digest,
+    new_state,
+    pkce_challenge,
+    pkce_verifier,
+    read_state,
+    safe_next_path,
+    same,
+    vschar,
 )
+from ._install_limit import InstallLimit, MemoryReplayGuard, ReplayGuard
+from ._limits import AnswerTooLarge, Deadline, Send
+from ._pending import LoginCookie, Pending, PendingLogins
 from ._version import USER_AGENT
-from .client import AsyncGistClient, GistClient, RetryPolicy
+from ._web import Reply, Request
 from .errors import (
+    AccessDeniedError,
+    AuthorizationError,
     ConfigurationError,
     GistAuthError,
     InstallError,
+    InvalidTokenResponseError,
+    LoginError,
     MissingCredentialsError,
+    MixUpError,
     StateError,
     TokenEndpointError,
     TokenExchangeError,
@@ -60,34 +70,21 @@ from .provider import GistProvider
 if TYPE_CHECKING:
     from authlib.oidc.core import UserInfo
 
-    from .tokens import InstallCounter
+    from .tokens import TokenStore
 
 __all__ = [
-    "AsyncLoginEffects",
-    "CallbackOptions",
-    "FetchToken",
-    "InstallLimit",
-    "LoginEffects",
+    "TOKEN_ANSWER_LIMIT",
+    "Grant",
     "LoginResult",
-    "LoginStart",
-    "MemoryReplayGuard",
-    "ReadWorkspace",
     "Registration",
-    "ReplayGuard",
     "SubjectSource",
     "authorization",
     "callback_steps",
-    "canonical_move",
-    "forget_login",
-    "login_subject",
-    "open_login_cookie",
-    "read_workspace",
-    "read_workspace_async",
+    "exchange_steps",
+    "log_failure",
     "remember",
-    "request_token",
-    "run",
-    "run_async",
     "start_login",
+    "trusted_userinfo",
     "userinfo_of",
 ]
 
@@ -97,34 +94,29 @@ log = logging.getLogger("gist_authlib.login")
 #: or async) returning one, or ``None`` (then the Gist workspace, else a random opaque id).
 SubjectSource: TypeAlias = str | Callable[[dict[str, Any]], str | Awaitable[str | None] | None] | None
 
+#: The largest token endpoint answer read (a token is a few hundred bytes); a larger one is refused unread.
+TOKEN_ANSWER_LIMIT = 64 * 1024
+#: The largest token information answer read (``GET /token``).
+TOKEN_INFO_LIMIT = 16 * 1024
 # Keys of the dict ``create_authorization_url`` returns that only ``save_authorize_data`` reads. Authlib's own
 # ``authorize_redirect`` passes ``redirect_uri=`` beside that dict, so the effective one travels under our name.
 _REDIRECT_KEY = "gist_redirect_uri"
 _NEXT_KEY = "gist_next"
 # The query parameter a login moved to the redirect URI's host carries, so that it is never moved twice.
 _MOVED_KEY = "gist_moved"
-# OpenID Connect arguments Authlib's authorize_access_token accepts; Gist issues no ID token.
-_OPENID_ONLY = ("claims_options", "claims_cls", "leeway")
-# The workspace lookup after a login: one retry, within five seconds.
-_LOOKUP_RETRY = RetryPolicy(max_attempts=2, deadline=5.0)
-# The trusted_proxies entry that stands for a Unix socket (a request with no peer address).
-_UNIX = "unix:"
+# OpenID Connect arguments Authlib's methods accept; Gist issues no ID token.
+_OPENID_ONLY = ("claims_options", "claims_cls", "leeway", "nonce", "code_verifier")
 
 
-class ReplayGuard(Protocol):
-    """Where consumed states and codes are recorded: :class:`MemoryReplayGuard`, or a token store."""
-
-    def consume(self, digests: Iterable[str], *, ttl: float) -> bool:
-        """Record ``digests`` as consumed; False when any of them was consumed before."""
-        ...
+def _default_names(name: str) -> Mapping[str, str]:
+    prefix = name.upper()
+    return {key: f"{prefix}_{key.upper()}" for key in ("client_id", "client_secret", "redirect_uri")}
 
 
 @dataclass(frozen=True, slots=True)
 class Registration:
-    """Everything the login sequence knows about one Gist registration, typed.
-
-    A registered Authlib app makes one from its settings (``app.gist_registration``); ``gist-authlib login``
-    makes its own. Nothing here performs I/O.
+    """Everything the login knows about one Gist registration, typed and frozen; built once by
+    :func:`gist_authlib.register` and held by the registered app as ``gist_registration``.
 
     Attributes:
         name: the registration's name (``"gist"``).
@@ -132,20 +124,28 @@ class Registration:
         client_secret: the client secret, or ``None`` (secret: never log it).
         provider: the endpoints and scope catalogue.
         scopes: the scopes a login asks for, checked against the catalogue.
-        flow: the state, PKCE and pending-login rules.
         authorize_url: the authorization endpoint in use (the provider's, or a configured one).
         token_url: the token endpoint in use.
         api_base_url: the REST API's base URL, for the workspace lookup.
         redirect_uri: the configured redirect URI, which wins over any other.
         default_redirect_uri: the redirect URI used when neither the configured one nor the caller's is set.
         allow_insecure_http: allow ``http://`` off loopback.
+        state_ttl: seconds a started login stays valid.
+        max_pending: logins one browser may have pending at once.
+        pkce: send an S256 PKCE challenge with every login.
+        timeout: seconds the whole token exchange (with its workspace lookup) may take.
         store: the token store, or ``None``.
-        replay_guard: where consumed states and codes are recorded.
-        install_limit: the cost limit of Gist-initiated installs, or ``None`` for none.
-        setting_names: the configuration names of the client id and secret, for error messages.
-        pkce_key: what PKCE verifiers are derived under: ``None`` for the client secret (a confidential web
-            app, whose verifier then needs no storage), or a random key kept in memory for one login (a public
-            client such as the command line, whose secret is not confidential).
+        replay_guard: where consumed states and codes are recorded (the shared store, or process memory).
+        install_limit: the cost limit of Gist-initiated installs.
+        refusal_limit: how many callbacks that cannot finish (no login cookie) may record their code, per network.
+        setting_names: the configuration names of the client id, secret and redirect URI, for messages.
+        fetch_token: Authlib's ``fetch_token(request)`` of this registration, or ``None``.
+        error_page: renders the error page of a failed login instead of the library's (``error_page(error,
+            retry_url=..., debug=...)`` returning HTML), or ``None``.
+        pkce_key: what states and verifiers are derived under: ``None`` for the client secret (a confidential web
+            app), or a random key kept for one login (a public client such as the command line).
+        clock: the time source.
+        issued: the workspaces of the tokens this process's logins issued (see :func:`trusted_userinfo`).
     """
 
     name: str
@@ -153,20 +153,56 @@ class Registration:
     client_secret: str | None = field(repr=False)
     provider: GistProvider
     scopes: tuple[str, ...]
-    flow: LoginFlow
     authorize_url: str
     token_url: str
     api_base_url: str
     redirect_uri: str | None = None
     default_redirect_uri: str | None = None
     allow_insecure_http: bool = False
-    store: Any = None
-    replay_guard: ReplayGuard = field(default_factory=lambda: MemoryReplayGuard())
-    install_limit: InstallLimit | None = None
-    setting_names: Mapping[str, str] = field(
-        default_factory=lambda: {"client_id": "GIST_CLIENT_ID", "client_secret": "GIST_CLIENT_SECRET"}
-    )
+    state_ttl: float = 600.0
+    max_pending: int = 10
+    pkce: bool = True
+    timeout: float = 10.0
+    store: TokenStore | None = None
+    replay_guard: ReplayGuard = field(default_factory=MemoryReplayGuard)
+    install_limit: InstallLimit = field(default_factory=InstallLimit)
+    refusal_limit: InstallLimit = field(default_factory=lambda: InstallLimit(per_client=30, total=300))
+    setting_names: Mapping[str, str] = field(default_factory=dict, repr=False)
+    fetch_token: Callable[..., Any] | None = field(default=None, repr=False)
+    error_page: Callable[..., str] | None = field(default=None, repr=False)
     pkce_key: str | None = field(default=None, repr=False)
+    clock: Callable[[], float] = field(default=time.time, repr=False)
+    issued: IssuedTokens = field(default_factory=lambda: IssuedTokens(), repr=False)
+    #: Where this registration's pending logins live.
+    cookie: LoginCookie = field(init=False, repr=False)
+    #: The issuer a callback may name (RFC 9207): the provider's, else the authorization endpoint's origin.
+    issuer: str = field(init=False, repr=False)
+    #: Where an install is acknowledged: the provider's URL, or the same path on a configured authorize origin.
+    install_ack_url: str = field(init=False, repr=False)
+    #: The session key of the logged-in subject (never a token).
+    subject_key: str = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.state_ttl <= 0 or self.max_pending < 1:
+            raise ConfigurationError("state_ttl must be positive and max_pending_logins at least 1.")
+        origin = "{0.scheme}://{0.netloc}".format(urlsplit(self.authorize_url))
+        own = self.authorize_url == self.provider.authorize_url
+        derived = {
+            "cookie": LoginCookie(self.name, state_ttl=self.state_ttl, max_pending=self.max_pending, clock=self.clock),
+            "issuer": str(self.provider.issuer) if own and self.provider.issuer else origin,
+            "install_ack_url": self.provider.install_ack_url
+            if own
+            else origin + urlsplit(self.provider.install_ack_url).path,
+            "subject_key": f"{SESSION_KEY_PREFIX}{self.name}:subject",
+            "setting_names": self.setting_names or _default_names(self.name),
+        }
+        for key, value in derived.items():
+            object.__setattr__(self, key, value)
+
+    @property
+    def secret(self) -> str:
+        """What states, verifiers and the login cookie are derived under (see ``pkce_key``)."""
+        return self.pkce_key or self.credentials()[1]
 
     def credentials(self) -> tuple[str, str]:
         """The client id and secret.
@@ -178,24 +214,7 @@ class Registration:
             raise MissingCredentialsError(self.setting_names["client_id"], "client id")
         if not self.client_secret:
             raise MissingCredentialsError(self.setting_names["client_secret"], "client secret")
-        return str(self.client_id), str(self.client_secret)
-
-    @property
-    def issuer(self) -> str:
-        """The issuer a callback may name: the provider's, else the authorization endpoint's origin."""
-        if self.provider.issuer and self.authorize_url == self.provider.authorize_url:
-            return str(self.provider.issuer)
-        parts = urlsplit(self.authorize_url)
-        return f"{parts.scheme}://{parts.netloc}"
-
-    @property
-    def install_ack_url(self) -> str:
-        """Where an install is acknowledged: the provider's URL, or, when the authorize endpoint was configured
-        elsewhere (the sandbox, a staging host), the same path on that endpoint's origin."""
-        if self.authorize_url == self.provider.authorize_url:
-            return str(self.provider.install_ack_url)
-        parts = urlsplit(self.authorize_url)
-        return f"{parts.scheme}://{parts.netloc}{urlsplit(self.provider.install_ack_url).path}"
+        return self.client_id, self.client_secret
 
     def effective_redirect_uri(self, given: str | None) -> str:
         """The redirect URI of a login: the configured one when set (never the Host header), else ``given``.
@@ -208,52 +227,30 @@ class Registration:
         if not uri:
             raise ConfigurationError(
                 "No redirect URI: pass redirect_uri to authorize_redirect, or set it once for the registration "
-                "(register(..., redirect_uri=...), or its REDIRECT_URI setting: GIST_REDIRECT_URI for a registration "
-                "named gist; in Django, redirect_uri in AUTHLIB_OAUTH_CLIENTS)."
+                f"(register(..., redirect_uri=...), or the setting {self.setting_names['redirect_uri']})."
             )
         check_transport(uri, "redirect URI", allow_insecure_http=self.allow_insecure_http)
         return uri
 
+    def session_of(self, request: Request) -> MutableMapping[str, Any]:
+        """The request's session.
 
-# -- the effects of the sequence, and who performs them ------------------------------------------------------
+        Raises:
+            ConfigurationError: the app has none (``session_not_configured``).
+        """
+        if request.session is None:
+            raise ConfigurationError.no_session(
+                "The Gist login keeps who logged in in the app's session, but this request has none. Add your "
+                "framework's session middleware (Starlette: SessionMiddleware; Flask: a secret_key; Django: "
+                "SessionMiddleware)."
+            )
+        return request.session
 
-
-@dataclass(frozen=True, slots=True)
-class FetchToken:
-    """Send the token request with these parameters; answer: the validated token."""
-
-    params: dict[str, str] = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class ReadWorkspace:
-    """Ask Gist which workspace ``token`` belongs to; answer: ``(workspace_id, workspace_name)``."""
-
-    token: dict[str, Any] = field(repr=False)
-
-
-class LoginEffects(Protocol):
-    """What a sync caller of the sequence performs: the registered Flask or Django app, the command line."""
-
-    def gist_exchange(self, params: dict[str, str]) -> dict[str, Any]:
-        """Send the token request (``code``, ``redirect_uri``, ``code_verifier``, extras); the checked token."""
-        ...
-
-    def gist_workspace(self, token: Mapping[str, Any]) -> tuple[str | None, str | None]:
-        """(workspace id, name) of a fresh token; (None, None) when Gist will not say."""
-        ...
-
-
-class AsyncLoginEffects(Protocol):
-    """The async form of :class:`LoginEffects` (the registered Starlette app)."""
-
-    async def gist_exchange(self, params: dict[str, str]) -> dict[str, Any]:
-        """Send the token request; the checked token."""
-        ...
-
-    async def gist_workspace(self, token: Mapping[str, Any]) -> tuple[str | None, str | None]:
-        """(workspace id, name) of a fresh token; (None, None) when Gist will not say."""
-        ...
+    def pending_logins(self, request: Request, redirect_uri: str | None) -> PendingLogins:
+        """The request's login cookie, opened and checked; ``redirect_uri`` is the login's as the caller knows it
+        (a configured one wins): on https only the ``__Host-`` cookie is read."""
+        secure = urlsplit(self.redirect_uri or redirect_uri or "").scheme == "https"
+        return self.cookie.load(request.cookie_header, self.secret, secure=secure)
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +261,7 @@ class LoginResult:
         token: the validated token (secret: never log it).
         next_path: the checked same-origin path to go to afterwards (``"/"`` when none was given).
         subject: the key the token was stored under, or ``None`` without a token store.
-        workspace_id: the Gist workspace of the token, when it was looked up.
+        workspace_id: the Gist workspace of the token, when Gist said.
         workspace_name: its name, when Gist said.
         install: whether this was a Gist-initiated install rather than a login this browser started.
         ack_url: for an install, where Gist expects the browser next (its acknowledgement URL).
@@ -279,7 +276,53 @@ class LoginResult:
     ack_url: str | None = None
 
 
-# -- starting a login (no I/O) --------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A callback that passed every check: what the token request needs, and where to go afterwards.
+
+    Attributes:
+        code: the authorization code (secret).
+        redirect_uri: the redirect URI to send with it.
+        code_verifier: the PKCE verifier, or ``None`` (secret).
+        next_path: the same-origin path to return to after the login.
+        state: the consumed state.
+        workspace_hint: for a Gist-initiated install, the state as Gist sent it (the installing workspace's id:
+            a hint only, checked against what Gist says of the token); ``None`` for a login.
+    """
+
+    code: str = field(repr=False)
+    redirect_uri: str
+    code_verifier: str | None = field(default=None, repr=False)
+    next_path: str | None = None
+    state: str = field(default="", repr=False)
+    workspace_hint: str | None = None
+
+    def token_params(self) -> dict[str, str]:
+        """The parameters of the token request."""
+        params = {"code": self.code, "redirect_uri": self.redirect_uri}
+        if self.code_verifier:
+            params["code_verifier"] = self.code_verifier
+        return params
+
+
+# -- failures are logged once, wherever they are raised ---------------------------------------------------------
+
+
+def log_failure(reg: Registration, error: GistAuthError) -> None:
+    """The one log line of a failed login: the RFC 6749 ``error``, the library's ``error_code`` and the
+    developer's explanation (never the message, which may quote the callback)."""
+    explained = error.hint or (error.message if isinstance(error, ConfigurationError) else None)
+    log.warning(
+        "Gist login %r failed: %s (%s)%s", reg.name, error.error, error.error_code, f": {explained}" * bool(explained)
+    )
+
+
+def _logged(reg: Registration, error: GistAuthError) -> GistAuthError:
+    log_failure(reg, error)
+    return error
+
+
+# -- starting a login (no I/O) -----------------------------------------------------------------------------------
 
 
 def authorization(
@@ -292,87 +335,87 @@ def authorization(
     its own).
 
     Raises:
-        MissingCredentialsError: the client id or secret is not configured.
-        UnknownScopeError: a scope is not in the provider's catalogue.
-        InsecureTransportError: the redirect URI is ``http://`` off loopback.
-        ConfigurationError: no redirect URI is known, or a ``state`` was passed in.
+        MissingCredentialsError, UnknownScopeError, InsecureTransportError, ConfigurationError.
     """
-    client_id, client_secret = reg.credentials()
-    extra = dict(params)
+    client_id, _ = reg.credentials()
+    extra = {key: value for key, value in params.items() if key not in _OPENID_ONLY and value is not None}
     next_path = extra.pop("next", None)
     if "state" in extra:
-        raise ConfigurationError(
-            "gist_authlib issues and checks the login state itself; do not pass state= to the Gist app."
-        )
-    for name in (*_OPENID_ONLY, "code_verifier", "nonce"):
-        extra.pop(name, None)
+        raise ConfigurationError("gist_authlib issues and checks the login state itself; do not pass state=.")
     scope = extra.pop("scope", None)
-    scopes = reg.provider.validate_scopes(scope) if scope else reg.scopes
     uri = reg.effective_redirect_uri(redirect_uri)
-    request = reg.flow.issue(
-        authorize_url=reg.authorize_url,
-        client_id=client_id,
-        client_secret=reg.pkce_key or client_secret,
-        redirect_uri=uri,
-        scopes=scopes,
-        extra_params={key: str(value) for key, value in extra.items() if value is not None},
-        browser=browser,
-    )
-    data: dict[str, Any] = {"url": request.url, "state": request.state, _REDIRECT_KEY: uri, _NEXT_KEY: next_path}
-    if request.code_verifier:
-        data["code_verifier"] = request.code_verifier  # as Authlib returns it; it is derived again at the callback
+    state = new_state(reg.secret, reg.name, reg.clock(), browser)
+    query = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": uri,
+        "scope": " ".join(reg.provider.validate_scopes(scope) if scope else reg.scopes),
+        "state": state,
+    }
+    verifier = pkce_verifier(reg.secret, reg.name, state) if reg.pkce else None
+    if verifier:
+        query.update(code_challenge=pkce_challenge(verifier), code_challenge_method="S256")
+    for key, value in extra.items():
+        query.setdefault(key, str(value))
+    url = f"{reg.authorize_url}{'&' if '?' in reg.authorize_url else '?'}{urlencode(query)}"
+    data: dict[str, Any] = {"url": url, "state": state, _REDIRECT_KEY: uri, _NEXT_KEY: next_path}
+    if verifier:
+        data["code_verifier"] = verifier  # as Authlib returns it; it is derived again at the callback
     return data
 
 
-def remember(reg: Registration, session: MutableMapping[str, Any], data: Mapping[str, Any]) -> None:
-    """Record a login started by :func:`authorization` in the browser's session (``save_authorize_data``).
-
-    The session keeps the state, its expiry, the redirect URI and the checked ``next`` path: never the PKCE
-    verifier (derived again from the state) nor any other secret.
-    """
-    state = data.get("state")
-    if not isinstance(state, str) or not state:
-        raise ConfigurationError("save_authorize_data needs the state create_authorization_url returned.")
+def _pending(reg: Registration, data: Mapping[str, Any]) -> Pending:
+    checked = safe_next_path(data.get(_NEXT_KEY))
     uri = data.get(_REDIRECT_KEY) or data.get("redirect_uri")
     if not uri:
         raise ConfigurationError("save_authorize_data needs the redirect URI of the login it records.")
-    reg.flow.remember(session, state, redirect_uri=str(uri), next_path=data.get(_NEXT_KEY))
+    next_path = checked if checked is None or len(checked) <= MAX_NEXT_LENGTH else None
+    return Pending(round(reg.clock() + reg.state_ttl, 1), next_path, str(uri))
 
 
-@dataclass(frozen=True, slots=True)
-class LoginStart:
-    """How the login start answers: send the browser to ``url`` and, when given, set ``cookie`` (the login
-    cookie with the new pending login). Without a cookie, ``url`` moves the browser to the redirect URI's host
-    first (:func:`canonical_move`)."""
+def remember(reg: Registration, session: MutableMapping[str, Any], data: Mapping[str, Any]) -> None:
+    """Record a login started by :func:`authorization` in the session (``save_authorize_data``): there is no
+    response to set the login cookie on. Never the PKCE verifier (derived again from the state)."""
+    state = data.get("state")
+    if not isinstance(state, str) or not state:
+        raise ConfigurationError("save_authorize_data needs the state create_authorization_url returned.")
+    logins = reg.cookie.load_session(session)
+    logins.add(state, _pending(reg, data), reg.max_pending)
+    reg.cookie.save_session(logins, session)
 
-    url: str
-    cookie: CookieToSet | None = None
 
-
-def open_login_cookie(reg: Registration, cookies: Mapping[str, str], url: str | None) -> PendingJar:
-    """The request's login cookie of ``reg``, opened and checked; ``url`` is the login's redirect URI as the
-    caller knows it (a configured one wins): on https only the ``__Host-`` cookie is read.
+def start_login(reg: Registration, request: Request, redirect_uri: str | None, params: Mapping[str, Any]) -> Reply:
+    """``authorize_redirect``, framework-free: move to the redirect URI's host, or issue a state, record it in the
+    login cookie and send the browser to Gist. ``redirect_uri`` is the caller's (a configured one wins).
 
     Raises:
-        MissingCredentialsError: the client secret (the cookie's signing key derives from it) is not set.
+        GistAuthError: the errors of :func:`authorization`, logged once.
     """
-    _, client_secret = reg.credentials()
-    secure = urlsplit(reg.redirect_uri or url or "").scheme == "https"
-    return LoginCookie(reg.flow).open(cookies, reg.pkce_key or client_secret, secure=secure)
+    try:
+        reg.session_of(request)
+        uri = reg.effective_redirect_uri(redirect_uri)
+        _check_callback_path(reg, uri, redirect_uri)
+        moved = _canonical_move(reg, request.url, uri)
+        if moved is not None:
+            reg.credentials()  # a missing client id is reported here, not after the move
+            return Reply(302, moved, headers={"Cache-Control": "no-store"})
+        logins = reg.pending_logins(request, uri)
+        data = authorization(reg, uri, params, browser=logins.browser)
+        logins.add(data["state"], _pending(reg, data), reg.max_pending)
+        cookie = reg.cookie.save(logins, reg.secret)
+    except GistAuthError as error:
+        raise _logged(reg, error) from None
+    return Reply(302, data["url"], headers={"Cache-Control": "no-store"}, cookies=[cookie])
 
 
-def canonical_move(reg: Registration, request_url: str, redirect_uri: str) -> str | None:
-    """Where to move a login that started on another host than its redirect URI's, or ``None``.
-
-    The login cookie is set on the host the login starts on and must come back to the callback's: a login
-    started on ``localhost`` for a ``127.0.0.1`` redirect URI (or ``www.`` against a bare host) would never
-    meet its cookie. The move goes to the same path and query on the redirect URI's scheme and host, once:
-    a request that was moved already (behind a proxy that hides the browser's host) is not moved again.
-    """
+def _canonical_move(reg: Registration, request_url: str, redirect_uri: str) -> str | None:
+    """Where to move a login that started on another host than its redirect URI's, or ``None``: the login
+    cookie is set on the host the login starts on and must come back to the callback's. The move goes to the
+    same path and query on the redirect URI's scheme and host, once (a request moved already is not moved again)."""
     target, here = urlsplit(redirect_uri), urlsplit(request_url)
     if not target.hostname or not here.hostname or target.hostname == here.hostname:
         return None
-    query = [pair for pair in parse_qsl(here.query, keep_blank_values=True)]
+    query = parse_qsl(here.query, keep_blank_values=True)
     if any(key == _MOVED_KEY for key, _ in query):
         log.warning(
             "Gist login %r: the login was moved to %s, the redirect URI's host, but arrived as %s again; a proxy "
@@ -387,20 +430,16 @@ def canonical_move(reg: Registration, request_url: str, redirect_uri: str) -> st
 
 
 def _check_callback_path(reg: Registration, configured: str, callback: str | None) -> None:
-    """Refuse a configured redirect URI whose path cannot reach the app's callback route, before any user is sent
-    to Gist (a redirect URI copied from another provider's ``/auth`` would come back to the wrong route).
-
-    A proxy may strip a path prefix the app does not know about, so a configured path that ends with the
-    callback's is accepted.
-    """
+    """Refuse a configured redirect URI whose path cannot reach the app's callback route, before any user is
+    sent to Gist. A proxy may strip a path prefix the app does not know of: a path ending with the callback's
+    passes."""
     if not reg.redirect_uri or not callback:
         return
-    # A trailing slash is the framework's to settle (Starlette redirects to the route without it).
-    wanted = urlsplit(configured).path.rstrip("/") or "/"
+    wanted = urlsplit(configured).path.rstrip("/") or "/"  # a trailing slash is the framework's to settle
     mounted = urlsplit(str(callback)).path.rstrip("/") or "/"
     if wanted == mounted or wanted.endswith(mounted):
         return
-    setting = reg.setting_names.get("redirect_uri", f"{reg.name.upper()}_REDIRECT_URI")
+    setting = reg.setting_names["redirect_uri"]
     raise ConfigurationError(
         f"{setting} is {configured!r}, whose path {wanted!r} is not where this app's Gist callback is mounted "
         f"({mounted!r}): Gist would send every user back to a route that cannot finish the login. Set {setting} "
@@ -409,176 +448,256 @@ def _check_callback_path(reg: Registration, configured: str, callback: str | Non
     )
 
 
-def start_login(
+# -- checking a callback (no I/O) --------------------------------------------------------------------------------
+
+
+def check_callback(
     reg: Registration,
-    cookies: Mapping[str, str],
-    request_url: str,
+    places: list[PendingLogins],
+    params: dict[str, list[str]],
+    *,
     redirect_uri: str | None,
-    params: Mapping[str, Any],
-) -> LoginStart:
-    """The login start of ``authorize_redirect``, framework-free: move to the canonical host, or issue a state,
-    record it in the login cookie and answer with the authorization URL and the cookie to set.
+    installs: bool,
+) -> Grant:
+    """Check a callback's parameters against this browser's pending logins (``places``: the login cookie's,
+    then the session's) and consume its state, before anything else can fail.
 
     Raises:
-        the errors of :func:`authorization`.
+        StateError (and UnknownStateError, MixUpError): not a login this browser has pending; ``error_code``
+            names the one cause (no token request may follow).
+        AccessDeniedError, AuthorizationError: Gist reported an error for a login we started.
+        LoginError: no usable code (``code_missing``).
     """
-    uri = reg.effective_redirect_uri(redirect_uri)
-    _check_callback_path(reg, uri, redirect_uri)
-    moved = canonical_move(reg, request_url, uri)
-    if moved is not None:
-        reg.credentials()  # a missing client id is reported here, not after the move
-        return LoginStart(moved)
-    jar = open_login_cookie(reg, cookies, uri)
-    data = authorization(reg, uri, params, browser=jar.browser)
-    remember(reg, jar.session, data)
-    return LoginStart(data["url"], jar.to_set())
+    issuers = params.get("iss", [])
+    if issuers and (len(issuers) > 1 or not same(issuers[0], reg.issuer)):
+        raise MixUpError(issuers[0] if len(issuers) == 1 else None)
+    states = params.get("state", [])
+    if len(states) != 1 or not states[0] or len(states[0]) > MAX_PARAM_LENGTH:
+        # An unauthenticated error callback is reported as what it claims only when it is harmless to believe
+        # it; without a state it proves nothing.
+        raise StateError.missing(None if len(states) < 2 else "The callback carries more than one state.")
+    state = states[0]
+    if not vschar(state):
+        raise StateError.missing("The callback's state is malformed, so it was refused.")
+    now, used_key = reg.clock(), digest(state)
+    login = None
+    for place in places:
+        login = place.take(state, now, reg.state_ttl, reg.max_pending)
+        if login is not None:
+            break
+        used = place.used.get(used_key)
+        if used is not None:  # this browser's own login, whose callback came back once more
+            raise StateError.repeated(used.next_path, completed=used.completed)
+    if login is None:
+        return _unknown(reg, state, params, now, places[0], redirect_uri, installs)
+    if login.expires_at < now:
+        raise StateError.expired(login.next_path)
+    errors = params.get("error", [])
+    if errors:
+        description = params.get("error_description", [None])[0]
+        if errors[0] == "access_denied":
+            raise AccessDeniedError(description)
+        raise AuthorizationError(errors[0], description)
+    codes = params.get("code", [])
+    if len(codes) != 1 or not codes[0]:
+        raise LoginError.missing_code(None if len(codes) < 2 else "The callback carries more than one code.")
+    if len(codes[0]) > MAX_PARAM_LENGTH or not vschar(codes[0]):
+        raise LoginError.missing_code("The callback's code is malformed (RFC 6749 codes are printable ASCII).")
+    exchange_uri = login.redirect_uri or redirect_uri
+    if not exchange_uri:
+        raise StateError.missing("This login was recorded without its redirect URI, so it cannot be finished.")
+    verifier = pkce_verifier(reg.secret, reg.name, state) if reg.pkce else None
+    return Grant(codes[0], exchange_uri, verifier, login.next_path, state)
 
 
-# -- finishing a login: the sequence ------------------------------------------------------------------------
+def _unknown(
+    reg: Registration,
+    state: str,
+    params: dict[str, list[str]],
+    now: float,
+    cookie: PendingLogins,
+    redirect_uri: str | None,
+    installs: bool,
+) -> Grant:
+    """A state this browser has no pending login for: a Gist-initiated install, or the one cause of the refusal."""
+    issued = read_state(reg.secret, reg.name, state)
+    if issued is None:  # not a state of ours: a Gist-initiated install, or forged
+        codes = params.get("code", [])
+        with_code = len(codes) == 1 and 0 < len(codes[0]) <= MAX_PARAM_LENGTH and vschar(codes[0])
+        with_code = with_code and not params.get("error")
+        pattern = reg.provider.install_state_pattern
+        shaped = pattern is None or re.fullmatch(pattern, state) is not None
+        if installs and with_code and redirect_uri and shaped:
+            return Grant(codes[0], redirect_uri, workspace_hint=state)
+        raise UnknownStateError(install_hint=with_code and not installs and shaped)
+    issued_at, tag = issued
+    if issued_at + reg.state_ttl < now:
+        raise StateError.expired()
+    if cookie.status == "ok":
+        mine = hmac.compare_digest(tag, browser_tag(reg.secret, reg.name, cookie.browser))
+        raise UnknownStateError("login_dropped" if mine else "state_other_browser")
+    raise UnknownStateError("login_cookie_missing" if cookie.status == "absent" else "login_cookie_invalid")
 
 
-class CallbackOptions(TypedDict, total=False):
-    """The keyword options of :func:`callback_steps`, as the apps' ``gist_finish`` passes them on."""
-
-    redirect_uri: str | None
-    installs: bool
-    subject: SubjectSource
-    token_params: Mapping[str, Any] | None
-    client: str | None
-    forwarded_for: str | None
-    cookie: PendingJar | None
+# -- finishing a login: the sequence -----------------------------------------------------------------------------
 
 
 def callback_steps(
     reg: Registration,
-    session: MutableMapping[str, Any],
-    query: Iterable[tuple[str, str]],
+    request: Request,
+    cookie: PendingLogins,
     *,
     redirect_uri: str | None = None,
     installs: bool = False,
     subject: SubjectSource = None,
     token_params: Mapping[str, Any] | None = None,
-    client: str | None = None,
-    forwarded_for: str | None = None,
-    cookie: PendingJar | None = None,
 ) -> Steps[LoginResult]:
-    """The callback of a login, as a flow of effects (drive it with :func:`run` or :func:`run_async`).
+    """The callback of a login, as a flow of effects (see the module's docstring).
 
-    Check the callback against the session (state, issuer, error, code), exchange the code, look up the
-    workspace when it is needed, store the token under its subject, and return a :class:`LoginResult`. The
-    token is stored before the result reaches the app, so an app never acts on a login that was not kept.
+    Check the callback against this browser's pending logins, exchange the code, learn the workspace from
+    Gist, store the token under its subject, and return a :class:`LoginResult`. The token is stored before the
+    result reaches the app, so an app never acts on a login that was not kept. Every failure is logged once.
 
     Args:
         reg: the registration.
-        session: the browser's session (a plain dict for the command line).
-        query: the callback's parameters.
+        request: the callback's request.
+        cookie: the request's login cookie (:meth:`Registration.pending_logins`); the callback consumes its
+            state there and marks the login completed (save it back when it ``changed``).
         redirect_uri: this callback's own URL: the redirect URI of an install (a login is exchanged with the
             redirect URI it was started with).
-        installs: accept a callback with a code and a state this browser was never issued as a
-            Gist-initiated install.
+        installs: accept a callback with a code and a state this browser was never issued as a Gist-initiated
+            install.
         subject: names the stored token's subject (see :data:`SubjectSource`).
-        token_params: extra parameters for the token request (they never replace the code, the redirect
-            URI or the PKCE verifier).
-        client: the address the request came from (the socket's), for the install rate limit.
-        forwarded_for: the request's ``X-Forwarded-For``, read only when ``client`` is a trusted proxy of the
-            install limit.
-        cookie: the request's login cookie (:func:`open_login_cookie`), where the login start kept the
-            pending login; the callback consumes its state there (send ``cookie.to_set()`` back when
-            ``cookie.changed``), and marks the login completed when it succeeds.
+        token_params: extra parameters for the token request (never the code, redirect URI or verifier).
 
     Raises:
         GistAuthError: every failure, as its typed subclass (each is an Authlib ``OAuthError`` too).
     """
-    _, client_secret = reg.credentials()
-    install_uri = reg.effective_redirect_uri(redirect_uri) if installs and redirect_uri else redirect_uri
-    query = list(query)
     try:
-        grant = reg.flow.finish(
-            session,
-            query,
-            client_secret=reg.pkce_key or client_secret,
-            redirect_uri=install_uri,
-            issuer=reg.issuer,
-            installs=installs,
-            install_state_pattern=reg.provider.install_state_pattern,
-            cookie=cookie,
-        )
-    except UnknownStateError as refused:
-        if refused.error_code == "state_unknown":
-            raise
-        # Issued by this app, but this browser has no pending login for it: the callback URL reached a request
-        # that cannot finish it. Its (state, code) pair is consumed, so that this callback is never used anywhere;
-        # a pair consumed before (by the login that completed, or here) is a replay. The state alone is not:
-        # anyone who saw the authorization URL knows it, and must not be able to burn the login with it.
-        states, codes = [v for k, v in query if k == "state"], [v for k, v in query if k == "code"]
-        if len(states) == 1 and len(codes) == 1 and not (yield from _single_use(reg, [_pair(states[0], codes[0])])):
-            raise StateError.replayed() from None
-        raise
-    if isinstance(grant, InstallGrant):
-        limit = reg.install_limit
-        if limit is not None:
-            admit = functools.partial(limit.allow, limit.client_address(client, forwarded_for))
-            # Counted in a shared store's database: blocking I/O (a worker thread in async apps).
-            allowed = (yield Blocking(admit)) if limit.shared else admit()
-            if not allowed:
-                raise InstallError.rate_limited()
-        if not (yield from _single_use(reg, [("code", grant.code)])):
-            raise StateError.replayed()
-        return (yield from _install_steps(reg, grant))
-    # The browser said the state was pending; a second callback racing the first (a double click), or a copy of
-    # an older cookie, would say so too. What was consumed is also recorded server-side, so neither sends a
-    # token request.
-    pair = _pair(grant.state, grant.code)
-    if not (yield from _single_use(reg, [("state", grant.state), ("code", grant.code), pair])):
-        raise StateError.repeated(grant.next_path, completed=False)
+        return (yield from _callback(reg, request, cookie, redirect_uri, installs, subject, token_params))
+    except GistAuthError as error:
+        raise _logged(reg, error) from None
 
-    params = {key: str(value) for key, value in (token_params or {}).items() if key not in _OPENID_ONLY}
-    token = yield from _exchange(grant, params)
-    store = reg.store
-    # Who logged in, as Authlib's OpenID providers put it in the token: a Gist login identifies the workspace
-    # that granted access (Gist has no endpoint for the teammate who clicked Approve).
-    workspace_id, workspace_name = yield ReadWorkspace(token)
-    if workspace_id is not None:
-        token["userinfo"] = userinfo_of(workspace_id, workspace_name)
+
+def _callback(
+    reg: Registration,
+    request: Request,
+    cookie: PendingLogins,
+    redirect_uri: str | None,
+    installs: bool,
+    subject: SubjectSource,
+    token_params: Mapping[str, Any] | None,
+) -> Steps[LoginResult]:
+    session = reg.session_of(request)
+    reg.credentials()
+    install_uri = reg.effective_redirect_uri(redirect_uri) if installs and redirect_uri else redirect_uri
+    params: dict[str, list[str]] = {}
+    for name, value in request.params:
+        params.setdefault(name, []).append(value)
+    kept = reg.cookie.load_session(session)
+    try:
+        grant = check_callback(reg, [cookie, kept], params, redirect_uri=install_uri, installs=installs)
+    except UnknownStateError as refused:
+        yield from _burn(reg, request, refused, params)
+        raise
+    finally:
+        if kept.changed:
+            reg.cookie.save_session(kept, session)
+    if grant.workspace_hint is not None:
+        return (yield from _install(reg, request, grant))
+    # A second callback racing the first (a double click), or a copy of an older cookie, would pass the cookie
+    # check too: what was consumed is also recorded server-side, so neither sends a token request.
+    fresh = yield from _single_use(reg, [("state", grant.state), ("code", grant.code), _pair(grant.state, grant.code)])
+    if not fresh:
+        raise StateError.repeated(grant.next_path, completed=False)
+    extra = {key: str(value) for key, value in (token_params or {}).items() if key not in _OPENID_ONLY}
+    token, workspace = yield from exchange_steps(reg, {**extra, **grant.token_params()}, lookup=True)
+    workspace_id, workspace_name = workspace if workspace is not None else (None, None)
     named: Any = subject
     if callable(subject):
         named = yield UserCode(subject, (dict(token),))
     if named is not None and not isinstance(named, str):
         raise ConfigurationError(f"The login's subject must be a string (a user id) or None, not {type(named)!r}.")
-    key = None
-    if store is not None:
-        if named:
-            key = named
-        elif workspace_id is not None:
-            key = f"workspace:{workspace_id}"
-        else:
-            key = f"login:{secrets.token_urlsafe(16)}"
-        yield Blocking(
-            functools.partial(
-                store.save, key, token, scopes=reg.scopes, workspace_id=workspace_id, workspace_name=workspace_name
-            )
-        )
-        session[reg.flow.subject_key] = key
-    for holder in (session, cookie.session if cookie is not None else None):
-        if holder is not None:
-            reg.flow.complete(holder, grant.state)
+    key: str | None = None
+    if reg.store is not None:
+        key = named or (f"workspace:{workspace_id}" if workspace_id else f"login:{secrets.token_urlsafe(16)}")
+        yield Blocking(_save(reg, key, token, workspace_id, workspace_name))
+        session[reg.subject_key] = key
+    for place in (cookie, kept):
+        place.complete(grant.state)
+    if kept.changed:
+        reg.cookie.save_session(kept, session)
     log.info("Gist login %r completed", reg.name)
+    return LoginResult(token, grant.next_path or "/", key, workspace_id, workspace_name)
+
+
+def _burn(reg: Registration, request: Request, refused: UnknownStateError, params: dict[str, list[str]]) -> Steps[None]:
+    """A state this app issued reached a browser that cannot finish its login: its (state, code) pair is consumed,
+    so that this callback is used nowhere; a pair consumed before is a replay. The state alone is not: anyone who
+    saw the authorization URL knows it. The pairs one network may record are limited (a flood of new codes for one
+    state must not grow the record)."""
+    states, codes = params.get("state", []), params.get("code", [])
+    if refused.error_code == "state_unknown" or len(states) != 1 or len(codes) != 1:
+        return
+    pair = [_pair(states[0], codes[0])]
+    if not (yield from _allowed(reg, reg.refusal_limit, request)):
+        return
+    if not (yield from _single_use(reg, pair)):
+        raise StateError.replayed() from None
+
+
+def _install(reg: Registration, request: Request, grant: Grant) -> Steps[LoginResult]:
+    if not (yield from _allowed(reg, reg.install_limit, request)):
+        raise InstallError.rate_limited()
+    if not (yield from _single_use(reg, [("code", grant.code)])):
+        raise StateError.replayed()
+    try:
+        token, workspace = yield from exchange_steps(reg, grant.token_params(), lookup=True)
+    except TokenEndpointError as refused:
+        if refused.http_status < 500:  # Gist refused the code: a stale or forged link, not Gist failing
+            raise InstallError.link_invalid() from None
+        raise
+    if workspace is None:
+        raise TokenExchangeError(
+            "Gist did not say which workspace installed the app (its token information could not be read), "
+            "so the installation was not recorded. Try installing again.",
+            error_code="workspace_unknown",
+        )
+    workspace_id, workspace_name = workspace
+    # The workspace comes from Gist's answer about the token itself; the state (anyone can forge it) must agree.
+    if workspace_id != grant.workspace_hint:
+        raise InstallError("The installation callback names another workspace than its token; nothing was stored.")
+    key = f"workspace:{workspace_id}"
+    if reg.store is not None:
+        yield Blocking(_save(reg, key, token, workspace_id, workspace_name))
+    ack = reg.install_ack_url
+    query = urlencode({"client_id": reg.client_id, "workspace_id": workspace_id})
+    log.info("Gist install %r completed", reg.name)
     return LoginResult(
-        token=token,
-        next_path=grant.next_path or "/",
-        subject=key,
+        token,
+        subject=key if reg.store is not None else None,
         workspace_id=workspace_id,
         workspace_name=workspace_name,
+        install=True,
+        ack_url=f"{ack}{'&' if '?' in ack else '?'}{query}",
     )
 
 
-def _exchange(grant: CallbackGrant | InstallGrant, extra: Mapping[str, str]) -> Steps[dict[str, Any]]:
-    params = {**extra, **grant.token_params()}
-    try:
-        token = yield FetchToken(params)
-    except Exception as exc:  # every failure of the exchange becomes a typed error, with no request text in it
-        raise translate_token_error(exc) from None
-    return check_token_response(token)
+def _save(
+    reg: Registration, key: str, token: dict[str, Any], workspace_id: str | None, name: str | None
+) -> Callable[[], Any]:
+    assert reg.store is not None
+    return functools.partial(
+        reg.store.save, key, token, scopes=reg.scopes, workspace_id=workspace_id, workspace_name=name
+    )
+
+
+def _allowed(reg: Registration, limit: InstallLimit, request: Request) -> Steps[bool]:
+    """Count one attempt of the request's network against ``limit`` (a shared store's database: blocking I/O)."""
+    client = limit.client_address(request.client, request.headers.get("x-forwarded-for"))
+    admit = functools.partial(limit.allow, client)
+    allowed: bool = (yield Blocking(admit)) if limit.shared else admit()
+    return allowed
 
 
 def _pair(state: str, code: str) -> tuple[str, str]:
@@ -588,342 +707,110 @@ def _pair(state: str, code: str) -> tuple[str, str]:
 
 def _single_use(reg: Registration, values: list[tuple[str, str]]) -> Steps[bool]:
     """Record one-time values (state, code) as consumed; False (recording nothing) when one was consumed before."""
-    guard = reg.replay_guard
     salt = f"{reg.name}\0{reg.client_id}"
     digests = [hashlib.sha256(f"{salt}\0{kind}\0{value}".encode()).hexdigest() for kind, value in values]
-    consume = functools.partial(guard.consume, digests, ttl=reg.flow.state_ttl)
+    consume = functools.partial(reg.replay_guard.consume, digests, ttl=reg.state_ttl)
     # A token store's database is blocking I/O (a worker thread in async apps); process memory is not.
-    fresh: bool = consume() if isinstance(guard, MemoryReplayGuard) else (yield Blocking(consume))
+    fresh: bool = consume() if isinstance(reg.replay_guard, MemoryReplayGuard) else (yield Blocking(consume))
     return fresh
 
 
-def _install_steps(reg: Registration, grant: InstallGrant) -> Steps[LoginResult]:
-    try:
-        token = yield from _exchange(grant, {})
-    except TokenEndpointError as refused:
-        if refused.http_status < 500:  # Gist refused the code: a stale or forged link, not Gist failing
-            raise InstallError.link_invalid() from None
-        raise
-    workspace_id, workspace_name = yield ReadWorkspace(token)
-    if workspace_id is None:
-        raise TokenExchangeError(
-            "Gist did not say which workspace installed the app (its token information could not be read), "
-            "so the installation was not recorded. Try installing again.",
-            error_code="workspace_unknown",
-        )
-    # The workspace comes from Gist's answer about the token itself; the state (anyone can forge it) must agree.
-    if str(workspace_id) != grant.workspace_hint:
-        raise InstallError("The installation callback names another workspace than its token; nothing was stored.")
-    token["userinfo"] = userinfo_of(workspace_id, workspace_name)
-    key = f"workspace:{workspace_id}"
-    if reg.store is not None:
-        yield Blocking(
-            functools.partial(
-                reg.store.save, key, token, scopes=reg.scopes, workspace_id=workspace_id, workspace_name=workspace_name
-            )
-        )
-    query = urlencode({"client_id": reg.client_id, "workspace_id": workspace_id})
-    ack = reg.install_ack_url
-    log.info("Gist install %r completed", reg.name)
-    return LoginResult(
-        token=token,
-        subject=key if reg.store is not None else None,
-        workspace_id=str(workspace_id),
-        workspace_name=workspace_name,
-        install=True,
-        ack_url=f"{ack}{'&' if '?' in ack else '?'}{query}",
-    )
+# -- the token exchange and the workspace lookup: one deadline, bounded answers -----------------------------------
 
 
-# -- server-side single use and the install rate limit ---------------------------------------------------------
+def token_request(reg: Registration, params: Mapping[str, str]) -> httpx2.Request:
+    """The token request: client credentials as the provider expects them (in the body, ``client_secret_post``,
+    unless the provider says ``client_secret_basic``)."""
+    client_id, client_secret = reg.credentials()
+    form = {"grant_type": "authorization_code", **params}
+    headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+    if reg.provider.token_endpoint_auth_method == "client_secret_basic":
+        pair = f"{quote(client_id, safe='')}:{quote(client_secret, safe='')}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+    else:
+        form.update(client_id=client_id, client_secret=client_secret)
+    return httpx2.Request("POST", reg.token_url, data=form, headers=headers)
 
 
-class MemoryReplayGuard:
-    """Consumed states and codes (hashes only) in process memory, for a registration without a token store.
-
-    A token store records them in its database instead (``consume``), which also covers several processes.
-    Entries expire with the state lifetime; at most ``max_entries`` are kept (the oldest go first).
-    """
-
-    def __init__(self, *, max_entries: int = 100_000, clock: Callable[[], float] = time.time) -> None:
-        # Keys are the first 16 bytes of each digest: 128 bits tell used values apart, at a fraction of the memory.
-        self._seen: collections.OrderedDict[bytes, float] = collections.OrderedDict()
-        self._lock = threading.Lock()
-        self._max = max_entries
-        self._clock = clock
-
-    def consume(self, digests: Iterable[str], *, ttl: float) -> bool:
-        """Record ``digests`` as consumed; False when any of them was consumed before (and not expired)."""
-        now = self._clock()
-        with self._lock:
-            while self._seen and next(iter(self._seen.values())) < now:
-                self._seen.popitem(last=False)
-            keys = [bytes.fromhex(digest)[:16] for digest in digests]
-            if any(self._seen.get(key, 0.0) >= now for key in keys):
-                return False
-            for key in keys:
-                self._seen[key] = now + ttl
-                self._seen.move_to_end(key)
-            while len(self._seen) > self._max:
-                self._seen.popitem(last=False)
-            return True
-
-    def __len__(self) -> int:
-        return len(self._seen)
-
-
-class InstallLimit:
-    """How many Gist-initiated install attempts may cost a token request, per network and in total.
-
-    Every forged install callback with a plausible state costs one token request signed with the client
-    secret; past these limits the callback answers 429 with no token request. Callers are counted by network
-    (a /24 for IPv4, a /48 for IPv6: what one attacker usually holds), not by address. When the total is spent,
-    a network that has made no attempt within the window still gets one, so a few networks cannot lock every
-    genuine install out, up to ``total`` more first attempts a window; the cost stays bounded by twice
-    ``total`` a window (:func:`gist_authlib.tokens.admit_install_attempt` is the rule).
-
-    The attempts are counted by ``counter``: in process memory by default, so each app instance has a limit of
-    its own; ``register`` counts them in its token store instead when that store is shared (SQLite, SQLAlchemy),
-    which makes one limit for every instance using the database.
-
-    Args:
-        per_client: attempts per network within ``window`` seconds.
-        total: attempts from all networks within ``window`` seconds, before only first attempts pass.
-        window: the sliding window, in seconds.
-        trusted_proxies: the networks of reverse proxies in front of the app (``["10.0.0.0/8"]``, or one string
-            of them separated by commas or spaces, as an environment variable holds them). A request from one of
-            them is counted by the right-most address of its ``X-Forwarded-For`` that is not itself a trusted
-            proxy; from anywhere else, by the socket's address (the header is ignored, as anyone can send it).
-            ``"unix:"`` trusts a request with no peer address: the app served on a Unix socket behind its proxy
-            (``uvicorn --uds``, ``gunicorn --bind unix:``). Empty by default.
-        max_networks: how many networks the default counter remembers at once (older ones are forgotten first).
-        counter: where the attempts are counted (an :class:`~gist_authlib.tokens.InstallCounter`: a
-            :class:`~gist_authlib.tokens.MemoryInstallCounter` by default, or a shared token store).
-        name: what the attempts are counted under in ``counter`` (the registration's name), so that two
-            registrations sharing one store have a limit each.
-    """
-
-    def __init__(
-        self,
-        per_client: int = 10,
-        total: int = 100,
-        window: float = 60.0,
-        *,
-        trusted_proxies: str | Iterable[str] = (),
-        max_networks: int = 100_000,
-        clock: Callable[[], float] = time.time,
-        counter: InstallCounter | None = None,
-        name: str = "",
-    ) -> None:
-        self.per_client, self.total, self.window = per_client, total, window
-        proxies = trusted_proxies.replace(",", " ").split() if isinstance(trusted_proxies, str) else trusted_proxies
-        proxies = [net.strip() for net in proxies if net.strip()]
-        #: ``unix:`` among the trusted proxies: the app is served on a Unix socket behind its proxy, so a request
-        #: with no peer address came through that proxy.
-        self.trusts_unix_socket = _UNIX in proxies
-        try:
-            self.trusted_proxies = tuple(ipaddress.ip_network(net, strict=False) for net in proxies if net != _UNIX)
-        except ValueError as exc:
-            raise ConfigurationError(f"A trusted proxy is not a network or an address: {exc}.") from None
-        self._counter_given = counter is not None
-        if counter is None:
-            from .tokens import MemoryInstallCounter  # here: import gist_authlib need not load the token stores
-
-            counter = MemoryInstallCounter(max_networks=max_networks)
-        self.counter: InstallCounter = counter
-        self.name = name
-        self._max_networks = max_networks
-        self._clock = clock
-
-    def counting_in(self, counter: InstallCounter, name: str) -> InstallLimit:
-        """The same limit, counting in ``counter`` (a shared token store) under ``name``."""
-        return InstallLimit(
-            self.per_client,
-            self.total,
-            self.window,
-            trusted_proxies=[str(net) for net in self.trusted_proxies] + ([_UNIX] if self.trusts_unix_socket else []),
-            max_networks=self._max_networks,
-            clock=self._clock,
-            counter=counter,
-            name=name,
-        )
-
-    def for_registration(self, name: str, store: Any) -> InstallLimit:
-        """The limit registration ``name`` uses: this one; or, when this one counts in its default memory counter
-        and the registration's token store is shared (SQLite, SQLAlchemy), the same limit counting in the store,
-        which every instance using its database shares."""
-        if self._counter_given or not getattr(store, "shared", False) or not hasattr(store, "count_install_attempt"):
-            return self
-        return self.counting_in(store, name)
-
-    def client_address(self, peer: str | None, forwarded_for: str | None = None) -> str | None:
-        """The address a request is counted by: ``peer``, or, when ``peer`` is a trusted proxy, the right-most
-        untrusted address of ``forwarded_for``."""
-        if not forwarded_for or not self._trusted(peer):
-            return peer
-        for hop in reversed([_host_only(part) for part in forwarded_for.split(",")]):
-            if hop and not self._trusted(hop):
-                return hop
-        return peer
-
-    def _trusted(self, address: str | None) -> bool:
-        if not address:  # no peer address: a Unix socket, trusted only when "unix:" was named
-            return self.trusts_unix_socket
-        ip = _ip(address)
-        return ip is not None and any(ip in net for net in self.trusted_proxies)
-
-    @staticmethod
-    def network_of(address: str | None) -> str:
-        """The bucket an address is counted in: its /24 (IPv4) or /48 (IPv6: a site, as one home line or small
-        server may hold the 256 /64s of a /56); the address itself otherwise."""
-        ip = _ip(address)
-        if ip is None:
-            return address or "?"
-        prefix = 24 if ip.version == 4 else 48
-        return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
-
-    def allow(self, client: str | None) -> bool:
-        """Count one attempt from ``client``'s network; False (and nothing counted) when a limit is reached.
-
-        With a token store as the counter this is one short database transaction (blocking I/O).
-
-        Raises:
-            TokenStoreError: the store's database failed.
-        """
-        return self.counter.count_install_attempt(
-            self.network_of(client),
-            registration=self.name,
-            now=self._clock(),
-            window=self.window,
-            per_client=self.per_client,
-            total=self.total,
-        )
-
-    @property
-    def shared(self) -> bool:
-        """Whether the counts are shared by every process using the counter (a shared token store)."""
-        return bool(getattr(self.counter, "shared", False))
-
-    def __repr__(self) -> str:
-        where = f", counter={self.counter!r}" if self.shared else ""
-        return f"InstallLimit(per_client={self.per_client}, total={self.total}, window={self.window}{where})"
-
-
-def _host_only(hop: str) -> str:
-    """An ``X-Forwarded-For`` hop without its port (``9.9.9.9:1234``, ``[2001:db8::1]:443``)."""
-    hop = hop.strip()
-    if hop.startswith("["):
-        return hop[1:].partition("]")[0]
-    if hop.count(":") == 1:
-        return hop.partition(":")[0]
-    return hop
-
-
-def _ip(address: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The address, an IPv4-mapped IPv6 one as its IPv4 address; None when it is none."""
-    try:
-        ip = ipaddress.ip_address((address or "").strip().strip("[]").partition("%")[0])
-    except ValueError:
-        return None
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
-
-
-# -- the drivers and the shared effects ------------------------------------------------------------------------
-
-
-def run(effects: LoginEffects, steps: Steps[LoginResult]) -> LoginResult:
-    """Drive the login sequence in a plain thread (Flask, Django, the command line)."""
-
-    def perform(effect: Any) -> Any:
-        if isinstance(effect, FetchToken):
-            return effects.gist_exchange(effect.params)
-        if isinstance(effect, ReadWorkspace):
-            return effects.gist_workspace(effect.token)
-        raise TypeError(f"The login sequence yielded an unknown effect {type(effect).__name__}.")
-
-    return drive(steps, perform)
-
-
-async def run_async(effects: AsyncLoginEffects, steps: Steps[LoginResult]) -> LoginResult:
-    """Drive the login sequence in an event loop (Starlette, FastAPI)."""
-
-    async def perform(effect: Any) -> Any:
-        if isinstance(effect, FetchToken):
-            return await effects.gist_exchange(effect.params)
-        if isinstance(effect, ReadWorkspace):
-            return await effects.gist_workspace(effect.token)
-        raise TypeError(f"The login sequence yielded an unknown effect {type(effect).__name__}.")
-
-    return await drive_async(steps, perform)
-
-
-def request_token(
-    reg: Registration,
-    params: Mapping[str, str],
-    *,
-    timeout: float = 10.0,
-    transport: httpx2.BaseTransport | None = None,
-) -> dict[str, Any]:
-    """Exchange a code at the registration's token endpoint, outside any Authlib app (the command line).
-
-    The request is Authlib's (its httpx2 ``OAuth2Client``: client credentials in the body, as Gist expects;
-    no redirect followed) and its answer is checked by the same hook as the registered apps' token requests.
+def exchange_steps(
+    reg: Registration, params: Mapping[str, str], *, lookup: bool
+) -> Steps[tuple[dict[str, Any], tuple[str, str | None] | None]]:
+    """Exchange a code, then (``lookup``) ask Gist which workspace the token belongs to, all within one deadline
+    (the registration's ``timeout``), every answer read within its cap. Returns the token and ``(workspace_id,
+    workspace_name)``, or ``None`` for the workspace when Gist will not say.
 
     Raises:
         TokenExchangeError: every failure, typed (the message never quotes the request).
     """
-    from authlib.integrations.httpx_client import OAuth2Client
-
-    client_id, client_secret = reg.credentials()
-    options: dict[str, Any] = {"timeout": timeout, "follow_redirects": False, "trust_env": False}
-    if transport is not None:
-        options["transport"] = transport
+    deadline = Deadline(reg.timeout)
     try:
-        with OAuth2Client(
-            client_id,
-            client_secret,
-            token_endpoint_auth_method=reg.provider.token_endpoint_auth_method,
-            headers={"User-Agent": USER_AGENT},
-            **options,
-        ) as http:
-            http.register_compliance_hook("access_token_response", check_token_http_response)
-            token = http.fetch_token(reg.token_url, **params)
-    except Exception as exc:  # every failure of the exchange becomes a typed error
-        raise translate_token_error(exc) from None
-    return check_token_response(token)
+        answer = yield Send(token_request(reg, params), TOKEN_ANSWER_LIMIT, deadline)
+    except AnswerTooLarge:
+        raise InvalidTokenResponseError(f"the answer is larger than {TOKEN_ANSWER_LIMIT} bytes") from None
+    except httpx2.TimeoutException:
+        raise TokenExchangeError.unreachable(f"no answer within {reg.timeout:g} seconds") from None
+    except httpx2.TransportError as exc:
+        raise TokenExchangeError.unreachable(type(exc).__name__) from None
+    token = check_token_answer(answer.status, answer.body)
+    token.pop("userinfo", None)  # who logged in is Gist's to say (GET /token), never the token answer's
+    if not lookup:
+        return token, None
+    workspace = yield from _lookup(reg, token, deadline)
+    if workspace is not None:
+        token["userinfo"] = userinfo_of(*workspace)
+        reg.issued.add(token["access_token"], workspace[0])
+    return token, workspace
 
 
-def read_workspace(
-    reg: Registration, token: Mapping[str, Any], *, transport: httpx2.BaseTransport | None = None
-) -> tuple[str | None, str | None]:
-    """(workspace id, name) of a fresh token via Gist's ``GET /token``; (None, None) when Gist will not say."""
+def _lookup(reg: Registration, token: Mapping[str, Any], deadline: Deadline) -> Steps[tuple[str, str | None] | None]:
+    """``GET /token`` with the fresh token, retried once on a failure of Gist's side within the deadline:
+    ``(workspace_id, workspace_name)``, or ``None`` when Gist will not say.
+
+    Raises:
+        TokenExchangeError: Gist answered, but not with token information (``invalid_token_info``).
+    """
+    url = reg.api_base_url + "token"
+    headers = {
+        "Authorization": f"Bearer {token['access_token']}",
+        "Accept": "application/json",
+        "User-Agent": USER_AGENT,
+    }
+    for attempt in (1, 2):
+        try:
+            answer = yield Send(httpx2.Request("GET", url, headers=headers), TOKEN_INFO_LIMIT, deadline)
+        except (httpx2.TransportError, AnswerTooLarge):
+            answer = None
+        if answer is not None and 200 <= answer.status < 300:
+            return _workspace(answer.body)
+        if attempt == 2 or (answer is not None and answer.status < 500) or not deadline.remaining():
+            return None
+    return None
+
+
+def _workspace(body: bytes) -> tuple[str, str | None] | None:
+    """The workspace of a token information answer; ``None`` when it names none."""
     try:
-        with GistClient(token, base_url=reg.api_base_url, retry=_LOOKUP_RETRY, transport=transport) as client:
-            info = client.token_info()
-    except (GistAuthError, ValueError):
-        return None, None
-    return _workspace(info)
+        info = json.loads(body)
+    except ValueError:
+        info = None
+    workspace_id = info.get("workspace_id") if isinstance(info, dict) else None
+    name = info.get("workspace_name") if isinstance(info, dict) else None
+    if (
+        not isinstance(info, dict)
+        or not isinstance(workspace_id, (str, int, type(None)))
+        or isinstance(workspace_id, bool)
+        or not isinstance(name, (str, type(None)))
+    ):
+        raise TokenExchangeError(
+            "Gist's answer about the new token was not token information, so the login was not completed.",
+            error_code="invalid_token_info",
+        )
+    if workspace_id is None or workspace_id == "":
+        return None
+    return str(workspace_id), name
 
 
-async def read_workspace_async(
-    reg: Registration, token: Mapping[str, Any], *, transport: httpx2.AsyncBaseTransport | None = None
-) -> tuple[str | None, str | None]:
-    """The async form of :func:`read_workspace`."""
-    try:
-        async with AsyncGistClient(
-            token, base_url=reg.api_base_url, retry=_LOOKUP_RETRY, transport=transport
-        ) as client:
-            info = await client.token_info()
-    except (GistAuthError, ValueError):
-        return None, None
-    return _workspace(info)
-
-
-def _workspace(info: Any) -> tuple[str | None, str | None]:
-    workspace_id = info.workspace_id
-    return (str(workspace_id) if workspace_id is not None else None), info.workspace_name
+# -- who logged in ---------------------------------------------------------------------------------------------
 
 
 def userinfo_of(workspace_id: str, workspace_name: str | None) -> UserInfo:
@@ -939,18 +826,41 @@ def userinfo_of(workspace_id: str, workspace_name: str | None) -> UserInfo:
     return UserInfo(claims)
 
 
-# -- around a login --------------------------------------------------------------------------------------------
+class IssuedTokens:
+    """Which workspace each token this process's logins issued belongs to, by a digest of the token (the most
+    recent ``max_entries``): what lets ``userinfo(token=...)`` believe a token's ``userinfo`` without asking Gist."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._subjects: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self._max, self._lock = max_entries, threading.Lock()
+
+    def add(self, access_token: str, sub: str) -> None:
+        """Remember that ``access_token`` belongs to workspace ``sub``."""
+        with self._lock:
+            self._subjects[digest(access_token)] = sub
+            while len(self._subjects) > self._max:
+                self._subjects.popitem(last=False)
+
+    def get(self, access_token: str) -> str | None:
+        """The workspace ``access_token`` belongs to, when this process issued it."""
+        return self._subjects.get(digest(access_token))
 
 
-def login_subject(reg: Registration, session: Mapping[str, Any]) -> str | None:
-    """The subject the session's user logged in as, or ``None``."""
-    value = session.get(reg.flow.subject_key)
-    return value if isinstance(value, str) else None
+def trusted_userinfo(reg: Registration, token: Any) -> Steps[UserInfo | None]:
+    """The ``userinfo`` a token carries, when this library put it there for this very token (this process's
+    login issued it, or the token store holds it under that workspace); ``None`` otherwise, and then Gist must be
+    asked: a ``userinfo`` from anywhere else is never believed."""
+    info = token.get("userinfo") if isinstance(token, Mapping) else None
+    access_token = token.get("access_token") if isinstance(token, Mapping) else None
+    if not isinstance(info, Mapping) or not isinstance(access_token, str) or not info.get("sub"):
+        return None
+    sub = str(info["sub"])
+    trusted = reg.issued.get(access_token) == sub
+    if not trusted and reg.store is not None:
+        record = yield Blocking(functools.partial(reg.store.find_by_token, access_token))
+        trusted = record is not None and record.workspace_id == sub
+    if not trusted:
+        return None
+    from authlib.oidc.core import UserInfo
 
-
-def forget_login(reg: Registration, session: MutableMapping[str, Any], *, forget_token: bool = False) -> str | None:
-    """Log the session's user out: drop the subject and, if asked, the stored token. Returns the subject."""
-    subject = session.pop(reg.flow.subject_key, None)
-    if forget_token and reg.store is not None and isinstance(subject, str):
-        reg.store.delete(subject)
-    return subject if isinstance(subject, str) else None
+    return UserInfo(info)

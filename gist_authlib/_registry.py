@@ -2,58 +2,49 @@
 
 The app ``register`` returns applies every protection of a Gist login on Authlib's own methods
 (``authorize_redirect``, ``authorize_access_token``, ``create_authorization_url``, ``save_authorize_data``,
-``fetch_access_token``): an app that keeps hand-written Authlib routes is as safe as one using the routes of
-:mod:`gist_authlib.starlette`, :mod:`gist_authlib.flask` or :mod:`gist_authlib.django`, which only wrap them.
-
-Each framework's app class is declared once, in its adapter module, over Authlib's own app class and the
-framework-free halves here (:class:`SyncGistApp`, :class:`AsyncGistApp`); :func:`register` picks the class
-for the registry it is given and hands it the registration's settings. This module imports no web framework.
+``fetch_access_token``, ``userinfo``): an app that keeps hand-written Authlib routes is as safe as one using the
+ready-made routes, which call the same login core. Each framework's app class is declared once, in its adapter
+module, over Authlib's own app class and :class:`SyncGistApp` or :class:`AsyncGistApp` here, and only translates
+its framework's request and response. This module imports no web framework.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import importlib
-import inspect
 import logging
 import os
 import threading
 import weakref
-from collections.abc import Iterable, Mapping, MutableMapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Unpack
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx2
 
-from ._flow import (
-    LoginFlow,
-    PendingJar,
-    check_token_http_response,
-    check_token_response,
-    check_transport,
-    translate_token_error,
-)
+from ._effects import Steps, drive, drive_async
+from ._flow import check_transport
+from ._install_limit import InstallLimit, MemoryReplayGuard
+from ._limits import Deadline, Send, asend, send
 from ._login import (
-    CallbackOptions,
-    InstallLimit,
     LoginResult,
-    LoginStart,
-    MemoryReplayGuard,
     Registration,
-    ReplayGuard,
+    SubjectSource,
     authorization,
     callback_steps,
-    open_login_cookie,
-    read_workspace,
-    read_workspace_async,
-    run,
-    run_async,
+    exchange_steps,
+    log_failure,
+    remember,
     start_login,
+    trusted_userinfo,
     userinfo_of,
 )
+from ._login import _lookup as lookup_workspace
 from ._version import USER_AGENT
-from .errors import ConfigurationError, TokenExchangeError
+from ._web import Reply, Request
+from .errors import ConfigurationError, GistAuthError, StaleTokenError, TokenExchangeError
 from .provider import GistProvider
 
 if TYPE_CHECKING:
@@ -61,102 +52,62 @@ if TYPE_CHECKING:
 
     from authlib.oidc.core import UserInfo
 
+    from .tokens import TokenStore
+
 __all__ = ["AsyncGistApp", "GistApp", "SyncGistApp", "register"]
 
 log = logging.getLogger("gist_authlib.registry")
+T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 10.0
-
-# The keys Authlib reads from framework configuration, and which of them have a provider default.
-_ENDPOINT_KEYS = ("authorize_url", "access_token_url", "api_base_url")
-
+# The settings Authlib reads from framework configuration that gist_authlib fills, and the Flask environment
+# fallback reads (GIST_CLIENT_ID, ...).
+_SETTINGS = ("client_id", "client_secret", "authorize_url", "access_token_url", "api_base_url", "redirect_uri")
+_ENDPOINTS = ("authorize_url", "access_token_url", "api_base_url")
+_CREDENTIALS = ("client_id", "client_secret", "redirect_uri")
 # Authlib's registry module for each framework, and the adapter module that declares its Gist app class.
 _APP_CLASSES = {
     "authlib.integrations.starlette_client": ("gist_authlib.starlette", "GistStarletteApp"),
     "authlib.integrations.flask_client": ("gist_authlib.flask", "GistFlaskApp"),
     "authlib.integrations.django_client": ("gist_authlib.django", "GistDjangoApp"),
 }
+# client_kwargs that build the HTTP stack themselves: with them, Authlib's own clients keep their own connections.
+_OWN_STACK = ("mounts", "proxy", "proxies", "app")
+# client_kwargs that configure the pooled transport (what httpx2.HTTPTransport takes).
+_TRANSPORT_OPTIONS = ("verify", "cert", "http1", "http2", "limits")
 
 
-@dataclass(frozen=True, slots=True)
-class _Settings:
-    """What :func:`register` decided for one registration, handed to its app class's ``__init__``."""
+class _KeepOpen(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
+    """A pooled transport seen through one short-lived Authlib client: closing that client leaves it open."""
 
-    provider: GistProvider
-    scopes: tuple[str, ...]
-    flow: LoginFlow
-    redirect_uri: str | None
-    token_store: Any
-    allow_insecure_http: bool
-    replay_guard: ReplayGuard
-    install_limit: InstallLimit
-    setting_names: Mapping[str, str]
-    environ_fallback: bool
-    route_claims: dict[str, str]
-    oauth: Any
-
-
-# client_kwargs that shape the connection itself: with any of these the caller built the HTTP stack; we keep out.
-_OWN_STACK = ("transport", "mounts", "proxy", "proxies", "app")
-# client_kwargs that configure the shared transport we build instead (the same as httpx2.HTTPTransport takes).
-_TRANSPORT_OPTIONS = ("verify", "cert", "http1", "http2", "limits", "trust_env")
-
-
-class _KeepOpen(httpx2.BaseTransport):
-    """A shared transport seen through one short-lived client: closing that client leaves the pool open."""
-
-    def __init__(self, transport: httpx2.BaseTransport) -> None:
+    def __init__(self, transport: Any) -> None:
         self.transport = transport
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        return self.transport.handle_request(request)
+        return self.transport.handle_request(request)  # type: ignore[no-any-return]
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        return await self.transport.handle_async_request(request)  # type: ignore[no-any-return]
 
     def close(self) -> None:
         """Nothing: the registration closes the pool (``gist_close``, or at exit)."""
-
-
-class _KeepOpenAsync(httpx2.AsyncBaseTransport):
-    """The async form of :class:`_KeepOpen`."""
-
-    def __init__(self, transport: httpx2.AsyncBaseTransport) -> None:
-        self.transport = transport
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        return await self.transport.handle_async_request(request)
 
     async def aclose(self) -> None:
         """Nothing: the registration closes the pool (``gist_aclose``)."""
 
 
 class GistApp:
-    """The framework-free half of every Gist app class: what :func:`register` returns is one of its
-    subclasses, declared per framework (:class:`gist_authlib.starlette.GistStarletteApp`,
-    :class:`gist_authlib.flask.GistFlaskApp`, :class:`gist_authlib.django.GistDjangoApp`).
-
-    It fills what neither the caller nor the framework configuration set from the provider, and carries the
-    registration's provider, scopes, redirect URI and login rules; :attr:`gist_registration` hands them to the
-    login sequence, typed.
+    """What every framework's Gist app class shares: what :func:`register` returns is one of its subclasses
+    (:class:`gist_authlib.starlette.GistStarletteApp`, :class:`gist_authlib.flask.GistFlaskApp`,
+    :class:`gist_authlib.django.GistDjangoApp`), each also Authlib's own app class.
 
     Attributes:
-        gist_provider: the endpoints and scope catalogue.
-        gist_scopes: the scopes every login asks for.
-        gist_flow: the state, PKCE and pending-login rules.
-        gist_token_store: the token store, or ``None``.
-        gist_redirect_uri: the configured redirect URI, or ``None``.
-        gist_install_limit: the cost limit of Gist-initiated installs.
+        gist_registration: the registration, typed and frozen (:class:`~gist_authlib._login.Registration`).
     """
 
-    gist_provider: GistProvider
-    gist_scopes: tuple[str, ...]
-    gist_flow: LoginFlow
-    gist_token_store: Any
-    gist_allow_insecure_http: bool
-    gist_redirect_uri: str | None
-    gist_replay_guard: ReplayGuard
-    gist_install_limit: InstallLimit
-    _gist_setting_names: Mapping[str, str]
-    _gist_route_claims: dict[str, str]
-
+    gist_registration: Registration
+    #: The message of a request without a session, naming the framework's session setup.
+    gist_no_session: str = "This request has no session."
     # Set by Authlib's base classes.
     name: str
     client_id: str | None
@@ -166,217 +117,264 @@ class GistApp:
     api_base_url: str
     authorize_params: dict[str, Any] | None
     client_kwargs: dict[str, Any]
-    _fetch_token: Any
 
-    if TYPE_CHECKING:  # Authlib's methods, as every framework's class has them (each declares its own signature)
+    if TYPE_CHECKING:  # Authlib's methods, which every framework's class has (each declares its own signature)
 
-        def authorize_redirect(self, *args: Any, **kwargs: Any) -> Any:
-            """Send the browser to Gist: a fresh state, PKCE, the checked ``next`` and scopes."""
+        def authorize_redirect(self, *args: Any, **kwargs: Any) -> Any: ...
+        def authorize_access_token(self, *args: Any, **kwargs: Any) -> Any: ...
+        def save_authorize_data(self, *args: Any, **kwargs: Any) -> Any: ...
+        def create_authorization_url(self, *args: Any, **kwargs: Any) -> Any: ...
+        def fetch_access_token(self, *args: Any, **kwargs: Any) -> Any: ...
+        def userinfo(self, *args: Any, **kwargs: Any) -> Any: ...
+        def get(self, url: str, **kwargs: Any) -> Any: ...
+        def post(self, url: str, **kwargs: Any) -> Any: ...
+        def put(self, url: str, **kwargs: Any) -> Any: ...
+        def patch(self, url: str, **kwargs: Any) -> Any: ...
+        def delete(self, url: str, **kwargs: Any) -> Any: ...
+        def gist_close(self) -> None: ...
+        async def gist_aclose(self) -> None: ...
 
-        def authorize_access_token(self, *args: Any, **kwargs: Any) -> Any:
-            """Check the callback and exchange its code; the validated token dict."""
-
-        def save_authorize_data(self, *args: Any, **kwargs: Any) -> Any:
-            """Record a login started with ``create_authorization_url``."""
-
-        def create_authorization_url(self, *args: Any, **kwargs: Any) -> Any:
-            """The authorization URL and state of a new login."""
-
-        def fetch_access_token(self, *args: Any, **kwargs: Any) -> Any:
-            """Exchange a code at the token endpoint; the validated token dict."""
-
-        def get(self, url: str, **kwargs: Any) -> Any:
-            """Authlib's authorized GET on the Gist API."""
-
-        def post(self, url: str, **kwargs: Any) -> Any:
-            """Authlib's authorized POST on the Gist API."""
-
-    def __init__(self, framework: Any, name: str | None = None, *, gist_settings: _Settings, **kwargs: Any) -> None:
-        settings = gist_settings
-        names = settings.setting_names
-        from_environ = (lambda key: os.environ.get(names[key]) or None) if settings.environ_fallback else None
-        if from_environ is not None:
-            for key in ("client_id", "client_secret"):
-                kwargs[key] = kwargs.get(key) or from_environ(key)
-        self.gist_provider, self.gist_scopes, self.gist_flow = settings.provider, settings.scopes, settings.flow
-        self.gist_token_store, self.gist_allow_insecure_http = settings.token_store, settings.allow_insecure_http
-        self.gist_replay_guard, self.gist_install_limit = settings.replay_guard, settings.install_limit
-        self._gist_setting_names, self._gist_route_claims = settings.setting_names, settings.route_claims
-        self.gist_redirect_uri = settings.redirect_uri
-        for key, default in settings.provider.authlib_kwargs().items():
+    def __init__(self, framework: Any, name: str, *, gist: dict[str, Any], **kwargs: Any) -> None:
+        oauth, provider, insecure = gist.pop("oauth"), gist["provider"], gist["allow_insecure_http"]
+        # Flask reads app.config only; GIST_* exported in the shell are read too, where app.config has none (an
+        # explicit provider's endpoints still win over the environment's).
+        wanted = gist.pop("environ")
+        environ = {key: os.environ.get(f"{name.upper()}_{key.upper()}") or None for key in wanted}
+        for key in _SETTINGS[:-1]:
             if kwargs.get(key) is None:
-                kwargs[key] = default
-        if kwargs.get("api_base_url") and not str(kwargs["api_base_url"]).endswith("/"):
-            kwargs["api_base_url"] = str(kwargs["api_base_url"]) + "/"
-        for key in _ENDPOINT_KEYS:
-            check_transport(str(kwargs[key]), key.replace("_", " "), allow_insecure_http=self.gist_allow_insecure_http)
-        if self.gist_redirect_uri is None:
-            # Read here, not in register(): a Flask registry has no app (and no config) until init_app.
-            oauth = settings.oauth
-            configured = type(oauth).framework_integration_cls.load_config(oauth, name, ("redirect_uri",))
-            uri = (configured or {}).get("redirect_uri") or (from_environ("redirect_uri") if from_environ else None)
-            if uri:
-                check_transport(str(uri), "redirect URI", allow_insecure_http=self.gist_allow_insecure_http)
-                self.gist_redirect_uri = str(uri)
-        super().__init__(framework, name, **kwargs)  # type: ignore[call-arg]  # Authlib's app, after this mixin
-
-    @property
-    def gist_registration(self) -> Registration:
-        """This registration as the login sequence takes it (read afresh: settings may change after init)."""
-        return Registration(
-            name=self.name,
+                kwargs[key] = environ.get(key) or provider.authlib_kwargs().get(key)
+        kwargs["api_base_url"] = str(kwargs["api_base_url"]).rstrip("/") + "/"
+        for key in _ENDPOINTS:
+            check_transport(str(kwargs[key]), key.replace("_", " "), allow_insecure_http=insecure)
+        redirect_uri = gist.pop("redirect_uri")
+        if redirect_uri is None:  # read here: a Flask registry has no config until init_app
+            config = type(oauth).framework_integration_cls.load_config(oauth, name, ("redirect_uri",)) or {}
+            redirect_uri = config.get("redirect_uri") or environ.get("redirect_uri")
+        if redirect_uri:
+            check_transport(str(redirect_uri), "redirect URI", allow_insecure_http=insecure)
+        if gist["store"] is not None:
+            kwargs["fetch_token"] = kwargs.get("fetch_token") or self._gist_hook(self._gist_fetch_stored)
+            kwargs["update_token"] = kwargs.get("update_token") or self._gist_hook(self._gist_update_stored)
+        super().__init__(framework, name, **kwargs)  # type: ignore[call-arg]  # Authlib's app, after this class
+        self._gist_lock = threading.Lock()
+        self.gist_registration = Registration(
+            name=name,
             client_id=self.client_id,
             client_secret=self.client_secret,
-            provider=self.gist_provider,
-            scopes=self.gist_scopes,
-            flow=self.gist_flow,
             authorize_url=self.authorize_url,
             token_url=self.access_token_url,
             api_base_url=self.api_base_url,
-            redirect_uri=self.gist_redirect_uri,
-            default_redirect_uri=(self.client_kwargs or {}).get("redirect_uri"),
-            allow_insecure_http=self.gist_allow_insecure_http,
-            store=self.gist_token_store,
-            replay_guard=self.gist_replay_guard,
-            install_limit=self.gist_install_limit,
-            setting_names=self._gist_setting_names,
+            redirect_uri=str(redirect_uri) if redirect_uri else None,
+            default_redirect_uri=self.client_kwargs.get("redirect_uri"),
+            fetch_token=kwargs.get("fetch_token"),
+            **gist,
         )
+
+    def __repr__(self) -> str:
+        return f"<Gist OAuth app {self.name!r} at {self.authorize_url!r}>"
+
+    # -- what each adapter declares ----------------------------------------------------------------------------
+
+    def gist_request(self, request: Any, params: list[tuple[str, str]] | None = None) -> Request:
+        """The framework's request as the login reads it (``params``: a form already read)."""
+        raise NotImplementedError
+
+    def gist_response(self, reply: Reply) -> Any:
+        """The framework's response for a :class:`~gist_authlib._web.Reply`."""
+        raise NotImplementedError
+
+    def gist_logged_in(self, request: Request, result: LoginResult) -> None:
+        """The framework's own step after a login: ``gist_next``/``gist_subject`` for the app, a new session id."""
+
+    def _gist_hook(self, call: Callable[..., Any]) -> Callable[..., Any]:
+        """One of Authlib's token hooks, as this kind of app calls it (a coroutine function in async apps)."""
+        return call
 
     @staticmethod
     def gist_session_of(request: Any) -> Any:
         """The session Authlib's ``fetch_token(request)`` reads the logged-in subject from (per framework)."""
         raise NotImplementedError
 
+    @staticmethod
+    def gist_default_store() -> TokenStore | None:
+        """The token store of a registration given none (the framework's own database, where it has one)."""
+        return None
+
     @classmethod
     def gist_lazy(cls, oauth: Any, name: str, claims: dict[str, str]) -> Any:
         """The app of a registry that has no framework app yet (Flask before ``init_app``)."""
         raise ConfigurationError(f"The {cls.__name__} of {name!r} cannot be created before its framework app.")
 
-    def _gist_authorization(self, redirect_uri: str | None, params: Mapping[str, Any]) -> dict[str, Any]:
-        return authorization(self.gist_registration, redirect_uri, {**(self.authorize_params or {}), **params})
-
-    def gist_start(
-        self,
-        cookies: Mapping[str, str],
-        request_url: str,
-        redirect_uri: str | None,
-        params: Mapping[str, Any],
-    ) -> LoginStart:
-        """The login start of every framework's ``authorize_redirect``: where to send the browser, and the login
-        cookie to set (see :func:`gist_authlib._login.start_login`)."""
-        merged = {**(self.authorize_params or {}), **params}
-        return start_login(self.gist_registration, cookies, request_url, redirect_uri, merged)
-
-    def gist_login_cookie(self, cookies: Mapping[str, str], url: str | None) -> PendingJar:
-        """The request's login cookie of this registration, opened (what the callback reads); ``url`` is the
-        callback's own URL (https: only the ``__Host-`` cookie is read)."""
-        return open_login_cookie(self.gist_registration, cookies, url)
-
-    def _get_oauth_client(self, **metadata: Any) -> Any:
-        # Authlib builds a new HTTP client (and, without a transport, a new TLS context and connection pool) for
-        # every token request; ours all go through the registration's one pooled transport instead.
-        transport = self.gist_transport()
-        if transport is not None:
-            metadata.setdefault("transport", transport)
-        return super()._get_oauth_client(**metadata)  # type: ignore[misc]
-
-    def gist_transport(self) -> Any:
-        """The registration's pooled transport for the token endpoint and Gist's API, or ``None`` when the
-        caller's ``client_kwargs`` build their own HTTP stack (a proxy, mounts, an ASGI app)."""
-        raise NotImplementedError
-
-    def gist_close(self) -> None:
-        """Close the registration's pooled connections (see each kind of app)."""
-        raise NotImplementedError
-
-    async def gist_aclose(self) -> None:
-        """Close the registration's pooled connections, from async code (see each kind of app)."""
-        raise NotImplementedError
-
-    def _gist_own_transport(self, wrap: type[_KeepOpen] | type[_KeepOpenAsync]) -> Any:
-        """The transport the caller passed in ``client_kwargs``, kept open, else ``None``."""
-        given = self.client_kwargs.get("transport")
-        return wrap(given) if given is not None else None
-
-    def _gist_shareable(self) -> bool:
-        return not any(key in self.client_kwargs for key in _OWN_STACK if key != "transport")
-
-    def _gist_transport_options(self) -> dict[str, Any]:
-        options = {key: self.client_kwargs[key] for key in _TRANSPORT_OPTIONS if key in self.client_kwargs}
-        options.pop("trust_env", None)  # environment proxies never apply to the token request (see register)
-        return options
+    # -- the login, framework-free -----------------------------------------------------------------------------
 
     def gist_credentials(self) -> tuple[str, str]:
         """The client id and secret, or a :class:`~gist_authlib.errors.MissingCredentialsError` naming the
         setting to fill in."""
         return self.gist_registration.credentials()
 
-    def __repr__(self) -> str:
-        return f"<Gist OAuth app {self.name!r} at {self.authorize_url!r}>"
+    def _gist_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        return {**(self.authorize_params or {}), **params}
+
+    def _gist_start(self, request: Request, redirect_uri: Any, params: Mapping[str, Any]) -> Any:
+        uri = str(redirect_uri) if redirect_uri else None
+        return self.gist_response(start_login(self.gist_registration, request, uri, self._gist_params(params)))
+
+    def _gist_remember(self, request: Request, data: Mapping[str, Any]) -> None:
+        reg = self.gist_registration
+        try:
+            remember(reg, reg.session_of(request), data)
+        except GistAuthError as error:
+            log_failure(reg, error)
+            raise
+
+    def _gist_finish(
+        self, request: Request, redirect_uri: str | None, subject: SubjectSource, token_params: Mapping[str, Any]
+    ) -> tuple[Steps[LoginResult], Any]:
+        reg = self.gist_registration
+        own_url = redirect_uri or request.url.partition("?")[0]
+        cookie = reg.pending_logins(request, own_url)
+        return callback_steps(
+            reg, request, cookie, redirect_uri=own_url, subject=subject, token_params=token_params
+        ), cookie
+
+    def _gist_token_info(self, token: Any) -> Steps[UserInfo]:
+        reg = self.gist_registration
+        known = yield from trusted_userinfo(reg, token)
+        if known is not None:
+            return known
+        if not isinstance(token, Mapping) or not token.get("access_token"):
+            raise ConfigurationError("userinfo() needs token=... (or request=... with a token store).")
+        workspace = yield from lookup_workspace(reg, token, Deadline(reg.timeout))
+        if workspace is None:
+            raise TokenExchangeError(
+                "Gist did not say which workspace this token belongs to (its token information could not be read).",
+                error_code="workspace_unknown",
+            )
+        return userinfo_of(*workspace)
+
+    def _gist_fetch_access_token(self, redirect_uri: str | None, kwargs: Mapping[str, Any]) -> Steps[dict[str, Any]]:
+        params = {**(getattr(self, "access_token_params", None) or {}), **kwargs}
+        if redirect_uri is not None:
+            params["redirect_uri"] = redirect_uri
+        token, _ = yield from exchange_steps(
+            self.gist_registration, {k: str(v) for k, v in params.items() if v is not None}, lookup=False
+        )
+        return token
+
+    # -- the token store as Authlib's fetch_token and update_token -----------------------------------------------
+
+    def _gist_fetch_stored(self, request: Any = None) -> dict[str, Any] | None:
+        """Authlib's ``fetch_token(request)``: the token stored for the session's subject (Flask passes none)."""
+        reg = self.gist_registration
+        session = self.gist_session_of(request)
+        subject = session.get(reg.subject_key) if session is not None else None
+        record = reg.store.get(subject) if isinstance(subject, str) and reg.store is not None else None
+        return dict(record.token) if record is not None else None
+
+    def _gist_update_stored(
+        self, token: dict[str, Any], refresh_token: str | None = None, access_token: str | None = None
+    ) -> None:
+        """Authlib's ``update_token``: write a refreshed token over the one it replaces, with a compare-and-set."""
+        store = self.gist_registration.store
+        if store is None:
+            return
+        # Authlib names the token being replaced by its refresh token (after a refresh) or its access token.
+        record = store.find_by_refresh_token(refresh_token) if refresh_token else None
+        if record is None and access_token:
+            record = store.find_by_token(access_token)
+        if record is not None:
+            with contextlib.suppress(StaleTokenError):  # another process stored a newer token first: keep it
+                store.compare_and_set(record.subject, token, expected_version=record.version)
+
+    # -- Authlib's own HTTP clients share the registration's pool ----------------------------------------------
+
+    def _get_oauth_client(self, **metadata: Any) -> Any:
+        # Authlib builds a new HTTP client (and, without a transport, a new TLS context and connection pool) for
+        # every API call; ours all go through the registration's one pooled transport instead.
+        transport = self.gist_transport()
+        if transport is not None:
+            metadata.setdefault("transport", transport)
+        return super()._get_oauth_client(**metadata)  # type: ignore[misc]
+
+    def gist_transport(self) -> Any:
+        """The registration's pooled transport (kept open by the clients that borrow it), or ``None`` when the
+        caller's ``client_kwargs`` build their own HTTP stack (a proxy, mounts)."""
+        if any(key in self.client_kwargs for key in _OWN_STACK):
+            return None
+        return _KeepOpen(self._gist_pooled()[0])
+
+    def _gist_pooled(self) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+    def _gist_new_stack(self, transport_cls: type[Any], client_cls: type[Any]) -> tuple[Any, Any]:
+        """A pooled transport (the caller's ``client_kwargs["transport"]`` when given) and the registration's own
+        HTTP client over it, for the token exchange."""
+        given = self.client_kwargs.get("transport")
+        options = {key: self.client_kwargs[key] for key in _TRANSPORT_OPTIONS if key in self.client_kwargs}
+        transport = given if given is not None else transport_cls(**options)
+        own = {key: self.client_kwargs[key] for key in _OWN_STACK if key in self.client_kwargs}
+        client = client_cls(
+            **(own or {"transport": _KeepOpen(transport)}),
+            timeout=self.gist_registration.timeout,
+            trust_env=False,  # environment proxies never apply to the token request
+            follow_redirects=False,  # a redirected token request could carry the code elsewhere
+            headers={"User-Agent": USER_AGENT},
+        )
+        return transport, client
 
 
 class SyncGistApp(GistApp):
-    """The protected Authlib methods of a sync app (Flask, Django), with no framework code."""
+    """The Gist app of a sync framework (Flask, Django): one pooled HTTP client, the sync driver."""
 
-    _gist_pool: httpx2.HTTPTransport | None = None
-    _gist_pool_lock = threading.Lock()
+    _gist_stack: tuple[Any, httpx2.Client] | None = None
 
-    def gist_transport(self) -> Any:
-        """The registration's pooled transport (thread-safe; created on first use, closed at exit)."""
-        own = self._gist_own_transport(_KeepOpen)
-        if own is not None or not self._gist_shareable():
-            return own
-        if self._gist_pool is None:
-            with self._gist_pool_lock:
-                if self._gist_pool is None:
-                    pool = httpx2.HTTPTransport(**self._gist_transport_options())
-                    atexit.register(pool.close)
-                    self._gist_pool = pool
-        return _KeepOpen(self._gist_pool)
+    def gist_run(self, steps: Steps[T]) -> T:
+        """Drive one of the login's flows in this thread, sending its requests on the pooled client."""
+        return drive(steps, self._gist_send)
+
+    def _gist_send(self, effect: Any) -> Any:
+        if not isinstance(effect, Send):
+            raise TypeError(f"Nothing performs the effect {type(effect).__name__}.")
+        return send(self._gist_pooled()[1], effect)
+
+    def _gist_pooled(self) -> tuple[Any, httpx2.Client]:
+        stack = self._gist_stack
+        if stack is None:
+            with self._gist_lock:
+                if self._gist_stack is None:
+                    self._gist_stack = self._gist_new_stack(httpx2.HTTPTransport, httpx2.Client)
+                    atexit.register(self._gist_stack[1].close)
+                stack = self._gist_stack
+        return stack
 
     def gist_close(self) -> None:
         """Close the registration's pooled connections (a later request opens new ones)."""
-        pool, self._gist_pool = self._gist_pool, None
-        if pool is not None:
-            pool.close()
-            atexit.unregister(pool.close)
+        with self._gist_lock:
+            stack, self._gist_stack = self._gist_stack, None
+        if stack is not None:
+            atexit.unregister(stack[1].close)
+            stack[1].close()
+            if stack[0] is not self.client_kwargs.get("transport"):
+                stack[0].close()
 
     async def gist_aclose(self) -> None:
         """The same as :meth:`gist_close`, for code written for both kinds of app."""
         self.gist_close()
 
     def create_authorization_url(self, redirect_uri: str | None = None, **kwargs: Any) -> dict[str, Any]:
-        """Authlib's ``create_authorization_url`` for Gist: credentials checked, scopes checked against the
-        catalogue, a fresh state, S256 PKCE. Pass ``next="/path"`` to come back there after the login.
-
-        Returns a dict with ``url`` and ``state`` (and, as Authlib does, ``code_verifier``); record it with
-        ``save_authorize_data`` before redirecting.
-        """
-        return self._gist_authorization(redirect_uri, kwargs)
+        """Authlib's ``create_authorization_url`` for Gist: credentials and scopes checked, a fresh state, S256
+        PKCE; pass ``next="/path"`` to come back there. Record it with ``save_authorize_data``."""
+        return authorization(self.gist_registration, redirect_uri, self._gist_params(kwargs))
 
     def fetch_access_token(self, redirect_uri: str | None = None, **kwargs: Any) -> dict[str, Any]:
-        """Authlib's ``fetch_access_token``, with the credentials checked, the answer validated and every
-        failure raised as a typed :class:`~gist_authlib.errors.TokenExchangeError`."""
-        self.gist_credentials()
-        try:
-            token = super().fetch_access_token(redirect_uri, **kwargs)
-        except Exception as exc:  # every failure of the exchange becomes a typed error
-            raise translate_token_error(exc) from None
-        return check_token_response(token)
-
-    def gist_exchange(self, params: dict[str, str]) -> dict[str, Any]:
-        """The login sequence's token request: Authlib's ``fetch_access_token``, checked."""
-        return self.fetch_access_token(**params)
-
-    def gist_workspace(self, token: Mapping[str, Any]) -> tuple[str | None, str | None]:
-        """The login sequence's workspace lookup, on the registration's pooled transport."""
-        return read_workspace(self.gist_registration, token, transport=self.gist_transport())
+        """Authlib's ``fetch_access_token``: the code exchanged on the pooled client, the answer validated, every
+        failure a typed :class:`~gist_authlib.errors.TokenExchangeError`."""
+        return self.gist_run(self._gist_fetch_access_token(redirect_uri, kwargs))
 
     def userinfo(self, **kwargs: Any) -> UserInfo:
         """Who logged in, as Authlib's ``userinfo()`` answers for OpenID providers: the claims of the token's
-        workspace (``sub``, ``name``, ``workspace_id``, ``workspace_name``; see
-        :func:`gist_authlib._login.userinfo_of`). A token from a Gist login carries them already
-        (``token["userinfo"]``) and is not looked up again; otherwise Gist is asked with the token.
+        workspace (``sub``, ``name``, ``workspace_id``, ``workspace_name``). A token from this registration's
+        login carries them, bound to it; any other is looked up at Gist.
 
         Args:
             token: the token (or ``request=``: the token Authlib's ``fetch_token`` finds for it).
@@ -384,47 +382,85 @@ class SyncGistApp(GistApp):
         Raises:
             TokenExchangeError: Gist did not say which workspace the token belongs to (``workspace_unknown``).
         """
-        token = kwargs.get("token")
-        if token is None and kwargs.get("request") is not None and self._fetch_token is not None:
-            token = self._fetch_token(kwargs["request"])
-        return _userinfo_from(token) or _userinfo_or_fail(self.gist_workspace(_need_token(token)))
+        token, fetch = kwargs.get("token"), self.gist_registration.fetch_token
+        if token is None and kwargs.get("request") is not None and fetch is not None:
+            token = fetch(kwargs["request"])
+        return self.gist_run(self._gist_token_info(token))
 
-    def gist_finish(
-        self, session: MutableMapping[str, Any], query: Iterable[tuple[str, str]], **options: Unpack[CallbackOptions]
-    ) -> LoginResult:
-        """Run the login sequence on a callback's query (the options are those of ``callback_steps``)."""
-        return run(self, callback_steps(self.gist_registration, session, query, **options))
+    def authorize_redirect(self, request: Any, redirect_uri: Any = None, **params: Any) -> Any:
+        """Send the browser to Gist: credentials and scopes checked, a fresh state kept in the registration's
+        login cookie (not in the session), S256 PKCE; ``next=`` (a same-origin path) is kept for after the login.
+        With a configured redirect URI on another host than this request's, the browser is first sent to the
+        same path on that host (the login cookie must be set where the callback will arrive)."""
+        return self._gist_start(self.gist_request(request), redirect_uri, params)
+
+    def save_authorize_data(self, request: Any, **kwargs: Any) -> None:
+        """Record a login started with ``create_authorization_url`` in the session (never its secrets): there is
+        no response to set the login cookie on; prefer ``authorize_redirect``."""
+        self._gist_remember(self.gist_request(request), kwargs)
+
+    def authorize_access_token(self, request: Any, *, subject: SubjectSource = None, **token_params: Any) -> Any:
+        """Check the callback (state, issuer, error, code), exchange the code, learn the workspace, and return the
+        validated token (``token["userinfo"]`` says who logged in). With a token store the token is stored first,
+        under ``subject`` (a user id, or a function of the token) or else the Gist workspace.
+
+        Raises:
+            GistAuthError: every failure, typed and logged; each is also an Authlib ``OAuthError``.
+        """
+        native = self.gist_request(request)
+        steps, _ = self._gist_finish(native, None, subject, token_params)
+        result = self.gist_run(steps)
+        self.gist_logged_in(native, result)
+        return result.token
 
 
 class AsyncGistApp(GistApp):
-    """The protected Authlib methods of an async app (Starlette, FastAPI), with no framework code."""
+    """The Gist app of an async framework (Starlette, FastAPI): a pooled HTTP client per event loop (async
+    connections belong to the loop that opened them), the async driver."""
 
-    _gist_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx2.AsyncHTTPTransport] | None = None
+    _gist_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, httpx2.AsyncClient]] | None = None
 
-    def gist_transport(self) -> Any:
-        """The registration's pooled transport for the running event loop (async connections belong to the
-        loop that opened them: a test client that starts a new loop gets a new pool)."""
-        own = self._gist_own_transport(_KeepOpenAsync)
-        if own is not None or not self._gist_shareable():
-            return own
+    async def gist_run(self, steps: Steps[T]) -> T:
+        """Drive one of the login's flows in the running event loop, on the loop's pooled client."""
+        return await drive_async(steps, self._gist_send)
+
+    async def _gist_send(self, effect: Any) -> Any:
+        if not isinstance(effect, Send):
+            raise TypeError(f"Nothing performs the effect {type(effect).__name__}.")
+        return await asend(self._gist_pooled()[1], effect)
+
+    def _gist_hook(self, call: Callable[..., Any]) -> Callable[..., Any]:
+        async def in_thread(*args: Any, **kwargs: Any) -> Any:  # a store's database is blocking I/O
+            import anyio.to_thread
+
+            return await anyio.to_thread.run_sync(functools.partial(call, *args, **kwargs))
+
+        return in_thread
+
+    def _gist_pooled(self) -> tuple[Any, httpx2.AsyncClient]:
         import asyncio  # here, not at import: most apps never reach an async pool, and asyncio is slow to import
 
         loop = asyncio.get_running_loop()
-        if self._gist_pools is None:
-            self._gist_pools = weakref.WeakKeyDictionary()
-        pool = self._gist_pools.get(loop)
-        if pool is None:
-            pool = self._gist_pools[loop] = httpx2.AsyncHTTPTransport(**self._gist_transport_options())
-        return _KeepOpenAsync(pool)
+        pools = self._gist_pools
+        stack = pools.get(loop) if pools is not None else None
+        if stack is None:
+            with self._gist_lock:
+                if self._gist_pools is None:
+                    self._gist_pools = weakref.WeakKeyDictionary()
+                stack = self._gist_pools.get(loop)
+                if stack is None:
+                    stack = self._gist_pools[loop] = self._gist_new_stack(httpx2.AsyncHTTPTransport, httpx2.AsyncClient)
+        return stack
 
     async def gist_aclose(self) -> None:
         """Close the pooled connections of the running loop (call it from the app's lifespan on shutdown)."""
         import asyncio
 
-        loop = asyncio.get_running_loop()
-        pool = self._gist_pools.pop(loop, None) if self._gist_pools is not None else None
+        pool = self._gist_pools.pop(asyncio.get_running_loop(), None) if self._gist_pools is not None else None
         if pool is not None:
-            await pool.aclose()
+            await pool[1].aclose()
+            if pool[0] is not self.client_kwargs.get("transport"):
+                await pool[0].aclose()
 
     def gist_close(self) -> None:
         """Drop every loop's pool outside any loop (their connections close as they are collected); inside a
@@ -433,65 +469,40 @@ class AsyncGistApp(GistApp):
 
     async def create_authorization_url(self, redirect_uri: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """The async form of :meth:`SyncGistApp.create_authorization_url` (no I/O happens)."""
-        return self._gist_authorization(redirect_uri, kwargs)
+        return authorization(self.gist_registration, redirect_uri, self._gist_params(kwargs))
 
     async def fetch_access_token(self, redirect_uri: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """The async form of :meth:`SyncGistApp.fetch_access_token`."""
-        self.gist_credentials()
-        try:
-            token = await super().fetch_access_token(redirect_uri, **kwargs)
-        except Exception as exc:  # every failure of the exchange becomes a typed error
-            raise translate_token_error(exc) from None
-        return check_token_response(token)
-
-    async def gist_exchange(self, params: dict[str, str]) -> dict[str, Any]:
-        """The login sequence's token request: Authlib's ``fetch_access_token``, checked."""
-        return await self.fetch_access_token(**params)
-
-    async def gist_workspace(self, token: Mapping[str, Any]) -> tuple[str | None, str | None]:
-        """The login sequence's workspace lookup, on the registration's pooled transport."""
-        return await read_workspace_async(self.gist_registration, token, transport=self.gist_transport())
+        return await self.gist_run(self._gist_fetch_access_token(redirect_uri, kwargs))
 
     async def userinfo(self, **kwargs: Any) -> UserInfo:
         """The async form of :meth:`SyncGistApp.userinfo`."""
-        token = kwargs.get("token")
-        if token is None and kwargs.get("request") is not None and self._fetch_token is not None:
-            token = self._fetch_token(kwargs["request"])
-            if inspect.isawaitable(token):
+        token, fetch = kwargs.get("token"), self.gist_registration.fetch_token
+        if token is None and kwargs.get("request") is not None and fetch is not None:
+            token = fetch(kwargs["request"])
+            if hasattr(token, "__await__"):
                 token = await token
-        known = _userinfo_from(token)
-        return known or _userinfo_or_fail(await self.gist_workspace(_need_token(token)))
+        return await self.gist_run(self._gist_token_info(token))
 
-    async def gist_finish(
-        self, session: MutableMapping[str, Any], query: Iterable[tuple[str, str]], **options: Unpack[CallbackOptions]
-    ) -> LoginResult:
-        """The async form of :meth:`SyncGistApp.gist_finish`."""
-        return await run_async(self, callback_steps(self.gist_registration, session, query, **options))
+    async def authorize_redirect(self, request: Any, redirect_uri: Any = None, **params: Any) -> Any:
+        """See :meth:`SyncGistApp.authorize_redirect`."""
+        return self._gist_start(self.gist_request(request), redirect_uri, params)
 
+    async def save_authorize_data(self, request: Any, **kwargs: Any) -> None:
+        """See :meth:`SyncGistApp.save_authorize_data`."""
+        self._gist_remember(self.gist_request(request), kwargs)
 
-def _userinfo_from(token: Any) -> UserInfo | None:
-    info = token.get("userinfo") if isinstance(token, Mapping) else None
-    if not isinstance(info, Mapping) or not info.get("sub"):
-        return None
-    from authlib.oidc.core import UserInfo
+    async def authorize_access_token(self, request: Any, *, subject: SubjectSource = None, **token_params: Any) -> Any:
+        """See :meth:`SyncGistApp.authorize_access_token`."""
+        native = await self.gist_read(request)
+        steps, _ = self._gist_finish(native, None, subject, token_params)
+        result = await self.gist_run(steps)
+        self.gist_logged_in(native, result)
+        return result.token
 
-    return UserInfo(info)
-
-
-def _need_token(token: Any) -> Mapping[str, Any]:
-    if not isinstance(token, Mapping) or not token.get("access_token"):
-        raise ConfigurationError("userinfo() needs token=... (or request=... with a token store on the registration).")
-    return token
-
-
-def _userinfo_or_fail(workspace: tuple[str | None, str | None]) -> UserInfo:
-    workspace_id, workspace_name = workspace
-    if workspace_id is None:
-        raise TokenExchangeError(
-            "Gist did not say which workspace this token belongs to (its token information could not be read).",
-            error_code="workspace_unknown",
-        )
-    return userinfo_of(workspace_id, workspace_name)
+    async def gist_read(self, request: Any) -> Request:
+        """The framework's request as the login reads it, its form read when it is a ``POST``."""
+        return self.gist_request(request)
 
 
 def register(
@@ -505,11 +516,12 @@ def register(
     redirect_uri: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     state_ttl: float = 600.0,
-    max_pending_logins: int = 8,
+    max_pending_logins: int = 10,
     pkce: bool = True,
-    token_store: Any = None,
+    token_store: TokenStore | str | os.PathLike[str] | None = None,
     allow_insecure_http: bool = False,
     install_limit: InstallLimit | None = None,
+    error_page: Callable[..., str] | None = None,
     **overrides: Any,
 ) -> GistApp:
     """Register Gist in an Authlib ``OAuth`` registry and return the registered app (``oauth.<name>``).
@@ -518,8 +530,8 @@ def register(
     ``django_client.OAuth``. Each setting is taken from, in order: the arguments here; the framework's
     configuration under Authlib's own names (``GIST_CLIENT_ID``, ``GIST_CLIENT_SECRET``,
     ``GIST_AUTHORIZE_URL``, ``GIST_ACCESS_TOKEN_URL``, ``GIST_API_BASE_URL``, ``GIST_REDIRECT_URI`` in a
-    Starlette ``Config`` or Flask ``app.config``; ``AUTHLIB_OAUTH_CLIENTS["gist"]`` in Django settings); the
-    provider's defaults.
+    Starlette ``Config`` or Flask ``app.config``, where Flask also reads them from the environment when
+    ``app.config`` has none; ``AUTHLIB_OAUTH_CLIENTS["gist"]`` in Django settings); the provider's defaults.
 
     The returned app is Authlib's own, and its own methods apply every protection: call
     ``authorize_redirect`` and ``authorize_access_token`` in hand-written routes exactly as Authlib's
@@ -537,112 +549,108 @@ def register(
         redirect_uri: the redirect URI registered in Gist's Developer Hub. When set (here or in the
             framework's configuration), every login uses it, whatever the request's Host header says: set it
             in production.
-        timeout: seconds allowed for each request to the token endpoint.
+        timeout: seconds the whole token exchange, with its workspace lookup, may take.
         state_ttl: seconds a started login stays valid.
         max_pending_logins: logins one browser may have pending at once (tabs).
         pkce: send an S256 PKCE challenge with every login.
         token_store: a :mod:`gist_authlib.tokens` store, or where one is: a SQLite file's path or a database URL
-            (``postgresql://...``), opened with :func:`~gist_authlib.tokens.open_token_store` and the key in the
-            environment variable ``GIST_TOKEN_KEY``. Every finished login then saves its token under a
+            (``postgresql://...``), opened with :func:`~gist_authlib.tokens.open_token_store` and the key(s) in
+            the environment variable ``GIST_TOKEN_KEY``. Every finished login then saves its token under a
             subject (the one the app names, else the Gist workspace), the session keeps only that subject,
             and Authlib's ``fetch_token`` and ``update_token`` read and write the store (so
             ``gist.get(..., request=request)`` finds the token). A shared store (SQLite, SQLAlchemy) also keeps
             the used login states and codes and the install limit's counts, for every instance using its
-            database; without one they live in this process's memory, and ``register`` logs a warning that says
-            so (docs/INSTANCES.md).
+            database; without one they live in this process's memory (docs/INSTANCES.md). With
+            ``"gist_authlib.django"`` in a Django project's ``INSTALLED_APPS``, the project's database is the default.
         allow_insecure_http: allow ``http://`` endpoints and redirect URIs on hosts that are not loopback
             (a development flag; loopback is always allowed).
         install_limit: how many Gist-initiated install attempts may cost a token request, per network and in
             total (an :class:`~gist_authlib.InstallLimit`; by default 10 per network and 100 in all per minute,
             counted by the socket's address unless you name your reverse proxies in its ``trusted_proxies``).
-            Only matters when the routes accept installs.
+        error_page: renders the page of a failed login instead of the library's: ``error_page(error, *,
+            retry_url, debug)`` returns HTML (the ready-made routes without ``on_error`` use it).
         **overrides: passed on to ``oauth.register`` (``authorize_params``, ``fetch_token``,
             ``update_token``, ``client_kwargs``, an explicit ``authorize_url``, ...).
 
     Returns:
-        The framework's Gist app (:class:`gist_authlib.starlette.GistStarletteApp`,
-        :class:`gist_authlib.flask.GistFlaskApp` or :class:`gist_authlib.django.GistDjangoApp`, each a
-        :class:`GistApp` and Authlib's own app class); on Flask before ``init_app``, a lazy proxy to it. The
-        adapters' own ``register`` functions return it typed.
+        The framework's Gist app; on Flask before ``init_app``, a lazy proxy to it. The adapters' own
+        ``register`` functions return it typed.
 
     Raises:
         UnknownScopeError: a scope is not in the provider's catalogue (the message names the nearest).
         ConfigurationError: the framework's registry is not one of Authlib's three, or scopes disagree.
     """
-    provider = provider or GistProvider()
+    given_provider, provider = provider is not None, provider or GistProvider()
     app_cls = _app_class(oauth)
-    client_kwargs_in = dict(overrides.pop("client_kwargs", None) or {})
+    client_kwargs = dict(overrides.pop("client_kwargs", None) or {})
     authorize_params = dict(overrides.get("authorize_params") or {})
     granted = _one_source_of_scopes(
-        provider, scopes, client_kwargs_in.pop("scope", None), authorize_params.pop("scope", None)
+        provider, scopes, client_kwargs.pop("scope", None), authorize_params.pop("scope", None)
     )
     if "authorize_params" in overrides:
         overrides["authorize_params"] = authorize_params
     if redirect_uri is not None:
         check_transport(redirect_uri, "redirect URI", allow_insecure_http=allow_insecure_http)
-    if isinstance(token_store, (str, os.PathLike)):
-        token_store = _open_store(token_store)
-    if not getattr(token_store, "shared", False):
-        log.warning(
-            "Gist registration %r has no shared token store: used login states and codes (replay protection) and "
+    store = _open_store(token_store) if isinstance(token_store, (str, os.PathLike)) else token_store
+    store = store if store is not None else app_cls.gist_default_store()
+    shared = bool(getattr(store, "shared", False))
+    if not shared:  # a warning where the app asked for storage that is not shared; news for a minimal app
+        (log.info if store is None else log.warning)(
+            "Gist registration %r has no token store shared between processes: used login states and codes and "
             "the install limit live in this process's memory. Running several instances, give register() "
             "token_store= a database every instance uses (docs/INSTANCES.md).",
             name,
         )
-    settings = _Settings(
-        provider=provider,
-        scopes=granted,
-        flow=LoginFlow(name, state_ttl=state_ttl, max_pending=max_pending_logins, pkce=pkce),
-        redirect_uri=redirect_uri,
-        token_store=token_store,
-        allow_insecure_http=allow_insecure_http,
-        # Used states and codes are recorded where the tokens are (shared by every process using the store).
-        replay_guard=token_store if hasattr(token_store, "consume") else MemoryReplayGuard(),
-        install_limit=(install_limit or InstallLimit()).for_registration(name, token_store),
-        setting_names=_setting_names(oauth, name),
-        # Flask reads app.config only; GIST_* exported in the shell are read too, where app.config has none.
-        environ_fallback="flask" in type(oauth).__module__,
-        route_claims=oauth.__dict__.setdefault("_gist_route_claims", {}),
-        oauth=oauth,
-    )
-    client_kwargs: dict[str, Any] = {
-        "token_endpoint_auth_method": provider.token_endpoint_auth_method,
-        "scope": " ".join(granted),
-        "timeout": timeout,
-        "follow_redirects": False,
-        "trust_env": False,
-    }
-    client_kwargs.update(client_kwargs_in)
-    client_kwargs["scope"] = " ".join(granted)
+    limit = install_limit or InstallLimit()
+    defaults = {"token_endpoint_auth_method": provider.token_endpoint_auth_method, "timeout": timeout}
+    client_kwargs = {**defaults, "trust_env": False, **client_kwargs, "scope": " ".join(granted)}
     client_kwargs["follow_redirects"] = False  # a redirected token request could carry the code elsewhere
-    kwargs: dict[str, Any] = {
-        "client_cls": app_cls,
-        "client_kwargs": client_kwargs,
-        "compliance_fix": _gist_compliance_fix,
-        "user_agent": USER_AGENT,
-        "gist_settings": settings,
+    gist: dict[str, Any] = {
+        "oauth": oauth,
+        "environ": () if "flask" not in type(oauth).__module__ else _SETTINGS if not given_provider else _CREDENTIALS,
+        "provider": provider,
+        "scopes": granted,
+        "redirect_uri": redirect_uri,
+        "allow_insecure_http": allow_insecure_http,
+        "state_ttl": state_ttl,
+        "max_pending": max_pending_logins,
+        "pkce": pkce,
+        "timeout": float(client_kwargs["timeout"]),
+        "store": store,
+        # Used states and codes are recorded where the tokens are (shared by every process using the store).
+        "replay_guard": store if shared and hasattr(store, "consume") else MemoryReplayGuard(),
+        "install_limit": limit.for_registration(name, store),
+        "refusal_limit": InstallLimit(30, 300, trusted_proxies=_proxies(limit)).for_registration(
+            f"{name}:refused", store
+        ),
+        "setting_names": _setting_names(oauth, name),
+        "error_page": error_page,
     }
+    kwargs: dict[str, Any] = {"client_cls": app_cls, "client_kwargs": client_kwargs, "gist": gist}
+    kwargs.update({"compliance_fix": _compliance_fix, "user_agent": USER_AGENT})
     if client_id is not None:
         kwargs["client_id"] = client_id
     if client_secret is not None:
         kwargs["client_secret"] = client_secret
-    if token_store is not None:
-        is_async = issubclass(app_cls, AsyncGistApp)
-        kwargs["fetch_token"] = _store_fetcher(token_store, settings.flow, is_async, app_cls.gist_session_of)
-        kwargs["update_token"] = _store_updater(token_store, is_async)
     kwargs.update(overrides)
     app = oauth.register(name, **kwargs)
     if getattr(oauth, "app", True) is None:
-        # Flask before init_app: Authlib hands back an anonymous lazy proxy. Ours also knows its name,
-        # so that adapters can name their routes before the Flask app exists.
-        lazy: GistApp = app_cls.gist_lazy(oauth, name, settings.route_claims)
+        # Flask before init_app: Authlib hands back an anonymous lazy proxy. Ours also knows its name, so that
+        # adapters can name their routes before the Flask app exists.
+        claims = oauth.__dict__.setdefault("_gist_route_claims", {})
+        lazy: GistApp = app_cls.gist_lazy(oauth, name, claims)
         return lazy
+    app._gist_route_claims = oauth.__dict__.setdefault("_gist_route_claims", {})
     registered: GistApp = app
     return registered
 
 
-def _open_store(location: str | os.PathLike[str]) -> Any:
-    """The store ``register(token_store="...")`` names, with its key from ``GIST_TOKEN_KEY``."""
+def _proxies(limit: InstallLimit) -> list[str]:
+    return [str(net) for net in limit.trusted_proxies] + (["unix:"] if limit.trusts_unix_socket else [])
+
+
+def _open_store(location: str | os.PathLike[str]) -> TokenStore:
+    """The store ``register(token_store="...")`` names, with its key(s) from ``GIST_TOKEN_KEY``."""
     from .tokens import open_token_store
 
     key = os.environ.get("GIST_TOKEN_KEY")
@@ -652,29 +660,26 @@ def _open_store(location: str | os.PathLike[str]) -> Any:
             "in the environment variable GIST_TOKEN_KEY, which is not set. Set it (make a key with "
             "gist_authlib.tokens.TokenCipher.generate_key()), or pass open_token_store(..., key=...)."
         )
-    return open_token_store(location, key=key)
+    store: TokenStore = open_token_store(location, key=key)
+    return store
 
 
 def _one_source_of_scopes(
     provider: GistProvider, scopes: str | Iterable[str] | None, *elsewhere: str | Iterable[str] | None
 ) -> tuple[str, ...]:
-    """The registration's scopes, checked against the catalogue wherever they were given.
-
-    Scopes may come from ``scopes=`` or from Authlib's ``client_kwargs["scope"]`` /
-    ``authorize_params["scope"]``; each is checked, and two places that disagree are an error, so that the
-    routes and hand-written calls always ask Gist for the same scopes.
-    """
+    """The registration's scopes, checked against the catalogue wherever they were given (``scopes=``, Authlib's
+    ``client_kwargs["scope"]`` or ``authorize_params["scope"]``); two places that disagree are an error, so that
+    the routes and hand-written calls always ask Gist for the same scopes."""
     given = [provider.validate_scopes(value) for value in (scopes, *elsewhere) if value]
     if not given:
         return provider.validate_scopes(None)
-    first = given[0]
     for other in given[1:]:
-        if set(other) != set(first):
+        if set(other) != set(given[0]):
             raise ConfigurationError(
-                f"The Gist scopes are given twice and disagree ({' '.join(first)!r} and {' '.join(other)!r}). "
+                f"The Gist scopes are given twice and disagree ({' '.join(given[0])!r} and {' '.join(other)!r}). "
                 "Name them once, with register(..., scopes=[...])."
             )
-    return first
+    return given[0]
 
 
 def _app_class(oauth: Any) -> type[GistApp]:
@@ -692,66 +697,25 @@ def _app_class(oauth: Any) -> type[GistApp]:
 
 
 def _setting_names(oauth: Any, name: str) -> dict[str, str]:
-    module = type(oauth).__module__
-    if "django" in module:
-        return {
-            key: f'settings.AUTHLIB_OAUTH_CLIENTS["{name}"]["{key}"]'
-            for key in ("client_id", "client_secret", "redirect_uri")
-        }
-    prefix = name.upper()
-    return {key: f"{prefix}_{key.upper()}" for key in ("client_id", "client_secret", "redirect_uri")}
+    if "django" in type(oauth).__module__:
+        keys = ("client_id", "client_secret", "redirect_uri")
+        return {key: f'settings.AUTHLIB_OAUTH_CLIENTS["{name}"]["{key}"]' for key in keys}
+    return {}
 
 
-def _store_fetcher(store: Any, flow: LoginFlow, is_async: bool, session_of: Any) -> Any:
-    """Authlib's ``fetch_token(request)``: the token stored for the session's subject."""
-    key = flow.subject_key
+def _compliance_fix(session: Any) -> None:
+    """Authlib's refresh answers (``gist.get`` with a refreshable token) are checked as the exchange's are."""
+    from ._flow import check_token_answer
 
-    def fetch(request: Any = None) -> dict[str, Any] | None:  # Flask's app calls it with no request
-        session = session_of(request)
-        subject = session.get(key) if session is not None else None
-        record = store.get(subject) if isinstance(subject, str) else None
-        return dict(record.token) if record is not None else None
+    def check(response: Any) -> Any:
+        check_token_answer(int(response.status_code), response.content)
+        return response
 
-    if not is_async:
-        return fetch
-
-    async def fetch_async(request: Any) -> dict[str, Any] | None:
-        import anyio.to_thread
-
-        return await anyio.to_thread.run_sync(fetch, request)
-
-    return fetch_async
+    session.register_compliance_hook("refresh_token_response", check)
 
 
-def _store_updater(store: Any, is_async: bool) -> Any:
-    """Authlib's ``update_token``: write a refreshed token over the one it replaces, with a compare-and-set."""
-
-    def update(token: dict[str, Any], refresh_token: str | None = None, access_token: str | None = None) -> None:
-        from .errors import StaleTokenError
-
-        # Authlib names the token being replaced by its refresh token (after a refresh) or its access token.
-        if refresh_token:
-            record = store.find_by_refresh_token(refresh_token)
-        else:
-            record = store.find_by_token(access_token) if access_token else None
-        if record is None:
-            return
-        with contextlib.suppress(StaleTokenError):  # another process stored a newer token first: keep it
-            store.compare_and_set(record.subject, token, expected_version=record.version)
-
-    if not is_async:
-        return update
-
-    async def update_async(
-        token: dict[str, Any], refresh_token: str | None = None, access_token: str | None = None
-    ) -> None:
-        import anyio.to_thread
-
-        await anyio.to_thread.run_sync(lambda: update(token, refresh_token, access_token))
-
-    return update_async
-
-
-def _gist_compliance_fix(session: Any) -> None:
-    session.register_compliance_hook("access_token_response", check_token_http_response)
-    session.register_compliance_hook("refresh_token_response", check_token_http_response)
+def rebind(app: GistApp, **changes: Any) -> Registration:
+    """Give ``app`` a registration with ``changes`` (``gist_sandbox.use``), returning the one it had."""
+    before = app.gist_registration
+    app.gist_registration = replace(before, **changes)
+    return before

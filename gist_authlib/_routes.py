@@ -1,50 +1,48 @@
-"""What the ready-made routes of the three framework adapters share, written once and framework-free.
+"""The ready-made login and callback routes, written once over the framework-neutral request and reply.
 
-The default paths and their claims, the callback's login-or-install decision, the callback's headers, the
-failure log line, logout and the stored token of a session: each adapter only reads its framework's request
-into these and turns what they answer into its framework's response.
+Each framework adapter mounts them (``gist_routes``, ``gist_blueprint``, ``gist_urls``): it translates its
+request into a :class:`~gist_authlib._web.Request`, binds the app's callbacks to its own request, drives the
+route's flow with the registered app's driver, and turns the :class:`~gist_authlib._web.Reply` back into its
+response. The paths, their claims, the bounce, logout and the stored token of a session are here too.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from ._login import LoginResult, Registration, forget_login, login_subject
-from ._pages import CALLBACK_HEADERS
+from ._effects import Steps, UserCode
+from ._login import LoginResult, Registration, callback_steps, log_failure, start_login
+from ._pages import CALLBACK_HEADERS, PAGE_HEADERS, bounce_page, error_page
+from ._web import Reply, Request
 from .errors import ConfigurationError, GistAuthError, StateError
 
 __all__ = [
-    "CALLBACK_HEADERS",
-    "Answer",
-    "answer_callback",
-    "bounce_target",
+    "bounce_reply",
+    "callback_route",
     "claim_paths",
     "default_paths",
-    "log_failure",
+    "error_reply",
+    "login_route",
     "logout_session",
-    "needs_bounce",
+    "page_reply",
     "registration_name",
-    "repeat_target",
-    "retry_url",
     "stored_token_of",
 ]
+
+#: The app's answer to a finished login or install (bound by the adapter to its request): a native response, or
+#: ``None`` for the default redirect.
+Answer = Callable[..., Any]
 
 
 def registration_name(app: Any) -> str:
     """The name ``app`` was registered under, without resolving a lazy Flask proxy."""
     own = getattr(type(app), "gist_registration_name", None)
-    if isinstance(own, str):
-        return own
-    return str(app.name)
+    return own if isinstance(own, str) else str(app.name)
 
 
-def default_paths(
-    app: Any, login_path: str | None, callback_path: str | None, *, leading_slash: bool = True
-) -> tuple[str, str]:
+def default_paths(app: Any, login: str | None, callback: str | None, *, slash: str = "/") -> tuple[str, str]:
     """The login and callback paths of ``app``'s routes (``/auth/<name>``, ``/oauth/<name>/callback`` unless
     given), claimed for it.
 
@@ -52,25 +50,20 @@ def default_paths(
         ConfigurationError: another registration of the same Authlib registry already routes one of them.
     """
     name = registration_name(app)
-    slash = "/" if leading_slash else ""
-    login = login_path if login_path is not None else f"{slash}auth/{name}"
-    callback = callback_path if callback_path is not None else f"{slash}oauth/{name}/callback"
-    claim_paths(app, login, callback)
-    return login, callback
+    paths = (login or f"{slash}auth/{name}", callback or f"{slash}oauth/{name}/callback")
+    claim_paths(app, *paths)
+    return paths
 
 
 def claim_paths(app: Any, *paths: str) -> None:
-    """Claim URL paths for the routes of the registration ``app``; a path another registration claimed is an error.
-
-    Works on Flask's lazy proxy before ``init_app`` too (it does not resolve it).
+    """Claim URL paths for the routes of the registration ``app`` (a Flask lazy proxy is not resolved).
 
     Raises:
-        ConfigurationError: two registrations of one Authlib registry would serve the same path, and the
-            second would never be reached.
+        ConfigurationError: two registrations of one Authlib registry would serve the same path.
     """
-    claims: dict[str, str] | None = getattr(type(app), "_gist_route_claims", None)
-    if claims is None:
-        claims = getattr(app, "_gist_route_claims", None)
+    claims: dict[str, str] | None = getattr(type(app), "_gist_route_claims", None) or getattr(
+        app, "_gist_route_claims", None
+    )
     if claims is None:
         return
     name = registration_name(app)
@@ -84,65 +77,115 @@ def claim_paths(app: Any, *paths: str) -> None:
             )
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """How a finished callback is answered: call ``call`` with the framework's leading arguments and
-    ``args``; when it returns nothing, send the browser (303) to ``fallback``."""
-
-    call: Callable[..., Any]
-    args: tuple[Any, ...]
-    fallback: str
-
-
-def answer_callback(result: LoginResult, on_login: Callable[..., Any], on_install: Callable[..., Any] | None) -> Answer:
-    """The login-or-install decision of a finished callback."""
-    if result.install:
-        assert on_install is not None and result.ack_url is not None and result.workspace_id is not None
-        return Answer(on_install, (result.token, result.workspace_id), result.ack_url)
-    return Answer(on_login, (result.token,), result.next_path)
-
-
-def log_failure(logger: logging.Logger, name: str, error: GistAuthError) -> None:
-    """The one log line of a failed login, on the adapter's logger: the RFC 6749 ``error``, the library's
-    ``error_code`` and the developer's explanation (never the message, which may quote the callback)."""
-    # A configuration error's message is the developer's, and quotes nothing from the callback.
-    explained = error.hint or (error.message if isinstance(error, ConfigurationError) else None)
-    hint = f": {explained}" if explained else ""
-    logger.warning("Gist login %r failed: %s (%s)%s", name, error.error, error.error_code, hint)
+def login_route(
+    reg: Registration,
+    request: Request,
+    redirect_uri: str,
+    *,
+    on_error: Answer | None,
+    login_url: str | None,
+    default_next: str | None = None,
+) -> Steps[Reply]:
+    """``GET /auth/<name>``: the login start (``?next=`` kept for after the login, else ``default_next``), or its
+    error page."""
+    next_path = next((value for key, value in request.params if key == "next"), default_next)
+    try:
+        return start_login(reg, request, redirect_uri, {"next": next_path})
+    except GistAuthError as error:
+        return (yield from error_reply(reg, request, error, on_error, login_url))
 
 
-def repeat_target(error: GistAuthError) -> str | None:
-    """Where a repeated callback of a login this browser completed goes (its ``next`` page), else ``None``."""
-    if isinstance(error, StateError) and error.error_code == "callback_repeated" and error.completed:
-        return error.next_path or "/"
-    return None
+def callback_route(
+    reg: Registration,
+    request: Request,
+    redirect_uri: str,
+    *,
+    on_login: Answer,
+    on_install: Answer | None,
+    on_error: Answer | None,
+    subject: Callable[[dict[str, Any]], Any] | None,
+    logged_in: Callable[[Request, LoginResult], None],
+    login_url: str | None,
+) -> Steps[Reply]:
+    """``GET /oauth/<name>/callback``: finish the login (or install), then the app's answer or a 303 to ``next``
+    (Gist's acknowledgement URL for an install); a failure's error page; a repeat of a completed login's
+    callback goes on to its ``next`` page. ``logged_in`` is the adapter's own step after a login (a new session
+    id, ``gist_next``). Every answer carries :data:`~gist_authlib._pages.CALLBACK_HEADERS`."""
+    bounce = bounce_reply(reg, request)
+    if bounce is not None:
+        return bounce
+    cookie = reg.pending_logins(request, redirect_uri)
+    reply: Reply
+    try:
+        result = yield from callback_steps(
+            reg, request, cookie, redirect_uri=redirect_uri, installs=on_install is not None, subject=subject
+        )
+        logged_in(request, result)
+        try:  # the app's answer may refuse the login too (a GistAuthError): logged once, as the core's are
+            if result.install:
+                assert on_install is not None and result.ack_url is not None
+                native, fallback = (yield UserCode(on_install, (result.token, result.workspace_id))), result.ack_url
+            else:
+                native, fallback = (yield UserCode(on_login, (result.token,))), result.next_path
+        except GistAuthError as refused:
+            log_failure(reg, refused)
+            raise
+        reply = Reply(native=native) if native is not None else Reply(303, fallback)
+    except GistAuthError as error:
+        done = isinstance(error, StateError) and error.error_code == "callback_repeated" and error.completed
+        if done:
+            reply = Reply(303, getattr(error, "next_path", None) or "/")
+        else:
+            reply = yield from error_reply(reg, request, error, on_error, login_url)
+    if cookie.changed:
+        reply.cookies.append(reg.cookie.save(cookie, reg.secret))
+    reply.headers.update(CALLBACK_HEADERS)
+    return reply
 
 
-def retry_url(login_url: str | None, error: GistAuthError) -> str | None:
-    """The error page's "Log in again" link: the login route, with the failed login's ``next`` when known."""
+def error_reply(
+    reg: Registration, request: Request, error: GistAuthError, on_error: Answer | None, login_url: str | None
+) -> Steps[Reply]:
+    """A failed login's answer: the app's ``on_error``, else the error page (:func:`page_reply`)."""
+    if on_error is None:
+        return page_reply(error, login_url, debug=request.debug, render=reg.error_page)
+    native = yield UserCode(on_error, (error,))
+    if native is None:
+        raise TypeError(f"{getattr(on_error, '__name__', on_error)!r} must return a response.")
+    return Reply(native=native)
+
+
+def page_reply(
+    error: GistAuthError, login_url: str | None, *, debug: bool, render: Callable[..., str] | None = None
+) -> Reply:
+    """The error page of a failed login (the registration's own renderer, else the library's): 400 for the
+    user's side, 502 for Gist's, 503 for the site's; its "Log in again" link keeps the login's ``next``."""
     next_path = getattr(error, "next_path", None)
-    if login_url is None or not next_path:
-        return login_url
-    return f"{login_url}{'&' if '?' in login_url else '?'}{urlencode({'next': next_path})}"
+    retry = login_url
+    if login_url and next_path:
+        retry = f"{login_url}{'&' if '?' in login_url else '?'}{urlencode({'next': next_path})}"
+    return Reply(
+        error.status_code, body=(render or error_page)(error, retry_url=retry, debug=debug), headers=dict(PAGE_HEADERS)
+    )
 
 
-def bounce_target(configured: str | None, request_url: str) -> str:
-    """Where the same-site bounce of a callback goes: the request's own URL, on the configured redirect URI's
-    scheme, host and path when one is set (behind a TLS proxy the app may see its own URL as ``http://``, and the
-    bounce must not carry the code over plain http)."""
-    if not configured:
-        return request_url
-    target = urlsplit(configured)
-    return urlunsplit((target.scheme, target.netloc, target.path, urlsplit(request_url).query, ""))
+def bounce_reply(reg: Registration, request: Request) -> Reply | None:
+    """The same-site bounce of a callback, or ``None`` when none is needed.
 
-
-def needs_bounce(method: str, fetch_site: str | None, session_empty: bool) -> bool:
-    """Whether a callback must be opened again from this site first: it came from Gist cross-site (the
-    browser says so in its ``Sec-Fetch-Site`` header, ``fetch_site``) and brought no session. A
-    ``SameSite=Strict`` session cookie is not sent on a cross-site navigation, nor on the redirects that follow
-    it, so without the bounce the app would overwrite that session, and the page after the login would not see
-    the one it wrote. The bounce costs one same-site hop when the session is merely new (``Lax`` cookies)."""
-    return method == "GET" and session_empty and fetch_site == "cross-site"
+    A callback that came from Gist cross-site (the browser's ``Sec-Fetch-Site``) with no session is opened again
+    from this site: a ``SameSite=Strict`` session cookie is not sent on a cross-site navigation, nor on the
+    redirects that follow it, so without the bounce the app would overwrite that session. It goes to the request's
+    own URL on the configured redirect URI's scheme and host (behind a TLS proxy the app may see ``http://``, and
+    the code must not travel over plain http). No script: a meta refresh, which a CSP does not block.
+    """
+    cross_site = request.headers.get("sec-fetch-site") == "cross-site"
+    if request.method != "GET" or not cross_site or not request.session_empty or request.session is None:
+        return None
+    target = request.url
+    if reg.redirect_uri:
+        own = urlsplit(reg.redirect_uri)
+        target = urlunsplit((own.scheme, own.netloc, own.path, urlsplit(request.url).query, ""))
+    return Reply(200, body=bounce_page(target), headers={**CALLBACK_HEADERS, **PAGE_HEADERS})
 
 
 def logout_session(
@@ -150,15 +193,18 @@ def logout_session(
 ) -> str | None:
     """Forget the session's Gist login (and, if asked, its stored token), then, unless ``flush`` is False,
     clear the whole session. Returns the subject. Blocking (a token store's database)."""
-    subject = forget_login(reg, session, forget_token=forget_token)
+    popped = session.pop(reg.subject_key, None)
+    subject = popped if isinstance(popped, str) else None
+    if forget_token and reg.store is not None and subject is not None:
+        reg.store.delete(subject)
     if flush:
         session.clear()
     return subject
 
 
-def stored_token_of(reg: Registration, session: MutableMapping[str, Any]) -> Any:
+def stored_token_of(reg: Registration, session: Mapping[str, Any]) -> Any:
     """The :class:`~gist_authlib.tokens.StoredToken` of the session's user, or ``None``. Blocking."""
-    subject = login_subject(reg, session)
-    if subject is None or reg.store is None:
+    subject = session.get(reg.subject_key)
+    if not isinstance(subject, str) or reg.store is None:
         return None
     return reg.store.get(subject)

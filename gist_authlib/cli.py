@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
         "--framework",
         default="starlette",
         choices=[*DEMO_FRAMEWORKS, "all"],
-        help="which example app to run; with --check, 'all' checks the four in turn",
+        help="which example app to run; with --check, 'all' checks each one whose framework is installed, in turn",
     )
     demo.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     demo.add_argument("--port", type=int, default=None, help="the example app's port (default 8000)")
@@ -86,8 +86,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=None,
         metavar="URI",
-        help="a registered redirect URI (repeatable; default: "
-        + " and ".join(DEFAULT_REDIRECT_URIS)
+        help="a registered redirect URI (repeatable; replaces the defaults: "
+        + ", ".join(DEFAULT_REDIRECT_URIS)
         + "); one on localhost or a loopback IP matches on any port",
     )
     sandbox.add_argument(
@@ -140,36 +140,50 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("login", "whoami", "api"):
             return _script_command(args)
         if args.command == "demo":
-            from .demo import run_demo
-
-            # A headless check needs no fixed ports: free ones avoid clashing with a running demo.
-            frameworks = DEMO_FRAMEWORKS if args.framework == "all" else (args.framework,)
-            for framework in frameworks:
-                args.framework = framework  # the extra to install, should this one's imports fail
-                code = run_demo(
-                    framework=framework,
-                    host=args.host,
-                    port=args.port if args.port is not None else (0 if args.check else 8000),
-                    sandbox_port=args.sandbox_port if args.sandbox_port is not None else (0 if args.check else 8765),
-                    check=args.check,
-                )
-                if code:
-                    return code
-            return 0
+            return _demo(args)
         return _sandbox(args)
     except ImportError as exc:
-        # The demo extra brings Starlette and uvicorn; the other frameworks' examples need their own extra.
-        framework = getattr(args, "framework", "starlette")
-        extra = "demo" if framework == "starlette" else f"demo,{framework}"
-        print(
-            f"gist-authlib: {exc.name or 'a module'} is not installed; install what this needs: "
-            f"pip install 'gist-authlib[{extra}]'",
-            file=sys.stderr,
-        )
+        print(f"gist-authlib: {_missing(exc, getattr(args, 'framework', 'starlette'))}", file=sys.stderr)
         return 2
     except (RuntimeError, OSError, ValueError) as exc:
         print(f"gist-authlib: {exc}", file=sys.stderr)
         return 1
+
+
+def _missing(exc: ImportError, framework: str) -> str:
+    """What to install when an example's imports fail: the demo extra brings Starlette and uvicorn, the other
+    frameworks' examples need their own extra too."""
+    extra = "demo" if framework == "starlette" else f"demo,{framework}"
+    return f"{exc.name or 'a module'} is not installed; install what this needs: pip install 'gist-authlib[{extra}]'"
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """``gist-authlib demo``: one example served, or checked headlessly. ``--framework all`` checks the Starlette
+    example and each other one whose framework is installed, and says which it skipped and what to install: the
+    demo extra brings Starlette alone, so that the quick start's install stays small."""
+    from .demo import run_demo
+
+    every = args.framework == "all"
+    for framework in DEMO_FRAMEWORKS if every else (args.framework,):
+        args.framework = framework  # the extra to install, should this one's imports fail
+        try:
+            # A headless check needs no fixed ports: free ones avoid clashing with a running demo.
+            code = run_demo(
+                framework=framework,
+                host=args.host,
+                port=args.port if args.port is not None else (0 if args.check else 8000),
+                sandbox_port=args.sandbox_port if args.sandbox_port is not None else (0 if args.check else 8765),
+                check=args.check,
+            )
+        except ModuleNotFoundError as exc:
+            # Only another framework left out is skipped: the demo's own needs, or a broken install, are errors.
+            if not every or framework == "starlette" or (exc.name or "gist_authlib").split(".")[0] == "gist_authlib":
+                raise
+            print(f"Skipped the {framework} example: {_missing(exc, framework)}")
+            continue
+        if code:
+            return code
+    return 0
 
 
 def _script_command(args: argparse.Namespace) -> int:
@@ -182,6 +196,8 @@ def _script_command(args: argparse.Namespace) -> int:
     except GistAuthError as exc:  # the package's messages are safe to show: never a token, code or secret
         # They may quote what a server said (an error description): no control character reaches the terminal.
         print(f"gist-authlib {args.command}: {printable(str(exc))}", file=sys.stderr)
+        if exc.hint and exc.hint != str(exc):  # the terminal's reader is the developer: the cause and its fix
+            print(f"gist-authlib {args.command}: {printable(exc.hint)}", file=sys.stderr)
         if isinstance(exc, InsufficientScopeError) and exc.scope:
             print(
                 f"gist-authlib {args.command}: to get it: gist-authlib login --scope {exc.scope} ...", file=sys.stderr

@@ -57,7 +57,9 @@ def find_example(framework: str) -> Path:
     spec = importlib.util.find_spec(_module_name(framework))
     if spec is None or spec.origin is None:
         raise DemoError(f"The {framework} example is missing from this installation of gist_authlib.")
-    return Path(spec.origin)
+    # Resolved: an editable install imports the examples through the link gist_authlib/examples, and the file
+    # a user opens is the one it points to, in the checkout's examples/.
+    return Path(spec.origin).resolve()
 
 
 def _code_of(framework: str) -> Path:
@@ -215,6 +217,7 @@ def run_demo(
             clients=[SandboxClient(client_id, client_secret, callbacks, name="Gist example app")],
             canvas_apps=[CanvasApp.at(client_id, f"{canvas_server.url}/gist/canvas", name="Orders (canvas_app.py)")],
         )
+        folder = Path(tempfile.mkdtemp(prefix="gist-demo-"))
         env = {
             "GIST_CLIENT_ID": client_id,
             "GIST_CLIENT_SECRET": client_secret,
@@ -223,7 +226,8 @@ def run_demo(
             "GIST_API_BASE_URL": f"{sandbox_server.url}/",
             "SESSION_SECRET": secrets.token_urlsafe(32),
             "GIST_TOKEN_KEY": TokenCipher.generate_key(),
-            "GIST_TOKEN_DB": str(Path(tempfile.mkdtemp(prefix="gist-demo-")) / "gist_tokens.sqlite3"),
+            "GIST_TOKEN_DB": str(folder / "gist_tokens.sqlite3"),
+            "DJANGO_DB": str(folder / "db.sqlite3"),  # the Django example's database (users, sessions, tokens)
         }
         app = example.create_app(env)
         sandbox_server.start(sandbox)

@@ -34,9 +34,13 @@ The login branches are Authlib ``OAuthError`` s too, so an app's ``except OAuthE
 ``authorize_access_token`` catches every failure of a Gist login. API and token-store errors are not: they
 are not OAuth failures.
 
-Every message is safe to show to a user and to log: it never contains a token, an authorization code,
-a PKCE verifier or a client secret. Text that came from the other side (an ``error`` code or an
-``error_description``) is shortened, and HTML pages escape it before showing it.
+An error's ``message`` is for the end user who met it: it never carries developer advice, nor text that came
+from the other side (Gist's ``error_description``); those are in ``hint``, which is logged and shown on an error
+page only in debug mode. Where the site's own setup stopped a login (a configuration error, a client secret or a
+redirect URI Gist refuses), the message says that the site could not complete the login, and ``retry`` is False:
+an error page offers no "Log in again" that cannot help. Nothing an error carries ever contains a token, an
+authorization code, a PKCE verifier or a client secret; text from the other side is shortened, and HTML pages
+escape it before showing it.
 """
 
 from __future__ import annotations
@@ -72,6 +76,35 @@ __all__ = [
 
 _MAX_REMOTE_TEXT = 200
 
+#: The page of a login the site's own setup stopped: a title and a sentence for the end user (the cause is the
+#: developer's, in ``hint``).
+_SITE_TITLE = "This site could not complete the login"
+_SITE_FAILED = (
+    "This site could not complete the login because of a problem with its own setup, not with your account. "
+    "Logging in again will not help until the site has fixed it."
+)
+
+#: The OAuth errors Gist answers when the site's own setup is wrong (the client, its grant, its scopes, its
+#: redirect URI), so that retrying cannot help; an ``invalid_request`` counts when it is about the redirect URI.
+_SITE_ERRORS = frozenset(
+    {
+        "invalid_client",
+        "unauthorized_client",
+        "redirect_uri_mismatch",
+        "invalid_scope",
+        "unsupported_response_type",
+        "unsupported_grant_type",
+    }
+)
+
+
+def _site_side(error: str | None, description: str | None) -> bool:
+    """Whether Gist's ``error`` (with its ``error_description``) blames the site's setup rather than the login."""
+    if error == "invalid_request":
+        text = (description or "").lower()
+        return "redirect_uri" in text or "redirect uri" in text
+    return error in _SITE_ERRORS
+
 
 def _error_name(text: object) -> str:
     """An OAuth ``error`` name from outside, as RFC 6749 allows one (printable ASCII without ``"`` and ``\\``),
@@ -97,12 +130,16 @@ class GistAuthError(Exception):
     Attributes:
         error: the OAuth 2 error name (RFC 6749 where one fits: ``invalid_grant``, ``invalid_client``,
             ``access_denied``, ``mismatching_state``, ...), as Authlib's own errors carry it.
+        message: what the end user who met the error reads (an error page shows it): never developer advice, nor
+            text from Gist.
         description: the message, as Authlib's ``OAuthError.description``.
         error_code: a short, stable machine-readable name of gist_authlib's own (``"state_unknown"``, ...).
         status_code: the HTTP status a web page reporting this error should carry.
         title: a one-line summary fit for a page heading.
-        hint: the developer's explanation of the cause and its fix, or ``None``: logged, and shown on error
-            pages only in debug mode (``message`` is what an end user reads).
+        hint: the developer's explanation of the cause and its fix (with what Gist said, when it said anything),
+            or ``None``: logged, and shown on error pages only in debug mode.
+        retry: whether logging in again can help; False when the site's own setup stopped the login, and the
+            error page then offers no "Log in again" link.
     """
 
     error: str | None = "server_error"
@@ -110,6 +147,7 @@ class GistAuthError(Exception):
     status_code: int = 400
     title: str = "Gist login failed"
     hint: str | None = None
+    retry: bool = True
 
     def __init__(
         self,
@@ -120,6 +158,7 @@ class GistAuthError(Exception):
         status_code: int | None = None,
         title: str | None = None,
         hint: str | None = None,
+        retry: bool | None = None,
     ) -> None:
         # Not OAuthError.__init__: its message would be "error: description"; ours is the plain sentence.
         Exception.__init__(self, message)
@@ -134,20 +173,40 @@ class GistAuthError(Exception):
             self.status_code = status_code
         if title is not None:
             self.title = title
+        if retry is not None:
+            self.retry = retry
         self.hint = hint
 
     def __str__(self) -> str:
         return self.message
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.message!r})"
+        return f"{type(self).__name__}({str(self)!r})"
+
+
+class _SiteError(GistAuthError):
+    """An error of the site's own side (its setup, its token store), raised to the developer's code more often than
+    shown on a page: the text given is the developer's, so it is the exception's ``str()`` and its ``hint``, while
+    ``message`` tells the end user that the site could not complete the login."""
+
+    title = _SITE_TITLE
+    retry = False
+    #: What the end user reads.
+    end_user_text: str = _SITE_FAILED
+
+    def __init__(self, message: str, *, error_code: str | None = None) -> None:
+        super().__init__(self.end_user_text, error_code=error_code, hint=message)
+
+    def __str__(self) -> str:
+        return self.hint or self.message
 
 
 # --- configuration: the developer has something to fix -------------------------------------------
 
 
-class ConfigurationError(GistAuthError, OAuthError):  # type: ignore[misc]  # Authlib ships no type hints
-    """gist_authlib is not set up correctly; the message says which setting to fix.
+class ConfigurationError(_SiteError, OAuthError):  # type: ignore[misc]  # Authlib ships no type hints
+    """gist_authlib is not set up correctly; ``str(error)`` (and ``hint``) says which setting to fix, ``message``
+    only that the site could not complete the login.
 
     ``error_code`` is ``"configuration_error"``, or ``"session_not_configured"`` when the web framework has no
     session (:meth:`no_session`).
@@ -156,7 +215,6 @@ class ConfigurationError(GistAuthError, OAuthError):  # type: ignore[misc]  # Au
     error_code = "configuration_error"
     # Not 500: the page is ours and deliberate, and says the login is unavailable rather than broken.
     status_code = 503
-    title = "Gist login is not configured"
 
     @classmethod
     def no_session(cls, message: str) -> ConfigurationError:
@@ -268,9 +326,15 @@ class LoginError(GistAuthError, OAuthError):  # type: ignore[misc]  # Authlib sh
     status_code = 400
 
     @classmethod
-    def missing_code(cls, message: str | None = None) -> LoginError:
-        """The callback carries a valid state but no authorization code."""
-        return cls(message or "Gist sent no authorization code back. Start the login again.", error_code="code_missing")
+    def missing_code(cls, detail: str | None = None) -> LoginError:
+        """The callback carries a valid state but no usable authorization code (``detail``, for the developer,
+        says what is wrong with it)."""
+        return cls(
+            "Gist's answer carries no usable authorization code (it is missing or malformed), so the login could not "
+            "be completed. Start the login again.",
+            error_code="code_missing",
+            hint=detail or "The callback carries a valid state but no code parameter.",
+        )
 
     @classmethod
     def timed_out(cls, seconds: float) -> LoginError:
@@ -294,15 +358,17 @@ class AuthorizationError(LoginError):
     """
 
     error_code = "authorization_error"
-    title = "Gist did not authorize the login"
+    title = "Gist did not complete the login"
 
     def __init__(self, error: str, description: str | None = None) -> None:
         self.error = _error_name(error)
         self.remote_description = _short(description) if description else None
-        text = f"Gist answered the login with the error {self.error!r}"
-        if self.remote_description:
-            text += f": {self.remote_description}"
-        super().__init__(text + ".")
+        said = f", error_description={self.remote_description!r}" if self.remote_description else ""
+        hint = f"Gist redirected back with error={self.error!r}{said}."
+        if _site_side(self.error, description):
+            super().__init__(_SITE_FAILED, title=_SITE_TITLE, hint=hint, retry=False)
+        else:
+            super().__init__("Gist could not complete the login. Try logging in again in a moment.", hint=hint)
 
 
 class AccessDeniedError(AuthorizationError):
@@ -343,10 +409,14 @@ class StateError(LoginError):
     completed: bool = False
 
     @classmethod
-    def missing(cls, message: str | None = None) -> StateError:
-        """The callback carries no ``state``, or more than one."""
-        text = message or "The callback carries no state, so it cannot be matched to a login. Start again."
-        return cls(text, error_code="state_missing")
+    def missing(cls, detail: str | None = None) -> StateError:
+        """The callback carries no usable ``state`` (none, more than one, malformed: ``detail``, for the developer,
+        says which)."""
+        return cls(
+            "This login link is incomplete, so it could not be matched to a login. Start the login again.",
+            error_code="state_missing",
+            hint=detail or "The callback carries no state parameter.",
+        )
 
     @classmethod
     def expired(cls, next_path: str | None = None) -> StateError:
@@ -410,7 +480,7 @@ _UNKNOWN_STATE: dict[str, tuple[str, str]] = {
     ),
     "login_dropped": (
         "This login was replaced by newer logins started in this browser. Try logging in again.",
-        "The browser started more logins than max_pending_logins (8 by default) after this one, or their "
+        "The browser started more logins than max_pending_logins (10 by default) after this one, or their "
         "size went past the login cookie's budget, so the oldest was dropped.",
     ),
     "state_other_browser": (
@@ -457,10 +527,12 @@ class MixUpError(StateError):
     error_code = "issuer_mismatch"
 
     def __init__(self, issuer: str | None) -> None:
-        named = f" ({_short(issuer)!r})" if issuer else ""
+        named = f"iss={_short(issuer)!r}" if issuer else "more than one iss"
         super().__init__(
-            f"This callback names another authorization server{named} than the one the login was sent to, "
-            "so it was refused. Start the login again."
+            "This login came back from another sign-in service than the one it was sent to, so it was refused. "
+            "Start the login again.",
+            hint=f"The callback carries {named}, not the issuer of the server this login was sent to (RFC 9207): "
+            "a mix-up attack, or the provider's issuer does not match the server's.",
         )
 
 
@@ -513,14 +585,27 @@ class TokenExchangeError(GistAuthError, OAuthError):  # type: ignore[misc]  # Au
     def unreachable(cls, reason: str) -> TokenExchangeError:
         """The token endpoint could not be reached, or did not answer in time."""
         return cls(
-            f"Gist's token endpoint could not be reached ({_short(reason)}). Try again in a moment.",
+            "Gist could not be reached to complete the login. Try again in a moment.",
             error_code="token_endpoint_unreachable",
             error="temporarily_unavailable",
+            hint=f"Gist's token endpoint could not be reached ({_short(reason)}).",
         )
 
 
 #: What a token endpoint's status means when its answer names no error (RFC 6749 section 5.2).
 _TOKEN_STATUS_ERRORS = {400: "invalid_grant", 401: "invalid_client", 403: "unauthorized_client"}
+
+#: The usual fix of a token endpoint's refusal, for the developer.
+_TOKEN_FIXES = {
+    "invalid_client": "the client id or secret is wrong (a sandbox restarted with --new-secret, or a secret "
+    "rotated in Gist's Developer Hub): update GIST_CLIENT_SECRET",
+    "unauthorized_client": "the app may not use this grant: check that OAuth is enabled for it in Gist's Developer Hub",
+    "redirect_uri_mismatch": "the redirect URI is not one registered for the app in Gist's Developer Hub: "
+    "register it there, or set GIST_REDIRECT_URI to one that is",
+    "invalid_scope": "a requested scope is not ticked for the app in Gist's Developer Hub",
+    "invalid_grant": "the code expired, was used already, or was issued for another redirect URI",
+}
+_TOKEN_FIXES["redirect_uri"] = _TOKEN_FIXES["redirect_uri_mismatch"]
 
 
 class TokenEndpointError(TokenExchangeError):
@@ -539,26 +624,19 @@ class TokenEndpointError(TokenExchangeError):
         #: The error name Gist sent, if any (shortened); ``error`` falls back to the RFC 6749 name of the status.
         self.remote_error = _error_name(error) if error else None
         self.error = self.remote_error or _TOKEN_STATUS_ERRORS.get(http_status, "server_error")
-        text = f"Gist's token endpoint answered HTTP {http_status}"
-        if self.remote_error:
-            text += f" with the error {self.remote_error!r}"
-            if description:
-                text += f" ({_short(description)})"
         # What Gist answered, for the log line (the page shows it only in debug mode): the developer's cause.
         answered = f"error={self.remote_error!r}" if self.remote_error else "no error name"
         if description:
             answered += f", error_description={_short(description)!r}"
-        fixes = {
-            "invalid_client": "the client id or secret is wrong (a sandbox restarted with --new-secret, or a "
-            "secret rotated in Gist's Developer Hub): update GIST_CLIENT_SECRET",
-            "invalid_grant": "the code expired, was used already, or was issued for another redirect URI",
-        }
         hint = f"Gist's token endpoint answered HTTP {http_status} ({answered})."
-        if self.remote_error in fixes:
-            hint += f" Usually {fixes[self.remote_error]}."
-        super().__init__(
-            text + ". Start the login again; if it keeps failing, check the client id and secret.", hint=hint
-        )
+        site = _site_side(self.error, description)
+        fix = _TOKEN_FIXES.get("redirect_uri" if site and self.error == "invalid_request" else self.error)
+        if fix:
+            hint += f" Usually {fix}."
+        if site:
+            super().__init__(_SITE_FAILED, title=_SITE_TITLE, hint=hint, retry=False)
+        else:
+            super().__init__("Gist did not complete the login. Start the login again.", hint=hint)
 
 
 class InvalidTokenResponseError(TokenExchangeError):
@@ -568,7 +646,10 @@ class InvalidTokenResponseError(TokenExchangeError):
     error_code = "invalid_token_response"
 
     def __init__(self, reason: str) -> None:
-        super().__init__(f"Gist's token endpoint sent an unusable answer: {_short(reason)}. Nothing was stored.")
+        super().__init__(
+            "Gist sent an answer this site could not use, so the login was not completed. Try again in a moment.",
+            hint=f"Gist's token endpoint answered 2xx with an unusable answer: {_short(reason)}. Nothing was stored.",
+        )
         self.reason = reason
 
 
@@ -685,12 +766,15 @@ def _error_detail(body: object) -> str:
 # --- token storage -------------------------------------------------------------------------------
 
 
-class TokenStoreError(GistAuthError):
-    """The token store could not do what was asked; nothing was half-written."""
+class TokenStoreError(_SiteError):
+    """The token store could not do what was asked; nothing was half-written. ``str(error)`` (and ``hint``) says
+    what failed; ``message`` only that the site could not keep the connection to Gist."""
 
     error_code = "token_store_error"
     status_code = 503
-    title = "Stored Gist tokens are unavailable"
+    # A store can fail for a moment (its database restarting): a new login may succeed.
+    retry = True
+    end_user_text = "This site could not save or read your connection to Gist. Try again later."
 
 
 class TokenDecryptionError(TokenStoreError):

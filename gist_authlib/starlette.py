@@ -1,4 +1,4 @@
-"""Starlette and FastAPI adapter: Authlib's app methods read from Starlette requests, and ready-made routes.
+"""Starlette and FastAPI adapter: Authlib's app methods over Starlette requests, and the ready-made routes.
 
 Hand-written Authlib routes work unchanged and get every protection::
 
@@ -13,15 +13,15 @@ Hand-written Authlib routes work unchanged and get every protection::
         except OAuthError as error:  # every failure is a GistAuthError and an Authlib OAuthError
             return PlainTextResponse(error.description, status_code=400)  # it may quote the callback
 
-:func:`gist_routes` gives the same two routes with error pages, installs and a token store wired in.
+:func:`gist_routes` gives the same two routes with error pages, installs and a token store wired in. This module
+only translates between Starlette and the login core (:mod:`gist_authlib._routes`).
 """
 
 from __future__ import annotations
 
-import inspect
-import logging
+import functools
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from authlib.integrations.starlette_client import StarletteOAuth2App
@@ -29,23 +29,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from ._flow import PendingJar
-from ._login import LoginResult, SubjectSource, remember
-from ._pages import bounce_page, error_page
+from . import _web
+from ._login import LoginResult, SubjectSource
 from ._registry import AsyncGistApp, GistApp
 from ._registry import register as _register
-from ._routes import (
-    CALLBACK_HEADERS,
-    answer_callback,
-    bounce_target,
-    default_paths,
-    log_failure,
-    logout_session,
-    needs_bounce,
-    repeat_target,
-    retry_url,
-    stored_token_of,
-)
+from ._routes import callback_route, default_paths, login_route, logout_session, page_reply, stored_token_of
 from .canvas._endpoint import (
     DEFAULT_MAX_BODY_BYTES,
     REPLY_HEADERS,
@@ -53,8 +41,7 @@ from .canvas._endpoint import (
     handle_canvas_request_async,
     read_limit,
 )
-from .canvas._requests import CanvasKind
-from .errors import ConfigurationError, GistAuthError
+from .errors import GistAuthError
 from .provider import GistProvider
 
 __all__ = [
@@ -67,8 +54,6 @@ __all__ = [
     "stored_token",
 ]
 
-log = logging.getLogger("gist_authlib.starlette")
-
 OnLogin = Callable[[Request, dict[str, Any]], Awaitable[Response | None] | Response | None]
 OnError = Callable[[Request, GistAuthError], Awaitable[Response] | Response]
 OnInstall = Callable[[Request, dict[str, Any], str], Awaitable[Response | None] | Response | None]
@@ -78,111 +63,69 @@ Subject = Callable[[Request, dict[str, Any]], Awaitable[str | None] | str | None
 
 class GistStarletteApp(AsyncGistApp, StarletteOAuth2App):  # type: ignore[misc]  # Authlib ships no type hints
     """Authlib's Starlette app with every protection of a Gist login: what :func:`gist_authlib.register`
-    returns for a Starlette ``OAuth``.
+    returns for a Starlette ``OAuth``. After ``authorize_access_token``, ``request.state.gist_next`` holds the
+    login's checked ``next`` path (``"/"`` by default) and ``request.state.gist_subject`` the stored subject.
+    The login cookie cannot be rewritten there (a token is returned, not a response): a second use of the
+    callback fails as ``callback_repeated`` with the login's ``next_path`` on the error."""
 
-    Its login methods read the Starlette request and build the response; every decision is the login core's.
-    """
+    if TYPE_CHECKING:  # the signatures of the login methods (gist_authlib._registry.AsyncGistApp), for editors
 
-    async def save_authorize_data(self, request: Request, **kwargs: Any) -> None:
-        """Record a login started with ``create_authorization_url`` in the session (never its secrets).
+        async def authorize_redirect(
+            self, request: Request, redirect_uri: Any = None, *, next: str | None = None, **params: Any
+        ) -> Response: ...
+        async def authorize_access_token(
+            self, request: Request, *, subject: SubjectSource = None, **token_params: Any
+        ) -> dict[str, Any]: ...
 
-        There is no response here to set the login cookie on, so such a login lives in the session, as with
-        plain Authlib: prefer ``authorize_redirect``, whose pending login nothing else can overwrite.
-        """
-        remember(self.gist_registration, _session(request), kwargs)
+    def gist_request(self, request: Request, params: list[tuple[str, str]] | None = None) -> _web.Request:
+        """The Starlette request as the login reads it."""
+        scope = request.scope
+        session = scope.get("session")
+        return _web.Request(
+            request.method,
+            str(request.url),
+            request.query_params.multi_items() if params is None else params,
+            request.headers,
+            session,
+            session_empty=session is not None and not session,
+            client=request.client.host if request.client else None,
+            debug=bool(getattr(scope.get("app"), "debug", False)),
+            native=request,
+        )
 
-    async def authorize_redirect(
-        self, request: Request, redirect_uri: Any = None, *, next: str | None = None, **params: Any
-    ) -> RedirectResponse:
-        """Send the browser to Gist: credentials and scopes checked, a fresh state kept in the registration's
-        login cookie (not in the session), S256 PKCE.
+    async def gist_read(self, request: Request) -> _web.Request:
+        """The request, its form read when it is a ``POST`` (``response_mode=form_post``)."""
+        if request.method != "POST":
+            return self.gist_request(request)
+        async with request.form() as form:
+            return self.gist_request(request, [(k, v) for k, v in form.multi_items() if isinstance(v, str)])
 
-        With a configured redirect URI on another host than this request's, the browser is first sent to the
-        same path on that host (the login cookie must be set where the callback will arrive).
-
-        Args:
-            request: the Starlette request.
-            redirect_uri: the callback URL (``request.url_for(...)``); a configured redirect URI wins.
-            next: where to return after the login (checked: same-origin paths only).
-            **params: extra authorization parameters (``scope=`` is checked against the catalogue).
-        """
-        _session(request)
-        uri = str(redirect_uri) if redirect_uri else None
-        start = self.gist_start(request.cookies, str(request.url), uri, {"next": next, **params})
-        response = RedirectResponse(start.url, status_code=302, headers={"Cache-Control": "no-store"})
-        if start.cookie is not None:
-            response.set_cookie(**start.cookie.kwargs())
+    def gist_response(self, reply: _web.Reply) -> Response:
+        """The Starlette response of a reply."""
+        response: Response = reply.native
+        if response is None:
+            response = HTMLResponse(reply.body, reply.status)
+            if reply.location is not None:
+                response = RedirectResponse(reply.location, reply.status)
+        elif not isinstance(response, Response):
+            raise TypeError(f"A Gist callback must return a Starlette Response or None, not {type(response)!r}.")
+        response.headers.update(reply.headers)
+        for cookie in reply.cookies:
+            response.set_cookie(**cookie.kwargs())
         return response
 
-    async def authorize_access_token(
-        self, request: Request, *, subject: SubjectSource = None, **token_params: Any
-    ) -> dict[str, Any]:
-        """Check the callback (state, issuer, error, code), exchange the code and return the validated token.
-
-        With a token store on the registration the token is stored first, under ``subject`` (a user id, or a
-        function of the token returning one) or else the Gist workspace. Extra keyword arguments go to the
-        token request. Afterwards ``request.state.gist_next`` holds the checked ``next`` path of the login
-        (``"/"`` when none was given) and ``request.state.gist_subject`` the stored subject.
-
-        The login cookie is read here but cannot be rewritten (this returns a token, not a response): its
-        consumed state is recorded server-side too, so a second use of the callback fails as
-        ``callback_repeated`` with the login's ``next_path`` on the error.
-
-        Raises:
-            GistAuthError: every failure, typed; each is also an Authlib ``OAuthError``.
-        """
-        result = await self.gist_callback(request, subject=subject, token_params=token_params)
-        return result.token
-
-    async def gist_callback(
-        self,
-        request: Request,
-        *,
-        installs: bool = False,
-        subject: SubjectSource = None,
-        redirect_uri: str | None = None,
-        token_params: dict[str, Any] | None = None,
-    ) -> LoginResult:
-        """The whole callback as a :class:`~gist_authlib.LoginResult` (what :func:`gist_routes` uses).
-
-        The opened login cookie is left in ``request.state.gist_login_cookie``: a route that answers sets it
-        again when it ``changed`` (:func:`gist_routes` does).
-        """
-        session = _session(request)
-        own_url = redirect_uri or str(request.url.replace(query=""))
-        jar = request.state.gist_login_cookie = self.gist_login_cookie(request.cookies, own_url)
-        if request.method == "POST":  # response_mode=form_post
-            async with request.form() as form:
-                params = [(key, value) for key, value in form.multi_items() if isinstance(value, str)]
-        else:
-            params = request.query_params.multi_items()
-        result = await self.gist_finish(
-            session,
-            params,
-            redirect_uri=own_url,
-            installs=installs,
-            subject=subject,
-            token_params=token_params,
-            client=request.client.host if request.client else None,
-            forwarded_for=", ".join(request.headers.getlist("x-forwarded-for")) or None,
-            cookie=jar,
-        )
-        # Starlette's sessions live in the signed cookie itself: there is no server-side session id to fix in
-        # place, so nothing to rotate (a server-side session store must rotate its id here).
-        request.state.gist_next, request.state.gist_subject = result.next_path, result.subject
-        return result
+    def gist_logged_in(self, request: _web.Request, result: LoginResult) -> None:
+        """``request.state.gist_next`` and ``gist_subject``. Starlette's sessions live in the signed cookie
+        itself: there is no server-side session id to rotate."""
+        request.native.state.gist_next, request.native.state.gist_subject = result.next_path, result.subject
 
     async def gist_bounce(self, request: Request) -> Response | None:
-        """The same-site bounce of a callback, or ``None`` when none is needed: answer with it first in a
-        hand-written callback route when the app's session cookie is ``SameSite=Strict`` (:func:`gist_routes`
-        does). A callback that came from Gist cross-site with no session is opened again from this site, and a
-        ``SameSite=Strict`` session cookie comes back with it."""
-        session_empty = not request.scope.get("session", True)
-        if not needs_bounce(request.method, request.headers.get("sec-fetch-site"), session_empty):
-            return None
-        return HTMLResponse(
-            bounce_page(bounce_target(self.gist_redirect_uri, str(request.url))), headers=CALLBACK_HEADERS
-        )
+        """The same-site bounce of a callback, or ``None``: answer with it first in a hand-written callback route
+        when the app's session cookie is ``SameSite=Strict`` (:func:`gist_routes` does)."""
+        from ._routes import bounce_reply
+
+        reply = bounce_reply(self.gist_registration, self.gist_request(request))
+        return self.gist_response(reply) if reply is not None else None
 
     @staticmethod
     def gist_session_of(request: Any) -> Any:
@@ -200,15 +143,6 @@ def register(oauth: Any, name: str = "gist", **options: Any) -> GistStarletteApp
     return app
 
 
-def default_on_error(request: Request, error: GistAuthError) -> Response:
-    """Answer a failed login with a short HTML page: 400 for the user's side, 502 for Gist's side. The
-    developer's explanation is on it only in debug mode (``Starlette(debug=True)``); it is always logged."""
-    login_name = request.scope.get("gist_authlib.login_route")
-    retry = retry_url(str(request.url_for(login_name)) if login_name else None, error)
-    debug = bool(getattr(request.scope.get("app"), "debug", False))
-    return HTMLResponse(error_page(error, retry_url=retry, debug=debug), status_code=error.status_code)
-
-
 def gist_routes(
     gist: GistApp,
     *,
@@ -223,79 +157,56 @@ def gist_routes(
     """Return the login and callback routes of a Gist registration, for Starlette or FastAPI.
 
     ``GET login_path`` is ``authorize_redirect`` (an optional ``?next=/path`` is kept for after the login).
-    ``GET callback_path`` is ``authorize_access_token``: it checks the callback, exchanges the code, stores the
-    token (with a token store), then returns what ``on_login(request, token)`` returns, or a 303 to the
-    ``next`` path when it returns None. ``request.state.gist_next`` holds that path and
-    ``request.state.gist_subject`` the stored subject. Every failure goes to ``on_error(request, error)``;
-    every callback answer carries ``Cache-Control: no-store`` and ``Referrer-Policy: no-referrer``. All
-    callbacks may be plain or ``async`` functions.
+    ``GET callback_path`` checks the callback, exchanges the code, stores the token (with a token store), then
+    returns what ``on_login(request, token)`` returns, or a 303 to the ``next`` path when it returns None.
+    Every failure goes to ``on_error(request, error)`` (by default the error page: 400 for the user's side, 502
+    for Gist's, 503 for the site's; the developer's explanation only with ``Starlette(debug=True)``). Every
+    callback answer carries ``Cache-Control: no-store`` and ``Referrer-Policy: no-referrer``. Callbacks may be
+    plain or ``async``. Needs Starlette's ``SessionMiddleware``.
 
     Args:
         gist: the app returned by :func:`gist_authlib.register` on a Starlette ``OAuth``.
         on_login: receives the request and the validated token dict, after the token was stored.
-        on_error: receives the request and the error; defaults to :func:`default_on_error`.
-        subject: with a token store, ``subject(request, token)`` returns the user id to store the token
-            under (else it is stored under the Gist workspace, ``workspace:<id>``).
+        on_error: receives the request and the error; must return a response.
+        subject: with a token store, ``subject(request, token)`` returns the user id to store the token under
+            (else it is stored under the Gist workspace, ``workspace:<id>``).
         login_path: where the login starts; defaults to ``/auth/<registration name>``.
-        callback_path: the redirect URI's path, as registered in Gist's Developer Hub; defaults to
-            ``/oauth/<registration name>/callback``.
+        callback_path: the redirect URI's path; defaults to ``/oauth/<registration name>/callback``.
         redirect_uri: a fixed, absolute redirect URI (behind a proxy); by default the registration's
             configured one, else built from the request with ``url_for``.
-        on_install: accept Gist-initiated installs: a callback with a code and a state this browser was
-            never issued (Gist sends the workspace id) is exchanged, its token stored under
-            ``workspace:<id>`` (never attached to the session's user), and ``on_install(request, token,
+        on_install: accept Gist-initiated installs: a callback with a code and a state this browser was never
+            issued is exchanged, its token stored under ``workspace:<id>``, and ``on_install(request, token,
             workspace_id)`` is called; when it returns None the browser goes on to Gist's acknowledgement URL.
 
     Raises:
         ConfigurationError: another registration of the same Authlib registry already routes these paths.
-
-    Requires Starlette's ``SessionMiddleware``; without it every request fails with a
-    :class:`~gist_authlib.errors.ConfigurationError` that says how to add it.
     """
+    assert isinstance(gist, GistStarletteApp)
     login_path, callback_path = default_paths(gist, login_path, callback_path)
-    name = gist.name
-    login_name, callback_name = f"{name}_login", f"{name}_callback"
-    handle_error: OnError = on_error or default_on_error
+    login_name, callback_name = f"{gist.name}_login", f"{gist.name}_callback"
 
-    async def _fail(request: Request, error: GistAuthError) -> Response:
-        log_failure(log, name, error)
-        request.scope["gist_authlib.login_route"] = login_name
-        return await _call(handle_error, request, error)
+    def bind(call: Callable[..., Any] | None, request: Request) -> Any:
+        return functools.partial(call, request) if call is not None else None  # still seen as async when it is
+
+    async def run(request: Request, route: Any, **options: Any) -> Response:
+        native = gist.gist_request(request)
+        login_url = request.scope["gist_authlib.login_url"] = str(request.url_for(login_name))
+        uri = redirect_uri or str(request.url_for(callback_name))
+        options.update(on_error=bind(on_error, request), login_url=login_url)
+        return gist.gist_response(await gist.gist_run(route(gist.gist_registration, native, uri, **options)))
 
     async def login(request: Request) -> Response:
-        try:
-            response: Response = await gist.authorize_redirect(
-                request, redirect_uri or request.url_for(callback_name), next=request.query_params.get("next")
-            )
-        except GistAuthError as error:
-            return await _fail(request, error)
-        return response
+        return await run(request, login_route)
 
     async def callback(request: Request) -> Response:
-        bounce = await cast(GistStarletteApp, gist).gist_bounce(request)
-        if bounce is not None:
-            return bounce
-        try:
-            name_subject = None
-            if subject is not None:
-                name_subject = lambda token: subject(request, token)  # noqa: E731
-            result = await cast(GistStarletteApp, gist).gist_callback(
-                request,
-                installs=on_install is not None,
-                subject=name_subject,
-                redirect_uri=redirect_uri or str(request.url_for(callback_name)),
-            )
-            answer = answer_callback(result, on_login, on_install)
-            returned = await _call_optional(answer.call, request, *answer.args)
-            response = returned or RedirectResponse(answer.fallback, status_code=303)
-        except GistAuthError as error:
-            target = repeat_target(error)
-            response = RedirectResponse(target, status_code=303) if target else await _fail(request, error)
-        jar: PendingJar | None = getattr(request.state, "gist_login_cookie", None)
-        if jar is not None and jar.changed:
-            response.set_cookie(**jar.to_set().kwargs())
-        response.headers.update(CALLBACK_HEADERS)
-        return response
+        return await run(
+            request,
+            callback_route,
+            on_login=bind(on_login, request),
+            on_install=bind(on_install, request),
+            subject=bind(subject, request),
+            logged_in=gist.gist_logged_in,
+        )
 
     return [
         Route(login_path, login, methods=["GET"], name=login_name),
@@ -303,48 +214,26 @@ def gist_routes(
     ]
 
 
-def _session(request: Request) -> dict[str, Any]:
-    if "session" not in request.scope:
-        raise ConfigurationError.no_session(
-            "The Gist login keeps its state in the session, but this app has no session. Add "
-            "starlette.middleware.sessions.SessionMiddleware (secret_key=..., https_only=True in production) "
-            "to the app's middleware."
-        )
-    session: dict[str, Any] = request.session
-    return session
+def default_on_error(request: Request, error: GistAuthError) -> Response:
+    """The error page :func:`gist_routes` answers a failed login with, for an ``on_error`` that adds to it: 400 for
+    the user's side, 502 for Gist's, 503 for the site's; the developer's explanation only in debug mode."""
+    debug = bool(getattr(request.scope.get("app"), "debug", False))
+    reply = page_reply(error, request.scope.get("gist_authlib.login_url"), debug=debug)
+    return HTMLResponse(reply.body, reply.status, headers=reply.headers)
 
 
-async def _call_optional(func: Callable[..., Any], *args: Any) -> Response | None:
-    """Call a plain or async callback that may return a Response or None."""
-    result = func(*args)
-    if inspect.isawaitable(result):
-        result = await result
-    if result is not None and not isinstance(result, Response):
-        raise TypeError(f"{getattr(func, '__name__', func)!r} must return a Starlette Response or None.")
-    return result
-
-
-async def _call(func: Callable[..., Any], *args: Any) -> Response:
-    """Call a callback that must return a Response (``on_error``)."""
-    result = await _call_optional(func, *args)
-    if result is None:
-        raise TypeError(f"{getattr(func, '__name__', func)!r} must return a Starlette Response.")
-    return result
-
-
-async def logout(
-    request: Request, gist: GistStarletteApp, *, forget_token: bool = False, flush: bool = True
-) -> str | None:
+async def logout(request: Request, gist: GistApp, *, forget_token: bool = False, flush: bool = True) -> str | None:
     """Log the session's user out: forget the Gist login (and, with ``forget_token=True``, its stored token)
     and, unless ``flush=False``, clear the whole session. Returns the subject."""
-    session, reg = _session(request), gist.gist_registration
+    reg = gist.gist_registration
+    session = reg.session_of(gist.gist_request(request))
     return await anyio.to_thread.run_sync(lambda: logout_session(reg, session, forget_token=forget_token, flush=flush))
 
 
 async def stored_token(request: Request, gist: GistApp) -> Any:
     """The :class:`~gist_authlib.tokens.StoredToken` of the session's user, or ``None`` (needs a token store)."""
-    session, reg = _session(request), gist.gist_registration
-    return await anyio.to_thread.run_sync(stored_token_of, reg, session)
+    reg = gist.gist_registration
+    return await anyio.to_thread.run_sync(stored_token_of, reg, reg.session_of(gist.gist_request(request)))
 
 
 def canvas_routes(
@@ -366,8 +255,8 @@ def canvas_routes(
     before the handler, and a safe error canvas, never a 500, when the handler fails.
 
     Args:
-        gist_or_secret: the app returned by :func:`gist_authlib.register` (its client secret and
-            provider are used), or the client secret itself.
+        gist_or_secret: the app returned by :func:`gist_authlib.register` (its client secret and provider are
+            used), or the client secret itself.
         on_initialize: answers the initialize request.
         on_submit: answers each submit request.
         initialize_path: the initialize route's path.
@@ -376,34 +265,28 @@ def canvas_routes(
         max_body_bytes: the largest body accepted.
     """
 
-    def endpoint(kind: CanvasKind, handler: CanvasHandler) -> Any:
+    def endpoint(kind: Any, handler: CanvasHandler) -> Any:
         async def answer(request: Request) -> Response:
-            limit = read_limit(request.headers, max_body_bytes)
-            body = bytearray()
+            limit, body = read_limit(request.headers, max_body_bytes), bytearray()
             try:
-                if limit:
-                    async for chunk in request.stream():
-                        body += chunk
-                        if len(body) >= limit:
-                            break
+                async for chunk in request.stream():
+                    body += chunk
+                    if len(body) >= limit:
+                        break
             except ClientDisconnect:  # Gist hung up mid-body: nobody to answer, nothing to log
                 return Response(status_code=400)
             reply = await handle_canvas_request_async(
-                bytes(body),
-                request.headers,
-                kind,
-                handler,
-                secret=gist_or_secret,
-                provider=provider,
+                bytes(body), request.headers, kind, handler, secret=gist_or_secret, provider=provider,
                 max_body_bytes=max_body_bytes,
-            )
+            )  # fmt: skip
             return Response(reply.body, status_code=reply.status, headers=dict(REPLY_HEADERS))
 
         return answer
 
     prefix = getattr(gist_or_secret, "name", "gist") if not isinstance(gist_or_secret, str) else "gist"
-    initialize = endpoint("initialize", on_initialize)
     return [
-        Route(initialize_path, initialize, methods=["POST"], name=f"{prefix}_canvas_initialize"),
+        Route(
+            initialize_path, endpoint("initialize", on_initialize), methods=["POST"], name=f"{prefix}_canvas_initialize"
+        ),
         Route(submit_path, endpoint("submit", on_submit), methods=["POST"], name=f"{prefix}_canvas_submit"),
     ]

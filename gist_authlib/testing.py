@@ -55,11 +55,9 @@ __all__ = ["TEST_CLIENT_ORIGINS", "GistSandboxFixture", "SandboxLoginError", "Sa
 #: (``localhost``), and a server on loopback.
 TEST_CLIENT_ORIGINS = ("http://testserver", "http://localhost", "http://127.0.0.1")
 
-#: What :meth:`GistSandboxFixture.use` changes on a registration, and puts back. The endpoints and credentials
-#: are what Authlib reads; ``gist_registration`` reads them afresh on every login, so swapping them is enough. The
-#: pooled transports are swapped too, so that the test's connections are its own and are closed after it, and so are
-#: the install limit's counts and the in-memory record of used states: an app built at import time keeps them for
-#: the whole test session, and one test's installs must not refuse the next test's.
+#: What :meth:`GistSandboxFixture.use` changes on a registration besides its ``gist_registration``, and puts back:
+#: what Authlib's own methods read (endpoints, credentials), and the pooled connections, so that the test's are its
+#: own and are closed after it.
 _USED_ATTRIBUTES = (
     "client_id",
     "client_secret",
@@ -67,13 +65,9 @@ _USED_ATTRIBUTES = (
     "access_token_url",
     "api_base_url",
     "client_kwargs",
-    "gist_provider",
-    "gist_allow_insecure_http",
-    "gist_redirect_uri",
-    "_gist_pool",
+    "gist_registration",
+    "_gist_stack",
     "_gist_pools",
-    "gist_install_limit",
-    "gist_replay_guard",
 )
 _ABSENT = object()
 
@@ -81,19 +75,12 @@ _REDIRECTS = (301, 302, 303, 307, 308)
 _MAX_APP_REDIRECTS = 10
 
 
-def _fresh_limit(limit: Any) -> Any:
+def _fresh(limit: Any, name: str) -> Any:
     """The same install limit, counting afresh in memory for this test."""
-    from ._login import InstallLimit
+    from ._install_limit import InstallLimit
 
     proxies = [str(net) for net in limit.trusted_proxies] + (["unix:"] if limit.trusts_unix_socket else [])
-    return InstallLimit(limit.per_client, limit.total, limit.window, trusted_proxies=proxies)
-
-
-def _fresh_guard(guard: Any) -> Any:
-    """A fresh in-memory record of used states and codes for this test; a token store's is the app's own."""
-    from ._login import MemoryReplayGuard
-
-    return MemoryReplayGuard() if isinstance(guard, MemoryReplayGuard) else guard
+    return InstallLimit(limit.per_client, limit.total, limit.window, trusted_proxies=proxies, name=name)
 
 
 @functools.cache
@@ -178,8 +165,10 @@ class GistSandboxFixture:
         registered, and the registration's scopes are accepted by the sandbox.
 
         Everything is put back, the very objects, when the test ends (the fixture's teardown), or on leaving
-        ``with gist_sandbox.use(app) as gist:``; the connections opened meanwhile are closed. Its scopes, token
-        store and ``on_login`` stay the app's own.
+        ``with gist_sandbox.use(app) as gist:``; the connections opened meanwhile are closed. Its scopes and
+        ``on_login`` stay the app's own; a token store is replaced by a fresh memory store for the test (and the
+        used login states and install counts by fresh ones), so that a test never writes the developer's token
+        database.
 
         Returns:
             A :class:`SandboxUse`: ``.app`` is the registration (the Flask proxy resolved), ``.restore()``
@@ -208,21 +197,40 @@ class GistSandboxFixture:
         if redirect_uri is not None:
             self.allow_redirect_uri(redirect_uri)
         self.allow_redirect_uri(*_callbacks(target.name))
+        from ._install_limit import MemoryReplayGuard
+        from ._login import IssuedTokens
+        from .tokens import MemoryTokenStore
+
         saved = {key: vars(target).get(key, _ABSENT) for key in _USED_ATTRIBUTES}
-        client_kwargs = {key: value for key, value in target.client_kwargs.items() if key != "redirect_uri"}
-        provider = self._provider_for(target.gist_provider)
+        reg = target.gist_registration
+        provider = self._provider_for(reg.provider)
+        endpoints = provider.authlib_kwargs()
+        target.gist_registration = replace(
+            reg,
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            provider=provider,
+            authorize_url=endpoints["authorize_url"],
+            token_url=endpoints["access_token_url"],
+            api_base_url=endpoints["api_base_url"],
+            redirect_uri=redirect_uri,
+            default_redirect_uri=None,
+            allow_insecure_http=True,
+            # The test's tokens, used states and install counts are its own: the developer's token database and
+            # the counts of an app built at import time stay as they were.
+            store=MemoryTokenStore() if reg.store is not None else None,
+            replay_guard=MemoryReplayGuard(),
+            install_limit=_fresh(reg.install_limit, reg.name),
+            refusal_limit=_fresh(reg.refusal_limit, reg.name),
+            issued=IssuedTokens(),
+        )
         for key, value in {
             "client_id": self.client_id,
             "client_secret": self.client_secret,
-            **provider.authlib_kwargs(),
-            "client_kwargs": client_kwargs,
-            "gist_provider": provider,
-            "gist_allow_insecure_http": True,
-            "gist_redirect_uri": redirect_uri,
-            "_gist_pool": None,
+            **endpoints,
+            "client_kwargs": {key: value for key, value in target.client_kwargs.items() if key != "redirect_uri"},
+            "_gist_stack": None,
             "_gist_pools": None,
-            "gist_install_limit": _fresh_limit(target.gist_install_limit),
-            "gist_replay_guard": _fresh_guard(target.gist_replay_guard),
         }.items():
             setattr(target, key, value)
         used = SandboxUse(target, saved, self._uses)

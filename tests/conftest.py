@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import gc
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -37,6 +38,10 @@ if not settings.configured:
         ],
         SESSION_ENGINE="django.contrib.sessions.backends.signed_cookies",
         INSTALLED_APPS=["django.contrib.sessions"],
+        # Used only by the tests of the gist_authlib.django app, which install it (support/django_project.py).
+        DATABASES={
+            "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": f"{tempfile.mkdtemp(prefix='gist-django-')}/db"}
+        },
         AUTHLIB_OAUTH_CLIENTS={},
         USE_TZ=True,
     )
@@ -125,6 +130,16 @@ def chromium_browser() -> Any:
 def full_chromium() -> Any:
     """The full Chromium browser, headless, for the tests that also run in it."""
     return SHARED_CHROMIUM.browser(CHROMIUM)
+
+
+@pytest.fixture
+def django_project() -> Iterator[None]:
+    """The gist_authlib.django app installed in the suite's Django settings, with auth and the admin, over an empty
+    migrated database (tests/support/django_project.py)."""
+    from support.django_project import django_project
+
+    with django_project():
+        yield
 
 
 #: Fixtures that start something costly once per worker (a PostgreSQL server: initdb and start): the tests that

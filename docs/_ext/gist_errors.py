@@ -33,6 +33,7 @@ from sphinx.util.docutils import SphinxDirective
 
 LOGGER = logging.getLogger(__name__)
 LABEL_PREFIX = "error-"
+DJANGO_APP_MODULES = tuple(f"gist_authlib.django.{name}" for name in ("models", "admin", "auth", "migrations"))
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,10 @@ def error_codes() -> list[ErrorCode]:
 
     package = Path(gist_authlib.__file__).parent
     for module in pkgutil.walk_packages([str(package)], "gist_authlib."):
+        # The Django app's models, admin, backend and migrations import only in a configured Django project, and
+        # define no error class (the codes they raise are found in their source below).
+        if module.name.startswith(DJANGO_APP_MODULES):
+            continue
         if module.name.split(".")[1] not in ("examples", "__main__"):
             importlib.import_module(module.name)  # every error class is defined, wherever it lives
     classes = {cls.__name__: cls for cls in _subclasses(GistAuthError)}

@@ -86,7 +86,8 @@ def read_upto(read: Callable[[int], bytes], limit: int) -> bytes:
 
 
 def _error_reply(error: CanvasRequestError | ConfigurationError) -> CanvasReply:
-    body = json.dumps({"error": error.error_code, "message": error.message}).encode("utf-8")
+    # str(): a configuration error's own text is the developer's fix (its message only says the site failed).
+    body = json.dumps({"error": error.error_code, "message": str(error)}).encode("utf-8")
     return CanvasReply(error.status_code, body)
 
 
@@ -124,11 +125,12 @@ def _steps(
     if read_limit(headers, max_body_bytes) == 0 or len(body) > max_body_bytes:
         log.warning("Gist canvas %s request refused: %s", kind, "canvas_request_too_large")
         return _error_reply(CanvasRequestError.too_large(max_body_bytes))
-    provider = provider or getattr(gist_or_secret, "gist_provider", None) or GistProvider()
+    registration = getattr(gist_or_secret, "gist_registration", None)
+    provider = provider or getattr(registration, "provider", None) or GistProvider()
     try:
         secret = client_secret_of(gist_or_secret)
     except ConfigurationError as error:
-        log.error("Gist canvas %s request cannot be checked: %s", kind, error.message)
+        log.error("Gist canvas %s request cannot be checked: %s", kind, error)
         return _error_reply(error)
     try:
         verify_canvas_signature(body, headers, secret, provider)
@@ -181,7 +183,7 @@ def handle_canvas_request(
         handler: takes the typed request and returns a :class:`Canvas`; an ``async`` handler is run to
             completion with :func:`asyncio.run` (use :func:`handle_canvas_request_async` in an event loop).
         secret: the app's client secret, or the app returned by :func:`gist_authlib.register` (its
-            ``client_secret`` is read at each request, its ``gist_provider`` used by default).
+            ``client_secret`` is read at each request, its registration's provider used by default).
         provider: where the signature header's name and scheme come from.
         max_body_bytes: the largest body accepted.
     """

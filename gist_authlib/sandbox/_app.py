@@ -28,6 +28,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from .._pages import PAGE_HEADERS, page, page_csp
 from ..provider import OFFICIAL_SCOPES
 from ._api import ApiFault, RateLimit, RestAPI, SandboxToken
 from ._inbox import CanvasApp, Inbox
@@ -390,8 +391,8 @@ class GistSandbox(RestAPI):
             f'<form method="post" action="{escape(action)}">\n'
             f'<input type="hidden" name="request" value="{escape(blob)}">\n'
             f'<input type="hidden" name="csrf_token" value="{escape(csrf)}">\n'
-            '<button type="submit" name="decision" value="approve">Approve</button>\n'
-            '<button type="submit" name="decision" value="deny">Deny</button>\n</form>'
+            '<button class="button" type="submit" name="decision" value="approve">Approve</button>\n'
+            '<button class="button secondary" type="submit" name="decision" value="deny">Deny</button>\n</form>'
         )
         response = _page(title, body)
         # One cookie per form, scoped to the path its form posts to.
@@ -402,7 +403,7 @@ class GistSandbox(RestAPI):
         # against (exactly registered) keeps the form from posting anywhere else, as GitHub's authorize
         # page does; 'self' alone would block Approve and Deny in every real browser.
         sources = " ".join(filter(None, ["'self'", _csp_source(redirect_uri)]))
-        response.headers["Content-Security-Policy"] = f"frame-ancestors 'none'; form-action {sources}"
+        response.headers["Content-Security-Policy"] = page_csp(form_action=sources)
         return response
 
     async def _consent_form(self, request: Request, signer: URLSafeTimedSerializer) -> tuple[Any, str] | Response:
@@ -803,7 +804,7 @@ async def _token_params(request: Request) -> tuple[dict[str, str], list[str]] | 
     if content_type == "application/json":
         try:
             data = json.loads(raw, object_pairs_hook=_Pairs)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
             return None
         if not isinstance(data, _Pairs):
             return None
@@ -833,13 +834,7 @@ def _redirect(redirect_uri: str, params: Mapping[str, str | None]) -> Response:
 
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    html = (
-        # An empty icon: without it the browser asks for /favicon.ico, and the 404 shows in its console.
-        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">'
-        f"<title>{escape(title)}</title></head>\n"
-        f"<body>\n<h1>{escape(title)}</h1>\n{body}\n</body></html>\n"
-    )
-    return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+    return HTMLResponse(page(title, body), status_code=status, headers={**PAGE_HEADERS, "Cache-Control": "no-store"})
 
 
 def _error_page(title: str, message: str, status: int = 400) -> HTMLResponse:

@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from .._pages import STYLE, page
 from ._state import SandboxState
 
 __all__ = ["CanvasApp", "CanvasCall", "Inbox"]
@@ -511,46 +512,38 @@ def _render_item(item: object, list_disabled: bool) -> str:
 
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    html = (
-        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        f'<title>{escape(title)}</title><link rel="stylesheet" href="/inbox/inbox.css">'
-        # No favicon request: the sandbox has none, and a 404 in the console would hide real problems.
-        '<link rel="icon" href="data:,"></head>\n'
-        f"<body>\n<h1>{escape(title)}</h1>\n{body}\n</body></html>\n"
-    )
+    html = page(title, body, head='<link rel="stylesheet" href="/inbox/inbox.css">')
     return HTMLResponse(html, status_code=status, headers=dict(_PAGE_HEADERS))
 
 
-_STYLESHEET: Final = """
-body { font: 15px/1.4 system-ui, sans-serif; margin: 0; padding: 0 1rem; color: #1d1d1f; }
-.inbox { display: grid; grid-template-columns: 12rem 1fr 20rem; gap: 1rem; align-items: start; }
-nav ul { list-style: none; padding: 0; }
-nav a { display: block; padding: .4rem; border-radius: 4px; color: inherit; text-decoration: none; }
-nav a[aria-current] { background: #e8ecff; font-weight: 600; }
-.message { padding: .6rem .8rem; border-radius: 8px; max-width: 30rem; }
-.from-contact { background: #f1f1f4; }
-.from-admin { background: #e8ecff; margin-left: auto; }
-.app { border: 1px solid #d8d8de; border-radius: 8px; padding: .6rem .8rem; margin-bottom: 1rem; }
-.app h3 { margin: 0 0 .5rem; font-size: .85rem; text-transform: uppercase; color: #6e6e73; }
-.c-header { font-size: 1.05rem; margin: .3rem 0; }
-.c-muted, .muted { color: #6e6e73; }
-.c-error { color: #b3261e; }
-.c-align-center { text-align: center; } .c-align-right { text-align: right; }
-.c-spacer-xs { height: 4px; } .c-spacer-s { height: 8px; } .c-spacer-m { height: 16px; }
-.c-spacer-l { height: 24px; } .c-spacer-xl { height: 32px; }
-.c-button { display: block; width: 100%; margin: .3rem 0; padding: .5rem; border-radius: 6px; font: inherit;
-  border: 1px solid #3a5bff; background: #3a5bff; color: #fff; cursor: pointer; text-align: center; }
-.c-secondary { background: #fff; color: #3a5bff; }
-.c-link { background: none; border: none; color: #3a5bff; text-decoration: underline; }
-.c-button:disabled, .c-item:disabled { opacity: .5; cursor: default; }
-.c-list { list-style: none; padding: 0; margin: .3rem 0; }
-.c-item { display: flex; gap: .5rem; align-items: center; width: 100%; padding: .45rem .3rem; font: inherit;
-  background: none; border: none; border-bottom: 1px solid #eee; text-align: left; color: inherit; }
-button.c-item { cursor: pointer; } button.c-item:hover { background: #f5f6ff; }
-.c-item-words { display: flex; flex-direction: column; }
-.c-item-subtitle { color: #6e6e73; font-size: .85rem; }
-.c-item-image.rounded { border-radius: 50%; }
-.c-input { display: block; margin: .3rem 0; } .c-label { display: block; font-size: .85rem; }
-.c-input input { width: 100%; box-sizing: border-box; padding: .4rem; font: inherit; }
-.c-unknown { color: #6e6e73; font-style: italic; }
-"""
+# The pages' shared look, then the inbox's own: three columns on a wide screen, one on a phone.
+_STYLESHEET: Final = STYLE + (
+    "main{max-width:75rem}"
+    ".inbox{display:grid;grid-template-columns:12rem minmax(0,1fr) 20rem;gap:1rem;align-items:start}"
+    "@media (max-width:60rem){.inbox{grid-template-columns:minmax(0,1fr)}}"
+    "nav ul{list-style:none;padding:0}"
+    "nav a{display:block;padding:.4rem;border-radius:4px;color:inherit;text-decoration:none}"
+    "nav a[aria-current]{background:var(--tint);font-weight:600}"
+    ".message{padding:.6rem .8rem;border-radius:8px;max-width:30rem}"
+    ".from-contact{background:var(--bg)}.from-admin{background:var(--tint);margin-left:auto}"
+    ".app{border:1px solid var(--line);border-radius:8px;padding:.6rem .8rem;margin-bottom:1rem}"
+    ".app h3{margin:0 0 .5rem;font-size:.85rem;text-transform:uppercase;color:var(--muted)}"
+    ".c-header{font-size:1.05rem;margin:.3rem 0}.c-muted,.c-unknown{color:var(--muted)}.c-unknown{font-style:italic}"
+    ".c-error{color:var(--error)}.c-align-center{text-align:center}.c-align-right{text-align:right}"
+    ".c-spacer-xs{height:4px}.c-spacer-s{height:8px}.c-spacer-m{height:16px}"
+    ".c-spacer-l{height:24px}.c-spacer-xl{height:32px}"
+    ".c-button{display:block;width:100%;margin:.3rem 0;padding:.5rem;border-radius:6px;font:inherit;"
+    "border:1px solid var(--accent);background:var(--accent);color:var(--on-accent);cursor:pointer;text-align:center}"
+    ".c-secondary{background:none;color:var(--accent)}"
+    ".c-link{background:none;border:none;color:var(--accent);text-decoration:underline}"
+    ".c-button:disabled,.c-item:disabled{opacity:.5;cursor:default}"
+    ".c-list{list-style:none;padding:0;margin:.3rem 0}"
+    ".c-item{display:flex;gap:.5rem;align-items:center;width:100%;padding:.45rem .3rem;font:inherit;"
+    "background:none;border:none;border-bottom:1px solid var(--line);text-align:left;color:inherit}"
+    "button.c-item{cursor:pointer}button.c-item:hover{background:var(--tint)}"
+    ".c-item-words{display:flex;flex-direction:column}.c-item-subtitle{color:var(--muted);font-size:.85rem}"
+    ".c-item-image.rounded{border-radius:50%}"
+    ".c-input{display:block;margin:.3rem 0}.c-label{display:block;font-size:.85rem}"
+    ".c-input input{width:100%;padding:.4rem;font:inherit}"
+    ":root{--tint:color-mix(in srgb,var(--accent) 16%,var(--card))}"
+)

@@ -76,7 +76,10 @@ def redirect_uri_matches(registered: str, received: str, *, any_loopback_port: b
         return True
     if not any_loopback_port or any(ch <= " " or ch == "\x7f" for ch in received):
         return False  # urlsplit drops tabs and line breaks anywhere: such a URI would compare equal to another
-    want, got = urlsplit(registered), urlsplit(received)
+    try:
+        want, got = urlsplit(registered), urlsplit(received)
+    except ValueError:  # not a URI at all (an unclosed IPv6 bracket): it matches nothing
+        return False
     want_netloc, got_netloc = _NETLOC.fullmatch(want.netloc), _NETLOC.fullmatch(got.netloc)
     if want_netloc is None or got_netloc is None or not _loopback_host(want_netloc["host"]):
         return False

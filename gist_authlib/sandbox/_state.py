@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 __all__ = [
     "DEFAULT_CONTACTS",
@@ -82,6 +83,16 @@ class SandboxClient:
     redirect_uris: tuple[str, ...]
     name: str = "Sandbox App"
     retired_secret_digests: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for uri in self.redirect_uris:
+            try:
+                scheme = urlsplit(uri).scheme
+            except ValueError:  # an unclosed IPv6 bracket, say
+                scheme = ""
+            # RFC 6749 section 3.1.2: an absolute URI, without a fragment.
+            if not scheme or "#" in uri:
+                raise ValueError(f"{uri!r} is not a redirect URI: give an absolute URI without a fragment.")
 
     def __repr__(self) -> str:
         return f"SandboxClient(client_id={self.client_id!r}, redirect_uris={self.redirect_uris!r}, name={self.name!r})"

@@ -116,7 +116,10 @@ def approve_and_see_the_teammates(tab: Tab, stack: DemoStack) -> None:
     # SameSite=Strict session would come back then), and answers.
     page.get_by_role("heading", name="Logged in with Gist").wait_for()
     tab.shot("after-approve")
-    assert page.url.startswith(stack.app_url + "/oauth/gist/callback")
+    # The Django example logs the workspace's Django user in and goes on to LOGIN_REDIRECT_URL; the others answer
+    # on the callback.
+    landing = "/me/teammates" if stack.framework == "django" else "/oauth/gist/callback"
+    assert page.url.startswith(stack.app_url + landing)
     shown = page.locator("#teammates li").all_inner_texts()
     assert [t["name"] for t in stack.sandbox.workspace.teammates] == [item.split(" <")[0] for item in shown]
 

@@ -88,9 +88,9 @@ def test_inbox_shows_the_apps_list_and_a_click_shows_the_detail_view(
     rows = app.get_by_role("listitem")
     expect(rows).to_have_count(3)
     expect(rows.first).to_contain_text("Order #90010")
-    # The stylesheet applied under the CSP: rows are buttons without a browser border.
+    # The stylesheet applied under the CSP: buttons wear the pages' shared accent (#2847c9), not a browser border.
     assert app.get_by_role("button", name="Refresh").evaluate("b => getComputedStyle(b).borderTopColor") == (
-        "rgb(58, 91, 255)"
+        "rgb(40, 71, 201)"
     )
 
     app.get_by_role("button", name="Order #90011").click()

@@ -600,7 +600,9 @@ def test_the_async_form_awaits_async_handlers_and_threads_plain_ones() -> None:
 def test_the_provider_of_a_registered_app_is_used() -> None:
     class Registered:
         client_secret = SECRET
-        gist_provider = GistProvider(canvas_signature_header="X-Body-Signature", canvas_signature_scheme="")
+
+        class gist_registration:  # the registered app's typed registration, as far as canvases read it
+            provider = GistProvider(canvas_signature_header="X-Body-Signature", canvas_signature_scheme="")
 
     body = encode(INITIALIZE)
     bare = {"X-Body-Signature": hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()}

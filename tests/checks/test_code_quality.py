@@ -61,7 +61,7 @@ from gist_authlib import GistProvider
 
 gist = gist_authlib.register(OAuth())
 reveal_type(gist)
-reveal_type(gist.gist_provider)
+reveal_type(gist.gist_registration.provider)
 reveal_type(gist.authorize_redirect)
 reveal_type(GistProvider.at("http://127.0.0.1:8765"))
 reveal_type(GistProvider().with_scopes({"read_campaigns": "List campaigns"}).at("http://127.0.0.1:8765"))

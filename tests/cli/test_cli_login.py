@@ -357,12 +357,12 @@ def test_the_pkce_verifier_is_not_derivable_from_the_client_secret(gist: Gist, t
     import base64
     import hashlib
 
-    from gist_authlib._flow import LoginFlow
+    from gist_authlib._flow import pkce_verifier
 
     # Before: the verifier was an HMAC of the state under the client secret, which a CLI cannot keep secret.
     process, url, _ = start_login(gist, "--json", env=gist.settings(), cwd=tmp_path)
     query = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
-    derivable = LoginFlow("gist")._verifier(CLIENT_SECRET, query["state"])
+    derivable = pkce_verifier(CLIENT_SECRET, "gist", query["state"])
     challenge = base64.urlsafe_b64encode(hashlib.sha256(derivable.encode()).digest()).rstrip(b"=").decode()
     assert query["code_challenge"] != challenge
     be_the_browser(url)

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx2
 import pytest
-from support.web import query_of
+from support.web import browser_client, query_of
 
 from gist_authlib.cli import main
 
@@ -127,6 +127,52 @@ def test_the_secret_is_kept_privately_across_restarts_and_a_new_one_tells_the_ol
     assert refused.status_code == 400 and refused.json()["error"] == "invalid_client"
     assert "was replaced" in refused.json()["error_description"]
     assert old not in refused.text and new not in refused.text and old not in kept.read_text()
+
+
+def test_an_app_still_sending_the_replaced_secret_shows_its_users_that_the_site_failed_and_logs_why(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The case issue 28 reports: the sandbox restarted with --new-secret, the app not updated. Its end users read
+    that the site could not complete the login (no Gist words, no pointless "Log in again"); the developer reads
+    the sandbox's explanation in the log, and on the page in debug mode."""
+    from authlib.integrations.starlette_client import OAuth
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.sessions import SessionMiddleware
+
+    import gist_authlib.starlette
+    from gist_authlib import GistProvider
+    from gist_authlib.sandbox import ServerThread
+
+    with sandbox_command(state=tmp_path) as first:
+        old = first.settings["GIST_CLIENT_SECRET"]
+    with sandbox_command("--new-secret", "--auto-approve", state=tmp_path) as second:
+        server = ServerThread()
+        gist = gist_authlib.starlette.register(
+            OAuth(), client_id="gist-sandbox-app", client_secret=old, provider=GistProvider.at(second.origin)
+        )
+        app = Starlette(
+            routes=gist_authlib.starlette.gist_routes(gist, on_login=lambda request, token: None),
+            middleware=[Middleware(SessionMiddleware, secret_key="new-secret-test")],
+        )
+        server.start(app)
+        try:
+            with browser_client(follow_redirects=True) as browser:
+                page = browser.get(f"{server.url}/auth/gist")
+                app.debug = True
+                debug_page = browser.get(f"{server.url}/auth/gist")
+        finally:
+            server.stop()
+    assert page.status_code == 502 and page.url.path == "/oauth/gist/callback"
+    assert "<title>This site could not complete the login</title>" in page.text
+    assert "Gist did not complete the login" not in page.text and "Log in again" not in page.text
+    assert "replaced" not in page.text and "--new-secret" not in page.text
+    assert "invalid_client (token_endpoint_error)" in page.text
+    logged = [r.getMessage() for r in caplog.records if r.name.startswith("gist_authlib")]
+    assert any("invalid_client" in line and "--new-secret" in line for line in logged), logged
+    assert "For the developer:" in debug_page.text and "--new-secret" in debug_page.text
+    assert "Log in again" not in debug_page.text
+    assert old not in page.text + debug_page.text + "".join(logged)
 
 
 def test_print_settings_flask_and_write_env_wire_a_flask_app_that_logs_in(tmp_path: Path) -> None:
@@ -247,6 +293,7 @@ def test_bad_flags_fail_with_a_clear_message_before_serving(
         (["--name", "gist-eu"], "--name must be a registration name"),
         (["--write-env", str(tmp_path / "no-such-folder" / ".env")], "No such file or directory"),
         (["--state-dir", str(tmp_path / "a-file")], "not a directory"),
+        (["--redirect-uri", "http://[::1/oauth/gist/callback"], "is not a redirect URI"),
     ]:
         (tmp_path / "a-file").write_text("")
         assert main(["sandbox", "--port", "0", *args]) == 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -26,11 +27,12 @@ from support.adversarial import ADVERSARIAL
 from support.stacks import Stack
 from support.web import query_of
 
+from gist_authlib._flow import pkce_verifier
 from gist_authlib.tokens import MemoryTokenStore
 
 
 class Clock:
-    """The login flows' time source (``LoginFlow(clock=...)``): the real time, plus what a test lets pass."""
+    """The login flows' time source (the registration's ``clock``): the real time, plus what a test lets pass."""
 
     def __init__(self) -> None:
         self.offset = 0.0
@@ -49,14 +51,14 @@ class Watch:
         self.states: list[str] = []
         self.clock = Clock()
         for app in stack.apps.values():
-            app.gist_flow.clock = self.clock
+            app.gist_registration = replace(app.gist_registration, clock=self.clock)
 
     def start(self, browser: httpx2.Client, name: str = "gist", **params: str) -> str:
         """Start a real login; return its state (and remember its PKCE verifier as a secret)."""
         state = query_of(self.stack.start_login(browser, name, **params))["state"]
         self.states.append(state)
         app = self.stack.apps[name]
-        self.secrets.add(app.gist_flow._verifier(app.client_secret, state))  # the verifier it will send
+        self.secrets.add(pkce_verifier(app.client_secret, name, state))  # the verifier it will send
         return state
 
     def stored(self) -> list[str]:
@@ -69,7 +71,7 @@ class Watch:
         state = query_of(authorize)["state"]
         self.states.append(state)
         app = self.stack.apps[name]
-        self.secrets.add(app.gist_flow._verifier(app.client_secret, state))
+        self.secrets.add(pkce_verifier(app.client_secret, name, state))
         callback = self.stack.authorize(browser, authorize)
         self.secrets.add(query_of(callback)["code"])
         return callback

@@ -181,11 +181,11 @@ def test_the_log_line_of_a_refused_token_request_leads_with_gists_error(
         routes=gist_routes(gist, on_login=lambda request, token: RedirectResponse("/", 303)),
         middleware=[Middleware(SessionMiddleware, secret_key="test")],
     )
-    caplog.set_level(logging.WARNING, logger="gist_authlib.starlette")
+    caplog.set_level(logging.WARNING, logger="gist_authlib.login")
     with TestClient(app, base_url=APP) as client:
         answer = walk(client, "/auth/gist")
     assert answer.status_code == 502
     assert "invalid_client (token_endpoint_error)" in answer.text  # the page: the RFC 6749 name first
-    line = next(r.getMessage() for r in caplog.records if r.name == "gist_authlib.starlette")
+    line = next(r.getMessage() for r in caplog.records if r.name == "gist_authlib.login")
     assert line.startswith("Gist login 'gist' failed: invalid_client (token_endpoint_error)")
     assert "error='invalid_client'" in line and "wrong-secret-value" not in line

@@ -138,8 +138,9 @@ def test_the_workspace_lookup_goes_through_the_same_pool(endpoint: tuple[TokenEn
     recorder, url = endpoint
     recorder.calls.clear()
     gist = _flask_gist(url)
-    token = gist.gist_exchange({"code": "w", "redirect_uri": "http://127.0.0.1/cb"})
-    assert gist.gist_workspace(token) == ("nrrjryb4", "Acme")
+    token = gist.fetch_access_token(code="w", redirect_uri="http://127.0.0.1/cb")
+    info = gist.userinfo(token=token)  # not a token of this process's logins: Gist is asked, on the same pool
+    assert (info["workspace_id"], info["workspace_name"]) == ("nrrjryb4", "Acme")
     assert [call["path"] for call in recorder.calls] == ["token", "info"]
     assert len({call["port"] for call in recorder.calls}) == 1
 

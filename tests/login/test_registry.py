@@ -61,7 +61,7 @@ def test_registers_into_starlette_with_gist_defaults() -> None:
     assert gist.api_base_url == "https://api.getgist.com/"
     assert gist.client_kwargs["token_endpoint_auth_method"] == "client_secret_post"
     assert gist.client_kwargs["scope"] == "read_teammates"
-    assert gist.gist_scopes == ("read_teammates",)
+    assert gist.gist_registration.scopes == ("read_teammates",)
 
 
 def test_register_returns_the_registry_attribute() -> None:
@@ -122,7 +122,7 @@ def test_django_settings_are_read() -> None:
         gist = gist_authlib.register(DjangoOAuth(), scopes="read_teams")
     assert (gist.client_id, gist.client_secret) == ("dj-id", "dj-secret")
     assert gist.api_base_url == CONFIG_URLS["api_base_url"]
-    assert gist.gist_scopes == ("read_teams",)
+    assert gist.gist_registration.scopes == ("read_teams",)
 
 
 def test_django_missing_secret_names_the_settings_path() -> None:
@@ -148,7 +148,7 @@ def test_missing_client_id_names_the_setting(name: str, setting: str) -> None:
 def test_scopes_as_string_or_list() -> None:
     a = gist_authlib.register(starlette_oauth(), "a", scopes="read_teams read_tags")
     b = gist_authlib.register(starlette_oauth(), "b", scopes=["read_teams", "read_tags"])
-    assert a.gist_scopes == b.gist_scopes == ("read_teams", "read_tags")
+    assert a.gist_registration.scopes == b.gist_registration.scopes == ("read_teams", "read_tags")
     assert a.client_kwargs["scope"] == "read_teams read_tags"
 
 
@@ -160,7 +160,7 @@ def test_unknown_scope_is_refused_at_registration_with_a_suggestion() -> None:
 def test_extended_provider_accepts_its_custom_scope() -> None:
     provider = GistProvider().with_scopes({"read_campaigns": "List campaigns"})
     gist = gist_authlib.register(starlette_oauth(), scopes="read_campaigns", provider=provider)
-    assert gist.gist_scopes == ("read_campaigns",)
+    assert gist.gist_registration.scopes == ("read_campaigns",)
 
 
 # --- isolation ---------------------------------------------------------------------------------------
@@ -173,10 +173,11 @@ def test_two_registrations_do_not_share_state() -> None:
     assert eu.authorize_url == "http://127.0.0.1:1/oauth/authorize"
     assert us.authorize_url == "https://app.getgist.com/oauth/authorize"
     assert (eu.client_id, us.client_id) == ("eu", "us")
-    assert eu.gist_scopes != us.gist_scopes
+    assert eu.gist_registration.scopes != us.gist_registration.scopes
     assert type(eu) is type(us) is GistStarletteApp  # one declared class; the state is per registration
-    assert eu.gist_flow is not us.gist_flow and eu.gist_replay_guard is not us.gist_replay_guard
-    assert eu.gist_flow.session_key != us.gist_flow.session_key
+    assert eu.gist_registration.replay_guard is not us.gist_registration.replay_guard
+    assert eu.gist_registration.cookie.session_key != us.gist_registration.cookie.session_key
+    assert eu.gist_registration.subject_key != us.gist_registration.subject_key
     assert eu.client_kwargs is not us.client_kwargs
     # Authlib's OAUTH_APP_CONFIG class attribute is mutated by Authlib itself: never used here.
     assert type(eu).OAUTH_APP_CONFIG is None and type(us).OAUTH_APP_CONFIG is None
@@ -193,7 +194,7 @@ def test_gist_beside_another_provider_in_one_registry() -> None:
     )
     gist = gist_authlib.register(oauth, client_id="g", client_secret="s")
     assert other.authorize_url == "https://other.example/a"
-    assert not hasattr(other, "gist_flow")
+    assert not hasattr(other, "gist_registration")
     assert gist.authorize_url == "https://app.getgist.com/oauth/authorize"
 
 

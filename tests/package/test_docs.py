@@ -31,6 +31,7 @@ AUTHLIB = "docs/AUTHLIB.md"
 DEDICATED = {
     "docs/TESTING.md": "tests/package/test_testing_plugin.py",
     "docs/CANVAS.md": "tests/canvas/test_canvas_docs.py",
+    "docs/DJANGO.md": "tests/django/test_django_docs.py",
 }
 #: Blocks the login tests below (and test_readme.py) serve and log in through.
 LOGIN_BLOCKS = {("README.md", framework) for framework in FRAMEWORKS} | {

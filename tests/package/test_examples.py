@@ -8,6 +8,8 @@ the Django example runs as its users run it, ``manage.py runserver`` in a subpro
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -35,6 +37,7 @@ def load_example(name: str) -> ModuleType:
 def env_for(
     server_url: str, prefix: str = "GIST", client_id: str = "indep-id", secret: str = "indep-secret"
 ) -> dict[str, str]:
+    folder = Path(tempfile.mkdtemp(prefix="gist-example-"))
     return {
         f"{prefix}_CLIENT_ID": client_id,
         f"{prefix}_CLIENT_SECRET": secret,
@@ -43,21 +46,33 @@ def env_for(
         f"{prefix}_API_BASE_URL": f"{server_url}/",
         "SESSION_SECRET": "example-session-secret",
         "GIST_TOKEN_KEY": TOKEN_KEY,
-        "GIST_TOKEN_DB": str(Path(tempfile.mkdtemp(prefix="gist-example-")) / "tokens.sqlite3"),
+        "GIST_TOKEN_DB": str(folder / "tokens.sqlite3"),
+        "DJANGO_DB": str(folder / "db.sqlite3"),
     }
 
 
 class DjangoRunserver:
     """``manage.py runserver`` of the Django example in a subprocess, started as a user of a checkout does:
-    ``cd examples/django_project && python manage.py runserver``."""
+    ``cd examples/django_project && python manage.py migrate && python manage.py runserver``."""
 
     def __init__(self, env: dict[str, str], port: int) -> None:
         self.url = f"http://127.0.0.1:{port}"
+        project = ROOT / "examples" / "django_project"
+        migrated = subprocess.run(
+            [sys.executable, "manage.py", "migrate"],
+            cwd=project,
+            env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert migrated.returncode == 0, migrated.stdout + migrated.stderr
         self.process = start_server_process(
             [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
             port=port,
             env={**env, "PYTHONPATH": str(ROOT)},  # this worktree's package, not the installed one
-            cwd=ROOT / "examples" / "django_project",
+            cwd=project,
         )
 
     def stop(self) -> None:

@@ -132,11 +132,11 @@ def the_registration_is_put_back():
     module = importlib.import_module("{module}")
     gist = getattr(module.gist, "_get_current_object", lambda: module.gist)()  # Flask's lazy proxy
     before = dict(vars(gist))
-    assert gist.client_id == "production-client-id"
+    assert gist.client_id == {client_id!r}
     yield
     assert vars(gist).keys() == before.keys()
     assert [key for key, value in before.items() if vars(gist)[key] is not value] == []
-    assert gist.client_id == "production-client-id" and gist.authorize_url == GistProvider().authorize_url
+    assert gist.client_id == {client_id!r} and gist.authorize_url == GistProvider().authorize_url
 """
 MODULE_LEVEL = {"Starlette and FastAPI": "myapp", "Flask": "myapp"}
 
@@ -149,7 +149,10 @@ def test_an_app_built_at_import_is_tested_as_the_page_shows(
     files = {**page_files("## Apps built at import time"), **page_files(f"### {framework}")}
     assert sorted(files) == ["conftest.py", "myapp.py", "test_myapp.py"]
     result = run_user_suite(
-        pytester, files, SABOTAGE if sabotaged else "", around=RESTORED.format(module=MODULE_LEVEL[framework])
+        pytester,
+        files,
+        SABOTAGE if sabotaged else "",
+        around=RESTORED.format(module=MODULE_LEVEL[framework], client_id=PRODUCTION_ENV["GIST_CLIENT_ID"]),
     )
     if sabotaged:
         result.assert_outcomes(passed=1, failed=1)
@@ -158,17 +161,19 @@ def test_an_app_built_at_import_is_tested_as_the_page_shows(
         result.assert_outcomes(passed=2)
 
 
-def test_the_django_pages_run_under_pytest_django_with_database_sessions(tmp_path: Path) -> None:
-    """Both Django pages, as written, in a project whose sessions are in the database: one run, with a copy of
-    the tests under a sabotaged sandbox (only the two login tests may fail there)."""
+def test_the_django_pages_run_under_pytest_django_with_nothing_exported(tmp_path: Path) -> None:
+    """Both Django pages, as written, in one project whose users, sessions and tokens are in the database, with no
+    GIST_* or Django setting in the environment: one run, with a copy of the tests under a sabotaged sandbox (only
+    the three login tests may fail there). The development database is never created: the tests have their own."""
     files = page_files("### Django")
-    assert sorted(files) == ["mysite/settings.py", "mysite/urls.py", "pytest.ini", "test_mysite.py"]
+    assert sorted(files) == ["conftest.py", "mysite/settings.py", "mysite/urls.py", "pytest.ini", "test_mysite.py"]
     assert "SESSION_ENGINE" not in files["mysite/settings.py"]  # Django's default: sessions in the database
     (tmp_path / "mysite").mkdir()
     (tmp_path / "mysite" / "__init__.py").write_text("")
     for path in ("pytest.ini", "mysite/settings.py", "mysite/urls.py"):
         (tmp_path / path).write_text(files[path])
-    (tmp_path / "conftest.py").write_text(RESTORED.format(module="mysite.urls"))
+    # Around the tests, the registration is put back as it was built at import: with no client id, none exported.
+    (tmp_path / "conftest.py").write_text(files["conftest.py"] + RESTORED.format(module="mysite.urls", client_id=None))
     for folder, conftest in (("as_written", ""), ("sabotaged", SABOTAGE)):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "__init__.py").write_text("")
@@ -176,21 +181,21 @@ def test_the_django_pages_run_under_pytest_django_with_database_sessions(tmp_pat
         (tmp_path / folder / "test_mysite.py").write_text(files["test_mysite.py"])
         (tmp_path / folder / "test_gist_login.py").write_text(snippet("Django"))
     env = {
-        **os.environ,
-        **PRODUCTION_ENV,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+        key: value for key, value in os.environ.items() if not key.startswith(("GIST_", "DJANGO_", "PYTEST_ADDOPTS"))
     }
-    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     command = [sys.executable, "-m", "pytest", "-p", "pytest_django.plugin", *PLUGIN, "-rfE"]
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
     summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr
-    assert re.fullmatch(r"2 failed, 6 passed in [\d.]+s", summary), result.stdout + result.stderr
+    assert re.fullmatch(r"3 failed, 7 passed in [\d.]+s", summary), result.stdout + result.stderr
     failed = sorted(line.split(" - ")[0] for line in result.stdout.splitlines() if line.startswith("FAILED "))
     assert failed == [
         "FAILED sabotaged/test_gist_login.py::test_login_shows_the_workspace_teammates",
+        "FAILED sabotaged/test_mysite.py::test_login_required_pages_go_through_the_gist_login",
         "FAILED sabotaged/test_mysite.py::test_login_shows_the_workspace_teammates",
     ]
+    assert not (tmp_path / "db.sqlite3").exists()  # the developer's database: never touched
 
 
 HELPERS = """

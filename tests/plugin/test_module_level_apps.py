@@ -184,8 +184,8 @@ def registrations_come_back() -> Iterator[None]:
         assert oauth.gist.client_id == PRODUCTION["GIST_CLIENT_ID"]
         assert oauth.gist.client_secret == PRODUCTION["GIST_CLIENT_SECRET"]
         assert oauth.gist.authorize_url == GistProvider().authorize_url
-        assert oauth.gist.gist_redirect_uri == PRODUCTION["GIST_REDIRECT_URI"]
-        assert oauth.gist.gist_allow_insecure_http is False
+        assert oauth.gist.gist_registration.redirect_uri == PRODUCTION["GIST_REDIRECT_URI"]
+        assert oauth.gist.gist_registration.allow_insecure_http is False
 
 
 def test_nothing_left_running_at_import_points_anywhere_but_production() -> None:
@@ -230,7 +230,7 @@ def test_a_flask_app_built_at_import_logs_in_with_the_sandbox(gist_sandbox: Gist
     answer = answer_of(log_in_both(gist_sandbox, flask_app.test_client(), "http://localhost"))
     assert answer["provider"] == "gist" and answer["teammates"][0] == "Ada Lovelace"
     assert gist_sandbox.sandbox.tokens_issued == 1
-    assert used.app._gist_pool is not None  # the test's own pool, closed when the registration is put back
+    assert used.app._gist_stack is not None  # the test's own pool, closed when the registration is put back
 
 
 def test_a_django_app_built_at_import_logs_in_with_the_sandbox(gist_sandbox: GistSandboxFixture) -> None:
@@ -238,9 +238,11 @@ def test_a_django_app_built_at_import_logs_in_with_the_sandbox(gist_sandbox: Gis
         gist_sandbox.use(django_oauth.gist) as gist,
         override_settings(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["testserver"]),
     ):
-        assert gist.gist_redirect_uri is None  # production's set aside: the callback is on the test client's host
+        assert (
+            gist.gist_registration.redirect_uri is None
+        )  # production's set aside: the callback is on the test client's host
         answer = answer_of(log_in_both(gist_sandbox, DjangoClient(), "http://testserver"))
-        pool = gist._gist_pool
+        pool = gist._gist_stack[0]
     assert answer["provider"] == "gist" and answer["teammates"][-1] == "Alan Turing"
     assert pool is not None and pool._pool.connections == []  # closed on leaving the block
     assert gist.client_id == PRODUCTION["GIST_CLIENT_ID"]  # put back already, before the fixture's teardown

@@ -53,9 +53,9 @@ def test_an_issuer_and_extra_scopes_of_the_apps_provider_work_against_the_sandbo
     provider = GistProvider(issuer="https://app.getgist.com").with_scopes(["read_campaigns"])
     gist = gist_authlib.register(OAuth(), scopes="read_campaigns", provider=provider, **PRODUCTION)
     with gist_sandbox.use(gist):
-        assert gist.gist_provider.scopes == provider.scopes  # the sandbox now accepts read_campaigns
+        assert gist.gist_registration.provider.scopes == provider.scopes  # the sandbox now accepts read_campaigns
         assert gist_sandbox.login(TestClient(starlette_app(gist))).text == "logged in, teammates 403"
-    assert gist.gist_provider is provider and gist.gist_scopes == ("read_campaigns",)
+    assert gist.gist_registration.provider is provider and gist.gist_registration.scopes == ("read_campaigns",)
 
 
 def test_a_configured_redirect_uri_is_set_aside_or_replaced(gist_sandbox: GistSandboxFixture) -> None:
@@ -67,7 +67,7 @@ def test_a_configured_redirect_uri_is_set_aside_or_replaced(gist_sandbox: GistSa
     )
     own_kwargs = gist.client_kwargs
     with gist_sandbox.use(gist):
-        assert gist.gist_redirect_uri is None and "redirect_uri" not in gist.client_kwargs
+        assert gist.gist_registration.redirect_uri is None and "redirect_uri" not in gist.client_kwargs
         assert gist_sandbox.login(TestClient(starlette_app(gist))).text == "logged in, teammates 200"
     assert gist.client_kwargs is own_kwargs and own_kwargs["redirect_uri"].startswith("https://app.example.com/")
     # Named: every login uses it, and the sandbox has it registered.
@@ -75,18 +75,18 @@ def test_a_configured_redirect_uri_is_set_aside_or_replaced(gist_sandbox: GistSa
         assert "http://localhost/oauth/gist/callback" in gist_sandbox.redirect_uris
         response = gist_sandbox.login(TestClient(starlette_app(gist), base_url="http://localhost"))
         assert response.text == "logged in, teammates 200"
-    assert gist.gist_redirect_uri == "https://app.example.com/oauth/gist/callback"
+    assert gist.gist_registration.redirect_uri == "https://app.example.com/oauth/gist/callback"
 
 
 def test_the_apps_own_pool_is_set_aside_and_kept_open(gist_sandbox: GistSandboxFixture) -> None:
     gist = gist_authlib.register(DjangoOAuth(), **PRODUCTION)
     gist.gist_transport()  # the app had pooled connections before the test
-    own_pool = gist._gist_pool
+    own_pool = gist._gist_stack
     with gist_sandbox.use(gist):
-        assert gist._gist_pool is None
+        assert gist._gist_stack is None
         gist.gist_transport()
-        test_pool = gist._gist_pool
-    assert gist._gist_pool is own_pool and test_pool is not own_pool
+        test_pool = gist._gist_stack
+    assert gist._gist_stack is own_pool and test_pool is not own_pool
     gist.gist_close()
 
 
@@ -95,7 +95,7 @@ def test_uses_are_undone_latest_first(gist_sandbox: GistSandboxFixture) -> None:
     before = dict(vars(gist))
     outer = gist_sandbox.use(gist)
     inner = gist_sandbox.use(gist, redirect_uri="http://testserver/oauth/gist/callback")
-    assert gist.gist_redirect_uri == "http://testserver/oauth/gist/callback"
+    assert gist.gist_registration.redirect_uri == "http://testserver/oauth/gist/callback"
     outer.restore()  # undoes the inner use first, so that the registration ends as it began
     assert vars(gist) == before and gist_sandbox._uses == []
     inner.restore()  # nothing left to do

@@ -62,16 +62,16 @@ def starlette_authlib_app(stack: Stack, oauth: Any, sessions: bool) -> Any:
         return response
 
     async def me(request: Request) -> Response:
-        subject = request.session.get(oauth.gist.gist_flow.subject_key)
+        subject = request.session.get(oauth.gist.gist_registration.subject_key)
         if subject is None:
             return JSONResponse({"error": "not logged in"}, status_code=401)
         teammates = (await oauth.gist.get("teammates", request=request)).json()["teammates"]
         return JSONResponse({"subject": subject, "teammates": [t["name"] for t in teammates]})
 
     async def log_out(request: Request) -> Response:
-        subject = request.session.pop(oauth.gist.gist_flow.subject_key, None)
+        subject = request.session.pop(oauth.gist.gist_registration.subject_key, None)
         if subject:
-            oauth.gist.gist_token_store.delete(subject)
+            oauth.gist.gist_registration.store.delete(subject)
         return JSONResponse({"subject": subject})
 
     routes = [
@@ -122,7 +122,7 @@ def flask_authlib_app(stack: Stack, oauth: Any, sessions: bool) -> Any:
 
     @app.get("/me")
     def me() -> Any:
-        subject = session.get(oauth.gist.gist_flow.subject_key)
+        subject = session.get(oauth.gist.gist_registration.subject_key)
         if subject is None:
             return jsonify({"error": "not logged in"}), 401
         teammates = oauth.gist.get("teammates").json()["teammates"]
@@ -130,9 +130,9 @@ def flask_authlib_app(stack: Stack, oauth: Any, sessions: bool) -> Any:
 
     @app.get("/logout")
     def log_out() -> Any:
-        subject = session.pop(oauth.gist.gist_flow.subject_key, None)
+        subject = session.pop(oauth.gist.gist_registration.subject_key, None)
         if subject:
-            oauth.gist.gist_token_store.delete(subject)
+            oauth.gist.gist_registration.store.delete(subject)
         return jsonify({"subject": subject})
 
     return app
@@ -173,16 +173,16 @@ def django_authlib_app(stack: Stack, oauth: Any, sessions: bool) -> Any:
         return response
 
     def me(request: Any) -> Any:
-        subject = request.session.get(oauth.gist.gist_flow.subject_key)
+        subject = request.session.get(oauth.gist.gist_registration.subject_key)
         if subject is None:
             return JsonResponse({"error": "not logged in"}, status=401)
         teammates = oauth.gist.get("teammates", request=request).json()["teammates"]
         return JsonResponse({"subject": subject, "teammates": [t["name"] for t in teammates]})
 
     def log_out(request: Any) -> Any:
-        subject = request.session.pop(oauth.gist.gist_flow.subject_key, None)
+        subject = request.session.pop(oauth.gist.gist_registration.subject_key, None)
         if subject:
-            oauth.gist.gist_token_store.delete(subject)
+            oauth.gist.gist_registration.store.delete(subject)
         return JsonResponse({"subject": subject})
 
     django_urlconf.urlpatterns[:] = [

@@ -52,6 +52,7 @@ class DemoStack:
 
 def demo_settings(sandbox_url: str, client_secret: str) -> dict[str, str]:
     """The environment ``gist-authlib demo`` gives an example (gist_authlib/demo.py, run_demo)."""
+    folder = Path(tempfile.mkdtemp(prefix="gist-demo-"))
     return {
         "GIST_CLIENT_ID": CLIENT_ID,
         "GIST_CLIENT_SECRET": client_secret,
@@ -60,7 +61,8 @@ def demo_settings(sandbox_url: str, client_secret: str) -> dict[str, str]:
         "GIST_API_BASE_URL": f"{sandbox_url}/",
         "SESSION_SECRET": secrets.token_urlsafe(32),
         "GIST_TOKEN_KEY": TokenCipher.generate_key(),
-        "GIST_TOKEN_DB": str(Path(tempfile.mkdtemp(prefix="gist-demo-")) / "gist_tokens.sqlite3"),
+        "GIST_TOKEN_DB": str(folder / "gist_tokens.sqlite3"),
+        "DJANGO_DB": str(folder / "db.sqlite3"),
     }
 
 

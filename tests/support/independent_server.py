@@ -24,6 +24,7 @@ TEAMMATES = [
     {"id": 9001, "name": "Independent Ida", "email": "ida@independent.example"},
     {"id": 9002, "name": "Strict Stan", "email": "stan@independent.example"},
 ]
+WORKSPACE_ID = 4242
 #: 23 contacts, served without "pages" links (unlike the sandbox), so clients must walk page numbers.
 CONTACTS = [{"id": 20000 + i, "email": f"c{i}@independent.example", "name": f"Contact {i}"} for i in range(23)]
 
@@ -169,6 +170,10 @@ class IndependentServer:
                 outer.throttle_next -= 1
                 return jsonify({"message": "slow down"}), 429, {"Retry-After": "1"}
             return None
+
+        @app.get("/token")
+        def token_info() -> Any:  # the workspace a token belongs to, as Gist's token information says
+            return guard() or jsonify({"workspace_id": WORKSPACE_ID, "workspace_name": "Independent Workspace"})
 
         @app.get("/teammates")
         def teammates() -> Any:

@@ -31,7 +31,7 @@ KEY = TokenCipher.generate_key()
 Opener = Callable[[], BaseTokenStore]
 
 
-@pytest.fixture(params=["memory-counter", "memory", "sqlite", "sqlalchemy-sqlite", "sqlalchemy-postgres"])
+@pytest.fixture(params=["memory-counter", "memory", "sqlite", "sqlalchemy-sqlite", "sqlalchemy-postgres", "django"])
 def counter(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], InstallCounter]]:
     """A function opening one and the same install counter each call (a new connection for a database)."""
     opened: list[Any] = []
@@ -45,6 +45,11 @@ def counter(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable
             store: BaseTokenStore = SQLiteTokenStore(tmp_path / "tokens.sqlite3", key=KEY)
         elif kind == "sqlalchemy-sqlite":
             store = SQLAlchemyTokenStore(f"sqlite:///{tmp_path / 'sa.sqlite3'}", key=KEY)
+        elif kind == "django":  # a Django project's database (SQLite), each thread on a connection of its own
+            from gist_authlib.django import DjangoTokenStore
+
+            request.getfixturevalue("django_project")
+            store = DjangoTokenStore(key=KEY)
         else:
             store = SQLAlchemyTokenStore(request.getfixturevalue("postgres_url"), key=KEY, table_name=tmp_path.name)
         opened.append(store)
@@ -195,9 +200,9 @@ def test_register_takes_a_location_with_its_key_from_the_environment(
     app = gist_authlib.register(
         OAuth(), client_id="cid", client_secret="cs", token_store=tmp_path / "t.sqlite3", install_limit=limit
     )
-    store = app.gist_token_store
-    assert isinstance(store, SQLiteTokenStore) and app.gist_replay_guard is store
-    shared = app.gist_install_limit
+    store = app.gist_registration.store
+    assert isinstance(store, SQLiteTokenStore) and app.gist_registration.replay_guard is store
+    shared = app.gist_registration.install_limit
     assert shared.counter is store and shared.name == "gist" and shared.per_client == 1
     assert shared.client_address("192.168.1.1", "198.51.100.7") == "198.51.100.7"
     assert shared.allow("198.51.100.7") and not shared.allow("198.51.100.8")  # one /24, counted in the database
@@ -209,15 +214,17 @@ def test_register_takes_a_location_with_its_key_from_the_environment(
 def test_register_warns_when_replay_state_and_the_limit_are_per_process(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="gist_authlib.registry"):
+    """A token store that is not shared warns (the app asked for storage, and its login state is per process); a
+    minimal app without one says so at INFO only (one process is its normal setup); a shared store says nothing."""
+    with caplog.at_level(logging.INFO, logger="gist_authlib.registry"):
         gist_authlib.register(OAuth(), "nostore", client_id="cid", client_secret="cs")
         gist_authlib.register(OAuth(), "memory", client_id="cid", client_secret="cs", token_store=MemoryTokenStore())
         with SQLiteTokenStore(tmp_path / "t.sqlite3", key=KEY) as store:
             gist_authlib.register(OAuth(), "shared", client_id="cid", client_secret="cs", token_store=store)
-    warned = [record.getMessage() for record in caplog.records]
-    assert len(warned) == 2
-    assert all("this process's memory" in line and "INSTANCES.md" in line for line in warned)
-    assert "'nostore'" in warned[0] and "'memory'" in warned[1]
+    said = [(record.levelno, record.getMessage()) for record in caplog.records]
+    assert [level for level, _ in said] == [logging.INFO, logging.WARNING]
+    assert all("this process's memory" in line and "INSTANCES.md" in line for _, line in said)
+    assert "'nostore'" in said[0][1] and "'memory'" in said[1][1]
 
 
 def test_trusted_proxies_that_are_no_networks_are_a_configuration_error() -> None:

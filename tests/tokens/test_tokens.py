@@ -1,4 +1,5 @@
-"""One suite for every token store: memory, SQLite, SQLAlchemy on SQLite, SQLAlchemy on a real PostgreSQL."""
+"""One suite for every token store: memory, SQLite, SQLAlchemy on SQLite, SQLAlchemy on a real PostgreSQL, and the
+Django app's store in a Django project's database (SQLite)."""
 
 from __future__ import annotations
 
@@ -37,13 +38,25 @@ def _opener(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Opener
     if kind == "sqlalchemy-sqlite":
         url = f"sqlite:///{tmp_path / 'sa-tokens.sqlite3'}"
         return lambda **kw: SQLAlchemyTokenStore(url, **({"key": KEY} | kw))
+    if kind == "django":
+        from django.test import override_settings
+
+        from gist_authlib.django import DjangoTokenStore
+
+        request.getfixturevalue("django_project")
+        # No key in the settings nor the environment: each store here is given its own, as the others are.
+        request.getfixturevalue("monkeypatch").delenv("GIST_TOKEN_KEY", raising=False)
+        no_key = override_settings(GIST_TOKEN_KEY=None)
+        no_key.enable()
+        request.addfinalizer(no_key.disable)
+        return lambda **kw: DjangoTokenStore(**({"key": KEY} | kw))
     url = request.getfixturevalue("postgres_url")
     table = "t_" + uuid.uuid4().hex[:12]  # a table of its own for each test
     return lambda **kw: SQLAlchemyTokenStore(url, table_name=table, **({"key": KEY} | kw))
 
 
-ALL = ["memory", "sqlite", "sqlalchemy-sqlite", "sqlalchemy-postgres"]
-PERSISTENT = ["sqlite", "sqlalchemy-sqlite", "sqlalchemy-postgres"]
+ALL = ["memory", "sqlite", "sqlalchemy-sqlite", "sqlalchemy-postgres", "django"]
+PERSISTENT = ["sqlite", "sqlalchemy-sqlite", "sqlalchemy-postgres", "django"]
 
 
 @pytest.fixture(params=ALL)
@@ -75,8 +88,23 @@ def persistent(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple
         store.close()
 
 
+def django_database(store: BaseTokenStore) -> tuple[str, str] | None:
+    """The SQLite file and token table of a Django project's store, or None for another store."""
+    if type(store).__name__ != "DjangoTokenStore":
+        return None
+    from django.conf import settings
+
+    from gist_authlib.django.models import GistToken
+
+    return settings.DATABASES["default"]["NAME"], GistToken._meta.db_table
+
+
 def raw_rows(store: BaseTokenStore) -> str:
     """Everything the database holds for the store's table, as text (what a stolen backup shows)."""
+    django = django_database(store)
+    if django is not None:
+        with sqlite3.connect(django[0]) as db:
+            return repr(db.execute(f"SELECT * FROM {django[1]}").fetchall())
     if isinstance(store, SQLiteTokenStore):
         with sqlite3.connect(store.path) as db:
             text = repr(db.execute("SELECT * FROM gist_tokens").fetchall())
@@ -205,7 +233,7 @@ def test_the_database_never_holds_a_token_in_clear(persistent: tuple[str, Opener
 def test_a_store_without_a_key_refuses_to_start(persistent: tuple[str, Opener]) -> None:
     _, open_store = persistent
     with pytest.raises(ConfigurationError, match="needs an encryption key"):
-        open_store(key=None)
+        open_store(key=None).save("user", TOKEN)  # the Django store looks for its key in the settings then
     plain = open_store(key=None, plaintext=True)
     plain.save("user", TOKEN)
     assert plain.get("user").token == TOKEN  # type: ignore[union-attr]
@@ -342,6 +370,11 @@ def test_consume_lets_exactly_one_of_racing_callers_win(persistent: tuple[str, O
 
 def execute_raw(store: BaseTokenStore, sql: str, params: dict[str, Any]) -> None:
     """Change rows with the database's own tools, as someone with write access to it would."""
+    django = django_database(store)
+    if django is not None:
+        with sqlite3.connect(django[0]) as db:
+            db.execute(sql.replace("gist_tokens", django[1]), params)
+        return
     if isinstance(store, SQLiteTokenStore):
         with sqlite3.connect(store.path) as db:
             db.execute(sql, params)

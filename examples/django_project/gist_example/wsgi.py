@@ -10,7 +10,8 @@ from typing import Any
 
 
 def create_app(environ: Mapping[str, str] | None = None) -> Any:
-    """Configure Django from ``environ`` (merged into the process environment) and return the WSGI app.
+    """Configure Django from ``environ`` (merged into the process environment), bring its database up to date
+    (``migrate``) and return the WSGI app.
 
     Django's settings are global to a process, so this can be called once per process.
     """
@@ -18,9 +19,12 @@ def create_app(environ: Mapping[str, str] | None = None) -> Any:
         os.environ.update(environ)
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gist_example.settings")
+    from django.core.management import call_command
     from django.core.wsgi import get_wsgi_application
 
-    return get_wsgi_application()
+    application = get_wsgi_application()
+    call_command("migrate", interactive=False, verbosity=0)  # a new database gets its tables; a current one, nothing
+    return application
 
 
 if os.environ.get("DJANGO_SETTINGS_MODULE") == "gist_example.settings":
