@@ -17,6 +17,7 @@ SMOKE_RUNS = {
     "login.py": "test_login_benchmark_quick_run_prints_every_line",
     "instances.py": "test_instances_benchmark_quick_run_prints_both_setups",
     "sandbox_memory.py": "test_sandbox_memory_benchmark_prints_each_checkpoint",
+    "soak.py": "test_soak_quick_run_prints_each_interval_and_a_verdict",
 }
 
 
@@ -109,3 +110,16 @@ def test_sandbox_memory_benchmark_prints_each_checkpoint() -> None:
     rows = [line.split() for line in result.stdout.splitlines() if re.match(r"^\s+\d+\s+\d", line)]
     assert [row[0] for row in rows] == ["20", "40"], result.stdout
     assert all("codes" in " ".join(row) and "tokens" in " ".join(row) for row in rows), result.stdout
+
+
+def test_soak_quick_run_prints_each_interval_and_a_verdict() -> None:
+    result = run_bench("soak.py", "--quick")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    intervals = [line.split() for line in lines if re.match(r"^\s+\d+\s+\d+\s+\d+\s+\d+\s", line)]
+    assert [row[0] for row in intervals] == ["1", "2", "3", "4"], result.stdout
+    assert all(int(row[1]) > 0 and int(row[2]) > 0 for row in intervals), result.stdout  # logins and calls each
+    for figure in ("RSS MiB", "fds", "threads", "db conns", "db MiB"):
+        assert any(line.strip().startswith(figure) for line in lines), figure
+    (verdict,) = [line for line in lines if line.startswith("verdict: ")]
+    assert "; 0 failed logins or calls;" in verdict, verdict
