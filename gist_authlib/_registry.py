@@ -42,6 +42,7 @@ from ._login import (
     userinfo_of,
 )
 from ._login import _lookup as lookup_workspace
+from ._routes import bounce_reply
 from ._version import USER_AGENT
 from ._web import Reply, Request
 from .errors import ConfigurationError, GistAuthError, StaleTokenError, TokenExchangeError
@@ -106,8 +107,6 @@ class GistApp:
     """
 
     gist_registration: Registration
-    #: The message of a request without a session, naming the framework's session setup.
-    gist_no_session: str = "This request has no session."
     # Set by Authlib's base classes.
     name: str
     client_id: str | None
@@ -206,6 +205,10 @@ class GistApp:
         raise ConfigurationError(f"The {cls.__name__} of {name!r} cannot be created before its framework app.")
 
     # -- the login, framework-free -----------------------------------------------------------------------------
+
+    def _gist_bounce(self, request: Any) -> Any:
+        reply = bounce_reply(self.gist_registration, self.gist_request(request))
+        return self.gist_response(reply) if reply is not None else None
 
     def gist_credentials(self) -> tuple[str, str]:
         """The client id and secret, or a :class:`~gist_authlib.errors.MissingCredentialsError` naming the
@@ -361,6 +364,12 @@ class SyncGistApp(GistApp):
         """The same as :meth:`gist_close`, for code written for both kinds of app."""
         self.gist_close()
 
+    def gist_bounce(self, request: Any = None) -> Any:
+        """The same-site bounce of a callback, or ``None`` when none is needed: answer with it first in a
+        hand-written callback route when the app's session cookie is ``SameSite=Strict`` (the ready-made routes
+        do; see :func:`gist_authlib._routes.bounce_reply`). Flask's takes no request."""
+        return self._gist_bounce(request)
+
     def create_authorization_url(self, redirect_uri: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """Authlib's ``create_authorization_url`` for Gist: credentials and scopes checked, a fresh state, S256
         PKCE; pass ``next="/path"`` to come back there. Record it with ``save_authorize_data``."""
@@ -466,6 +475,10 @@ class AsyncGistApp(GistApp):
         """Drop every loop's pool outside any loop (their connections close as they are collected); inside a
         running loop, prefer ``await gist_aclose()``."""
         self._gist_pools = None
+
+    async def gist_bounce(self, request: Any) -> Any:
+        """See :meth:`SyncGistApp.gist_bounce`."""
+        return self._gist_bounce(request)
 
     async def create_authorization_url(self, redirect_uri: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """The async form of :meth:`SyncGistApp.create_authorization_url` (no I/O happens)."""

@@ -83,7 +83,7 @@ def login_route(
     redirect_uri: str,
     *,
     on_error: Answer | None,
-    login_url: str | None,
+    login_url: Callable[[], str | None],
     default_next: str | None = None,
 ) -> Steps[Reply]:
     """``GET /auth/<name>``: the login start (``?next=`` kept for after the login, else ``default_next``), or its
@@ -105,7 +105,7 @@ def callback_route(
     on_error: Answer | None,
     subject: Callable[[dict[str, Any]], Any] | None,
     logged_in: Callable[[Request, LoginResult], None],
-    login_url: str | None,
+    login_url: Callable[[], str | None],
 ) -> Steps[Reply]:
     """``GET /oauth/<name>/callback``: finish the login (or install), then the app's answer or a 303 to ``next``
     (Gist's acknowledgement URL for an install); a failure's error page; a repeat of a completed login's
@@ -144,11 +144,17 @@ def callback_route(
 
 
 def error_reply(
-    reg: Registration, request: Request, error: GistAuthError, on_error: Answer | None, login_url: str | None
+    reg: Registration,
+    request: Request,
+    error: GistAuthError,
+    on_error: Answer | None,
+    login_url: Callable[[], str | None],
 ) -> Steps[Reply]:
-    """A failed login's answer: the app's ``on_error``, else the error page (:func:`page_reply`)."""
+    """A failed login's answer: the app's ``on_error``, else the error page (:func:`page_reply`). ``login_url``
+    gives the login route's URL (the adapter keeps it for its ``default_on_error`` too), asked for only here."""
+    url = login_url()
     if on_error is None:
-        return page_reply(error, login_url, debug=request.debug, render=reg.error_page)
+        return page_reply(error, url, debug=request.debug, render=reg.error_page)
     native = yield UserCode(on_error, (error,))
     if native is None:
         raise TypeError(f"{getattr(on_error, '__name__', on_error)!r} must return a response.")

@@ -145,13 +145,6 @@ class GistFlaskApp(SyncGistApp, FlaskOAuth2App):  # type: ignore[misc]  # Authli
         self.gist_logged_in(native, result)
         return result.token
 
-    def gist_bounce(self) -> Response | None:
-        """The same-site bounce of a callback, or ``None``: answer with it first in a hand-written callback view
-        when the app's session cookie is ``SameSite=Strict`` (:func:`gist_blueprint` does)."""
-        from ._routes import bounce_reply
-
-        reply = bounce_reply(self.gist_registration, self.gist_request())
-        return self.gist_response(reply) if reply is not None else None
 
     @staticmethod
     def gist_session_of(request: Any = None) -> Any:
@@ -225,9 +218,13 @@ def gist_blueprint(
 
     def run(route: Any, **options: Any) -> Response:
         app = cast(GistFlaskApp, gist)
-        g.gist_login_url = url_for(f"{blueprint_name}.login")
+
+        def login_url() -> str:
+            g.gist_login_url = url_for(f"{blueprint_name}.login")
+            return str(g.gist_login_url)
+
         uri = redirect_uri or url_for(f"{blueprint_name}.callback", _external=True)
-        options.update(on_error=on_error, login_url=g.gist_login_url)
+        options.update(on_error=on_error, login_url=login_url)
         steps = route(app.gist_registration, app.gist_request(), uri, **options)
         return app.gist_response(app.gist_run(steps))
 

@@ -119,13 +119,6 @@ class GistStarletteApp(AsyncGistApp, StarletteOAuth2App):  # type: ignore[misc] 
         itself: there is no server-side session id to rotate."""
         request.native.state.gist_next, request.native.state.gist_subject = result.next_path, result.subject
 
-    async def gist_bounce(self, request: Request) -> Response | None:
-        """The same-site bounce of a callback, or ``None``: answer with it first in a hand-written callback route
-        when the app's session cookie is ``SameSite=Strict`` (:func:`gist_routes` does)."""
-        from ._routes import bounce_reply
-
-        reply = bounce_reply(self.gist_registration, self.gist_request(request))
-        return self.gist_response(reply) if reply is not None else None
 
     @staticmethod
     def gist_session_of(request: Any) -> Any:
@@ -190,7 +183,11 @@ def gist_routes(
 
     async def run(request: Request, route: Any, **options: Any) -> Response:
         native = gist.gist_request(request)
-        login_url = request.scope["gist_authlib.login_url"] = str(request.url_for(login_name))
+
+        def login_url() -> str:
+            url = request.scope["gist_authlib.login_url"] = str(request.url_for(login_name))
+            return url
+
         uri = redirect_uri or str(request.url_for(callback_name))
         options.update(on_error=bind(on_error, request), login_url=login_url)
         return gist.gist_response(await gist.gist_run(route(gist.gist_registration, native, uri, **options)))

@@ -116,13 +116,6 @@ class GistDjangoApp(SyncGistApp, DjangoOAuth2App):  # type: ignore[misc]  # Auth
             request.native.session.cycle_key()
         request.native.gist_next, request.native.gist_subject = result.next_path, result.subject
 
-    def gist_bounce(self, request: HttpRequest) -> HttpResponseBase | None:
-        """The same-site bounce of a callback, or ``None``: answer with it first in a hand-written callback view
-        when ``SESSION_COOKIE_SAMESITE = "Strict"`` (:func:`gist_urls` does)."""
-        from .._routes import bounce_reply
-
-        reply = bounce_reply(self.gist_registration, self.gist_request(request))
-        return self.gist_response(reply) if reply is not None else None
 
     @staticmethod
     def gist_session_of(request: Any) -> Any:
@@ -193,10 +186,16 @@ def gist_urls(
 
     def run(request: HttpRequest, route: Any, **options: Any) -> HttpResponseBase:
         namespace = request.resolver_match.namespace if request.resolver_match else ""
-        urls = [reverse(f"{namespace}:{url}" if namespace else url) for url in (login_name, callback_name)]
-        request.gist_login_url = urls[0]  # read by default_on_error
-        uri = redirect_uri or request.build_absolute_uri(urls[1])
-        options.update(on_error=bind(on_error, request), login_url=urls[0])
+
+        def url_of(name: str) -> str:
+            return str(reverse(f"{namespace}:{name}" if namespace else name))
+
+        def login_url() -> str:
+            url = request.gist_login_url = url_of(login_name)  # read by default_on_error
+            return url
+
+        uri = redirect_uri or request.build_absolute_uri(url_of(callback_name))
+        options.update(on_error=bind(on_error, request), login_url=login_url)
         return gist.gist_response(
             gist.gist_run(route(gist.gist_registration, gist.gist_request(request), uri, **options))
         )

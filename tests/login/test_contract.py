@@ -415,3 +415,23 @@ def test_installs_are_refused_with_an_explanation_when_not_enabled(stack: Stack)
     assert isinstance(stack.errors[0], UnknownStateError) and stack.errors[0].install_hint
     assert "on_install" in (stack.errors[0].hint or "")
     assert stack.sandbox.token_requests == []
+
+
+def test_every_refused_callback_writes_one_log_line_with_its_error_code(
+    make_stack: Any, route: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Hand-written Authlib routes get the routes' log line too: it is written where the login refuses, once."""
+    stack = make_stack(route)
+    caplog.set_level(logging.INFO, logger="gist_authlib")
+    with stack.browser() as browser, stack.browser() as other:
+        callback = stack.authorize(browser, stack.start_login(browser))
+        assert browser.get(callback).status_code == 200
+        caplog.clear()
+        other.get(callback)  # a replay from another browser
+        lost = stack.authorize(other, stack.start_login(other))
+        other.cookies.clear()  # a login whose cookie does not come back
+        other.get(lost)
+    failed = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    assert len(failed) == 2, failed
+    assert failed[0].startswith("Gist login 'gist' failed: mismatching_state (callback_replayed)"), failed
+    assert failed[1].startswith("Gist login 'gist' failed: mismatching_state (login_cookie_missing)"), failed

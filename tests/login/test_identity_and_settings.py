@@ -189,3 +189,69 @@ def test_the_log_line_of_a_refused_token_request_leads_with_gists_error(
     line = next(r.getMessage() for r in caplog.records if r.name == "gist_authlib.login")
     assert line.startswith("Gist login 'gist' failed: invalid_client (token_endpoint_error)")
     assert "error='invalid_client'" in line and "wrong-secret-value" not in line
+
+
+def test_flask_reads_every_gist_setting_from_the_environment(
+    sandbox: tuple[GistSandbox, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sandbox's printed lines, exported in the shell: the endpoints too, so that a Flask app with no provider
+    given sends its users to the sandbox, not to the real Gist with the sandbox's client id."""
+    from flask import Flask
+
+    box, url = sandbox
+    for name, value in {
+        "GIST_CLIENT_ID": "the-id",
+        "GIST_CLIENT_SECRET": "the-secret",
+        "GIST_REDIRECT_URI": "http://localhost/oauth/gist/callback",
+        "GIST_AUTHORIZE_URL": f"{url}/oauth/authorize",
+        "GIST_ACCESS_TOKEN_URL": f"{url}/oauth/token",
+        "GIST_API_BASE_URL": f"{url}/",
+    }.items():
+        monkeypatch.setenv(name, value)
+    flask_app = Flask("every_setting_from_env")
+    flask_app.secret_key = "test"
+    gist = gist_authlib.flask.register(FlaskOAuth(flask_app))  # no provider, app.config has no GIST_*
+    flask_app.register_blueprint(
+        gist_authlib.flask.gist_blueprint(gist, on_login=lambda token: token["userinfo"]["sub"])
+    )
+    client = flask_app.test_client()
+    assert client.get("/auth/gist").headers["location"].startswith(f"{url}/oauth/authorize?")
+    answer = walk(flask_app.test_client(), "/auth/gist")
+    assert (answer.status_code, answer.text) == (200, str(box.workspace.id))
+
+
+def test_a_token_answers_own_userinfo_never_says_who_logged_in(sandbox: tuple[GistSandbox, str]) -> None:
+    """Only Gist's GET /token says who logged in: a userinfo block inside the token endpoint's answer is dropped,
+    so when GET /token names no workspace (here it does not know the token), the login carries no userinfo."""
+    box, url = sandbox
+    oauth = StarletteOAuth()
+    gist = gist_authlib.register(oauth, client_id="the-id", client_secret="the-secret", provider=GistProvider.at(url))
+    seen: list[dict[str, Any]] = []
+
+    def on_login(request: Request, token: dict[str, Any]) -> Response:
+        seen.append(token)
+        return PlainTextResponse("ok")
+
+    app = Starlette(
+        routes=gist_routes(gist, on_login=on_login), middleware=[Middleware(SessionMiddleware, secret_key="test")]
+    )
+    forged = {"access_token": "forged-access-token", "userinfo": {"sub": "the-attackers-workspace"}}
+    box.fail_next_token_request(200, forged)
+    with TestClient(app, base_url=APP) as client:
+        assert walk(client, "/auth/gist").status_code == 200
+    assert seen[0]["access_token"] == "forged-access-token" and "userinfo" not in seen[0]
+
+
+def test_userinfo_believes_no_userinfo_it_did_not_store_for_that_very_token(sandbox: tuple[GistSandbox, str]) -> None:
+    """A token of a real login with another workspace's userinfo written into it: userinfo() asks Gist, and answers
+    the token's own workspace."""
+    box, url = sandbox
+    oauth = StarletteOAuth()
+    gist = gist_authlib.register(oauth, client_id="the-id", client_secret="the-secret", provider=GistProvider.at(url))
+    token = box.issue_token("the-id", ["read_teammates"])
+    spoofed = {**token, "userinfo": {"sub": "someone-else", "workspace_id": "someone-else"}}
+    import asyncio
+
+    before = box.api_requests
+    info = asyncio.run(gist.userinfo(token=spoofed))
+    assert info["sub"] == str(box.workspace.id) and box.api_requests == before + 1

@@ -128,3 +128,28 @@ def test_install_attempts_counted_under_one_use_do_not_refuse_installs_in_the_ne
     assert 429 not in first, first
     with gist_sandbox.use(gist), TestClient(app) as client:  # the next test's first install
         assert client.get(callback.format("next")).status_code != 429
+
+
+def test_a_test_never_writes_the_developers_token_database(
+    gist_sandbox: GistSandboxFixture, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An app built at import time with the developer's token database: a test's login is stored in a fresh store
+    of its own, and the developer's database is as it was, its rows still readable under the developer's key."""
+    from gist_authlib.tokens import SQLiteTokenStore, TokenCipher
+
+    monkeypatch.setenv("GIST_TOKEN_KEY", TokenCipher.generate_key())
+    developers = tmp_path / "gist_tokens.sqlite3"
+    gist = gist_authlib.register(OAuth(), **PRODUCTION, token_store=str(developers))
+    own_store = gist.gist_registration.store
+    assert isinstance(own_store, SQLiteTokenStore)
+    own_store.save("workspace:100001", {"access_token": "the-developers-own-token"})
+    with gist_sandbox.use(gist):
+        test_store = gist.gist_registration.store
+        assert test_store is not own_store
+        response = gist_sandbox.login(TestClient(starlette_app(gist)))
+        assert response.text == "logged in, teammates 200"
+        assert test_store is not None and test_store.subjects() == [f"workspace:{gist_sandbox.sandbox.workspace.id}"]
+    assert gist.gist_registration.store is own_store
+    assert own_store.subjects() == ["workspace:100001"]
+    stored = own_store.get("workspace:100001")
+    assert stored is not None and stored.token["access_token"] == "the-developers-own-token"
