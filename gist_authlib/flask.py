@@ -145,7 +145,6 @@ class GistFlaskApp(SyncGistApp, FlaskOAuth2App):  # type: ignore[misc]  # Authli
         self.gist_logged_in(native, result)
         return result.token
 
-
     @staticmethod
     def gist_session_of(request: Any = None) -> Any:
         """Flask's session inside a request, else ``None`` (Authlib's ``fetch_token`` is called without one)."""

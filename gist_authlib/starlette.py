@@ -119,7 +119,6 @@ class GistStarletteApp(AsyncGistApp, StarletteOAuth2App):  # type: ignore[misc] 
         itself: there is no server-side session id to rotate."""
         request.native.state.gist_next, request.native.state.gist_subject = result.next_path, result.subject
 
-
     @staticmethod
     def gist_session_of(request: Any) -> Any:
         """The session Authlib's ``fetch_token(request)`` reads the logged-in subject from."""

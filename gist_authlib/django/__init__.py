@@ -116,7 +116,6 @@ class GistDjangoApp(SyncGistApp, DjangoOAuth2App):  # type: ignore[misc]  # Auth
             request.native.session.cycle_key()
         request.native.gist_next, request.native.gist_subject = result.next_path, result.subject
 
-
     @staticmethod
     def gist_session_of(request: Any) -> Any:
         """The session Authlib's ``fetch_token(request)`` reads the logged-in subject from."""
