@@ -26,6 +26,8 @@ happened; classes exist only where an error carries data of its own)::
     |   |-- TokenRevokedError (401), InsufficientScopeError (403), NotFoundError (404),
     |   `-- RateLimitedError (429), GistConnectionError (no answer)
     |-- TokenStoreError             503    the token store could not do what was asked
+    |   |                                  (token_store_timeout, token_store_full, token_store_read_only,
+    |   |                                  token_store_corrupt, token_store_unreachable)
     |   |-- TokenDecryptionError           token_decryption_failed
     |   `-- StaleTokenError                stale_token
     `-- gist_authlib.canvas.CanvasError    the Canvas side (see :mod:`gist_authlib.canvas`)
@@ -766,15 +768,53 @@ def _error_detail(body: object) -> str:
 # --- token storage -------------------------------------------------------------------------------
 
 
+#: Why a token database cannot be used just now: (what it is, how to fix it).
+_STORE_FAULTS = {
+    "token_store_timeout": (
+        "did not answer in time",
+        "Another process held its write lock past the busy timeout (SQLite), or a statement or the server took "
+        "longer than its timeout (a stalled or frozen database server). Look for a long transaction or a stuck "
+        "server; the timeouts are settings of the store (docs/RELIABILITY.md).",
+    ),
+    "token_store_full": ("is full", "Free space on the database's disk (or raise its size limit)."),
+    "token_store_read_only": (
+        "is read-only",
+        "Mount its volume read-write and give the app's user write permission on the file and its folder.",
+    ),
+    "token_store_corrupt": (
+        "is corrupted",
+        "Restore the database file from a backup (or delete it: users log in again).",
+    ),
+    "token_store_unreachable": (
+        "cannot be reached",
+        "Check that the database server runs and that its host, port and credentials are right.",
+    ),
+}
+
+
 class TokenStoreError(_SiteError):
     """The token store could not do what was asked; nothing was half-written. ``str(error)`` (and ``hint``) says
-    what failed; ``message`` only that the site could not keep the connection to Gist."""
+    what failed; ``message`` only that the site could not keep the connection to Gist.
+
+    ``error_code`` is ``"token_store_error"``, or when the database cannot be used just now (:meth:`unavailable`)
+    what is wrong with it: ``token_store_timeout``, ``token_store_full``, ``token_store_read_only``,
+    ``token_store_corrupt`` or ``token_store_unreachable``. The store recovers from those by itself once the fault
+    is gone, with no restart.
+    """
 
     error_code = "token_store_error"
+    #: The causes :meth:`unavailable` takes, each its own ``error_code``.
+    error_codes: tuple[str, ...] = tuple(_STORE_FAULTS)
     status_code = 503
     # A store can fail for a moment (its database restarting): a new login may succeed.
     retry = True
     end_user_text = "This site could not save or read your connection to Gist. Try again later."
+
+    @classmethod
+    def unavailable(cls, cause: str, where: str = "The token database") -> TokenStoreError:
+        """The database cannot be used just now: ``cause`` is one of :attr:`error_codes`."""
+        what, hint = _STORE_FAULTS[cause]
+        return cls(f"{where} {what}; nothing was written.", error_code=cause, hint=hint)
 
 
 class TokenDecryptionError(TokenStoreError):

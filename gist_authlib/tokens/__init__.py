@@ -6,9 +6,9 @@
 
 ``GIST_TOKEN_DB`` is a file path (``SQLiteTokenStore``, one machine) or a database URL such as
 ``postgresql://...`` (``SQLAlchemyTokenStore``, several machines). ``SQLAlchemyTokenStore`` needs the
-``sqlalchemy`` extra (``postgres`` for PostgreSQL) and imports SQLAlchemy only when used. A shared store also
-keeps what must hold across an app's instances: the used login states and codes, and the install limit's counts
-(see docs/INSTANCES.md).
+``sqlalchemy`` extra (``postgres`` for PostgreSQL) and imports SQLAlchemy only when used. The SQL stores are also
+a ``LoginState``: they keep what must hold across an app's instances, the used login states and codes and the
+install limit's counts (see docs/INSTANCES.md); ``MemoryLoginState`` keeps them in one process.
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ from ._base import (
     AsyncTokenStore,
     BaseTokenStore,
     InstallCounter,
+    LoginState,
     StoredToken,
     TokenCipher,
     TokenStore,
     admit_install_attempt,
     token_hash,
 )
-from ._memory import MemoryInstallCounter, MemoryTokenStore
+from ._memory import MemoryInstallCounter, MemoryLoginState, MemoryTokenStore
 from ._open import open_token_store
 from ._sqlite import SQLiteTokenStore
 
@@ -33,7 +34,9 @@ __all__ = [
     "AsyncTokenStore",
     "BaseTokenStore",
     "InstallCounter",
+    "LoginState",
     "MemoryInstallCounter",
+    "MemoryLoginState",
     "MemoryTokenStore",
     "SQLAlchemyTokenStore",
     "SQLiteTokenStore",

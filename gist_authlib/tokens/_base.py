@@ -21,6 +21,7 @@ __all__ = [
     "AsyncTokenStore",
     "BaseTokenStore",
     "InstallCounter",
+    "LoginState",
     "StoredToken",
     "TokenCipher",
     "TokenStore",
@@ -88,26 +89,41 @@ class TokenCipher:
     """Fernet encryption of tokens at rest, with key rotation.
 
     Args:
-        keys: one Fernet key, or several: the first encrypts, all decrypt (so an old key can stay until
-            :meth:`BaseTokenStore.rotate_keys` has re-encrypted everything with the new one).
+        keys: one Fernet key, or several, newest first: the first encrypts, all decrypt (so an old key can stay
+            until :meth:`BaseTokenStore.rotate_keys` has re-encrypted everything with the new one). Several keys
+            are a list, or one string of keys separated by commas, as ``GIST_TOKEN_KEY`` holds them
+            (``"new-key,old-key"``; spaces around each are ignored).
 
     Make a key with :meth:`generate_key` and keep it outside the database (an environment variable or a
     secrets manager).
+
+    Raises:
+        ConfigurationError: no key, or one that is not a Fernet key (the message says which position, never a key).
     """
 
     def __init__(self, keys: str | bytes | Sequence[str | bytes]) -> None:
         from cryptography.fernet import Fernet, MultiFernet
 
-        items = [keys] if isinstance(keys, (str, bytes)) else list(keys)
+        if isinstance(keys, bytes):
+            keys = keys.decode("ascii", "replace")
+        # Fernet keys are url-safe base64, which never holds a comma.
+        items = [key.strip() for key in keys.split(",")] if isinstance(keys, str) else list(keys)
         if not items:
             raise ConfigurationError("TokenCipher needs at least one key (TokenCipher.generate_key() makes one).")
-        try:
-            fernets = [Fernet(k) for k in items]
-        except (ValueError, TypeError):
-            raise ConfigurationError(
-                "A token-store key is not a valid Fernet key (32 url-safe base64-encoded bytes). "
-                "Make one with gist_authlib.tokens.TokenCipher.generate_key()."
-            ) from None
+        fernets = []
+        for position, key in enumerate(items, 1):
+            try:
+                fernets.append(Fernet(key))
+            except (ValueError, TypeError):
+                which = (
+                    f"Key {position} of {len(items)} in the token-store keys"
+                    if len(items) > 1
+                    else "The token-store key"
+                )
+                raise ConfigurationError(
+                    f"{which} is not a valid Fernet key (32 url-safe base64-encoded bytes; several keys are "
+                    "separated by commas, newest first). Make one with gist_authlib.tokens.TokenCipher.generate_key()."
+                ) from None
         self._fernet = MultiFernet(fernets)
         self.key_ids = [_key_id(k) for k in items]
 
@@ -184,6 +200,24 @@ class InstallCounter(Protocol):
         ...
 
 
+@runtime_checkable
+class LoginState(InstallCounter, Protocol):
+    """What the login core records between callbacks: the used login states and codes (replay protection) and
+    the install limit's counts. The SQL stores keep it in their database, which every instance using it shares;
+    :class:`~gist_authlib.tokens.MemoryLoginState` keeps it in process memory.
+
+    Attributes:
+        shared: True when every process using the same storage sees the same records.
+    """
+
+    shared: bool
+
+    def consume(self, digests: Iterable[str], *, ttl: float) -> bool:
+        """Record one-time values (hashes of a login's state and code) as used, for ``ttl`` seconds; False,
+        recording nothing, when any of them was recorded before and has not expired."""
+        ...
+
+
 def admit_install_attempt(mine: int, counted: int, grace: int, *, per_client: int, total: int) -> AttemptKind | None:
     """The install limit's rule, the same wherever the attempts are counted.
 
@@ -226,9 +260,6 @@ class BaseTokenStore:
 
     #: Whether this store may hold tokens in clear without ``plaintext=True`` (only the memory store).
     _volatile = False
-    #: Whether every process that opens the same storage shares what this store holds (tokens, consumed login
-    #: states, install attempts); False for the memory store, whose state lives in one process.
-    shared = True
 
     def __init__(
         self,
@@ -276,17 +307,6 @@ class BaseTokenStore:
         raise NotImplementedError
 
     def _all_subjects(self) -> list[str]:
-        raise NotImplementedError
-
-    def _consume(self, digests: list[str], until: float, now: float) -> bool:
-        """Atomically: forget entries expired by ``now``; if none of ``digests`` is recorded, record them all
-        (valid until ``until``) and return True; else record nothing and return False."""
-        raise NotImplementedError
-
-    def _count_attempt(self, registration: str, network: str, start: float, now: float, admit: Admit) -> bool:
-        """Atomically: forget ``registration``'s attempts made at or before ``start``; ask ``admit`` with the
-        counts of what is left (the network's, the total's, the first attempts past the total); record one attempt
-        of ``network`` at ``now`` of the kind it answers and return True, or record nothing and return False."""
         raise NotImplementedError
 
     # -- public API -------------------------------------------------------------------------------
@@ -368,30 +388,6 @@ class BaseTokenStore:
     def subjects(self) -> list[str]:
         """Every subject that has a stored token, sorted."""
         return sorted(self._all_subjects())
-
-    def consume(self, digests: Iterable[str], *, ttl: float) -> bool:
-        """Record one-time values (hashes of a login's state and code) as used, for ``ttl`` seconds.
-
-        Returns False, recording nothing, when any of them was recorded before: the login core then refuses
-        the callback as a replay before any token request. Atomic across every process sharing the store.
-        """
-        now = self._clock()
-        return self._consume(list(digests), now + ttl, now)
-
-    def count_install_attempt(
-        self, network: str, *, registration: str, now: float, window: float, per_client: int, total: int
-    ) -> bool:
-        """Count one Gist-initiated install attempt from ``network`` (see :class:`InstallCounter`), atomically
-        across every process sharing the store; False, counting nothing, when the limit is reached.
-
-        At most twice ``total`` attempts of a registration are kept (the refused ones are not recorded), and
-        those older than ``window`` seconds are deleted by the next call.
-        """
-
-        def admit(mine: int, counted: int, grace: int) -> AttemptKind | None:
-            return admit_install_attempt(mine, counted, grace, per_client=per_client, total=total)
-
-        return self._count_attempt(bounded_key(registration), bounded_key(network), now - window, now, admit)
 
     def migrate(self) -> int:
         """Bring every row up to this store's rules; returns how many rows were rewritten.
@@ -530,6 +526,50 @@ class BaseTokenStore:
     def __repr__(self) -> str:
         mode = "plaintext" if self._cipher is None else f"keys={self._cipher.key_ids}"
         return f"<{type(self).__name__} {mode}>"
+
+
+class DatabaseLoginState:
+    """:class:`LoginState` kept in a SQL store's database (mixed into the SQL stores), shared by every process
+    using the database; the store implements the two row operations."""
+
+    #: False only for an in-memory SQLite database, which lives in one process.
+    shared = True
+    _clock: Callable[[], float]
+
+    def _consume(self, digests: list[str], until: float, now: float) -> bool:
+        """Atomically: forget entries expired by ``now``; if none of ``digests`` is recorded, record them all
+        (valid until ``until``) and return True; else record nothing and return False."""
+        raise NotImplementedError
+
+    def _count_attempt(self, registration: str, network: str, start: float, now: float, admit: Admit) -> bool:
+        """Atomically: forget ``registration``'s attempts made at or before ``start``; ask ``admit`` with the
+        counts of what is left (the network's, the total's, the first attempts past the total); record one attempt
+        of ``network`` at ``now`` of the kind it answers and return True, or record nothing and return False."""
+        raise NotImplementedError
+
+    def consume(self, digests: Iterable[str], *, ttl: float) -> bool:
+        """Record one-time values (hashes of a login's state and code) as used, for ``ttl`` seconds.
+
+        Returns False, recording nothing, when any of them was recorded before: the login core then refuses
+        the callback as a replay before any token request. Atomic across every process sharing the store.
+        """
+        now = self._clock()
+        return self._consume(list(digests), now + ttl, now)
+
+    def count_install_attempt(
+        self, network: str, *, registration: str, now: float, window: float, per_client: int, total: int
+    ) -> bool:
+        """Count one Gist-initiated install attempt from ``network`` (see :class:`InstallCounter`), atomically
+        across every process sharing the store; False, counting nothing, when the limit is reached.
+
+        At most twice ``total`` attempts of a registration are kept (the refused ones are not recorded), and
+        those older than ``window`` seconds are deleted by the next call.
+        """
+
+        def admit(mine: int, counted: int, grace: int) -> AttemptKind | None:
+            return admit_install_attempt(mine, counted, grace, per_client=per_client, total=total)
+
+        return self._count_attempt(bounded_key(registration), bounded_key(network), now - window, now, admit)
 
 
 def _subject(subject: str) -> str:

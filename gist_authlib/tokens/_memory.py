@@ -1,15 +1,21 @@
 """MemoryTokenStore: tokens in a dict, for tests and single-process experiments (lost on restart); and
-MemoryInstallCounter, the install limit's counts in process memory."""
+MemoryLoginState, the login's used states and codes and install counts in process memory."""
 
 from __future__ import annotations
 
 import collections
+import heapq
+import logging
 import threading
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ._base import Admit, AttemptKind, BaseTokenStore, Row, admit_install_attempt
 
-__all__ = ["MemoryInstallCounter", "MemoryTokenStore"]
+__all__ = ["MemoryInstallCounter", "MemoryLoginState", "MemoryTokenStore"]
+
+log = logging.getLogger("gist_authlib.tokens")
 
 
 class _Attempts:
@@ -43,19 +49,63 @@ class _Attempts:
         return kind is not None
 
 
-class MemoryInstallCounter:
-    """Install attempts counted in process memory: :class:`~gist_authlib.InstallLimit`'s default, which each
-    process (each app instance) keeps for itself. A token store shared by every instance counts them in its
-    database instead (``register`` does so when given one).
+class MemoryLoginState:
+    """The login's records in process memory (a :class:`~gist_authlib.tokens.LoginState`): used login states and
+    codes, and install attempts. The login core's default for a registration without a SQL store; each process
+    (each app instance) keeps its own, where a SQL store's database is shared by every instance.
+
+    Both records are bounded. Used values are forgotten once expired; when ``max_entries`` live ones are held (a
+    flood of new callbacks), each new value pushes out the one closest to its expiry, so a flood never grows the
+    record and entries are only pushed out before their expiry when the cap is full of live ones (that replay
+    then costs one token request, which Gist refuses: its codes are single use too). A warning is logged once.
 
     Args:
+        max_entries: how many used values are remembered at once.
         max_networks: how many networks are remembered at once per registration (older ones are forgotten first).
+        clock: the time source of :meth:`consume`.
     """
 
-    def __init__(self, *, max_networks: int = 100_000) -> None:
-        self._max_networks = max_networks
+    shared = False
+
+    def __init__(
+        self, *, max_entries: int = 100_000, max_networks: int = 100_000, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._max_entries, self._max_networks, self._clock = max_entries, max_networks, clock
         self._lock = threading.Lock()
+        # Keys are the first 16 bytes of each digest: 128 bits tell used values apart, at a fraction of the memory.
+        self._seen: dict[bytes, float] = {}
+        self._expiries: list[tuple[float, bytes]] = []  # a heap: the entry closest to its expiry first
+        self._overflowed = False
         self._registrations: dict[str, _Attempts] = {}
+
+    def consume(self, digests: Iterable[str], *, ttl: float) -> bool:
+        """See :class:`~gist_authlib.tokens.LoginState`."""
+        now = self._clock()
+        keys = [bytes.fromhex(digest)[:16] for digest in digests]
+        with self._lock:
+            while self._expiries and self._expiries[0][0] < now:
+                self._forget()
+            if any(key in self._seen for key in keys):
+                return False
+            for key in keys:
+                self._seen[key] = now + ttl
+                heapq.heappush(self._expiries, (now + ttl, key))
+            while len(self._seen) > self._max_entries:
+                self._forget()
+                if not self._overflowed:
+                    self._overflowed = True
+                    log.warning(
+                        "The in-memory record of used login states and codes is full (%d live entries): the ones "
+                        "closest to their expiry are forgotten early. A flood of callbacks? Give register() a "
+                        "token store in a database.",
+                        self._max_entries,
+                    )
+            return True
+
+    def _forget(self) -> None:
+        until, key = heapq.heappop(self._expiries)
+        if self._seen.get(key) == until:
+            del self._seen[key]
 
     def count_install_attempt(
         self, network: str, *, registration: str, now: float, window: float, per_client: int, total: int
@@ -65,21 +115,21 @@ class MemoryInstallCounter:
         def admit(mine: int, counted: int, grace: int) -> AttemptKind | None:
             return admit_install_attempt(mine, counted, grace, per_client=per_client, total=total)
 
-        return self.count(registration, network, now - window, now, admit)
-
-    def count(self, registration: str, network: str, start: float, now: float, admit: Admit) -> bool:
-        """The row operation of :meth:`BaseTokenStore._count_attempt`, in memory."""
         with self._lock:
             attempts = self._registrations.setdefault(registration, _Attempts())
-            return attempts.count(network, start, now, admit, self._max_networks)
+            return attempts.count(network, now - window, now, admit, self._max_networks)
 
     def __len__(self) -> int:
-        """How many networks are remembered (with an attempt within the window, at the last count)."""
+        """How many networks the install counts remember (with an attempt within the window, at the last count)."""
         with self._lock:
             return sum(len(attempts.by_network) for attempts in self._registrations.values())
 
     def __repr__(self) -> str:
-        return f"MemoryInstallCounter(max_networks={self._max_networks})"
+        return f"MemoryLoginState(max_entries={self._max_entries}, max_networks={self._max_networks})"
+
+
+#: The former name of :class:`MemoryLoginState`, as :class:`~gist_authlib.InstallLimit`'s default counter.
+MemoryInstallCounter = MemoryLoginState
 
 
 class MemoryTokenStore(BaseTokenStore):
@@ -87,13 +137,10 @@ class MemoryTokenStore(BaseTokenStore):
     encrypted just as the persistent stores' are, which makes it a faithful stand-in in tests."""
 
     _volatile = True
-    shared = False
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._rows: dict[str, Row] = {}
-        self._consumed: dict[str, float] = {}
-        self._attempts = MemoryInstallCounter()
         self._lock = threading.Lock()
 
     def _upsert(self, row: Row) -> Row:
@@ -141,14 +188,3 @@ class MemoryTokenStore(BaseTokenStore):
     def _all_subjects(self) -> list[str]:
         with self._lock:
             return list(self._rows)
-
-    def _consume(self, digests: list[str], until: float, now: float) -> bool:
-        with self._lock:
-            self._consumed = {d: t for d, t in self._consumed.items() if t >= now}
-            if any(d in self._consumed for d in digests):
-                return False
-            self._consumed.update(dict.fromkeys(digests, until))
-            return True
-
-    def _count_attempt(self, registration: str, network: str, start: float, now: float, admit: Admit) -> bool:
-        return self._attempts.count(registration, network, start, now, admit)

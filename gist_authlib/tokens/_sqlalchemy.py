@@ -11,7 +11,8 @@ import time
 from typing import Any
 
 from ..errors import TokenStoreError
-from ._base import COLUMNS, Admit, BaseTokenStore, Row
+from ._base import COLUMNS, Admit, BaseTokenStore, DatabaseLoginState, Row
+from ._connections import Watch, failure, postgres_options, shown
 
 __all__ = ["SQLAlchemyTokenStore", "create_table_ddl", "token_table"]
 
@@ -24,6 +25,10 @@ DDL_RETRIES = (0.05, 0.2, 0.5, 1.0)
 
 _UPDATED = ("token", "key_id", "token_hash", "refresh_hash", "scopes", "workspace_id", "workspace_name", "updated_at")
 _LOOKUPS = frozenset({"token_hash", "refresh_hash"})
+
+
+class _DeadConnection(Exception):
+    """A pooled connection was found closed before the call used it: safe to try the call again."""
 
 
 def token_table(metadata: Any, name: str = "gist_tokens") -> Any:
@@ -55,9 +60,12 @@ def token_table(metadata: Any, name: str = "gist_tokens") -> Any:
 
 def consumed_table(metadata: Any, name: str = "gist_consumed") -> Any:
     """The table of used login states and codes (their SHA-256 only), for server-side single use."""
-    from sqlalchemy import Column, Float, String, Table
+    from sqlalchemy import Column, Float, Index, String, Table
 
-    return Table(name, metadata, Column("digest", String(64), primary_key=True), Column("until", Float, nullable=False))
+    digest, until = Column("digest", String(64), primary_key=True), Column("until", Float, nullable=False)
+    table = Table(name, metadata, digest, until)
+    Index(f"{name}_until", table.c.until)
+    return table
 
 
 def attempt_tables(metadata: Any, name: str = "gist_tokens") -> tuple[Any, Any]:
@@ -97,7 +105,7 @@ def create_table_ddl(engine: Any, name: str = "gist_tokens") -> str:
     return ";\n".join(statements) + ";\n"
 
 
-class SQLAlchemyTokenStore(BaseTokenStore):
+class SQLAlchemyTokenStore(DatabaseLoginState, BaseTokenStore):
     """Tokens in a SQL database through SQLAlchemy 2 Core, encrypted with the key given.
 
     Args:
@@ -122,11 +130,23 @@ class SQLAlchemyTokenStore(BaseTokenStore):
         engine_options: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        from sqlalchemy import MetaData, create_engine
+        from sqlalchemy import MetaData, create_engine, make_url
         from sqlalchemy.exc import SQLAlchemyError
 
         super().__init__(**kwargs)
-        self._engine = create_engine(url, **(engine_options or {})) if isinstance(url, str) else url
+        #: How long one call may take before the watchdog ends it (PostgreSQL URLs: statement_timeout + 1 s).
+        self._deadline: float | None = None
+        if isinstance(url, str):
+            options = dict(engine_options or {})
+            parsed = make_url(url)
+            if parsed.get_backend_name() == "postgresql":
+                parsed, defaults, self._deadline = postgres_options(parsed)
+                options["connect_args"] = defaults | options.get("connect_args", {})
+            self._engine = create_engine(parsed, **options)
+        else:
+            self._engine = url
+        # A pooled connection is checked before each call (its server may have restarted since): not on SQLite.
+        self._ping = self._engine.dialect.name != "sqlite"
         metadata = MetaData()
         self._table = token_table(metadata, table_name)
         self._consumed = consumed_table(metadata)
@@ -146,6 +166,8 @@ class SQLAlchemyTokenStore(BaseTokenStore):
                         # DDL is transactional there: the others wait here, then find every table created.
                         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": DDL_LOCK})
                     self._table.metadata.create_all(connection, checkfirst=True)
+                    for index in self._consumed.indexes:  # databases made by earlier releases lack it
+                        index.create(connection, checkfirst=True)
                 return
             except self._errors as exc:
                 # Elsewhere two instances can both find a table missing and both create it: the loser tries again.
@@ -154,12 +176,28 @@ class SQLAlchemyTokenStore(BaseTokenStore):
                 time.sleep(pause)
 
     def _run(self, work: Any) -> Any:
+        watch = Watch()
         try:
-            with self._engine.begin() as connection:
-                return work(connection)
+            try:
+                return self._transaction(work, watch, ping=self._ping)
+            except _DeadConnection:
+                # The server closed the pooled connections (a restart): SQLAlchemy discarded them; once more, anew.
+                return self._transaction(work, watch, ping=False)
         except self._errors as exc:
-            # The driver's message can quote parameters; name only the failure's type.
-            raise TokenStoreError(f"The token database failed ({type(exc).__name__}); nothing was written.") from None
+            raise failure(exc, watch) from None
+
+    def _transaction(self, work: Any, watch: Watch, *, ping: bool) -> Any:
+        from sqlalchemy.exc import DBAPIError
+
+        with self._engine.begin() as connection, watch.guard(connection.connection.dbapi_connection, self._deadline):
+            if ping:
+                try:
+                    connection.exec_driver_sql("SELECT 1")
+                except DBAPIError as exc:
+                    if exc.connection_invalidated and not watch.fired:
+                        raise _DeadConnection from None
+                    raise
+            return work(connection)
 
     def _select(self, connection: Any, subject: str) -> Row | None:
         from sqlalchemy import select
@@ -281,19 +319,29 @@ class SQLAlchemyTokenStore(BaseTokenStore):
         table = self._consumed
 
         def work(connection: Any) -> bool:
-            connection.execute(delete(table).where(table.c.until < now))
-            if connection.execute(select(table.c.digest).where(table.c.digest.in_(digests))).first() is not None:
-                return False
+            # Expired values go a batch at a time, found through the index on until: bounded work per call.
+            stale = list(connection.execute(select(table.c.digest).where(table.c.until < now).limit(64)).scalars())
+            found = connection.execute(select(table.c.digest, table.c.until).where(table.c.digest.in_(digests)))
+            for digest, expires in found:
+                if expires >= now:
+                    return False
+                stale.append(digest)  # recorded before and expired, not purged yet
+            if stale:
+                connection.execute(delete(table).where(table.c.digest.in_(stale), table.c.until < now))
             # Two racing writers both insert; the primary key lets exactly one of them commit.
             connection.execute(insert(table), [{"digest": d, "until": until} for d in digests])
             return True
 
         try:
             return bool(self._run(work))
-        except TokenStoreError:
+        except TokenStoreError as error:
+            if error.error_code in TokenStoreError.error_codes:  # the database is down, not a lost race
+                raise
+
             # _run turns the loser's IntegrityError into a TokenStoreError: look again to tell the two apart.
             def seen(connection: Any) -> bool:
-                return connection.execute(select(table.c.digest).where(table.c.digest.in_(digests))).first() is not None
+                query = select(table.c.digest).where(table.c.digest.in_(digests), table.c.until >= now)
+                return connection.execute(query).first() is not None
 
             if self._run(seen):
                 return False
@@ -326,7 +374,9 @@ class SQLAlchemyTokenStore(BaseTokenStore):
 
         try:
             return bool(self._run(work))
-        except TokenStoreError:
+        except TokenStoreError as error:
+            if error.error_code in TokenStoreError.error_codes:
+                raise
             # Two instances inserting a registration's first lock row at once: the loser's insert fails, and its
             # second try finds the row (any other failure fails again, and is raised).
             return bool(self._run(work))
@@ -340,8 +390,8 @@ class SQLAlchemyTokenStore(BaseTokenStore):
 
     @property
     def url(self) -> str:
-        """The database's URL, its password hidden."""
-        return str(self._engine.url.render_as_string(hide_password=True))
+        """The database's URL, its password hidden (also one given in its query string)."""
+        return shown(self._engine.url)
 
     def close(self) -> None:
         """Dispose of the engine's connection pool (when the store created the engine)."""

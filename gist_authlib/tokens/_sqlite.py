@@ -6,10 +6,12 @@ machine (several uvicorn workers); a process killed mid-write leaves every commi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import stat
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from ..errors import TokenStoreError
-from ._base import COLUMNS, Admit, BaseTokenStore, Row
+from ._base import COLUMNS, Admit, BaseTokenStore, DatabaseLoginState, Row
 
 __all__ = ["SCHEMA", "SQLiteTokenStore"]
 
@@ -44,6 +46,7 @@ CREATE TABLE IF NOT EXISTS gist_consumed (
     digest TEXT PRIMARY KEY,           -- SHA-256 of a used login state or code (never the value itself)
     until  REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS gist_consumed_until ON gist_consumed (until);
 CREATE TABLE IF NOT EXISTS gist_install_attempts (
     registration TEXT NOT NULL,        -- the registration's name
     network      TEXT NOT NULL,        -- the caller's /24 or /48 (its SHA-256 when longer than 64 characters)
@@ -69,6 +72,9 @@ REPLACE = (
     f"UPDATE gist_tokens SET {_SET_PARAMS}, version = version + 1, lease_holder = NULL, lease_until = NULL "
     f"WHERE subject = :subject AND version = :expected RETURNING {_INSERT_COLUMNS}"
 )
+#: Expired used values go a batch at a time, found through the index on ``until``: each call does bounded work
+#: whatever the table holds, and a backlog drains, as every call records at most two rows.
+PURGE_CONSUMED = "DELETE FROM gist_consumed WHERE digest IN (SELECT digest FROM gist_consumed WHERE until < ? LIMIT 64)"
 LEASE = (
     "UPDATE gist_tokens SET lease_holder = :holder, lease_until = :until "
     "WHERE subject = :subject AND version = :version AND (lease_until IS NULL OR lease_until <= :now)"
@@ -136,41 +142,102 @@ def _make_private(path: str) -> None:
         os.chmod(path, 0o600)
 
 
-class SQLiteTokenStore(BaseTokenStore):
+#: What a failed call's SQLite result code (its primary code, the low byte) means for the caller.
+_CAUSES = {
+    sqlite3.SQLITE_BUSY: "token_store_timeout",
+    sqlite3.SQLITE_LOCKED: "token_store_timeout",
+    sqlite3.SQLITE_FULL: "token_store_full",
+    sqlite3.SQLITE_READONLY: "token_store_read_only",
+    sqlite3.SQLITE_CORRUPT: "token_store_corrupt",
+    sqlite3.SQLITE_NOTADB: "token_store_corrupt",
+}
+
+
+def _failure(exc: sqlite3.Error, path: str) -> TokenStoreError:
+    cause = _CAUSES.get(getattr(exc, "sqlite_errorcode", 0) & 0xFF)
+    if cause is not None:
+        return TokenStoreError.unavailable(cause, f"The token database {path}")
+    return TokenStoreError(f"The token database {path} failed: {exc}.")
+
+
+class _Connection(sqlite3.Connection):
+    """A connection the store can track weakly: it closes when its thread ends."""
+
+
+class SQLiteTokenStore(DatabaseLoginState, BaseTokenStore):
     """Tokens in a SQLite file, encrypted with the key given.
+
+    Each thread has a connection of its own, so a read never waits behind another thread's call, and in WAL mode
+    never behind a writer (of this process or another); a write waits at most ``busy_timeout`` for another
+    writer's lock. A database that is locked past it, full, read-only or corrupted raises
+    :class:`~gist_authlib.errors.TokenStoreError` (the login answers its 503 page), and a connection
+    that failed is opened afresh by the next call, so a database freed, remounted or restored is used again with
+    no restart.
 
     Args:
         path: the database file (created with its table on first use).
         key: a Fernet key or a list of keys (the first encrypts); see :class:`~gist_authlib.tokens.TokenCipher`.
         plaintext: store tokens unencrypted; refused unless asked for.
-        busy_timeout: seconds to wait for another process's write to finish.
+        busy_timeout: seconds a write waits for another writer's lock before giving up.
     """
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 10.0, **kwargs: Any) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout: float = 5.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.path = _plain_path(str(path))
         #: An in-memory database lives in this process only, as the memory store's tokens do.
         self.shared = self.path not in (":memory:", "")
-        self._lock = threading.Lock()
+        self.busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
+        self._lock = threading.Lock()  # an in-memory database is one connection, which the threads take in turn
         _create_private(self.path)
         try:
-            # isolation_level=None: no implicit transactions; every statement below commits on its own.
-            self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            # NORMAL is durable across process crashes in WAL mode; only a power loss can drop the last commits.
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            self._db.executescript(SCHEMA)
+            # An in-memory database lives in this connection. A file's is closed: no connection is kept beyond a
+            # thread's, so that one opened while the file was read-only or broken does not outlive the fault.
+            self._first = self._connect()
+            self._first.execute("PRAGMA journal_mode = WAL")
+            self._first.executescript(SCHEMA)
+            if self.shared:
+                self._first.close()
         except sqlite3.Error as exc:
-            raise TokenStoreError(f"Cannot open the token database {self.path}: {exc}.") from None
+            raise _failure(exc, self.path) from None
+
+    def _connect(self) -> _Connection:
+        db = sqlite3.connect(
+            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False, factory=_Connection
+        )
+        db.row_factory = sqlite3.Row
+        # NORMAL is durable across process crashes in WAL mode; only a power loss can drop the last commits.
+        db.execute("PRAGMA synchronous = NORMAL")
+        self._connections.add(db)
+        return db
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """The calling thread's connection (an in-memory database's one connection, in turn). A failure is raised as
+        a TokenStoreError; a connection that failed other than by waiting, or that was opened on a file it cannot
+        write (it would stay read-only), is not kept, so the next call opens the database afresh."""
+        with contextlib.nullcontext() if self.shared else self._lock:
+            db: sqlite3.Connection | None = self._local.__dict__.get("db") if self.shared else self._first
+            keep = True
+            try:
+                if db is None:
+                    db = self._connect()
+                    keep = os.access(self.path, os.W_OK)
+                    self._local.db = db if keep else None
+                yield db
+            except sqlite3.Error as exc:
+                error = _failure(exc, self.path)
+                keep = keep and error.error_code == "token_store_timeout"
+                raise error from None
+            finally:
+                if self.shared and db is not None and not keep:
+                    self._local.db = None
+                    db.close()
 
     def _execute(self, sql: str, params: dict[str, Any] | tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        try:
-            with self._lock:
-                return self._db.execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
-            raise TokenStoreError(f"The token database {self.path} failed: {exc}.") from None
+        with self._connection() as db:
+            return db.execute(sql, params).fetchall()
 
     def _upsert(self, row: Row) -> Row:
         return dict(self._execute(UPSERT, row)[0])
@@ -198,34 +265,32 @@ class SQLiteTokenStore(BaseTokenStore):
 
     def _take_lease(self, subject: str, version: int, holder: str, until: float, now: float) -> bool:
         params = {"subject": subject, "version": version, "holder": holder, "until": until, "now": now}
-        try:
-            with self._lock:
-                return self._db.execute(LEASE, params).rowcount == 1
-        except sqlite3.Error as exc:
-            raise TokenStoreError(f"The token database {self.path} failed: {exc}.") from None
+        with self._connection() as db:
+            return db.execute(LEASE, params).rowcount == 1
 
     @contextmanager
     def _write_transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction across processes: what runs in it cannot interleave with another's."""
-        try:
-            with self._lock:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise TokenStoreError(f"The token database {self.path} failed: {exc}.") from None
+        with self._connection() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:  # SQLite has rolled back by itself after some failures
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                raise
 
     def _consume(self, digests: list[str], until: float, now: float) -> bool:
         marks = ", ".join("?" * len(digests))
         with self._write_transaction() as db:
-            db.execute("DELETE FROM gist_consumed WHERE until < ?", (now,))
-            if db.execute(f"SELECT 1 FROM gist_consumed WHERE digest IN ({marks})", digests).fetchone() is not None:
+            db.execute(PURGE_CONSUMED, (now,))
+            live = f"SELECT 1 FROM gist_consumed WHERE digest IN ({marks}) AND until >= ?"
+            if db.execute(live, (*digests, now)).fetchone() is not None:
                 return False
-            db.executemany("INSERT INTO gist_consumed VALUES (?, ?)", [(d, until) for d in digests])
+            # REPLACE: a value recorded before may still have its expired row, not yet purged.
+            db.executemany("INSERT OR REPLACE INTO gist_consumed VALUES (?, ?)", [(d, until) for d in digests])
             return True
 
     def _count_attempt(self, registration: str, network: str, start: float, now: float, admit: Admit) -> bool:
@@ -248,9 +313,9 @@ class SQLiteTokenStore(BaseTokenStore):
         return [r["subject"] for r in self._execute("SELECT subject FROM gist_tokens ORDER BY subject")]
 
     def close(self) -> None:
-        """Close the database connection."""
-        with self._lock:
-            self._db.close()
+        """Close the database connections (each thread's, and the one kept open)."""
+        for db in [*self._connections, self._first]:
+            db.close()
 
     def __repr__(self) -> str:
         return f"<SQLiteTokenStore {self.path}>"

@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx2
@@ -24,7 +26,7 @@ from support.servers import free_port, spawn_server_process, wait_until_serving
 from support.web import browser_client
 
 from gist_authlib.sandbox import GistSandbox, SandboxClient, ServerThread, create_app
-from gist_authlib.tokens import TokenCipher
+from gist_authlib.tokens import TokenCipher, open_token_store
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT_ID, CLIENT_SECRET = "pool-app", "pool-app-secret-0123456789"
@@ -46,39 +48,57 @@ class Pool:
         return len(self.sandbox.token_requests)
 
 
-@pytest.fixture(scope="module")
-def pool(postgres_url: str) -> Iterator[Pool]:
-    ports = [free_port() for _ in range(3)]
-    instances = [f"http://127.0.0.1:{port}" for port in ports]
+ARGS = [sys.executable, "-m", "uvicorn", "--factory", "examples.starlette_app:create_app"]
+ARGS += ["--host", "127.0.0.1", "--log-level", "warning", "--no-access-log", "--port"]
+
+
+def environment(gist_url: str, public_url: str, postgres_url: str) -> dict[str, str]:
+    """The settings every instance shares (the token key aside in the rotation test), on a fresh database."""
+    return {
+        "GIST_CLIENT_ID": CLIENT_ID,
+        "GIST_CLIENT_SECRET": CLIENT_SECRET,
+        "GIST_AUTHORIZE_URL": f"{gist_url}/oauth/authorize",
+        "GIST_ACCESS_TOKEN_URL": f"{gist_url}/oauth/token",
+        "GIST_API_BASE_URL": f"{gist_url}/",
+        "GIST_REDIRECT_URI": f"{public_url}/oauth/gist/callback",
+        "SESSION_SECRET": "one-session-secret-for-every-instance",
+        "GIST_TOKEN_KEY": TokenCipher.generate_key(),
+        "GIST_TOKEN_DB": fresh_database(postgres_url).replace("postgresql+psycopg://", "postgresql://"),
+        "GIST_TRUSTED_PROXIES": "127.0.0.0/8",
+    }
+
+
+def stop(processes: list[Any]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.wait(10)
+
+
+@contextmanager
+def sandbox_for(instances: list[str]) -> Iterator[tuple[GistSandbox, str]]:
+    """The sandbox, registered with the first instance's callback as the public redirect URI; and its URL."""
     sandbox = create_app(
         clients=[SandboxClient(CLIENT_ID, CLIENT_SECRET, (f"{instances[0]}/oauth/gist/callback",))], auto_approve=True
     )
     with ServerThread(sandbox) as gist:
-        env = {
-            "GIST_CLIENT_ID": CLIENT_ID,
-            "GIST_CLIENT_SECRET": CLIENT_SECRET,
-            "GIST_AUTHORIZE_URL": f"{gist.url}/oauth/authorize",
-            "GIST_ACCESS_TOKEN_URL": f"{gist.url}/oauth/token",
-            "GIST_API_BASE_URL": f"{gist.url}/",
-            "GIST_REDIRECT_URI": f"{instances[0]}/oauth/gist/callback",
-            "SESSION_SECRET": "one-session-secret-for-every-instance",
-            "GIST_TOKEN_KEY": TokenCipher.generate_key(),
-            "GIST_TOKEN_DB": fresh_database(postgres_url).replace("postgresql+psycopg://", "postgresql://"),
-            "GIST_TRUSTED_PROXIES": "127.0.0.0/8",
-        }
-        args = [sys.executable, "-m", "uvicorn", "--factory", "examples.starlette_app:create_app"]
-        args += ["--host", "127.0.0.1", "--log-level", "warning", "--no-access-log", "--port"]
+        yield sandbox, gist.url
+
+
+@pytest.fixture(scope="module")
+def pool(postgres_url: str) -> Iterator[Pool]:
+    ports = [free_port() for _ in range(3)]
+    instances = [f"http://127.0.0.1:{port}" for port in ports]
+    with sandbox_for(instances) as (sandbox, gist_url):
+        env = environment(gist_url, instances[0], postgres_url)
         # All three at once on a fresh database: each creates the tables on start, and none may fail.
-        processes = [spawn_server_process([*args, str(port)], env=env, cwd=ROOT) for port in ports]
+        processes = [spawn_server_process([*ARGS, str(port)], env=env, cwd=ROOT) for port in ports]
         try:
             for process, port in zip(processes, ports, strict=True):
-                wait_until_serving(process, port, args)
+                wait_until_serving(process, port, ARGS)
             yield Pool(sandbox, instances)
         finally:
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                process.wait(10)
+            stop(processes)
 
 
 def test_a_login_started_on_one_instance_finishes_on_another_and_its_token_is_read_on_a_third(pool: Pool) -> None:
@@ -150,3 +170,60 @@ def test_200_logins_20_at_a_time_across_the_instances_all_succeed(pool: Pool) ->
     assert failures == []
     assert pool.token_requests() == before + 200
     assert all(record.status == 200 for record in pool.sandbox.token_requests[before:])
+
+
+def test_keys_rotate_across_the_instances_by_environment_changes_only(postgres_url: str) -> None:
+    """docs/INSTANCES.md's rolling rotation: each step changes GIST_TOKEN_KEY and restarts the instances one at a
+    time, while users log in and read their tokens; no read fails at any step."""
+    old, new = TokenCipher.generate_key(), TokenCipher.generate_key()
+    ports = [free_port() for _ in range(3)]
+    instances = [f"http://127.0.0.1:{port}" for port in ports]
+    users: list[httpx2.Client] = []
+    with sandbox_for(instances) as (sandbox, gist_url):
+        env = environment(gist_url, instances[0], postgres_url)
+        processes = [
+            spawn_server_process([*ARGS, str(port)], env=env | {"GIST_TOKEN_KEY": old}, cwd=ROOT) for port in ports
+        ]
+        pool = Pool(sandbox, instances)
+
+        def check(step: str, first: int) -> None:
+            # A new user logs in (started on one instance, finished on the next); then every user so far reads their
+            # teammates through every instance.
+            user = browser_client(follow_redirects=False, timeout=30)
+            users.append(user)
+            start = user.get(f"{instances[first]}/auth/gist")
+            done = user.get(pool.on((first + 1) % 3, user.get(start.headers["location"]).headers["location"]))
+            assert done.status_code == 200, (step, done.status_code, done.text[:300])
+            for n, reader in enumerate(users):
+                for instance in instances:
+                    read = reader.get(f"{instance}/me/teammates")
+                    assert read.status_code == 200, (step, f"user {n}", instance, read.status_code, read.text[:300])
+
+        try:
+            for process, port in zip(processes, ports, strict=True):
+                wait_until_serving(process, port, ARGS)
+            # The example keys tokens by workspace, which every login here rewrites; a dormant user's is not.
+            dormant = {"access_token": "gat-dormant-user-token"}
+            open_token_store(env["GIST_TOKEN_DB"], key=old).save("user:dormant", dormant)
+            check("every instance on the old key", 0)
+            steps = [("the new key added second", f"{old},{new}"), ("the new key first", f"{new}, {old}")]
+            steps.append(("the old key dropped", new))
+            for step, keys in steps:
+                if keys == new:  # once every instance encrypts with the new key: re-encrypt what the old one sealed
+                    assert open_token_store(env["GIST_TOKEN_DB"], key=f"{new},{old}").rotate_keys() == 1
+                # A rolling restart: one instance first, beside two on the step before; then the other two.
+                for batch in ([0], [1, 2]):
+                    stop([processes[i] for i in batch])
+                    for i in batch:
+                        args, step_env = [*ARGS, str(ports[i])], env | {"GIST_TOKEN_KEY": keys}
+                        processes[i] = spawn_server_process(args, env=step_env, cwd=ROOT)
+                    for i in batch:
+                        wait_until_serving(processes[i], ports[i], ARGS)
+                    check(f"{step}, instances {batch} restarted", batch[-1])
+        finally:
+            stop(processes)
+            for user in users:
+                user.close()
+    assert len(users) == 7
+    stored = open_token_store(env["GIST_TOKEN_DB"], key=new).get("user:dormant")  # the old key is gone for good
+    assert stored is not None and stored.token == dormant

@@ -19,7 +19,7 @@ from gist_authlib import ConfigurationError, InstallLimit, TokenStoreError
 from gist_authlib.tokens import (
     BaseTokenStore,
     InstallCounter,
-    MemoryInstallCounter,
+    MemoryLoginState,
     MemoryTokenStore,
     SQLAlchemyTokenStore,
     SQLiteTokenStore,
@@ -31,12 +31,12 @@ KEY = TokenCipher.generate_key()
 Opener = Callable[[], BaseTokenStore]
 
 
-@pytest.fixture(params=["memory-counter", "memory", "sqlite", "sqlalchemy-sqlite", "sqlalchemy-postgres", "django"])
+@pytest.fixture(params=["memory", "sqlite", "sqlalchemy-sqlite", "sqlalchemy-postgres", "django"])
 def counter(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], InstallCounter]]:
     """A function opening one and the same install counter each call (a new connection for a database)."""
     opened: list[Any] = []
     kind = request.param
-    shared: Any = {"memory-counter": MemoryInstallCounter, "memory": MemoryTokenStore}.get(kind, lambda: None)()
+    shared: Any = MemoryLoginState() if kind == "memory" else None
 
     def open_counter() -> InstallCounter:
         if shared is not None:
@@ -181,6 +181,19 @@ def test_an_unusable_location_is_a_configuration_error_without_its_password(
     assert "hunter2" not in str(raised.value) and raised.value.__cause__ is None
 
 
+@pytest.mark.parametrize("location", ["sqlite://", "sqlite:///:memory:", ":memory:"])
+def test_an_in_memory_sqlite_store_is_not_shared(location: str) -> None:
+    """An in-memory SQLite database lives in one process, as the memory store does: ``register`` warns about it, and
+    the install limit it counts knows it counts for this instance alone."""
+    store = open_token_store(location, plaintext=True)
+    try:
+        assert isinstance(store, SQLiteTokenStore)
+        assert store.shared is False
+        assert InstallLimit().for_registration("gist", store).shared is False
+    finally:
+        store.close()
+
+
 def test_a_store_without_a_key_or_in_no_folder_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="encryption key"):
         open_token_store(tmp_path / "t.sqlite3")
@@ -231,3 +244,48 @@ def test_trusted_proxies_that_are_no_networks_are_a_configuration_error() -> Non
     with pytest.raises(ConfigurationError, match="trusted proxy"):
         InstallLimit(trusted_proxies="10.0.0.0/8 proxy.internal")
     assert InstallLimit(trusted_proxies="").trusted_proxies == ()
+
+
+def test_a_postgres_store_has_timeouts_and_keepalives_by_default_and_its_url_overrides_each(postgres_url: str) -> None:
+    def session(location: str) -> tuple[str, dict[str, str]]:
+        store = open_token_store(location, key=KEY)
+        assert isinstance(store, SQLAlchemyTokenStore)
+        with store._engine.connect() as connection:  # a look at the session the store's connections get
+            timeout = connection.exec_driver_sql("SHOW statement_timeout").scalar()
+            parameters = connection.connection.dbapi_connection.info.get_parameters()  # type: ignore[union-attr]
+        store.close()
+        return str(timeout), parameters
+
+    timeout, parameters = session(postgres_url)
+    assert timeout == "5s"
+    assert {k: parameters.get(k) for k in ("connect_timeout", "keepalives", "keepalives_idle")} == {
+        "connect_timeout": "5",
+        "keepalives": "1",
+        "keepalives_idle": "10",
+    }
+    timeout, parameters = session(f"{postgres_url}?connect_timeout=3&statement_timeout=2s&keepalives_idle=30")
+    assert timeout == "2s"
+    assert (parameters["connect_timeout"], parameters["keepalives_idle"]) == ("3", "30")
+    with pytest.raises(ConfigurationError, match="statement_timeout") as refused:
+        open_token_store("postgresql://app:hunter2@127.0.0.1/app?statement_timeout=soon", key=KEY)
+    assert "hunter2" not in str(refused.value)
+
+
+def test_passwords_in_a_database_urls_query_string_are_hidden_wherever_the_url_is_shown(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gist_authlib.cli import main
+
+    secrets = ["hunter2-in-query", "ssl-key-pass", "api-secret-value", "pw-at-the-usual-place"]
+    url = fresh_database(postgres_url).replace("postgres@", f"postgres:{secrets[3]}@")  # trusted loopback: unchecked
+    url += f"?password={secrets[0]}&sslpassword={secrets[1]}&application_name=gist"
+    store = open_token_store(f"{url}&Client_Secret={secrets[2]}", key=KEY, create_table=False)  # never connects
+    shown = [store.url, repr(store), repr(gist_authlib.InstallLimit().for_registration("gist", store))]
+    assert all("Client_Secret=***" in text and "application_name=gist" in text for text in shown), shown
+    store.close()
+    monkeypatch.setenv("GIST_TOKEN_KEY", KEY)
+    assert main(["whoami", "--token-db", url]) != 0  # no token stored: the message names the database
+    printed = capsys.readouterr()
+    assert "sslpassword=***" in printed.err and "postgres:***@" in printed.err, printed.err
+    for text in [*shown, printed.out, printed.err]:
+        assert not any(secret in text for secret in secrets), text

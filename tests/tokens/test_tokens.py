@@ -3,23 +3,34 @@ Django app's store in a Django project's database (SQLite)."""
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.postgres import fresh_database
 
 from gist_authlib import ConfigurationError
-from gist_authlib.errors import InvalidTokenResponseError, StaleTokenError, TokenDecryptionError
+from gist_authlib.errors import (
+    InvalidTokenResponseError,
+    StaleTokenError,
+    TokenDecryptionError,
+    TokenStoreError,
+)
 from gist_authlib.tokens import (
     AsyncTokenStore,
     BaseTokenStore,
+    LoginState,
+    MemoryLoginState,
     MemoryTokenStore,
     SQLAlchemyTokenStore,
     SQLiteTokenStore,
     TokenCipher,
+    open_token_store,
 )
 
 KEY = TokenCipher.generate_key()
@@ -271,6 +282,19 @@ def test_invalid_keys_are_a_configuration_error() -> None:
         TokenCipher([])
 
 
+def test_several_keys_in_one_string_are_newest_first_and_a_bad_one_is_named_by_its_position() -> None:
+    old = TokenCipher(KEY).encrypt(b"sealed with the old key")
+    both = TokenCipher(f" {OTHER_KEY} ,\n{KEY}\n")  # as GIST_TOKEN_KEY holds them: commas, stray whitespace
+    assert both.key_ids == TokenCipher([OTHER_KEY, KEY]).key_ids
+    assert both.decrypt(old) == b"sealed with the old key"
+    assert TokenCipher(OTHER_KEY).decrypt(both.encrypt(b"new")) == b"new"  # the first key encrypts
+    assert TokenCipher(f"{OTHER_KEY},{KEY}".encode()).key_ids == both.key_ids
+    for keys, position in [(f"{OTHER_KEY},{KEY[:-4]},{KEY}", "Key 2 of 3"), (f"{OTHER_KEY},", "Key 2 of 2")]:
+        with pytest.raises(ConfigurationError, match=position) as refused:
+            TokenCipher(keys)
+        assert OTHER_KEY not in str(refused.value) and KEY[:-4] not in str(refused.value)
+
+
 def test_sqlite_is_in_wal_mode(tmp_path: Path) -> None:
     store = SQLiteTokenStore(tmp_path / "t.sqlite3", key=KEY)
     with sqlite3.connect(store.path) as db:
@@ -335,17 +359,52 @@ def test_authlibs_own_refresh_writes_back_through_update_token(tmp_path: Path) -
 # --- security round two: single use, rows bound to their subject, private files ---------------------------
 
 
-def test_consumed_values_are_refused_a_second_time_until_they_expire(opener: Opener) -> None:
-    store = opener()
-    assert store.consume(["state-hash", "code-hash"], ttl=60) is True
-    assert store.consume(["code-hash"], ttl=60) is False
-    assert store.consume(["another-state", "state-hash"], ttl=60) is False
-    assert store.consume(["another-state"], ttl=60) is True  # the refused call recorded nothing
-    assert store.consume(["short-lived"], ttl=0.05) is True
-    import time
+def digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
 
+
+@pytest.fixture(params=ALL)
+def login_state(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LoginState]:
+    """Each LoginState: process memory, or a SQL store's database (the memory token store is none)."""
+    if request.param == "memory":
+        yield MemoryLoginState()
+        return
+    store = _opener(request.param, tmp_path, request)()
+    assert isinstance(store, LoginState) and store.shared
+    yield store
+    store.close()
+
+
+def test_only_the_sql_stores_and_the_memory_record_are_login_states(tmp_path: Path) -> None:
+    assert not isinstance(MemoryTokenStore(), LoginState)
+    assert not hasattr(MemoryTokenStore(), "consume")
+    assert isinstance(MemoryLoginState(), LoginState) and not MemoryLoginState().shared
+
+
+def test_consumed_values_are_refused_a_second_time_until_they_expire(login_state: LoginState) -> None:
+    state, code, other = digest("state"), digest("code"), digest("another-state")
+    assert login_state.consume([state, code], ttl=60) is True
+    assert login_state.consume([code], ttl=60) is False
+    assert login_state.consume([other, state], ttl=60) is False
+    assert login_state.consume([other], ttl=60) is True  # the refused call recorded nothing
+    assert login_state.consume([digest("short-lived")], ttl=0.05) is True
     time.sleep(0.1)
-    assert store.consume(["short-lived"], ttl=60) is True
+    assert login_state.consume([digest("short-lived")], ttl=60) is True
+
+
+def test_a_flood_of_new_values_keeps_the_memory_record_bounded_and_its_live_entries_first() -> None:
+    now = [1000.0]
+    record = MemoryLoginState(max_entries=100, clock=lambda: now[0])
+    assert record.consume([digest("genuine")], ttl=600)
+    now[0] += 1
+    for n in range(99):  # short-lived values fill the record, then expire
+        assert record.consume([digest(f"short-{n}")], ttl=5)
+    now[0] += 10
+    for n in range(99):  # the flood finds room in what expired, and the genuine entry stays
+        assert record.consume([digest(f"flood-{n}")], ttl=600)
+    assert record.consume([digest("genuine")], ttl=600) is False
+    assert record.consume([digest("one-more")], ttl=600)  # full of live entries: the oldest live one goes
+    assert record.consume([digest("genuine")], ttl=600) is True
 
 
 def test_consume_lets_exactly_one_of_racing_callers_win(persistent: tuple[str, Opener]) -> None:
@@ -358,7 +417,8 @@ def test_consume_lets_exactly_one_of_racing_callers_win(persistent: tuple[str, O
 
     def race(store: BaseTokenStore) -> None:
         start.wait()
-        results.append(store.consume(["the-code-hash"], ttl=60))
+        assert isinstance(store, LoginState)
+        results.append(store.consume([digest("the-code")], ttl=60))
 
     threads = [threading.Thread(target=race, args=(stores[i % 2],)) for i in range(8)]
     for thread in threads:
@@ -448,3 +508,131 @@ def test_the_sqlite_files_are_private_to_their_owner(tmp_path: Path) -> None:
     finally:
         os.umask(old_umask)
     assert modes == dict.fromkeys(modes, 0o600), modes
+
+
+def test_a_file_uri_token_db_is_private_and_no_symlink_is_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``GIST_TOKEN_DB=file:tokens.db`` (no ``://``: a path, which the SQLite library may open as a URI) gets the same
+    checks as any other path: created private under a loose umask, and a symbolic link under its name refused."""
+    import os
+    import stat
+
+    monkeypatch.chdir(tmp_path)
+    old = os.umask(0o022)
+    try:
+        store = open_token_store("file:tokens.db", plaintext=True)
+        store.save("user-1", TOKEN, workspace_name="Acme Secret Project")
+        store.close()
+    finally:
+        os.umask(old)
+    # Where the SQLite library honours URIs (most builds) the file is tokens.db; elsewhere it is "file:tokens.db".
+    created = next(p for p in (tmp_path / "tokens.db", tmp_path / "file:tokens.db") if p.exists())
+    assert stat.S_IMODE(created.stat().st_mode) & 0o077 == 0, oct(created.stat().st_mode)
+
+    (tmp_path / "link.db").symlink_to(tmp_path / "elsewhere.db")
+    with pytest.raises(TokenStoreError, match=r"symbolic link"):
+        open_token_store("file:link.db", plaintext=True)
+
+
+# --- the used-values table: indexed, purged a batch at a time --------------------------------------------
+
+
+def _old_database(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[str], Any]:
+    """A consumed-values table as earlier releases made it (no index on ``until``); a function running SQL on it."""
+    if kind == "sqlite":
+        path = tmp_path / "tokens.sqlite3"
+        with sqlite3.connect(path) as db:
+            db.execute("CREATE TABLE gist_consumed (digest TEXT PRIMARY KEY, until REAL NOT NULL)")
+
+        def run_sqlite(sql: str) -> Any:
+            with sqlite3.connect(path) as db:
+                return db.execute(sql).fetchall()
+
+        return run_sqlite
+    from sqlalchemy import create_engine, text
+
+    url = fresh_database(request.getfixturevalue("postgres_url"))
+    engine = create_engine(url)
+    request.addfinalizer(engine.dispose)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE gist_consumed (digest VARCHAR(64) PRIMARY KEY, until FLOAT NOT NULL)"))
+
+    def run_postgres(sql: str) -> Any:
+        with engine.begin() as connection:
+            result = connection.execute(text(sql))
+            return result.fetchall() if result.returns_rows else None
+
+    run_postgres.url = url  # type: ignore[attr-defined]
+    return run_postgres
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "sqlalchemy-postgres"])
+def test_a_database_of_an_earlier_release_gains_the_expiry_index_and_expired_rows_go_in_batches(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    run = _old_database(kind, tmp_path, request)
+    run("INSERT INTO gist_consumed SELECT 'old-' || n, 1.0 FROM " + _series(kind, 200))
+    if kind == "sqlite":
+        store: BaseTokenStore = SQLiteTokenStore(tmp_path / "tokens.sqlite3", key=KEY)
+        indexes = run("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'gist_consumed'")
+    else:
+        store = SQLAlchemyTokenStore(run.url, key=KEY)  # type: ignore[attr-defined]
+        indexes = run("SELECT indexname FROM pg_indexes WHERE tablename = 'gist_consumed'")
+    assert ("gist_consumed_until",) in indexes
+    assert isinstance(store, LoginState)
+    counts = []
+    for n in range(4):  # each call deletes a bounded batch of the 200 expired rows, never all at once
+        assert store.consume([digest(f"new-{n}")], ttl=60)
+        counts.append(run("SELECT COUNT(*) FROM gist_consumed")[0][0])
+    assert counts == [137, 74, 11, 4]
+    store.close()
+
+
+def _series(kind: str, count: int) -> str:
+    if kind == "sqlite":
+        return f"(WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < {count}) SELECT n FROM s)"
+    return f"generate_series(1, {count}) AS n"
+
+
+# --- SQLite under a lock held by another process ------------------------------------------------------------
+
+
+def test_a_locked_sqlite_file_fails_each_write_within_its_busy_timeout_and_never_delays_reads(tmp_path: Path) -> None:
+    import threading
+
+    store = SQLiteTokenStore(tmp_path / "tokens.sqlite3", key=KEY, busy_timeout=0.5)
+    store.save("reader", TOKEN)
+    other = sqlite3.connect(tmp_path / "tokens.sqlite3", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process's long write transaction
+    outcomes: list[tuple[str, float]] = []
+
+    def write(n: int) -> None:
+        started = time.monotonic()
+        try:
+            store.save(f"user-{n}", TOKEN)
+            outcomes.append(("saved", time.monotonic() - started))
+        except TokenStoreError as exc:
+            outcomes.append((exc.error_code, time.monotonic() - started))
+
+    started = time.monotonic()
+    writers = [threading.Thread(target=write, args=(n,)) for n in range(8)]
+    for thread in writers:
+        thread.start()
+    time.sleep(0.1)
+    read_started = time.monotonic()
+    assert store.get("reader") is not None
+    read_took = time.monotonic() - read_started
+    for thread in writers:
+        thread.join()
+    everything_took = time.monotonic() - started
+    other.execute("ROLLBACK")
+    other.close()
+    assert [code for code, _ in outcomes] == ["token_store_timeout"] * 8
+    # Each write waited its own busy timeout at once, not in turn (8 in turn would take 4 s); the read, not at all.
+    assert max(took for _, took in outcomes) < 2.0 and everything_took < 2.5, outcomes
+    assert read_took < 0.3, read_took
+    assert store.subjects() == ["reader"]  # nothing half-stored
+    store.save("user-after", TOKEN)  # the lock gone, the same store writes again
+    assert store.subjects() == ["reader", "user-after"]
+    store.close()
