@@ -18,6 +18,7 @@ SMOKE_RUNS = {
     "instances.py": "test_instances_benchmark_quick_run_prints_both_setups",
     "sandbox_memory.py": "test_sandbox_memory_benchmark_prints_each_checkpoint",
     "soak.py": "test_soak_quick_run_prints_each_interval_and_a_verdict",
+    "consumed_codes.py": "test_consumed_codes_benchmark_prints_each_store_and_table_size",
 }
 
 
@@ -123,3 +124,15 @@ def test_soak_quick_run_prints_each_interval_and_a_verdict() -> None:
         assert any(line.strip().startswith(figure) for line in lines), figure
     (verdict,) = [line for line in lines if line.startswith("verdict: ")]
     assert "; 0 failed logins or calls;" in verdict, verdict
+
+
+def test_consumed_codes_benchmark_prints_each_store_and_table_size(postgres_url: str) -> None:
+    from support.postgres import fresh_database
+
+    database = fresh_database(postgres_url)
+    result = run_bench("consumed_codes.py", "--calls", "5", "--runs", "1", "--rows", "0,50", "--database-url", database)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines() if re.search(r" rows .* us .*x$", line)]
+    assert [(row[0], row[1]) for row in rows] == [("SQLite", "0"), ("SQLite", "50"), ("PostgreSQL", "0"),
+                                                  ("PostgreSQL", "50")], result.stdout  # fmt: skip
+    assert [row[-1] for row in rows][::2] == ["1.00x", "1.00x"]  # each store's empty table is its own baseline
