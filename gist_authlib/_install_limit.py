@@ -1,69 +1,24 @@
-"""Server-side single use of login states and codes, and the cost limit of callbacks that cost a token request.
-
-Both count in process memory by default; a shared token store counts them in its database instead, which every
-instance using the database shares (docs/INSTANCES.md).
+"""The cost limit of callbacks that cost a token request (Gist-initiated installs) or a record (callbacks no browser
+can finish), counted in the registration's :class:`~gist_authlib.tokens.LoginState`: process memory by default, or a
+shared token store's database, which every instance using the database shares (docs/INSTANCES.md).
 """
 
 from __future__ import annotations
 
-import collections
 import ipaddress
-import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
     from .tokens import InstallCounter
 
-__all__ = ["InstallLimit", "MemoryReplayGuard", "ReplayGuard"]
+__all__ = ["InstallLimit"]
 
 # The trusted_proxies entry that stands for a Unix socket (a request with no peer address).
 _UNIX = "unix:"
-
-
-class ReplayGuard(Protocol):
-    """Where consumed states and codes are recorded: :class:`MemoryReplayGuard`, or a token store."""
-
-    def consume(self, digests: Iterable[str], *, ttl: float) -> bool:
-        """Record ``digests`` as consumed; False when any of them was consumed before."""
-        ...
-
-
-class MemoryReplayGuard:
-    """Consumed states and codes (hashes only) in process memory, for a registration without a token store.
-
-    A token store records them in its database instead (``consume``), which also covers several processes.
-    Entries expire with the state lifetime; at most ``max_entries`` are kept (the oldest go first).
-    """
-
-    def __init__(self, *, max_entries: int = 100_000, clock: Callable[[], float] = time.time) -> None:
-        # Keys are the first 16 bytes of each digest: 128 bits tell used values apart, at a fraction of the memory.
-        self._seen: collections.OrderedDict[bytes, float] = collections.OrderedDict()
-        self._lock = threading.Lock()
-        self._max = max_entries
-        self._clock = clock
-
-    def consume(self, digests: Iterable[str], *, ttl: float) -> bool:
-        """Record ``digests`` as consumed; False when any of them was consumed before (and not expired)."""
-        now = self._clock()
-        with self._lock:
-            while self._seen and next(iter(self._seen.values())) < now:
-                self._seen.popitem(last=False)
-            keys = [bytes.fromhex(digest)[:16] for digest in digests]
-            if any(self._seen.get(key, 0.0) >= now for key in keys):
-                return False
-            for key in keys:
-                self._seen[key] = now + ttl
-                self._seen.move_to_end(key)
-            while len(self._seen) > self._max:
-                self._seen.popitem(last=False)
-            return True
-
-    def __len__(self) -> int:
-        return len(self._seen)
 
 
 class InstallLimit:
@@ -135,20 +90,21 @@ class InstallLimit:
             self.per_client,
             self.total,
             self.window,
-            trusted_proxies=[str(net) for net in self.trusted_proxies] + ([_UNIX] if self.trusts_unix_socket else []),
+            trusted_proxies=self.trusted_proxy_names(),
             max_networks=self._max_networks,
             clock=self._clock,
             counter=counter,
             name=name,
         )
 
-    def for_registration(self, name: str, store: Any) -> InstallLimit:
-        """The limit registration ``name`` uses: this one; or, when this one counts in its default memory counter
-        and the registration's token store is shared (SQLite, SQLAlchemy), the same limit counting in the store,
-        which every instance using its database shares."""
-        if self._counter_given or not getattr(store, "shared", False) or not hasattr(store, "count_install_attempt"):
-            return self
-        return self.counting_in(store, name)
+    def trusted_proxy_names(self) -> list[str]:
+        """The trusted proxies as they were given (networks, and ``unix:``)."""
+        return [str(net) for net in self.trusted_proxies] + ([_UNIX] if self.trusts_unix_socket else [])
+
+    def for_registration(self, name: str, state: InstallCounter) -> InstallLimit:
+        """The limit registration ``name`` uses: this one when it was given its own counter, else the same limit
+        counting in the registration's login state ``state`` (process memory, or a shared token store)."""
+        return self if self._counter_given else self.counting_in(state, name)
 
     def client_address(self, peer: str | None, forwarded_for: str | None = None) -> str | None:
         """The address a request is counted by: ``peer``, or, when ``peer`` is a trusted proxy, the right-most

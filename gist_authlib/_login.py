@@ -45,7 +45,7 @@ from ._flow import (
     same,
     vschar,
 )
-from ._install_limit import InstallLimit, MemoryReplayGuard, ReplayGuard
+from ._install_limit import InstallLimit
 from ._limits import AnswerTooLarge, Deadline, Send
 from ._pending import LoginCookie, Pending, PendingLogins
 from ._version import USER_AGENT
@@ -70,7 +70,7 @@ from .provider import GistProvider
 if TYPE_CHECKING:
     from authlib.oidc.core import UserInfo
 
-    from .tokens import TokenStore
+    from .tokens import LoginState, TokenStore
 
 __all__ = [
     "TOKEN_ANSWER_LIMIT",
@@ -108,6 +108,12 @@ _MOVED_KEY = "gist_moved"
 _OPENID_ONLY = ("claims_options", "claims_cls", "leeway", "nonce", "code_verifier")
 
 
+def _memory_state() -> LoginState:
+    from .tokens import MemoryLoginState  # here: import gist_authlib need not load the token stores
+
+    return MemoryLoginState()
+
+
 def _default_names(name: str) -> Mapping[str, str]:
     prefix = name.upper()
     return {key: f"{prefix}_{key.upper()}" for key in ("client_id", "client_secret", "redirect_uri")}
@@ -135,7 +141,8 @@ class Registration:
         pkce: send an S256 PKCE challenge with every login.
         timeout: seconds the whole token exchange (with its workspace lookup) may take.
         store: the token store, or ``None``.
-        replay_guard: where consumed states and codes are recorded (the shared store, or process memory).
+        login_state: where used states and codes and the limits' counts are recorded (a shared token store, or
+            process memory: :class:`~gist_authlib.tokens.MemoryLoginState`).
         install_limit: the cost limit of Gist-initiated installs.
         refusal_limit: how many callbacks that cannot finish (no login cookie) may record their code, per network.
         setting_names: the configuration names of the client id, secret and redirect URI, for messages.
@@ -164,7 +171,7 @@ class Registration:
     pkce: bool = True
     timeout: float = 10.0
     store: TokenStore | None = None
-    replay_guard: ReplayGuard = field(default_factory=MemoryReplayGuard)
+    login_state: LoginState = field(default_factory=lambda: _memory_state())
     install_limit: InstallLimit = field(default_factory=InstallLimit)
     refusal_limit: InstallLimit = field(default_factory=lambda: InstallLimit(per_client=30, total=300))
     setting_names: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -709,9 +716,9 @@ def _single_use(reg: Registration, values: list[tuple[str, str]]) -> Steps[bool]
     """Record one-time values (state, code) as consumed; False (recording nothing) when one was consumed before."""
     salt = f"{reg.name}\0{reg.client_id}"
     digests = [hashlib.sha256(f"{salt}\0{kind}\0{value}".encode()).hexdigest() for kind, value in values]
-    consume = functools.partial(reg.replay_guard.consume, digests, ttl=reg.state_ttl)
+    consume = functools.partial(reg.login_state.consume, digests, ttl=reg.state_ttl)
     # A token store's database is blocking I/O (a worker thread in async apps); process memory is not.
-    fresh: bool = consume() if isinstance(reg.replay_guard, MemoryReplayGuard) else (yield Blocking(consume))
+    fresh: bool = (yield Blocking(consume)) if reg.login_state.shared else consume()
     return fresh
 
 

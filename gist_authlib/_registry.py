@@ -26,7 +26,7 @@ import httpx2
 
 from ._effects import Steps, drive, drive_async
 from ._flow import check_transport
-from ._install_limit import InstallLimit, MemoryReplayGuard
+from ._install_limit import InstallLimit
 from ._limits import Deadline, Send, asend, send
 from ._login import (
     LoginResult,
@@ -606,8 +606,11 @@ def register(
         check_transport(redirect_uri, "redirect URI", allow_insecure_http=allow_insecure_http)
     store = _open_store(token_store) if isinstance(token_store, (str, os.PathLike)) else token_store
     store = store if store is not None else app_cls.gist_default_store()
-    shared = bool(getattr(store, "shared", False))
-    if not shared:  # a warning where the app asked for storage that is not shared; news for a minimal app
+    from .tokens import LoginState, MemoryLoginState  # here: import gist_authlib need not load the token stores
+
+    # Used states and codes and the limits' counts are recorded where the tokens are, when every process sees them.
+    state = store if isinstance(store, LoginState) and store.shared else MemoryLoginState()
+    if not state.shared:  # a warning where the app asked for storage that is not shared; news for a minimal app
         (log.info if store is None else log.warning)(
             "Gist registration %r has no token store shared between processes: used login states and codes and "
             "the install limit live in this process's memory. Running several instances, give register() "
@@ -615,6 +618,8 @@ def register(
             name,
         )
     limit = install_limit or InstallLimit()
+    # Callbacks no browser can finish record their (state, code) pair: a network may make 30 such records a minute.
+    refusals = InstallLimit(30, 300, trusted_proxies=limit.trusted_proxy_names())
     defaults = {"token_endpoint_auth_method": provider.token_endpoint_auth_method, "timeout": timeout}
     client_kwargs = {**defaults, "trust_env": False, **client_kwargs, "scope": " ".join(granted)}
     client_kwargs["follow_redirects"] = False  # a redirected token request could carry the code elsewhere
@@ -630,12 +635,9 @@ def register(
         "pkce": pkce,
         "timeout": float(client_kwargs["timeout"]),
         "store": store,
-        # Used states and codes are recorded where the tokens are (shared by every process using the store).
-        "replay_guard": store if shared and hasattr(store, "consume") else MemoryReplayGuard(),
-        "install_limit": limit.for_registration(name, store),
-        "refusal_limit": InstallLimit(30, 300, trusted_proxies=_proxies(limit)).for_registration(
-            f"{name}:refused", store
-        ),
+        "login_state": state,
+        "install_limit": limit.for_registration(name, state),
+        "refusal_limit": refusals.for_registration(f"{name}:refused", state),
         "setting_names": _setting_names(oauth, name),
         "error_page": error_page,
     }
@@ -656,10 +658,6 @@ def register(
     app._gist_route_claims = oauth.__dict__.setdefault("_gist_route_claims", {})
     registered: GistApp = app
     return registered
-
-
-def _proxies(limit: InstallLimit) -> list[str]:
-    return [str(net) for net in limit.trusted_proxies] + (["unix:"] if limit.trusts_unix_socket else [])
 
 
 def _open_store(location: str | os.PathLike[str]) -> TokenStore:

@@ -814,7 +814,7 @@ class TokenStoreError(_SiteError):
     def unavailable(cls, cause: str, where: str = "The token database") -> TokenStoreError:
         """The database cannot be used just now: ``cause`` is one of :attr:`error_codes`."""
         what, hint = _STORE_FAULTS[cause]
-        return cls(f"{where} {what}; nothing was written.", error_code=cause, hint=hint)
+        return cls(f"{where} {what}; nothing was written. {hint}", error_code=cause)
 
 
 class TokenDecryptionError(TokenStoreError):

@@ -75,12 +75,12 @@ _REDIRECTS = (301, 302, 303, 307, 308)
 _MAX_APP_REDIRECTS = 10
 
 
-def _fresh(limit: Any, name: str) -> Any:
-    """The same install limit, counting afresh in memory for this test."""
+def _fresh(limit: Any, state: Any) -> Any:
+    """The same limit, counting afresh in this test's own login state."""
     from ._install_limit import InstallLimit
 
-    proxies = [str(net) for net in limit.trusted_proxies] + (["unix:"] if limit.trusts_unix_socket else [])
-    return InstallLimit(limit.per_client, limit.total, limit.window, trusted_proxies=proxies, name=name)
+    fresh = InstallLimit(limit.per_client, limit.total, limit.window, trusted_proxies=limit.trusted_proxy_names())
+    return fresh.counting_in(state, limit.name)
 
 
 @functools.cache
@@ -197,9 +197,8 @@ class GistSandboxFixture:
         if redirect_uri is not None:
             self.allow_redirect_uri(redirect_uri)
         self.allow_redirect_uri(*_callbacks(target.name))
-        from ._install_limit import MemoryReplayGuard
         from ._login import IssuedTokens
-        from .tokens import MemoryTokenStore
+        from .tokens import MemoryLoginState, MemoryTokenStore
 
         saved = {key: vars(target).get(key, _ABSENT) for key in _USED_ATTRIBUTES}
         reg = target.gist_registration
@@ -219,9 +218,9 @@ class GistSandboxFixture:
             # The test's tokens, used states and install counts are its own: the developer's token database and
             # the counts of an app built at import time stay as they were.
             store=MemoryTokenStore() if reg.store is not None else None,
-            replay_guard=MemoryReplayGuard(),
-            install_limit=_fresh(reg.install_limit, reg.name),
-            refusal_limit=_fresh(reg.refusal_limit, reg.name),
+            login_state=(state := MemoryLoginState()),
+            install_limit=_fresh(reg.install_limit, state),
+            refusal_limit=_fresh(reg.refusal_limit, state),
             issued=IssuedTokens(),
         )
         for key, value in {

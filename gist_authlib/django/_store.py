@@ -12,7 +12,7 @@ from django.db import DatabaseError, IntegrityError, router, transaction
 from django.db.models import F, Q
 
 from ..errors import ConfigurationError, TokenStoreError
-from ..tokens._base import COLUMNS, Admit, BaseTokenStore, Row, TokenCipher
+from ..tokens._base import COLUMNS, Admit, BaseTokenStore, DatabaseLoginState, Row, TokenCipher
 
 __all__ = ["DjangoTokenStore", "default_store"]
 
@@ -21,7 +21,7 @@ _LOOKUPS = frozenset({"token_hash", "refresh_hash"})
 _NO_KEY = object()
 
 
-class DjangoTokenStore(BaseTokenStore):
+class DjangoTokenStore(DatabaseLoginState, BaseTokenStore):
     """Tokens in the project's database (the ``gist_authlib`` app's tables), encrypted as every store's are.
 
     Shared by every process and machine that uses the database, as are the used login states and codes and the

@@ -119,7 +119,13 @@ class MemoryLoginState:
             attempts = self._registrations.setdefault(registration, _Attempts())
             return attempts.count(network, now - window, now, admit, self._max_networks)
 
-    def __len__(self) -> int:
+    @property
+    def used_values(self) -> int:
+        """How many used states and codes are remembered (expired ones go at the next ``consume``)."""
+        return len(self._seen)
+
+    @property
+    def networks(self) -> int:
         """How many networks the install counts remember (with an attempt within the window, at the last count)."""
         with self._lock:
             return sum(len(attempts.by_network) for attempts in self._registrations.values())

@@ -28,7 +28,7 @@ from gist_authlib.sandbox import SandboxClient, ServerThread, create_app
 from gist_authlib.tokens import BaseTokenStore, SQLAlchemyTokenStore, SQLiteTokenStore, TokenCipher
 
 KEY = TokenCipher.generate_key()
-UNAVAILABLE = "Stored Gist tokens are unavailable"
+UNAVAILABLE = "This site could not save or read your connection to Gist."  # the 503 page of a store fault
 #: The PostgreSQL timeouts of these tests, from the URL (docs/RELIABILITY.md): a call ends 1 s past the statement
 #: timeout; libpq counts a connect timeout of at least 2 s.
 PG_TIMEOUTS = "statement_timeout=500&connect_timeout=2"

@@ -173,7 +173,7 @@ def test_the_install_limit_counts_per_network_and_in_total() -> None:
     assert limit.allow("10.0.2.2") is False
     now[0] += 61
     assert limit.allow("10.0.1.2") is True  # the window moved on
-    assert len(limit.counter) == 1  # networks with nothing left in the window are forgotten
+    assert limit.counter.networks == 1  # networks with nothing left in the window are forgotten
 
 
 # --- the cookie budget --------------------------------------------------------------------------------------

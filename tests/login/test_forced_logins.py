@@ -42,16 +42,16 @@ def test_cookieless_callbacks_with_new_codes_record_a_bounded_number_of_codes(ma
     """One genuine state and 300 callbacks with new codes from a browser without its login cookie: each is refused,
     and the record of consumed codes grows by the per-network limit at most, not by one row a request."""
     stack: Stack = make_stack(framework)
-    guard = stack.apps["gist"].gist_registration.replay_guard
+    records = stack.apps["gist"].gist_registration.login_state
     with stack.browser() as attacker:
         state = query_of(stack.start_login(attacker))["state"]
         attacker.cookies.clear()
-        before = len(guard)
+        before = records.used_values
         answers = {
             attacker.get(stack.callback_url(), params={"state": state, "code": secrets.token_urlsafe(12)}).status_code
             for _ in range(300)
         }
     assert answers == {400}
-    assert len(guard) - before <= 30
+    assert records.used_values - before <= 30
     with stack.browser() as browser:  # the flood took nothing from a real login
         assert stack.login(browser).status_code == 200

@@ -15,7 +15,7 @@ import pytest
 
 from gist_authlib import GistProvider, LoginResult
 from gist_authlib._effects import Blocking, UserCode
-from gist_authlib._install_limit import InstallLimit, MemoryReplayGuard
+from gist_authlib._install_limit import InstallLimit
 from gist_authlib._limits import Answer, Send
 from gist_authlib._login import Registration, authorization, callback_steps, remember
 from gist_authlib._web import Request
@@ -38,7 +38,6 @@ def registration(**changes: Any) -> Registration:
         "token_url": provider.access_token_url,
         "api_base_url": provider.api_base_url,
         "redirect_uri": REDIRECT,
-        "replay_guard": MemoryReplayGuard(),
     }
     settings.update(changes)
     return Registration(**settings)

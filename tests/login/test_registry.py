@@ -175,7 +175,7 @@ def test_two_registrations_do_not_share_state() -> None:
     assert (eu.client_id, us.client_id) == ("eu", "us")
     assert eu.gist_registration.scopes != us.gist_registration.scopes
     assert type(eu) is type(us) is GistStarletteApp  # one declared class; the state is per registration
-    assert eu.gist_registration.replay_guard is not us.gist_registration.replay_guard
+    assert eu.gist_registration.login_state is not us.gist_registration.login_state
     assert eu.gist_registration.cookie.session_key != us.gist_registration.cookie.session_key
     assert eu.gist_registration.subject_key != us.gist_registration.subject_key
     assert eu.client_kwargs is not us.client_kwargs

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from support.snippets import FRAMEWORKS, ROOT, blocks, serve_example, start_sandbox
+from support.web import browser_client
 
 README = "README.md"
 
@@ -36,10 +37,15 @@ def test_each_frameworks_example_logs_in_as_written(
     assert len(found) == 1
     served = start_sandbox(FRAMEWORKS[framework], "/oauth/gist/callback", monkeypatch, tmp_path)
     try:
-        with serve_example(framework, found, served):
-            page = served.log_in()
+        with serve_example(framework, found, served), browser_client(follow_redirects=True, timeout=10) as browser:
+            before = browser.get(f"{served.app_url}/")
+            page = browser.get(f"{served.app_url}/auth/gist")
+            callback = next(str(hop.url) for hop in page.history if "/oauth/gist/callback" in str(hop.url))
+            again = browser.get(callback)  # a refresh of the callback's page after the login
     finally:
         for server in served.servers:
             server.stop()
-    assert page.status_code == 200, page.text
-    assert re.fullmatch(r"Your team has \d+ people\.", page.text), page.text
+    assert (before.status_code, before.text) == (200, '<a href="/auth/gist">Log in with Gist</a>')
+    assert page.status_code == 200 and str(page.url) == f"{served.app_url}/", page.text
+    assert re.fullmatch(r"\S.* has \d+ people\.", page.text), page.text
+    assert (again.status_code, again.text) == (200, page.text)  # on to the same page, not "Not Found"

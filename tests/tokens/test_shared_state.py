@@ -214,7 +214,7 @@ def test_register_takes_a_location_with_its_key_from_the_environment(
         OAuth(), client_id="cid", client_secret="cs", token_store=tmp_path / "t.sqlite3", install_limit=limit
     )
     store = app.gist_registration.store
-    assert isinstance(store, SQLiteTokenStore) and app.gist_registration.replay_guard is store
+    assert isinstance(store, SQLiteTokenStore) and app.gist_registration.login_state is store
     shared = app.gist_registration.install_limit
     assert shared.counter is store and shared.name == "gist" and shared.per_client == 1
     assert shared.client_address("192.168.1.1", "198.51.100.7") == "198.51.100.7"
