@@ -76,9 +76,12 @@ PERSISTENT = ["sqlite", "sqlalchemy-sqlite", "sqlalchemy-postgres", "django"]
 @pytest.fixture(params=ALL)
 def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
     opened: list[BaseTokenStore] = []
+    # Made here, not in the test: the Django project it asks for is then set up before this fixture and taken
+    # down after it, so the settings it overrides are back as they were for the next module's tests.
+    make = _opener(request.param, tmp_path, request)
 
     def open_store(**kwargs: Any) -> BaseTokenStore:
-        store = _opener(request.param, tmp_path, request)(**kwargs)
+        store = make(**kwargs)
         opened.append(store)
         return store
 
