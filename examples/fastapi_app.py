@@ -6,7 +6,8 @@ them again later, through the ``current_token`` dependency.
 
 Tokens are kept in an encrypted store (GIST_TOKEN_KEY; GIST_TOKEN_DB, a SQLite file or a database URL such as
 postgresql://..., and GIST_TRUSTED_PROXIES, as in the Starlette example);
-the browser session holds only the key they are stored under. Settings come from the environment.
+the browser session holds only the key they are stored under. Settings come from the environment. Every page
+answers a failure with the library's error page: 502 when Gist fails, 503 when the token store is down.
 
 Run it:  uvicorn --factory gist_authlib.examples.fastapi_app:create_app --port 8000
 Or:      gist-authlib demo --framework fastapi
@@ -15,19 +16,20 @@ Or:      gist-authlib demo --framework fastapi
 # No "from __future__ import annotations" here: FastAPI reads the Depends() annotations at runtime, and
 # the dependency is a local of create_app.
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from html import escape
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from authlib.integrations.starlette_client import OAuth
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from starlette.config import Config
 from starlette.middleware.sessions import SessionMiddleware
 
 import gist_authlib
-from gist_authlib import InstallLimit
-from gist_authlib.starlette import gist_routes, stored_token
+from gist_authlib import AsyncGistClient, GistAuthError, InstallLimit
+from gist_authlib.starlette import default_on_error, gist_routes, stored_token
 from gist_authlib.tokens import open_token_store
 
 
@@ -45,21 +47,19 @@ def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
         install_limit=InstallLimit(trusted_proxies=config("GIST_TRUSTED_PROXIES", default="")),
     )
 
+    # One connection pool for the whole process; each user's calls go through with_token(...) on it.
+    api = AsyncGistClient.from_authlib(gist, None)
+
     async def current_token(request: Request) -> dict[str, Any]:
         """The logged-in user's Gist token (from the store), or 401."""
-        record = await stored_token(request, gist)
+        record = await stored_token(request, gist)  # the store down: a TokenStoreError (503 page)
         if record is None:
             raise HTTPException(status_code=401, detail="Log in with Gist first: /auth/gist")
         return dict(record.token)
 
     async def teammates_page(token: dict[str, Any]) -> HTMLResponse:
-        response = await gist.get("teammates", token=token)
-        if response.status_code != 200:
-            return HTMLResponse(f"<h1>Gist answered HTTP {response.status_code}</h1>", status_code=502)
-        teammates = response.json().get("teammates", [])
-        rows = "".join(
-            f"<li>{escape(str(t.get('name')))} &lt;{escape(str(t.get('email')))}&gt;</li>" for t in teammates
-        )
+        teammates = await api.with_token(token).teammates.list()  # Gist failing: a GistAPIError (502 page)
+        rows = "".join(f"<li>{escape(t.name or '')} &lt;{escape(t.email or '')}&gt;</li>" for t in teammates)
         return HTMLResponse(
             "<!doctype html><link rel=icon href=data:,><title>Your Gist teammates</title><h1>Logged in with Gist</h1>"
             f'<p>Your workspace has {len(teammates)} teammates:</p><ul id="teammates">{rows}</ul>'
@@ -70,7 +70,18 @@ def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
         # Already stored, keyed by workspace; gist_routes(..., subject=...) keys it by your own user id instead.
         return await teammates_page(token)
 
-    app = FastAPI(title="Gist login example")
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await api.aclose()
+        await gist.gist_aclose()  # the registration's pooled connections for the token exchange
+
+    app = FastAPI(title="Gist login example", lifespan=lifespan)
+
+    @app.exception_handler(GistAuthError)
+    def on_gist_error(request: Request, error: Exception) -> Response:
+        # Any GistAuthError a page raises gets the library's error page with its status, never a bare 500.
+        return default_on_error(request, cast(GistAuthError, error))
 
     @app.get("/", response_class=HTMLResponse)
     async def home() -> str:

@@ -3,7 +3,8 @@
 Routes: ``/`` welcomes with a login link, ``/auth/gist`` starts the login, ``/oauth/gist/callback``
 exchanges the code, fetches ``/teammates`` with the new token and shows them; ``/me/teammates`` shows them
 again with the token kept in the encrypted store (GIST_TOKEN_KEY; GIST_TOKEN_DB, a SQLite file or a database URL
-such as postgresql://... that several instances share).
+such as postgresql://... that several instances share). Every page answers a failure with the library's error
+page: 502 when Gist fails, 503 when the token store is down.
 
 Settings come from the environment (as in the Starlette example): GIST_CLIENT_ID, GIST_CLIENT_SECRET,
 SESSION_SECRET (required); GIST_AUTHORIZE_URL, GIST_ACCESS_TOKEN_URL, GIST_API_BASE_URL, GIST_SCOPES,
@@ -23,8 +24,8 @@ from authlib.integrations.flask_client import OAuth
 from flask import Flask, redirect, render_template_string
 
 import gist_authlib
-from gist_authlib import InstallLimit
-from gist_authlib.flask import gist_blueprint, stored_token
+from gist_authlib import GistAuthError, GistClient, InstallLimit
+from gist_authlib.flask import default_on_error, gist_blueprint, stored_token
 from gist_authlib.tokens import open_token_store
 
 HOME = """<!doctype html><link rel=icon href=data:,><title>Gist example</title><h1>Welcome</h1>
@@ -52,20 +53,27 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
         install_limit=InstallLimit(trusted_proxies=env.get("GIST_TRUSTED_PROXIES", "")),
     )
 
-    def teammates_page(response: Any) -> Any:
-        if response.status_code != 200:
-            return f"<h1>Gist answered HTTP {response.status_code}</h1>", 502
-        return render_template_string(TEAMMATES, teammates=response.json().get("teammates", []))
+    # One connection pool for the whole process; each user's calls go through with_token(...) on it.
+    api = GistClient.from_authlib(gist, None)
+
+    def teammates_page(client: GistClient) -> Any:
+        # Gist failing: a GistAPIError, answered by default_on_error below (502)
+        return render_template_string(TEAMMATES, teammates=client.teammates.list())
 
     def on_login(token: dict[str, Any]) -> Any:
         # Already stored, keyed by workspace; gist_blueprint(..., subject=...) keys it by your own user id instead.
-        return teammates_page(gist.get("teammates", token=token))
+        return teammates_page(api.with_token(token))
 
     @app.get("/me/teammates")
     def my_teammates() -> Any:
-        if stored_token(gist) is None:
+        record = stored_token(gist)  # the store down: a TokenStoreError (503 page)
+        if record is None:
             return redirect("/auth/gist?next=/me/teammates")
-        return teammates_page(gist.get("teammates"))  # Authlib's fetch_token finds the stored token
+        # A 401 deletes the stored token (the app was uninstalled); the next visit logs in again.
+        return teammates_page(api.with_token(record.token, store=store, subject=record.subject))
+
+    # Any GistAuthError a page raises gets the library's error page with its status, never a bare 500.
+    app.register_error_handler(GistAuthError, default_on_error)
 
     app.add_url_rule("/", "home", lambda: render_template_string(HOME))
     # Installs started inside Gist: stored by workspace, then on to Gist's acknowledgement (None).

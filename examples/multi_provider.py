@@ -2,7 +2,7 @@
 
 ``/auth/gist`` logs in with Gist through gist_authlib's routes; ``/auth/other`` logs in with any other
 OAuth 2 provider through plain Authlib. Each keeps its own login state in the session, so neither can
-complete (or disturb) the other's login.
+complete (or disturb) the other's login. Gist failing gives the library's error page (502), never a bare 500.
 
 Settings come from the environment: the Gist ones as in the Starlette example, and for the other provider
 OTHER_CLIENT_ID, OTHER_CLIENT_SECRET, OTHER_AUTHORIZE_URL, OTHER_ACCESS_TOKEN_URL, OTHER_API_BASE_URL
@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from html import escape
-from typing import Any
+from typing import Any, cast
 
 from authlib.integrations.starlette_client import OAuth, OAuthError
 from starlette.applications import Starlette
@@ -28,7 +28,8 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 import gist_authlib
-from gist_authlib.starlette import gist_routes
+from gist_authlib import AsyncGistClient, GistAuthError
+from gist_authlib.starlette import default_on_error, gist_routes
 
 
 def create_app(environ: Mapping[str, str] | None = None) -> Starlette:
@@ -53,8 +54,12 @@ def create_app(environ: Mapping[str, str] | None = None) -> Starlette:
         )
 
     async def on_gist_login(request: Request, token: dict[str, Any]) -> HTMLResponse:
-        response = await gist.get("teammates", token=token)
-        return teammates_page("Gist", response.json().get("teammates", []))
+        async with AsyncGistClient.from_authlib(gist, token) as client:  # typed answers, typed errors
+            teammates = await client.teammates.list()
+        return teammates_page("Gist", [dict(t.raw) for t in teammates])
+
+    def on_gist_error(request: Request, error: Exception) -> Response:
+        return default_on_error(request, cast(GistAuthError, error))
 
     async def other_login(request: Request) -> Response:
         redirect: Response = await other.authorize_redirect(request, str(request.url_for("other_callback")))
@@ -76,4 +81,5 @@ def create_app(environ: Mapping[str, str] | None = None) -> Starlette:
             Route("/oauth/other/callback", other_callback, name="other_callback"),
         ],
         middleware=[Middleware(SessionMiddleware, secret_key=config("SESSION_SECRET"), same_site="lax")],
+        exception_handlers={GistAuthError: on_gist_error},
     )

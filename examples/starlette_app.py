@@ -3,7 +3,8 @@
 Routes: ``/`` welcomes with a login link, ``/auth/gist`` starts the login, ``/oauth/gist/callback``
 exchanges the code, fetches ``/teammates`` with the new token and shows them; ``/me/teammates`` shows them
 again later with the stored token. Tokens are kept in an encrypted store (a SQLite file, or a database
-that several instances share), keyed by Gist workspace; the session cookie holds only that key.
+that several instances share), keyed by Gist workspace; the session cookie holds only that key. Every page
+answers a failure with the library's error page: 502 when Gist fails, 503 when the token store is down.
 
 Settings come from the environment, so the same file runs against real Gist, the sandbox, or any server
 that speaks the same protocol:
@@ -29,7 +30,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Mapping
 from html import escape
-from typing import Any
+from typing import Any, cast
 
 from authlib.integrations.starlette_client import OAuth
 from starlette.applications import Starlette
@@ -41,8 +42,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 import gist_authlib
-from gist_authlib import AsyncGistClient, GistAPIError, InstallLimit
-from gist_authlib.starlette import gist_routes, stored_token
+from gist_authlib import AsyncGistClient, GistAuthError, InstallLimit
+from gist_authlib.starlette import default_on_error, gist_routes, stored_token
 from gist_authlib.tokens import open_token_store
 
 
@@ -75,10 +76,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Starlette:
         )
 
     async def teammates_page(client: AsyncGistClient) -> HTMLResponse:
-        try:
-            teammates = await client.teammates.list()
-        except GistAPIError as error:
-            return HTMLResponse(f"<h1>{escape(error.title)}</h1><p>{escape(error.message)}</p>", status_code=502)
+        teammates = await client.teammates.list()  # Gist failing: a GistAPIError, answered by default_on_error
         rows = "".join(f"<li>{escape(t.name or '')} &lt;{escape(t.email or '')}&gt;</li>" for t in teammates)
         return HTMLResponse(
             "<!doctype html><link rel=icon href=data:,><title>Your Gist teammates</title><h1>Logged in with Gist</h1>"
@@ -95,8 +93,13 @@ def create_app(environ: Mapping[str, str] | None = None) -> Starlette:
         # A workspace installed the app from inside Gist: its token is stored under workspace:<id>.
         return None  # on to Gist's install acknowledgement
 
+    def on_gist_error(request: Request, error: Exception) -> Response:
+        # Any GistAuthError a page raises gets the library's error page with its status (502 when Gist fails, 503
+        # when the token store is down), never a bare 500.
+        return default_on_error(request, cast(GistAuthError, error))
+
     async def my_teammates(request: Request) -> Response:
-        record = await stored_token(request, gist)
+        record = await stored_token(request, gist)  # the store down: a TokenStoreError (503 page)
         if record is None:
             return RedirectResponse("/auth/gist?next=/me/teammates", status_code=303)
         # A 401 deletes the stored token (the app was uninstalled); the next visit logs in again.
@@ -104,6 +107,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Starlette:
 
     return Starlette(
         lifespan=lifespan,
+        exception_handlers={GistAuthError: on_gist_error},
         routes=[
             Route("/", home),
             Route("/me/teammates", my_teammates),

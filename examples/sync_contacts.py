@@ -131,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         except TokenRevokedError:
             print("\nGist refused the credential (401): it was revoked or is wrong. Nothing more was sent.")
             return 2
+        except GistAPIError as error:  # listing the contacts failed: unreachable, out of time, a wrong answer
+            print(f"\n{error.message} Run the sync again: it updates what is there and creates no duplicates.")
+            return 2
     print(f"\n{summary}")
     for line, reason in summary.failed:
         print(f"  line {line}: {reason}")

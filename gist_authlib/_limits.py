@@ -29,11 +29,17 @@ __all__ = [
 
 
 class AnswerTooLarge(Exception):
-    """An answer's body is larger than its cap; what was read of it is dropped."""
+    """An answer's body is larger than its cap; what was read of it is dropped.
 
-    def __init__(self, limit: int) -> None:
+    Attributes:
+        limit: the cap, in bytes.
+        status: the answer's HTTP status, when known.
+    """
+
+    def __init__(self, limit: int, status: int | None = None) -> None:
         super().__init__(f"the answer is larger than {limit} bytes")
         self.limit = limit
+        self.status = status
 
 
 class Deadline:
@@ -99,12 +105,12 @@ def read_bounded(response: httpx2.Response, *, limit: int, deadline: Deadline) -
     """
     try:
         if _declared_too_large(response, limit):
-            raise AnswerTooLarge(limit)
+            raise AnswerTooLarge(limit, response.status_code)
         body = bytearray()
         for chunk in response.iter_bytes():
             body += chunk
             if len(body) > limit:
-                raise AnswerTooLarge(limit)
+                raise AnswerTooLarge(limit, response.status_code)
             deadline.check()
         return bytes(body)
     finally:
@@ -115,12 +121,12 @@ async def aread_bounded(response: httpx2.Response, *, limit: int, deadline: Dead
     """The async form of :func:`read_bounded`."""
     try:
         if _declared_too_large(response, limit):
-            raise AnswerTooLarge(limit)
+            raise AnswerTooLarge(limit, response.status_code)
         body = bytearray()
         async for chunk in response.aiter_bytes():
             body += chunk
             if len(body) > limit:
-                raise AnswerTooLarge(limit)
+                raise AnswerTooLarge(limit, response.status_code)
             deadline.check()
         return bytes(body)
     finally:

@@ -795,26 +795,24 @@ def _lookup(reg: Registration, token: Mapping[str, Any], deadline: Deadline) -> 
 
 
 def _workspace(body: bytes) -> tuple[str, str | None] | None:
-    """The workspace of a token information answer; ``None`` when it names none."""
+    """The workspace of a token information answer; ``None`` when it names none.
+
+    Raises:
+        TokenExchangeError: the answer is not token information (``invalid_token_info``).
+    """
+    from .api import TokenInfo
+    from .api._models import ShapeError
+
     try:
-        info = json.loads(body)
-    except ValueError:
-        info = None
-    workspace_id = info.get("workspace_id") if isinstance(info, dict) else None
-    name = info.get("workspace_name") if isinstance(info, dict) else None
-    if (
-        not isinstance(info, dict)
-        or not isinstance(workspace_id, (str, int, type(None)))
-        or isinstance(workspace_id, bool)
-        or not isinstance(name, (str, type(None)))
-    ):
+        info = TokenInfo.from_shape(json.loads(body))
+    except (ValueError, ShapeError):
         raise TokenExchangeError(
             "Gist's answer about the new token was not token information, so the login was not completed.",
             error_code="invalid_token_info",
-        )
-    if workspace_id is None or workspace_id == "":
+        ) from None
+    if info.workspace_id is None or info.workspace_id == "":
         return None
-    return str(workspace_id), name
+    return str(info.workspace_id), info.workspace_name if isinstance(info.workspace_name, str) else None
 
 
 # -- who logged in ---------------------------------------------------------------------------------------------

@@ -135,8 +135,6 @@ class GistApp:
 
     def __init__(self, framework: Any, name: str, *, gist: dict[str, Any], **kwargs: Any) -> None:
         oauth, provider, insecure = gist.pop("oauth"), gist["provider"], gist["allow_insecure_http"]
-        # Flask reads app.config only; GIST_* exported in the shell are read too, where app.config has none (an
-        # explicit provider's endpoints still win over the environment's).
         wanted = gist.pop("environ")
         environ = {key: os.environ.get(f"{name.upper()}_{key.upper()}") or None for key in wanted}
         for key in _SETTINGS[:-1]:
@@ -193,6 +191,16 @@ class GistApp:
     def gist_session_of(request: Any) -> Any:
         """The session Authlib's ``fetch_token(request)`` reads the logged-in subject from (per framework)."""
         raise NotImplementedError
+
+    #: Whether ``GIST_*`` settings are read from the environment where the framework's configuration has none
+    #: (Flask, whose ``app.config`` does not read the environment by itself).
+    gist_reads_environment = False
+
+    @staticmethod
+    def gist_setting_names(name: str) -> dict[str, str]:
+        """How the framework's configuration names the client id, secret and redirect URI, for messages (by
+        default ``GIST_CLIENT_ID``, ...)."""
+        return {}
 
     @staticmethod
     def gist_default_store() -> TokenStore | None:
@@ -625,7 +633,9 @@ def register(
     client_kwargs["follow_redirects"] = False  # a redirected token request could carry the code elsewhere
     gist: dict[str, Any] = {
         "oauth": oauth,
-        "environ": () if "flask" not in type(oauth).__module__ else _SETTINGS if not given_provider else _CREDENTIALS,
+        # Where the framework reads no GIST_* from the environment itself (Flask), they are read too; an explicit
+        # provider's endpoints still win over the environment's.
+        "environ": () if not app_cls.gist_reads_environment else _SETTINGS if not given_provider else _CREDENTIALS,
         "provider": provider,
         "scopes": granted,
         "redirect_uri": redirect_uri,
@@ -638,7 +648,7 @@ def register(
         "login_state": state,
         "install_limit": limit.for_registration(name, state),
         "refusal_limit": refusals.for_registration(f"{name}:refused", state),
-        "setting_names": _setting_names(oauth, name),
+        "setting_names": app_cls.gist_setting_names(name),
         "error_page": error_page,
     }
     kwargs: dict[str, Any] = {"client_cls": app_cls, "client_kwargs": client_kwargs, "gist": gist}
@@ -705,13 +715,6 @@ def _app_class(oauth: Any) -> type[GistApp]:
         f"gist_authlib.register() takes one of Authlib's OAuth registries (Starlette, Flask or Django), not "
         f"{type(oauth).__module__}.{type(oauth).__qualname__}."
     )
-
-
-def _setting_names(oauth: Any, name: str) -> dict[str, str]:
-    if "django" in type(oauth).__module__:
-        keys = ("client_id", "client_secret", "redirect_uri")
-        return {key: f'settings.AUTHLIB_OAUTH_CLIENTS["{name}"]["{key}"]' for key in keys}
-    return {}
 
 
 def _compliance_fix(session: Any) -> None:

@@ -25,9 +25,11 @@ import httpx2
 
 from ._effects import Blocking, Pause, UserCode, drive, drive_async
 from ._flow import check_token_response
+from ._limits import AnswerTooLarge, Deadline, aread_bounded, read_bounded, read_json
 from ._version import USER_AGENT
 from .api import TokenInfo
 from .api._endpoint import AsyncSide, Call, Pages, SyncSide, endpoint
+from .api._models import ShapeError
 from .api._resources import AsyncResources, SyncResources
 from .errors import (
     GistAPIError,
@@ -40,6 +42,7 @@ from .errors import (
     TokenEndpointError,
     TokenRevokedError,
     TokenStoreError,
+    UnexpectedAnswerError,
 )
 from .provider import GistProvider
 
@@ -50,6 +53,10 @@ IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"
 RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
 DEFAULT_TIMEOUT: Final = httpx2.Timeout(10.0, connect=5.0)
 DEFAULT_LIMITS: Final = httpx2.Limits(max_connections=100, max_keepalive_connections=20)
+#: The largest answer body a client reads by default (a page of 60 contacts is tens of KiB).
+DEFAULT_MAX_ANSWER_BYTES: Final = 4 * 1024 * 1024
+# A timeout cut to what is left of a deadline fires about when the deadline passes, a hair before or after.
+_DEADLINE_SLACK: Final = 0.05
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,9 @@ class RetryPolicy:
         max_attempts: attempts in all, the first included (1 disables retries).
         backoff_base: the first backoff's upper bound, in seconds.
         backoff_cap: the longest backoff, in seconds.
-        deadline: seconds one call may take, retries and pauses included; no retry starts past it.
+        deadline: seconds one call may take, every attempt, pause and body read included: each request's
+            timeouts are cut to what is left, and a body still arriving past it is dropped
+            (``GistConnectionError`` with ``error_code == "deadline_exceeded"``).
         max_retry_after: the longest ``Retry-After`` pause honoured; a longer one ends the retries.
     """
 
@@ -98,8 +107,35 @@ class RefreshSettings:
 
 
 # --- the steps a flow yields; the drivers perform them and send back the answer ------------------------
-# An httpx2.Request is sent: the answer is the response, and a transport error is thrown into the flow.
+# A failure of a step (a transport error, an answer too large) is thrown into the flow.
 _Flow = Generator[Any, Any, T]
+
+
+@dataclass(frozen=True, slots=True)
+class _Send:
+    """Send ``request``, its timeouts cut to what is left of ``deadline``, and read its answer's body, capped,
+    before the deadline; the answer is (response, body)."""
+
+    request: httpx2.Request
+    deadline: Deadline
+
+    def cut(self) -> httpx2.Request:
+        """The request, each of its timeouts cut to what is left of the deadline.
+
+        Raises:
+            httpx2.ReadTimeout: the deadline has passed.
+        """
+        left = self.deadline.remaining()
+        if left is not None:
+            if left <= 0:
+                raise httpx2.ReadTimeout("the call ran past its deadline")
+            waits = self.request.extensions["timeout"]  # what build_request set: the client's timeouts
+            # Most attempts have more time left than any of their timeouts: nothing to cut, nothing to build.
+            if any(wait is None or wait > left for wait in waits.values()):
+                self.request.extensions["timeout"] = {
+                    name: left if wait is None or wait > left else wait for name, wait in waits.items()
+                }
+        return self.request
 
 
 @dataclass(frozen=True)
@@ -228,12 +264,13 @@ class _Core:
         }
         return http.build_request("POST", self.refresh.token_url, data=form)
 
-    def parse_refresh(self, response: httpx2.Response, now: float, old: Mapping[str, Any]) -> dict[str, Any]:
+    def parse_refresh(self, status: int, content: bytes, now: float, old: Mapping[str, Any]) -> dict[str, Any]:
         """Validate a refresh answer; returns the new token (keeping the old refresh token if none came)."""
-        if not 200 <= response.status_code < 300:
-            raise TokenEndpointError(response.status_code, _json_or_none(response, "error"))
+        if not 200 <= status < 300:
+            body = _error_body(content)
+            raise TokenEndpointError(status, str(body["error"]) if isinstance(body, dict) and "error" in body else None)
         try:
-            body = response.json()
+            body = read_json(content)
         except ValueError:
             raise InvalidTokenResponseError("the refresh answer is not JSON") from None
         token = check_token_response(body)
@@ -246,23 +283,17 @@ class _Core:
         self.token = token
         self.auth = {"Authorization": f"Bearer {token['access_token']}"}
 
-    def answer(self, response: httpx2.Response, *, method: str, path: str, scope: str | None) -> Any:
+    def answer(self, response: httpx2.Response, content: bytes, *, method: str, path: str, scope: str | None) -> Any:
         """The parsed JSON of a success, or the typed error an answer means (after any retries)."""
         status = response.status_code
         if 200 <= status < 300:
-            if not response.content:
+            if not content:
                 return None
             try:
-                return response.json()
+                return read_json(content)
             except ValueError:
-                raise GistAPIError(
-                    status,
-                    None,
-                    method=method,
-                    path=path,
-                    message=f"Gist answered {method} {path} with HTTP {status} but not with JSON.",
-                ) from None
-        body = _body(response)
+                raise UnexpectedAnswerError(status, "its body is not JSON", method=method, path=path) from None
+        body = _error_body(content)
         if status in RETRY_STATUSES:
             retry_after = _retry_after(response)
             if status == 429 or (status == 503 and retry_after is not None):
@@ -278,7 +309,7 @@ class _Core:
             raise NotFoundError(status, body, method=method, path=path)
         raise GistAPIError(status, body, method=method, path=path)
 
-    def retry_delay(self, attempt: int, started: float, retry_after: float | None) -> float | None:
+    def retry_delay(self, attempt: int, deadline: Deadline, retry_after: float | None) -> float | None:
         """The pause before the next attempt, or ``None`` when no retry is left."""
         if attempt >= self.retry.max_attempts:
             return None
@@ -288,9 +319,20 @@ class _Core:
             delay = retry_after
         else:
             delay = self.retry.backoff(attempt)
-        if time.monotonic() + delay - started > self.retry.deadline:
+        left = deadline.remaining()
+        if left is not None and delay >= left:
             return None
         return delay
+
+    def unreachable(self, failure: Exception, deadline: Deadline, *, method: str, path: str) -> GistConnectionError:
+        """The error for a call whose last attempt got no whole answer."""
+        left = deadline.remaining()
+        if left is not None and left < _DEADLINE_SLACK:
+            return GistConnectionError.deadline_exceeded(self.retry.deadline, method=method, path=path)
+        timed_out = isinstance(failure, httpx2.TimeoutException)
+        return GistConnectionError(
+            "no answer within the timeout" if timed_out else type(failure).__name__, method=method, path=path
+        )
 
 
 def _stored(store: Any, subject: str) -> dict[str, Any]:
@@ -333,16 +375,12 @@ def _as_token(token: str | Mapping[str, Any]) -> dict[str, Any]:
     return check_token_response(token)
 
 
-def _body(response: httpx2.Response) -> object:
+def _error_body(content: bytes) -> object:
+    """An error answer's body: its JSON, else the start of its text."""
     try:
-        return response.json()
+        return read_json(content)
     except ValueError:
-        return response.text[:500] or None
-
-
-def _json_or_none(response: httpx2.Response, key: str) -> str | None:
-    body = _body(response)
-    return str(body[key]) if isinstance(body, dict) and key in body else None
+        return content[:500].decode("utf-8", "replace") or None
 
 
 def _scope_from(body: object) -> str | None:
@@ -375,10 +413,6 @@ def _retry_after(response: httpx2.Response) -> float | None:
         return None
     # An HTTP date is wall-clock time (the retry deadline runs on the monotonic clock).
     return max(0.0, when.timestamp() - time.time())
-
-
-def _failure(exc: httpx2.TransportError) -> str:
-    return "no answer within the timeout" if isinstance(exc, httpx2.TimeoutException) else type(exc).__name__
 
 
 def _make_core(
@@ -430,6 +464,7 @@ class _ClientBase:
     _core: _Core
     _http: httpx2.Client | httpx2.AsyncClient
     _refresh_lock: Any
+    _max_answer_bytes: int
     _owns_pool = True
 
     @property
@@ -503,7 +538,7 @@ class _ClientBase:
     @endpoint
     def token_info(self) -> Call[TokenInfo]:
         """The workspace this token belongs to (``GET /token``)."""
-        return Call("GET", "token", TokenInfo.from_api)
+        return Call("GET", "token", TokenInfo.from_shape)
 
     # --- the flows --------------------------------------------------------------------------------------
 
@@ -526,7 +561,7 @@ class _ClientBase:
         if core.token is None:
             raise ValueError("This client has no token: make one for a token with client.with_token(token).")
         idempotent = _is_idempotent(method, call.idempotent)
-        started, attempt = time.monotonic(), 0
+        deadline, attempt = Deadline(core.retry.deadline), 0
         while True:
             attempt += 1
             if core.needs_refresh(time.time()):
@@ -536,25 +571,28 @@ class _ClientBase:
             # The bearer header is read at each attempt: a refresh between attempts changes it.
             request = self._http.build_request(method, url, params=call.params, json=call.json, headers=core.auth)
             try:
-                response = yield request
+                response, content = yield _Send(request, deadline)
             except httpx2.TransportError as exc:
-                delay = core.retry_delay(attempt, started, None) if idempotent else None
+                delay = core.retry_delay(attempt, deadline, None) if idempotent else None
                 if delay is None:
-                    raise GistConnectionError(_failure(exc), method=method, path=path) from None
+                    raise core.unreachable(exc, deadline, method=method, path=path) from None
                 yield Pause(delay)
                 continue
+            except AnswerTooLarge as exc:
+                raise UnexpectedAnswerError.too_large(exc.status or 0, exc.limit, method=method, path=path) from None
             if response.status_code in RETRY_STATUSES and idempotent:
-                delay = core.retry_delay(attempt, started, _retry_after(response))
+                delay = core.retry_delay(attempt, deadline, _retry_after(response))
                 if delay is not None:
                     yield Pause(delay)
                     continue
             try:
-                body = core.answer(response, method=method, path=path, scope=call.scope)
+                return call.parse(core.answer(response, content, method=method, path=path, scope=call.scope))
             except NotFoundError:
                 if call.none_if_missing:
                     return cast(T, None)
                 raise
-            return call.parse(body)
+            except ShapeError as wrong:
+                raise UnexpectedAnswerError(response.status_code, wrong.sentence, method=method, path=path) from None
 
     def _refresh_flow(self) -> _Flow[dict[str, Any] | None]:
         """Refresh the token (run holding the refresh lock); the new token if this call refreshed it."""
@@ -572,11 +610,14 @@ class _ClientBase:
         return token if refreshed else None
 
     def _refresh_http(self, token: Mapping[str, Any]) -> _Flow[dict[str, Any]]:
+        deadline = Deadline(self._core.retry.deadline)
         try:
-            response = yield self._core.refresh_request(self._http, token)
+            response, content = yield _Send(self._core.refresh_request(self._http, token), deadline)
         except httpx2.TransportError as exc:
-            raise GistConnectionError(type(exc).__name__, method="POST", path="token refresh") from None
-        return self._core.parse_refresh(response, time.time(), token)
+            raise self._core.unreachable(exc, deadline, method="POST", path="token refresh") from None
+        except AnswerTooLarge as exc:
+            raise InvalidTokenResponseError(f"the refresh answer is larger than {exc.limit} bytes") from None
+        return self._core.parse_refresh(response.status_code, content, time.time(), token)
 
     # --- more clients on the same pool, and constructors ---------------------------------------------------
 
@@ -677,6 +718,8 @@ class GistClient(_ClientBase, SyncResources, SyncSide):
         on_token_update: called with the new token after a refresh (e.g. to save it).
         sleep: how to wait between retries (``time.sleep``); a seam for tests.
         limits: httpx2 connection-pool limits.
+        max_answer_bytes: the largest answer body read (4 MiB by default); a larger one is dropped unread
+            (:class:`~gist_authlib.errors.UnexpectedAnswerError`, ``answer_too_large``).
 
     Use it as a context manager, or call :meth:`close`. Resources: :attr:`teammates`, :attr:`teams`,
     :attr:`contacts`, :attr:`tags`; :meth:`token_info`; and :meth:`request` for any other endpoint.
@@ -700,11 +743,13 @@ class GistClient(_ClientBase, SyncResources, SyncSide):
         limits: httpx2.Limits = DEFAULT_LIMITS,
         store: Any = None,
         subject: str | None = None,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
         self._core = _make_core(
             token, provider, base_url, retry, refresh, on_token_revoked, on_token_update, store, subject
         )
         self._sleep = sleep
+        self._max_answer_bytes = max_answer_bytes
         self._refresh_lock = self._new_lock()
         self._http = httpx2.Client(**_http_options(self._core, transport, timeout, limits))
         self._init_resources()
@@ -720,10 +765,11 @@ class GistClient(_ClientBase, SyncResources, SyncSide):
         return drive(flow, self._perform, sleep=self._sleep)
 
     def _perform(self, step: Any) -> Any:
-        if isinstance(step, _Exclusive):
-            with self._refresh_lock:
-                return self._drive(step.flow)
-        return self._http.send(step)
+        if isinstance(step, _Send):
+            response = self._http.send(step.cut(), stream=True)
+            return response, read_bounded(response, limit=self._max_answer_bytes, deadline=step.deadline)
+        with self._refresh_lock:
+            return self._drive(step.flow)
 
     def _walk(self, pages: Pages[T]) -> Iterator[T]:
         """Every item of the pages that ``pages`` asks for, one call after another."""
@@ -775,6 +821,7 @@ class AsyncGistClient(_ClientBase, AsyncResources, AsyncSide):
         limits: httpx2.Limits = DEFAULT_LIMITS,
         store: Any = None,
         subject: str | None = None,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
         import anyio
 
@@ -782,6 +829,7 @@ class AsyncGistClient(_ClientBase, AsyncResources, AsyncSide):
             token, provider, base_url, retry, refresh, on_token_revoked, on_token_update, store, subject
         )
         self._sleep = sleep or anyio.sleep
+        self._max_answer_bytes = max_answer_bytes
         self._refresh_lock = self._new_lock()
         self._http = httpx2.AsyncClient(**_http_options(self._core, transport, timeout, limits))
         self._init_resources()
@@ -799,10 +847,11 @@ class AsyncGistClient(_ClientBase, AsyncResources, AsyncSide):
         return await drive_async(flow, self._perform, sleep=self._sleep)
 
     async def _perform(self, step: Any) -> Any:
-        if isinstance(step, _Exclusive):
-            async with self._refresh_lock:
-                return await self._drive(step.flow)
-        return await self._http.send(step)
+        if isinstance(step, _Send):
+            response = await self._http.send(step.cut(), stream=True)
+            return response, await aread_bounded(response, limit=self._max_answer_bytes, deadline=step.deadline)
+        async with self._refresh_lock:
+            return await self._drive(step.flow)
 
     async def _walk(self, pages: Pages[T]) -> AsyncIterator[T]:
         """Every item of the pages that ``pages`` asks for, one call after another."""

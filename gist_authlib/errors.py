@@ -24,7 +24,8 @@ happened; classes exist only where an error carries data of its own)::
     |   (token_endpoint_unreachable, workspace_unknown)
     |-- GistAPIError                502    the REST API refused a call
     |   |-- TokenRevokedError (401), InsufficientScopeError (403), NotFoundError (404),
-    |   `-- RateLimitedError (429), GistConnectionError (no answer)
+    |   |-- RateLimitedError (429), GistConnectionError (no answer; gist_unreachable, deadline_exceeded)
+    |   `-- UnexpectedAnswerError          unexpected_answer, answer_too_large
     |-- TokenStoreError             503    the token store could not do what was asked
     |   |                                  (token_store_timeout, token_store_full, token_store_read_only,
     |   |                                  token_store_corrupt, token_store_unreachable)
@@ -72,6 +73,7 @@ __all__ = [
     "TokenExchangeError",
     "TokenRevokedError",
     "TokenStoreError",
+    "UnexpectedAnswerError",
     "UnknownScopeError",
     "UnknownStateError",
 ]
@@ -737,20 +739,76 @@ class RateLimitedError(GistAPIError):
 class GistConnectionError(GistAPIError):
     """Gist could not be reached, or did not answer within the timeout (after any retries).
 
-    ``status`` is 0: no HTTP answer was received.
+    ``status`` is 0: no whole HTTP answer was received. ``error_code`` is ``"gist_unreachable"``, or
+    ``"deadline_exceeded"`` (:meth:`deadline_exceeded`) when the call ran out of its ``RetryPolicy.deadline``.
     """
 
     error_code = "gist_unreachable"
+    #: Every ``error_code`` this class carries.
+    error_codes: tuple[str, ...] = ("gist_unreachable", "deadline_exceeded")
 
-    def __init__(self, reason: str, *, method: str = "", path: str = "") -> None:
+    def __init__(self, reason: str, *, method: str = "", path: str = "", message: str | None = None) -> None:
         super().__init__(
             0,
             None,
             method=method,
             path=path,
-            message=f"Gist could not be reached for {method} {path}: {_short(reason)}.",
+            message=message or f"Gist could not be reached for {method} {path}: {_short(reason)}.",
         )
         self.reason = reason
+
+    @classmethod
+    def deadline_exceeded(cls, seconds: float, *, method: str = "", path: str = "") -> GistConnectionError:
+        """The whole call (every attempt, pause and body read) took longer than its deadline of ``seconds``."""
+        error = cls(
+            f"no whole answer within the deadline of {seconds:g} s",
+            method=method,
+            path=path,
+            message=f"Gist did not answer {method} {path} within the call's deadline of {seconds:g} s (retries "
+            "and slow answers included). Try again; a background job may allow more with RetryPolicy(deadline=...).",
+        )
+        error.error_code = "deadline_exceeded"
+        return error
+
+
+class UnexpectedAnswerError(GistAPIError):
+    """Gist answered with a success status, but not with what the call expects: not JSON, JSON of another
+    shape (a missing wrapping key, an item that is not an object, a field of the wrong type), or an answer
+    larger than the client's ``max_answer_bytes``. Nothing of the answer is kept.
+
+    The message names the call and what was wrong, by JSON type only: never what Gist sent. ``error_code`` is
+    ``"unexpected_answer"``, or ``"answer_too_large"`` (:meth:`too_large`).
+
+    Attributes:
+        problem: what was wrong, in words (no content of the answer).
+        limit: for ``answer_too_large``, the cap in bytes; else ``None``.
+    """
+
+    error_code = "unexpected_answer"
+    #: Every ``error_code`` this class carries.
+    error_codes: tuple[str, ...] = ("unexpected_answer", "answer_too_large")
+
+    def __init__(self, status: int, problem: str, *, method: str = "", path: str = "") -> None:
+        where = f"{method} {path}" if method else "a call"
+        super().__init__(
+            status,
+            None,
+            method=method,
+            path=path,
+            message=f"Gist answered {where} with HTTP {status}, but {problem}.",
+        )
+        self.problem = problem
+        self.limit: int | None = None
+
+    @classmethod
+    def too_large(cls, status: int, limit: int, *, method: str = "", path: str = "") -> UnexpectedAnswerError:
+        """The answer's body is larger than ``limit`` bytes; reading stopped there and what was read is dropped."""
+        error = cls(
+            status, f"its body is larger than the client's max_answer_bytes ({limit})", method=method, path=path
+        )
+        error.error_code = "answer_too_large"
+        error.limit = limit
+        return error
 
 
 def _error_detail(body: object) -> str:

@@ -79,6 +79,7 @@ class GistFlaskApp(SyncGistApp, FlaskOAuth2App):  # type: ignore[misc]  # Authli
     calls go through httpx2, like the other frameworks' (Authlib's Flask app defaults to requests)."""
 
     client_cls = OAuth2Client
+    gist_reads_environment = True
 
     def gist_request(self, request: Any = None, params: list[tuple[str, str]] | None = None) -> _web.Request:
         """Flask's request (the context's) as the login reads it."""

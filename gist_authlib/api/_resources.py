@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from ._endpoint import AsyncSide, Call, Pages, SyncSide, endpoint, paged_endpoint
-from ._models import Contact, Page, Tag, Team, Teammate
+from ._models import Contact, Page, ShapeError, Tag, Team, Teammate, found_as
 
 __all__ = ["AsyncResources", "Call", "SyncResources", "walk_pages"]
 
@@ -24,32 +24,64 @@ DEFAULT_PER_PAGE = 60
 _MAX_PAGES = 100_000
 
 
-def _unwrap(key: str) -> Callable[[Any], Any]:
+_MISSING: Any = object()
+
+
+def _member(body: Any, key: str, kind: type, kind_name: str) -> Any:
+    """The value under ``key`` of Gist's wrapping object (``{"teammates": [...]}``), of type ``kind``.
+
+    Raises:
+        ShapeError: ``body`` is not an object, has no ``key``, or its value is of another type (null stands
+            for an empty array).
+    """
+    if type(body) is not dict:
+        raise ShapeError(f"is {found_as(body)}, not an object")
+    value = body.get(key, _MISSING)
+    if type(value) is not kind:
+        if value is None and kind is list:
+            return []
+        if value is _MISSING:
+            raise ShapeError(f"has no {key!r}")
+        raise ShapeError(f"is {found_as(value)}, not {kind_name}", f"its {key!r}")
+    return value
+
+
+def _one(model: Any, key: str) -> Callable[[Any], Any]:
     def read(body: Any) -> Any:
-        if not isinstance(body, Mapping) or key not in body:
-            raise ValueError(f"Gist's answer has no {key!r} object.")
-        return body[key]
+        value = _member(body, key, dict, "an object")
+        try:
+            return model.from_shape(value)
+        except ShapeError as wrong:
+            raise wrong.at(f"its {key!r}") from None
 
     return read
 
 
-def _one(model: Any, key: str) -> Callable[[Any], Any]:
-    read = _unwrap(key)
-    return lambda body: model.from_api(read(body))
-
-
 def _many(model: Any, key: str) -> Callable[[Any], Any]:
-    read = _unwrap(key)
-    return lambda body: [model.from_api(item) for item in read(body) or []]
+    def read(body: Any) -> Any:
+        objects = []
+        for index, item in enumerate(_member(body, key, list, "an array")):
+            try:
+                objects.append(model.from_shape(item))
+            except ShapeError as wrong:
+                raise wrong.at(f"item {index} of its {key!r}") from None
+        return objects
+
+    return read
 
 
 def _page(model: Any, key: str) -> Callable[[Any], Page[Any]]:
     items = _many(model, key)
 
     def read(body: Any) -> Page[Any]:
-        pages = body.get("pages") if isinstance(body, Mapping) else None
-        link = pages.get("next") if isinstance(pages, Mapping) else None
-        return Page(items=items(body), next=link if isinstance(link, str) and link else None)
+        found = items(body)  # checks that the body is an object
+        pages = body.get("pages")
+        if pages is not None and type(pages) is not dict:
+            raise ShapeError(f"is {found_as(pages)}, not an object", "its 'pages'")
+        link = pages.get("next") if pages else None
+        if link is not None and type(link) is not str:
+            raise ShapeError(f"is {found_as(link)}, not a string", "its 'pages.next'")
+        return Page(items=found, next=link or None)
 
     return read
 

@@ -122,6 +122,12 @@ class GistDjangoApp(SyncGistApp, DjangoOAuth2App):  # type: ignore[misc]  # Auth
         return getattr(request, "session", None)
 
     @staticmethod
+    def gist_setting_names(name: str) -> dict[str, str]:
+        """The settings are ``AUTHLIB_OAUTH_CLIENTS[name][...]``."""
+        keys = ("client_id", "client_secret", "redirect_uri")
+        return {key: f'settings.AUTHLIB_OAUTH_CLIENTS["{name}"]["{key}"]' for key in keys}
+
+    @staticmethod
     def gist_default_store() -> Any:
         """With ``"gist_authlib.django"`` in ``INSTALLED_APPS``, the project's database (:class:`DjangoTokenStore`)."""
         from ._store import default_store

@@ -141,3 +141,35 @@ def test_the_developer_still_reads_a_setup_error_raised_to_their_code() -> None:
     # Errors shown to the end user keep their sentence as their text, as Authlib's description.
     state = UnknownStateError()
     assert str(state) == state.message == state.description
+
+
+def test_a_registration_renders_its_own_error_page_with_the_librarys_headers() -> None:
+    """``register(error_page=...)``: the ready-made routes answer a failed login with the app's own page (its
+    status and the page policy's headers still the library's), given the error, the retry link and debug mode."""
+    from authlib.integrations.starlette_client import OAuth
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.sessions import SessionMiddleware
+    from starlette.testclient import TestClient
+
+    import gist_authlib
+    from gist_authlib.starlette import gist_routes
+
+    seen: list[tuple[str, str | None, bool]] = []
+
+    def our_page(error: GistAuthError, *, retry_url: str | None, debug: bool) -> str:
+        seen.append((error.error_code, retry_url, debug))
+        return f"<!doctype html><title>Sign-in</title><p>Our own page: {error.error_code}</p>"
+
+    gist = gist_authlib.register(OAuth(), client_id="cid", client_secret="cs", error_page=our_page)
+    app = Starlette(
+        routes=gist_routes(gist, on_login=lambda request, token: None),
+        middleware=[Middleware(SessionMiddleware, secret_key="test")],
+    )
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        answer = client.get("/oauth/gist/callback", params={"code": "c"})  # no state: refused before any request
+    assert answer.status_code == 400
+    assert "Our own page: state_missing" in answer.text
+    assert seen == [("state_missing", "http://127.0.0.1/auth/gist", False)]
+    assert "default-src 'none'" in answer.headers["content-security-policy"]
+    assert answer.headers["cache-control"] == "no-store"

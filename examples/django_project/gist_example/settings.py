@@ -32,6 +32,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "gist_example.views.GistErrors",  # a GistAuthError a view raises gets the library's error page (503, 502)
 ]
 TEMPLATES = [
     {
