@@ -97,7 +97,8 @@ async def on_initialize(request: InitializeRequest) -> Canvas:
 
 async def on_submit(request: SubmitRequest) -> Canvas:
     """A row or a button was clicked: ``component_id`` says which, ``stored_data`` what came before."""
-    opened = [str(o) for o in request.stored_data.get("opened", []) if isinstance(o, str | int)]
+    before = request.stored_data.get("opened")  # what this app stored; still JSON that came back through Gist
+    opened = [str(o) for o in before if isinstance(o, str | int)] if isinstance(before, list) else []
     if request.component_id and request.component_id.startswith("order:"):
         wanted = request.component_id.removeprefix("order:")
         order = next((o for o in orders_of(request.contact.id if request.contact else None) if o["id"] == wanted), None)

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import httpx2
@@ -47,7 +47,7 @@ from ._login import LoginResult, Registration, authorization, callback_steps, re
 from ._pages import CALLBACK_HEADERS, PAGE_HEADERS, error_page, page
 from ._version import USER_AGENT
 from ._web import Request
-from .api._endpoint import Call, Pages, SyncSide, paged_endpoint
+from .api._endpoint import Call, Pages, QueryValue, SyncSide, paged_endpoint
 from .api._models import Page
 from .api._resources import DEFAULT_PER_PAGE, walk_pages
 from .client import GistClient
@@ -60,6 +60,10 @@ from .errors import (
     UnknownStateError,
 )
 from .provider import GistProvider
+
+if TYPE_CHECKING:
+    from ._types import JSON
+    from .tokens import BaseTokenStore
 
 __all__ = [
     "DEFAULT_REDIRECT_URI",
@@ -112,7 +116,7 @@ def default_token_db(environ: Mapping[str, str] = os.environ) -> Path:
     return Path(config) / "gist-authlib" / "tokens.sqlite3"
 
 
-def _open_store(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[Any, str]:
+def _open_store(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[BaseTokenStore, str]:
     """The encrypted token store the options and variables name (a file path or a database URL), and where it is
     (a URL without its password)."""
     from .tokens import SQLiteTokenStore, open_token_store
@@ -221,7 +225,7 @@ class _Handler(BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return "gist-authlib"
 
-    def log_message(self, format: str, *args: Any) -> None:
+    def log_message(self, format: str, *args: object) -> None:
         # The request line carries the authorization code: nothing of it is ever logged.
         return
 
@@ -343,7 +347,7 @@ def _login(args: argparse.Namespace, environ: Mapping[str, str], err: TextIO, ou
         # be derivable from it. This login's is derived under a random key kept in this process's memory only.
         pkce_key=secrets.token_urlsafe(32),
     )
-    session: dict[str, Any] = {}
+    session: dict[str, object] = {}
     redirect_uri = args.redirect_uri
 
     def handle(query: list[tuple[str, str]]) -> LoginResult:
@@ -457,9 +461,9 @@ def _whoami(args: argparse.Namespace, environ: Mapping[str, str], err: TextIO, o
     return 0
 
 
-def _fields(pairs: list[str], typed: list[str]) -> dict[str, Any]:
+def _fields(pairs: list[str], typed: list[str]) -> dict[str, JSON]:
     """``-f key=value`` (a string) and ``-F key=value`` (a JSON value: 60, true, null, [1, 2])."""
-    fields: dict[str, Any] = {}
+    fields: dict[str, JSON] = {}
     for pair, as_json in [(p, False) for p in pairs] + [(p, True) for p in typed]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
@@ -474,22 +478,33 @@ def _fields(pairs: list[str], typed: list[str]) -> dict[str, Any]:
     return fields
 
 
-def _read_input(name: str | None, stdin: TextIO) -> Any:
+def _query(fields: Mapping[str, JSON]) -> dict[str, QueryValue]:
+    """``fields`` as a query: an object (alone or in an array) goes as its ``str()``, as httpx2 sends a value it
+    does not know."""
+
+    def one(value: JSON) -> str | int | float | bool | None:
+        return str(value) if isinstance(value, dict | list) else value
+
+    return {key: [one(v) for v in value] if isinstance(value, list) else one(value) for key, value in fields.items()}
+
+
+def _read_input(name: str | None, stdin: TextIO) -> JSON:
     if name is None:
         return None
     try:
         text = stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
-        return json.loads(text)
+        body: JSON = json.loads(text)
+        return body
     except OSError as exc:
         raise ConfigurationError(f"Cannot read --input {name}: {exc.strerror or exc}.") from None
     except ValueError:
         raise ConfigurationError(f"--input {name} is not JSON.") from None
 
 
-def _per_page(value: Any) -> int:
+def _per_page(value: QueryValue) -> int:
     try:
-        number = int(value)
-    except (TypeError, ValueError):
+        number = int(value) if isinstance(value, str | int | float) else 0
+    except ValueError:
         number = 0
     if number < 1:
         raise ConfigurationError(f"per_page must be a positive whole number, not {value!r}.")
@@ -497,14 +512,16 @@ def _per_page(value: Any) -> int:
 
 
 class _Listing(SyncSide):
-    """Any list endpoint of Gist's API, walked page after page with the package's pagination rule."""
+    """A list endpoint of Gist's API (whichever), walked page after page with the package's pagination rule."""
+
+    _client: GistClient
 
     def __init__(self, client: GistClient) -> None:
         self._client = client
         #: The key Gist wrapped the list in (``contacts`` in ``{"contacts": [...], "pages": ...}``).
         self.key: str | None = None
 
-    def _read(self, body: Any) -> Page[Any]:
+    def _read(self, body: JSON) -> Page[JSON]:
         lists = [k for k, v in body.items() if isinstance(v, list)] if isinstance(body, Mapping) else []
         if self.key is None:
             if len(lists) != 1:
@@ -513,10 +530,12 @@ class _Listing(SyncSide):
         pages = body.get("pages") if isinstance(body, Mapping) else None
         link = pages.get("next") if isinstance(pages, Mapping) else None
         items = body.get(self.key) if isinstance(body, Mapping) else None
-        return Page(items=list(items or []), next=link if isinstance(link, str) and link else None)
+        return Page(
+            items=items if isinstance(items, list) else [], next=link if isinstance(link, str) and link else None
+        )
 
     @paged_endpoint
-    def every(self, path: str, params: Mapping[str, Any], per_page: int) -> Pages[Any]:
+    def every(self, path: str, params: Mapping[str, QueryValue], per_page: int) -> Pages[JSON]:
         """Every item of the list at ``path``, following Gist's pages."""
         yield from walk_pages(
             lambda number: Call("GET", path, self._read, params={**params, "page": number, "per_page": per_page}),
@@ -537,7 +556,7 @@ def _api(
     body = _read_input(args.input, stdin)
     # As gh api does: fields go in the query of a GET or DELETE, or beside an --input body; else in the body.
     in_query = method in ("GET", "DELETE") or body is not None
-    params, payload = (fields or None, body) if in_query else (None, fields or None)
+    params, payload = (_query(fields) or None, body) if in_query else (None, fields or None)
     with _client(args, environ) as client:
         try:
             if args.paginate:
@@ -545,7 +564,7 @@ def _api(
                 query = dict(params or {})
                 per_page = _per_page(query.pop("per_page", DEFAULT_PER_PAGE))
                 items = list(listing.every(args.path, query, per_page))
-                result: Any = items[0] if listing.key is None and len(items) == 1 else {listing.key or "items": items}
+                result: JSON = items[0] if listing.key is None and len(items) == 1 else {listing.key or "items": items}
             else:
                 result = client.request(method, args.path, params=params, json=payload)
         except GistAPIError as exc:
@@ -590,7 +609,7 @@ def _db_hint() -> str:
     )
 
 
-def add_commands(commands: Any) -> None:
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``login``, ``whoami`` and ``api`` to the ``gist-authlib`` command's subparsers."""
     login = commands.add_parser(
         "login",

@@ -24,30 +24,31 @@ import inspect
 import time
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar, cast
 
 from .errors import ConfigurationError
 
 T = TypeVar("T")
 
 #: A flow: a generator that yields effects, is sent their answers, and returns its result.
-Steps: TypeAlias = Generator[Any, Any, T]
+# What an effect is answered with depends on the effect: the flow reads it at the one place that yields it.
+Steps: TypeAlias = Generator[object, Any, T]
 
 
 @dataclass(frozen=True, slots=True)
 class Blocking:
     """Blocking work of the package's own (a token store's database): a worker thread in an event loop."""
 
-    call: Callable[..., Any]
-    args: tuple[Any, ...] = field(default=(), repr=False)
+    call: Callable[..., object]
+    args: tuple[object, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class UserCode:
     """An app's own callback, plain or ``async``; the answer is what it returned (see the module's rule)."""
 
-    call: Callable[..., Any]
-    args: tuple[Any, ...] = field(default=(), repr=False)
+    call: Callable[..., object]
+    args: tuple[object, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +58,7 @@ class Pause:
     seconds: float
 
 
-def _is_async(call: Callable[..., Any]) -> bool:
+def _is_async(call: Callable[..., object]) -> bool:
     while isinstance(call, functools.partial):
         call = call.func
     return inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(getattr(call, "__call__", None))  # noqa: B004
@@ -67,10 +68,10 @@ def _is_async(call: Callable[..., Any]) -> bool:
 class _Done:
     """The flow returned: ``value`` is its result."""
 
-    value: Any
+    value: object
 
 
-def _advance(steps: Steps[Any], answer: Any, failure: BaseException | None) -> Any:
+def _advance(steps: Steps[T], answer: object, failure: BaseException | None) -> object:
     """Send the last effect's answer (or throw its failure) into ``steps``: its next effect, or :class:`_Done`."""
     try:
         return steps.throw(failure) if failure is not None else steps.send(answer)
@@ -105,7 +106,7 @@ def run_to_completion(awaitable: Awaitable[T]) -> T:
 
 def drive(
     steps: Steps[T],
-    perform: Callable[[Any], Any] | None = None,
+    perform: Callable[[Any], object] | None = None,
     *,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
@@ -116,7 +117,7 @@ def drive(
         perform: answers every effect that is not one of this module's (``None``: there are none).
         sleep: how :class:`Pause` waits.
     """
-    answer: Any = None
+    answer: object = None
     failure: BaseException | None = None
     while not isinstance(effect := _advance(steps, answer, failure), _Done):
         answer, failure = None, None
@@ -133,13 +134,13 @@ def drive(
                 raise TypeError(f"Nothing performs the effect {type(effect).__name__}.")
         except Exception as exc:  # thrown back into the flow, which decides what it means
             failure = exc
-    result: T = effect.value
+    result = cast(T, effect.value)
     return result
 
 
 async def drive_async(
     steps: Steps[T],
-    perform: Callable[[Any], Awaitable[Any]] | None = None,
+    perform: Callable[[Any], Awaitable[object]] | None = None,
     *,
     sleep: Callable[[float], Awaitable[None]] | None = None,
 ) -> T:
@@ -147,13 +148,13 @@ async def drive_async(
     import anyio
     import anyio.to_thread
 
-    answer: Any = None
+    answer: object = None
     failure: BaseException | None = None
     while not isinstance(effect := _advance(steps, answer, failure), _Done):
         answer, failure = None, None
         try:
             if isinstance(effect, UserCode) and _is_async(effect.call):
-                answer = await effect.call(*effect.args)
+                answer = await cast(Awaitable[object], effect.call(*effect.args))
             elif isinstance(effect, (Blocking, UserCode)):
                 answer = await anyio.to_thread.run_sync(effect.call, *effect.args)
                 if isinstance(effect, UserCode) and inspect.isawaitable(answer):
@@ -166,5 +167,5 @@ async def drive_async(
                 raise TypeError(f"Nothing performs the effect {type(effect).__name__}.")
         except Exception as exc:  # thrown back into the flow, which decides what it means
             failure = exc
-    result: T = effect.value
+    result = cast(T, effect.value)
     return result

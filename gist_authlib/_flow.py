@@ -155,7 +155,7 @@ def safe_next_path(value: str | None) -> str | None:
     return value
 
 
-def check_token_response(token: Any) -> dict[str, Any]:
+def check_token_response(token: object) -> dict[str, Any]:
     """Validate what the token endpoint returned and return it as a plain dict.
 
     Raises:
@@ -185,7 +185,7 @@ def check_token_answer(status: int, body: bytes) -> dict[str, Any]:
         InvalidTokenResponseError: a 2xx answer that is not a usable token.
     """
     try:
-        parsed: Any = json.loads(body)
+        parsed: object = json.loads(body)
     except ValueError:
         parsed = None
     if not 200 <= status < 300:

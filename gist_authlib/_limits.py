@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import httpx2
+
+from ._types import JSON
 
 __all__ = [
     "Answer",
@@ -133,13 +135,14 @@ async def aread_bounded(response: httpx2.Response, *, limit: int, deadline: Dead
         await response.aclose()
 
 
-def read_json(body: bytes) -> Any:
+def read_json(body: bytes) -> JSON:
     """``body`` parsed as JSON.
 
     Raises:
         ValueError: it is not JSON (``json.JSONDecodeError`` and ``UnicodeDecodeError`` are both ValueErrors).
     """
-    return json.loads(body)
+    parsed: JSON = json.loads(body)
+    return parsed
 
 
 class Answer(NamedTuple):

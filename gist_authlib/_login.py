@@ -175,7 +175,7 @@ class Registration:
     install_limit: InstallLimit = field(default_factory=InstallLimit)
     refusal_limit: InstallLimit = field(default_factory=lambda: InstallLimit(per_client=30, total=300))
     setting_names: Mapping[str, str] = field(default_factory=dict, repr=False)
-    fetch_token: Callable[..., Any] | None = field(default=None, repr=False)
+    fetch_token: Callable[..., object] | None = field(default=None, repr=False)
     error_page: Callable[..., str] | None = field(default=None, repr=False)
     pkce_key: str | None = field(default=None, repr=False)
     clock: Callable[[], float] = field(default=time.time, repr=False)
@@ -239,7 +239,7 @@ class Registration:
         check_transport(uri, "redirect URI", allow_insecure_http=self.allow_insecure_http)
         return uri
 
-    def session_of(self, request: Request) -> MutableMapping[str, Any]:
+    def session_of(self, request: Request) -> MutableMapping[str, object]:
         """The request's session.
 
         Raises:
@@ -380,7 +380,7 @@ def _pending(reg: Registration, data: Mapping[str, Any]) -> Pending:
     return Pending(round(reg.clock() + reg.state_ttl, 1), next_path, str(uri))
 
 
-def remember(reg: Registration, session: MutableMapping[str, Any], data: Mapping[str, Any]) -> None:
+def remember(reg: Registration, session: MutableMapping[str, object], data: Mapping[str, Any]) -> None:
     """Record a login started by :func:`authorization` in the session (``save_authorize_data``): there is no
     response to set the login cookie on. Never the PKCE verifier (derived again from the state)."""
     state = data.get("state")
@@ -391,7 +391,7 @@ def remember(reg: Registration, session: MutableMapping[str, Any], data: Mapping
     reg.cookie.save_session(logins, session)
 
 
-def start_login(reg: Registration, request: Request, redirect_uri: str | None, params: Mapping[str, Any]) -> Reply:
+def start_login(reg: Registration, request: Request, redirect_uri: str | None, params: Mapping[str, object]) -> Reply:
     """``authorize_redirect``, framework-free: move to the redirect URI's host, or issue a state, record it in the
     login cookie and send the browser to Gist. ``redirect_uri`` is the caller's (a configured one wins).
 
@@ -557,7 +557,7 @@ def callback_steps(
     redirect_uri: str | None = None,
     installs: bool = False,
     subject: SubjectSource = None,
-    token_params: Mapping[str, Any] | None = None,
+    token_params: Mapping[str, object] | None = None,
 ) -> Steps[LoginResult]:
     """The callback of a login, as a flow of effects (see the module's docstring).
 
@@ -593,7 +593,7 @@ def _callback(
     redirect_uri: str | None,
     installs: bool,
     subject: SubjectSource,
-    token_params: Mapping[str, Any] | None,
+    token_params: Mapping[str, object] | None,
 ) -> Steps[LoginResult]:
     session = reg.session_of(request)
     reg.credentials()
@@ -620,7 +620,7 @@ def _callback(
     extra = {key: str(value) for key, value in (token_params or {}).items() if key not in _OPENID_ONLY}
     token, workspace = yield from exchange_steps(reg, {**extra, **grant.token_params()}, lookup=True)
     workspace_id, workspace_name = workspace if workspace is not None else (None, None)
-    named: Any = subject
+    named: object = subject
     if callable(subject):
         named = yield UserCode(subject, (dict(token),))
     if named is not None and not isinstance(named, str):
@@ -692,7 +692,7 @@ def _install(reg: Registration, request: Request, grant: Grant) -> Steps[LoginRe
 
 def _save(
     reg: Registration, key: str, token: dict[str, Any], workspace_id: str | None, name: str | None
-) -> Callable[[], Any]:
+) -> Callable[[], object]:
     assert reg.store is not None
     return functools.partial(
         reg.store.save, key, token, scopes=reg.scopes, workspace_id=workspace_id, workspace_name=name
@@ -769,7 +769,7 @@ def exchange_steps(
     return token, workspace
 
 
-def _lookup(reg: Registration, token: Mapping[str, Any], deadline: Deadline) -> Steps[tuple[str, str | None] | None]:
+def _lookup(reg: Registration, token: Mapping[str, object], deadline: Deadline) -> Steps[tuple[str, str | None] | None]:
     """``GET /token`` with the fresh token, retried once on a failure of Gist's side within the deadline:
     ``(workspace_id, workspace_name)``, or ``None`` when Gist will not say.
 
@@ -851,7 +851,7 @@ class IssuedTokens:
         return self._subjects.get(digest(access_token))
 
 
-def trusted_userinfo(reg: Registration, token: Any) -> Steps[UserInfo | None]:
+def trusted_userinfo(reg: Registration, token: object) -> Steps[UserInfo | None]:
     """The ``userinfo`` a token carries, when this library put it there for this very token (this process's
     login issued it, or the token store holds it under that workspace); ``None`` otherwise, and then Gist must be
     asked: a ``userinfo`` from anywhere else is never believed."""

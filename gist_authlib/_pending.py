@@ -21,7 +21,7 @@ import hashlib
 import secrets
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
@@ -105,7 +105,7 @@ class PendingLogins:
         if len(pending) != len(self.pending) or len(used) != len(self.used):
             self.pending, self.used, self.changed = pending, used, True
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         """The record as compact JSON-able data (lists, not objects: it travels in a cookie)."""
         return {
             "b": self.browser,
@@ -115,7 +115,7 @@ class PendingLogins:
         }
 
     @classmethod
-    def from_json(cls, value: Any, status: Literal["ok"] = "ok") -> PendingLogins | None:
+    def from_json(cls, value: object, status: Literal["ok"] = "ok") -> PendingLogins | None:
         """The record :meth:`to_json` wrote, or ``None`` when ``value`` is not one (every row checked)."""
         if not isinstance(value, dict):
             return None
@@ -134,7 +134,7 @@ class PendingLogins:
         return logins
 
 
-def _row(row: Any, second: type, third: type) -> bool:
+def _row(row: object, second: type, third: type) -> TypeGuard[list[Any]]:
     return (
         isinstance(row, list)
         and len(row) == 3
@@ -157,7 +157,7 @@ class CookieToSet:
     httponly: bool = True
     samesite: str = "lax"
 
-    def kwargs(self) -> dict[str, Any]:
+    def kwargs(self) -> dict[str, Any]:  # str, int and bool values, as set_cookie's keywords
         """The keyword arguments of ``response.set_cookie``."""
         return {
             "key": self.key,
@@ -237,14 +237,14 @@ class LoginCookie:
             value = signer.dumps(logins.to_json())
         return CookieToSet(name, value, self.max_age, logins.secure)
 
-    def load_session(self, session: MutableMapping[str, Any]) -> PendingLogins:
+    def load_session(self, session: MutableMapping[str, object]) -> PendingLogins:
         """The logins ``save_authorize_data`` recorded in ``session`` (unsigned there: the session is)."""
         logins = PendingLogins.from_json(session.get(self.session_key)) or PendingLogins("absent", "session-kept")
         logins.prune(self.clock(), self.state_ttl)
         logins.changed = False
         return logins
 
-    def save_session(self, logins: PendingLogins, session: MutableMapping[str, Any]) -> None:
+    def save_session(self, logins: PendingLogins, session: MutableMapping[str, object]) -> None:
         """Keep ``logins`` in ``session`` (assigned anew: Django saves a session only when a key is set)."""
         if logins.pending or logins.used:
             session[self.session_key] = logins.to_json()

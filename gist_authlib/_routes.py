@@ -9,14 +9,17 @@ response. The paths, their claims, the bounce, logout and the stored token of a 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from ._effects import Steps, UserCode
-from ._login import LoginResult, Registration, callback_steps, log_failure, start_login
+from ._login import LoginResult, Registration, SubjectSource, callback_steps, log_failure, start_login
 from ._pages import CALLBACK_HEADERS, PAGE_HEADERS, bounce_page, error_page
 from ._web import Reply, Request
 from .errors import ConfigurationError, GistAuthError, StateError
+
+if TYPE_CHECKING:
+    from .tokens import StoredToken
 
 __all__ = [
     "bounce_reply",
@@ -33,16 +36,16 @@ __all__ = [
 
 #: The app's answer to a finished login or install (bound by the adapter to its request): a native response, or
 #: ``None`` for the default redirect.
-Answer = Callable[..., Any]
+Answer = Callable[..., object]
 
 
-def registration_name(app: Any) -> str:
+def registration_name(app: object) -> str:
     """The name ``app`` was registered under, without resolving a lazy Flask proxy."""
     own = getattr(type(app), "gist_registration_name", None)
-    return own if isinstance(own, str) else str(app.name)
+    return own if isinstance(own, str) else str(getattr(app, "name"))  # noqa: B009  # any registered app
 
 
-def default_paths(app: Any, login: str | None, callback: str | None, *, slash: str = "/") -> tuple[str, str]:
+def default_paths(app: object, login: str | None, callback: str | None, *, slash: str = "/") -> tuple[str, str]:
     """The login and callback paths of ``app``'s routes (``/auth/<name>``, ``/oauth/<name>/callback`` unless
     given), claimed for it.
 
@@ -55,7 +58,7 @@ def default_paths(app: Any, login: str | None, callback: str | None, *, slash: s
     return paths
 
 
-def claim_paths(app: Any, *paths: str) -> None:
+def claim_paths(app: object, *paths: str) -> None:
     """Claim URL paths for the routes of the registration ``app`` (a Flask lazy proxy is not resolved).
 
     Raises:
@@ -103,7 +106,7 @@ def callback_route(
     on_login: Answer,
     on_install: Answer | None,
     on_error: Answer | None,
-    subject: Callable[[dict[str, Any]], Any] | None,
+    subject: SubjectSource,
     logged_in: Callable[[Request, LoginResult], None],
     login_url: Callable[[], str | None],
 ) -> Steps[Reply]:
@@ -195,7 +198,7 @@ def bounce_reply(reg: Registration, request: Request) -> Reply | None:
 
 
 def logout_session(
-    reg: Registration, session: MutableMapping[str, Any], *, forget_token: bool, flush: bool
+    reg: Registration, session: MutableMapping[str, object], *, forget_token: bool, flush: bool
 ) -> str | None:
     """Forget the session's Gist login (and, if asked, its stored token), then, unless ``flush`` is False,
     clear the whole session. Returns the subject. Blocking (a token store's database)."""
@@ -208,7 +211,7 @@ def logout_session(
     return subject
 
 
-def stored_token_of(reg: Registration, session: Mapping[str, Any]) -> Any:
+def stored_token_of(reg: Registration, session: Mapping[str, object]) -> StoredToken | None:
     """The :class:`~gist_authlib.tokens.StoredToken` of the session's user, or ``None``. Blocking."""
     subject = session.get(reg.subject_key)
     if not isinstance(subject, str) or reg.store is None:

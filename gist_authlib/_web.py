@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from ._pending import CookieToSet
 
@@ -39,11 +39,11 @@ class Request:
     url: str
     params: list[tuple[str, str]]
     headers: Headers
-    session: MutableMapping[str, Any] | None
+    session: MutableMapping[str, object] | None
     session_empty: bool = False
     client: str | None = None
     debug: bool = False
-    native: Any = None
+    native: object = None
 
     @property
     def cookie_header(self) -> str | None:
@@ -70,4 +70,4 @@ class Reply:
     body: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     cookies: list[CookieToSet] = field(default_factory=list)
-    native: Any = None
+    native: object = None

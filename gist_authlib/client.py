@@ -16,9 +16,9 @@ import random
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Self, TypeVar, cast
+from typing import TYPE_CHECKING, Final, Protocol, Self, TypeAlias, TypedDict, TypeVar, TypeVarTuple, Unpack, cast
 from urllib.parse import urljoin, urlsplit
 
 import httpx2
@@ -26,9 +26,10 @@ import httpx2
 from ._effects import Blocking, Pause, UserCode, drive, drive_async
 from ._flow import check_token_response
 from ._limits import AnswerTooLarge, Deadline, aread_bounded, read_bounded, read_json
+from ._types import JSON
 from ._version import USER_AGENT
-from .api import TokenInfo
-from .api._endpoint import AsyncSide, Call, Pages, SyncSide, endpoint
+from .api import Page, TokenInfo
+from .api._endpoint import AsyncSide, Call, Pages, QueryValue, SyncSide, endpoint
 from .api._models import ShapeError
 from .api._resources import AsyncResources, SyncResources
 from .errors import (
@@ -46,9 +47,19 @@ from .errors import (
 )
 from .provider import GistProvider
 
-__all__ = ["AsyncGistClient", "GistClient", "RefreshSettings", "RetryPolicy"]
+if TYPE_CHECKING:
+    import anyio
+
+    from .tokens import AsyncTokenStore, StoredToken, TokenStore
+
+__all__ = ["AsyncGistClient", "ClientOptions", "GistClient", "RefreshSettings", "RetryPolicy"]
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+#: A token as the client holds it: Gist's token answer (``access_token``, and more keys Gist may add).
+Token: TypeAlias = dict[str, object]
+#: An app's callback given a token (after a 401, or a refresh); plain or ``async``, its result is not used.
+TokenHook: TypeAlias = Callable[[Token], object]
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
 DEFAULT_TIMEOUT: Final = httpx2.Timeout(10.0, connect=5.0)
@@ -107,8 +118,9 @@ class RefreshSettings:
 
 
 # --- the steps a flow yields; the drivers perform them and send back the answer ------------------------
-# A failure of a step (a transport error, an answer too large) is thrown into the flow.
-_Flow = Generator[Any, Any, T]
+# A failure of a step (a transport error, an answer too large) is thrown into the flow. Each step's answer has
+# its own type: the flows read them through _sent, _exclusive and _blocking, which name it.
+_Flow: TypeAlias = Generator["_Step", object, T]
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +154,28 @@ class _Send:
 class _Exclusive:
     """Run this flow holding the client's refresh lock; the answer is what the flow returns."""
 
-    flow: _Flow[Any]
+    flow: _Flow[object]
+
+
+_Step: TypeAlias = _Send | _Exclusive | Blocking | UserCode | Pause
+
+
+def _sent(request: httpx2.Request, deadline: Deadline) -> _Flow[tuple[httpx2.Response, bytes]]:
+    """The answer to ``request`` and its body (see :class:`_Send`)."""
+    answer = yield _Send(request, deadline)
+    return cast("tuple[httpx2.Response, bytes]", answer)
+
+
+def _exclusive(flow: _Flow[T]) -> _Flow[T]:
+    """What ``flow`` returns, run holding the client's refresh lock."""
+    answer = yield _Exclusive(flow)
+    return cast("T", answer)
+
+
+def _blocking(call: Callable[[*Ts], T], *args: *Ts) -> _Flow[T]:
+    """What ``call(*args)`` returns, run where blocking is allowed (see :class:`~gist_authlib._effects.Blocking`)."""
+    answer = yield Blocking(call, args)
+    return cast("T", answer)
 
 
 class _StoreBinding:
@@ -152,7 +185,9 @@ class _StoreBinding:
     others wait for that write and adopt the token, so any number of processes make one refresh request.
     """
 
-    def __init__(self, store: Any, subject: str, *, leeway: float, lease_ttl: float = 30.0, poll: float = 0.05):
+    def __init__(
+        self, store: TokenStore, subject: str, *, leeway: float, lease_ttl: float = 30.0, poll: float = 0.05
+    ) -> None:
         self.store = store
         self.subject = subject
         self.leeway = leeway
@@ -160,8 +195,9 @@ class _StoreBinding:
         self.poll = poll
         self.holder = secrets.token_hex(16)  # a lease holder's name; uuid costs an import of platform
 
-    def _step(self, current: Mapping[str, Any]) -> tuple[str, Any]:
-        """One look at the store: ("adopt", token), ("refresh", record) after winning the lease, or ("wait", None)."""
+    def _step(self, current: Mapping[str, object]) -> tuple[Token | None, StoredToken | None]:
+        """One look at the store: (token, None) to adopt a fresher token, (None, record) after winning the lease
+        to refresh ``record``, or (None, None) to wait."""
         record = self.store.get(self.subject)
         if record is None:
             raise TokenStoreError(f"No token is stored for {self.subject!r} any more: log in again.")
@@ -169,29 +205,29 @@ class _StoreBinding:
         expires_at = stored.get("expires_at")
         fresh = not isinstance(expires_at, (int, float)) or expires_at - self.leeway > time.time()
         if stored.get("access_token") != current.get("access_token") and fresh:
-            return "adopt", stored
+            return stored, None
         if self.store.acquire_refresh_lease(
             self.subject, version=record.version, holder=self.holder, ttl=self.lease_ttl
         ):
-            return "refresh", record
-        return "wait", None
+            return None, record
+        return None, None
 
-    def _save(self, record: Any, token: dict[str, Any]) -> None:
+    def _save(self, record: StoredToken, token: Token) -> None:
         with contextlib.suppress(StaleTokenError):  # a newer token is stored already; ours is valid as well
             self.store.compare_and_set(self.subject, token, expected_version=record.version)
 
     def coordinate(
-        self, current: Mapping[str, Any], refresh: Callable[[Mapping[str, Any]], _Flow[dict[str, Any]]]
-    ) -> _Flow[tuple[dict[str, Any], bool]]:
+        self, current: Mapping[str, object], refresh: Callable[[Mapping[str, object]], _Flow[Token]]
+    ) -> _Flow[tuple[Token, bool]]:
         """The fresh token, and whether this process refreshed it."""
         deadline = time.monotonic() + self.lease_ttl * 2
         while time.monotonic() < deadline:
-            action, value = yield Blocking(self._step, (current,))
-            if action == "adopt":
-                return dict(value), False
-            if action == "refresh":
-                token = yield from refresh(value.token)
-                yield Blocking(self._save, (value, token))
+            adopt, won = yield from _blocking(self._step, current)
+            if adopt is not None:
+                return dict(adopt), False
+            if won is not None:
+                token = yield from refresh(won.token)
+                yield from _blocking(self._save, won, token)
                 return token, True
             yield Pause(self.poll)
         raise TokenStoreError(f"The token of {self.subject!r} was being refreshed elsewhere for too long.")
@@ -202,13 +238,13 @@ class _Core:
 
     def __init__(
         self,
-        token: str | Mapping[str, Any] | None,
+        token: str | Mapping[str, object] | None,
         *,
         base_url: str,
         retry: RetryPolicy,
         refresh: RefreshSettings | None,
-        on_token_revoked: Callable[[dict[str, Any]], Any] | None,
-        on_token_update: Callable[[dict[str, Any]], Any] | None,
+        on_token_revoked: TokenHook | None,
+        on_token_update: TokenHook | None,
         store: _StoreBinding | None = None,
     ) -> None:
         self.token = _as_token(token) if token is not None else None
@@ -253,7 +289,7 @@ class _Core:
             and expires_at - self.refresh.leeway <= now
         )
 
-    def refresh_request(self, http: httpx2.Client | httpx2.AsyncClient, token: Mapping[str, Any]) -> httpx2.Request:
+    def refresh_request(self, http: httpx2.Client | httpx2.AsyncClient, token: Mapping[str, object]) -> httpx2.Request:
         """The refresh request for ``token``: client credentials in the body, and no bearer header."""
         assert self.refresh is not None
         form = {
@@ -264,7 +300,7 @@ class _Core:
         }
         return http.build_request("POST", self.refresh.token_url, data=form)
 
-    def parse_refresh(self, status: int, content: bytes, now: float, old: Mapping[str, Any]) -> dict[str, Any]:
+    def parse_refresh(self, status: int, content: bytes, now: float, old: Mapping[str, object]) -> Token:
         """Validate a refresh answer; returns the new token (keeping the old refresh token if none came)."""
         if not 200 <= status < 300:
             body = _error_body(content)
@@ -279,11 +315,11 @@ class _Core:
         token.setdefault("refresh_token", old.get("refresh_token"))
         return token
 
-    def set_token(self, token: dict[str, Any]) -> None:
+    def set_token(self, token: Token) -> None:
         self.token = token
         self.auth = {"Authorization": f"Bearer {token['access_token']}"}
 
-    def answer(self, response: httpx2.Response, content: bytes, *, method: str, path: str, scope: str | None) -> Any:
+    def answer(self, response: httpx2.Response, content: bytes, *, method: str, path: str, scope: str | None) -> JSON:
         """The parsed JSON of a success, or the typed error an answer means (after any retries)."""
         status = response.status_code
         if 200 <= status < 300:
@@ -335,28 +371,35 @@ class _Core:
         )
 
 
-def _stored(store: Any, subject: str) -> dict[str, Any]:
-    record = getattr(store, "sync", store).get(subject)
+def _sync_store(store: TokenStore | AsyncTokenStore) -> TokenStore:
+    """The synchronous store itself (an AsyncTokenStore wraps one; the client calls it in a worker thread)."""
+    from .tokens import AsyncTokenStore  # here: import gist_authlib need not load the token stores
+
+    return store.sync if isinstance(store, AsyncTokenStore) else store
+
+
+def _stored(store: TokenStore | AsyncTokenStore, subject: str) -> Token:
+    record = _sync_store(store).get(subject)
     if record is None:
         raise TokenStoreError(f"No Gist token is stored for {subject!r}: log in with Gist first.")
-    token: dict[str, Any] = record.token
-    return token
+    return record.token
 
 
-def _bind(store: Any, subject: str | None, refresh: RefreshSettings | None) -> _StoreBinding | None:
+def _bind(
+    store: TokenStore | AsyncTokenStore | None, subject: str | None, refresh: RefreshSettings | None
+) -> _StoreBinding | None:
     if store is None:
         return None
     if subject is None:
         raise ValueError("A client on a token store needs the subject whose token it uses.")
-    return _StoreBinding(getattr(store, "sync", store), subject, leeway=refresh.leeway if refresh else 60.0)
+    return _StoreBinding(_sync_store(store), subject, leeway=refresh.leeway if refresh else 60.0)
 
 
-def _forget_in(store: Any) -> Callable[[dict[str, Any]], Any] | None:
+def _forget_in(store: TokenStore | AsyncTokenStore | None) -> TokenHook | None:
     """After a 401: delete the token from the store, if it is still the stored one."""
     if store is None:
         return None
-    sync_store = getattr(store, "sync", store)  # an AsyncTokenStore wraps a sync one
-    return lambda token: sync_store.delete_token(token)
+    return _sync_store(store).delete_token
 
 
 def _is_idempotent(method: str, idempotent: bool | None) -> bool:
@@ -367,7 +410,7 @@ def _is_absolute(path: str) -> bool:
     return path.startswith(("http://", "https://", "//"))
 
 
-def _as_token(token: str | Mapping[str, Any]) -> dict[str, Any]:
+def _as_token(token: str | Mapping[str, object]) -> Token:
     if isinstance(token, str):
         token = {"access_token": token}
     if not isinstance(token, Mapping):
@@ -416,14 +459,14 @@ def _retry_after(response: httpx2.Response) -> float | None:
 
 
 def _make_core(
-    token: str | Mapping[str, Any] | None,
+    token: str | Mapping[str, object] | None,
     provider: GistProvider | None,
     base_url: str | None,
     retry: RetryPolicy | None,
     refresh: RefreshSettings | None,
-    on_token_revoked: Callable[[dict[str, Any]], Any] | None,
-    on_token_update: Callable[[dict[str, Any]], Any] | None,
-    store: Any,
+    on_token_revoked: TokenHook | None,
+    on_token_update: TokenHook | None,
+    store: TokenStore | AsyncTokenStore | None,
     subject: str | None,
 ) -> _Core:
     return _Core(
@@ -437,14 +480,20 @@ def _make_core(
     )
 
 
-def _http_options(
-    core: _Core, transport: Any, timeout: httpx2.Timeout | float, limits: httpx2.Limits
-) -> dict[str, Any]:
+class _PoolOptions(TypedDict):
+    base_url: str
+    headers: dict[str, str]
+    timeout: httpx2.Timeout | float
+    limits: httpx2.Limits
+    follow_redirects: bool
+    trust_env: bool
+
+
+def _pool_options(core: _Core, timeout: httpx2.Timeout | float, limits: httpx2.Limits) -> _PoolOptions:
     """One pooled connection set: the API's base URL and headers, explicit timeouts, no redirects, no env proxies."""
     return {
         "base_url": core.base_url,
         "headers": core.headers,
-        "transport": transport,
         "timeout": timeout,
         "limits": limits,
         "follow_redirects": False,
@@ -458,17 +507,48 @@ def _base_url(provider: GistProvider | None, base_url: str | None) -> str:
     return (provider or GistProvider()).api_base_url
 
 
+class ClientOptions(TypedDict, total=False):
+    """The keyword arguments of :class:`GistClient` and :class:`AsyncGistClient` besides the token and store, as
+    the constructors that pass them on (:meth:`GistClient.from_api_key`, ``from_store``, ``from_authlib``) take
+    them; each client's own signature says which transport and ``sleep`` it takes."""
+
+    provider: GistProvider | None
+    base_url: str | None
+    transport: httpx2.BaseTransport | httpx2.AsyncBaseTransport | None
+    timeout: httpx2.Timeout | float
+    retry: RetryPolicy | None
+    refresh: RefreshSettings | None
+    on_token_revoked: TokenHook | None
+    on_token_update: TokenHook | None
+    sleep: Callable[[float], None] | Callable[[float], Awaitable[None]] | None
+    limits: httpx2.Limits
+    max_answer_bytes: int
+
+
+class _AuthlibApp(Protocol):
+    """What a client reads of a registered Authlib app (``oauth.gist``)."""
+
+    @property
+    def api_base_url(self) -> str | None: ...
+    @property
+    def client_id(self) -> object: ...
+    @property
+    def client_secret(self) -> object: ...
+    @property
+    def access_token_url(self) -> str | None: ...
+
+
 class _ClientBase:
     """What both clients have besides their drivers: settings, the token, constructors, and every call's flow."""
 
     _core: _Core
     _http: httpx2.Client | httpx2.AsyncClient
-    _refresh_lock: Any
+    _refresh_lock: object
     _max_answer_bytes: int
     _owns_pool = True
 
     @property
-    def token(self) -> dict[str, Any]:
+    def token(self) -> Token:
         """The current token (a copy; empty for a client made without one); it changes after a refresh."""
         return dict(self._core.token or {})
 
@@ -488,11 +568,11 @@ class _ClientBase:
         method: str,
         path: str,
         *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
+        params: Mapping[str, QueryValue] | None = None,
+        json: object = None,
         idempotent: bool | None = None,
         scope: str | None = None,
-    ) -> Call[Any]:
+    ) -> Call[JSON]:
         """Send a request to ``path`` (relative to the API's base URL) and return the parsed JSON answer.
 
         Args:
@@ -511,27 +591,27 @@ class _ClientBase:
         return Call(method, path, _as_is, params=params, json=json, idempotent=idempotent, scope=scope)
 
     @endpoint
-    def get(self, /, path: str, **params: Any) -> Call[Any]:
+    def get(self, /, path: str, **params: QueryValue) -> Call[JSON]:
         """GET ``path`` with ``params`` as the query; returns the parsed JSON."""
         return Call("GET", path, _as_is, params=params or None)
 
     @endpoint
-    def post(self, path: str, json: Any = None, *, idempotent: bool | None = None) -> Call[Any]:
+    def post(self, path: str, json: object = None, *, idempotent: bool | None = None) -> Call[JSON]:
         """POST ``json`` to ``path``; not retried unless ``idempotent=True``."""
         return Call("POST", path, _as_is, json=json, idempotent=idempotent)
 
     @endpoint
-    def put(self, path: str, json: Any = None) -> Call[Any]:
+    def put(self, path: str, json: object = None) -> Call[JSON]:
         """PUT ``json`` to ``path``."""
         return Call("PUT", path, _as_is, json=json)
 
     @endpoint
-    def patch(self, path: str, json: Any = None) -> Call[Any]:
+    def patch(self, path: str, json: object = None) -> Call[JSON]:
         """PATCH ``json`` to ``path`` (not retried)."""
         return Call("PATCH", path, _as_is, json=json)
 
     @endpoint
-    def delete(self, path: str) -> Call[Any]:
+    def delete(self, path: str) -> Call[JSON]:
         """DELETE ``path``."""
         return Call("DELETE", path, _as_is)
 
@@ -547,13 +627,6 @@ class _ClientBase:
         """Who runs the endpoints read on this object (a resource's ``_client`` is its client)."""
         return self
 
-    def _run(self, call: Call[T]) -> Any:
-        """``call``'s result: a value from GistClient, an awaitable from AsyncGistClient."""
-        return self._drive(self._call_flow(call))
-
-    def _drive(self, flow: _Flow[T]) -> Any:
-        raise NotImplementedError
-
     def _call_flow(self, call: Call[T]) -> _Flow[T]:
         """One API call: refresh the token when due, send, retry what may be retried, read the answer."""
         core = self._core
@@ -565,13 +638,13 @@ class _ClientBase:
         while True:
             attempt += 1
             if core.needs_refresh(time.time()):
-                token = yield _Exclusive(self._refresh_flow())
+                token = yield from _exclusive(self._refresh_flow())
                 if token is not None and core.on_token_update is not None:
                     yield UserCode(core.on_token_update, (dict(token),))
             # The bearer header is read at each attempt: a refresh between attempts changes it.
             request = self._http.build_request(method, url, params=call.params, json=call.json, headers=core.auth)
             try:
-                response, content = yield _Send(request, deadline)
+                response, content = yield from _sent(request, deadline)
             except httpx2.TransportError as exc:
                 delay = core.retry_delay(attempt, deadline, None) if idempotent else None
                 if delay is None:
@@ -594,7 +667,7 @@ class _ClientBase:
             except ShapeError as wrong:
                 raise UnexpectedAnswerError(response.status_code, wrong.sentence, method=method, path=path) from None
 
-    def _refresh_flow(self) -> _Flow[dict[str, Any] | None]:
+    def _refresh_flow(self) -> _Flow[Token | None]:
         """Refresh the token (run holding the refresh lock); the new token if this call refreshed it."""
         core = self._core
         if not core.needs_refresh(time.time()):
@@ -609,10 +682,10 @@ class _ClientBase:
         core.set_token(token)
         return token if refreshed else None
 
-    def _refresh_http(self, token: Mapping[str, Any]) -> _Flow[dict[str, Any]]:
+    def _refresh_http(self, token: Mapping[str, object]) -> _Flow[Token]:
         deadline = Deadline(self._core.retry.deadline)
         try:
-            response, content = yield _Send(self._core.refresh_request(self._http, token), deadline)
+            response, content = yield from _sent(self._core.refresh_request(self._http, token), deadline)
         except httpx2.TransportError as exc:
             raise self._core.unreachable(exc, deadline, method="POST", path="token refresh") from None
         except AnswerTooLarge as exc:
@@ -623,12 +696,12 @@ class _ClientBase:
 
     def with_token(
         self,
-        token: str | Mapping[str, Any],
+        token: str | Mapping[str, object],
         *,
         refresh: RefreshSettings | None = None,
-        on_token_revoked: Callable[[dict[str, Any]], Any] | None = None,
-        on_token_update: Callable[[dict[str, Any]], Any] | None = None,
-        store: Any = None,
+        on_token_revoked: TokenHook | None = None,
+        on_token_update: TokenHook | None = None,
+        store: TokenStore | AsyncTokenStore | None = None,
         subject: str | None = None,
     ) -> Self:
         """A client for another token on this client's connection pool (one pool per process, many users).
@@ -653,23 +726,45 @@ class _ClientBase:
         sibling._init_resources()
         return sibling
 
-    def for_subject(self, store: Any, subject: str, **kwargs: Any) -> Self:
+    def for_subject(
+        self,
+        store: TokenStore | AsyncTokenStore,
+        subject: str,
+        *,
+        refresh: RefreshSettings | None = None,
+        on_token_revoked: TokenHook | None = None,
+        on_token_update: TokenHook | None = None,
+    ) -> Self:
         """:meth:`with_token` for the token stored under ``subject`` (a 401 deletes it from ``store``)."""
-        return self.with_token(_stored(store, subject), store=store, subject=subject, **kwargs)
+        return self.with_token(
+            _stored(store, subject),
+            refresh=refresh,
+            on_token_revoked=on_token_revoked,
+            on_token_update=on_token_update,
+            store=store,
+            subject=subject,
+        )
 
-    def _new_lock(self) -> Any:
+    def _new_lock(self) -> object:
         raise NotImplementedError
 
     def _init_resources(self) -> None:
         raise NotImplementedError
 
     @classmethod
-    def from_api_key(cls, api_key: str, **kwargs: Any) -> Self:
+    def from_api_key(cls, api_key: str, **kwargs: Unpack[ClientOptions]) -> Self:
         """A client authenticated with a workspace API key (for code that only touches your own workspace)."""
         return cls(api_key, **kwargs)
 
     @classmethod
-    def from_store(cls, store: Any, subject: str, *, app: Any = None, **kwargs: Any) -> Self:
+    def from_store(
+        cls,
+        store: TokenStore | AsyncTokenStore,
+        subject: str,
+        *,
+        app: _AuthlibApp | None = None,
+        **kwargs: Unpack[ClientOptions],
+    ) -> Self:
         """A client for the token stored under ``subject``.
 
         A 401 deletes that token from the store; an expiring token is refreshed once across every process
@@ -684,19 +779,28 @@ class _ClientBase:
         return cls(token, store=store, subject=subject, **settings)
 
     @classmethod
-    def from_authlib(cls, app: Any, token: str | Mapping[str, Any] | None, **kwargs: Any) -> Self:
+    def from_authlib(
+        cls, app: _AuthlibApp, token: str | Mapping[str, object] | None, **kwargs: Unpack[ClientOptions]
+    ) -> Self:
         """A client for a token of a registered Authlib app: its API base URL, refreshing at its token URL.
 
         With ``token=None`` it is a pool for many users: give each call a token with :meth:`with_token`.
         """
         return cls(token, **cls._authlib_settings(app, kwargs))
 
-    def __init__(self, token: str | Mapping[str, Any] | None, **kwargs: Any) -> None:  # each client defines its own
+    def __init__(  # each client defines its own
+        self,
+        token: str | Mapping[str, object] | None,
+        *,
+        store: TokenStore | AsyncTokenStore | None = None,
+        subject: str | None = None,
+        **options: Unpack[ClientOptions],
+    ) -> None:
         raise NotImplementedError
 
     @staticmethod
-    def _authlib_settings(app: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-        settings = dict(kwargs)
+    def _authlib_settings(app: _AuthlibApp, kwargs: ClientOptions) -> ClientOptions:
+        settings = kwargs.copy()
         settings.setdefault("base_url", app.api_base_url)
         if "refresh" not in settings and app.client_id and app.client_secret and app.access_token_url:
             settings["refresh"] = RefreshSettings(app.access_token_url, str(app.client_id), str(app.client_secret))
@@ -726,10 +830,11 @@ class GistClient(_ClientBase, SyncResources, SyncSide):
     """
 
     _http: httpx2.Client
+    _refresh_lock: threading.Lock
 
     def __init__(
         self,
-        token: str | Mapping[str, Any] | None,
+        token: str | Mapping[str, object] | None,
         *,
         provider: GistProvider | None = None,
         base_url: str | None = None,
@@ -737,11 +842,11 @@ class GistClient(_ClientBase, SyncResources, SyncSide):
         timeout: httpx2.Timeout | float = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         refresh: RefreshSettings | None = None,
-        on_token_revoked: Callable[[dict[str, Any]], Any] | None = None,
-        on_token_update: Callable[[dict[str, Any]], Any] | None = None,
-        sleep: Callable[[float], Any] = time.sleep,
+        on_token_revoked: TokenHook | None = None,
+        on_token_update: TokenHook | None = None,
+        sleep: Callable[[float], None] = time.sleep,
         limits: httpx2.Limits = DEFAULT_LIMITS,
-        store: Any = None,
+        store: TokenStore | AsyncTokenStore | None = None,
         subject: str | None = None,
         max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
@@ -751,20 +856,24 @@ class GistClient(_ClientBase, SyncResources, SyncSide):
         self._sleep = sleep
         self._max_answer_bytes = max_answer_bytes
         self._refresh_lock = self._new_lock()
-        self._http = httpx2.Client(**_http_options(self._core, transport, timeout, limits))
+        self._http = httpx2.Client(transport=transport, **_pool_options(self._core, timeout, limits))
         self._init_resources()
 
-    def _new_lock(self) -> Any:
+    def _new_lock(self) -> threading.Lock:
         return threading.Lock()
 
     def _init_resources(self) -> None:
         SyncResources.__init__(self, self)
 
+    def _run(self, call: Call[T]) -> T:
+        """``call``'s result."""
+        return self._drive(self._call_flow(call))
+
     def _drive(self, flow: _Flow[T]) -> T:
         """Run ``flow`` to its end, performing each step it yields; its return value."""
         return drive(flow, self._perform, sleep=self._sleep)
 
-    def _perform(self, step: Any) -> Any:
+    def _perform(self, step: _Send | _Exclusive) -> object:
         if isinstance(step, _Send):
             response = self._http.send(step.cut(), stream=True)
             return response, read_bounded(response, limit=self._max_answer_bytes, deadline=step.deadline)
@@ -773,14 +882,11 @@ class GistClient(_ClientBase, SyncResources, SyncSide):
 
     def _walk(self, pages: Pages[T]) -> Iterator[T]:
         """Every item of the pages that ``pages`` asks for, one call after another."""
-        page: Any = None  # a generator's first send is None
-        while True:
-            try:
-                call = pages.send(page)
-            except StopIteration:
-                return
+        call = _next_call(pages, None)
+        while call is not None:
             page = self._run(call)
             yield from page.items
+            call = _next_call(pages, page)
 
     def close(self) -> None:
         """Close the pooled connections (a client made by :meth:`with_token` leaves them to its maker)."""
@@ -804,10 +910,11 @@ class AsyncGistClient(_ClientBase, AsyncResources, AsyncSide):
     """
 
     _http: httpx2.AsyncClient
+    _refresh_lock: anyio.Lock
 
     def __init__(
         self,
-        token: str | Mapping[str, Any] | None,
+        token: str | Mapping[str, object] | None,
         *,
         provider: GistProvider | None = None,
         base_url: str | None = None,
@@ -815,11 +922,11 @@ class AsyncGistClient(_ClientBase, AsyncResources, AsyncSide):
         timeout: httpx2.Timeout | float = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         refresh: RefreshSettings | None = None,
-        on_token_revoked: Callable[[dict[str, Any]], Any] | None = None,
-        on_token_update: Callable[[dict[str, Any]], Any] | None = None,
-        sleep: Callable[[float], Any] | None = None,
+        on_token_revoked: TokenHook | None = None,
+        on_token_update: TokenHook | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
         limits: httpx2.Limits = DEFAULT_LIMITS,
-        store: Any = None,
+        store: TokenStore | AsyncTokenStore | None = None,
         subject: str | None = None,
         max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
@@ -831,10 +938,10 @@ class AsyncGistClient(_ClientBase, AsyncResources, AsyncSide):
         self._sleep = sleep or anyio.sleep
         self._max_answer_bytes = max_answer_bytes
         self._refresh_lock = self._new_lock()
-        self._http = httpx2.AsyncClient(**_http_options(self._core, transport, timeout, limits))
+        self._http = httpx2.AsyncClient(transport=transport, **_pool_options(self._core, timeout, limits))
         self._init_resources()
 
-    def _new_lock(self) -> Any:
+    def _new_lock(self) -> anyio.Lock:
         import anyio
 
         return anyio.Lock()
@@ -842,11 +949,15 @@ class AsyncGistClient(_ClientBase, AsyncResources, AsyncSide):
     def _init_resources(self) -> None:
         AsyncResources.__init__(self, self)
 
+    def _run(self, call: Call[T]) -> Awaitable[T]:
+        """``call``'s result, to await."""
+        return self._drive(self._call_flow(call))
+
     async def _drive(self, flow: _Flow[T]) -> T:
         """Run ``flow`` to its end, performing each step it yields; its return value."""
         return await drive_async(flow, self._perform, sleep=self._sleep)
 
-    async def _perform(self, step: Any) -> Any:
+    async def _perform(self, step: _Send | _Exclusive) -> object:
         if isinstance(step, _Send):
             response = await self._http.send(step.cut(), stream=True)
             return response, await aread_bounded(response, limit=self._max_answer_bytes, deadline=step.deadline)
@@ -855,15 +966,12 @@ class AsyncGistClient(_ClientBase, AsyncResources, AsyncSide):
 
     async def _walk(self, pages: Pages[T]) -> AsyncIterator[T]:
         """Every item of the pages that ``pages`` asks for, one call after another."""
-        page: Any = None  # a generator's first send is None
-        while True:
-            try:
-                call = pages.send(page)
-            except StopIteration:
-                return
+        call = _next_call(pages, None)
+        while call is not None:
             page = await self._run(call)
             for item in page.items:
                 yield item
+            call = _next_call(pages, page)
 
     async def aclose(self) -> None:
         """Close the pooled connections (a client made by :meth:`with_token` leaves them to its maker)."""
@@ -877,8 +985,16 @@ class AsyncGistClient(_ClientBase, AsyncResources, AsyncSide):
         await self.aclose()
 
 
-def _as_is(body: Any) -> Any:
+def _as_is(body: JSON) -> JSON:
     return body
+
+
+def _next_call(pages: Pages[T], page: Page[T] | None) -> Call[Page[T]] | None:
+    """The call for the page after ``page`` (the first when it is ``None``); ``None`` when the walk is over."""
+    try:
+        return next(pages) if page is None else pages.send(page)
+    except StopIteration:
+        return None
 
 
 def _path_only(path: str) -> str:

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 from urllib.parse import urljoin
 
 __all__ = [
@@ -184,7 +183,7 @@ def run_demo(
     port: int = 8000,
     sandbox_port: int = 8765,
     check: bool = False,
-    out: Callable[[str], Any] = print,
+    out: Callable[[str], object] = print,
 ) -> int:
     """Start the sandbox and the example app; with ``check``, log in headlessly and stop.
 
@@ -236,7 +235,7 @@ def run_demo(
         try:
             if check:
                 items = approve_login_headlessly(app_server.url)
-                expected = [t["name"] for t in sandbox.workspace.teammates]
+                expected = [str(t["name"]) for t in sandbox.workspace.teammates]
                 missing = [name for name in expected if not any(name in item for item in items)]
                 if missing:
                     raise DemoError(f"The page after login does not list {', '.join(missing)}.")

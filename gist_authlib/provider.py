@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Concatenate, Final, Generic, ParamSpec, TypeVar
+from typing import Concatenate, Final, Generic, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 from .errors import UnknownScopeError
@@ -58,11 +58,11 @@ _R = TypeVar("_R")
 class _ClassOrInstanceMethod(Generic[_P, _R]):
     """Lets ``GistProvider.at(origin)`` work on the class (Gist's defaults) and on a customised instance."""
 
-    def __init__(self, func: Callable[Concatenate[Any, _P], _R]) -> None:
+    def __init__(self, func: Callable[Concatenate[GistProvider, _P], _R]) -> None:
         self.func = func
         self.__doc__ = func.__doc__
 
-    def __get__(self, instance: Any, owner: type) -> Callable[_P, _R]:
+    def __get__(self, instance: GistProvider | None, owner: type[GistProvider]) -> Callable[_P, _R]:
         target = instance if instance is not None else owner()
         return functools.partial(self.func, target)
 
@@ -250,7 +250,7 @@ class GistProvider:
         # A new-looking name: suggest only a scope on the same thing (write_teammates: read_teammates).
         return next((known for known in self.scopes if thing and known.partition("_")[2] == thing), None), case
 
-    def authlib_kwargs(self) -> dict[str, Any]:
+    def authlib_kwargs(self) -> dict[str, str]:
         """The endpoint settings for Authlib's ``OAuth.register``, as a new dict on every call."""
         return {
             "authorize_url": self.authorize_url,

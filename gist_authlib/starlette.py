@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio.to_thread
 from authlib.integrations.starlette_client import StarletteOAuth2App
@@ -102,7 +102,7 @@ class GistStarletteApp(AsyncGistApp, StarletteOAuth2App):  # type: ignore[misc] 
 
     def gist_response(self, reply: _web.Reply) -> Response:
         """The Starlette response of a reply."""
-        response: Response = reply.native
+        response = reply.native
         if response is None:
             response = HTMLResponse(reply.body, reply.status)
             if reply.location is not None:
@@ -117,7 +117,8 @@ class GistStarletteApp(AsyncGistApp, StarletteOAuth2App):  # type: ignore[misc] 
     def gist_logged_in(self, request: _web.Request, result: LoginResult) -> None:
         """``request.state.gist_next`` and ``gist_subject``. Starlette's sessions live in the signed cookie
         itself: there is no server-side session id to rotate."""
-        request.native.state.gist_next, request.native.state.gist_subject = result.next_path, result.subject
+        state = cast(Request, request.native).state
+        state.gist_next, state.gist_subject = result.next_path, result.subject
 
     @staticmethod
     def gist_session_of(request: Any) -> Any:

@@ -28,10 +28,10 @@ from __future__ import annotations
 import functools
 import secrets
 import ssl
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from html.parser import HTMLParser
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import pytest
@@ -39,7 +39,15 @@ import pytest
 from .provider import GistProvider
 
 if TYPE_CHECKING:
+    import httpx2
+    from starlette.types import Receive, Scope, Send
+
+    from ._install_limit import InstallLimit
+    from ._registry import GistApp
+    from ._types import JSON
     from .sandbox import GistSandbox, ServerThread
+    from .sandbox._app import TokenAnswer
+    from .tokens import LoginState
 
 # pytest loads this module in every suite of a project that has gist_authlib installed (the entry point does
 # not depend on the extra), so the sandbox and its web framework are imported only when a test uses them.
@@ -75,7 +83,27 @@ _REDIRECTS = (301, 302, 303, 307, 308)
 _MAX_APP_REDIRECTS = 10
 
 
-def _fresh(limit: Any, state: Any) -> Any:
+class _Response(Protocol):
+    """A framework test client's response, as far as a login reads it (besides its headers and text)."""
+
+    @property
+    def status_code(self) -> int: ...
+
+
+R = TypeVar("R", bound=_Response)
+R_co = TypeVar("R_co", bound=_Response, covariant=True)
+
+
+class _TestClient(Protocol[R_co]):
+    """A framework's test client: Starlette's and FastAPI's ``TestClient``, Flask's, Django's."""
+
+    @property
+    def get(self) -> Callable[..., R_co]:
+        """Its GET, whose keywords differ between the frameworks (see :func:`_get`)."""
+        ...
+
+
+def _fresh(limit: InstallLimit, state: LoginState) -> InstallLimit:
     """The same limit, counting afresh in this test's own login state."""
     from ._install_limit import InstallLimit
 
@@ -134,7 +162,7 @@ class GistSandboxFixture:
         merged = tuple(dict.fromkeys((*client.redirect_uris, *uris)))
         self.sandbox.add_client(replace(client, redirect_uris=merged))
 
-    def register(self, oauth: Any, name: str = "gist", **kwargs: Any) -> Any:
+    def register(self, oauth: object, name: str = "gist", **kwargs: Any) -> GistApp:
         """:func:`gist_authlib.register` for the sandbox: its endpoints, client id and secret.
 
         Other keyword arguments are passed on (``scopes``, ``token_store``, ...). A ``provider`` with
@@ -143,6 +171,7 @@ class GistSandboxFixture:
         a loopback name; the callbacks ``/oauth/<name>/callback`` on :data:`TEST_CLIENT_ORIGINS` are
         registered.
         """
+        # kwargs: gist_authlib.register's own keywords, which its signature checks
         provider = self._provider_for(kwargs.pop("provider", None) or GistProvider())
         kwargs.setdefault("allow_insecure_http", True)
         self.allow_redirect_uri(*_callbacks(name))
@@ -152,7 +181,7 @@ class GistSandboxFixture:
             oauth, name, client_id=self.client_id, client_secret=self.client_secret, provider=provider, **kwargs
         )
 
-    def use(self, app: Any, *, redirect_uri: str | None = None) -> SandboxUse:
+    def use(self, app: object, *, redirect_uri: str | None = None) -> SandboxUse:
         """Point an existing registration at the sandbox until the test ends (or the ``with`` block does).
 
         For an app built when its module is imported (``oauth = OAuth(); gist = gist_authlib.register(oauth)``
@@ -263,7 +292,9 @@ class GistSandboxFixture:
 
     # -- a login, through the framework's test client ---------------------------------------------------
 
-    def login(self, client: Any, path: str = "/auth/gist", *, deny: bool = False, follow_redirects: bool = True) -> Any:
+    def login(
+        self, client: _TestClient[R], path: str = "/auth/gist", *, deny: bool = False, follow_redirects: bool = True
+    ) -> R:
         """Walk a login through ``client``: the app's login route, the consent page, the app's callback.
 
         Args:
@@ -313,7 +344,7 @@ class GistSandboxFixture:
             response = _get(client, target)
         return response
 
-    def _decide(self, browser: Any, consent: Any, *, deny: bool) -> str:
+    def _decide(self, browser: httpx2.Client, consent: httpx2.Response, *, deny: bool) -> str:
         if consent.status_code != 200:
             raise SandboxLoginError(
                 f"The sandbox refused the authorization request (HTTP {consent.status_code}): "
@@ -338,30 +369,27 @@ class GistSandboxFixture:
     # -- the seeded workspace -------------------------------------------------------------------------
 
     @property
-    def teammates(self) -> list[dict[str, Any]]:
+    def teammates(self) -> list[dict[str, JSON]]:
         """The workspace's teammates (Ada Lovelace, Grace Hopper, Alan Turing), as Gist sends them."""
-        teammates: list[dict[str, Any]] = self.sandbox.workspace.teammates
-        return teammates
+        return self.sandbox.workspace.teammates
 
     @property
-    def contacts(self) -> list[dict[str, Any]]:
+    def contacts(self) -> list[dict[str, JSON]]:
         """The workspace's contacts (five seeded, changed by the app's writes)."""
-        contacts: list[dict[str, Any]] = self.sandbox.workspace.contacts
-        return contacts
+        return self.sandbox.workspace.contacts
 
     @property
-    def tags(self) -> list[dict[str, Any]]:
+    def tags(self) -> list[dict[str, JSON]]:
         """The workspace's tags (``vip`` seeded)."""
-        tags: list[dict[str, Any]] = self.sandbox.workspace.tags
-        return tags
+        return self.sandbox.workspace.tags
 
     # -- tokens and faults ----------------------------------------------------------------------------
 
-    def issue_token(self, scopes: Iterable[str] = ("read_teammates",)) -> dict[str, Any]:
+    def issue_token(self, scopes: Iterable[str] = ("read_teammates",)) -> TokenAnswer:
         """A token for the sandbox app, as if a login had completed (for tests of API calls alone)."""
         return self.sandbox.issue_token(self.client_id, tuple(scopes))
 
-    def revoke(self, token: str | Mapping[str, Any]) -> None:
+    def revoke(self, token: str | Mapping[str, object]) -> None:
         """Revoke one token (the token dict or its ``access_token``): the API then answers 401."""
         self.sandbox.revoke(str(token["access_token"]) if isinstance(token, Mapping) else token)
 
@@ -377,7 +405,7 @@ class GistSandboxFixture:
         """Answer the next ``count`` API requests with ``status`` (a 5xx by default)."""
         self.sandbox.fail_next_api_request(status, count=count)
 
-    def force_token_error(self, status: int = 500, body: str | bytes | dict[str, Any] | None = None) -> None:
+    def force_token_error(self, status: int = 500, body: str | bytes | Mapping[str, object] | None = None) -> None:
         """Answer the next token request (the app's code exchange) with ``status`` and ``body``."""
         if body is None:
             self.sandbox.fail_next_token_request(status)
@@ -392,7 +420,7 @@ class SandboxUse:
         app: the registration (a Flask registry's lazy proxy resolved to its app).
     """
 
-    def __init__(self, app: Any, saved: dict[str, Any], uses: list[SandboxUse]) -> None:
+    def __init__(self, app: GistApp, saved: dict[str, object], uses: list[SandboxUse]) -> None:
         self.app = app
         self._saved = saved
         self._uses = uses
@@ -400,7 +428,7 @@ class SandboxUse:
     def __repr__(self) -> str:
         return f"<SandboxUse of {self.app!r}{'' if self in self._uses else ' (restored)'}>"
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> GistApp:
         return self.app
 
     def __exit__(self, *exc_info: object) -> None:
@@ -432,7 +460,7 @@ class _Current:
     def __init__(self) -> None:
         self.app: GistSandbox | None = None
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         app = self.app
         if app is None:
             from starlette.responses import PlainTextResponse
@@ -487,7 +515,7 @@ def _callbacks(name: str) -> tuple[str, ...]:
     return tuple(f"{origin}{path}" for origin in TEST_CLIENT_ORIGINS for path in paths)
 
 
-def _get(client: Any, url: str) -> Any:
+def _get(client: _TestClient[R], url: str) -> R:
     """GET ``url`` through a framework's test client, never following redirects."""
     if type(client).__module__.startswith("django."):
         # Django's client takes a path; the host is its own (testserver unless configured otherwise).
@@ -496,8 +524,8 @@ def _get(client: Any, url: str) -> Any:
     return client.get(url, follow_redirects=False)  # Starlette/FastAPI TestClient and Flask's client alike
 
 
-def _location(response: Any) -> str | None:
-    value = response.headers.get("location")
+def _location(response: _Response) -> str | None:
+    value = getattr(response, "headers", {}).get("location")  # each framework's own headers type
     return str(value) if value else None
 
 
@@ -506,7 +534,7 @@ def _origin(url: str) -> tuple[str, str]:
     return parts.scheme, parts.netloc
 
 
-def _text(response: Any) -> str:
+def _text(response: _Response) -> str:
     text = getattr(response, "text", None)
     if not isinstance(text, str):
         text = bytes(getattr(response, "content", b"")).decode("utf-8", "replace")

@@ -7,8 +7,9 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
-from typing import Any, Generic, Self, TypeVar
+from typing import Generic, Self, TypeVar
 
+from .._types import JSON
 from ..errors import UnexpectedAnswerError
 
 __all__ = [
@@ -64,10 +65,10 @@ class GistObject:
     it, so a field Gist adds later is not lost: ``obj["new_field"]`` or ``obj.raw["new_field"]``.
     """
 
-    raw: Mapping[str, Any] = field(repr=False, compare=False)
+    raw: Mapping[str, JSON] = field(repr=False, compare=False)
 
     @classmethod
-    def from_api(cls, data: Mapping[str, Any]) -> Self:
+    def from_api(cls, data: Mapping[str, JSON]) -> Self:
         """Build the object from a JSON object, as it is (the fields' types are not checked)."""
         if not isinstance(data, Mapping):
             raise TypeError(f"Expected a JSON object for {cls.__name__}, got {type(data).__name__}.")
@@ -81,7 +82,7 @@ class GistObject:
         return obj
 
     @classmethod
-    def from_json(cls, value: Any, *, method: str = "", path: str = "", status: int = 200) -> Self:
+    def from_json(cls, value: object, *, method: str = "", path: str = "", status: int = 200) -> Self:
         """Build the object from a JSON value Gist answered ``method path`` with, checking its shape: an
         object, each known field of its declared type or null (unknown fields are kept, unchecked).
 
@@ -94,7 +95,7 @@ class GistObject:
             raise UnexpectedAnswerError(status, wrong.sentence, method=method, path=path) from None
 
     @classmethod
-    def from_shape(cls, value: Any) -> Self:
+    def from_shape(cls, value: object) -> Self:
         """:meth:`from_json` for a caller that names the call itself.
 
         Raises:
@@ -113,10 +114,10 @@ class GistObject:
         values["raw"] = MappingProxyType(dict(value))
         return obj
 
-    def __getitem__(self, key: str) -> Any:
+    def __getitem__(self, key: str) -> JSON:
         return self.raw[key]
 
-    def get(self, key: str, default: Any = None) -> Any:
+    def get(self, key: str, default: JSON = None) -> JSON:
         """A field by Gist's name, known or not."""
         return self.raw.get(key, default)
 
@@ -124,7 +125,7 @@ class GistObject:
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 _CHECKS: dict[type, tuple[tuple[str, frozenset[type]], ...]] = {}
 #: The Python types json.loads makes for each declared type a model's field may have.
-_JSON_TYPES: dict[Any, frozenset[type]] = {
+_JSON_TYPES: dict[object, frozenset[type]] = {
     int: frozenset({int}),
     float: frozenset({int, float}),
     str: frozenset({str}),
@@ -143,7 +144,7 @@ def _field_names(cls: type) -> tuple[str, ...]:
 
 def _checks(cls: type) -> tuple[tuple[str, frozenset[type]], ...]:
     """(field, the JSON types it accepts besides null) for each known field; an empty set accepts anything
-    (``Any``, or a type JSON does not make, such as a nested model)."""
+    (an unchecked annotation, or a type JSON does not make, such as a nested model)."""
     checks = _CHECKS.get(cls)
     if checks is None:
         hints = typing.get_type_hints(cls)
@@ -151,7 +152,7 @@ def _checks(cls: type) -> tuple[tuple[str, frozenset[type]], ...]:
     return checks
 
 
-def _accepted(hint: Any) -> frozenset[type]:
+def _accepted(hint: object) -> frozenset[type]:
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         parts = [_accepted(arm) for arm in typing.get_args(hint) if arm is not type(None)]
         return frozenset().union(*parts) if all(parts) else frozenset()
@@ -209,8 +210,8 @@ class Contact(GistObject):
     phone: str | None = None
     created_at: int | None = None
     updated_at: int | None = None
-    tags: list[Any] | None = None
-    custom_properties: dict[str, Any] | None = None
+    tags: list[JSON] | None = None
+    custom_properties: dict[str, JSON] | None = None
 
 
 @dataclass(frozen=True)
@@ -229,7 +230,7 @@ class TokenInfo(GistObject):
     workspace_name: str | None = None
 
     @classmethod
-    def from_json(cls, value: Any, *, method: str = "GET", path: str = "token", status: int = 200) -> Self:
+    def from_json(cls, value: object, *, method: str = "GET", path: str = "token", status: int = 200) -> Self:
         """Read Gist's answer to ``GET /token`` (a JSON value already parsed), checking its shape.
 
         Raises:

@@ -9,25 +9,39 @@ from __future__ import annotations
 
 import builtins  # the resources' methods named "list" shadow the builtin inside their classes
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Final, Generic, TypeVar
 from urllib.parse import quote
 
-from ._endpoint import AsyncSide, Call, Pages, SyncSide, endpoint, paged_endpoint
-from ._models import Contact, Page, ShapeError, Tag, Team, Teammate, found_as
+from .._types import JSON
+from ._endpoint import (
+    AsyncRunner,
+    AsyncSide,
+    Call,
+    Pages,
+    QueryValue,
+    SyncRunner,
+    SyncSide,
+    endpoint,
+    paged_endpoint,
+)
+from ._models import Contact, GistObject, Page, ShapeError, Tag, Team, Teammate, found_as
 
 __all__ = ["AsyncResources", "Call", "SyncResources", "walk_pages"]
 
 T = TypeVar("T")
+M = TypeVar("M", bound=GistObject)
+K = TypeVar("K", dict[str, JSON], list[JSON])
+R = TypeVar("R", SyncRunner, AsyncRunner)
 
 #: Gist's integrations page with 60 per page.
 DEFAULT_PER_PAGE = 60
 _MAX_PAGES = 100_000
 
 
-_MISSING: Any = object()
+_MISSING: Final = object()
 
 
-def _member(body: Any, key: str, kind: type, kind_name: str) -> Any:
+def _member(body: JSON, key: str, kind: type[K], kind_name: str) -> K:
     """The value under ``key`` of Gist's wrapping object (``{"teammates": [...]}``), of type ``kind``.
 
     Raises:
@@ -39,15 +53,15 @@ def _member(body: Any, key: str, kind: type, kind_name: str) -> Any:
     value = body.get(key, _MISSING)
     if type(value) is not kind:
         if value is None and kind is list:
-            return []
+            return kind()
         if value is _MISSING:
             raise ShapeError(f"has no {key!r}")
         raise ShapeError(f"is {found_as(value)}, not {kind_name}", f"its {key!r}")
     return value
 
 
-def _one(model: Any, key: str) -> Callable[[Any], Any]:
-    def read(body: Any) -> Any:
+def _one(model: type[M], key: str) -> Callable[[JSON], M]:
+    def read(body: JSON) -> M:
         value = _member(body, key, dict, "an object")
         try:
             return model.from_shape(value)
@@ -57,8 +71,8 @@ def _one(model: Any, key: str) -> Callable[[Any], Any]:
     return read
 
 
-def _many(model: Any, key: str) -> Callable[[Any], Any]:
-    def read(body: Any) -> Any:
+def _many(model: type[M], key: str) -> Callable[[JSON], list[M]]:
+    def read(body: JSON) -> list[M]:
         objects = []
         for index, item in enumerate(_member(body, key, list, "an array")):
             try:
@@ -70,12 +84,12 @@ def _many(model: Any, key: str) -> Callable[[Any], Any]:
     return read
 
 
-def _page(model: Any, key: str) -> Callable[[Any], Page[Any]]:
+def _page(model: type[M], key: str) -> Callable[[JSON], Page[M]]:
     items = _many(model, key)
 
-    def read(body: Any) -> Page[Any]:
+    def read(body: JSON) -> Page[M]:
         found = items(body)  # checks that the body is an object
-        pages = body.get("pages")
+        pages = body.get("pages") if type(body) is dict else None
         if pages is not None and type(pages) is not dict:
             raise ShapeError(f"is {found_as(pages)}, not an object", "its 'pages'")
         link = pages.get("next") if pages else None
@@ -90,16 +104,16 @@ def _id(value: int | str) -> str:
     return quote(str(value), safe="")
 
 
-def _keyed(contact: Mapping[str, Any]) -> bool:
+def _keyed(contact: Mapping[str, object]) -> bool:
     return bool(contact.get("email") or contact.get("user_id"))
 
 
-class _Resource:
-    def __init__(self, client: Any) -> None:
-        self._client = client
+class _Resource(Generic[R]):
+    def __init__(self, client: R) -> None:
+        self._client: R = client
 
 
-class _Teammates(_Resource):
+class _Teammates(_Resource[R]):
     @endpoint
     def list(self) -> Call[builtins.list[Teammate]]:
         """Every teammate."""
@@ -111,7 +125,7 @@ class _Teammates(_Resource):
         return Call("GET", f"teammates/{_id(teammate_id)}", _one(Teammate, "teammate"), scope="read_teammates")
 
 
-class _Teams(_Resource):
+class _Teams(_Resource[R]):
     @endpoint
     def list(self) -> Call[builtins.list[Team]]:
         """Every team."""
@@ -123,14 +137,14 @@ class _Teams(_Resource):
         return Call("GET", f"teams/{_id(team_id)}", _one(Team, "team"), scope="read_teams")
 
 
-class _Contacts(_Resource):
+class _Contacts(_Resource[R]):
     @endpoint
-    def list(self, /, *, page: int = 1, per_page: int = DEFAULT_PER_PAGE, **filters: Any) -> Call[Page[Contact]]:
+    def list(self, /, *, page: int = 1, per_page: int = DEFAULT_PER_PAGE, **filters: QueryValue) -> Call[Page[Contact]]:
         """One page of contacts; ``filters`` such as ``order`` and ``order_by`` go in the query."""
         return _contacts_page(page, per_page, filters)
 
     @paged_endpoint
-    def iter_all(self, /, *, per_page: int = DEFAULT_PER_PAGE, **filters: Any) -> Pages[Contact]:
+    def iter_all(self, /, *, per_page: int = DEFAULT_PER_PAGE, **filters: QueryValue) -> Pages[Contact]:
         """Every contact, page after page (following Gist's ``pages.next`` links when it gives them).
 
         A ``next`` link already followed ends the walk, so a server that links in a circle cannot loop it;
@@ -157,7 +171,7 @@ class _Contacts(_Resource):
         return Call("GET", "contacts", read, params=params, scope="read_contact", none_if_missing=True)
 
     @endpoint
-    def upsert(self, /, **fields: Any) -> Call[Contact]:
+    def upsert(self, /, **fields: object) -> Call[Contact]:
         """Create or update a contact, keyed by ``email`` or ``user_id`` (or by ``id`` to update)."""
         if not (_keyed(fields) or fields.get("id")):
             raise ValueError("A contact upsert needs an email, a user_id or an id.")
@@ -165,7 +179,7 @@ class _Contacts(_Resource):
         return Call("POST", "contacts", read, json=dict(fields), idempotent=_keyed(fields), scope="write_contact")
 
     @endpoint
-    def upsert_many(self, contacts: Iterable[Mapping[str, Any]]) -> Call[builtins.list[Contact]]:
+    def upsert_many(self, contacts: Iterable[Mapping[str, object]]) -> Call[builtins.list[Contact]]:
         """Create or update a batch of contacts (scope ``write_bulk_contacts``)."""
         batch = [dict(c) for c in contacts]
         if not batch:
@@ -185,7 +199,7 @@ class _Contacts(_Resource):
         return Call("DELETE", f"contacts/{_id(contact_id)}", lambda _: None, scope="write_contact")
 
 
-class _Tags(_Resource):
+class _Tags(_Resource[R]):
     @endpoint
     def list(self) -> Call[builtins.list[Tag]]:
         """Every tag."""
@@ -194,18 +208,18 @@ class _Tags(_Resource):
     @endpoint
     def upsert(self, name: str, *, tag_id: int | str | None = None) -> Call[Tag]:
         """Create a tag by name, or rename the tag ``tag_id``."""
-        body: dict[str, Any] = {"name": name}
+        body: dict[str, object] = {"name": name}
         if tag_id is not None:
             body["id"] = tag_id
         return Call("POST", "tags", _one(Tag, "tag"), json=body, idempotent=True, scope="write_tags")
 
     @endpoint
-    def apply(self, name: str, contacts: Iterable[Mapping[str, Any]]) -> Call[Tag]:
+    def apply(self, name: str, contacts: Iterable[Mapping[str, object]]) -> Call[Tag]:
         """Tag contacts (each given by ``id``, ``email`` or ``user_id``) with ``name``; creates the tag."""
         return _tagging(name, contacts, untag=False)
 
     @endpoint
-    def remove(self, name: str, contacts: Iterable[Mapping[str, Any]]) -> Call[Tag]:
+    def remove(self, name: str, contacts: Iterable[Mapping[str, object]]) -> Call[Tag]:
         """Remove the tag ``name`` from contacts."""
         return _tagging(name, contacts, untag=True)
 
@@ -240,12 +254,16 @@ def walk_pages(
             call = numbered(page_number + 1)
 
 
-def _contacts_page(page: int, per_page: int, filters: Mapping[str, Any]) -> Call[Page[Contact]]:
-    params = {"page": page, "per_page": per_page, **{k: v for k, v in filters.items() if v is not None}}
+def _contacts_page(page: int, per_page: int, filters: Mapping[str, QueryValue]) -> Call[Page[Contact]]:
+    params: dict[str, QueryValue] = {
+        "page": page,
+        "per_page": per_page,
+        **{k: v for k, v in filters.items() if v is not None},
+    }
     return Call("GET", "contacts", _page(Contact, "contacts"), params=params, scope="read_contact")
 
 
-def _tagging(name: str, contacts: Iterable[Mapping[str, Any]], *, untag: bool) -> Call[Tag]:
+def _tagging(name: str, contacts: Iterable[Mapping[str, object]], *, untag: bool) -> Call[Tag]:
     targets = []
     for contact in contacts:
         target = {k: contact[k] for k in ("id", "email", "user_id") if contact.get(k) is not None}
@@ -258,35 +276,35 @@ def _tagging(name: str, contacts: Iterable[Mapping[str, Any]], *, untag: bool) -
     return Call("POST", "tags", _one(Tag, "tag"), json=body, idempotent=True, scope="write_tags")
 
 
-class Teammates(_Teammates, SyncSide):
+class Teammates(_Teammates[SyncRunner], SyncSide):
     """``client.teammates``: the workspace's teammates (scope ``read_teammates``)."""
 
 
-class Teams(_Teams, SyncSide):
+class Teams(_Teams[SyncRunner], SyncSide):
     """``client.teams``: the workspace's teams (scope ``read_teams``)."""
 
 
-class Contacts(_Contacts, SyncSide):
+class Contacts(_Contacts[SyncRunner], SyncSide):
     """``client.contacts``: contacts (scopes ``read_contact``/``write_contact``, bulk ones for batches)."""
 
 
-class Tags(_Tags, SyncSide):
+class Tags(_Tags[SyncRunner], SyncSide):
     """``client.tags``: tags and tagging (scopes ``read_tags``/``write_tags``)."""
 
 
-class AsyncTeammates(_Teammates, AsyncSide):
+class AsyncTeammates(_Teammates[AsyncRunner], AsyncSide):
     """``client.teammates`` of the async client: the same methods, awaited."""
 
 
-class AsyncTeams(_Teams, AsyncSide):
+class AsyncTeams(_Teams[AsyncRunner], AsyncSide):
     """``client.teams`` of the async client: the same methods, awaited."""
 
 
-class AsyncContacts(_Contacts, AsyncSide):
+class AsyncContacts(_Contacts[AsyncRunner], AsyncSide):
     """``client.contacts`` of the async client: the same methods, awaited (``iter_all`` with ``async for``)."""
 
 
-class AsyncTags(_Tags, AsyncSide):
+class AsyncTags(_Tags[AsyncRunner], AsyncSide):
     """``client.tags`` of the async client: the same methods, awaited."""
 
 
@@ -298,7 +316,7 @@ class SyncResources:
     contacts: Contacts
     tags: Tags
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: SyncRunner) -> None:
         self.teammates = Teammates(client)
         self.teams = Teams(client)
         self.contacts = Contacts(client)
@@ -313,7 +331,7 @@ class AsyncResources:
     contacts: AsyncContacts
     tags: AsyncTags
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: AsyncRunner) -> None:
         self.teammates = AsyncTeammates(client)
         self.teams = AsyncTeams(client)
         self.contacts = AsyncContacts(client)

@@ -11,8 +11,9 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Final, Literal
+from typing import ClassVar, Final, Literal
 
+from .._types import JSON
 from ._errors import InvalidCanvasError
 
 __all__ = [
@@ -48,7 +49,7 @@ SpacerSize = Literal["xs", "s", "m", "l", "xl"]
 SaveState = Literal["unsaved", "saved", "failed"]
 
 
-def _json_dumps(value: Any) -> bytes:
+def _json_dumps(value: object) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
@@ -68,7 +69,7 @@ def _check_text(component_type: str, name: str, value: object, *, required: bool
         )
 
 
-def _compact(data: dict[str, Any]) -> dict[str, Any]:
+def _compact(data: dict[str, JSON]) -> dict[str, JSON]:
     """Leave out the fields that were not set, as Gist's own canvases do."""
     return {key: value for key, value in data.items() if value is not None}
 
@@ -80,7 +81,7 @@ def _compact(data: dict[str, Any]) -> dict[str, Any]:
 class SubmitAction:
     """Using the component sends a submit request to the app (the only action Gist's docs show)."""
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, JSON]:
         """The action as Gist's JSON."""
         return {"type": "submit"}
 
@@ -95,7 +96,7 @@ class UrlAction:
         if not isinstance(self.url, str) or not self.url.startswith(("https://", "http://")):
             raise InvalidCanvasError(f"A url action needs an absolute http(s) URL, not {self.url!r}.")
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, JSON]:
         """The action as Gist's JSON."""
         return {"type": "url", "url": self.url}
 
@@ -126,7 +127,7 @@ class Component(ABC):
     type: ClassVar[str]
 
     @abstractmethod
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, JSON]:
         """The component as Gist's JSON object."""
 
     def component_ids(self) -> Iterator[str]:
@@ -157,7 +158,7 @@ class Text(Component):
         _check_text("text", "text", self.text)
         _check_id("text", self.id, "", required=False)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, JSON]:
         """The component as Gist's JSON object."""
         return _compact({"type": "text", "id": self.id, "text": self.text, "style": self.style, "align": self.align})
 
@@ -172,7 +173,7 @@ class Divider(Component):
     def __post_init__(self) -> None:
         _check_id("divider", self.id, "", required=False)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, JSON]:
         """The component as Gist's JSON object."""
         return _compact({"type": "divider", "id": self.id})
 
@@ -192,7 +193,7 @@ class Spacer(Component):
     def __post_init__(self) -> None:
         _check_id("spacer", self.id, "", required=False)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, JSON]:
         """The component as Gist's JSON object."""
         return _compact({"type": "spacer", "id": self.id, "size": self.size})
 
@@ -221,7 +222,7 @@ class Button(Component):
         _check_text("button", "label", self.label)
         _check_action("button", self.action, optional=False)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, JSON]:
         """The component as Gist's JSON object."""
         return {
             "type": "button",
@@ -266,7 +267,7 @@ class ListItem:
         _check_text("item", "image", self.image, required=False)
         _check_action("item", self.action, optional=True)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, JSON]:
         """The item as Gist's JSON object."""
         return _compact(
             {
@@ -305,7 +306,7 @@ class List(Component):
         object.__setattr__(self, "items", rows)
         object.__setattr__(self, "disabled", disabled)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, JSON]:
         """The component as Gist's JSON object."""
         return {"type": "list", "disabled": self.disabled, "items": [item.to_dict() for item in self.items]}
 
@@ -346,7 +347,7 @@ class Input(Component):
             _check_text("input", name, getattr(self, name), required=False)
         _check_action("input", self.action, optional=True)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, JSON]:
         """The component as Gist's JSON object."""
         return _compact(
             {
@@ -364,14 +365,14 @@ class Input(Component):
 
 @dataclass(frozen=True, slots=True)
 class Raw(Component):
-    """Any other component, as Gist's JSON object: for a component type this module does not type yet.
+    """A component of another type, as Gist's JSON object: for a component type this module does not type yet.
 
     It is still checked: an interactive type (``button``, ``input``, ``item``, ...) needs an ``id``, and
     rows in an ``items`` array count towards the canvas's unique ids.
     """
 
     type: ClassVar[str] = "raw"
-    data: Mapping[str, Any] = field(default_factory=dict)
+    data: Mapping[str, JSON] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.data, Mapping) or not isinstance(self.data.get("type"), str):
@@ -381,21 +382,22 @@ class Raw(Component):
             kind = str(part.get("type", ""))
             _check_id(kind, part.get("id"), "", required=kind in INTERACTIVE_TYPES)
 
-    def _parts(self) -> Iterator[Mapping[str, Any]]:
+    def _parts(self) -> Iterator[Mapping[str, JSON]]:
         yield self.data
         rows = self.data.get("items")
         if isinstance(rows, list):
             yield from (row for row in rows if isinstance(row, Mapping))
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, JSON]:
         """The component as given."""
         return dict(self.data)
 
     def component_ids(self) -> Iterator[str]:
         """The ids of the component and of the rows in its ``items``."""
         for part in self._parts():
-            if isinstance(part.get("id"), str):
-                yield part["id"]
+            component_id = part.get("id")
+            if isinstance(component_id, str):
+                yield component_id
 
 
 # --- the canvas -----------------------------------------------------------------------------------
@@ -417,9 +419,9 @@ class Canvas:
     """
 
     components: tuple[Component, ...]
-    stored_data: Mapping[str, Any] | None = None
+    stored_data: Mapping[str, object] | None = None
 
-    def __init__(self, components: Iterable[Component], stored_data: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, components: Iterable[Component], stored_data: Mapping[str, object] | None = None) -> None:
         parts = tuple(components)
         seen: set[str] = set()
         for component in parts:
@@ -456,7 +458,7 @@ class Canvas:
         inner = b'{"content":' + content + (b',"stored_data":' + stored if stored is not None else b"") + b"}"
         return b'{"canvas":' + inner + b"}"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, JSON]:
         """The response body Gist expects, as a dict, after the same checks as :meth:`to_json`."""
-        result: dict[str, Any] = json.loads(self.to_json())
+        result: dict[str, JSON] = json.loads(self.to_json())
         return result

@@ -13,9 +13,10 @@ import json
 import logging
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final, NamedTuple
+from typing import Final, NamedTuple
 
 from .._effects import Steps, UserCode, drive, drive_async
+from .._types import JSON
 from ..errors import ConfigurationError
 from ..provider import GistProvider
 from ._components import Canvas, Text
@@ -24,7 +25,7 @@ from ._errors import (
     InvalidCanvasError,
 )
 from ._requests import CanvasKind, InitializeRequest, SubmitRequest
-from ._signature import HeadersLike, client_secret_of, find_header, verify_canvas_signature
+from ._signature import HasClientSecret, HeadersLike, client_secret_of, find_header, verify_canvas_signature
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -48,8 +49,11 @@ ERROR_TEXT: Final = "This app could not answer just now. Try again in a moment."
 #: Headers of every reply: JSON, never cached.
 REPLY_HEADERS: Final[Mapping[str, str]] = {"Content-Type": "application/json", "Cache-Control": "no-store"}
 
-#: A handler takes the typed request and returns a :class:`Canvas`, directly or as an awaitable.
-CanvasHandler = Callable[[Any], Canvas | Awaitable[Canvas]]
+#: A handler takes the typed request and returns a :class:`Canvas`, directly or as an awaitable: an initialize
+#: handler takes an :class:`InitializeRequest`, a submit handler a :class:`SubmitRequest`.
+CanvasHandler = (
+    Callable[[InitializeRequest], Canvas | Awaitable[Canvas]] | Callable[[SubmitRequest], Canvas | Awaitable[Canvas]]
+)
 
 _MODELS: Final[dict[str, type[InitializeRequest]]] = {"initialize": InitializeRequest, "submit": SubmitRequest}
 
@@ -60,9 +64,10 @@ class CanvasReply(NamedTuple):
     status: int
     body: bytes
 
-    def json(self) -> Any:
+    def json(self) -> JSON:
         """The body, parsed."""
-        return json.loads(self.body)
+        parsed: JSON = json.loads(self.body)
+        return parsed
 
 
 def read_limit(headers: HeadersLike, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> int:
@@ -113,7 +118,7 @@ def _steps(
     body: bytes,
     headers: HeadersLike,
     kind: CanvasKind,
-    gist_or_secret: Any,
+    gist_or_secret: str | HasClientSecret | None,
     provider: GistProvider | None,
     max_body_bytes: int,
     handler: CanvasHandler,
@@ -162,7 +167,7 @@ def handle_canvas_request(
     kind: CanvasKind,
     handler: CanvasHandler,
     *,
-    secret: Any,
+    secret: str | HasClientSecret | None,
     provider: GistProvider | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> CanvasReply:
@@ -196,7 +201,7 @@ async def handle_canvas_request_async(
     kind: CanvasKind,
     handler: CanvasHandler,
     *,
-    secret: Any,
+    secret: str | HasClientSecret | None,
     provider: GistProvider | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> CanvasReply:

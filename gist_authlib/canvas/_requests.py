@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Self
+from typing import ClassVar, Literal, Self
 
+from .._types import JSON
 from ..api._models import Contact, GistObject, Teammate
 from ._errors import CanvasRequestError
 
@@ -45,7 +46,7 @@ class CanvasContext(GistObject):
     messenger_background_color: str | None = None
 
 
-def _object(data: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+def _object(data: Mapping[str, JSON], name: str) -> Mapping[str, JSON] | None:
     value = data.get(name)
     if value is None:
         return None
@@ -54,7 +55,7 @@ def _object(data: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
     return value
 
 
-def _identifier(data: Mapping[str, Any], name: str) -> str | None:
+def _identifier(data: Mapping[str, JSON], name: str) -> str | None:
     value = data.get(name)
     if value is None:
         return None
@@ -84,7 +85,7 @@ class InitializeRequest(GistObject):
     context: CanvasContext = field(default_factory=lambda: CanvasContext.from_api({}))
 
     @classmethod
-    def from_api(cls, data: Mapping[str, Any]) -> Self:
+    def from_api(cls, data: Mapping[str, JSON]) -> Self:
         """Build the request from Gist's JSON body.
 
         Raises:
@@ -104,7 +105,7 @@ class InitializeRequest(GistObject):
         obj._read_more(data)
         return obj
 
-    def _read_more(self, data: Mapping[str, Any]) -> None:
+    def _read_more(self, data: Mapping[str, JSON]) -> None:
         """Fill the fields a subclass adds (none here)."""
 
     @property
@@ -137,11 +138,11 @@ class SubmitRequest(InitializeRequest):
     kind: ClassVar[CanvasKind] = "submit"
 
     component_id: str | None = None
-    input_values: dict[str, Any] = field(default_factory=dict)
-    current_canvas: Mapping[str, Any] | None = None
-    stored_data: dict[str, Any] = field(default_factory=dict)
+    input_values: dict[str, JSON] = field(default_factory=dict)
+    current_canvas: Mapping[str, JSON] | None = None
+    stored_data: dict[str, JSON] = field(default_factory=dict)
 
-    def _read_more(self, data: Mapping[str, Any]) -> None:
+    def _read_more(self, data: Mapping[str, JSON]) -> None:
         values = self.__dict__
         values["component_id"] = _identifier(data, "component_id")
         if not str(values["component_id"] or "").strip():

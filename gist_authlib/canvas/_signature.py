@@ -10,13 +10,20 @@ from __future__ import annotations
 import hmac
 import re
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Protocol
 
 from ..errors import MissingCredentialsError
 from ..provider import GistProvider
 from ._errors import CanvasSignatureError
 
-__all__ = ["HeadersLike", "canvas_signature", "client_secret_of", "find_header", "verify_canvas_signature"]
+__all__ = [
+    "HasClientSecret",
+    "HeadersLike",
+    "canvas_signature",
+    "client_secret_of",
+    "find_header",
+    "verify_canvas_signature",
+]
 
 
 class HeadersLike(Protocol):
@@ -27,6 +34,15 @@ class HeadersLike(Protocol):
 
     def items(self) -> Iterable[tuple[str, str]]:
         """Every header as (name, value)."""
+
+
+class HasClientSecret(Protocol):
+    """A registered Authlib app (what :func:`gist_authlib.register` returns), as far as a canvas reads it."""
+
+    @property
+    def client_secret(self) -> str | None:
+        """The app's client secret, which signs its canvas requests."""
+        ...
 
 
 _HEX = re.compile(r"[0-9a-fA-F]+")
@@ -87,7 +103,7 @@ def verify_canvas_signature(
         raise CanvasSignatureError("mismatch", header)
 
 
-def client_secret_of(gist_or_secret: Any) -> str:
+def client_secret_of(gist_or_secret: str | HasClientSecret | None) -> str:
     """The client secret that signs canvas requests: a plain string, or a registered Authlib app's.
 
     The registered app is read at each call, so a secret that Flask or Django configuration fills in
@@ -96,9 +112,10 @@ def client_secret_of(gist_or_secret: Any) -> str:
     Raises:
         MissingCredentialsError: there is no secret.
     """
-    secret: Any = gist_or_secret if isinstance(gist_or_secret, str) else getattr(gist_or_secret, "client_secret", None)
-    if not secret and hasattr(gist_or_secret, "gist_credentials"):
-        gist_or_secret.gist_credentials()  # raises an error naming the registration's own setting
+    secret = gist_or_secret if isinstance(gist_or_secret, str) else getattr(gist_or_secret, "client_secret", None)
+    credentials = getattr(gist_or_secret, "gist_credentials", None)
+    if not secret and credentials is not None:
+        credentials()  # raises an error naming the registration's own setting
     if not isinstance(secret, str) or not secret:
         raise MissingCredentialsError("GIST_CLIENT_SECRET", "client secret")
     return secret

@@ -112,9 +112,10 @@ class GistDjangoApp(SyncGistApp, DjangoOAuth2App):  # type: ignore[misc]  # Auth
     def gist_logged_in(self, request: _web.Request, result: LoginResult) -> None:
         """``request.gist_next`` and ``request.gist_subject``, and a new session id for the logged-in session, as
         ``django.contrib.auth.login()`` does: a session id planted before the login is worth nothing after it."""
+        native = cast(HttpRequest, request.native)
         if not result.install:
-            request.native.session.cycle_key()
-        request.native.gist_next, request.native.gist_subject = result.next_path, result.subject
+            native.session.cycle_key()
+        native.gist_next, native.gist_subject = result.next_path, result.subject
 
     @staticmethod
     def gist_session_of(request: Any) -> Any:

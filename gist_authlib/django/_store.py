@@ -6,19 +6,33 @@ import functools
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 from django.db import DatabaseError, IntegrityError, router, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 
 from ..errors import ConfigurationError, TokenStoreError
-from ..tokens._base import COLUMNS, Admit, BaseTokenStore, DatabaseLoginState, Row, TokenCipher
+from ..tokens._base import (
+    COLUMNS,
+    Admit,
+    BaseTokenStore,
+    DatabaseLoginState,
+    Lookup,
+    Row,
+    TokenCipher,
+    as_row,
+    changed_columns,
+)
+
+if TYPE_CHECKING:
+    from .models import GistToken
 
 __all__ = ["DjangoTokenStore", "default_store"]
 
-_UPDATED = ("token", "key_id", "token_hash", "refresh_hash", "scopes", "workspace_id", "workspace_name", "updated_at")
+T = TypeVar("T")
+#: Keys as a project's settings give them (a list becomes a tuple: the ciphers are cached by key).
+Keys = str | bytes | tuple[str | bytes, ...]
 _LOOKUPS = frozenset({"token_hash", "refresh_hash"})
-_NO_KEY = object()
 
 
 class DjangoTokenStore(DatabaseLoginState, BaseTokenStore):
@@ -42,17 +56,17 @@ class DjangoTokenStore(DatabaseLoginState, BaseTokenStore):
         plaintext: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._given: Any = _NO_KEY
-        if key is None and not plaintext:
+        self._given: TokenCipher | None = None
+        self._from_settings = key is None and not plaintext
+        if self._from_settings:
             self._clock = clock
         else:
             super().__init__(key=key, plaintext=plaintext, clock=clock)
 
     @property  # read from the settings when no key was given
     def _cipher(self) -> TokenCipher | None:
-        if self._given is not _NO_KEY:
-            cipher: TokenCipher | None = self._given
-            return cipher
+        if not self._from_settings:
+            return self._given
         return _cipher_of(_configured_key())
 
     @_cipher.setter
@@ -68,15 +82,14 @@ class DjangoTokenStore(DatabaseLoginState, BaseTokenStore):
             if not self._bump(model.objects.filter(subject=row["subject"]), row):
                 try:
                     with transaction.atomic(using=self._db()):
-                        model.objects.create(**{column: row[column] for column in COLUMNS})
+                        model.objects.create(**row)
                 except IntegrityError:  # another writer inserted it meanwhile: update theirs
                     self._bump(model.objects.filter(subject=row["subject"]), row)
             found = self._select(row["subject"])
             assert found is not None
             return found
 
-        result: Row = self._run(work)
-        return result
+        return self._run(work)
 
     def _replace(self, row: Row, expected_version: int) -> Row | None:
         model = _token_model()
@@ -85,23 +98,20 @@ class DjangoTokenStore(DatabaseLoginState, BaseTokenStore):
             rows = model.objects.filter(subject=row["subject"], version=expected_version)
             return self._select(row["subject"]) if self._bump(rows, row) else None
 
-        result: Row | None = self._run(work)
-        return result
+        return self._run(work)
 
     def _read(self, subject: str) -> Row | None:
-        result: Row | None = self._run(lambda: self._select(subject))
-        return result
+        return self._run(lambda: self._select(subject))
 
-    def _read_where(self, column: str, value: str) -> Row | None:
+    def _read_where(self, column: Lookup, value: str) -> Row | None:
         if column not in _LOOKUPS:
             raise ValueError(f"Cannot look tokens up by {column!r}.")
         found = self._run(lambda: _token_model().objects.filter(**{column: value}).values(*COLUMNS).first())
-        return dict(found) if found is not None else None
+        return as_row(found) if found is not None else None
 
     def _read_workspace(self, workspace_id: str) -> list[Row]:
         rows = _token_model().objects.filter(workspace_id=workspace_id).order_by("subject").values(*COLUMNS)
-        result: list[Row] = self._run(lambda: [dict(row) for row in rows])
-        return result
+        return self._run(lambda: [as_row(row) for row in rows])
 
     def _remove(self, subject: str) -> bool:
         return bool(self._run(lambda: _token_model().objects.filter(subject=subject).delete()[0]))
@@ -113,8 +123,7 @@ class DjangoTokenStore(DatabaseLoginState, BaseTokenStore):
         return bool(self._run(lambda: rows.update(lease_holder=holder, lease_until=until) == 1))
 
     def _all_subjects(self) -> list[str]:
-        subjects: list[str] = self._run(lambda: list(_token_model().objects.values_list("subject", flat=True)))
-        return subjects
+        return self._run(lambda: list(_token_model().objects.values_list("subject", flat=True)))
 
     def _consume(self, digests: list[str], until: float, now: float) -> bool:
         from .models import ConsumedValue
@@ -165,7 +174,7 @@ class DjangoTokenStore(DatabaseLoginState, BaseTokenStore):
         alias: str = router.db_for_write(_token_model())
         return alias
 
-    def _run(self, work: Callable[[], Any]) -> Any:
+    def _run(self, work: Callable[[], T]) -> T:
         """``work`` in one transaction; a database failure becomes a :class:`TokenStoreError` that quotes nothing
         (a driver's message can quote the values it was given)."""
         try:
@@ -179,29 +188,29 @@ class DjangoTokenStore(DatabaseLoginState, BaseTokenStore):
 
     def _select(self, subject: str) -> Row | None:
         found = _token_model().objects.filter(subject=subject).values(*COLUMNS).first()
-        return dict(found) if found is not None else None
+        return as_row(found) if found is not None else None
 
     @staticmethod
-    def _bump(rows: Any, row: Row) -> bool:
+    def _bump(rows: QuerySet, row: Row) -> bool:
         """Write ``row``'s new values on ``rows``, with the next version and no lease; whether a row was written."""
-        changes = {column: row[column] for column in _UPDATED}
+        changes = changed_columns(row)
         written = rows.update(**changes, version=F("version") + 1, lease_holder=None, lease_until=None)
         return bool(written)
 
     def __repr__(self) -> str:
-        if self._given is _NO_KEY:
+        if self._from_settings:
             return "<DjangoTokenStore key from settings.GIST_TOKEN_KEY>"
         mode = "plaintext" if self._given is None else f"keys={self._given.key_ids}"
         return f"<DjangoTokenStore {mode}>"
 
 
-def _token_model() -> Any:
+def _token_model() -> type[GistToken]:
     from .models import GistToken
 
     return GistToken
 
 
-def _configured_key() -> Any:
+def _configured_key() -> Keys:
     from django.conf import settings
 
     key = getattr(settings, "GIST_TOKEN_KEY", None) or os.environ.get("GIST_TOKEN_KEY")
@@ -216,7 +225,7 @@ def _configured_key() -> Any:
 
 
 @functools.lru_cache(maxsize=8)
-def _cipher_of(key: Any) -> TokenCipher:
+def _cipher_of(key: Keys) -> TokenCipher:
     return TokenCipher(key)
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from django.contrib import admin
+from django.http import HttpRequest
 
 from .models import GistToken, WorkspaceLink
 
@@ -29,10 +29,10 @@ class GistTokenAdmin(admin.ModelAdmin):  # type: ignore[misc]  # Django ships no
     def updated(self, token: GistToken) -> datetime:
         return datetime.fromtimestamp(token.updated_at, UTC)
 
-    def has_add_permission(self, request: Any) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: GistToken | None = None) -> bool:
         return False
 
 

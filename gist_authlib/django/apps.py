@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 from django.apps import AppConfig
 from django.core import checks
@@ -26,7 +26,7 @@ class GistAuthlibConfig(AppConfig):  # type: ignore[misc]  # Django ships no typ
 BACKEND = "gist_authlib.django.GistBackend"
 
 
-def check_backend(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+def check_backend(app_configs: Sequence[AppConfig] | None = None, **kwargs: object) -> list[checks.CheckMessage]:
     """``manage.py check``: with ``django.contrib.auth`` installed, Gist logins log Django users in only when
     :class:`~gist_authlib.django.GistBackend` is in ``AUTHENTICATION_BACKENDS``."""
     from django.apps import apps

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model, login
@@ -28,6 +28,9 @@ from django.utils.module_loading import import_string
 from .._flow import SESSION_KEY_PREFIX, safe_next_path
 from ..errors import ConfigurationError, LoginError, TokenExchangeError
 from .apps import BACKEND
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
 
 __all__ = ["GistBackend", "login_from_gist", "user_for_login"]
 
@@ -51,20 +54,20 @@ class GistBackend(ModelBackend):  # type: ignore[misc]  # Django ships no type h
         self,
         request: HttpRequest | None,
         gist_workspace_id: str | int | None = None,
-        gist_token: Mapping[str, Any] | None = None,
-    ) -> Any:
+        gist_token: Mapping[str, object] | None = None,
+    ) -> AbstractBaseUser | None:
         if gist_workspace_id is None:
             return None
         workspace_id = str(gist_workspace_id)
         token = dict(gist_token or {})
-        userinfo = token.setdefault("userinfo", {"sub": workspace_id, "workspace_id": workspace_id})
-        if str(userinfo.get("sub")) != workspace_id:
+        token.setdefault("userinfo", {"sub": workspace_id, "workspace_id": workspace_id})
+        if str(_userinfo(token).get("sub")) != workspace_id:
             return None
         user = _hook()(request, token)
         return user if user is not None and self.user_can_authenticate(user) else None
 
 
-def user_for_login(request: HttpRequest | None, token: Mapping[str, Any]) -> Any:
+def user_for_login(request: HttpRequest | None, token: Mapping[str, object]) -> AbstractBaseUser | None:
     """The default mapping of a Gist login to a Django user, through the ``WorkspaceLink`` table.
 
     The workspace's linked user; else, for a request whose user is logged in, that user (the workspace is
@@ -76,7 +79,7 @@ def user_for_login(request: HttpRequest | None, token: Mapping[str, Any]) -> Any
     """
     from .models import WorkspaceLink
 
-    userinfo = token["userinfo"]
+    userinfo = _userinfo(token)
     workspace_id = str(userinfo["sub"])
     workspace_name = str(userinfo.get("workspace_name") or userinfo.get("name") or "")[:255]
     current = getattr(request, "user", None)
@@ -104,7 +107,13 @@ def user_for_login(request: HttpRequest | None, token: Mapping[str, Any]) -> Any
     return None
 
 
-def _new_user(workspace_id: str) -> Any:
+def _userinfo(token: Mapping[str, object]) -> Mapping[str, object]:
+    """Who logged in, as the login's token says (``sub``, the workspace's id, and ``workspace_name``)."""
+    userinfo = token.get("userinfo")
+    return userinfo if isinstance(userinfo, Mapping) else {}
+
+
+def _new_user(workspace_id: str) -> AbstractBaseUser:
     user_model = get_user_model()
     user = user_model(**{user_model.USERNAME_FIELD: f"gist-{workspace_id}"})
     user.set_unusable_password()
@@ -112,19 +121,23 @@ def _new_user(workspace_id: str) -> Any:
     return user
 
 
-def _hook() -> Callable[[HttpRequest | None, Mapping[str, Any]], Any]:
+#: What maps a finished Gist login to a Django user (``None`` refuses it): :func:`user_for_login`, or yours.
+UserForLogin = Callable[[HttpRequest | None, Mapping[str, object]], "AbstractBaseUser | None"]
+
+
+def _hook() -> UserForLogin:
     path = getattr(settings, HOOK_SETTING, None)
     if not path:
         return user_for_login
     try:
-        hook: Callable[[HttpRequest | None, Mapping[str, Any]], Any] = import_string(path)
+        hook: UserForLogin = import_string(path)
     except ImportError:
         raise ConfigurationError(f"settings.{HOOK_SETTING} names {path!r}, which cannot be imported.") from None
     return hook
 
 
 def login_from_gist(
-    request: HttpRequest, token: Mapping[str, Any], next_path: str | None = None
+    request: HttpRequest, token: Mapping[str, object], next_path: str | None = None
 ) -> HttpResponseRedirect:
     """Log the Django user of a finished Gist login in (``django.contrib.auth.login``) and send the browser on:
     what :func:`~gist_authlib.django.gist_urls` does after a login when it is given no ``on_login``.
@@ -147,7 +160,7 @@ def login_from_gist(
             f'A Gist login logs a Django user in through "{BACKEND}": add it to AUTHENTICATION_BACKENDS, beside '
             "ModelBackend (or pass on_login= to gist_urls())."
         )
-    userinfo = token.get("userinfo") or {}
+    userinfo = _userinfo(token)
     if not userinfo.get("sub"):
         raise TokenExchangeError(
             "Gist did not say which workspace logged in (its token information could not be read), so no user "

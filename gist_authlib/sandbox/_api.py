@@ -11,14 +11,15 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .._types import JSON
 from ._rules import REALM
+from ._state import SandboxLimits, Workspace, json_array, json_object
 
 __all__ = ["ApiFault", "RateLimit", "RestAPI", "SandboxToken"]
 
@@ -60,15 +61,15 @@ class ApiFault:
 
     status: int = 503
     retry_after: str | None = None
-    body: dict[str, Any] = field(default_factory=lambda: {"errors": [{"code": "unavailable"}]})
+    body: dict[str, JSON] = field(default_factory=lambda: {"errors": [{"code": "unavailable"}]})
 
 
 class RestAPI:
     """Route handlers of the REST slice; mixed into GistSandbox, which owns the state used here."""
 
     # Provided by GistSandbox.
-    workspace: Any
-    limits: Any
+    workspace: Workspace
+    limits: SandboxLimits
     _next_event_id: int
     clock: Callable[[], float]
     rate_limit: RateLimit | None
@@ -222,7 +223,7 @@ class RestAPI:
         results = []
         with self._lock:
             for item in batch:
-                result = self._upsert(item)
+                result = self._upsert(json_object(item))
                 if isinstance(result, Response):
                     return result
                 results.append(result[0])
@@ -239,17 +240,17 @@ class RestAPI:
             self.workspace.contacts.remove(contact)
         return JSONResponse({})
 
-    def _find_contact(self, keys: dict[str, Any]) -> dict[str, Any] | None:
+    def _find_contact(self, keys: dict[str, JSON]) -> dict[str, JSON] | None:
         for key in ("id", "email", "user_id"):
             value = keys.get(key)
             if value is None:
                 continue
             for contact in self.workspace.contacts:
                 if str(contact.get(key)) == str(value):
-                    return contact  # type: ignore[no-any-return]
+                    return contact
         return None
 
-    def _upsert(self, fields: dict[str, Any]) -> tuple[dict[str, Any], bool] | Response:
+    def _upsert(self, fields: dict[str, JSON]) -> tuple[dict[str, JSON], bool] | Response:
         if not any(fields.get(k) for k in ("id", "email", "user_id")):
             return api_error(400, "bad_request", "A contact needs an id, an email or a user_id.")
         now = int(self.clock())
@@ -261,9 +262,9 @@ class RestAPI:
                 return api_error(
                     422, "limit_reached", f"The sandbox's workspace holds at most {self.limits.contacts} contacts."
                 )
-            new_id = max((int(c["id"]) for c in self.workspace.contacts), default=5000) + 1
+            new_id = max((int(str(c["id"])) for c in self.workspace.contacts), default=5000) + 1
             # Every known field is present (null when unset), as in Gist's answers.
-            blank: dict[str, Any] = {
+            blank: dict[str, JSON] = {
                 "email": None,
                 "user_id": None,
                 "name": None,
@@ -287,8 +288,8 @@ class RestAPI:
         denied = self._access(request, "write_tags")
         if denied is not None:
             return denied
-        body = await _json(request)
-        name = body.get("name") if isinstance(body, dict) else None
+        body = json_object(await _json(request))
+        name = body.get("name")
         if not isinstance(name, str) or not name.strip():
             return api_error(400, "bad_request", "A tag needs a name.")
         with self._lock:
@@ -298,7 +299,7 @@ class RestAPI:
             if tag is not None:
                 old, tag["name"] = tag["name"], name
                 for contact in self.workspace.contacts:
-                    contact["tags"] = [name if t == old else t for t in contact.get("tags", [])]
+                    contact["tags"] = [name if t == old else t for t in json_array(contact.get("tags"))]
             else:
                 tag = next((t for t in self.workspace.tags if t["name"] == name), None)
                 if tag is None:
@@ -307,16 +308,17 @@ class RestAPI:
                             422, "limit_reached", f"The sandbox's workspace holds at most {self.limits.tags} tags."
                         )
                     tag = {
-                        "id": max((int(t["id"]) for t in self.workspace.tags), default=700) + 1,
+                        "id": max((int(str(t["id"])) for t in self.workspace.tags), default=700) + 1,
                         "name": name,
                     }
                     self.workspace.tags.append(tag)
-            for target in body.get("contacts") or []:
-                contact = self._find_contact(target) if isinstance(target, dict) else None
-                if contact is None:
+            targets = body.get("contacts") or []
+            for target in targets if isinstance(targets, list) else [None]:  # not an array: no contact named
+                tagged = self._find_contact(target) if isinstance(target, dict) else None
+                if tagged is None or not isinstance(target, dict):
                     return api_error(404, "not_found", "A contact to tag does not exist.")
-                names = [t for t in contact.get("tags", []) if t != name]
-                contact["tags"] = names if target.get("untag") else [*names, name]
+                names = [t for t in json_array(tagged.get("tags")) if t != name]
+                tagged["tags"] = names if target.get("untag") else [*names, name]
             return JSONResponse({"tag": tag})
 
     async def _delete_tag(self, request: Request) -> Response:
@@ -329,7 +331,7 @@ class RestAPI:
                 return api_error(404, "not_found", "No tag with this id.")
             self.workspace.tags.remove(tag)
             for contact in self.workspace.contacts:
-                contact["tags"] = [t for t in contact.get("tags", []) if t != tag["name"]]
+                contact["tags"] = [t for t in json_array(contact.get("tags")) if t != tag["name"]]
         return JSONResponse({})
 
     # -- events: the one non-idempotent write of the slice (each POST records a new event) -----------
@@ -364,19 +366,20 @@ def api_error(
     return JSONResponse({"errors": [error]}, status_code=status, headers=headers)
 
 
-def _by_id(items: list[dict[str, Any]], item_id: Any) -> dict[str, Any] | None:
+def _by_id(items: list[dict[str, JSON]], item_id: object) -> dict[str, JSON] | None:
     return next((item for item in items if str(item.get("id")) == str(item_id)), None)
 
 
-def _one(key: str, items: list[dict[str, Any]], request: Request) -> Response:
+def _one(key: str, items: list[dict[str, JSON]], request: Request) -> Response:
     item = _by_id(items, request.path_params["item_id"])
     if item is None:
         return api_error(404, "not_found", f"No {key} with this id.")
     return JSONResponse({key: item})
 
 
-async def _json(request: Request) -> Any:
+async def _json(request: Request) -> JSON:
     try:
-        return await request.json()
+        body: JSON = await request.json()
     except ValueError:
         return None
+    return body

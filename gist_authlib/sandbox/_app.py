@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, NotRequired, TypedDict, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -35,6 +35,9 @@ from ._inbox import CanvasApp, Inbox
 from ._rules import CHALLENGE_PATTERN, REALM, description, params_once, redirect_uri_matches, secret_digest
 from ._state import SandboxClient, SandboxLimits, Workspace
 
+if TYPE_CHECKING:
+    from starlette.types import Receive, Scope, Send
+
 __all__ = ["GistSandbox", "TokenFault", "TokenRequestRecord", "create_app"]
 
 CSRF_COOKIE = "gist_sandbox_csrf"
@@ -44,6 +47,18 @@ _NOT_A_FORM = (
     "Send the token request as an application/x-www-form-urlencoded body (RFC 6749 section 4.1.3), "
     "or a JSON object of strings."
 )
+
+
+T = TypeVar("T")
+
+
+class TokenAnswer(TypedDict):
+    """The token endpoint's answer: the access token alone, as Gist's; the rest only when tokens expire."""
+
+    access_token: str
+    token_type: NotRequired[str]
+    expires_in: NotRequired[int]
+    refresh_token: NotRequired[str]
 
 
 @dataclass(frozen=True)
@@ -162,7 +177,7 @@ class GistSandbox(RestAPI):
             exception_handlers={ClientDisconnect: _client_gone},
         )
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)
 
     def __repr__(self) -> str:
@@ -177,7 +192,7 @@ class GistSandbox(RestAPI):
 
     def issue_token(
         self, client_id: str, scopes: Iterable[str] = ("read_teammates",), *, expires_in: float | None = None
-    ) -> dict[str, Any]:
+    ) -> TokenAnswer:
         """Mint a token directly, as if a login had completed (for API tests); returns the token dict.
 
         With ``expires_in`` (or the sandbox's ``token_ttl``) the token expires and carries a refresh token.
@@ -210,16 +225,16 @@ class GistSandbox(RestAPI):
         with self._lock:
             return sum(1 for r in self.token_requests if r.grant_type == "refresh_token")
 
-    def _mint(self, client_id: str, scopes: tuple[str, ...], ttl: float | None) -> dict[str, Any]:
+    def _mint(self, client_id: str, scopes: tuple[str, ...], ttl: float | None) -> TokenAnswer:
         token = "gsb_" + secrets.token_urlsafe(32)
         expires_at = self.clock() + ttl if ttl is not None else None
         record = SandboxToken(client_id, scopes, expires_at=expires_at)
-        answer: dict[str, Any] = {"access_token": token}
+        answer: TokenAnswer = {"access_token": token}
         if ttl is not None:
             refresh = "gsr_" + secrets.token_urlsafe(32)
             record.refresh_token = refresh
             self._refresh_tokens[refresh] = token
-            answer.update(token_type="bearer", expires_in=int(ttl), refresh_token=refresh)
+            answer.update({"token_type": "bearer", "expires_in": int(ttl), "refresh_token": refresh})
         self._tokens[token] = record
         self._minted += 1
         while len(self._tokens) > self.limits.tokens:
@@ -236,7 +251,7 @@ class GistSandbox(RestAPI):
     def fail_next_token_request(
         self,
         status: int | None = 500,
-        body: bytes | str | dict[str, Any] = b'{"error": "server_error"}',
+        body: bytes | str | Mapping[str, object] = b'{"error": "server_error"}',
         *,
         content_type: str = "application/json",
         delay: float = 0.0,
@@ -245,7 +260,9 @@ class GistSandbox(RestAPI):
 
         ``status=None`` with a ``delay`` only slows the next request down.
         """
-        raw = json.dumps(body).encode() if isinstance(body, dict) else body.encode() if isinstance(body, str) else body
+        if isinstance(body, Mapping):
+            body = json.dumps(dict(body))
+        raw = body.encode() if isinstance(body, str) else body
         self.token_faults.append(TokenFault(status=status, body=raw, content_type=content_type, delay=delay))
 
     @property
@@ -406,7 +423,9 @@ class GistSandbox(RestAPI):
         response.headers["Content-Security-Policy"] = page_csp(form_action=sources)
         return response
 
-    async def _consent_form(self, request: Request, signer: URLSafeTimedSerializer) -> tuple[Any, str] | Response:
+    async def _consent_form(
+        self, request: Request, signer: URLSafeTimedSerializer
+    ) -> tuple[dict[str, str], str] | Response:
         """The signed request and the decision of a posted consent form, or the page refusing it."""
         origin = request.headers.get("origin")
         if origin and origin != f"{request.url.scheme}://{request.url.netloc}":
@@ -780,7 +799,7 @@ def _cut(value: str | None) -> str | None:
     return value[:_MAX_LOGGED] if value is not None and len(value) > _MAX_LOGGED else value
 
 
-def keep_newest(log: list[Any], limit: int) -> None:
+def keep_newest(log: list[T], limit: int) -> None:
     """Drop the oldest entries of ``log`` beyond ``limit`` (the caller holds the lock guarding it)."""
     excess = len(log) - max(0, limit)
     if excess > 0:
@@ -792,7 +811,7 @@ def _scopes(params: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(scope for scope in params.get("scope", "").split(" ") if scope))
 
 
-class _Pairs(list[tuple[str, Any]]):
+class _Pairs(list[tuple[str, object]]):
     """A JSON object's members in order, repeated names included (``json.loads``'s ``object_pairs_hook``)."""
 
 

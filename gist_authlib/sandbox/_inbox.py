@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from html import escape
-from typing import Any, Final
+from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
@@ -28,7 +28,13 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from .._pages import STYLE, page
-from ._state import SandboxState
+from .._types import JSON
+from ._state import SandboxState, json_array, json_object
+
+if TYPE_CHECKING:
+    import ssl
+
+    import httpx2
 
 __all__ = ["CanvasApp", "CanvasCall", "Inbox"]
 
@@ -109,9 +115,9 @@ class CanvasCall:
     client_id: str
     kind: str
     url: str
-    request: dict[str, Any]
+    request: dict[str, JSON]
     status: int | None
-    canvas: dict[str, Any] | None
+    canvas: dict[str, JSON] | None
     error: str | None
 
 
@@ -119,7 +125,7 @@ class CanvasCall:
 class _View:
     """One app's canvas as the inbox currently shows it."""
 
-    canvas: dict[str, Any] | None = None
+    canvas: dict[str, JSON] | None = None
     error: str | None = None
 
 
@@ -160,12 +166,12 @@ class Inbox:
         self.sandbox = sandbox
         self.apps: list[CanvasApp] = list(apps)
         self.calls: list[CanvasCall] = []
-        self.transport: Any = None
+        self.transport: httpx2.AsyncBaseTransport | None = None
         self.timeout = 10.0
         self.signature_header = signature_header
         self.signature_scheme = signature_scheme
         self._visits: OrderedDict[str, _Visit] = OrderedDict()
-        self._tls: Any = None
+        self._tls: ssl.SSLContext | None = None
 
     def install(self, app: CanvasApp) -> CanvasApp:
         """Install (or replace) a canvas app."""
@@ -183,11 +189,12 @@ class Inbox:
 
     # -- what the inbox shows ------------------------------------------------------------------------
 
-    def conversations(self) -> list[dict[str, Any]]:
+    def conversations(self) -> list[dict[str, JSON]]:
         """The sample conversations: one with each of the workspace's first contacts, as Gist's objects."""
-        found = []
+        found: list[dict[str, JSON]] = []
         for index, contact in enumerate(self.sandbox.workspace.contacts[: len(_OPENING_MESSAGES)]):
-            created = int(contact.get("created_at") or 1764000000) + 3600
+            created_at = contact.get("created_at")  # the sandbox's own, a whole number of seconds
+            created = (created_at if isinstance(created_at, int) and created_at else 1764000000) + 3600
             found.append(
                 {
                     "id": 9001 + index,
@@ -201,14 +208,14 @@ class Inbox:
             )
         return found
 
-    def _admin(self) -> dict[str, Any] | None:
+    def _admin(self) -> dict[str, JSON] | None:
         teammates = self.sandbox.workspace.teammates
         seated = [t for t in teammates if t.get("has_inbox_seat")]
         return dict((seated or teammates)[0]) if teammates else None
 
-    def _payload(self, conversation: dict[str, Any], location: str) -> dict[str, Any]:
+    def _payload(self, conversation: dict[str, JSON], location: str) -> dict[str, JSON]:
         """The initialize body Gist's canvas request page documents."""
-        context: dict[str, Any] = {"locale": "en", "location": location}
+        context: dict[str, JSON] = {"locale": "en", "location": location}
         if location == "messenger":
             context.update(
                 referrer="https://customer.example/pricing",
@@ -219,7 +226,7 @@ class Inbox:
             "workspace_id": self.sandbox.workspace.id,
             "admin": self._admin() if location == "inbox" else None,
             "conversation": {k: v for k, v in conversation.items() if k not in ("contact", "message")},
-            "contact": dict(conversation["contact"]),
+            "contact": dict(json_object(conversation["contact"])),
             "context": context,
         }
 
@@ -230,7 +237,7 @@ class Inbox:
         digest = hmac.new(secret.encode("utf-8"), body, self.signature_scheme or "sha256").hexdigest()
         return f"{self.signature_scheme}={digest}" if self.signature_scheme else digest
 
-    async def _call(self, app: CanvasApp, kind: str, payload: dict[str, Any]) -> _View:
+    async def _call(self, app: CanvasApp, kind: str, payload: dict[str, JSON]) -> _View:
         import httpx2
 
         url = app.initialize_url if kind == "initialize" else app.submit_url
@@ -263,9 +270,9 @@ class Inbox:
         app: CanvasApp,
         kind: str,
         url: str,
-        payload: dict[str, Any],
+        payload: dict[str, JSON],
         status: int | None,
-        canvas: dict[str, Any] | None,
+        canvas: dict[str, JSON] | None,
         error: str | None,
     ) -> _View:
         self.calls.append(CanvasCall(app.client_id, kind, url, payload, status, canvas, error))
@@ -340,20 +347,20 @@ class Inbox:
         self._visits.move_to_end(visit_id)
         return RedirectResponse(f"/inbox/conversations/{visit.conversation_id}?visit={visit_id}", status_code=303)
 
-    def _render(self, conversation: dict[str, Any], visit_id: str, visit: _Visit) -> Response:
+    def _render(self, conversation: dict[str, JSON], visit_id: str, visit: _Visit) -> Response:
         current = ' aria-current="page"'
         links = "".join(
             f'<li><a href="/inbox/conversations/{c["id"]}"{current if c["id"] == conversation["id"] else ""}>'
-            f"{escape(str(c['contact'].get('name') or 'Visitor'))}</a></li>"
+            f"{escape(str(json_object(c['contact']).get('name') or 'Visitor'))}</a></li>"
             for c in self.conversations()
         )
-        contact = conversation["contact"]
+        contact = json_object(conversation["contact"])
         admin = self._admin() or {}
         thread = (
             f'<section class="conversation" aria-label="Conversation">\n'
             f"<h2>{escape(str(contact.get('name') or 'Visitor'))} "
             f"<small>{escape(str(contact.get('email') or ''))}</small></h2>\n"
-            f'<p class="message from-contact">{escape(conversation["message"])}</p>\n'
+            f'<p class="message from-contact">{escape(str(conversation["message"]))}</p>\n'
             f'<p class="message from-admin">{escape(str(admin.get("name") or "A teammate"))} will look into it.</p>\n'
             "</section>"
         )
@@ -389,7 +396,7 @@ class Inbox:
 # --- reading and rendering a canvas ------------------------------------------------------------------
 
 
-def _canvas_of(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
+def _canvas_of(raw: bytes) -> tuple[dict[str, JSON] | None, str | None]:
     """The canvas object of an app's answer, or why it is not one."""
     try:
         data = json.loads(raw)
@@ -406,12 +413,17 @@ def _canvas_of(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
     return canvas, None
 
 
-def _walk(canvas: Mapping[str, Any]) -> Iterable[dict[str, Any]]:
+def _components(canvas: Mapping[str, JSON]) -> list[JSON]:
+    """The components of a canvas :func:`_canvas_of` accepted."""
+    return json_array(json_object(canvas.get("content")).get("components"))
+
+
+def _walk(canvas: Mapping[str, JSON]) -> Iterable[dict[str, JSON]]:
     """Every component of a canvas, list rows included."""
-    for component in canvas.get("content", {}).get("components", []):
+    for component in _components(canvas):
         if isinstance(component, dict):
             yield component
-            for item in component.get("items") or []:
+            for item in json_array(component.get("items")):
                 if isinstance(item, dict):
                     yield item
 
@@ -433,11 +445,11 @@ def _submits(action: object) -> bool:
     return isinstance(action, dict) and action.get("type") == "submit"
 
 
-def _render_components(canvas: Mapping[str, Any]) -> str:
-    return "\n".join(_render_component(c) for c in canvas["content"]["components"] if isinstance(c, dict))
+def _render_components(canvas: Mapping[str, JSON]) -> str:
+    return "\n".join(_render_component(c) for c in _components(canvas) if isinstance(c, dict))
 
 
-def _render_component(component: dict[str, Any]) -> str:
+def _render_component(component: dict[str, JSON]) -> str:
     kind = component.get("type")
     disabled = " disabled" if component.get("disabled") else ""
     if kind == "text":
@@ -464,7 +476,9 @@ def _render_component(component: dict[str, Any]) -> str:
             f'value="{escape(str(component.get("id", "")))}"{disabled}>{label}</button>'
         )
     if kind == "list":
-        rows = "".join(_render_item(item, bool(component.get("disabled"))) for item in component.get("items") or [])
+        rows = "".join(
+            _render_item(item, bool(component.get("disabled"))) for item in json_array(component.get("items"))
+        )
         return f'<ul class="c-list">{rows}</ul>'
     if kind == "input":
         input_id = escape(str(component.get("id", "")))

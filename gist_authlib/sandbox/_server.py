@@ -6,11 +6,28 @@ import functools
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from starlette.types import ASGIApp
+    from uvicorn import Config
 
 __all__ = ["ServerThread", "WSGIServerThread", "serve"]
+
+
+class _Serving(Protocol):
+    """A running uvicorn server, as :class:`ServerThread` drives it (see :func:`_server_class`)."""
+
+    started: bool
+    should_exit: bool
+    force_exit: bool
+
+    def run(self, sockets: list[socket.socket] | None = None) -> None: ...
+
+    def wake(self) -> None: ...
 
 
 class ServerThread:
@@ -33,7 +50,7 @@ class ServerThread:
 
     def __init__(
         self,
-        app: Any = None,
+        app: ASGIApp | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         *,
@@ -59,7 +76,7 @@ class ServerThread:
         self.host = host
         self.port: int = self._socket.getsockname()[1]
         self.app = app
-        self._server: Any = None
+        self._server: _Serving | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -68,7 +85,7 @@ class ServerThread:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{'https' if self._ssl_certfile else 'http'}://{host}:{self.port}"
 
-    def start(self, app: Any = None, *, timeout: float = 10.0) -> ServerThread:
+    def start(self, app: ASGIApp | None = None, *, timeout: float = 10.0) -> ServerThread:
         """Start serving and wait until the server accepts connections."""
         import uvicorn
 
@@ -84,19 +101,19 @@ class ServerThread:
             ssl_certfile=self._ssl_certfile,
             ssl_keyfile=self._ssl_keyfile,
         )
-        self._server = _server_class(uvicorn)(config)
+        server = self._server = _server_class()(config)
         exits: list[object] = []
 
         def serve() -> None:
             try:
-                self._server.run(sockets=[self._socket])
+                server.run(sockets=[self._socket])
             except SystemExit as exc:  # uvicorn exits this way when the app's lifespan startup fails
                 exits.append(exc.code)
 
         self._thread = threading.Thread(target=serve, name=f"uvicorn:{self.port}", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout
-        while not self._server.started:
+        while not server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 why = " (the app's lifespan startup failed; uvicorn's log says why)" if exits else ""
                 self.stop()  # its socket is closed, not left to the garbage collector
@@ -124,7 +141,7 @@ class ServerThread:
 
 
 @functools.cache
-def _server_class(uvicorn: Any) -> type[Any]:
+def _server_class() -> Callable[[Config], _Serving]:
     """A ``uvicorn.Server`` that stops as soon as it is asked to.
 
     uvicorn checks for shutdown on a 0.1 s tick and then always waits another 0.1 s for open connections, so
@@ -135,7 +152,9 @@ def _server_class(uvicorn: Any) -> type[Any]:
     """
     import asyncio
 
-    class _PromptServer(uvicorn.Server):  # type: ignore[misc]
+    import uvicorn
+
+    class _PromptServer(uvicorn.Server):
         _stopping: asyncio.Event | None = None
         _loop: asyncio.AbstractEventLoop | None = None
 
@@ -189,7 +208,7 @@ class WSGIServerThread:
     the callback's query string, authorization code included). Same interface as :class:`ServerThread`.
     """
 
-    def __init__(self, app: Any = None, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, app: WSGIApplication | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
         from socketserver import ThreadingMixIn
         from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -200,7 +219,7 @@ class WSGIServerThread:
             request_queue_size = 1024
 
         class _QuietHandler(WSGIRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
+            def log_message(self, format: str, *args: object) -> None:
                 pass
 
         self.app = app
@@ -217,10 +236,11 @@ class WSGIServerThread:
         """The server's origin, e.g. ``http://127.0.0.1:54321``."""
         return f"http://{self.host}:{self.port}"
 
-    def _dispatch(self, environ: Any, start_response: Any) -> Any:
+    def _dispatch(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        assert self.app is not None  # requests are served only after start(), which needs an app
         return self.app(environ, start_response)
 
-    def start(self, app: Any = None) -> WSGIServerThread:
+    def start(self, app: WSGIApplication | None = None) -> WSGIServerThread:
         """Start serving (the socket already accepts connections)."""
         if app is not None:
             self.app = app
@@ -250,7 +270,7 @@ class WSGIServerThread:
 
 
 @contextmanager
-def serve(app: Any, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+def serve(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     """Serve ``app`` on ``host:port`` for the duration of a ``with`` block and yield its origin URL."""
     with ServerThread(app, host, port) as server:
         yield server.url

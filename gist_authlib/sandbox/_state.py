@@ -6,10 +6,13 @@ which itself builds the inbox: no two modules import each other.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import urlsplit
+
+from .._types import JSON
 
 __all__ = [
     "DEFAULT_CONTACTS",
@@ -98,7 +101,17 @@ class SandboxClient:
         return f"SandboxClient(client_id={self.client_id!r}, redirect_uris={self.redirect_uris!r}, name={self.name!r})"
 
 
-DEFAULT_TEAMMATES: tuple[dict[str, Any], ...] = (
+def json_object(value: JSON) -> dict[str, JSON]:
+    """``value``'s fields when it is a JSON object (the sandbox's own records always are), else none."""
+    return value if isinstance(value, dict) else {}
+
+
+def json_array(value: JSON) -> list[JSON]:
+    """``value``'s items when it is a JSON array, else none."""
+    return value if isinstance(value, list) else []
+
+
+DEFAULT_TEAMMATES: tuple[dict[str, JSON], ...] = (
     {
         "id": 1001,
         "name": "Ada Lovelace",
@@ -135,9 +148,9 @@ DEFAULT_TEAMMATES: tuple[dict[str, Any], ...] = (
 )
 
 
-DEFAULT_TEAMS: tuple[dict[str, Any], ...] = ({"id": 301, "name": "Support"}, {"id": 302, "name": "Sales"})
+DEFAULT_TEAMS: tuple[dict[str, JSON], ...] = ({"id": 301, "name": "Support"}, {"id": 302, "name": "Sales"})
 
-DEFAULT_CONTACTS: tuple[dict[str, Any], ...] = tuple(
+DEFAULT_CONTACTS: tuple[dict[str, JSON], ...] = tuple(
     {
         "id": 5001 + i,
         "email": f"{name.lower()}@customer.example",
@@ -169,15 +182,11 @@ class Workspace:
 
     id: int = 100001
     name: str = "Sandbox Workspace"
-    teammates: list[dict[str, Any]] = field(default_factory=lambda: [dict(t) for t in DEFAULT_TEAMMATES])
-    teams: list[dict[str, Any]] = field(default_factory=lambda: [dict(t) for t in DEFAULT_TEAMS])
-    contacts: list[dict[str, Any]] = field(
-        default_factory=lambda: [
-            {**c, "tags": list(c["tags"]), "custom_properties": dict(c["custom_properties"])} for c in DEFAULT_CONTACTS
-        ]
-    )
-    tags: list[dict[str, Any]] = field(default_factory=lambda: [{"id": 701, "name": "vip"}])
-    events: list[dict[str, Any]] = field(default_factory=list)
+    teammates: list[dict[str, JSON]] = field(default_factory=lambda: [dict(t) for t in DEFAULT_TEAMMATES])
+    teams: list[dict[str, JSON]] = field(default_factory=lambda: [dict(t) for t in DEFAULT_TEAMS])
+    contacts: list[dict[str, JSON]] = field(default_factory=lambda: [copy.deepcopy(c) for c in DEFAULT_CONTACTS])
+    tags: list[dict[str, JSON]] = field(default_factory=lambda: [{"id": 701, "name": "vip"}])
+    events: list[dict[str, JSON]] = field(default_factory=list)
 
 
 class SandboxState(Protocol):

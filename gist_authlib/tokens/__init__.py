@@ -13,7 +13,7 @@ install limit's counts (see docs/INSTANCES.md); ``MemoryLoginState`` keeps them 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ._base import (
     AsyncTokenStore,
@@ -29,6 +29,9 @@ from ._base import (
 from ._memory import MemoryInstallCounter, MemoryLoginState, MemoryTokenStore
 from ._open import open_token_store
 from ._sqlite import SQLiteTokenStore
+
+if TYPE_CHECKING:  # imported when first used (the module's __getattr__): SQLAlchemy is an optional extra
+    from ._sqlalchemy import SQLAlchemyTokenStore, create_table_ddl
 
 __all__ = [
     "AsyncTokenStore",
@@ -50,7 +53,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     # SQLAlchemy is an optional extra: import its store (and its DDL) only when asked for.
     if name == "SQLAlchemyTokenStore":
         from ._sqlalchemy import SQLAlchemyTokenStore

@@ -12,16 +12,20 @@ import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Literal, ParamSpec, Protocol, TypedDict, TypeVar, Unpack, cast, runtime_checkable
 
 from .._flow import check_token_response
 from ..errors import ConfigurationError, StaleTokenError, TokenDecryptionError
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsKeysAndGetItem
 
 __all__ = [
     "AsyncTokenStore",
     "BaseTokenStore",
     "InstallCounter",
     "LoginState",
+    "StoreOptions",
     "StoredToken",
     "TokenCipher",
     "TokenStore",
@@ -29,12 +33,47 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-Row = dict[str, Any]
+P = ParamSpec("P")
 #: How an admitted install attempt is counted: within the total, or as a first attempt past it.
 AttemptKind = Literal["total", "grace"]
 #: Decides an install attempt from the counts (the network's, the total's, past the total); see _count_attempt.
 Admit = Callable[[int, int, int], AttemptKind | None]
 PLAINTEXT = "plaintext"
+
+
+class Row(TypedDict):
+    """A stored row: the column values a store moves in and out of its storage (see :data:`COLUMNS`)."""
+
+    subject: str
+    token: str | bytes  # the sealed token, as text (or bytes, from a driver that gives it back so)
+    key_id: str
+    token_hash: str
+    refresh_hash: str | None
+    scopes: str
+    workspace_id: str | None
+    workspace_name: str | None
+    created_at: float
+    updated_at: float
+    version: int
+    lease_holder: str | None
+    lease_until: float | None
+
+
+#: The columns a row is looked up by, besides its subject.
+Lookup = Literal["token_hash", "refresh_hash"]
+
+
+def as_row(values: SupportsKeysAndGetItem[str, object]) -> Row:
+    """A row as a database gave it back (its driver types nothing): the columns of :data:`COLUMNS`, of the types
+    the schema gives them."""
+    return cast(Row, dict(values))
+
+
+def changed_columns(row: Row) -> dict[str, object]:
+    """The columns of ``row`` an update writes: all but the subject, when it was created, and the version and
+    lease, which the store sets itself."""
+    return {column: value for column, value in row.items() if column in _UPDATED}
+
 
 #: The columns of a stored row (the SQL stores use these names as they are).
 COLUMNS = (
@@ -52,6 +91,7 @@ COLUMNS = (
     "lease_holder",
     "lease_until",
 )
+_UPDATED = frozenset(COLUMNS) - {"subject", "created_at", "version", "lease_holder", "lease_until"}
 
 
 @dataclass(frozen=True)
@@ -70,7 +110,7 @@ class StoredToken:
     """
 
     subject: str
-    token: dict[str, Any]
+    token: dict[str, object]
     scopes: tuple[str, ...]
     workspace_id: str | None
     workspace_name: str | None
@@ -161,7 +201,7 @@ class TokenStore(Protocol):
     def save(
         self,
         subject: str,
-        token: Mapping[str, Any],
+        token: Mapping[str, object],
         *,
         scopes: Iterable[str] | None = None,
         workspace_id: str | int | None = None,
@@ -172,15 +212,15 @@ class TokenStore(Protocol):
 
     def delete(self, subject: str) -> bool: ...
 
-    def delete_token(self, token: Mapping[str, Any] | str) -> bool: ...
+    def delete_token(self, token: Mapping[str, object] | str) -> bool: ...
 
-    def find_by_token(self, token: Mapping[str, Any] | str) -> StoredToken | None: ...
+    def find_by_token(self, token: Mapping[str, object] | str) -> StoredToken | None: ...
 
     def find_by_refresh_token(self, refresh_token: str) -> StoredToken | None: ...
 
     def list_by_workspace(self, workspace_id: str | int) -> list[StoredToken]: ...
 
-    def compare_and_set(self, subject: str, token: Mapping[str, Any], *, expected_version: int) -> StoredToken: ...
+    def compare_and_set(self, subject: str, token: Mapping[str, object], *, expected_version: int) -> StoredToken: ...
 
     def acquire_refresh_lease(self, subject: str, *, version: int, holder: str, ttl: float = 30.0) -> bool: ...
 
@@ -249,6 +289,14 @@ def bounded_key(value: str, limit: int = 64) -> str:
     return value if len(value) <= limit else hashlib.sha256(value.encode()).hexdigest()[:limit]
 
 
+class StoreOptions(TypedDict, total=False):
+    """What every store takes besides where it keeps the tokens (see :class:`BaseTokenStore`)."""
+
+    key: str | bytes | Sequence[str | bytes] | TokenCipher | None
+    plaintext: bool
+    clock: Callable[[], float]
+
+
 class BaseTokenStore:
     """The logic of every store; subclasses implement the ``_``-prefixed row operations.
 
@@ -292,7 +340,7 @@ class BaseTokenStore:
     def _read(self, subject: str) -> Row | None:
         raise NotImplementedError
 
-    def _read_where(self, column: str, value: str) -> Row | None:
+    def _read_where(self, column: Lookup, value: str) -> Row | None:
         """The row whose ``column`` (``token_hash`` or ``refresh_hash``) is ``value``."""
         raise NotImplementedError
 
@@ -314,7 +362,7 @@ class BaseTokenStore:
     def save(
         self,
         subject: str,
-        token: Mapping[str, Any],
+        token: Mapping[str, object],
         *,
         scopes: Iterable[str] | None = None,
         workspace_id: str | int | None = None,
@@ -336,7 +384,7 @@ class BaseTokenStore:
         """Forget ``subject``'s token; True if there was one."""
         return self._remove(_subject(subject))
 
-    def find_by_token(self, token: Mapping[str, Any] | str) -> StoredToken | None:
+    def find_by_token(self, token: Mapping[str, object] | str) -> StoredToken | None:
         """The stored record holding this access token, or ``None``."""
         row = self._read_where("token_hash", token_hash(_access_token(token)))
         return self._decode(row) if row is not None else None
@@ -346,7 +394,7 @@ class BaseTokenStore:
         row = self._read_where("refresh_hash", token_hash(refresh_token)) if refresh_token else None
         return self._decode(row) if row is not None else None
 
-    def delete_token(self, token: Mapping[str, Any] | str) -> bool:
+    def delete_token(self, token: Mapping[str, object] | str) -> bool:
         """Forget whichever subject holds this access token (e.g. after Gist answered 401)."""
         found = self._read_where("token_hash", token_hash(_access_token(token)))
         return self._remove(found["subject"]) if found is not None else False
@@ -355,7 +403,7 @@ class BaseTokenStore:
         """Every stored token of a Gist workspace."""
         return [self._decode(row) for row in self._read_workspace(str(workspace_id))]
 
-    def compare_and_set(self, subject: str, token: Mapping[str, Any], *, expected_version: int) -> StoredToken:
+    def compare_and_set(self, subject: str, token: Mapping[str, object], *, expected_version: int) -> StoredToken:
         """Replace ``subject``'s token only if it is still at ``expected_version`` (e.g. after a refresh).
 
         Raises:
@@ -406,7 +454,7 @@ class BaseTokenStore:
             in_clear = row["key_id"] == PLAINTEXT and self._cipher is not None
             if bound and (not in_clear or payload["subject"] != subject):
                 continue  # up to date, or a copied row, which is never adopted
-            token = payload["token"] if bound else payload
+            token = self._token_in(row, payload) if bound else payload
             try:
                 self.compare_and_set(subject, token, expected_version=int(row["version"]))
                 count += 1
@@ -443,7 +491,7 @@ class BaseTokenStore:
     def _row(
         self,
         subject: str,
-        token: Mapping[str, Any],
+        token: Mapping[str, object],
         scopes: Iterable[str] | None,
         workspace_id: str | int | None,
         workspace_name: str | None,
@@ -470,7 +518,7 @@ class BaseTokenStore:
             "lease_until": None,
         }
 
-    def _seal(self, subject: str, token: Mapping[str, Any]) -> tuple[str, str]:
+    def _seal(self, subject: str, token: Mapping[str, object]) -> tuple[str, str]:
         """The stored form of ``token`` and its key id: the subject goes inside the ciphertext with it, so a
         ciphertext copied into another subject's row does not decrypt as that subject's token."""
         payload = json.dumps({"subject": subject, "token": token}, separators=(",", ":"), sort_keys=True).encode()
@@ -478,7 +526,7 @@ class BaseTokenStore:
             return self._cipher.encrypt(payload).decode(), self._cipher.key_ids[0]
         return base64.b64encode(payload).decode(), PLAINTEXT
 
-    def _open(self, row: Mapping[str, Any]) -> tuple[bool, dict[str, Any]]:
+    def _open(self, row: Row) -> tuple[bool, dict[str, object]]:
         """(bound, payload) of a row: ``bound`` when the payload names its subject (written by this version)."""
         blob = row["token"]
         raw = blob.encode() if isinstance(blob, str) else bytes(blob)
@@ -503,7 +551,15 @@ class BaseTokenStore:
             raise TokenDecryptionError(row["subject"], row["key_id"], known, tampered=True)
         return set(payload) == {"subject", "token"}, payload
 
-    def _decode(self, row: Mapping[str, Any]) -> StoredToken:
+    def _token_in(self, row: Row, payload: dict[str, object]) -> dict[str, object]:
+        """The token a bound payload holds: a JSON object, unless the row was tampered with."""
+        token = payload["token"]
+        if not isinstance(token, dict):
+            known = self._cipher.key_ids if self._cipher else []
+            raise TokenDecryptionError(row["subject"], row["key_id"], known, tampered=True)
+        return token
+
+    def _decode(self, row: Row) -> StoredToken:
         bound, payload = self._open(row)
         known = self._cipher.key_ids if self._cipher else []
         if self._cipher is not None and row["key_id"] == PLAINTEXT:
@@ -514,7 +570,7 @@ class BaseTokenStore:
             raise TokenDecryptionError(row["subject"], row["key_id"], known, tampered=True)
         return StoredToken(
             subject=row["subject"],
-            token=dict(payload["token"]),
+            token=dict(self._token_in(row, payload)),
             scopes=tuple(row["scopes"].split()) if row["scopes"] else (),
             workspace_id=row["workspace_id"],
             workspace_name=row["workspace_name"],
@@ -579,11 +635,19 @@ def _subject(subject: str) -> str:
     return value
 
 
-def _access_token(token: Mapping[str, Any] | str) -> str:
+def _access_token(token: Mapping[str, object] | str) -> str:
     value = token if isinstance(token, str) else token.get("access_token")
     if not isinstance(value, str) or not value:
         raise ValueError("Expected an access token string or a token dict.")
     return value
+
+
+class _About(TypedDict, total=False):
+    """What :meth:`TokenStore.save` records beside the token."""
+
+    scopes: Iterable[str] | None
+    workspace_id: str | int | None
+    workspace_name: str | None
 
 
 class AsyncTokenStore:
@@ -592,19 +656,19 @@ class AsyncTokenStore:
     ``store = AsyncTokenStore(SQLiteTokenStore(path, key=...))``; then ``await store.get(subject)``.
     """
 
-    def __init__(self, store: BaseTokenStore) -> None:
+    def __init__(self, store: TokenStore) -> None:
         self.sync = store
 
-    async def _run(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def _run(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         import functools
 
         import anyio.to_thread
 
         return await anyio.to_thread.run_sync(functools.partial(func, *args, **kwargs))
 
-    async def save(self, subject: str, token: Mapping[str, Any], **kwargs: Any) -> StoredToken:
+    async def save(self, subject: str, token: Mapping[str, object], **about: Unpack[_About]) -> StoredToken:
         """See :meth:`BaseTokenStore.save`."""
-        return await self._run(self.sync.save, subject, token, **kwargs)
+        return await self._run(self.sync.save, subject, token, **about)
 
     async def get(self, subject: str) -> StoredToken | None:
         """See :meth:`BaseTokenStore.get`."""
@@ -614,11 +678,11 @@ class AsyncTokenStore:
         """See :meth:`BaseTokenStore.delete`."""
         return await self._run(self.sync.delete, subject)
 
-    async def delete_token(self, token: Mapping[str, Any] | str) -> bool:
+    async def delete_token(self, token: Mapping[str, object] | str) -> bool:
         """See :meth:`BaseTokenStore.delete_token`."""
         return await self._run(self.sync.delete_token, token)
 
-    async def find_by_token(self, token: Mapping[str, Any] | str) -> StoredToken | None:
+    async def find_by_token(self, token: Mapping[str, object] | str) -> StoredToken | None:
         """See :meth:`BaseTokenStore.find_by_token`."""
         return await self._run(self.sync.find_by_token, token)
 
@@ -630,7 +694,7 @@ class AsyncTokenStore:
         """See :meth:`BaseTokenStore.list_by_workspace`."""
         return await self._run(self.sync.list_by_workspace, workspace_id)
 
-    async def compare_and_set(self, subject: str, token: Mapping[str, Any], *, expected_version: int) -> StoredToken:
+    async def compare_and_set(self, subject: str, token: Mapping[str, object], *, expected_version: int) -> StoredToken:
         """See :meth:`BaseTokenStore.compare_and_set`."""
         return await self._run(self.sync.compare_and_set, subject, token, expected_version=expected_version)
 

@@ -11,10 +11,13 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigurationError, TokenStoreError
 from ._sqlite import _failure as sqlite_failure
+
+if TYPE_CHECKING:
+    from sqlalchemy import URL
 
 __all__ = ["DEFAULTS", "Watch", "failure", "postgres_options", "shown"]
 
@@ -46,7 +49,7 @@ _SQLSTATES = {
 _UNREACHABLE_CLASSES = ("08", "57P")  # connection exceptions; the server shutting down or starting
 
 
-def postgres_options(url: Any) -> tuple[Any, dict[str, Any], float | None]:
+def postgres_options(url: URL) -> tuple[URL, dict[str, str], float | None]:
     """The URL without ``statement_timeout``, the connection arguments adding the defaults it does not override,
     and the deadline of a whole call in seconds (None: no deadline).
 
@@ -69,7 +72,7 @@ def postgres_options(url: Any) -> tuple[Any, dict[str, Any], float | None]:
     return url.set(query=query), extra, seconds + _GRACE if seconds else None
 
 
-def shown(url: Any) -> str:
+def shown(url: URL) -> str:
     """``url`` as it may be shown (a repr, a log line, the command line): its password hidden, and the value of
     every query parameter whose name holds "password" or "secret" (``password=``, ``sslpassword=``)."""
     query = {
@@ -88,7 +91,7 @@ class Watch:
         self.fired = False
 
     @contextlib.contextmanager
-    def guard(self, dbapi_connection: Any, seconds: float | None) -> Iterator[None]:
+    def guard(self, dbapi_connection: object, seconds: float | None) -> Iterator[None]:
         """Watch ``dbapi_connection`` (one with ``fileno()``) for ``seconds``; nothing when either is missing."""
         fileno = getattr(dbapi_connection, "fileno", None)
         if seconds is None or fileno is None:

@@ -9,9 +9,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Unpack
 
-from ._base import Admit, AttemptKind, BaseTokenStore, Row, admit_install_attempt
+from ._base import Admit, AttemptKind, BaseTokenStore, Lookup, Row, StoreOptions, admit_install_attempt
 
 __all__ = ["MemoryInstallCounter", "MemoryLoginState", "MemoryTokenStore"]
 
@@ -144,7 +144,7 @@ class MemoryTokenStore(BaseTokenStore):
 
     _volatile = True
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, **kwargs: Unpack[StoreOptions]) -> None:
         super().__init__(**kwargs)
         self._rows: dict[str, Row] = {}
         self._lock = threading.Lock()
@@ -155,7 +155,7 @@ class MemoryTokenStore(BaseTokenStore):
             if old is not None:
                 row = {**row, "created_at": old["created_at"], "version": old["version"] + 1}
             self._rows[row["subject"]] = row
-            return dict(row)
+            return row.copy()
 
     def _replace(self, row: Row, expected_version: int) -> Row | None:
         with self._lock:
@@ -164,20 +164,20 @@ class MemoryTokenStore(BaseTokenStore):
                 return None
             row = {**row, "created_at": old["created_at"], "version": expected_version + 1}
             self._rows[row["subject"]] = row
-            return dict(row)
+            return row.copy()
 
     def _read(self, subject: str) -> Row | None:
         with self._lock:
             row = self._rows.get(subject)
-            return dict(row) if row is not None else None
+            return row.copy() if row is not None else None
 
-    def _read_where(self, column: str, value: str) -> Row | None:
+    def _read_where(self, column: Lookup, value: str) -> Row | None:
         with self._lock:
-            return next((dict(r) for r in self._rows.values() if r[column] == value), None)
+            return next((r.copy() for r in self._rows.values() if r[column] == value), None)
 
     def _read_workspace(self, workspace_id: str) -> list[Row]:
         with self._lock:
-            return [dict(r) for r in self._rows.values() if r["workspace_id"] == workspace_id]
+            return [r.copy() for r in self._rows.values() if r["workspace_id"] == workspace_id]
 
     def _remove(self, subject: str) -> bool:
         with self._lock:

@@ -24,7 +24,7 @@ def open_token_store(
     *,
     key: str | bytes | Sequence[str | bytes] | TokenCipher | None = None,
     plaintext: bool = False,
-    **options: Any,
+    **options: Any,  # the chosen store's own keyword arguments: its signature checks them
 ) -> BaseTokenStore:
     """The token store ``location`` names: what ``GIST_TOKEN_DB`` holds in the examples and the command line.
 
@@ -54,17 +54,16 @@ def open_token_store(
     value = os.fspath(location).strip()
     if not value:
         raise ConfigurationError("The token store's location is empty: give a file path or a database URL.")
-    store_options: dict[str, Any] = {"key": key, "plaintext": plaintext, **options}
     found = _SCHEME.match(value)
     if found is None:
         from ._sqlite import SQLiteTokenStore
 
-        return SQLiteTokenStore(value, **store_options)
+        return SQLiteTokenStore(value, key=key, plaintext=plaintext, **options)
     scheme = found["scheme"].lower()
     if scheme == "sqlite":
         from ._sqlite import SQLiteTokenStore
 
-        return SQLiteTokenStore(_sqlite_path(value), **store_options)
+        return SQLiteTokenStore(_sqlite_path(value), key=key, plaintext=plaintext, **options)
     if scheme in ("postgres", "postgresql") and not found["driver"]:
         value = f"postgresql+{_POSTGRES_DRIVER}://" + value[found.end() :]
     try:
@@ -77,7 +76,7 @@ def open_token_store(
             '"gist-authlib[postgres]").'
         ) from None
     try:
-        return SQLAlchemyTokenStore(value, **store_options)
+        return SQLAlchemyTokenStore(value, key=key, plaintext=plaintext, **options)
     except ImportError as exc:
         raise ConfigurationError(
             f"The database driver for {scheme}:// is not installed ({exc.name or 'a module'} is missing)"

@@ -8,11 +8,17 @@ a fresh database; teams that manage migrations themselves can create them from `
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
 from ..errors import TokenStoreError
-from ._base import COLUMNS, Admit, BaseTokenStore, DatabaseLoginState, Row
+from ._base import Admit, BaseTokenStore, DatabaseLoginState, Lookup, Row, StoreOptions, as_row, changed_columns
 from ._connections import Watch, failure, postgres_options, shown
+
+if TYPE_CHECKING:
+    from sqlalchemy import ColumnElement, Connection, Engine, MetaData, Table
+    from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
+    from sqlalchemy.dialects.sqlite import Insert as SQLiteInsert
 
 __all__ = ["SQLAlchemyTokenStore", "create_table_ddl", "token_table"]
 
@@ -23,7 +29,7 @@ DDL_LOCK = 0x67697374646C
 #: on a database without advisory locks); after the last, the error is raised.
 DDL_RETRIES = (0.05, 0.2, 0.5, 1.0)
 
-_UPDATED = ("token", "key_id", "token_hash", "refresh_hash", "scopes", "workspace_id", "workspace_name", "updated_at")
+T = TypeVar("T")
 _LOOKUPS = frozenset({"token_hash", "refresh_hash"})
 
 
@@ -31,7 +37,7 @@ class _DeadConnection(Exception):
     """A pooled connection was found closed before the call used it: safe to try the call again."""
 
 
-def token_table(metadata: Any, name: str = "gist_tokens") -> Any:
+def token_table(metadata: MetaData, name: str = "gist_tokens") -> Table:
     """The token table's SQLAlchemy definition (the same columns as the SQLite store's)."""
     from sqlalchemy import BigInteger, Column, Float, Index, String, Table, Text
 
@@ -58,7 +64,7 @@ def token_table(metadata: Any, name: str = "gist_tokens") -> Any:
     return table
 
 
-def consumed_table(metadata: Any, name: str = "gist_consumed") -> Any:
+def consumed_table(metadata: MetaData, name: str = "gist_consumed") -> Table:
     """The table of used login states and codes (their SHA-256 only), for server-side single use."""
     from sqlalchemy import Column, Float, Index, String, Table
 
@@ -68,7 +74,7 @@ def consumed_table(metadata: Any, name: str = "gist_consumed") -> Any:
     return table
 
 
-def attempt_tables(metadata: Any, name: str = "gist_tokens") -> tuple[Any, Any]:
+def attempt_tables(metadata: MetaData, name: str = "gist_tokens") -> tuple[Table, Table]:
     """The install limit's tables, named after the token table (``gist_install_attempts`` and ``gist_locks`` for
     ``gist_tokens``): the attempts within the window (at most twice the limit's total rows a registration), and
     one row a registration whose update serializes the counting across instances."""
@@ -89,7 +95,7 @@ def attempt_tables(metadata: Any, name: str = "gist_tokens") -> tuple[Any, Any]:
     return attempts, locks
 
 
-def create_table_ddl(engine: Any, name: str = "gist_tokens") -> str:
+def create_table_ddl(engine: Engine, name: str = "gist_tokens") -> str:
     """The ``CREATE TABLE`` and ``CREATE INDEX`` statements for ``engine``'s dialect, as text."""
     from sqlalchemy import MetaData
     from sqlalchemy.schema import CreateIndex, CreateTable
@@ -115,7 +121,7 @@ class SQLAlchemyTokenStore(DatabaseLoginState, BaseTokenStore):
         key: a Fernet key or a list of keys; see :class:`~gist_authlib.tokens.TokenCipher`.
         plaintext: store tokens unencrypted; refused unless asked for.
         table_name: the table's name.
-        create_table: create the tables (and indexes) if missing, on first use. Any number of instances may do so
+        create_table: create the tables (and indexes) if missing, on first use. Many instances may do so
             at once on a fresh database: on PostgreSQL the first takes an advisory lock and the others wait for it;
             elsewhere a conflict with another instance's creation is tried again.
         engine_options: passed to ``create_engine`` when ``url`` is a string.
@@ -123,12 +129,12 @@ class SQLAlchemyTokenStore(DatabaseLoginState, BaseTokenStore):
 
     def __init__(
         self,
-        url: Any,
+        url: str | Engine,
         *,
         table_name: str = "gist_tokens",
         create_table: bool = True,
-        engine_options: dict[str, Any] | None = None,
-        **kwargs: Any,
+        engine_options: dict[str, Any] | None = None,  # passed on to create_engine, untyped there
+        **kwargs: Unpack[StoreOptions],
     ) -> None:
         from sqlalchemy import MetaData, create_engine, make_url
         from sqlalchemy.exc import SQLAlchemyError
@@ -175,7 +181,7 @@ class SQLAlchemyTokenStore(DatabaseLoginState, BaseTokenStore):
                     raise TokenStoreError(f"Cannot create the token table: {type(exc).__name__}.") from None
                 time.sleep(pause)
 
-    def _run(self, work: Any) -> Any:
+    def _run(self, work: Callable[[Connection], T]) -> T:
         watch = Watch()
         try:
             try:
@@ -186,7 +192,7 @@ class SQLAlchemyTokenStore(DatabaseLoginState, BaseTokenStore):
         except self._errors as exc:
             raise failure(exc, watch) from None
 
-    def _transaction(self, work: Any, watch: Watch, *, ping: bool) -> Any:
+    def _transaction(self, work: Callable[[Connection], T], watch: Watch, *, ping: bool) -> T:
         from sqlalchemy.exc import DBAPIError
 
         with self._engine.begin() as connection, watch.guard(connection.connection.dbapi_connection, self._deadline):
@@ -199,38 +205,36 @@ class SQLAlchemyTokenStore(DatabaseLoginState, BaseTokenStore):
                     raise
             return work(connection)
 
-    def _select(self, connection: Any, subject: str) -> Row | None:
+    def _select(self, connection: Connection, subject: str) -> Row | None:
         from sqlalchemy import select
 
         found = connection.execute(select(self._table).where(self._table.c.subject == subject)).mappings().first()
-        return dict(found) if found is not None else None
+        return as_row(found) if found is not None else None
 
     def _upsert(self, row: Row) -> Row:
         from sqlalchemy import update
 
         table = self._table
 
-        def work(connection: Any) -> Row:
+        def work(connection: Connection) -> Row:
             dialect = connection.dialect.name
-            values = {column: row[column] for column in COLUMNS}
-            changes = {column: row[column] for column in _UPDATED}
+            changes = changed_columns(row)
             bumped = {**changes, "version": table.c.version + 1, "lease_holder": None, "lease_until": None}
-            statement: Any
+            statement: PostgresInsert | SQLiteInsert
             if dialect in ("postgresql", "sqlite"):
                 if dialect == "postgresql":
                     from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-                    statement = pg_insert(table).values(values)
+                    statement = pg_insert(table).values(row)
                 else:
                     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-                    statement = sqlite_insert(table).values(values)
+                    statement = sqlite_insert(table).values(row)
                 connection.execute(statement.on_conflict_do_update(index_elements=[table.c.subject], set_=bumped))
             elif dialect in ("mysql", "mariadb"):
                 from sqlalchemy.dialects.mysql import insert as mysql_insert
 
-                statement = mysql_insert(table).values(values)
-                connection.execute(statement.on_duplicate_key_update(**bumped))
+                connection.execute(mysql_insert(table).values(row).on_duplicate_key_update(**bumped))
             else:  # any other database: update, else insert, in one transaction
                 done = connection.execute(
                     update(table)
@@ -238,25 +242,24 @@ class SQLAlchemyTokenStore(DatabaseLoginState, BaseTokenStore):
                     .values(**changes, version=table.c.version + 1, lease_holder=None, lease_until=None)
                 )
                 if done.rowcount == 0:
-                    connection.execute(table.insert().values(values))
+                    connection.execute(table.insert().values(row))
             found = self._select(connection, row["subject"])
             assert found is not None
             return found
 
-        result: Row = self._run(work)
-        return result
+        return self._run(work)
 
     def _replace(self, row: Row, expected_version: int) -> Row | None:
         from sqlalchemy import update
 
         table = self._table
 
-        def work(connection: Any) -> Row | None:
+        def work(connection: Connection) -> Row | None:
             done = connection.execute(
                 update(table)
                 .where(table.c.subject == row["subject"], table.c.version == expected_version)
                 .values(
-                    **{column: row[column] for column in _UPDATED},
+                    **changed_columns(row),
                     version=table.c.version + 1,
                     lease_holder=None,
                     lease_until=None,
@@ -264,33 +267,29 @@ class SQLAlchemyTokenStore(DatabaseLoginState, BaseTokenStore):
             )
             return self._select(connection, row["subject"]) if done.rowcount == 1 else None
 
-        result: Row | None = self._run(work)
-        return result
+        return self._run(work)
 
     def _read(self, subject: str) -> Row | None:
-        result: Row | None = self._run(lambda connection: self._select(connection, subject))
-        return result
+        return self._run(lambda connection: self._select(connection, subject))
 
-    def _read_where(self, column: str, value: str) -> Row | None:
+    def _read_where(self, column: Lookup, value: str) -> Row | None:
         from sqlalchemy import select
 
         if column not in _LOOKUPS:
             raise ValueError(f"Cannot look tokens up by {column!r}.")
 
-        def work(connection: Any) -> Row | None:
+        def work(connection: Connection) -> Row | None:
             query = select(self._table).where(self._table.c[column] == value)
             found = connection.execute(query).mappings().first()
-            return dict(found) if found is not None else None
+            return as_row(found) if found is not None else None
 
-        result: Row | None = self._run(work)
-        return result
+        return self._run(work)
 
     def _read_workspace(self, workspace_id: str) -> list[Row]:
         from sqlalchemy import select
 
         query = select(self._table).where(self._table.c.workspace_id == workspace_id).order_by(self._table.c.subject)
-        result: list[Row] = self._run(lambda connection: [dict(r) for r in connection.execute(query).mappings()])
-        return result
+        return self._run(lambda connection: [as_row(r) for r in connection.execute(query).mappings()])
 
     def _remove(self, subject: str) -> bool:
         from sqlalchemy import delete
@@ -318,7 +317,7 @@ class SQLAlchemyTokenStore(DatabaseLoginState, BaseTokenStore):
 
         table = self._consumed
 
-        def work(connection: Any) -> bool:
+        def work(connection: Connection) -> bool:
             # Expired values go a batch at a time, found through the index on until: bounded work per call.
             stale = list(connection.execute(select(table.c.digest).where(table.c.until < now).limit(64)).scalars())
             found = connection.execute(select(table.c.digest, table.c.until).where(table.c.digest.in_(digests)))
@@ -339,7 +338,7 @@ class SQLAlchemyTokenStore(DatabaseLoginState, BaseTokenStore):
                 raise
 
             # _run turns the loser's IntegrityError into a TokenStoreError: look again to tell the two apart.
-            def seen(connection: Any) -> bool:
+            def seen(connection: Connection) -> bool:
                 query = select(table.c.digest).where(table.c.digest.in_(digests), table.c.until >= now)
                 return connection.execute(query).first() is not None
 
@@ -352,10 +351,10 @@ class SQLAlchemyTokenStore(DatabaseLoginState, BaseTokenStore):
 
         attempts, locks = self._attempts, self._locks
 
-        def total(condition: Any) -> Any:
+        def total(condition: ColumnElement[bool]) -> ColumnElement[int]:
             return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
-        def work(connection: Any) -> bool:
+        def work(connection: Connection) -> bool:
             # The registration's lock row, updated first: every instance's count waits here until this one commits.
             held = connection.execute(update(locks).where(locks.c.name == registration).values(held_at=now))
             if held.rowcount == 0:
@@ -385,8 +384,7 @@ class SQLAlchemyTokenStore(DatabaseLoginState, BaseTokenStore):
         from sqlalchemy import select
 
         query = select(self._table.c.subject).order_by(self._table.c.subject)
-        result: list[str] = self._run(lambda connection: [r[0] for r in connection.execute(query)])
-        return result
+        return self._run(lambda connection: [r[0] for r in connection.execute(query)])
 
     @property
     def url(self) -> str:

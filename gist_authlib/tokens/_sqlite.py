@@ -12,14 +12,14 @@ import sqlite3
 import stat
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Unpack
 from urllib.parse import unquote
 
 from ..errors import TokenStoreError
-from ._base import COLUMNS, Admit, BaseTokenStore, DatabaseLoginState, Row
+from ._base import COLUMNS, Admit, BaseTokenStore, DatabaseLoginState, Lookup, Row, StoreOptions, as_row
 
 __all__ = ["SCHEMA", "SQLiteTokenStore"]
 
@@ -181,7 +181,7 @@ class SQLiteTokenStore(DatabaseLoginState, BaseTokenStore):
         busy_timeout: seconds a write waits for another writer's lock before giving up.
     """
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 5.0, **kwargs: Any) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout: float = 5.0, **kwargs: Unpack[StoreOptions]) -> None:
         super().__init__(**kwargs)
         self.path = _plain_path(str(path))
         #: An in-memory database lives in this process only, as the memory store's tokens do.
@@ -235,30 +235,30 @@ class SQLiteTokenStore(DatabaseLoginState, BaseTokenStore):
                     self._local.db = None
                     db.close()
 
-    def _execute(self, sql: str, params: dict[str, Any] | tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    def _execute(self, sql: str, params: Mapping[str, object] | tuple[object, ...] = ()) -> list[sqlite3.Row]:
         with self._connection() as db:
             return db.execute(sql, params).fetchall()
 
     def _upsert(self, row: Row) -> Row:
-        return dict(self._execute(UPSERT, row)[0])
+        return as_row(self._execute(UPSERT, row)[0])
 
     def _replace(self, row: Row, expected_version: int) -> Row | None:
         found = self._execute(REPLACE, {**row, "expected": expected_version})
-        return dict(found[0]) if found else None
+        return as_row(found[0]) if found else None
 
     def _read(self, subject: str) -> Row | None:
         found = self._execute(f"SELECT {_INSERT_COLUMNS} FROM gist_tokens WHERE subject = ?", (subject,))
-        return dict(found[0]) if found else None
+        return as_row(found[0]) if found else None
 
-    def _read_where(self, column: str, value: str) -> Row | None:
+    def _read_where(self, column: Lookup, value: str) -> Row | None:
         if column not in _LOOKUPS:
             raise ValueError(f"Cannot look tokens up by {column!r}.")
         found = self._execute(f"SELECT {_INSERT_COLUMNS} FROM gist_tokens WHERE {column} = ?", (value,))
-        return dict(found[0]) if found else None
+        return as_row(found[0]) if found else None
 
     def _read_workspace(self, workspace_id: str) -> list[Row]:
         sql = f"SELECT {_INSERT_COLUMNS} FROM gist_tokens WHERE workspace_id = ? ORDER BY subject"
-        return [dict(r) for r in self._execute(sql, (workspace_id,))]
+        return [as_row(r) for r in self._execute(sql, (workspace_id,))]
 
     def _remove(self, subject: str) -> bool:
         return bool(self._execute("DELETE FROM gist_tokens WHERE subject = ? RETURNING subject", (subject,)))

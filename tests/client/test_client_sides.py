@@ -503,7 +503,7 @@ def test_methods_have_their_signature_and_docs_and_async_ones_are_coroutine_func
         find = client.contacts.find
         assert str(inspect.signature(find)) == "(*, email: 'str | None' = None, user_id: 'str | None' = None)"
         assert find.__name__ == "find" and "email or user_id" in (find.__doc__ or "")
-        assert str(inspect.signature(client.get)) == "(path: 'str', **params: 'Any')"
+        assert str(inspect.signature(client.get)) == "(path: 'str', **params: 'QueryValue')"
         assert "Raises:" in (client.request.__doc__ or "")
     assert inspect.iscoroutinefunction(async_client.contacts.find)
     assert inspect.iscoroutinefunction(async_client.token_info)

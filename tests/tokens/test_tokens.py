@@ -500,6 +500,19 @@ def test_rows_written_by_version_0_1_are_bound_by_the_migration(persistent: tupl
     assert store.get("old-user").token == {"access_token": "gat-old-form"}  # type: ignore[union-attr]
 
 
+def test_a_row_whose_sealed_token_is_not_an_object_is_refused_as_tampered(persistent: tuple[str, Opener]) -> None:
+    import json
+
+    _, open_store = persistent
+    store = open_store()
+    store.save("odd", {"access_token": "gat-odd"})
+    sealed = TokenCipher(KEY).encrypt(json.dumps({"subject": "odd", "token": "gat-odd"}).encode()).decode()
+    execute_raw(store, "UPDATE gist_tokens SET token = :token WHERE subject = 'odd'", {"token": sealed})
+    with pytest.raises(TokenDecryptionError, match="corrupt, was altered") as info:
+        store.get("odd")
+    assert "gat-odd" not in str(info.value)
+
+
 def test_the_sqlite_files_are_private_to_their_owner(tmp_path: Path) -> None:
     import os
     import stat
