@@ -1,7 +1,7 @@
 """Sphinx configuration of gist_authlib's documentation (MyST Markdown pages, API reference from docstrings).
 
-Build it with ``sphinx-build -W docs docs/_build/html`` (tests/package/test_docs_site.py builds it in the suite,
-warnings as errors).
+Build it with ``sphinx-build -W docs docs/_build/html``, or ``nox -s docs``, which also checks what it documents
+(warnings are errors in both).
 """
 
 from __future__ import annotations

@@ -56,8 +56,8 @@ def find_example(framework: str) -> Path:
     spec = importlib.util.find_spec(_module_name(framework))
     if spec is None or spec.origin is None:
         raise DemoError(f"The {framework} example is missing from this installation of gist_authlib.")
-    # Resolved: an editable install imports the examples through links under build/ (for type checkers), and
-    # the file a user opens is the one the links point to, in the checkout's examples/.
+    # Resolved: an editable install imports the examples through the link gist_authlib/examples, and the file
+    # a user opens is the one it points to, in the checkout's examples/.
     return Path(spec.origin).resolve()
 
 

@@ -160,9 +160,12 @@ def postgres_url() -> Iterator[str]:
 LONG_MODULES = ("test_bench.py", "test_testing_plugin.py")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Group the tests of costly fixtures, then put the long runners first: xdist hands out work in this order,
-    and a long group handed out last would keep one worker busy after the others are done."""
+    and a long group handed out last would keep one worker busy after the others are done. It runs before
+    xdist's own hook, which reads the groups once (into the tests' ids): after it, a group added here was
+    ignored, and each worker started a PostgreSQL server of its own."""
     for item in items:
         for fixture, group in COSTLY_FIXTURES.items():
             if fixture in getattr(item, "fixturenames", ()) and item.get_closest_marker("xdist_group") is None:

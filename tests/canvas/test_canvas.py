@@ -463,6 +463,24 @@ def test_a_signed_body_that_is_not_a_gist_request_answers_400(body: bytes) -> No
     assert called == []
 
 
+def test_a_submit_without_component_id_is_refused_before_the_handler() -> None:
+    calls: list[object] = []
+
+    def handler(request: object) -> Canvas:
+        calls.append(request)
+        return Canvas([Text("hi")])
+
+    secret = "canvas-secret"
+    body = json.dumps({"workspace_id": "1", "admin": {"id": 1}, "contact": {"id": 2}}).encode()
+    headers = {GistProvider().canvas_signature_header: canvas_signature(body, secret)}
+    reply = handle_canvas_request(body, headers, "submit", handler, secret=secret)
+    assert reply.status == 400 and calls == []
+    assert b"component_id" in reply.body
+    # The same body is a valid initialize request: the handler runs.
+    assert handle_canvas_request(body, headers, "initialize", handler, secret=secret).status == 200
+    assert len(calls) == 1
+
+
 def test_a_body_over_the_limit_answers_413_before_the_signature_is_computed() -> None:
     body = b'{"pad": "' + b"x" * 2000 + b'"}'
     reply = handle_canvas_request(body, signed(body), "initialize", echo, secret=SECRET, max_body_bytes=1000)

@@ -350,7 +350,7 @@ def test_login_gives_up_cleanly_after_its_timeout(api_env: Gist, capsys: pytest.
         httpx2.get(redirect_uri, trust_env=False)
 
 
-# --- security round three: the command line as a public client (RFC 8252) ------------------------------------
+# --- the command line as a public client (RFC 8252) ----------------------------------------------------------
 
 
 def test_the_pkce_verifier_is_not_derivable_from_the_client_secret(gist: Gist, tmp_path: Path) -> None:
@@ -424,6 +424,13 @@ def test_server_text_reaches_the_terminal_with_control_characters_escaped() -> N
     assert not any(not ch.isprintable() for ch in shown)
     assert "\\x1b" in shown and "\\x07" in shown and "\\x9b" in shown
     assert printable("Café Übersee") == "Café Übersee"  # printable text is left as it is
+
+
+def test_a_non_ascii_state_at_the_loopback_server_is_compared_not_crashed() -> None:
+    from gist_authlib._cli_login import _same
+
+    assert _same("état", "état") and not _same("état", "etat")
+    assert not _same("\udcff", "x")  # a lone surrogate, as a decoded request line can hold
 
 
 def test_whoami_json_is_ascii_for_terminals(api_env: Gist, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -86,8 +86,10 @@ def test_the_pages_hook_lets_only_known_workspaces_in(
     monkeypatch.setitem(sys.modules, "myapp.auth", auth)
     hook = block("Your own users")
     assert hook.code.startswith('# myapp/auth.py, named in settings.py: GIST_AUTHLIB_USER_FOR_LOGIN = "myapp.auth.')
-    run_blocks([hook], auth.__dict__)
     settings = {"GIST_AUTHLIB_USER_FOR_LOGIN": "myapp.auth.user_for_login", "GIST_WORKSPACES": known}
     with served_page(monkeypatch, **settings) as url, browser_client(follow_redirects=True, timeout=10) as browser:
+        # Run inside the project, as in a real one: the block imports Django's auth models, which need their apps
+        # installed (run before, it failed whenever no earlier test of the process had imported them).
+        run_blocks([hook], auth.__dict__)
         page = browser.get(f"{url}/")
     assert page.status_code == status

@@ -1,6 +1,6 @@
 """The docs pages run as written: every Python block executes, each framework's example logs in against the
 sandbox, every shell command is checked, the DDL builds the tables the store uses, and the tests the security
-page cites exist. (The site itself is built in test_docs_site.py.)"""
+page cites exist. (The site itself is built by nox -s docs.)"""
 
 from __future__ import annotations
 

@@ -36,7 +36,8 @@ def test_every_public_name_is_exported_and_documented() -> None:
             assert obj.__doc__, name
 
 
-# `gist-authlib demo --check` in every framework runs in tests/package/test_wheel.py, from the built wheel.
+# `gist-authlib demo --check` in every framework runs in tests/checks/test_wheel.py (nox -s release), from the
+# built wheel.
 
 
 def test_console_script_is_installed() -> None:

@@ -104,6 +104,32 @@ def test_uses_are_undone_latest_first(gist_sandbox: GistSandboxFixture) -> None:
     assert "(restored)" in repr(inner)
 
 
+def test_install_attempts_counted_under_one_use_do_not_refuse_installs_in_the_next(
+    gist_sandbox: GistSandboxFixture,
+) -> None:
+    """use() swaps the endpoints and credentials but keeps the registration's install limit, whose memory counter
+    lives as long as the app (built at import): every test's install callbacks from the test client count in the
+    bucket "testclient", so the eleventh install within a minute, in whichever test, answers 429."""
+    gist = gist_authlib.register(OAuth(), client_id="production-id", client_secret="production-secret")
+
+    async def on_login(request: Request, token: dict[str, Any]) -> PlainTextResponse:
+        return PlainTextResponse("logged in")
+
+    async def on_install(request: Request, token: dict[str, Any], workspace: Any) -> PlainTextResponse:
+        return PlainTextResponse("installed")
+
+    app = Starlette(
+        routes=gist_routes(gist, on_login=on_login, on_install=on_install),
+        middleware=[Middleware(SessionMiddleware, secret_key="test-secret")],
+    )
+    callback = "/oauth/gist/callback?code=forged-{}&state=nrrjryb4"
+    with gist_sandbox.use(gist), TestClient(app) as client:  # one test's installs (forged: Gist answers 400)
+        first = [client.get(callback.format(i)).status_code for i in range(10)]
+    assert 429 not in first, first
+    with gist_sandbox.use(gist), TestClient(app) as client:  # the next test's first install
+        assert client.get(callback.format("next")).status_code != 429
+
+
 def test_a_test_never_writes_the_developers_token_database(
     gist_sandbox: GistSandboxFixture, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -136,6 +136,21 @@ def test_a_loopback_redirect_uri_matches_on_any_port_and_nothing_else_loosens(
     assert redirect_uri_matches(registered, received, any_loopback_port=False) is (received == registered)
 
 
+@pytest.mark.parametrize(
+    "received",
+    [
+        "http://127.0.0.1:9/c\tb",  # urlsplit drops TAB, CR and LF anywhere (WHATWG), so the path compares equal
+        "http://127.0.0.1:9/cb\n",
+        "http://127.0.0.1\t:9/cb",
+        "http://127.0.0.1:9/cb?",  # an empty query is not no query (RFC 3986 section 6.2.3)
+    ],
+)
+def test_a_loopback_redirect_uri_may_differ_from_the_registered_one_in_its_port_only(received: str) -> None:
+    """RFC 8252 section 7.3 lets the port vary, nothing else; the sandbox then redirects to ``received`` as it
+    came (``/c%09b``, ``/cb%0A``, ``/cb??code=``), a URI the app never registered."""
+    assert not redirect_uri_matches("http://127.0.0.1:8000/cb", received)
+
+
 def test_flask_runs_port_logs_in_with_the_default_registration_and_the_exchange_names_that_port() -> None:
     on_5000 = "http://127.0.0.1:5000/oauth/gist/callback"
     sandbox = create_app(clients=[SandboxClient("cid", "csecret", ("http://127.0.0.1:8000/oauth/gist/callback",))])

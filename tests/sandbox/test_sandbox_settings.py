@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import stat
 import threading
 from pathlib import Path
@@ -84,6 +86,40 @@ def test_write_env_refuses_a_value_a_env_file_cannot_hold_and_writes_nothing(tmp
     with pytest.raises(ValueError, match="a quote or a line break"):
         write_env_file(env_file, sandbox_settings("gist", "it's", "s", ORIGIN))
     assert env_file.read_text() == "SESSION_SECRET=abc\n" and [p.name for p in tmp_path.iterdir()] == [".env"]
+
+
+SETTINGS = {"GIST_CLIENT_ID": "gist-sandbox-app", "GIST_CLIENT_SECRET": "s3cret-value"}
+
+
+def test_write_env_does_not_rewrite_a_file_a_symlink_points_to_outside_its_folder(tmp_path: Path) -> None:
+    """A project checked out with ``.env -> ~/.bashrc`` (a symbolic link can come in a git repository): ``--write-env
+    .env`` rewrites the link's target, a file outside the project, as a new 0600 file holding the client secret.
+    The sandbox's own secret file refuses links; the .env file follows them anywhere."""
+    project, home = tmp_path / "project", tmp_path / "home"
+    project.mkdir()
+    home.mkdir()
+    victim = home / ".bashrc"
+    victim.write_text("alias ll='ls -l'\n")
+    victim.chmod(0o644)
+    (project / ".env").symlink_to(victim)
+    with contextlib.suppress(OSError, ValueError):  # refused: fine
+        write_env_file(project / ".env", SETTINGS)
+    assert victim.read_text() == "alias ll='ls -l'\n"
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o644
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="only root can make another user's file")
+def test_write_env_does_not_take_over_another_users_env_file(tmp_path: Path) -> None:
+    """In a shared (group-writable) project folder, a teammate's .env is replaced by one owned by whoever ran the
+    sandbox, made 0600: its owner can no longer read their own settings. The kept secret's file refuses files of
+    another user; the .env file does not."""
+    env = tmp_path / ".env"
+    env.write_text("DATABASE_URL=postgresql://db/app\n")
+    os.chown(env, 54321, 54321)
+    env.chmod(0o640)
+    with contextlib.suppress(OSError, ValueError):  # refused: fine
+        write_env_file(env, SETTINGS)
+    assert env.stat().st_uid == 54321
 
 
 def test_a_kept_secret_is_made_once_even_by_sandboxes_starting_together(tmp_path: Path) -> None:

@@ -277,7 +277,9 @@ def check_command(words: list[str], cwd: Path, scratch: Path) -> Path:
         sessions = args[args.index("-s") + 1 :] if "-s" in args else []
         noxfile = (ROOT / "noxfile.py").read_text()
         for session in sessions[: sessions.index("--")] if "--" in sessions else sessions:
-            assert re.search(rf"^def {session.split('-')[0]}\(", noxfile, re.MULTILINE), shown
+            # a session is named by its function, or by name="..." (a Python suffix such as -3.12 aside)
+            named = rf'^def {session.split("-")[0]}\(|name="{session}"'
+            assert re.search(named, noxfile, re.MULTILINE), shown
     elif program == "sphinx-build":
         assert _module_exists("sphinx") and (cwd / "docs" / "conf.py").is_file(), shown
     else:

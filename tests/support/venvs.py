@@ -26,7 +26,7 @@ def run_checked(command: list[str], cwd: Path | None = None) -> str:
 
 def copy_source(folder: Path) -> Path:
     """A copy of this checkout to build from (a build writes into its source folder: build/, *.egg-info)."""
-    shutil.copytree(ROOT, folder, ignore=NOT_SOURCE)
+    shutil.copytree(ROOT, folder, symlinks=True, ignore=NOT_SOURCE)
     return folder
 
 

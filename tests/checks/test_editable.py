@@ -1,9 +1,9 @@
 """An editable install (``pip install -e .``) is visible to a user's type checker, and still imports right.
 
-setuptools maps ``gist_authlib.examples`` to the repository's ``examples/`` with an import hook, which mypy cannot
-run: before this project's build backend (``_backend/``) added a path for type checkers, a user's mypy found no
-``gist_authlib`` in an editable install. Here a user's project, outside the checkout, is type-checked against an
-editable install of a copy of this worktree.
+Static tools run no import hook: an editable install must put the package on a path they read (hatchling's path
+file), and ``gist_authlib.examples`` must be found there as in the wheel (the link ``gist_authlib/examples`` to
+``../examples``). Here a user's project, outside the checkout, is type-checked against an editable install of a
+copy of this worktree.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The documentation site builds with warnings as errors, and its API reference documents every public name.
+"""The documentation site builds with warnings as errors (``nox -s docs``), and its API reference documents every
+public name.
 
 ``sphinx-build -W`` fails on a broken link between pages, an undefined label (an error code without its
 troubleshooting section), a page in no table of contents, a docstring autodoc cannot read, or an error code
@@ -34,8 +35,8 @@ PUBLIC_MODULES = [
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("site")
+def site() -> Path:
+    out = ROOT / "docs" / "_build"  # where a reader of `nox -s docs` opens the site
     # -E: read every page afresh; -q: only warnings, which -W makes errors; --keep-going: report them all.
     command = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-E", "-q", "-b", "html", "-d",
                str(out / "doctrees"), str(ROOT / "docs"), str(out / "html")]  # fmt: skip

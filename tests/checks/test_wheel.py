@@ -2,7 +2,7 @@
 from any checkout.
 
 ``python -m build`` makes the sdist from a copy of this worktree and the wheel from that sdist, with the
-setuptools already installed (no build isolation, so no download); ``twine check --strict`` checks both. The
+hatchling already installed (no build isolation, so no download); ``twine check --strict`` checks both. The
 wheel is installed with ``--no-deps --no-index`` into a venv that sees this machine's site-packages for the
 dependencies. Every run is from a temporary folder with no ``PYTHONPATH``, so nothing can come from
 the repository: the demo must find its example apps inside the installed package.
@@ -47,7 +47,7 @@ class Installed:
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     base = tmp_path_factory.mktemp("wheel")
     # The release build: an sdist, and the wheel built from that sdist (so the sdist is proven complete), with the
-    # setuptools already installed (no build isolation, so no download).
+    # hatchling already installed (no build isolation, so no download).
     source = copy_source(base / "source")
     run_checked([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(base / "dist"), str(source)])
     (sdist,) = (base / "dist").glob("gist_authlib-*.tar.gz")
@@ -67,7 +67,7 @@ def test_the_wheel_ships_every_example_app_and_no_repository_folder(installed: I
         assert f"gist_authlib/examples/django_project/{part}" in names
     assert "gist_authlib/py.typed" in names
     assert not [name for name in names if name.startswith(("tests/", "examples/", "bench/"))]
-    # pyproject.toml lists the packages by hand (examples/ is mapped to gist_authlib.examples): none is missing.
+    # Every module of the package and of examples/ (mapped to gist_authlib.examples) ships.
     sources = [
         p.relative_to(ROOT).as_posix() for folder in ("gist_authlib", "examples") for p in (ROOT / folder).rglob("*.py")
     ]
@@ -111,9 +111,9 @@ def test_twine_check_strict_passes_on_the_sdist_and_the_wheel(installed: Install
 def test_the_sdist_carries_the_tests_the_docs_and_their_tools(installed: Installed) -> None:
     with tarfile.open(installed.sdist) as sdist:
         names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
-    for part in ("tests/conftest.py", "tests/support/snippets.py", "tests/package/test_wheel.py", "docs/conf.py",
+    for part in ("tests/conftest.py", "tests/support/snippets.py", "tests/checks/test_wheel.py", "docs/conf.py",
                  "docs/GETTING_STARTED.md", "docs/_ext/gist_errors.py", "CHANGELOG.md", "LICENSE", "noxfile.py",
-                 "_backend/gist_authlib_build.py", "scripts/install-test-deps.sh", "bench/RESULTS.md",
+                 "scripts/install-test-deps.sh", "bench/RESULTS.md",
                  "examples/django_project/manage.py", "gist_authlib/py.typed"):  # fmt: skip
         assert part in names, part
     assert not [name for name in names if "__pycache__" in name or "/_build/" in name or name.endswith(".sqlite3")]

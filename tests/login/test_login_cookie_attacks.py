@@ -1,5 +1,5 @@
-"""Red team, wave three (issue 18, logins that survive): weaknesses of the signed login cookie, the bounce and the
-refusal paths, each held by a test that failed before its fix.
+"""Attacks on the signed login cookie, the bounce and the callback's refusal paths: a tossed cookie, a flood of
+completed logins, forged log lines, a burnt state, a downgraded bounce.
 
 The https tests run a Starlette app on ``https://app.test`` and the sandbox in process, through httpx2's transport
 seam (no socket, no certificate): the browser's cookie jar then keeps ``__Host-`` and ``Secure`` cookies as a
