@@ -18,7 +18,6 @@ worlds:
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import time
@@ -85,6 +84,8 @@ def run_to_completion(awaitable: Awaitable[T]) -> T:
     Raises:
         ConfigurationError: this thread already runs an event loop (use the async form of the call).
     """
+    import asyncio  # here: most flows never run an async callback from sync code, and asyncio is slow to import
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:

@@ -616,7 +616,7 @@ def _callback(
         return (yield from _install(reg, request, grant))
     # A second callback racing the first (a double click), or a copy of an older cookie, would pass the cookie
     # check too: what was consumed is also recorded server-side, so neither sends a token request.
-    fresh = yield from _single_use(reg, [("state", grant.state), ("code", grant.code), _pair(grant.state, grant.code)])
+    fresh = yield from _single_use(reg, [("state", grant.state), ("code", grant.code)])
     if not fresh:
         raise StateError.repeated(grant.next_path, completed=False)
     extra = {key: str(value) for key, value in (token_params or {}).items() if key not in _OPENID_ONLY}
@@ -641,17 +641,16 @@ def _callback(
 
 
 def _burn(reg: Registration, request: Request, refused: UnknownStateError, params: dict[str, list[str]]) -> Steps[None]:
-    """A state this app issued reached a browser that cannot finish its login: its (state, code) pair is consumed,
-    so that this callback is used nowhere; a pair consumed before is a replay. The state alone is not: anyone who
-    saw the authorization URL knows it. The pairs one network may record are limited (a flood of new codes for one
+    """A state this app issued reached a browser that cannot finish its login: its code is consumed, so that this
+    callback is used nowhere; a code consumed before is a replay. The state alone burns nothing: anyone who saw
+    the authorization URL knows it. The codes one network may record so are limited (a flood of new codes for one
     state must not grow the record)."""
     states, codes = params.get("state", []), params.get("code", [])
     if refused.error_code == "state_unknown" or len(states) != 1 or len(codes) != 1:
         return
-    pair = [_pair(states[0], codes[0])]
     if not (yield from _allowed(reg, reg.refusal_limit, request)):
         return
-    if not (yield from _single_use(reg, pair)):
+    if not (yield from _single_use(reg, [("code", codes[0])])):
         raise StateError.replayed() from None
 
 
@@ -707,11 +706,6 @@ def _allowed(reg: Registration, limit: InstallLimit, request: Request) -> Steps[
     admit = functools.partial(limit.allow, client)
     allowed: bool = (yield Blocking(admit)) if limit.shared else admit()
     return allowed
-
-
-def _pair(state: str, code: str) -> tuple[str, str]:
-    """The one-time value of a whole callback: its state and code together."""
-    return ("callback", f"{state}\0{code}")
 
 
 def _single_use(reg: Registration, values: list[tuple[str, str]]) -> Steps[bool]:
@@ -839,9 +833,10 @@ def userinfo_of(workspace_id: str, workspace_name: str | None) -> UserInfo:
 
 class IssuedTokens:
     """The workspace (id and name) of each token this process's logins issued, by a digest of the token (the most
-    recent ``max_entries``): what lets ``userinfo(token=...)`` answer without asking Gist."""
+    recent ``max_entries``: ``userinfo(token=...)`` is asked about a fresh login's token, and a token store
+    remembers the others): what lets ``userinfo(token=...)`` answer without asking Gist."""
 
-    def __init__(self, max_entries: int = 10_000) -> None:
+    def __init__(self, max_entries: int = 1_000) -> None:
         self._workspaces: collections.OrderedDict[str, tuple[str, str | None]] = collections.OrderedDict()
         self._max, self._lock = max_entries, threading.Lock()
 

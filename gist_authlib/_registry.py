@@ -236,10 +236,12 @@ class GistApp:
             raise
 
     def _gist_finish(
-        self, request: Request, redirect_uri: str | None, subject: SubjectSource, token_params: Mapping[str, Any]
+        self, request: Request, subject: SubjectSource, token_params: Mapping[str, Any]
     ) -> tuple[Steps[LoginResult], Any]:
+        """``authorize_access_token``'s flow, and the login cookie it consumes (a callback's own URL, without its
+        query, is the redirect URI of an install)."""
         reg = self.gist_registration
-        own_url = redirect_uri or request.url.partition("?")[0]
+        own_url = request.url.partition("?")[0]
         cookie = reg.pending_logins(request, own_url)
         return callback_steps(
             reg, request, cookie, redirect_uri=own_url, subject=subject, token_params=token_params
@@ -422,7 +424,7 @@ class SyncGistApp(GistApp):
             GistAuthError: every failure, typed and logged; each is also an Authlib ``OAuthError``.
         """
         native = self.gist_request(request)
-        steps, _ = self._gist_finish(native, None, subject, token_params)
+        steps, _ = self._gist_finish(native, subject, token_params)
         result = self.gist_run(steps)
         self.gist_logged_in(native, result)
         return result.token
@@ -513,7 +515,7 @@ class AsyncGistApp(GistApp):
     async def authorize_access_token(self, request: Any, *, subject: SubjectSource = None, **token_params: Any) -> Any:
         """See :meth:`SyncGistApp.authorize_access_token`."""
         native = await self.gist_read(request)
-        steps, _ = self._gist_finish(native, None, subject, token_params)
+        steps, _ = self._gist_finish(native, subject, token_params)
         result = await self.gist_run(steps)
         self.gist_logged_in(native, result)
         return result.token
@@ -623,7 +625,7 @@ def register(
             name,
         )
     limit = install_limit or InstallLimit()
-    # Callbacks no browser can finish record their (state, code) pair: a network may make 30 such records a minute.
+    # Callbacks no browser can finish record their code: a network may make 30 such records a minute.
     refusals = InstallLimit(30, 300, trusted_proxies=limit.trusted_proxy_names())
     defaults = {"token_endpoint_auth_method": provider.token_endpoint_auth_method, "timeout": timeout}
     client_kwargs = {**defaults, "trust_env": False, **client_kwargs, "scope": " ".join(granted)}

@@ -133,7 +133,7 @@ class GistFlaskApp(SyncGistApp, FlaskOAuth2App):  # type: ignore[misc]  # Authli
         """See :meth:`gist_authlib._registry.SyncGistApp.authorize_access_token`; here the login cookie is also
         set again on this request's response (Flask's ``after_this_request``), whatever view answers."""
         native = self.gist_request()
-        steps, cookie = self._gist_finish(native, None, subject, token_params)
+        steps, cookie = self._gist_finish(native, subject, token_params)
         reg = self.gist_registration
 
         @after_this_request

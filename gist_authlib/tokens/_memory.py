@@ -87,9 +87,10 @@ class MemoryLoginState:
                 self._forget()
             if any(key in self._seen for key in keys):
                 return False
+            until = now + ttl  # one float for both records of every value
             for key in keys:
-                self._seen[key] = now + ttl
-                heapq.heappush(self._expiries, (now + ttl, key))
+                self._seen[key] = until
+                heapq.heappush(self._expiries, (until, key))
             while len(self._seen) > self._max_entries:
                 self._forget()
                 if not self._overflowed:
