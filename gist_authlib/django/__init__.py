@@ -210,7 +210,8 @@ def gist_urls(
         from django.conf import settings
         from django.shortcuts import resolve_url  # at a request: a URL name resolves only once the URLconf is loaded
 
-        return run(request, login_route, default_next=resolve_url(settings.LOGIN_REDIRECT_URL) * logs_users_in or None)
+        default_next = resolve_url(settings.LOGIN_REDIRECT_URL) if logs_users_in else None
+        return run(request, login_route, default_next=default_next)
 
     def callback(request: HttpRequest) -> HttpResponseBase:
         return run(
