@@ -84,10 +84,12 @@ def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
         return default_on_error(request, cast(GistAuthError, error))
 
     @app.get("/", response_class=HTMLResponse)
-    async def home() -> str:
+    async def home(request: Request) -> str:
+        logged_in = gist.gist_registration.subject_key in request.session  # the session alone: no store read
         return (
-            "<!doctype html><link rel=icon href=data:,>"
-            '<title>Gist example</title><h1>Welcome</h1><p><a href="/auth/gist">Log in with Gist</a></p>'
+            "<!doctype html><link rel=icon href=data:,><title>Gist example</title><h1>Welcome</h1>"
+            + ('<p>Logged in with Gist. <a href="/me/teammates">Your teammates</a></p>' if logged_in else "")
+            + '<p><a href="/auth/gist">Log in with Gist</a></p>'
         )
 
     @app.get("/me/teammates", response_class=HTMLResponse)

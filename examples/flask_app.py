@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from authlib.integrations.flask_client import OAuth
-from flask import Flask, redirect, render_template_string
+from flask import Flask, redirect, render_template_string, session
 
 import gist_authlib
 from gist_authlib import GistAuthError, GistClient, InstallLimit
@@ -29,6 +29,7 @@ from gist_authlib.flask import default_on_error, gist_blueprint, stored_token
 from gist_authlib.tokens import open_token_store
 
 HOME = """<!doctype html><link rel=icon href=data:,><title>Gist example</title><h1>Welcome</h1>
+{% if logged_in %}<p>Logged in with Gist. <a href="/me/teammates">Your teammates</a></p>{% endif %}
 <p><a href="{{ url_for('gist_auth.login') }}">Log in with Gist</a></p>"""
 
 TEAMMATES = """<!doctype html><link rel=icon href=data:,><title>Your Gist teammates</title><h1>Logged in with Gist</h1>
@@ -75,7 +76,10 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     # Any GistAuthError a page raises gets the library's error page with its status, never a bare 500.
     app.register_error_handler(GistAuthError, default_on_error)
 
-    app.add_url_rule("/", "home", lambda: render_template_string(HOME))
+    # Who is logged in is in the session alone: the home page reads no token store.
+    app.add_url_rule(
+        "/", "home", lambda: render_template_string(HOME, logged_in=gist.gist_registration.subject_key in session)
+    )
     # Installs started inside Gist: stored by workspace, then on to Gist's acknowledgement (None).
     app.register_blueprint(gist_blueprint(gist, on_login=on_login, on_install=lambda token, workspace_id: None))
     return app

@@ -70,9 +70,11 @@ def create_app(environ: Mapping[str, str] | None = None) -> Starlette:
         await gist.gist_aclose()  # the registration's pooled connections for the token exchange
 
     async def home(request: Request) -> HTMLResponse:
+        logged_in = gist.gist_registration.subject_key in request.session  # the session alone: no store read
         return HTMLResponse(
-            "<!doctype html><link rel=icon href=data:,>"
-            '<title>Gist example</title><h1>Welcome</h1><p><a href="/auth/gist">Log in with Gist</a></p>'
+            "<!doctype html><link rel=icon href=data:,><title>Gist example</title><h1>Welcome</h1>"
+            + ('<p>Logged in with Gist. <a href="/me/teammates">Your teammates</a></p>' if logged_in else "")
+            + '<p><a href="/auth/gist">Log in with Gist</a></p>'
         )
 
     async def teammates_page(client: AsyncGistClient) -> HTMLResponse:

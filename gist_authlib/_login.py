@@ -249,7 +249,8 @@ class Registration:
         if request.session is None:
             raise ConfigurationError.no_session(
                 "The Gist login keeps who logged in in the app's session, but this request has none. Add your "
-                "framework's session middleware (Starlette: SessionMiddleware; Flask: a secret_key; Django: "
+                "framework's session middleware (Starlette: SessionMiddleware; Flask: a secret key, app.secret_key "
+                "or FLASK_SECRET_KEY, which flask run reads from .env with python-dotenv installed; Django: "
                 "SessionMiddleware)."
             )
         return request.session

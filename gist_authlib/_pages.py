@@ -76,7 +76,8 @@ def error_page(error: GistAuthError, *, retry_url: str | None = None, debug: boo
     retry = (
         f'<p><a class="button" href="{escape(retry_url)}">Log in again</a></p>\n' if retry_url and error.retry else ""
     )
-    codes = escape(f"{error.error or 'error'} ({error.error_code})")
+    name = error.error or "error"
+    codes = escape(name if name == error.error_code else f"{name} ({error.error_code})")
     hint = (
         f'<p class="muted"><strong>For the developer:</strong> {escape(error.hint)}</p>\n'
         if debug and error.hint
