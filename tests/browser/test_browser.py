@@ -215,3 +215,15 @@ def test_the_consent_page_may_post_to_the_app_and_nowhere_else(tab: Tab, same_si
     assert "violates the following Content Security Policy directive" in blocked.value.text
     assert "http://127.0.0.2:9/steal" in blocked.value.text
     assert page.url.startswith(f"{same_site.sandbox_url}/oauth/authorize?")
+
+
+@pytest.mark.parametrize("cross_site", ["django"], indirect=True)
+def test_the_django_examples_admin_comes_with_its_styles_and_scripts(tab: Tab, cross_site: DemoStack) -> None:
+    """The admin the Django example offers (its login page, as a superuser first meets it), served as the demo serves
+    the example: styled, and not one script or stylesheet missing."""
+    page = tab.page
+    page.goto(cross_site.app_url + "/admin/")
+    page.wait_for_url(cross_site.app_url + "/admin/login/?next=/admin/")
+    header = page.evaluate("getComputedStyle(document.querySelector('#header')).display")
+    assert page.locator("#id_username").is_visible() and header == "flex"  # the admin's base.css lays it out
+    assert tab.console_errors == []

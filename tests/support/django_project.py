@@ -21,6 +21,7 @@ APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.staticfiles",
     "gist_authlib.django",
 ]
 #: The key the project's settings give its token store (settings.GIST_TOKEN_KEY).
@@ -37,6 +38,7 @@ SETTINGS: dict[str, Any] = {
     "AUTHENTICATION_BACKENDS": ["django.contrib.auth.backends.ModelBackend", "gist_authlib.django.GistBackend"],
     "LOGIN_URL": "/auth/gist",
     "LOGIN_REDIRECT_URL": "/private",
+    "STATIC_URL": "/static/",
     "GIST_TOKEN_KEY": TOKEN_KEY,
     "TEMPLATES": [
         {
@@ -109,6 +111,7 @@ def serve_site(*, auto_approve: bool = True, **settings: Any) -> Iterator[Site]:
     """The project (with ``settings`` on top of its own) and a sandbox (approving every login unless
     ``auto_approve=False``: then its consent page asks), both on loopback."""
     from authlib.integrations.django_client import OAuth
+    from django.contrib.staticfiles.handlers import StaticFilesHandler
     from django.core.handlers.wsgi import WSGIHandler
     from django.urls import clear_url_caches
 
@@ -129,7 +132,7 @@ def serve_site(*, auto_approve: bool = True, **settings: Any) -> Iterator[Site]:
             gist = register(OAuth(), client_id="django-app", client_secret="django-secret", provider=provider)
             django_urlconf.urlpatterns[:] = project_urls(gist)
             clear_url_caches()
-            app_server.start(WSGIHandler())
+            app_server.start(StaticFilesHandler(WSGIHandler()))  # the admin's CSS and scripts, as runserver
             yield Site(app_server.url, sandbox, sandbox_server.url, gist)
     finally:
         app_server.stop()
